@@ -1,0 +1,132 @@
+// The contracts the HTTP layer meets. A local (storage-backed) registry implements them, and so
+// does the pull-through decorator, so routes never know where content comes from.
+import type { Readable } from 'node:stream'
+import type { Digest } from './digest.js'
+import type { Descriptor } from './manifest.js'
+import type { Page, PageResult } from './pagination.js'
+import type { ByteRange } from './range.js'
+import type { RepositoryName } from './reference.js'
+
+/** Per-operation context: cancellation plus what the client will accept (forwarded upstream). */
+export interface Op {
+  signal?: AbortSignal
+  /** The client's Accept media types, in order; empty means "anything". */
+  accept?: readonly string[]
+}
+
+export interface BlobInfo {
+  digest: Digest
+  size: number
+}
+
+export interface BlobBody {
+  kind: 'body'
+  digest: Digest
+  /** Size of the whole blob. */
+  size: number
+  /** The range the stream covers, when one was asked for. */
+  range?: ByteRange
+  stream: Readable
+}
+
+/** A storage backend that can hand out a URL (e.g. a presigned S3 GET) instead of bytes. */
+export interface BlobRedirect {
+  kind: 'redirect'
+  digest: Digest
+  size: number
+  url: string
+}
+
+export interface BlobService {
+  /** The blob's size if it is available in this repository, else undefined. */
+  stat(digest: Digest, op?: Op): Promise<BlobInfo | undefined>
+  /**
+   * Opens the blob (or the given range of it, which must lie within the blob).
+   * Throws BLOB_UNKNOWN when the repository does not have it.
+   */
+  open(digest: Digest, options?: { range?: ByteRange } & Op): Promise<BlobBody | BlobRedirect>
+  /** Makes a blob of repository `from` available here; undefined when `from` does not have it. */
+  mount(from: RepositoryName, digest: Digest, op?: Op): Promise<BlobInfo | undefined>
+  /** Unlinks the blob from this repository. Throws BLOB_UNKNOWN when it is not linked. */
+  delete(digest: Digest, op?: Op): Promise<void>
+  readonly uploads: UploadService
+}
+
+export interface UploadStatus {
+  id: string
+  /** Bytes received so far. */
+  size: number
+  startedAt: Date
+}
+
+export interface AppendOptions extends Op {
+  /** Where the chunk starts; must equal the bytes received so far, else RANGE_INVALID (416). */
+  offset?: number
+  /** The declared chunk length; a body of another length fails with SIZE_INVALID. */
+  length?: number
+}
+
+export interface UploadService {
+  start(op?: Op): Promise<UploadStatus>
+  /** Throws BLOB_UPLOAD_UNKNOWN for an id that is unknown, finished or cancelled. */
+  status(id: string, op?: Op): Promise<UploadStatus>
+  /** Streams a chunk onto the upload. Bytes received before a failure stay (see status()). */
+  append(id: string, body: Readable, options?: AppendOptions): Promise<UploadStatus>
+  /**
+   * Appends an optional last chunk, verifies the whole upload against `digest` and commits it.
+   * DIGEST_INVALID or SIZE_INVALID on mismatch: nothing is stored and the upload is discarded.
+   */
+  complete(id: string, digest: Digest, body?: Readable, options?: AppendOptions): Promise<BlobInfo>
+  /** Throws BLOB_UPLOAD_UNKNOWN for an unknown id. */
+  cancel(id: string, op?: Op): Promise<void>
+}
+
+export interface StoredManifest {
+  /** mediaType, digest and size of the exact bytes. */
+  descriptor: Descriptor
+  bytes: Buffer
+}
+
+export interface ManifestPutResult {
+  descriptor: Descriptor
+  /** The subject's digest when the manifest has one (echoed as OCI-Subject). */
+  subject?: Digest
+}
+
+export interface ManifestService {
+  stat(digest: Digest, op?: Op): Promise<Descriptor | undefined>
+  get(digest: Digest, op?: Op): Promise<StoredManifest | undefined>
+  /**
+   * Validates and stores manifest bytes exactly as given. MANIFEST_INVALID for a malformed
+   * document, MANIFEST_BLOB_UNKNOWN when a referenced blob or child manifest is missing here.
+   */
+  put(bytes: Buffer, contentType: string, op?: Op): Promise<ManifestPutResult>
+  /** Deletes the manifest and every tag pointing at it. Throws MANIFEST_UNKNOWN. */
+  delete(digest: Digest, op?: Op): Promise<void>
+  /** Manifests whose subject is `digest`, filtered by artifactType when given. */
+  referrers(digest: Digest, filter?: { artifactType?: string }, op?: Op): Promise<Descriptor[]>
+}
+
+export interface TagService {
+  /** The descriptor the tag points at, or undefined. */
+  resolve(tag: string, op?: Op): Promise<Descriptor | undefined>
+  /** Points the tag at a manifest that exists in this repository. */
+  tag(tag: string, digest: Digest, op?: Op): Promise<void>
+  /** Throws MANIFEST_UNKNOWN when the tag does not exist. */
+  untag(tag: string, op?: Op): Promise<void>
+  /** Tags in lexical order; undefined when the repository is unknown. */
+  list(page: Page, op?: Op): Promise<PageResult | undefined>
+}
+
+export interface Repository {
+  readonly name: RepositoryName
+  readonly blobs: BlobService
+  readonly manifests: ManifestService
+  readonly tags: TagService
+}
+
+export interface Registry {
+  repository(name: RepositoryName): Repository
+  /** Repository names in lexical order. */
+  catalog(page: Page, op?: Op): Promise<PageResult>
+}

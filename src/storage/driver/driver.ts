@@ -1,0 +1,78 @@
+// StorageDriver: bytes at slash-separated paths, nothing more. Blob verification, links and
+// layout live above it (storage/), so a new backend (S3) plugs in by implementing this alone.
+// Paths are always built by storage/paths.ts from validated names, never from raw input.
+import type { Readable, Writable } from 'node:stream'
+
+export interface FileInfo {
+  path: string
+  size: number
+  modTime: Date
+  isDirectory: boolean
+}
+
+export interface ReadOptions {
+  /** Inclusive byte offsets; end defaults to the last byte. */
+  start?: number
+  end?: number
+  signal?: AbortSignal
+}
+
+export interface WriteOptions {
+  /**
+   * Append to the existing file (upload sessions grow across requests). Without it a writer
+   * produces a new file that becomes visible at `path` only on commit().
+   */
+  append?: boolean
+  signal?: AbortSignal
+}
+
+/**
+ * A file being written. Pipe bytes into `stream`, then either commit() — durable (fsync) and,
+ * for a new file, atomically visible at its path — or cancel(), which leaves nothing new behind
+ * (for an append writer: the bytes already written stay, as an upload's received bytes must).
+ */
+export interface FileWriter {
+  readonly stream: Writable
+  /** Total size of the file including previously existing bytes (append) and bytes written so far. */
+  readonly size: number
+  commit(): Promise<void>
+  cancel(): Promise<void>
+}
+
+export interface StorageDriver {
+  readonly name: string
+  /** Metadata of a file or directory; undefined when nothing is at `path`. */
+  stat(path: string): Promise<FileInfo | undefined>
+  /** Streams a file or a byte range of it. Throws PathNotFoundError when absent. */
+  read(path: string, options?: ReadOptions): Promise<Readable>
+  writer(path: string, options?: WriteOptions): Promise<FileWriter>
+  /** Whole small file (links, metadata); undefined when absent. */
+  getContent(path: string): Promise<Buffer | undefined>
+  /** Replaces a small file atomically: readers see the old or the new content, never a mix. */
+  putContent(path: string, content: Uint8Array | string): Promise<void>
+  /** Moves a file, replacing the destination atomically. Throws PathNotFoundError when `from` is absent. */
+  move(from: string, to: string): Promise<void>
+  /** Deletes a file or a whole directory tree; no error when absent. */
+  delete(path: string): Promise<void>
+  /** Names of the direct children of a directory, sorted; [] when absent. */
+  list(path: string): Promise<string[]>
+}
+
+export class PathNotFoundError extends Error {
+  readonly path: string
+  constructor(path: string) {
+    super(`path not found: ${path}`)
+    this.name = 'PathNotFoundError'
+    this.path = path
+  }
+}
+
+/** Rejects anything that is not a clean relative path: the last line of defence against traversal. */
+export function assertCleanPath(path: string): void {
+  if (path === '' || path.startsWith('/') || path.includes('\\') || path.includes('\0')) {
+    throw new Error(`invalid storage path: ${JSON.stringify(path)}`)
+  }
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.' || part === '..') throw new Error(`invalid storage path: ${JSON.stringify(path)}`)
+  }
+}
