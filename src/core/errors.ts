@@ -35,13 +35,24 @@ export interface RegistryErrorOptions {
   cause?: unknown
 }
 
+/** Structured context for an error: a sentence, or named values rendered as `key=value` pairs. */
+export type ErrorDetail = string | Record<string, unknown>
+
+function renderDetail(detail: ErrorDetail): string {
+  if (typeof detail === 'string') return detail
+  return Object.entries(detail)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+    .join(' ')
+}
+
 export class RegistryError extends Error {
   readonly code: ErrorCode
   readonly status: number
-  readonly detail: unknown
+  readonly detail: ErrorDetail | undefined
   readonly headers: Record<string, string>
 
-  constructor(code: ErrorCode, message?: string, detail?: unknown, options: RegistryErrorOptions = {}) {
+  constructor(code: ErrorCode, message?: string, detail?: ErrorDetail, options: RegistryErrorOptions = {}) {
     super(message ?? errorCatalogue[code].message, { cause: options.cause })
     this.name = 'RegistryError'
     this.code = code
@@ -50,10 +61,11 @@ export class RegistryError extends Error {
     this.headers = options.headers ?? {}
   }
 
-  toJSON(): { code: ErrorCode; message: string; detail?: unknown } {
+  /** The wire form. `detail` is always a string: common clients (the conformance suite's among them) decode it as one. */
+  toJSON(): { code: ErrorCode; message: string; detail?: string } {
     return this.detail === undefined
       ? { code: this.code, message: this.message }
-      : { code: this.code, message: this.message, detail: this.detail }
+      : { code: this.code, message: this.message, detail: renderDetail(this.detail) }
   }
 }
 

@@ -1,7 +1,7 @@
 // Manifest parsing and validation. Manifests are stored and served byte-exact: this module
 // only reads them to learn what they reference, never re-serialises them.
 import { tryParseDigest, type Digest } from './digest.js'
-import { RegistryError } from './errors.js'
+import { RegistryError, type ErrorDetail } from './errors.js'
 import { baseMediaType, isIndexMediaType, isManifestMediaType, mediaTypes } from './media-types.js'
 
 export interface Descriptor {
@@ -29,7 +29,7 @@ export interface ParsedManifest {
 /** Registries must accept manifests of at least 4 MiB; larger ones are refused with 413. */
 export const maxManifestBytes = 4 * 1024 * 1024
 
-function invalid(message: string, detail?: unknown): RegistryError {
+function invalid(message: string, detail?: ErrorDetail): RegistryError {
   return new RegistryError('MANIFEST_INVALID', message, detail)
 }
 

@@ -29,3 +29,14 @@ export function isManifestMediaType(mediaType: string): boolean {
 export function baseMediaType(value: string | undefined): string {
   return (value ?? '').split(';', 1)[0]!.trim().toLowerCase()
 }
+
+/**
+ * Whether a manifest of `mediaType` may be served to a client accepting `accepted`. No Accept,
+ * a wildcard, or an Accept naming no manifest type at all (old clients send `application/json`)
+ * accepts anything; a list of manifest types that lacks this one does not.
+ */
+export function isAcceptable(mediaType: string, accepted: readonly string[]): boolean {
+  if (accepted.length === 0 || accepted.includes(mediaType)) return true
+  if (accepted.includes('*/*') || accepted.includes('application/*')) return true
+  return !accepted.some(isManifestMediaType)
+}

@@ -93,6 +93,11 @@ export interface ManifestPutResult {
   subject?: Digest
 }
 
+export interface ManifestPutOptions extends Op {
+  /** The digest the client named (PUT by digest): the bytes must hash to it, else DIGEST_INVALID. */
+  digest?: Digest
+}
+
 export interface ManifestService {
   stat(digest: Digest, op?: Op): Promise<Descriptor | undefined>
   get(digest: Digest, op?: Op): Promise<StoredManifest | undefined>
@@ -100,7 +105,7 @@ export interface ManifestService {
    * Validates and stores manifest bytes exactly as given. MANIFEST_INVALID for a malformed
    * document, MANIFEST_BLOB_UNKNOWN when a referenced blob or child manifest is missing here.
    */
-  put(bytes: Buffer, contentType: string, op?: Op): Promise<ManifestPutResult>
+  put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult>
   /** Deletes the manifest and every tag pointing at it. Throws MANIFEST_UNKNOWN. */
   delete(digest: Digest, op?: Op): Promise<void>
   /** Manifests whose subject is `digest`, filtered by artifactType when given. */

@@ -1,0 +1,34 @@
+// Flags that override config keys, shared by `serve` and `config print` so that print shows
+// exactly what serve would run with.
+import type { Command } from 'commander'
+import type { DeepPartial, RawConfig } from '../config/schema.js'
+import type { CliIo } from './io.js'
+
+export interface ConfigFlags {
+  config?: string
+  listen?: string
+  storage?: string
+  logLevel?: string
+}
+
+export function addConfigFlags(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'YAML config file (default: $FERRY_CONFIG)')
+    .option('--listen <addr>', 'listen address, e.g. ":5000" or "127.0.0.1:5000" (listen)')
+    .option('--storage <path>', 'filesystem storage directory (storage.filesystem.path)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (log.level)')
+}
+
+/** The config file named by --config, else by FERRY_CONFIG, else none. */
+export function configFile(flags: { config?: string }, io: CliIo): string | undefined {
+  return flags.config ?? (io.env.FERRY_CONFIG || undefined)
+}
+
+// The level is passed through unchecked: the config loader validates it with the key's message.
+export function overridesFrom(flags: ConfigFlags): DeepPartial<RawConfig> {
+  return {
+    listen: flags.listen,
+    storage: flags.storage === undefined ? undefined : { filesystem: { path: flags.storage } },
+    log: flags.logLevel === undefined ? undefined : { level: flags.logLevel as RawConfig['log']['level'] },
+  }
+}

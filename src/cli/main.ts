@@ -1,0 +1,48 @@
+// Builds the `ferry` program. Everything process-bound arrives through CliIo, so tests drive the
+// program in-process; bin/ferry.js calls runCli(process.argv).
+import { readFileSync } from 'node:fs'
+import { Command, CommanderError } from 'commander'
+import { addConfigCommand } from './config.js'
+import { processIo, type CliIo } from './io.js'
+import { addServeCommand, type ServeDeps } from './serve.js'
+
+export type { CliIo } from './io.js'
+export type CliDeps = ServeDeps
+
+/** The package version; ../../package.json is right from both src/cli and dist/cli. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
+}
+
+export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
+  const version = packageVersion()
+  // Configured before subcommands are added: they inherit output and exit handling.
+  const program = new Command('ferry')
+    .description('Ferry: a self-hosted OCI container registry mirror')
+    .version(version, '-V, --version', 'print the version')
+    .configureOutput({
+      writeOut: (text) => void io.stdout.write(text),
+      writeErr: (text) => void io.stderr.write(text),
+    })
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+  addServeCommand(program, io, deps, version)
+  addConfigCommand(program, io)
+  return program
+}
+
+/** Runs the CLI on a full argv (node, script, ...args). */
+export async function runCli(argv: readonly string[], io: CliIo = processIo(), deps: CliDeps = {}): Promise<void> {
+  try {
+    await buildProgram(io, deps).parseAsync([...argv])
+  } catch (err) {
+    // Help and --version also arrive here, as CommanderErrors with exit code 0.
+    if (err instanceof CommanderError) {
+      if (err.exitCode !== 0) io.exit(err.exitCode)
+      return
+    }
+    io.stderr.write(`ferry: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    io.exit(1)
+  }
+}

@@ -1,0 +1,68 @@
+// Composition root: the only place that knows which implementation backs which interface.
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Config } from './config/schema.js'
+import { buildApp } from './http/app.js'
+import { Metrics } from './observability/metrics.js'
+import type { StorageDriver } from './storage/driver/driver.js'
+import { FilesystemDriver } from './storage/driver/filesystem.js'
+import { LocalRegistry } from './storage/local-registry.js'
+
+export interface Composed {
+  app: FastifyInstance
+  registry: LocalRegistry
+  metrics: Metrics
+  /** Starts periodic housekeeping (abandoned upload purge). */
+  startHousekeeping(): void
+  /** Stops housekeeping; marks the instance not ready. */
+  stop(): void
+}
+
+function buildDriver(config: Config): StorageDriver {
+  switch (config.storage.driver) {
+    case 'filesystem':
+      return new FilesystemDriver(config.storage.filesystem.path)
+  }
+}
+
+export async function compose(config: Config, logger: Logger): Promise<Composed> {
+  const driver = buildDriver(config)
+  const registry = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory })
+  const metrics = new Metrics()
+  let stopping = false
+  let timer: NodeJS.Timeout | undefined
+
+  const app = await buildApp({
+    registry,
+    logger,
+    metrics,
+    options: { deleteEnabled: config.storage.deleteEnabled },
+    ready: async () => !stopping && (await driver.list('').then(() => true)),
+  })
+
+  const housekeeping = async (): Promise<void> => {
+    try {
+      const purged = await registry.purgeUploads(new Date(Date.now() - config.storage.uploads.maxAge))
+      if (driver instanceof FilesystemDriver) await driver.purgeTemp(config.storage.uploads.maxAge)
+      metrics.uploadsPurged.inc(purged)
+      if (purged > 0) logger.info({ purged }, 'purged abandoned uploads')
+    } catch (err) {
+      logger.error({ err }, 'upload purge failed')
+    }
+  }
+
+  return {
+    app,
+    registry,
+    metrics,
+    startHousekeeping() {
+      void housekeeping()
+      timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
+      timer.unref()
+    },
+    stop() {
+      stopping = true
+      if (timer) clearInterval(timer)
+    },
+  }
+}

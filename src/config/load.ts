@@ -1,0 +1,94 @@
+// Loads the config: YAML file < FERRY_* environment < explicit overrides (CLI flags), then
+// defaults, validation and resolution. Every error is a ConfigError naming the key and where the
+// offending value came from. The environment is passed in: only the CLI reads process.env.
+import { Value } from '@sinclair/typebox/value'
+import { ConfigError, ConfigIssue } from './errors.js'
+import { envOverrides, type EnvOverrides } from './env.js'
+import { resolveConfig } from './resolve.js'
+import { configSchema, type Config, type DeepPartial, type RawConfig } from './schema.js'
+import { checkKeys, checkValues, isPlainObject, type PlainObject } from './validate.js'
+import { readConfigFile, type ConfigFile } from './yaml-file.js'
+
+export { ConfigError } from './errors.js'
+
+/** FERRY_* variables that are not config keys and so are not overrides. */
+export const nonConfigEnv = ['FERRY_CONFIG'] as const
+
+export interface LoadConfigOptions {
+  /** YAML config file; without one, only the environment, overrides and defaults apply. */
+  file?: string
+  /** Environment variables; FERRY_* ones override the file. */
+  env?: Record<string, string | undefined>
+  /** Highest-precedence values (e.g. from CLI flags); undefined leaves are ignored. */
+  overrides?: DeepPartial<RawConfig>
+}
+
+interface Layers {
+  file: ConfigFile | undefined
+  env: EnvOverrides
+  overrides: PlainObject
+}
+
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const file = options.file === undefined ? undefined : await readConfigFile(options.file)
+  let layers: Layers | undefined
+  try {
+    const env = envOverrides(configSchema, options.env ?? {}, nonConfigEnv)
+    layers = { file, env, overrides: (options.overrides ?? {}) as PlainObject }
+    const merged = merge(merge(merge({}, file?.data ?? {}), env.data), layers.overrides)
+    checkKeys(configSchema, merged)
+    const raw: unknown = Value.Default(configSchema, merged)
+    checkValues(configSchema, raw)
+    return resolveConfig(raw as RawConfig)
+  } catch (err) {
+    throw toConfigError(err, layers)
+  }
+}
+
+function toConfigError(err: unknown, layers: Layers | undefined): unknown {
+  if (!(err instanceof ConfigIssue)) return err
+  if (err.path.length === 0) return new ConfigError(`config error: ${err.problem}`)
+  const key = err.path.join('.')
+  const origin = layers === undefined ? 'default' : originOf(layers, err.path)
+  if (origin === 'file' && layers?.file !== undefined) {
+    const { file } = layers.file
+    const line = layers.file.lineOf(err.path)
+    const where = line === undefined ? file : `${file}:${line}`
+    return new ConfigError(`config error in ${where} at ${key}: ${err.problem}`, { key, file, line })
+  }
+  if (origin === 'env') {
+    const envVar = layers?.env.sources.get(key)
+    return new ConfigError(`config error at ${key} (from ${envVar ?? 'the environment'}): ${err.problem}`, { key, envVar })
+  }
+  return new ConfigError(`config error at ${key}: ${err.problem}`, { key })
+}
+
+// The layer whose value won at `path`, in merge order; only defaults hold no path, and they
+// never fail validation.
+function originOf(layers: Layers, path: readonly string[]): 'overrides' | 'env' | 'file' | 'default' {
+  if (has(layers.overrides, path)) return 'overrides'
+  if (has(layers.env.data, path)) return 'env'
+  if (layers.file !== undefined && has(layers.file.data, path)) return 'file'
+  return 'default'
+}
+
+function has(data: PlainObject, path: readonly string[]): boolean {
+  let node: unknown = data
+  for (const key of path) {
+    if (!isPlainObject(node) || !Object.hasOwn(node, key) || node[key] === undefined) return false
+    node = node[key]
+  }
+  return true
+}
+
+// Sections merge key by key; anything else (scalars, lists) replaces. Inputs are not mutated.
+function merge(target: PlainObject, source: PlainObject): PlainObject {
+  for (const [key, value] of Object.entries(source)) {
+    if (value === undefined) continue
+    const current = Object.hasOwn(target, key) ? target[key] : undefined
+    const merged = isPlainObject(value) ? merge(isPlainObject(current) ? current : {}, value) : structuredClone(value)
+    // defineProperty, not assignment: a "__proto__" key in the file must stay an (unknown) key.
+    Object.defineProperty(target, key, { value: merged, enumerable: true, writable: true, configurable: true })
+  }
+  return target
+}

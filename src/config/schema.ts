@@ -1,0 +1,117 @@
+// The config file schema (what operators write) and the resolved Config (what code reads).
+// The schema carries every default; `expected` on a leaf is the phrase used in error messages
+// ("expected <expected>, got <value>"). Durations resolve to milliseconds, sizes to bytes.
+import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import {
+  durationExpected, durationPattern, listenExpected, listenPattern, sizeExpected, sizePattern,
+} from './units.js'
+import { resolveConfig } from './resolve.js'
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof logLevels)[number]
+
+// Drivers name a sibling section holding their settings (storage.filesystem, later storage.s3),
+// so adding S3 means one more literal here and one more optional section below.
+export const storageDrivers = ['filesystem'] as const
+export type StorageDriverName = (typeof storageDrivers)[number]
+
+type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K] & string> }
+
+// The cast keeps each literal in the static type; TypeBox cannot infer it through map().
+function oneOf<T extends readonly string[]>(values: T, defaultValue: T[number]): TUnion<Literals<T>> {
+  const schema = Type.Union(values.map((v) => Type.Literal(v)), {
+    default: defaultValue,
+    expected: `one of ${values.join(', ')}`,
+  })
+  return schema as TUnion as TUnion<Literals<T>>
+}
+
+function duration(defaultValue: string) {
+  return Type.Union([Type.String({ pattern: durationPattern }), Type.Integer({ minimum: 0 })], {
+    default: defaultValue,
+    expected: durationExpected,
+  })
+}
+
+function size(defaultValue: string) {
+  return Type.Union([Type.String({ pattern: sizePattern }), Type.Integer({ minimum: 0 })], {
+    default: defaultValue,
+    expected: sizeExpected,
+  })
+}
+
+// Every section defaults to {} so that TypeBox fills the defaults of its keys when it is absent.
+function section<T extends Record<string, TSchema>>(properties: T) {
+  return Type.Object(properties, { default: {}, additionalProperties: false, expected: 'a mapping of keys' })
+}
+
+export const configSchema = section({
+  listen: Type.Union([Type.String({ pattern: listenPattern }), Type.Integer({ minimum: 0 })], {
+    default: ':5000',
+    expected: listenExpected,
+  }),
+  storage: section({
+    driver: oneOf(storageDrivers, 'filesystem'),
+    filesystem: section({
+      path: Type.String({ minLength: 1, default: './data', expected: 'a non-empty path' }),
+    }),
+    deleteEnabled: Type.Boolean({ default: true, expected: 'true or false' }),
+    uploads: section({
+      maxAge: duration('24h'),
+      purgeInterval: duration('1h'),
+    }),
+  }),
+  http: section({
+    idleTimeout: duration('75s'),
+    shutdownTimeout: duration('30s'),
+  }),
+  cache: section({
+    manifestMemory: size('64MiB'),
+  }),
+  log: section({
+    level: oneOf(logLevels, 'info'),
+  }),
+})
+
+/** The config file as written, after defaults: durations and sizes may still be strings. */
+export type RawConfig = Static<typeof configSchema>
+
+export type DeepPartial<T> = T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T
+
+export interface Config {
+  /** Where the HTTP server listens; host '0.0.0.0' when the address was ':port'. */
+  listen: { host: string; port: number }
+  storage: {
+    driver: StorageDriverName
+    filesystem: { path: string }
+    /** Whether DELETE of manifests, tags and blobs is allowed. */
+    deleteEnabled: boolean
+    uploads: {
+      /** Milliseconds after which an abandoned upload session is purged. */
+      maxAge: number
+      /** Milliseconds between purges of abandoned upload sessions. */
+      purgeInterval: number
+    }
+  }
+  http: {
+    /** Milliseconds an idle keep-alive socket is kept open. There is no request timeout. */
+    idleTimeout: number
+    /** Milliseconds in-flight requests may take to finish after SIGTERM. */
+    shutdownTimeout: number
+  }
+  cache: {
+    /** Bytes of manifests kept in memory; 0 disables the cache. */
+    manifestMemory: number
+  }
+  log: { level: LogLevel }
+}
+
+/** The raw config with every default filled in (a fresh object on each call). */
+export function defaultRawConfig(): RawConfig {
+  return Value.Default(configSchema, {}) as RawConfig
+}
+
+export function defaultConfig(): Config {
+  return resolveConfig(defaultRawConfig())
+}

@@ -1,0 +1,48 @@
+// Small helpers for reading what a request carries: bounded bodies, lengths, Accept lists.
+import type { IncomingMessage } from 'node:http'
+import { RegistryError } from '../core/errors.js'
+
+/** Reads a whole body of at most `limit` bytes; a larger one fails with 413 before it is all read. */
+export async function readBoundedBody(request: IncomingMessage, limit: number, code: 'MANIFEST_INVALID' | 'SIZE_INVALID'): Promise<Buffer> {
+  const declared = declaredLength(request)
+  const tooLarge = () => new RegistryError(code, 'request body too large', { limit }, { status: 413 })
+  if (declared !== undefined && declared > limit) {
+    request.resume()
+    throw tooLarge()
+  }
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of request) {
+    total += (chunk as Buffer).length
+    if (total > limit) {
+      request.resume()
+      throw tooLarge()
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks, total)
+}
+
+/** The Content-Length header as a number; undefined when absent. Throws on a malformed value. */
+export function declaredLength(request: IncomingMessage): number | undefined {
+  const header = request.headers['content-length']
+  if (header === undefined) return undefined
+  if (!/^\d+$/.test(header)) throw new RegistryError('SIZE_INVALID', 'invalid Content-Length', { contentLength: header })
+  return Number(header)
+}
+
+/** Whether the request carries a body at all (a length above zero, or chunked encoding). */
+export function hasBody(request: IncomingMessage): boolean {
+  const length = declaredLength(request)
+  return length !== undefined ? length > 0 : request.headers['transfer-encoding'] !== undefined
+}
+
+/** Media types from (possibly repeated) Accept headers, parameters and q-values dropped. */
+export function acceptedMediaTypes(header: string | string[] | undefined): string[] {
+  if (header === undefined) return []
+  const values = Array.isArray(header) ? header : [header]
+  return values
+    .flatMap((value) => value.split(','))
+    .map((item) => item.split(';', 1)[0]!.trim().toLowerCase())
+    .filter((item) => item !== '')
+}

@@ -1,0 +1,31 @@
+// pino options shared by the server and the CLI. Redaction is on the logger, not at call sites,
+// so a credential that reaches a log line by accident (a request's headers, an upstream's config
+// object) is censored anyway.
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
+
+export const redactedPaths = [
+  'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
+  'req.headers.cookie',
+  'headers.authorization',
+  '*.password',
+  '*.token',
+  '*.secret',
+  '*.privateKey',
+  '*.private_key',
+] as const
+
+export function loggerOptions(level: string): LoggerOptions {
+  return {
+    level,
+    // Replaces pino's default {pid, hostname}: the orchestrator labels the instance already.
+    base: { name: 'ferry' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: [...redactedPaths], censor: '[redacted]' },
+  }
+}
+
+/** A logger writing JSON lines to `destination`, or to stdout when none is given. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return destination === undefined ? pino(loggerOptions(level)) : pino(loggerOptions(level), destination)
+}

@@ -1,0 +1,62 @@
+// The global content-addressed store. Every byte that reaches a content address here was
+// verified against it first: writers stream into a temp file while hashing, and only a
+// matching file is committed (fsync + rename); anything else is discarded.
+import { pipeline } from 'node:stream/promises'
+import type { Readable } from 'node:stream'
+import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, type Digest } from '../core/digest.js'
+import { RegistryError } from '../core/errors.js'
+import type { ByteRange } from '../core/range.js'
+import { DigestingStream } from './digesting-stream.js'
+import type { StorageDriver } from './driver/driver.js'
+import { blobDataPath } from './paths.js'
+
+export class BlobStore {
+  constructor(private readonly driver: StorageDriver) {}
+
+  async size(digest: Digest): Promise<number | undefined> {
+    const info = await this.driver.stat(blobDataPath(digest))
+    return info && !info.isDirectory ? info.size : undefined
+  }
+
+  read(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    return this.driver.read(blobDataPath(digest), range ? { start: range.start, end: range.end, signal } : { signal })
+  }
+
+  async getContent(digest: Digest): Promise<Buffer | undefined> {
+    return this.driver.getContent(blobDataPath(digest))
+  }
+
+  /** Stores small content (manifests) whose digest the caller computed from these very bytes. */
+  async putContent(digest: Digest, bytes: Buffer): Promise<void> {
+    if (digestBytes(bytes, digestAlgorithm(digest)) !== digest) throw new Error('putContent: digest does not match bytes')
+    if ((await this.size(digest)) === bytes.length) return
+    await this.driver.putContent(blobDataPath(digest), bytes)
+  }
+
+  /**
+   * Streams `body` into the store under `digest`, verifying digest (and `size` when known) on
+   * the way. DIGEST_INVALID / SIZE_INVALID on mismatch, and nothing becomes visible.
+   */
+  async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal): Promise<number> {
+    const writer = await this.driver.writer(blobDataPath(digest), { signal })
+    const digesting = new DigestingStream(createDigestHash(digestAlgorithm(digest)), size)
+    try {
+      await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
+      if (size !== undefined && digesting.bytes !== size) {
+        throw new RegistryError('SIZE_INVALID', 'content is shorter than declared', { declared: size, received: digesting.bytes })
+      }
+      const actual = digestOfHash(digestAlgorithm(digest), digesting.hash)
+      if (actual !== digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
+      await writer.commit()
+      return digesting.bytes
+    } catch (err) {
+      await writer.cancel().catch(() => {})
+      throw err
+    }
+  }
+
+  /** Adopts an already verified file (a finished upload) at its content address. */
+  async adopt(path: string, digest: Digest): Promise<void> {
+    await this.driver.move(path, blobDataPath(digest))
+  }
+}

@@ -1,0 +1,59 @@
+import type { Digest } from '../core/digest.js'
+import { RegistryError } from '../core/errors.js'
+import type { ByteRange } from '../core/range.js'
+import type { RepositoryName } from '../core/reference.js'
+import type { BlobBody, BlobInfo, BlobService, Op, UploadService } from '../core/registry.js'
+import type { BlobStore } from './blob-store.js'
+import type { StorageDriver } from './driver/driver.js'
+import { layerLinkPath } from './paths.js'
+import { RepositoryUploads, type UploadState } from './uploads.js'
+
+/** Blobs of one repository: links into the global blob store. */
+export class RepositoryBlobs implements BlobService {
+  readonly uploads: UploadService
+
+  constructor(
+    private readonly name: RepositoryName,
+    private readonly driver: StorageDriver,
+    private readonly blobStore: BlobStore,
+    uploadState: UploadState,
+  ) {
+    this.uploads = new RepositoryUploads(name, driver, blobStore, uploadState, (digest) => this.link(this.name, digest))
+  }
+
+  async stat(digest: Digest, _op?: Op): Promise<BlobInfo | undefined> {
+    return this.statIn(this.name, digest)
+  }
+
+  async open(digest: Digest, options: { range?: ByteRange } & Op = {}): Promise<BlobBody> {
+    const info = await this.stat(digest)
+    if (!info) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
+    const stream = await this.blobStore.read(digest, options.range, options.signal)
+    return options.range
+      ? { kind: 'body', digest, size: info.size, range: options.range, stream }
+      : { kind: 'body', digest, size: info.size, stream }
+  }
+
+  async mount(from: RepositoryName, digest: Digest, _op?: Op): Promise<BlobInfo | undefined> {
+    const info = await this.statIn(from, digest)
+    if (info) await this.link(this.name, digest)
+    return info
+  }
+
+  async delete(digest: Digest, _op?: Op): Promise<void> {
+    if (!(await this.driver.getContent(layerLinkPath(this.name, digest)))) {
+      throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
+    }
+    await this.driver.delete(layerLinkPath(this.name, digest))
+  }
+
+  private async statIn(name: RepositoryName, digest: Digest): Promise<BlobInfo | undefined> {
+    if (!(await this.driver.getContent(layerLinkPath(name, digest)))) return undefined
+    const size = await this.blobStore.size(digest)
+    return size === undefined ? undefined : { digest, size }
+  }
+
+  private async link(name: RepositoryName, digest: Digest): Promise<void> {
+    await this.driver.putContent(layerLinkPath(name, digest), digest)
+  }
+}

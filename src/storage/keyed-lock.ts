@@ -1,0 +1,19 @@
+/**
+ * Serialises async work per key (e.g. appends to one upload session), so two requests on the
+ * same key never interleave their writes. Keys with no waiter are dropped, so the map stays small.
+ */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>()
+
+  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve()
+    const current = previous.then(work, work)
+    const tail = current.catch(() => {})
+    this.tails.set(key, tail)
+    try {
+      return await current
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key)
+    }
+  }
+}

@@ -1,0 +1,69 @@
+// The storage-backed Registry: what was pushed (or cached by the mirror) on one StorageDriver.
+import { LRUCache } from 'lru-cache'
+import { compareLexically, paginate, type Page, type PageResult } from '../core/pagination.js'
+import type { RepositoryName } from '../core/reference.js'
+import type { Op, Registry, Repository } from '../core/registry.js'
+import { BlobStore } from './blob-store.js'
+import { RepositoryBlobs } from './blobs.js'
+import type { StorageDriver } from './driver/driver.js'
+import { KeyedLock } from './keyed-lock.js'
+import { RepositoryManifests } from './manifests.js'
+import { uploadPath, uploadsPath, uploadStartedAtPath } from './paths.js'
+import { walkRepositories } from './repository-walk.js'
+import { RepositoryTags } from './tags.js'
+import { UploadState } from './uploads.js'
+
+export interface LocalRegistryOptions {
+  /** Bytes of manifest content kept in memory (content by digest never changes). */
+  manifestCacheBytes?: number
+}
+
+export class LocalRegistry implements Registry {
+  readonly blobStore: BlobStore
+  private readonly uploadState = new UploadState(new KeyedLock())
+  private readonly manifestCache: LRUCache<string, Buffer>
+
+  constructor(
+    private readonly driver: StorageDriver,
+    options: LocalRegistryOptions = {},
+  ) {
+    this.blobStore = new BlobStore(driver)
+    this.manifestCache = new LRUCache<string, Buffer>({
+      maxSize: Math.max(1, options.manifestCacheBytes ?? 64 * 1024 * 1024),
+      sizeCalculation: (bytes) => Math.max(1, bytes.length),
+    })
+  }
+
+  repository(name: RepositoryName): Repository {
+    const blobs = new RepositoryBlobs(name, this.driver, this.blobStore, this.uploadState)
+    const manifests = new RepositoryManifests(name, this.driver, this.blobStore, blobs, this.manifestCache)
+    const tags = new RepositoryTags(name, this.driver, manifests)
+    return { name, blobs, manifests, tags }
+  }
+
+  async catalog(page: Page, _op?: Op): Promise<PageResult> {
+    const names: string[] = []
+    for await (const repo of walkRepositories(this.driver)) {
+      if (repo.internals.includes('_manifests')) names.push(repo.name)
+    }
+    return paginate(names.sort(compareLexically), page)
+  }
+
+  /** Removes upload sessions started before `olderThan`; returns how many were removed. */
+  async purgeUploads(olderThan: Date): Promise<number> {
+    let purged = 0
+    for await (const repo of walkRepositories(this.driver)) {
+      if (!repo.internals.includes('_uploads')) continue
+      const name = repo.name as RepositoryName
+      for (const id of await this.driver.list(uploadsPath(name))) {
+        const startedAt = await this.driver.getContent(uploadStartedAtPath(name, id))
+        const started = startedAt ? Date.parse(startedAt.toString('utf8')) : Number.NaN
+        // An unreadable start time means a session broken by a crash: purge it too.
+        if (started >= olderThan.getTime()) continue
+        await this.driver.delete(uploadPath(name, id))
+        purged++
+      }
+    }
+    return purged
+  }
+}

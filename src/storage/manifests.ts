@@ -1,0 +1,123 @@
+// Manifests of one repository. Bytes live in the global blob store (byte-exact, by digest);
+// the repository holds a revision link carrying the media type and size, so HEAD and tag
+// resolution never parse a manifest.
+import type { LRUCache } from 'lru-cache'
+import { digestAlgorithm, digestBytes, type Digest } from '../core/digest.js'
+import { RegistryError } from '../core/errors.js'
+import { maxManifestBytes, parseManifest, type Descriptor, type ParsedManifest } from '../core/manifest.js'
+import type { RepositoryName } from '../core/reference.js'
+import type { BlobService, ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
+import type { BlobStore } from './blob-store.js'
+import type { StorageDriver } from './driver/driver.js'
+import { referrerLinkPath, referrersPath, revisionLinkPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
+
+interface RevisionLink {
+  mediaType: string
+  size: number
+}
+
+export class RepositoryManifests implements ManifestService {
+  constructor(
+    private readonly name: RepositoryName,
+    private readonly driver: StorageDriver,
+    private readonly blobStore: BlobStore,
+    private readonly blobs: BlobService,
+    /** Manifest bytes by digest, shared by all repositories: content by digest never changes. */
+    private readonly cache: LRUCache<string, Buffer>,
+  ) {}
+
+  async stat(digest: Digest, _op?: Op): Promise<Descriptor | undefined> {
+    const link = await this.driver.getContent(revisionLinkPath(this.name, digest))
+    if (!link) return undefined
+    const { mediaType, size } = JSON.parse(link.toString('utf8')) as RevisionLink
+    return { mediaType, size, digest }
+  }
+
+  async get(digest: Digest, op?: Op): Promise<StoredManifest | undefined> {
+    const descriptor = await this.stat(digest, op)
+    if (!descriptor) return undefined
+    let bytes = this.cache.get(digest)
+    if (!bytes) {
+      bytes = await this.blobStore.getContent(digest)
+      if (!bytes) return undefined
+      this.cache.set(digest, bytes)
+    }
+    return { descriptor, bytes }
+  }
+
+  async put(bytes: Buffer, contentType: string, options: ManifestPutOptions = {}): Promise<ManifestPutResult> {
+    if (bytes.length > maxManifestBytes) {
+      throw new RegistryError('MANIFEST_INVALID', 'manifest is too large', { limit: maxManifestBytes }, { status: 413 })
+    }
+    const digest = digestBytes(bytes, options.digest ? digestAlgorithm(options.digest) : 'sha256')
+    if (options.digest && options.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match its content', { expected: options.digest, actual: digest })
+    }
+    const manifest = parseManifest(bytes, contentType)
+    await this.checkReferences(manifest, options)
+
+    await this.blobStore.putContent(digest, bytes)
+    const link: RevisionLink = { mediaType: manifest.mediaType, size: bytes.length }
+    await this.driver.putContent(revisionLinkPath(this.name, digest), JSON.stringify(link))
+    const descriptor: Descriptor = { mediaType: manifest.mediaType, digest, size: bytes.length }
+    if (manifest.subject) {
+      await this.driver.putContent(referrerLinkPath(this.name, manifest.subject.digest, digest), JSON.stringify(referrerDescriptor(descriptor, manifest)))
+      return { descriptor, subject: manifest.subject.digest }
+    }
+    return { descriptor }
+  }
+
+  async delete(digest: Digest, op?: Op): Promise<void> {
+    const stored = await this.get(digest, op)
+    if (!stored) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { digest })
+    await this.untagAll(digest)
+    const subject = subjectOf(stored)
+    if (subject) await this.driver.delete(referrerLinkPath(this.name, subject, digest))
+    await this.driver.delete(revisionLinkPath(this.name, digest))
+  }
+
+  async referrers(digest: Digest, filter: { artifactType?: string } = {}, _op?: Op): Promise<Descriptor[]> {
+    const dir = referrersPath(this.name, digest)
+    const entries = await this.driver.list(dir)
+    const found = await Promise.all(entries.map((entry) => this.driver.getContent(`${dir}/${entry}`)))
+    return found
+      .filter((content): content is Buffer => content !== undefined)
+      .map((content) => JSON.parse(content.toString('utf8')) as Descriptor)
+      .filter((descriptor) => filter.artifactType === undefined || descriptor.artifactType === filter.artifactType)
+  }
+
+  private async checkReferences(manifest: ParsedManifest, op: Op): Promise<void> {
+    const [blobs, manifests] = await Promise.all([
+      Promise.all(manifest.blobs.map(async (d) => ((await this.blobs.stat(d.digest, op)) ? undefined : d.digest))),
+      Promise.all(manifest.manifests.map(async (d) => ((await this.stat(d.digest, op)) ? undefined : d.digest))),
+    ])
+    const missing = [...blobs, ...manifests].filter((d): d is Digest => d !== undefined)
+    if (missing.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing: [...new Set(missing)] })
+    }
+  }
+
+  // Tags pointing at a deleted manifest would dangle; CNCF distribution removes them too.
+  private async untagAll(digest: Digest): Promise<void> {
+    for (const tag of await this.driver.list(tagsPath(this.name))) {
+      const target = await this.driver.getContent(tagLinkPath(this.name, tag))
+      if (target?.toString('utf8') === digest) await this.driver.delete(tagPath(this.name, tag))
+    }
+  }
+}
+
+/** The descriptor the referrers API lists for a manifest. */
+function referrerDescriptor(descriptor: Descriptor, manifest: ParsedManifest): Descriptor {
+  const result: Descriptor = { ...descriptor }
+  if (manifest.artifactType !== undefined) result.artifactType = manifest.artifactType
+  if (manifest.annotations !== undefined) result.annotations = manifest.annotations
+  return result
+}
+
+function subjectOf(stored: StoredManifest): Digest | undefined {
+  try {
+    return parseManifest(stored.bytes, stored.descriptor.mediaType).subject?.digest
+  } catch {
+    return undefined // stored before validation tightened: nothing to unlink
+  }
+}

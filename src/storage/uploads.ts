@@ -1,0 +1,155 @@
+// Upload sessions of one repository. Bytes are appended to `_uploads/<id>/data` as they arrive
+// (fsynced per request, so a session survives restarts); the running hash is kept in memory so
+// completing an upload does not re-read it, and is rebuilt from the data file when missing
+// (after a restart, or on another replica).
+import { randomUUID, type Hash } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { LRUCache } from 'lru-cache'
+import { createDigestHash, digestAlgorithm, digestOfHash, type Digest, type DigestAlgorithm } from '../core/digest.js'
+import { RegistryError } from '../core/errors.js'
+import { uploadRangeHeader } from '../core/range.js'
+import type { RepositoryName } from '../core/reference.js'
+import type { AppendOptions, BlobInfo, Op, UploadService, UploadStatus } from '../core/registry.js'
+import type { BlobStore } from './blob-store.js'
+import { DigestingStream } from './digesting-stream.js'
+import type { StorageDriver } from './driver/driver.js'
+import type { KeyedLock } from './keyed-lock.js'
+import { isUploadId, uploadDataPath, uploadPath, uploadStartedAtPath } from './paths.js'
+
+/** The hash of an upload's first `offset` bytes. */
+interface HashState {
+  hash: Hash
+  offset: number
+}
+
+/** State shared by every repository's uploads within one registry instance. */
+export class UploadState {
+  readonly hashes = new LRUCache<string, HashState>({ max: 10_000 })
+  constructor(readonly locks: KeyedLock) {}
+}
+
+// sha256 is what nearly every client uses; other algorithms re-read the data once at the end.
+const runningAlgorithm: DigestAlgorithm = 'sha256'
+
+export class RepositoryUploads implements UploadService {
+  constructor(
+    private readonly name: RepositoryName,
+    private readonly driver: StorageDriver,
+    private readonly blobStore: BlobStore,
+    private readonly state: UploadState,
+    /** Links a committed blob into this repository. */
+    private readonly link: (digest: Digest) => Promise<void>,
+  ) {}
+
+  async start(_op?: Op): Promise<UploadStatus> {
+    const id = randomUUID()
+    const startedAt = new Date()
+    await this.driver.putContent(uploadStartedAtPath(this.name, id), startedAt.toISOString())
+    await this.driver.putContent(uploadDataPath(this.name, id), '')
+    this.state.hashes.set(id, { hash: createDigestHash(runningAlgorithm), offset: 0 })
+    return { id, size: 0, startedAt }
+  }
+
+  async status(id: string, _op?: Op): Promise<UploadStatus> {
+    if (!isUploadId(id)) throw unknownUpload(id)
+    const [data, startedAt] = await Promise.all([
+      this.driver.stat(uploadDataPath(this.name, id)),
+      this.driver.getContent(uploadStartedAtPath(this.name, id)),
+    ])
+    if (!data || data.isDirectory) throw unknownUpload(id)
+    const started = startedAt ? new Date(startedAt.toString('utf8')) : data.modTime
+    return { id, size: data.size, startedAt: Number.isNaN(started.getTime()) ? data.modTime : started }
+  }
+
+  append(id: string, body: Readable, options: AppendOptions = {}): Promise<UploadStatus> {
+    return this.state.locks.run(id, async () => {
+      const status = await this.status(id)
+      return { ...status, size: await this.appendLocked(status, body, options) }
+    })
+  }
+
+  complete(id: string, digest: Digest, body?: Readable, options: AppendOptions = {}): Promise<BlobInfo> {
+    return this.state.locks.run(id, async () => {
+      const status = await this.status(id)
+      const size = body ? await this.appendLocked(status, body, options) : status.size
+      const actual = await this.finalDigest(id, digestAlgorithm(digest), size)
+      if (actual !== digest) {
+        await this.discard(id)
+        throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
+      }
+      if ((await this.blobStore.size(digest)) === undefined) {
+        await this.blobStore.adopt(uploadDataPath(this.name, id), digest)
+      }
+      await this.link(digest)
+      await this.discard(id)
+      return { digest, size }
+    })
+  }
+
+  cancel(id: string, _op?: Op): Promise<void> {
+    return this.state.locks.run(id, async () => {
+      await this.status(id)
+      await this.discard(id)
+    })
+  }
+
+  /** Appends one chunk; returns the new size. Runs under the upload's lock. */
+  private async appendLocked(status: UploadStatus, body: Readable, options: AppendOptions): Promise<number> {
+    const { id, size } = status
+    if (options.offset !== undefined && options.offset !== size) {
+      body.resume()
+      throw new RegistryError('RANGE_INVALID', 'chunk does not start where the upload ends', { offset: options.offset, size }, {
+        status: 416,
+        headers: { Range: uploadRangeHeader(size) },
+      })
+    }
+    const running = await this.runningHash(id, size)
+    this.state.hashes.delete(id) // re-added only if every byte below lands
+    const writer = await this.driver.writer(uploadDataPath(this.name, id), { append: true, signal: options.signal })
+    const digesting = new DigestingStream(running.hash, options.length)
+    try {
+      await pipeline(body, digesting, writer.stream)
+      if (options.length !== undefined && digesting.bytes !== options.length) {
+        throw new RegistryError('SIZE_INVALID', 'chunk is shorter than declared', { declared: options.length, received: digesting.bytes })
+      }
+      await writer.commit()
+    } catch (err) {
+      await writer.cancel().catch(() => {})
+      throw err
+    }
+    const newSize = size + digesting.bytes
+    this.state.hashes.set(id, { hash: running.hash, offset: newSize })
+    return newSize
+  }
+
+  private async runningHash(id: string, size: number): Promise<HashState> {
+    const cached = this.state.hashes.get(id)
+    if (cached && cached.offset === size) return cached
+    return { hash: await this.hashData(id, runningAlgorithm), offset: size }
+  }
+
+  private async finalDigest(id: string, algorithm: DigestAlgorithm, size: number): Promise<Digest> {
+    const cached = this.state.hashes.get(id)
+    if (algorithm === runningAlgorithm && cached && cached.offset === size) {
+      this.state.hashes.delete(id)
+      return digestOfHash(algorithm, cached.hash)
+    }
+    return digestOfHash(algorithm, await this.hashData(id, algorithm))
+  }
+
+  private async hashData(id: string, algorithm: DigestAlgorithm): Promise<Hash> {
+    const hash = createDigestHash(algorithm)
+    for await (const chunk of await this.driver.read(uploadDataPath(this.name, id))) hash.update(chunk as Buffer)
+    return hash
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.state.hashes.delete(id)
+    await this.driver.delete(uploadPath(this.name, id))
+  }
+}
+
+function unknownUpload(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { id: id.slice(0, 100) })
+}

@@ -1,0 +1,37 @@
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { buildProgram, runCli } from '../../src/cli/main.js'
+import { fakeIo } from './fixtures/fake-io.js'
+
+const argv = (...args: string[]) => ['node', 'ferry', ...args]
+
+t.test('--version prints the package version', async (t) => {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  for (const flag of ['--version', '-V']) {
+    const fake = fakeIo()
+    await runCli(argv(flag), fake.io)
+    t.equal(fake.stdout(), `${pkg.version}\n`, flag)
+    t.same(fake.exits, [])
+  }
+})
+
+t.test('--help works on every command', async (t) => {
+  for (const args of [[], ['serve'], ['config'], ['config', 'check'], ['config', 'print']]) {
+    const fake = fakeIo()
+    await runCli(argv(...args, '--help'), fake.io)
+    t.match(fake.stdout(), /^Usage: ferry/, `${args.join(' ')} --help`)
+    t.same(fake.exits, [])
+  }
+})
+
+t.test('an unknown command is a usage error with a suggestion', async (t) => {
+  const fake = fakeIo()
+  await runCli(argv('confg', 'check', 'x.yaml'), fake.io)
+  t.match(fake.stderr(), "unknown command 'confg' (did you mean 'config'?)")
+  t.same(fake.exits, [1])
+})
+
+t.test('buildProgram lists the commands', async (t) => {
+  const names = buildProgram(fakeIo().io).commands.map((c) => c.name())
+  t.same(names.sort(), ['config', 'serve'])
+})

@@ -1,0 +1,182 @@
+import { join } from 'node:path'
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config/load.js'
+
+// The ConfigError a load fails with; anything else (or success) fails the test.
+async function configError(promise: Promise<unknown>): Promise<ConfigError> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error('expected loadConfig to fail with a ConfigError')
+}
+
+t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
+  const dir = t.testdir({
+    'ferry.yaml': [
+      'listen: "[::1]:6000"',
+      'storage:',
+      '  filesystem:',
+      '    path: /var/lib/ferry',
+      '  deleteEnabled: false',
+      '  uploads:',
+      '    maxAge: 1h30m',
+      'http:',
+      '  idleTimeout: 5000',
+      'cache:',
+      '  manifestMemory: 1GiB',
+      'log:',
+      '  level: debug',
+      '',
+    ].join('\n'),
+  })
+  const config = await loadConfig({ file: join(dir, 'ferry.yaml') })
+  t.same(config, {
+    listen: { host: '::1', port: 6000 },
+    storage: {
+      driver: 'filesystem',
+      filesystem: { path: '/var/lib/ferry' },
+      deleteEnabled: false,
+      uploads: { maxAge: 5_400_000, purgeInterval: 3_600_000 },
+    },
+    http: { idleTimeout: 5000, shutdownTimeout: 30_000 },
+    cache: { manifestMemory: 1024 ** 3 },
+    log: { level: 'debug' },
+  })
+})
+
+t.test('empty files and empty sections mean defaults', async (t) => {
+  const dir = t.testdir({ 'empty.yaml': '', 'sections.yaml': 'storage:\n  uploads:\nhttp:\n' })
+  const empty = await loadConfig({ file: join(dir, 'empty.yaml') })
+  t.equal(empty.listen.port, 5000)
+  const sections = await loadConfig({ file: join(dir, 'sections.yaml') })
+  t.equal(sections.storage.uploads.maxAge, 86_400_000)
+})
+
+t.test('each error names the key, the file and the line', async (t) => {
+  const cases: Array<[string, string, string, number]> = [
+    [
+      'storage:\n  uploads:\n    maxAge: soon\n',
+      'storage.uploads.maxAge',
+      'config error in FILE:3 at storage.uploads.maxAge: expected a duration like "24h", "30s" or "500ms", got "soon"',
+      3,
+    ],
+    [
+      'cache:\n  manifestMemory: lots\n',
+      'cache.manifestMemory',
+      'config error in FILE:2 at cache.manifestMemory: expected a size like "64MiB", "1GiB" or "100MB", got "lots"',
+      2,
+    ],
+    [
+      'storage:\n  filesytem:\n    path: /x\n',
+      'storage.filesytem',
+      'config error in FILE:2 at storage.filesytem: unknown key (did you mean storage.filesystem?)',
+      2,
+    ],
+    ['log:\n  level: debug\nmetrics: {}\n', 'metrics', 'config error in FILE:3 at metrics: unknown key', 3],
+    ['__proto__:\n  listen: ":1"\n', '__proto__', 'config error in FILE:1 at __proto__: unknown key', 1],
+    [
+      'storage:\n  deleteEnabled: "maybe"\n',
+      'storage.deleteEnabled',
+      'config error in FILE:2 at storage.deleteEnabled: expected true or false, got "maybe"',
+      2,
+    ],
+    ['http: 5\n', 'http', 'config error in FILE:1 at http: expected a mapping of keys, got 5', 1],
+    [
+      'listen: "::1:5000"\n',
+      'listen',
+      'config error in FILE:1 at listen: expected a listen address like ":5000", "127.0.0.1:5000" or "[::1]:5000" (port 0-65535), got "::1:5000"',
+      1,
+    ],
+    [
+      'listen: ":99999"\n',
+      'listen',
+      'config error in FILE:1 at listen: expected a listen address like ":5000", "127.0.0.1:5000" or "[::1]:5000" (port 0-65535), got ":99999"',
+      1,
+    ],
+    [
+      'log:\n  level: loud\n',
+      'log.level',
+      'config error in FILE:2 at log.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+      2,
+    ],
+    [
+      'storage:\n  driver: s4\n',
+      'storage.driver',
+      'config error in FILE:2 at storage.driver: expected one of filesystem, got "s4"',
+      2,
+    ],
+    [
+      'storage:\n  filesystem:\n    path: [a, b]\n',
+      'storage.filesystem.path',
+      'config error in FILE:3 at storage.filesystem.path: expected a non-empty path, got a list',
+      3,
+    ],
+    [
+      'storage:\n  uploads:\n    purgeInterval: 0\n',
+      'storage.uploads.purgeInterval',
+      'config error in FILE:3 at storage.uploads.purgeInterval: expected a duration greater than 0, got 0',
+      3,
+    ],
+  ]
+  for (const [yaml, key, message, line] of cases) {
+    const dir = t.testdir({ 'ferry.yaml': yaml })
+    const file = join(dir, 'ferry.yaml')
+    const err = await configError(loadConfig({ file }))
+    t.equal(err.message, message.replace('FILE', file), key)
+    t.equal(err.key, key)
+    t.equal(err.file, file)
+    t.equal(err.line, line)
+  }
+})
+
+t.test('invalid YAML names the file and the line', async (t) => {
+  const dir = t.testdir({
+    'bad.yaml': 'listen: ":5000"\nstorage:\n  filesystem: [\n',
+    'dup.yaml': 'log:\n  level: info\nlog:\n  level: debug\n',
+    'list.yaml': '- listen\n',
+  })
+  const bad = await configError(loadConfig({ file: join(dir, 'bad.yaml') }))
+  t.match(bad.message, new RegExp(`^config error in ${join(dir, 'bad.yaml')}:4:\\d+: invalid YAML: `))
+  t.equal(bad.line, 4)
+  const dup = await configError(loadConfig({ file: join(dir, 'dup.yaml') }))
+  t.match(dup.message, `${join(dir, 'dup.yaml')}:3:1: invalid YAML: Map keys must be unique`)
+  const list = await configError(loadConfig({ file: join(dir, 'list.yaml') }))
+  t.equal(list.message, `config error in ${join(dir, 'list.yaml')}: expected a mapping of keys at the top level`)
+})
+
+t.test('an unreadable file is named', async (t) => {
+  const file = join(t.testdir({}), 'missing.yaml')
+  const err = await configError(loadConfig({ file }))
+  t.equal(err.message, `config error: cannot read ${file}: no such file`)
+  t.equal(err.file, file)
+})
+
+t.test('errors in overrides name the key without a file', async (t) => {
+  const dir = t.testdir({ 'ferry.yaml': 'listen: ":5000"\n' })
+  const err = await configError(loadConfig({ file: join(dir, 'ferry.yaml'), overrides: { listen: 'nowhere' } }))
+  t.match(err.message, /^config error at listen: expected a listen address/)
+  t.equal(err.file, undefined)
+})
+
+t.test('precedence: file < env < overrides', async (t) => {
+  const dir = t.testdir({ 'ferry.yaml': 'listen: ":1000"\nlog:\n  level: warn\nstorage:\n  filesystem:\n    path: /file\n' })
+  const file = join(dir, 'ferry.yaml')
+  const fileOnly = await loadConfig({ file })
+  t.same([fileOnly.listen.port, fileOnly.log.level, fileOnly.storage.filesystem.path], [1000, 'warn', '/file'])
+
+  const env = { FERRY_LISTEN: ':2000', FERRY_LOG_LEVEL: 'error' }
+  const withEnv = await loadConfig({ file, env })
+  t.same([withEnv.listen.port, withEnv.log.level, withEnv.storage.filesystem.path], [2000, 'error', '/file'])
+
+  const all = await loadConfig({ file, env, overrides: { listen: ':3000', storage: { filesystem: { path: undefined } } } })
+  t.same([all.listen.port, all.log.level, all.storage.filesystem.path], [3000, 'error', '/file'], 'undefined overrides are ignored')
+})
+
+t.test('the options object is not mutated', async (t) => {
+  const overrides = { storage: { uploads: { maxAge: '1h' } } }
+  await loadConfig({ overrides })
+  t.same(overrides, { storage: { uploads: { maxAge: '1h' } } })
+})

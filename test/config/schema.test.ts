@@ -1,0 +1,54 @@
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { Value } from '@sinclair/typebox/value'
+import { parse } from 'yaml'
+import { loadConfig } from '../../src/config/load.js'
+import { toRawConfig } from '../../src/config/resolve.js'
+import { configSchema, defaultConfig, defaultRawConfig } from '../../src/config/schema.js'
+import { leafPaths } from '../../src/config/validate.js'
+
+const exampleFile = fileURLToPath(new URL('../../config/ferry.example.yaml', import.meta.url))
+
+t.test('defaults', async (t) => {
+  t.same(defaultConfig(), {
+    listen: { host: '0.0.0.0', port: 5000 },
+    storage: {
+      driver: 'filesystem',
+      filesystem: { path: './data' },
+      deleteEnabled: true,
+      uploads: { maxAge: 24 * 3_600_000, purgeInterval: 3_600_000 },
+    },
+    http: { idleTimeout: 75_000, shutdownTimeout: 30_000 },
+    cache: { manifestMemory: 64 * 1024 * 1024 },
+    log: { level: 'info' },
+  })
+  t.ok(Value.Check(configSchema, defaultRawConfig()), 'default raw config satisfies the schema')
+  t.not(defaultConfig(), defaultConfig(), 'each call returns a fresh object')
+})
+
+t.test('loading nothing gives the defaults', async (t) => {
+  t.same(await loadConfig(), defaultConfig())
+  t.same(await loadConfig({ env: {} }), defaultConfig())
+})
+
+t.test('the example config validates and equals the defaults', async (t) => {
+  t.same(await loadConfig({ file: exampleFile }), defaultConfig())
+  t.same(parse(await readFile(exampleFile, 'utf8')), defaultRawConfig(), 'written as the defaults are')
+})
+
+t.test('the example config documents every key', async (t) => {
+  const lines = (await readFile(exampleFile, 'utf8')).split('\n')
+  for (const path of leafPaths(configSchema)) {
+    const key = path[path.length - 1] ?? ''
+    const at = lines.findIndex((l) => l.trimStart().startsWith(`${key}:`))
+    t.ok(at > 0, `${path.join('.')} is in the example`)
+    t.match(lines[at - 1], /^\s*#/, `${path.join('.')} has a comment above it`)
+  }
+})
+
+t.test('toRawConfig round-trips through the schema', async (t) => {
+  const raw = toRawConfig(defaultConfig())
+  t.ok(Value.Check(configSchema, raw))
+  t.same(raw, defaultRawConfig(), 'defaults print as they are written')
+})

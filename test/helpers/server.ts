@@ -1,0 +1,48 @@
+// Starts a real Ferry app on an ephemeral loopback port over a temp filesystem store.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, type AppDeps } from '../../src/http/app.js'
+import { Metrics } from '../../src/observability/metrics.js'
+import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
+import { LocalRegistry } from '../../src/storage/local-registry.js'
+
+export interface TestServer {
+  url: string
+  /** host:port, as skopeo and containerd want it. */
+  host: string
+  root: string
+  app: FastifyInstance
+  registry: LocalRegistry
+  metrics: Metrics
+  close(): Promise<void>
+}
+
+export async function startTestServer(options: Partial<Pick<AppDeps, 'options'>> & { logLevel?: string } = {}): Promise<TestServer> {
+  const root = await mkdtemp(join(tmpdir(), 'ferry-test-'))
+  const registry = new LocalRegistry(new FilesystemDriver(root))
+  const metrics = new Metrics({ processMetrics: false })
+  const app = await buildApp({
+    registry,
+    metrics,
+    logger: pino({ level: options.logLevel ?? process.env.FERRY_TEST_LOG ?? 'silent' }),
+    ...(options.options ? { options: options.options } : {}),
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    root,
+    app,
+    registry,
+    metrics,
+    async close() {
+      await app.close()
+      await rm(root, { recursive: true, force: true })
+    },
+  }
+}
