@@ -1,0 +1,57 @@
+// Checks the dependency direction ARCHITECTURE.md asks for by reading import lines.
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import t from 'tap'
+
+const src = join(import.meta.dirname, '..', 'src')
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry)
+    return statSync(path).isDirectory() ? sourceFiles(path) : path.endsWith('.ts') ? [path] : []
+  })
+}
+
+const files = sourceFiles(src).map((path) => {
+  const text = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => !line.trimStart().startsWith('//'))
+    .join('\n')
+  const imports = [...text.matchAll(/^(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm), ...text.matchAll(/import\(['"]([^'"]+)['"]\)/g)].map((m) => m[1]!)
+  return { file: relative(src, path), text, imports }
+})
+
+function importsOf(prefix: string) {
+  return files.filter((f) => f.file.startsWith(prefix))
+}
+
+t.test('core/ is pure: no I/O libraries, nothing else from src', async (t) => {
+  for (const { file, text, imports } of importsOf('core/')) {
+    for (const spec of imports) t.ok(spec.startsWith('./') || spec === 'node:crypto' || spec === 'node:stream', `${file} imports ${spec}`)
+    // Stream types describe the contracts; no core module may create or consume a stream.
+    t.notMatch(text, /^import \{[^}]*\} from 'node:stream'/m, `${file} imports node:stream values`)
+  }
+})
+
+t.test('http/ never reaches storage, clients, upstreams or drivers', async (t) => {
+  for (const { file, imports } of importsOf('http/')) {
+    for (const spec of imports) {
+      t.notMatch(spec, /(^|\/)(storage|client|upstream|proxy)\//, `${file} imports ${spec}`)
+      t.not(spec, 'undici', `${file} imports undici`)
+    }
+  }
+})
+
+t.test('undici only under client/, @aws-sdk only in the S3 driver', async (t) => {
+  for (const { file, imports } of files) {
+    if (imports.includes('undici')) t.match(file, /^client\//, `${file} imports undici`)
+    if (imports.some((s) => s.startsWith('@aws-sdk/'))) t.match(file, /^storage\/driver\/s3/, `${file} imports @aws-sdk`)
+  }
+})
+
+t.test('only main/server entry points and cli/ read process.env, argv or exit', async (t) => {
+  for (const { file, text } of files) {
+    if (file.startsWith('cli/')) continue
+    t.notMatch(text, /process\.(env|argv|exit)\b/, `${file} touches process globals`)
+  }
+})

@@ -1,0 +1,110 @@
+// Runs Ferry as a real, separate process (the CLI from source, under tsx), so end-to-end tests
+// see what users see: the real config loader, logger, signals, and a process whose RSS is
+// Ferry's alone. The URL comes from the 'ferry started' JSON log line, so `--listen 127.0.0.1:0`
+// works without guessing a free port.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const entry = fileURLToPath(new URL('./run-ferry.ts', import.meta.url))
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
+
+export interface FerryProcess {
+  /** http://127.0.0.1:PORT */
+  url: string
+  /** 127.0.0.1:PORT, as skopeo wants it. */
+  host: string
+  pid: number
+  /** Everything the child wrote so far, stdout and stderr interleaved. */
+  logs(): string
+  /** SIGTERM, then SIGKILL after killAfterMs; resolves once the child has exited. Idempotent. */
+  stop(killAfterMs?: number): Promise<void>
+}
+
+export interface StartOptions {
+  /** Extra environment; FERRY_* variables of the test runner are NOT inherited (unknown ones are fatal). */
+  env?: Record<string, string>
+  startTimeoutMs?: number
+}
+
+/** Spawns `ferry <args>` and waits for the 'ferry started' log line. */
+export async function startFerryProcess(args: string[], options: StartOptions = {}): Promise<FerryProcess> {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.toUpperCase().startsWith('FERRY_')) env[k] = v
+  }
+  Object.assign(env, options.env)
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: projectRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const stopper = processStopper(child)
+  // Make sure an aborted test run never leaves a registry behind.
+  const onExit = (): void => void child.kill('SIGKILL')
+  process.once('exit', onExit)
+  child.once('exit', () => process.removeListener('exit', onExit))
+
+  let output = ''
+  const timeoutMs = options.startTimeoutMs ?? 20_000
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let pending = ''
+      const timer = setTimeout(() => reject(new Error(`ferry did not start within ${timeoutMs} ms`)), timeoutMs)
+      const done = (err: Error | undefined, value?: string): void => {
+        clearTimeout(timer)
+        if (err) reject(err)
+        else resolve(value ?? '')
+      }
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        output += chunk
+        pending += chunk
+        let nl: number
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl)
+          pending = pending.slice(nl + 1)
+          const url = startedUrl(line)
+          if (url !== undefined) done(undefined, url)
+        }
+      })
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        output += chunk
+      })
+      child.once('error', (err) => done(err))
+      child.once('exit', (code, signal) => done(new Error(`ferry exited before starting (code ${code}, signal ${signal})`)))
+    })
+    const host = new URL(url).host
+    return { url, host, pid: child.pid ?? -1, logs: () => output, stop: stopper }
+  } catch (err) {
+    await stopper(2_000)
+    const message = err instanceof Error ? err.message : String(err)
+    throw new Error(`${message}\n--- ferry output ---\n${output}`)
+  }
+}
+
+function startedUrl(line: string): string | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    const record = JSON.parse(line) as { msg?: unknown; url?: unknown }
+    return record.msg === 'ferry started' && typeof record.url === 'string' ? record.url : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function processStopper(child: ChildProcess): (killAfterMs?: number) => Promise<void> {
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve()
+    else child.once('exit', () => resolve())
+  })
+  let stopping: Promise<void> | undefined
+  return (killAfterMs = 10_000) => {
+    stopping ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+      await exited
+      clearTimeout(timer)
+    })()
+    return stopping
+  }
+}
