@@ -8,7 +8,7 @@ import { RepositoryBlobs } from './blobs.js'
 import type { StorageDriver } from './driver/driver.js'
 import { KeyedLock } from './keyed-lock.js'
 import { RepositoryManifests } from './manifests.js'
-import { uploadPath, uploadsPath, uploadStartedAtPath } from './paths.js'
+import { uploadDataPath, uploadPath, uploadsPath } from './paths.js'
 import { walkRepositories } from './repository-walk.js'
 import { RepositoryTags } from './tags.js'
 import { UploadState } from './uploads.js'
@@ -49,17 +49,16 @@ export class LocalRegistry implements Registry {
     return paginate(names.sort(compareLexically), page)
   }
 
-  /** Removes upload sessions started before `olderThan`; returns how many were removed. */
+  /** Removes upload sessions that received no bytes since `olderThan`; returns how many. */
   async purgeUploads(olderThan: Date): Promise<number> {
     let purged = 0
     for await (const repo of walkRepositories(this.driver)) {
       if (!repo.internals.includes('_uploads')) continue
       const name = repo.name as RepositoryName
       for (const id of await this.driver.list(uploadsPath(name))) {
-        const startedAt = await this.driver.getContent(uploadStartedAtPath(name, id))
-        const started = startedAt ? Date.parse(startedAt.toString('utf8')) : Number.NaN
-        // An unreadable start time means a session broken by a crash: purge it too.
-        if (started >= olderThan.getTime()) continue
+        // No data file means a session broken by a crash: purge it too.
+        const data = await this.driver.stat(uploadDataPath(name, id))
+        if (data && data.modTime >= olderThan) continue
         await this.driver.delete(uploadPath(name, id))
         purged++
       }

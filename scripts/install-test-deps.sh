@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the system packages Ferry's end-to-end tests drive for real: skopeo and containerd as
+# clients, CNCF distribution (docker-registry) as an upstream, umoci to build images offline.
+# Idempotent: does nothing when every tool is already on PATH.
+set -euo pipefail
+
+declare -A packages=(
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [docker-registry]=docker-registry
+  [containerd]=containerd
+  [ctr]=containerd
+  [htpasswd]=apache2-utils
+  [openssl]=openssl
+)
+
+missing=()
+for tool in "${!packages[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${packages[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "install-test-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
