@@ -1,0 +1,23 @@
+# Ferry container image: build with the full toolchain, run on a slim Node 24 LTS image as an
+# unprivileged user with the storage volume at /var/lib/ferry.
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY bin ./bin
+RUN npm ci --ignore-scripts && npm run build && npm prune --omit=dev
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production FERRY_STORAGE_FILESYSTEM_PATH=/var/lib/ferry
+WORKDIR /opt/ferry
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/bin ./bin
+COPY config/ferry.example.yaml /etc/ferry/ferry.example.yaml
+RUN mkdir -p /var/lib/ferry && chown node:node /var/lib/ferry
+USER node
+VOLUME /var/lib/ferry
+EXPOSE 5000
+ENTRYPOINT ["node", "/opt/ferry/bin/ferry.js"]
+CMD ["serve"]
