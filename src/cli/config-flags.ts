@@ -9,6 +9,19 @@ export interface ConfigFlags {
   listen?: string
   storage?: string
   logLevel?: string
+  upstream?: string[]
+  defaultUpstream?: string
+  namespace?: string[]
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+/** `name=value` → [name, value]; a missing `=` leaves the value empty for validation to report. */
+function pair(text: string): [string, string] {
+  const at = text.indexOf('=')
+  return at < 0 ? [text, ''] : [text.slice(0, at), text.slice(at + 1)]
 }
 
 export function addConfigFlags(command: Command): Command {
@@ -17,6 +30,9 @@ export function addConfigFlags(command: Command): Command {
     .option('--listen <addr>', 'listen address, e.g. ":5000" or "127.0.0.1:5000" (listen)')
     .option('--storage <path>', 'filesystem storage directory (storage.filesystem.path)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (log.level)')
+    .option('--upstream <name=url>', 'an upstream registry, repeatable, e.g. gcr.io=https://gcr.io (mirror.upstreams)', collect)
+    .option('--default-upstream <name>', 'upstream for unprefixed names; "" for none (mirror.defaultUpstream)')
+    .option('--namespace <name=upstream>', 'a namespaced mirror path, repeatable, e.g. test-namespace=gcr.io (mirror.namespaces)', collect)
 }
 
 /** The config file named by --config, else by FERRY_CONFIG, else none. */
@@ -30,5 +46,16 @@ export function overridesFrom(flags: ConfigFlags): DeepPartial<RawConfig> {
     listen: flags.listen,
     storage: flags.storage === undefined ? undefined : { filesystem: { path: flags.storage } },
     log: flags.logLevel === undefined ? undefined : { level: flags.logLevel as RawConfig['log']['level'] },
+    mirror: {
+      upstreams: flags.upstream?.map((text) => {
+        const [name, url] = pair(text)
+        return { name, url }
+      }) as RawConfig['mirror']['upstreams'] | undefined,
+      defaultUpstream: flags.defaultUpstream,
+      namespaces: flags.namespace?.map((text) => {
+        const [name, upstream] = pair(text)
+        return { name, upstream }
+      }),
+    },
   }
 }

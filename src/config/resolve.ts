@@ -1,6 +1,6 @@
 // Raw (file-shaped, schema-checked) config ↔ resolved Config. Resolution also enforces the
 // constraints a JSON schema cannot express, such as a port range or a non-zero interval.
-import type { Config, RawConfig } from './schema.js'
+import type { Config, MirrorConfig, RawConfig, UpstreamConfig } from './schema.js'
 import { ConfigIssue, expectedGot } from './errors.js'
 import {
   durationExpected, formatDuration, formatListen, formatSize, listenExpected, parseDuration,
@@ -29,7 +29,47 @@ export function resolveConfig(raw: RawConfig): Config {
       manifestMemory: parsed(['cache', 'manifestMemory'], raw.cache.manifestMemory, parseSize, sizeExpected),
     },
     log: { level: raw.log.level },
+    mirror: resolveMirror(raw.mirror),
   }
+}
+
+function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
+  const upstreams = raw.upstreams.map((u, i): UpstreamConfig => {
+    const at = (key: string) => ['mirror', 'upstreams', String(i), key]
+    return {
+      name: u.name,
+      url: u.url.replace(/\/$/, ''),
+      aliases: u.aliases.map((alias) => alias.toLowerCase()),
+      tagTtl: parsed(at('tagTtl'), u.tagTtl, parseDuration, durationExpected),
+      retries: u.retries,
+      timeouts: {
+        connect: positiveDuration([...at('timeouts'), 'connect'], u.timeouts.connect),
+        headers: positiveDuration([...at('timeouts'), 'headers'], u.timeouts.headers),
+        bodyIdle: positiveDuration([...at('timeouts'), 'bodyIdle'], u.timeouts.bodyIdle),
+      },
+      breaker: { failures: u.breaker.failures, cooldown: positiveDuration([...at('breaker'), 'cooldown'], u.breaker.cooldown) },
+    }
+  })
+  const names = upstreams.map((u) => u.name)
+  names.forEach((name, i) => {
+    if (names.indexOf(name) !== i) throw new ConfigIssue(['mirror', 'upstreams', String(i), 'name'], `duplicate upstream name "${name}"`)
+  })
+  const known = (name: string) => names.includes(name)
+  const knownList = names.length > 0 ? names.join(', ') : 'none configured'
+  // Unset means the first upstream, so a single --upstream makes a working mirror; "" means none.
+  const defaultUpstream = raw.defaultUpstream === undefined ? names[0] : raw.defaultUpstream || undefined
+  if (defaultUpstream !== undefined && !known(defaultUpstream)) {
+    throw new ConfigIssue(['mirror', 'defaultUpstream'], `no upstream named "${defaultUpstream}" (known: ${knownList})`)
+  }
+  raw.namespaces.forEach((ns, i) => {
+    if (!known(ns.upstream)) {
+      throw new ConfigIssue(['mirror', 'namespaces', String(i), 'upstream'], `no upstream named "${ns.upstream}" (known: ${knownList})`)
+    }
+    if (known(ns.name)) {
+      throw new ConfigIssue(['mirror', 'namespaces', String(i), 'name'], `"${ns.name}" is already an upstream's path prefix`)
+    }
+  })
+  return { upstreams, defaultUpstream, namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })) }
 }
 
 /** The inverse of resolveConfig, with units chosen for reading (`86400000` → `"1d"`). */
@@ -51,7 +91,30 @@ export function toRawConfig(config: Config): RawConfig {
     },
     cache: { manifestMemory: formatSize(config.cache.manifestMemory) },
     log: { level: config.log.level },
+    mirror: {
+      ...rawDefaultUpstream(config.mirror),
+      upstreams: config.mirror.upstreams.map((u) => ({
+        name: u.name,
+        url: u.url,
+        aliases: u.aliases,
+        tagTtl: formatDuration(u.tagTtl),
+        retries: u.retries,
+        timeouts: {
+          connect: formatDuration(u.timeouts.connect),
+          headers: formatDuration(u.timeouts.headers),
+          bodyIdle: formatDuration(u.timeouts.bodyIdle),
+        },
+        breaker: { failures: u.breaker.failures, cooldown: formatDuration(u.breaker.cooldown) },
+      })),
+      namespaces: config.mirror.namespaces,
+    },
   }
+}
+
+// Unset stands for "the first upstream", so that value prints as unset and round-trips.
+function rawDefaultUpstream(mirror: MirrorConfig): { defaultUpstream?: string } {
+  if (mirror.defaultUpstream === undefined) return { defaultUpstream: '' }
+  return mirror.defaultUpstream === mirror.upstreams[0]?.name ? {} : { defaultUpstream: mirror.defaultUpstream }
 }
 
 function parsed<T>(path: string[], value: unknown, parse: (v: unknown) => T | undefined, expected: string): T {

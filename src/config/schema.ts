@@ -46,6 +46,38 @@ function section<T extends Record<string, TSchema>>(properties: T) {
   return Type.Object(properties, { default: {}, additionalProperties: false, expected: 'a mapping of keys' })
 }
 
+// A registry name as it appears in paths: lowercase repository-name components ("gcr.io",
+// "registry.k8s.io", "localhost-5000"), so an upstream's name can prefix a repository path.
+const registryNamePattern = '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*$'
+
+const upstreamSchema = Type.Object(
+  {
+    name: Type.String({ pattern: registryNamePattern, expected: 'a registry name like "gcr.io" or "docker.io"' }),
+    url: Type.String({ pattern: '^https?://[^/?#\\s]+/?$', expected: 'an http(s) base URL like "https://gcr.io"' }),
+    aliases: Type.Array(Type.String({ minLength: 1 }), { default: [], expected: 'a list of registry hosts' }),
+    tagTtl: duration('5m'),
+    retries: Type.Integer({ minimum: 0, maximum: 10, default: 2, expected: 'an integer from 0 to 10' }),
+    timeouts: section({
+      connect: duration('5s'),
+      headers: duration('30s'),
+      bodyIdle: duration('1m'),
+    }),
+    breaker: section({
+      failures: Type.Integer({ minimum: 1, default: 5, expected: 'an integer of at least 1' }),
+      cooldown: duration('30s'),
+    }),
+  },
+  { additionalProperties: false, expected: 'a mapping with name and url' },
+)
+
+const namespaceSchema = Type.Object(
+  {
+    name: Type.String({ pattern: registryNamePattern, expected: 'a repository path like "test-namespace"' }),
+    upstream: Type.String({ minLength: 1, expected: 'the name of a configured upstream' }),
+  },
+  { additionalProperties: false, expected: 'a mapping with name and upstream' },
+)
+
 export const configSchema = section({
   listen: Type.Union([Type.String({ pattern: listenPattern }), Type.Integer({ minimum: 0 })], {
     default: ':5000',
@@ -71,6 +103,14 @@ export const configSchema = section({
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
+  }),
+  mirror: section({
+    defaultUpstream: Type.Optional(Type.String({ expected: 'the name of a configured upstream, or "" for none' })),
+    upstreams: Type.Array(upstreamSchema, {
+      default: [{ name: 'gcr.io', url: 'https://gcr.io' }],
+      expected: 'a list of upstreams',
+    }),
+    namespaces: Type.Array(namespaceSchema, { default: [], expected: 'a list of namespaces' }),
   }),
 })
 
@@ -105,6 +145,31 @@ export interface Config {
     manifestMemory: number
   }
   log: { level: LogLevel }
+  mirror: MirrorConfig
+}
+
+export interface UpstreamConfig {
+  /** The registry's name: the `?ns=` value and path prefix that select it, and its cache prefix. */
+  name: string
+  /** Base URL, e.g. https://gcr.io or http://127.0.0.1:5001. */
+  url: string
+  /** Other `?ns=` values (registry hosts) that select this upstream. */
+  aliases: string[]
+  /** Milliseconds a tag → digest answer is served without asking the upstream again. */
+  tagTtl: number
+  /** Retries of idempotent requests on connection errors, 5xx and 429. */
+  retries: number
+  timeouts: { connect: number; headers: number; bodyIdle: number }
+  /** Consecutive failures that open the circuit, and how long it stays open. */
+  breaker: { failures: number; cooldown: number }
+}
+
+export interface MirrorConfig {
+  upstreams: UpstreamConfig[]
+  /** The upstream unprefixed repository names fall back to; undefined for none. */
+  defaultUpstream: string | undefined
+  /** `/v2/<name>/<repo>` is local content under `<name>/<repo>`, falling back to `<upstream>/<repo>`. */
+  namespaces: Array<{ name: string; upstream: string }>
 }
 
 /** The raw config with every default filled in (a fresh object on each call). */

@@ -47,6 +47,13 @@ export function checkKeys(schema: TSchema, value: PlainObject, prefix: string[] 
       const suggestion = hint === undefined ? '' : ` (did you mean ${[...prefix, hint].join('.')}?)`
       throw new ConfigIssue(path, `unknown key${suggestion}`)
     }
+    if (KindGuard.IsArray(childSchema) && sectionProperties(childSchema.items) !== undefined && Array.isArray(child)) {
+      // Lists of sections (mirror.upstreams): every item gets the same unknown-key check.
+      child.forEach((item, i) => {
+        if (isPlainObject(item)) checkKeys(childSchema.items, item, [...path, String(i)])
+      })
+      continue
+    }
     if (sectionProperties(childSchema) === undefined) continue
     if (child === null) value[key] = {}
     else if (isPlainObject(child)) checkKeys(childSchema, child, path)

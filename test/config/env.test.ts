@@ -1,4 +1,5 @@
 import t from 'tap'
+import { defaultConfig } from '../../src/config/schema.js'
 import { ConfigError, loadConfig } from '../../src/config/load.js'
 import { envName } from '../../src/config/env.js'
 
@@ -28,6 +29,7 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
     http: { idleTimeout: 10_000, shutdownTimeout: 0 },
     cache: { manifestMemory: 1024 * 1024 },
     log: { level: 'trace' },
+    mirror: defaultConfig().mirror,
   })
 })
 

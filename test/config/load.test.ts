@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import t from 'tap'
+import { defaultConfig } from '../../src/config/schema.js'
 import { ConfigError, loadConfig } from '../../src/config/load.js'
 
 // The ConfigError a load fails with; anything else (or success) fails the test.
@@ -44,6 +45,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
     http: { idleTimeout: 5000, shutdownTimeout: 30_000 },
     cache: { manifestMemory: 1024 ** 3 },
     log: { level: 'debug' },
+    mirror: defaultConfig().mirror,
   })
 })
 
