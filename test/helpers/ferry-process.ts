@@ -32,12 +32,14 @@ export async function startFerryProcess(args: string[], options: StartOptions = 
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.toUpperCase().startsWith('FERRY_')) env[k] = v
   }
-  Object.assign(env, options.env)
+  Object.assign(env, options.env, { RUN_FERRY_EXIT_WITH_PARENT: '1' })
+  // stdin stays open for the child's lifetime: it closes when this process dies, however it dies.
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: projectRoot,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   })
+  child.stdin.on('error', () => {})
   const stopper = processStopper(child)
   // Make sure an aborted test run never leaves a registry behind.
   const onExit = (): void => void child.kill('SIGKILL')
@@ -95,7 +97,7 @@ function processStopper(child: ChildProcess): (killAfterMs?: number) => Promise<
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve()
     else child.once('exit', () => resolve())
-  })
+  }).then(() => void child.stdin?.destroy())
   let stopping: Promise<void> | undefined
   return (killAfterMs = 10_000) => {
     stopping ??= (async () => {

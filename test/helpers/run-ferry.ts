@@ -2,4 +2,16 @@
 // `node --import tsx test/helpers/run-ferry.ts serve ...`. Used by ferry-process.ts.
 import { runCli } from '../../src/cli/main.js'
 
+// A test runner killed outright (tap's timeout, SIGKILL) cannot stop its children. With
+// RUN_FERRY_EXIT_WITH_PARENT=1 the parent holds our stdin open; when the pipe closes the parent
+// is gone, and so is the reader of our stdout. A graceful SIGTERM shutdown would then hang:
+// pino's exit-time flushSync retries write(1) = EPIPE forever (see the e2e report), so exit
+// at once; nobody is left to care about in-flight requests.
+if (process.env.RUN_FERRY_EXIT_WITH_PARENT === '1') {
+  const die = (): void => void process.kill(process.pid, 'SIGKILL')
+  process.stdin.on('end', die)
+  process.stdin.on('error', die)
+  process.stdin.resume()
+}
+
 await runCli(process.argv)
