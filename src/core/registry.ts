@@ -12,6 +12,18 @@ export interface Op {
   signal?: AbortSignal
   /** The client's Accept media types, in order; empty means "anything". */
   accept?: readonly string[]
+  /** containerd's `?ns=` parameter: the registry the client is pulling from. */
+  ns?: string
+  /** Told when the answer did not come fresh from where it normally would (e.g. served stale). */
+  notify?: (notice: Notice) => void
+}
+
+/** Something the HTTP layer should surface in a header, log line or metric. */
+export interface Notice {
+  kind: 'stale'
+  /** The upstream that could not be asked, and why. */
+  upstream: string
+  reason: string
 }
 
 export interface BlobInfo {
@@ -79,6 +91,11 @@ export interface UploadService {
   complete(id: string, digest: Digest, body?: Readable, options?: AppendOptions): Promise<BlobInfo>
   /** Throws BLOB_UPLOAD_UNKNOWN for an unknown id. */
   cancel(id: string, op?: Op): Promise<void>
+  /**
+   * Reads bytes already received (the mirror serves a blob while it is still arriving). Short
+   * reads are possible at the growing end. Throws BLOB_UPLOAD_UNKNOWN once the upload is gone.
+   */
+  read(id: string, range: ByteRange, op?: Op): Promise<Readable>
 }
 
 export interface StoredManifest {
@@ -96,6 +113,11 @@ export interface ManifestPutResult {
 export interface ManifestPutOptions extends Op {
   /** The digest the client named (PUT by digest): the bytes must hash to it, else DIGEST_INVALID. */
   digest?: Digest
+  /**
+   * Skip the check that referenced blobs and child manifests exist here: a mirror caches a
+   * manifest before (or without) its blobs, which it fetches on demand.
+   */
+  trustReferences?: boolean
 }
 
 export interface ManifestService {
@@ -131,7 +153,8 @@ export interface Repository {
 }
 
 export interface Registry {
-  repository(name: RepositoryName): Repository
+  /** The repository a request names; `op.ns` may route it (mirror). Throws NAME_UNKNOWN when it cannot be served. */
+  repository(name: RepositoryName, op?: Op): Repository
   /** Repository names in lexical order. */
   catalog(page: Page, op?: Op): Promise<PageResult>
 }

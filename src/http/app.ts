@@ -27,6 +27,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 4096 },
+    // A malformed URL (bad percent-encoding) is refused by the router before any route runs:
+    // answer it in the OCI error format too, not fastify's own.
+    frameworkErrors: handleError,
   })
   observeRequests(app, deps.metrics)
   app.setErrorHandler(handleError)

@@ -28,6 +28,9 @@ export function handleError(err: unknown, request: FastifyRequest, reply: Fastif
     reply.raw.destroy()
     return
   }
+  // Refused before its body fully arrived (a 413, a 416, an unknown upload): do not keep the
+  // connection, or the client's next request would queue behind bytes nobody reads any more.
+  if (!request.raw.complete) reply.header('connection', 'close')
   reply
     .code(registryError.status)
     .headers(registryError.headers)

@@ -19,7 +19,7 @@ export type OciEndpointKind = OciEndpoint['kind']
 const suffixes: Array<{ pattern: RegExp; build: (name: RepositoryName, last: string) => OciEndpoint }> = [
   { pattern: /^(.+)\/manifests\/([^/]+)$/, build: (name, reference) => ({ kind: 'manifest', name, reference }) },
   { pattern: /^(.+)\/blobs\/uploads\/?$/, build: (name) => ({ kind: 'upload-start', name }) },
-  { pattern: /^(.+)\/blobs\/uploads\/([^/:]+)$/, build: (name, id) => ({ kind: 'upload', name, id }) },
+  { pattern: /^(.+)\/blobs\/uploads\/([^/]+)$/, build: (name, id) => ({ kind: 'upload', name, id }) },
   { pattern: /^(.+)\/blobs\/([^/]+)$/, build: (name, digest) => ({ kind: 'blob', name, digest }) },
   { pattern: /^(.+)\/tags\/list$/, build: (name) => ({ kind: 'tags', name }) },
   { pattern: /^(.+)\/referrers\/([^/]+)$/, build: (name, digest) => ({ kind: 'referrers', name, digest }) },

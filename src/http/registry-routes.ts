@@ -78,7 +78,8 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
     return reply
   }
 
-  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler: handle })
+  // OPTIONS too, so it gets the 405 + Allow every other unsupported method gets, not a 404.
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'], url: '/v2/*', handler: handle })
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: handle })
 }
 

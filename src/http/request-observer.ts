@@ -1,25 +1,22 @@
 // One log line and one set of metric samples per request, written when the response is done.
+import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Metrics } from '../observability/metrics.js'
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    socketBytesAtStart?: { read: number; written: number }
-  }
-}
-
 export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
-  app.addHook('onRequest', async (request) => {
-    const socket = request.raw.socket
-    // Socket counters include headers and are shared by keep-alive requests, hence the deltas.
-    request.socketBytesAtStart = { read: socket?.bytesRead ?? 0, written: socket?.bytesWritten ?? 0 }
-  })
+  // Socket counters are cumulative over keep-alive requests, so each request is measured from
+  // where the previous response on its socket ended (0 for the first). Sampling at onRequest
+  // instead would miss the request head and, for small uploads, the whole body: both are
+  // already read by then.
+  const baselines = new WeakMap<Socket, { read: number; written: number }>()
   app.addHook('onResponse', async (request, reply) => {
     const route = request.ociRoute ?? request.routeOptions.url ?? 'unmatched'
     const socket = request.raw.socket
-    const start = request.socketBytesAtStart
-    const received = socket && start ? socket.bytesRead - start.read : 0
-    const sent = socket && start ? socket.bytesWritten - start.written : 0
+    const now = { read: socket?.bytesRead ?? 0, written: socket?.bytesWritten ?? 0 }
+    const start = (socket && baselines.get(socket)) ?? { read: 0, written: 0 }
+    if (socket) baselines.set(socket, now)
+    const received = now.read - start.read
+    const sent = now.written - start.written
     const seconds = reply.elapsedTime / 1000
     const status = String(reply.statusCode)
     metrics.httpRequests.inc({ route, method: request.method, status })

@@ -54,7 +54,7 @@ export class RepositoryManifests implements ManifestService {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match its content', { expected: options.digest, actual: digest })
     }
     const manifest = parseManifest(bytes, contentType)
-    await this.checkReferences(manifest, options)
+    if (!options.trustReferences) await this.checkReferences(manifest, options)
 
     await this.blobStore.putContent(digest, bytes)
     const link: RevisionLink = { mediaType: manifest.mediaType, size: bytes.length }

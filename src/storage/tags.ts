@@ -5,7 +5,7 @@ import { compareLexically, paginate, type Page, type PageResult } from '../core/
 import type { RepositoryName } from '../core/reference.js'
 import type { ManifestService, Op, TagService } from '../core/registry.js'
 import type { StorageDriver } from './driver/driver.js'
-import { manifestsPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
+import { repositoryPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
 
 export class RepositoryTags implements TagService {
   constructor(
@@ -32,7 +32,10 @@ export class RepositoryTags implements TagService {
   }
 
   async list(page: Page, _op?: Op): Promise<PageResult | undefined> {
-    if (!(await this.driver.stat(manifestsPath(this.name)))) return undefined
+    // The repository exists while it holds manifests or blobs: deleting its last manifest leaves
+    // an empty list, not an unknown name (the conformance suite lists tags right after that).
+    const entries = await this.driver.list(repositoryPath(this.name))
+    if (!entries.includes('_manifests') && !entries.includes('_layers')) return undefined
     const tags = (await this.driver.list(tagsPath(this.name))).sort(compareLexically)
     return paginate(tags, page)
   }

@@ -8,12 +8,12 @@ import { pipeline } from 'node:stream/promises'
 import { LRUCache } from 'lru-cache'
 import { createDigestHash, digestAlgorithm, digestOfHash, type Digest, type DigestAlgorithm } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
-import { uploadRangeHeader } from '../core/range.js'
+import { uploadRangeHeader, type ByteRange } from '../core/range.js'
 import type { RepositoryName } from '../core/reference.js'
 import type { AppendOptions, BlobInfo, Op, UploadService, UploadStatus } from '../core/registry.js'
 import type { BlobStore } from './blob-store.js'
 import { DigestingStream } from './digesting-stream.js'
-import type { StorageDriver } from './driver/driver.js'
+import { PathNotFoundError, type StorageDriver } from './driver/driver.js'
 import type { KeyedLock } from './keyed-lock.js'
 import { isUploadId, uploadDataPath, uploadPath, uploadStartedAtPath } from './paths.js'
 
@@ -92,6 +92,16 @@ export class RepositoryUploads implements UploadService {
       await this.status(id)
       await this.discard(id)
     })
+  }
+
+  async read(id: string, range: ByteRange, op?: Op): Promise<Readable> {
+    if (!isUploadId(id)) throw unknownUpload(id)
+    try {
+      return await this.driver.read(uploadDataPath(this.name, id), { start: range.start, end: range.end, signal: op?.signal })
+    } catch (err) {
+      if (err instanceof PathNotFoundError) throw unknownUpload(id)
+      throw err
+    }
   }
 
   /** Appends one chunk; returns the new size. Runs under the upload's lock. */

@@ -26,9 +26,11 @@ export async function listReferrers(ctx: HandlerContext, { name, digest }: { nam
   const artifactType = ctx.query.artifactType || undefined
   const manifests = await ctx.registry.repository(name).manifests.referrers(subject, artifactType ? { artifactType } : {}, ctx.op)
   if (artifactType) ctx.reply.header('oci-filters-applied', 'artifactType')
+  // A Buffer, not a string: fastify would append `; charset=utf-8` to a +json type, and clients
+  // compare this Content-Type exactly.
   ctx.reply
     .header('content-type', mediaTypes.ociIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }))
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests })))
 }
 
 /** Adds the RFC 8288 `Link` header pointing at the next page, when there is one. */
