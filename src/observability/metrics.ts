@@ -1,6 +1,6 @@
 // Every metric Ferry exports, defined in one place on a per-app registry (two apps in one
 // process never share counters). Labels are small fixed sets: never names or digests.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export class Metrics {
   readonly registry = new Registry()
@@ -37,6 +37,62 @@ export class Metrics {
   readonly uploadsPurged = new Counter({
     name: 'ferry_uploads_purged_total',
     help: 'Abandoned upload sessions removed by the periodic purge',
+    registers: [this.registry],
+  })
+
+  readonly cacheLookups = new Counter({
+    name: 'ferry_mirror_cache_lookups_total',
+    help: 'Mirror lookups by kind (blob, manifest, tag) and result (local, hit, miss, stale)',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  })
+
+  readonly coalescedWaiters = new Counter({
+    name: 'ferry_mirror_coalesced_waiters_total',
+    help: 'Requests that joined an upstream fetch already in flight instead of starting one',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly staleServes = new Counter({
+    name: 'ferry_mirror_stale_serves_total',
+    help: 'Answers served from cache because the upstream could not be asked, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
+  readonly fillsInFlight = new Gauge({
+    name: 'ferry_mirror_blob_fills_in_flight',
+    help: 'Blob downloads from upstreams currently in progress',
+    registers: [this.registry],
+  })
+
+  readonly upstreamRequests = new Counter({
+    name: 'ferry_upstream_requests_total',
+    help: 'Calls to upstream registries by upstream, operation and outcome (ok, not_found, error)',
+    labelNames: ['upstream', 'operation', 'outcome'] as const,
+    registers: [this.registry],
+  })
+
+  readonly upstreamDuration = new Histogram({
+    name: 'ferry_upstream_request_duration_seconds',
+    help: 'Time until an upstream answered (headers for blobs), by upstream and operation',
+    labelNames: ['upstream', 'operation'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  })
+
+  readonly upstreamBytes = new Counter({
+    name: 'ferry_upstream_received_bytes_total',
+    help: 'Blob bytes received from upstream registries',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
+  readonly breakerState = new Gauge({
+    name: 'ferry_upstream_circuit_state',
+    help: 'Circuit breaker per upstream: 0 closed, 1 open (failing fast), 2 half-open (probing)',
+    labelNames: ['upstream'] as const,
     registers: [this.registry],
   })
 

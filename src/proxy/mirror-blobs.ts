@@ -1,0 +1,85 @@
+// Blobs of a mirrored repository: pushed (local) first, then the cache, then one shared fill
+// from the upstream. Writes (uploads, mounts, deletes) always go to the local repository.
+import { Readable } from 'node:stream'
+import type { Digest } from '../core/digest.js'
+import { RegistryError } from '../core/errors.js'
+import type { ByteRange } from '../core/range.js'
+import type { BlobBody, BlobInfo, BlobRedirect, BlobService, Op, UploadService } from '../core/registry.js'
+import { BlobFill } from './blob-fill.js'
+import type { MirrorContext } from './mirror-context.js'
+import type { MirrorTarget } from './mirror-target.js'
+
+export class MirrorBlobs implements BlobService {
+  readonly uploads: UploadService
+
+  constructor(
+    private readonly local: BlobService,
+    private readonly target: MirrorTarget,
+    private readonly context: MirrorContext,
+  ) {
+    this.uploads = local.uploads
+  }
+
+  async stat(digest: Digest, op?: Op): Promise<BlobInfo | undefined> {
+    const found = (await this.local.stat(digest, op)) ?? (await this.target.cache.blobs.stat(digest, op))
+    if (found) return found
+    const fill = this.context.fills.get(this.fillKey(digest))
+    if (fill) return { digest, size: await fill.ready }
+    // HEAD never downloads: it asks the upstream HEAD.
+    const upstream = await this.target.upstream.statBlob(this.target.repository, digest, op)
+    return upstream ? { digest, size: upstream.size } : undefined
+  }
+
+  async open(digest: Digest, options: { range?: ByteRange } & Op = {}): Promise<BlobBody | BlobRedirect> {
+    if (await this.local.stat(digest, options)) return this.local.open(digest, options)
+    if (await this.target.cache.blobs.stat(digest, options)) {
+      this.context.metrics.cacheLookups.inc({ kind: 'blob', result: 'hit' })
+      return this.target.cache.blobs.open(digest, options)
+    }
+    const fill = this.fill(digest)
+    const size = await fill.ready
+    if (options.range && options.range.start >= size) {
+      throw new RegistryError('RANGE_INVALID', 'requested range is not satisfiable', { size }, { status: 416, headers: { 'content-range': `bytes */${size}` } })
+    }
+    const range = options.range ? { start: options.range.start, end: Math.min(options.range.end, size - 1) } : undefined
+    const stream = size === 0 ? Readable.from([]) : fill.follow(range)
+    return range ? { kind: 'body', digest, size, range, stream } : { kind: 'body', digest, size, stream }
+  }
+
+  mount(from: Parameters<BlobService['mount']>[0], digest: Digest, op?: Op): Promise<BlobInfo | undefined> {
+    return this.local.mount(from, digest, op)
+  }
+
+  delete(digest: Digest, op?: Op): Promise<void> {
+    return this.local.delete(digest, op)
+  }
+
+  private fill(digest: Digest): BlobFill {
+    const key = this.fillKey(digest)
+    const existing = this.context.fills.get(key)
+    if (existing) {
+      this.context.metrics.coalescedWaiters.inc({ kind: 'blob' })
+      return existing
+    }
+    this.context.metrics.cacheLookups.inc({ kind: 'blob', result: 'miss' })
+    const { upstream, repository } = this.target
+    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, (bytes) =>
+      this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes),
+    )
+    this.context.fills.set(key, fill)
+    this.context.metrics.fillsInFlight.inc()
+    const started = this.context.now()
+    fill.settled.then(
+      () => this.context.logger.info({ upstream: upstream.name, repo: repository, digest, ms: this.context.now() - started }, 'blob cached'),
+      (err: unknown) => this.context.logger.warn({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed'),
+    ).finally(() => {
+      this.context.fills.delete(key)
+      this.context.metrics.fillsInFlight.dec()
+    })
+    return fill
+  }
+
+  private fillKey(digest: Digest): string {
+    return `${this.target.cache.name}@${digest}`
+  }
+}

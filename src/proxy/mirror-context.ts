@@ -1,0 +1,47 @@
+// What every mirrored repository of one MirrorRegistry shares: the upstreams, the in-flight
+// fetches (so concurrent misses coalesce across requests), tag freshness, metrics and logger.
+import type { Logger } from 'pino'
+import { LRUCache } from 'lru-cache'
+import type { Descriptor } from '../core/manifest.js'
+import type { Registry } from '../core/registry.js'
+import type { Metrics } from '../observability/metrics.js'
+import type { Upstream } from '../upstream/upstream.js'
+import type { BlobFill } from './blob-fill.js'
+import { SingleFlight } from './single-flight.js'
+
+export interface MirrorUpstream {
+  upstream: Upstream
+  /** Milliseconds a tag's digest is served without revalidating. */
+  tagTtl: number
+}
+
+/** A cached tag answer and when the upstream last confirmed it (0: never, in this process). */
+export interface TagEntry {
+  descriptor: Descriptor
+  validatedAt: number
+  /** Why the last revalidation failed, while the upstream stays unreachable. */
+  failure?: string
+}
+
+export class MirrorContext {
+  readonly fills = new Map<string, BlobFill>()
+  readonly manifestFetches = new SingleFlight<Descriptor | undefined>()
+  readonly tagFetches = new SingleFlight<Descriptor | undefined>()
+  readonly revalidations = new SingleFlight<Descriptor | undefined>()
+  readonly tags = new LRUCache<string, TagEntry>({ max: 100_000 })
+
+  constructor(
+    /** Where cached content lives; repositories named `<upstream>/<repository>`. */
+    readonly cache: Registry,
+    readonly upstreams: ReadonlyMap<string, MirrorUpstream>,
+    readonly metrics: Metrics,
+    readonly logger: Logger,
+    readonly now: () => number = Date.now,
+  ) {}
+
+  upstream(name: string): MirrorUpstream {
+    const found = this.upstreams.get(name)
+    if (!found) throw new Error(`no upstream named ${name}`) // routing only yields configured names
+    return found
+  }
+}

@@ -1,0 +1,77 @@
+// Manifests of a mirrored repository. Content by digest never changes, so once fetched it is
+// served from the cache for good; a miss fetches once however many clients ask at the same time.
+import type { Digest } from '../core/digest.js'
+import type { Descriptor } from '../core/manifest.js'
+import { manifestMediaTypes } from '../core/media-types.js'
+import type { ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
+import type { MirrorContext } from './mirror-context.js'
+import type { MirrorTarget } from './mirror-target.js'
+
+/** By digest any representation is the right one: ask for every manifest type. */
+export const everyManifestType: readonly string[] = [...manifestMediaTypes, '*/*']
+
+export class MirrorManifests implements ManifestService {
+  constructor(
+    private readonly local: ManifestService,
+    private readonly target: MirrorTarget,
+    private readonly context: MirrorContext,
+  ) {}
+
+  async stat(digest: Digest, op?: Op): Promise<Descriptor | undefined> {
+    return (await this.local.stat(digest, op)) ?? (await this.cached(digest, op)) ?? (await this.fetch(digest))
+  }
+
+  async get(digest: Digest, op?: Op): Promise<StoredManifest | undefined> {
+    const local = await this.local.get(digest, op)
+    if (local) return local
+    if (!(await this.cached(digest, op)) && !(await this.fetch(digest))) return undefined
+    return this.target.cache.manifests.get(digest, op)
+  }
+
+  put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult> {
+    return this.local.put(bytes, contentType, options)
+  }
+
+  delete(digest: Digest, op?: Op): Promise<void> {
+    return this.local.delete(digest, op)
+  }
+
+  async referrers(digest: Digest, filter?: { artifactType?: string }, op?: Op): Promise<Descriptor[]> {
+    const [local, cached] = await Promise.all([
+      this.local.referrers(digest, filter, op),
+      this.target.cache.manifests.referrers(digest, filter, op),
+    ])
+    const seen = new Set(local.map((d) => d.digest))
+    return [...local, ...cached.filter((d) => !seen.has(d.digest))]
+  }
+
+  /**
+   * Fetches a manifest (by digest or tag) from the upstream into the cache, coalescing
+   * concurrent fetches of the same reference. undefined when the upstream does not have it.
+   */
+  fetchIntoCache(reference: string, accept: readonly string[]): Promise<Descriptor | undefined> {
+    const key = `${this.target.cache.name}@${reference}|${accept.join(',')}`
+    return this.context.manifestFetches.run(
+      key,
+      async () => {
+        this.context.metrics.cacheLookups.inc({ kind: 'manifest', result: 'miss' })
+        // Shared work: no client's signal may cancel it.
+        const manifest = await this.target.upstream.getManifest(this.target.repository, reference, { accept })
+        if (!manifest) return undefined
+        await this.target.cache.manifests.put(manifest.bytes, manifest.mediaType, { digest: manifest.digest, trustReferences: true })
+        return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size }
+      },
+      () => this.context.metrics.coalescedWaiters.inc({ kind: 'manifest' }),
+    )
+  }
+
+  private async cached(digest: Digest, op?: Op): Promise<Descriptor | undefined> {
+    const found = await this.target.cache.manifests.stat(digest, op)
+    if (found) this.context.metrics.cacheLookups.inc({ kind: 'manifest', result: 'hit' })
+    return found
+  }
+
+  private fetch(digest: Digest): Promise<Descriptor | undefined> {
+    return this.fetchIntoCache(digest, everyManifestType)
+  }
+}

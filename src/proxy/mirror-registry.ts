@@ -1,0 +1,43 @@
+// The pull-through registry: a decorator over the local (pushed) registry that routes each
+// repository to its upstream and cache. Local content shadows the upstream; writes stay local.
+import type { Page, PageResult } from '../core/pagination.js'
+import type { RepositoryName } from '../core/reference.js'
+import type { Op, Registry, Repository } from '../core/registry.js'
+import { resolveRoute, type RouteTable } from '../upstream/routing.js'
+import { MirrorBlobs } from './mirror-blobs.js'
+import type { MirrorContext } from './mirror-context.js'
+import { MirrorManifests } from './mirror-manifests.js'
+import { MirrorTags } from './mirror-tags.js'
+
+export class MirrorRegistry implements Registry {
+  constructor(
+    private readonly local: Registry,
+    private readonly context: MirrorContext,
+    private readonly routes: RouteTable,
+  ) {}
+
+  repository(name: RepositoryName, op?: Op): Repository {
+    const route = resolveRoute(this.routes, name, op?.ns)
+    const local = this.local.repository(route.localName)
+    if (!route.upstream) return local
+    const { upstream, tagTtl } = this.context.upstream(route.upstream.name)
+    const target = {
+      upstream,
+      repository: route.upstream.repository,
+      cache: this.context.cache.repository(route.upstream.cacheName),
+      tagTtl,
+    }
+    const manifests = new MirrorManifests(local.manifests, target, this.context)
+    return {
+      name: route.localName,
+      blobs: new MirrorBlobs(local.blobs, target, this.context),
+      manifests,
+      tags: new MirrorTags(local.tags, target, this.context, manifests),
+    }
+  }
+
+  /** The catalog lists what was pushed; cached upstream repositories are not this registry's. */
+  catalog(page: Page, op?: Op): Promise<PageResult> {
+    return this.local.catalog(page, op)
+  }
+}
