@@ -1,0 +1,143 @@
+// One HTTP request/response over an undici Agent, with undici's errors and types kept inside
+// this file: callers see a ClientResponse and ClientErrors.
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import { Agent, type Dispatcher } from 'undici'
+import { ClientError, toClientError } from './client-error.js'
+
+export interface ClientTimeouts {
+  /** TCP + TLS connect. Default 5 s. */
+  connectMs?: number
+  /** From sending the request to the end of the response headers. Default 30 s. */
+  headersMs?: number
+  /** Longest gap between two chunks of a response body. Default 60 s. */
+  bodyIdleMs?: number
+}
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+
+export interface Exchange {
+  method: HttpMethod
+  url: URL
+  headers: Record<string, string>
+  /** Only replayable bodies: a request may be sent more than once (retries, auth). */
+  body?: Buffer | string
+  signal?: AbortSignal
+}
+
+/** A response whose body must be consumed (read, piped) or dumped. */
+export class ClientResponse {
+  readonly status: number
+  /** The URL that answered, after redirects. */
+  readonly url: URL
+  readonly body: Readable
+  readonly #headers: IncomingHttpHeaders
+  readonly #what: string
+
+  constructor(status: number, url: URL, headers: IncomingHttpHeaders, body: Readable, what: string) {
+    this.status = status
+    this.url = url
+    this.#headers = headers
+    this.body = body
+    this.#what = what
+  }
+
+  /** The header's value; repeated headers are joined with `, `. */
+  header(name: string): string | undefined {
+    const value = this.#headers[name.toLowerCase()]
+    return Array.isArray(value) ? value.join(', ') : value
+  }
+
+  /** Each occurrence of a header separately (WWW-Authenticate, Link). */
+  headerValues(name: string): string[] {
+    const value = this.#headers[name.toLowerCase()]
+    return value === undefined ? [] : Array.isArray(value) ? value : [value]
+  }
+
+  /** Content-Length as a number, undefined when absent or malformed. */
+  contentLength(): number | undefined {
+    const value = this.header('content-length')
+    return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
+  }
+
+  /**
+   * Discards the body. Small remainders are drained so the connection is reused; large ones
+   * close it instead. Never throws: it runs on error paths.
+   */
+  async dump(): Promise<void> {
+    if (this.body.readableEnded || this.body.destroyed) return
+    try {
+      await (this.body as Dispatcher.ResponseData['body']).dump({ limit: 64 * 1024 })
+    } catch {
+      this.body.destroy()
+    }
+  }
+
+  /** Reads the whole body, failing (and closing it) past `limit` bytes. */
+  async read(limit: number): Promise<Buffer> {
+    const declared = this.contentLength()
+    if (declared !== undefined && declared > limit) {
+      await this.dump()
+      throw new ClientError('protocol', `${this.#what}: body of ${declared} bytes exceeds the ${limit}-byte limit`)
+    }
+    const chunks: Buffer[] = []
+    let total = 0
+    try {
+      for await (const chunk of this.body) {
+        const buffer = chunk as Buffer
+        total += buffer.length
+        if (total > limit) {
+          this.body.destroy()
+          throw new ClientError('protocol', `${this.#what}: body exceeds the ${limit}-byte limit`)
+        }
+        chunks.push(buffer)
+      }
+    } catch (err) {
+      throw toClientError(err, this.#what)
+    }
+    return Buffer.concat(chunks, total)
+  }
+}
+
+/** Names a request in messages: method, host and path, never the query (it may carry tokens). */
+export function describe(method: string, url: URL): string {
+  return `${method} ${url.host}${url.pathname}`
+}
+
+/** One keep-alive connection pool per origin, under one Agent per upstream. */
+export class HttpTransport {
+  readonly #agent: Agent
+
+  constructor(timeouts: ClientTimeouts = {}) {
+    this.#agent = new Agent({
+      connect: { timeout: timeouts.connectMs ?? 5_000 },
+      headersTimeout: timeouts.headersMs ?? 30_000,
+      bodyTimeout: timeouts.bodyIdleMs ?? 60_000,
+      keepAliveTimeout: 30_000,
+    })
+  }
+
+  /** Sends once. Throws ClientError for transport failures, or the abort reason when `signal` fired. */
+  async send(exchange: Exchange): Promise<ClientResponse> {
+    const { method, url, headers, body, signal } = exchange
+    const what = describe(method, url)
+    try {
+      const response = await this.#agent.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method,
+        headers,
+        body: body ?? null,
+        signal: signal ?? null,
+      })
+      return new ClientResponse(response.statusCode, url, response.headers, response.body, what)
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err
+      throw toClientError(err, what)
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.destroy(null)
+  }
+}

@@ -1,0 +1,198 @@
+// Runs CNCF distribution (`docker-registry`, 2.8) as a real upstream for tests: its own config,
+// storage and port under a temp dir, optional htpasswd Basic auth or pull-through mode, and its
+// access log parsed so a test can count what reached it.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { stringify } from 'yaml'
+import { missingTools, run } from './tools.js'
+
+export const distributionBinary = '/usr/bin/docker-registry'
+
+export interface DistributionOptions {
+  /** Pull-through mode: the remote registry's URL, with optional Bearer-realm credentials. */
+  proxyOf?: string | { url: string; username?: string; password?: string }
+  /** `htpasswd`: Basic auth with `users` (default `{ user: 'pass' }`). Default `none`. */
+  auth?: 'none' | 'htpasswd'
+  users?: Record<string, string>
+  /** Merged over the generated config, for anything else. */
+  config?: Record<string, unknown>
+  startTimeoutMs?: number
+}
+
+/** One request as distribution's combined-format access log recorded it. */
+export interface AccessLogEntry {
+  method: string
+  /** Path and query, e.g. `/v2/foo/blobs/sha256:…`. */
+  path: string
+  status: number
+  bytes: number
+  userAgent: string
+}
+
+export interface Distribution {
+  /** http://127.0.0.1:PORT */
+  url: string
+  /** 127.0.0.1:PORT */
+  host: string
+  pid: number
+  /** Configured users (htpasswd auth), name → password. */
+  users: Record<string, string>
+  /** The raw access-log lines so far. */
+  accessLog(): string[]
+  /** The access log parsed. */
+  requests(): AccessLogEntry[]
+  /** Everything the process wrote. */
+  output(): string
+  /** SIGTERM, SIGKILL after 5 s, then removes the temp dir. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** Why distribution-backed tests cannot run here, or undefined when they can. */
+export function distributionUnavailable(): string | undefined {
+  const missing = missingTools('docker-registry')
+  return missing.length > 0 ? `needs ${missing.join(', ')} (apt-get install docker-registry)` : undefined
+}
+
+const accessLine = /^(\S+) \S+ \S+ \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-) "[^"]*" "([^"]*)"/
+
+export function parseAccessLine(line: string): AccessLogEntry | undefined {
+  const match = accessLine.exec(line)
+  if (!match) return undefined
+  return { method: match[2]!, path: match[3]!, status: Number(match[4]), bytes: match[5] === '-' ? 0 : Number(match[5]), userAgent: match[6]! }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export async function startDistribution(options: DistributionOptions = {}): Promise<Distribution> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-distribution-'))
+  try {
+    const users = options.auth === 'htpasswd' ? (options.users ?? { user: 'pass' }) : {}
+    const config = await buildConfig(dir, options, users)
+    // The free port can be taken between probing and binding: try a few times.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await launch(dir, config, await freePort(), users, options.startTimeoutMs ?? 15_000)
+      } catch (err) {
+        if (attempt >= 2) throw err
+      }
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+async function buildConfig(dir: string, options: DistributionOptions, users: Record<string, string>): Promise<Record<string, unknown>> {
+  const config: Record<string, unknown> = {
+    version: 0.1,
+    log: { level: 'info', accesslog: { disabled: false } },
+    storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
+    // A fixed secret avoids the startup warning and keeps upload state valid across restarts.
+    http: { addr: '', secret: 'ferry-test-secret' },
+  }
+  if (options.auth === 'htpasswd') {
+    const lines = await Promise.all(Object.entries(users).map(async ([name, password]) => (await run('htpasswd', ['-Bbn', name, password])).stdout.trim()))
+    const path = join(dir, 'htpasswd')
+    await writeFile(path, `${lines.join('\n')}\n`)
+    config.auth = { htpasswd: { realm: 'ferry-test', path } }
+  }
+  if (options.proxyOf !== undefined) {
+    const proxy = typeof options.proxyOf === 'string' ? { url: options.proxyOf } : options.proxyOf
+    config.proxy = { remoteurl: proxy.url, ...(proxy.username ? { username: proxy.username, password: proxy.password ?? '' } : {}) }
+  }
+  return { ...config, ...options.config }
+}
+
+async function launch(dir: string, base: Record<string, unknown>, port: number, users: Record<string, string>, timeoutMs: number): Promise<Distribution> {
+  const host = `127.0.0.1:${port}`
+  const config = { ...base, http: { ...(base.http as object), addr: host } }
+  const configPath = join(dir, 'config.yml')
+  await writeFile(configPath, stringify(config))
+  const child = spawn(distributionBinary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const killOnExit = (): void => void child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+
+  let output = ''
+  const lines: string[] = []
+  let pending = ''
+  const collect = (chunk: string): void => {
+    output += chunk
+    pending += chunk
+    let nl: number
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      lines.push(pending.slice(0, nl))
+      pending = pending.slice(nl + 1)
+    }
+  }
+  child.stdout.setEncoding('utf8').on('data', collect)
+  child.stderr.setEncoding('utf8').on('data', collect)
+
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await terminate(child)
+      process.removeListener('exit', killOnExit)
+      await rm(dir, { recursive: true, force: true })
+    })()
+    return stopping
+  }
+  const url = `http://${host}`
+  try {
+    await waitUntilServing(url, child, timeoutMs)
+  } catch (err) {
+    await terminate(child)
+    process.removeListener('exit', killOnExit)
+    throw new Error(`${(err as Error).message}\n--- docker-registry output ---\n${output}`)
+  }
+  const accessLog = (): string[] => lines.filter((line) => accessLine.test(line))
+  return {
+    url,
+    host,
+    pid: child.pid ?? -1,
+    users,
+    accessLog,
+    requests: () => accessLog().map((line) => parseAccessLine(line)!),
+    output: () => output,
+    stop,
+  }
+}
+
+async function waitUntilServing(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode})`)
+    try {
+      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) })
+      await response.arrayBuffer()
+      // 401 is a healthy answer from a registry with auth enabled.
+      if (response.status === 200 || response.status === 401) return
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(50)
+  }
+  throw new Error(`docker-registry did not answer ${url}/v2/ within ${timeoutMs} ms`)
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+  await exited
+  clearTimeout(timer)
+}
