@@ -7,15 +7,19 @@ import { Metrics } from './observability/metrics.js'
 import type { StorageDriver } from './storage/driver/driver.js'
 import { FilesystemDriver } from './storage/driver/filesystem.js'
 import { LocalRegistry } from './storage/local-registry.js'
+import { composeMirror } from './mirror-compose.js'
 
 export interface Composed {
   app: FastifyInstance
+  /** Pushed content. */
   registry: LocalRegistry
   metrics: Metrics
   /** Starts periodic housekeeping (abandoned upload purge). */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
   stop(): void
+  /** Releases upstream connections (after the server closed). */
+  close(): Promise<void>
 }
 
 function buildDriver(config: Config): StorageDriver {
@@ -28,12 +32,14 @@ function buildDriver(config: Config): StorageDriver {
 export async function compose(config: Config, logger: Logger): Promise<Composed> {
   const driver = buildDriver(config)
   const registry = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory })
+  const cache = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory, storagePrefix: '_cache' })
   const metrics = new Metrics()
+  const mirror = config.mirror.upstreams.length > 0 ? composeMirror(config.mirror, registry, cache, metrics, logger) : undefined
   let stopping = false
   let timer: NodeJS.Timeout | undefined
 
   const app = await buildApp({
-    registry,
+    registry: mirror?.registry ?? registry,
     logger,
     metrics,
     options: { deleteEnabled: config.storage.deleteEnabled },
@@ -42,7 +48,8 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
 
   const housekeeping = async (): Promise<void> => {
     try {
-      const purged = await registry.purgeUploads(new Date(Date.now() - config.storage.uploads.maxAge))
+      const cutoff = new Date(Date.now() - config.storage.uploads.maxAge)
+      const purged = (await registry.purgeUploads(cutoff)) + (await cache.purgeUploads(cutoff))
       if (driver instanceof FilesystemDriver) await driver.purgeTemp(config.storage.uploads.maxAge)
       metrics.uploadsPurged.inc(purged)
       if (purged > 0) logger.info({ purged }, 'purged abandoned uploads')
@@ -63,6 +70,9 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
     stop() {
       stopping = true
       if (timer) clearInterval(timer)
+    },
+    async close() {
+      await mirror?.close()
     },
   }
 }

@@ -39,6 +39,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       })
       await Promise.race([app.close(), deadline])
       clearTimeout(timer)
+      await composed.close()
     },
   }
 }

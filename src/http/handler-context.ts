@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Op, Registry } from '../core/registry.js'
+import type { RepositoryName } from '../core/reference.js'
+import type { Op, Registry, Repository } from '../core/registry.js'
 
 export interface RegistryRouteOptions {
   /** Whether DELETE of manifests, tags and blobs is allowed (405 UNSUPPORTED otherwise). */
@@ -13,5 +14,7 @@ export interface HandlerContext {
   request: FastifyRequest
   reply: FastifyReply
   op: Op
+  /** The repository the request names, routed with this request's Op (e.g. containerd's ?ns=). */
+  repository(name: RepositoryName): Repository
   query: Record<string, string | undefined>
 }

@@ -3,7 +3,7 @@
 // uploads stream straight into storage and manifests are read with a bound.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../core/errors.js'
-import type { Registry } from '../core/registry.js'
+import type { Notice, Op, Registry } from '../core/registry.js'
 import { handleError } from './error-handler.js'
 import type { HandlerContext, RegistryRouteOptions } from './handler-context.js'
 import { deleteBlob, getBlob } from './handlers/blobs.js'
@@ -66,13 +66,23 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
         headers: { allow: Object.keys(dispatch[endpoint.kind]).join(', ') },
       })
     }
+    const query = firstValues(request.query as Record<string, string | string[] | undefined>)
+    const op: Op = {
+      accept: acceptedMediaTypes(request.headers.accept),
+      notify: (notice) => reportNotice(request, reply, notice),
+    }
+    if (query.ns) {
+      op.ns = query.ns
+      reply.header('oci-namespace', query.ns) // the spec's echo of the registry a proxy served for
+    }
     const ctx: HandlerContext = {
       registry: deps.registry,
       options: deps.options,
       request,
       reply,
-      query: firstValues(request.query as Record<string, string | string[] | undefined>),
-      op: { accept: acceptedMediaTypes(request.headers.accept) },
+      query,
+      op,
+      repository: (name) => deps.registry.repository(name, op),
     }
     await handler(ctx, endpoint as never)
     return reply
@@ -89,6 +99,17 @@ function decodePath(path: string): string {
   } catch {
     throw new RegistryError('NAME_INVALID', 'malformed percent-encoding in path')
   }
+}
+
+/**
+ * A stale answer says so three ways: a Warning header (the OCI spec allows `299` warnings), a
+ * header naming the cache state, and a log line.
+ */
+function reportNotice(request: FastifyRequest, reply: FastifyReply, notice: Notice): void {
+  if (reply.sent) return
+  const text = `served from cache: upstream ${notice.upstream} unavailable`.replace(/"/g, "'")
+  reply.header('warning', `299 - "${text}"`).header('x-ferry-cache', 'stale')
+  request.log.warn({ upstream: notice.upstream, reason: notice.reason }, 'served stale')
 }
 
 /** Repeated query parameters count once: the first value wins. */

@@ -16,18 +16,26 @@ import { UploadState } from './uploads.js'
 export interface LocalRegistryOptions {
   /** Bytes of manifest content kept in memory (content by digest never changes). */
   manifestCacheBytes?: number
+  /**
+   * Keeps this registry's repositories under `repositories/<storagePrefix>/` (a `_` name no
+   * pushed repository can have), sharing the blob store with the others on the same driver:
+   * the mirror's cache is a second registry that stores each blob once with pushed content.
+   */
+  storagePrefix?: `_${string}`
 }
 
 export class LocalRegistry implements Registry {
   readonly blobStore: BlobStore
   private readonly uploadState = new UploadState(new KeyedLock())
   private readonly manifestCache: LRUCache<string, Buffer>
+  private readonly storagePrefix: string
 
   constructor(
     private readonly driver: StorageDriver,
     options: LocalRegistryOptions = {},
   ) {
     this.blobStore = new BlobStore(driver)
+    this.storagePrefix = options.storagePrefix ?? ''
     this.manifestCache = new LRUCache<string, Buffer>({
       maxSize: Math.max(1, options.manifestCacheBytes ?? 64 * 1024 * 1024),
       sizeCalculation: (bytes) => Math.max(1, bytes.length),
@@ -35,16 +43,19 @@ export class LocalRegistry implements Registry {
   }
 
   repository(name: RepositoryName): Repository {
-    const blobs = new RepositoryBlobs(name, this.driver, this.blobStore, this.uploadState)
-    const manifests = new RepositoryManifests(name, this.driver, this.blobStore, blobs, this.manifestCache)
-    const tags = new RepositoryTags(name, this.driver, manifests)
+    // Storage classes see the prefixed name, so every path they build lands under the prefix.
+    const stored = (this.storagePrefix ? `${this.storagePrefix}/${name}` : name) as RepositoryName
+    const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState)
+    const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache)
+    const tags = new RepositoryTags(stored, this.driver, manifests)
     return { name, blobs, manifests, tags }
   }
 
   async catalog(page: Page, _op?: Op): Promise<PageResult> {
     const names: string[] = []
-    for await (const repo of walkRepositories(this.driver)) {
-      if (repo.internals.includes('_manifests')) names.push(repo.name)
+    const strip = this.storagePrefix ? this.storagePrefix.length + 1 : 0
+    for await (const repo of walkRepositories(this.driver, this.storagePrefix)) {
+      if (repo.internals.includes('_manifests')) names.push(repo.name.slice(strip))
     }
     return paginate(names.sort(compareLexically), page)
   }
@@ -52,7 +63,7 @@ export class LocalRegistry implements Registry {
   /** Removes upload sessions that received no bytes since `olderThan`; returns how many. */
   async purgeUploads(olderThan: Date): Promise<number> {
     let purged = 0
-    for await (const repo of walkRepositories(this.driver)) {
+    for await (const repo of walkRepositories(this.driver, this.storagePrefix)) {
       if (!repo.internals.includes('_uploads')) continue
       const name = repo.name as RepositoryName
       for (const id of await this.driver.list(uploadsPath(name))) {

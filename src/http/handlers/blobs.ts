@@ -9,7 +9,7 @@ type BlobEndpoint = { name: RepositoryName; digest: string }
 
 export async function getBlob(ctx: HandlerContext, endpoint: BlobEndpoint, head: boolean): Promise<void> {
   const digest = parseDigest(endpoint.digest)
-  const blobs = ctx.registry.repository(endpoint.name).blobs
+  const blobs = ctx.repository(endpoint.name).blobs
   const info = await blobs.stat(digest, ctx.op)
   if (!info) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
   ctx.reply.headers({
@@ -50,6 +50,6 @@ export async function getBlob(ctx: HandlerContext, endpoint: BlobEndpoint, head:
 export async function deleteBlob(ctx: HandlerContext, endpoint: BlobEndpoint): Promise<void> {
   if (!ctx.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
   const digest = parseDigest(endpoint.digest)
-  await ctx.registry.repository(endpoint.name).blobs.delete(digest, ctx.op)
+  await ctx.repository(endpoint.name).blobs.delete(digest, ctx.op)
   ctx.reply.code(202).header('content-length', '0').send()
 }

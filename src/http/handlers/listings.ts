@@ -8,7 +8,7 @@ import { repositoryBase } from '../oci-path.js'
 
 export async function listTags(ctx: HandlerContext, { name }: { name: RepositoryName }): Promise<void> {
   const page = parsePage(ctx.query)
-  const result = await ctx.registry.repository(name).tags.list(page, ctx.op)
+  const result = await ctx.repository(name).tags.list(page, ctx.op)
   if (!result) throw new RegistryError('NAME_UNKNOWN', undefined, { name })
   sendPage(ctx, `${repositoryBase(name)}/tags/list`, page, result)
   ctx.reply.send({ name, tags: result.items })
@@ -24,7 +24,7 @@ export async function listCatalog(ctx: HandlerContext): Promise<void> {
 export async function listReferrers(ctx: HandlerContext, { name, digest }: { name: RepositoryName; digest: string }): Promise<void> {
   const subject = parseDigest(digest)
   const artifactType = ctx.query.artifactType || undefined
-  const manifests = await ctx.registry.repository(name).manifests.referrers(subject, artifactType ? { artifactType } : {}, ctx.op)
+  const manifests = await ctx.repository(name).manifests.referrers(subject, artifactType ? { artifactType } : {}, ctx.op)
   if (artifactType) ctx.reply.header('oci-filters-applied', 'artifactType')
   // A Buffer, not a string: fastify would append `; charset=utf-8` to a +json type, and clients
   // compare this Content-Type exactly.

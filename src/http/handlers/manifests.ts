@@ -9,7 +9,7 @@ import { readBoundedBody } from '../request-io.js'
 type ManifestEndpoint = { name: RepositoryName; reference: string }
 
 export async function getManifest(ctx: HandlerContext, { name, reference }: ManifestEndpoint, head: boolean): Promise<void> {
-  const repo = ctx.registry.repository(name)
+  const repo = ctx.repository(name)
   // A reference that cannot name anything is simply not found (the conformance suite insists on
   // 404 for a malformed tag); a malformed digest stays a 400 DIGEST_INVALID.
   if (!reference.includes(':') && !isTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { tag: reference.slice(0, 200) })
@@ -42,7 +42,7 @@ export async function getManifest(ctx: HandlerContext, { name, reference }: Mani
 }
 
 export async function putManifest(ctx: HandlerContext, { name, reference }: ManifestEndpoint): Promise<void> {
-  const repo = ctx.registry.repository(name)
+  const repo = ctx.repository(name)
   const ref = parseReference(reference)
   const bytes = await readBoundedBody(ctx.request.raw, maxManifestBytes, 'MANIFEST_INVALID')
   const contentType = ctx.request.headers['content-type'] ?? ''
@@ -59,7 +59,7 @@ export async function putManifest(ctx: HandlerContext, { name, reference }: Mani
 
 export async function deleteManifest(ctx: HandlerContext, { name, reference }: ManifestEndpoint): Promise<void> {
   if (!ctx.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
-  const repo = ctx.registry.repository(name)
+  const repo = ctx.repository(name)
   const ref = parseReference(reference)
   if (ref.kind === 'tag') await repo.tags.untag(ref.tag, ctx.op)
   else await repo.manifests.delete(ref.digest, ctx.op)

@@ -11,7 +11,7 @@ type UploadEndpoint = { name: RepositoryName; id: string }
 
 /** POST /v2/<name>/blobs/uploads/: mount, monolithic upload, or the start of a session. */
 export async function startUpload(ctx: HandlerContext, { name }: { name: RepositoryName }): Promise<void> {
-  const blobs = ctx.registry.repository(name).blobs
+  const blobs = ctx.repository(name).blobs
   const { mount, from, digest } = ctx.query
   if (mount !== undefined && from !== undefined) {
     const mountDigest = parseDigest(mount)
@@ -34,7 +34,7 @@ export async function startUpload(ctx: HandlerContext, { name }: { name: Reposit
 }
 
 export async function patchUpload(ctx: HandlerContext, { name, id }: UploadEndpoint): Promise<void> {
-  const uploads = ctx.registry.repository(name).blobs.uploads
+  const uploads = ctx.repository(name).blobs.uploads
   const status = await uploads.append(id, ctx.request.raw, appendOptions(ctx, ctx.request.headers['content-range']))
   sendUploadStatus(ctx, name, status, 202)
 }
@@ -42,19 +42,19 @@ export async function patchUpload(ctx: HandlerContext, { name, id }: UploadEndpo
 export async function putUpload(ctx: HandlerContext, { name, id }: UploadEndpoint): Promise<void> {
   if (ctx.query.digest === undefined) throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required')
   const digest = parseDigest(ctx.query.digest)
-  const uploads = ctx.registry.repository(name).blobs.uploads
+  const uploads = ctx.repository(name).blobs.uploads
   const body = hasBody(ctx.request.raw) ? ctx.request.raw : undefined
   await uploads.complete(id, digest, body, appendOptions(ctx, ctx.request.headers['content-range']))
   sendBlobCreated(ctx, name, digest)
 }
 
 export async function getUpload(ctx: HandlerContext, { name, id }: UploadEndpoint): Promise<void> {
-  const status = await ctx.registry.repository(name).blobs.uploads.status(id, ctx.op)
+  const status = await ctx.repository(name).blobs.uploads.status(id, ctx.op)
   sendUploadStatus(ctx, name, status, 204)
 }
 
 export async function deleteUpload(ctx: HandlerContext, { name, id }: UploadEndpoint): Promise<void> {
-  await ctx.registry.repository(name).blobs.uploads.cancel(id, ctx.op)
+  await ctx.repository(name).blobs.uploads.cancel(id, ctx.op)
   ctx.reply.code(204).send()
 }
 

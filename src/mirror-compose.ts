@@ -1,0 +1,51 @@
+// Builds the pull-through mirror from config: one metered, circuit-broken client per upstream,
+// a cache registry beside the local one on the same storage, and the routing table.
+import type { Logger } from 'pino'
+import type { Registry } from './core/registry.js'
+import type { MirrorConfig } from './config/schema.js'
+import type { Metrics } from './observability/metrics.js'
+import { BreakerUpstream, type CircuitState } from './proxy/circuit-breaker.js'
+import { MeteredUpstream } from './proxy/metered-upstream.js'
+import { MirrorContext, type MirrorUpstream } from './proxy/mirror-context.js'
+import { MirrorRegistry } from './proxy/mirror-registry.js'
+import { RegistryUpstream } from './upstream/registry-upstream.js'
+import { routeTable } from './upstream/routing.js'
+
+const circuitValue: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
+
+export interface Mirror {
+  registry: Registry
+  close(): Promise<void>
+}
+
+export function composeMirror(config: MirrorConfig, local: Registry, cache: Registry, metrics: Metrics, logger: Logger): Mirror {
+  const clients: RegistryUpstream[] = []
+  const upstreams = new Map<string, MirrorUpstream>()
+  for (const upstream of config.upstreams) {
+    const client = new RegistryUpstream({
+      name: upstream.name,
+      url: upstream.url,
+      timeouts: { connectMs: upstream.timeouts.connect, headersMs: upstream.timeouts.headers, bodyIdleMs: upstream.timeouts.bodyIdle },
+      retries: { maxRetries: upstream.retries },
+    })
+    clients.push(client)
+    metrics.breakerState.set({ upstream: upstream.name }, 0)
+    const guarded = new BreakerUpstream(new MeteredUpstream(client, metrics), {
+      failures: upstream.breaker.failures,
+      cooldownMs: upstream.breaker.cooldown,
+      onStateChange: (state) => {
+        metrics.breakerState.set({ upstream: upstream.name }, circuitValue[state])
+        logger.warn({ upstream: upstream.name, state }, 'upstream circuit changed')
+      },
+    })
+    upstreams.set(upstream.name, { upstream: guarded, tagTtl: upstream.tagTtl })
+    logger.info({ upstream: upstream.name, url: upstream.url, default: upstream.name === config.defaultUpstream }, 'mirroring upstream')
+  }
+  const context = new MirrorContext(cache, upstreams, metrics, logger)
+  return {
+    registry: new MirrorRegistry(local, context, routeTable(config)),
+    async close() {
+      await Promise.all(clients.map((client) => client.close()))
+    },
+  }
+}
