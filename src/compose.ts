@@ -18,8 +18,8 @@ export interface Composed {
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
   stop(): void
-  /** Releases upstream connections (after the server closed). */
-  close(): Promise<void>
+  /** After the server closed: lets cache fills finish (up to `timeoutMs`), releases upstream connections. */
+  close(timeoutMs: number): Promise<void>
 }
 
 function buildDriver(config: Config): StorageDriver {
@@ -71,8 +71,8 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
       stopping = true
       if (timer) clearInterval(timer)
     },
-    async close() {
-      await mirror?.close()
+    async close(timeoutMs) {
+      await mirror?.close(timeoutMs)
     },
   }
 }

@@ -15,7 +15,8 @@ const circuitValue: Record<CircuitState, number> = { closed: 0, open: 1, 'half-o
 
 export interface Mirror {
   registry: Registry
-  close(): Promise<void>
+  /** Lets blob downloads in flight finish (up to `timeoutMs`), then releases upstream connections. */
+  close(timeoutMs: number): Promise<void>
 }
 
 export function composeMirror(config: MirrorConfig, local: Registry, cache: Registry, metrics: Metrics, logger: Logger): Mirror {
@@ -44,7 +45,8 @@ export function composeMirror(config: MirrorConfig, local: Registry, cache: Regi
   const context = new MirrorContext(cache, upstreams, metrics, logger)
   return {
     registry: new MirrorRegistry(local, context, routeTable(config)),
-    async close() {
+    async close(timeoutMs) {
+      await context.drain(timeoutMs)
       await Promise.all(clients.map((client) => client.close()))
     },
   }

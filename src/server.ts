@@ -37,9 +37,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           resolve()
         }, config.http.shutdownTimeout)
       })
+      const started = Date.now()
       await Promise.race([app.close(), deadline])
       clearTimeout(timer)
-      await composed.close()
+      await composed.close(Math.max(0, config.http.shutdownTimeout - (Date.now() - started)))
     },
   }
 }

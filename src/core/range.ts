@@ -1,5 +1,6 @@
 // Byte ranges: the `Range` header of a blob GET (RFC 9110, one range only) and the
 // `Content-Range` of a chunked upload PATCH (the spec's `<start>-<end>`, inclusive).
+import { RegistryError } from './errors.js'
 
 /** An inclusive byte range within a blob. */
 export interface ByteRange {
@@ -57,4 +58,29 @@ export function parseUploadContentRange(header: string): ByteRange | undefined {
 /** The `Range` header of an upload status: `0-<last byte>`, `0-0` for an empty upload as distribution does. */
 export function uploadRangeHeader(size: number): string {
   return `0-${Math.max(0, size - 1)}`
+}
+
+/** How a blob read is bounded: an explicit range, or a client's Range header to resolve once the size is known. */
+export interface RangeOptions {
+  range?: ByteRange
+  rangeHeader?: string
+}
+
+/**
+ * The range of a blob of `size` bytes to serve, undefined for the whole blob. Throws
+ * RANGE_INVALID (416, with `Content-Range: bytes * /size`) when the request cannot be satisfied.
+ */
+export function rangeToServe(size: number, options: RangeOptions): ByteRange | undefined {
+  const request: RangeRequest = options.range
+    ? options.range.start < size && options.range.end >= options.range.start
+      ? { kind: 'satisfiable', range: { start: options.range.start, end: Math.min(options.range.end, size - 1) } }
+      : { kind: 'unsatisfiable' }
+    : parseRangeHeader(options.rangeHeader, size)
+  if (request.kind === 'unsatisfiable') {
+    throw new RegistryError('RANGE_INVALID', 'requested range is not satisfiable', { size }, {
+      status: 416,
+      headers: { 'content-range': `bytes */${size}` },
+    })
+  }
+  return request.kind === 'satisfiable' ? request.range : undefined
 }

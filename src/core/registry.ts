@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream'
 import type { Digest } from './digest.js'
 import type { Descriptor } from './manifest.js'
 import type { Page, PageResult } from './pagination.js'
-import type { ByteRange } from './range.js'
+import type { ByteRange, RangeOptions } from './range.js'
 import type { RepositoryName } from './reference.js'
 
 /** Per-operation context: cancellation plus what the client will accept (forwarded upstream). */
@@ -53,10 +53,10 @@ export interface BlobService {
   /** The blob's size if it is available in this repository, else undefined. */
   stat(digest: Digest, op?: Op): Promise<BlobInfo | undefined>
   /**
-   * Opens the blob (or the given range of it, which must lie within the blob).
-   * Throws BLOB_UNKNOWN when the repository does not have it.
+   * Opens the blob, or the part of it `range` (or a client's `rangeHeader`) asks for. Throws
+   * BLOB_UNKNOWN when the repository does not have it, RANGE_INVALID (416) for a range outside it.
    */
-  open(digest: Digest, options?: { range?: ByteRange } & Op): Promise<BlobBody | BlobRedirect>
+  open(digest: Digest, options?: RangeOptions & Op): Promise<BlobBody | BlobRedirect>
   /** Makes a blob of repository `from` available here; undefined when `from` does not have it. */
   mount(from: RepositoryName, digest: Digest, op?: Op): Promise<BlobInfo | undefined>
   /** Unlinks the blob from this repository. Throws BLOB_UNKNOWN when it is not linked. */

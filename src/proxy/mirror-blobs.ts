@@ -2,9 +2,9 @@
 // from the upstream. Writes (uploads, mounts, deletes) always go to the local repository.
 import { Readable } from 'node:stream'
 import type { Digest } from '../core/digest.js'
-import { RegistryError } from '../core/errors.js'
-import type { ByteRange } from '../core/range.js'
+import { rangeToServe, type RangeOptions } from '../core/range.js'
 import type { BlobBody, BlobInfo, BlobRedirect, BlobService, Op, UploadService } from '../core/registry.js'
+import { isUpstreamFailure } from '../upstream/upstream.js'
 import { BlobFill } from './blob-fill.js'
 import type { MirrorContext } from './mirror-context.js'
 import type { MirrorTarget } from './mirror-target.js'
@@ -21,27 +21,37 @@ export class MirrorBlobs implements BlobService {
   }
 
   async stat(digest: Digest, op?: Op): Promise<BlobInfo | undefined> {
-    const found = (await this.local.stat(digest, op)) ?? (await this.target.cache.blobs.stat(digest, op))
+    const local = await this.local.stat(digest, op)
+    if (local || (await this.target.pushed())) return local
+    const found = await this.target.cache.blobs.stat(digest, op)
     if (found) return found
     const fill = this.context.fills.get(this.fillKey(digest))
     if (fill) return { digest, size: await fill.ready }
-    // HEAD never downloads: it asks the upstream HEAD.
-    const upstream = await this.target.upstream.statBlob(this.target.repository, digest, op)
-    return upstream ? { digest, size: upstream.size } : undefined
+    // HEAD never downloads: it asks the upstream HEAD. An upstream that cannot answer means
+    // "not here": a client pushing into a mirrored name HEADs every blob before uploading it.
+    try {
+      const upstream = await this.target.upstream.statBlob(this.target.repository, digest, op)
+      return upstream ? { digest, size: upstream.size } : undefined
+    } catch (err) {
+      if (isUpstreamFailure(err)) return undefined
+      throw err
+    }
   }
 
-  async open(digest: Digest, options: { range?: ByteRange } & Op = {}): Promise<BlobBody | BlobRedirect> {
-    if (await this.local.stat(digest, options)) return this.local.open(digest, options)
+  async open(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody | BlobRedirect> {
+    if ((await this.local.stat(digest, options)) || (await this.target.pushed())) return this.local.open(digest, options)
+    return this.openMirrored(digest, options)
+  }
+
+  /** The blob from the cache, else from one shared upstream fill. */
+  async openMirrored(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody | BlobRedirect> {
     if (await this.target.cache.blobs.stat(digest, options)) {
       this.context.metrics.cacheLookups.inc({ kind: 'blob', result: 'hit' })
       return this.target.cache.blobs.open(digest, options)
     }
     const fill = this.fill(digest)
     const size = await fill.ready
-    if (options.range && options.range.start >= size) {
-      throw new RegistryError('RANGE_INVALID', 'requested range is not satisfiable', { size }, { status: 416, headers: { 'content-range': `bytes */${size}` } })
-    }
-    const range = options.range ? { start: options.range.start, end: Math.min(options.range.end, size - 1) } : undefined
+    const range = rangeToServe(size, options)
     const stream = size === 0 ? Readable.from([]) : fill.follow(range)
     return range ? { kind: 'body', digest, size, range, stream } : { kind: 'body', digest, size, stream }
   }

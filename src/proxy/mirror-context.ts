@@ -39,6 +39,14 @@ export class MirrorContext {
     readonly now: () => number = Date.now,
   ) {}
 
+  /** Waits (at most `timeoutMs`) for the blob downloads in flight to be committed or discarded. */
+  async drain(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))
+    await Promise.race([Promise.allSettled([...this.fills.values()].map((fill) => fill.settled)), deadline])
+    clearTimeout(timer)
+  }
+
   upstream(name: string): MirrorUpstream {
     const found = this.upstreams.get(name)
     if (!found) throw new Error(`no upstream named ${name}`) // routing only yields configured names

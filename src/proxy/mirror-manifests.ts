@@ -1,9 +1,12 @@
 // Manifests of a mirrored repository. Content by digest never changes, so once fetched it is
 // served from the cache for good; a miss fetches once however many clients ask at the same time.
 import type { Digest } from '../core/digest.js'
-import type { Descriptor } from '../core/manifest.js'
+import { isRegistryError } from '../core/errors.js'
+import { parseManifest, type Descriptor } from '../core/manifest.js'
 import { manifestMediaTypes } from '../core/media-types.js'
-import type { ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
+import type { BlobService, ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
+import { isUpstreamFailure } from '../upstream/upstream.js'
+import type { MirrorBlobs } from './mirror-blobs.js'
 import type { MirrorContext } from './mirror-context.js'
 import type { MirrorTarget } from './mirror-target.js'
 
@@ -13,23 +16,57 @@ export const everyManifestType: readonly string[] = [...manifestMediaTypes, '*/*
 export class MirrorManifests implements ManifestService {
   constructor(
     private readonly local: ManifestService,
+    /** This repository's blobs through the mirror, and its local blobs. */
+    private readonly blobs: MirrorBlobs,
+    private readonly localBlobs: BlobService,
     private readonly target: MirrorTarget,
     private readonly context: MirrorContext,
   ) {}
 
+  /** Like a blob HEAD, an upstream that cannot answer means "not here" (pushers HEAD first). */
   async stat(digest: Digest, op?: Op): Promise<Descriptor | undefined> {
-    return (await this.local.stat(digest, op)) ?? (await this.cached(digest, op)) ?? (await this.fetch(digest))
+    const local = await this.local.stat(digest, op)
+    if (local || (await this.target.pushed())) return local
+    const found = await this.cached(digest, op)
+    if (found) return found
+    try {
+      return await this.fetch(digest)
+    } catch (err) {
+      if (isUpstreamFailure(err)) return undefined
+      throw err
+    }
   }
 
   async get(digest: Digest, op?: Op): Promise<StoredManifest | undefined> {
     const local = await this.local.get(digest, op)
-    if (local) return local
+    if (local || (await this.target.pushed())) return local
     if (!(await this.cached(digest, op)) && !(await this.fetch(digest))) return undefined
     return this.target.cache.manifests.get(digest, op)
   }
 
-  put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult> {
-    return this.local.put(bytes, contentType, options)
+  async put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult> {
+    try {
+      return await this.local.put(bytes, contentType, options)
+    } catch (err) {
+      if (!(isRegistryError(err) && err.code === 'MANIFEST_BLOB_UNKNOWN')) throw err
+      // Our blob HEADs answer from the upstream, so a client seeding a mirrored name skips the
+      // blobs the upstream has: bring those into the repository, then store the manifest.
+      await this.adoptMissingBlobs(parseManifest(bytes, contentType).blobs)
+      return this.local.put(bytes, contentType, options)
+    }
+  }
+
+  private async adoptMissingBlobs(blobs: readonly Descriptor[]): Promise<void> {
+    for (const { digest } of blobs) {
+      if (await this.localBlobs.stat(digest)) continue
+      const body = await this.blobs.openMirrored(digest).catch((err: unknown) => {
+        if (isRegistryError(err) && err.code === 'BLOB_UNKNOWN') return undefined
+        throw err
+      })
+      if (!body || body.kind !== 'body') continue // still missing: the retried put reports it
+      const session = await this.localBlobs.uploads.start()
+      await this.localBlobs.uploads.complete(session.id, digest, body.stream)
+    }
   }
 
   delete(digest: Digest, op?: Op): Promise<void> {

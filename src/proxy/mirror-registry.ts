@@ -21,16 +21,20 @@ export class MirrorRegistry implements Registry {
     const local = this.local.repository(route.localName)
     if (!route.upstream) return local
     const { upstream, tagTtl } = this.context.upstream(route.upstream.name)
+    let pushed: Promise<boolean> | undefined
     const target = {
       upstream,
       repository: route.upstream.repository,
       cache: this.context.cache.repository(route.upstream.cacheName),
       tagTtl,
+      // Asked at most once per request: tags.list knows whether the repository exists locally.
+      pushed: () => (pushed ??= local.tags.list({ n: 0 }).then((page) => page !== undefined)),
     }
-    const manifests = new MirrorManifests(local.manifests, target, this.context)
+    const blobs = new MirrorBlobs(local.blobs, target, this.context)
+    const manifests = new MirrorManifests(local.manifests, blobs, local.blobs, target, this.context)
     return {
       name: route.localName,
-      blobs: new MirrorBlobs(local.blobs, target, this.context),
+      blobs,
       manifests,
       tags: new MirrorTags(local.tags, target, this.context, manifests),
     }

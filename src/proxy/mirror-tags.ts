@@ -23,7 +23,7 @@ export class MirrorTags implements TagService {
 
   async resolve(tag: string, op: Op = {}): Promise<Descriptor | undefined> {
     const pushed = await this.local.resolve(tag, op)
-    if (pushed) return pushed
+    if (pushed || (await this.target.pushed())) return pushed
     const key = `${this.target.cache.name}:${tag}`
     const entry = await this.entry(tag, key)
     if (!entry) return this.fetch(tag, key, op.accept ?? [])
@@ -47,7 +47,7 @@ export class MirrorTags implements TagService {
 
   async list(page: Page, op: Op = {}): Promise<PageResult | undefined> {
     const pushed = await this.local.list(page, op)
-    if (pushed) return pushed
+    if (pushed) return pushed // a pushed repository lists its own tags only
     try {
       const tags = await this.target.upstream.listTags(this.target.repository, { accept: op.accept ?? [] })
       return tags ? paginate([...new Set(tags)].sort(compareLexically), page) : undefined

@@ -9,4 +9,9 @@ export interface MirrorTarget {
   /** The cache repository (`<upstream>/<repository>`) holding what was fetched. */
   cache: Repository
   tagTtl: number
+  /**
+   * Whether this repository was pushed to. A pushed repository is authoritative: it is served
+   * from local content alone and never falls back to the upstream.
+   */
+  pushed(): Promise<boolean>
 }

@@ -1,6 +1,6 @@
 import type { Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
-import type { ByteRange } from '../core/range.js'
+import { rangeToServe, type RangeOptions } from '../core/range.js'
 import type { RepositoryName } from '../core/reference.js'
 import type { BlobBody, BlobInfo, BlobService, Op, UploadService } from '../core/registry.js'
 import type { BlobStore } from './blob-store.js'
@@ -25,13 +25,12 @@ export class RepositoryBlobs implements BlobService {
     return this.statIn(this.name, digest)
   }
 
-  async open(digest: Digest, options: { range?: ByteRange } & Op = {}): Promise<BlobBody> {
+  async open(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody> {
     const info = await this.stat(digest)
     if (!info) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
-    const stream = await this.blobStore.read(digest, options.range, options.signal)
-    return options.range
-      ? { kind: 'body', digest, size: info.size, range: options.range, stream }
-      : { kind: 'body', digest, size: info.size, stream }
+    const range = rangeToServe(info.size, options)
+    const stream = await this.blobStore.read(digest, range, options.signal)
+    return range ? { kind: 'body', digest, size: info.size, range, stream } : { kind: 'body', digest, size: info.size, stream }
   }
 
   async mount(from: RepositoryName, digest: Digest, _op?: Op): Promise<BlobInfo | undefined> {

@@ -14,7 +14,11 @@ export async function getManifest(ctx: HandlerContext, { name, reference }: Mani
   // 404 for a malformed tag); a malformed digest stays a 400 DIGEST_INVALID.
   if (!reference.includes(':') && !isTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { tag: reference.slice(0, 200) })
   const ref = parseReference(reference)
-  const descriptor = ref.kind === 'tag' ? await repo.tags.resolve(ref.tag, ctx.op) : await repo.manifests.stat(ref.digest, ctx.op)
+  // A GET by digest reads the manifest at once: one lookup, and a mirror miss that cannot be
+  // fetched surfaces as UNAVAILABLE rather than as "unknown".
+  const fetched = ref.kind === 'digest' && !head ? await repo.manifests.get(ref.digest, ctx.op) : undefined
+  const descriptor =
+    fetched?.descriptor ?? (ref.kind === 'tag' ? await repo.tags.resolve(ref.tag, ctx.op) : head ? await repo.manifests.stat(ref.digest, ctx.op) : undefined)
   if (!descriptor) throw new RegistryError('MANIFEST_UNKNOWN', undefined, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest })
   if (!isAcceptable(descriptor.mediaType, ctx.op.accept ?? [])) {
     throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but not in an accepted media type', {
@@ -36,7 +40,7 @@ export async function getManifest(ctx: HandlerContext, { name, reference }: Mani
     ctx.reply.header('content-length', String(descriptor.size)).send()
     return
   }
-  const manifest = await repo.manifests.get(descriptor.digest, ctx.op)
+  const manifest = fetched ?? (await repo.manifests.get(descriptor.digest, ctx.op))
   if (!manifest) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { digest: descriptor.digest })
   ctx.reply.send(manifest.bytes)
 }

@@ -1,0 +1,54 @@
+// Starts Ferry composed from a real Config (as `ferry serve` does) with mirror upstreams, on an
+// ephemeral loopback port over a temp store.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import pino from 'pino'
+import { compose, type Composed } from '../../src/compose.js'
+import { defaultConfig, type Config, type UpstreamConfig } from '../../src/config/schema.js'
+
+export interface MirrorServer {
+  url: string
+  host: string
+  root: string
+  composed: Composed
+  logs: string[]
+  close(): Promise<void>
+}
+
+export function upstreamConfig(name: string, url: string, overrides: Partial<UpstreamConfig> = {}): UpstreamConfig {
+  return {
+    ...defaultConfig().mirror.upstreams[0]!,
+    name,
+    url,
+    retries: 0,
+    timeouts: { connect: 1000, headers: 5000, bodyIdle: 5000 },
+    ...overrides,
+  }
+}
+
+export async function startMirrorServer(mirror: Partial<Config['mirror']>): Promise<MirrorServer> {
+  const root = await mkdtemp(join(tmpdir(), 'ferry-mirror-'))
+  const config = defaultConfig()
+  config.storage.filesystem.path = root
+  config.mirror = { ...config.mirror, namespaces: [], ...mirror }
+  const logs: string[] = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) })
+  const composed = await compose(config, logger)
+  await composed.app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = composed.app.server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    host: `127.0.0.1:${port}`,
+    root,
+    composed,
+    logs,
+    async close() {
+      composed.stop()
+      await composed.app.close()
+      await composed.close(10_000)
+      await rm(root, { recursive: true, force: true })
+    },
+  }
+}
