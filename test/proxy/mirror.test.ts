@@ -1,9 +1,13 @@
 // The pull-through mirror against a real upstream (CNCF distribution on loopback).
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { startDistribution, distributionUnavailable, type Distribution } from '../helpers/distribution.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
 import { pushBlob, pushManifest, seedImage, sha256 } from '../helpers/seed.js'
+import { missingTools, run } from '../helpers/tools.js'
 
 const skip = distributionUnavailable()
 if (skip) t.plan(0, skip)
@@ -250,4 +254,16 @@ t.test('seeding a mirrored name: blobs the upstream has are adopted; a pushed re
   t.equal(del.status, 202)
   const gone = await fetch(`${ferry.url}/v2/seeded/app/manifests/v1`, { headers: { accept } })
   t.equal(gone.status, 404, 'a pushed repository never falls back to the upstream')
+})
+
+t.test('skopeo pulls through the mirror byte-exact', { skip: missingTools('skopeo').length > 0 ? 'skopeo missing' : false }, async (t) => {
+  const { upstream, ferry } = await setup(t)
+  const image = await seedImage(upstream.url, 'tools/skopeo-pull', 'v1', { layers: [randomBytes(200_000), randomBytes(3000)] })
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-skopeo-pull-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${ferry.host}/tools/skopeo-pull:v1`, `dir:${dir}`])
+  t.same(await readFile(join(dir, 'manifest.json')), image.manifest.bytes, 'manifest byte-exact')
+  for (const blob of [image.config, ...image.layers]) {
+    t.same(await readFile(join(dir, blob.digest.slice('sha256:'.length))), blob.bytes, `blob ${blob.digest.slice(0, 19)}`)
+  }
 })
