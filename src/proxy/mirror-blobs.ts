@@ -2,6 +2,7 @@
 // from the upstream. Writes (uploads, mounts, deletes) always go to the local repository.
 import { Readable } from 'node:stream'
 import type { Digest } from '../core/digest.js'
+import { isRegistryError } from '../core/errors.js'
 import { rangeToServe, type RangeOptions } from '../core/range.js'
 import type { BlobBody, BlobInfo, BlobRedirect, BlobService, Op, UploadService } from '../core/registry.js'
 import { isUpstreamFailure } from '../upstream/upstream.js'
@@ -81,7 +82,11 @@ export class MirrorBlobs implements BlobService {
     const started = this.context.now()
     fill.settled.then(
       () => this.context.logger.info({ upstream: upstream.name, repo: repository, digest, ms: this.context.now() - started }, 'blob cached'),
-      (err: unknown) => this.context.logger.warn({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed'),
+      (err: unknown) => {
+        // "The upstream does not have it" is an answer, not a failure worth a warning.
+        const level = isRegistryError(err) && err.code === 'BLOB_UNKNOWN' ? 'debug' : 'warn'
+        this.context.logger[level]({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed')
+      },
     ).finally(() => {
       this.context.fills.delete(key)
       this.context.metrics.fillsInFlight.dec()
