@@ -21,7 +21,7 @@ type FillState = 'starting' | 'streaming' | 'done' | 'failed'
 
 // Followers wait for this much new data (or the end) before reading, to avoid a file open per
 // small network chunk; small enough that time to first byte stays low.
-const minimumRead = 256 * 1024
+const minimumRead = 1024 * 1024
 
 export class BlobFill {
   readonly digest: Digest
