@@ -1,0 +1,131 @@
+// Issued tokens are JWTs signed by the key ring's current key. An access token carries the
+// Docker `access` claim (what it allows, per repository); a refresh token carries
+// `token_use: "refresh"` and no access, and is only accepted by the token endpoint. Both carry
+// `cv`, a digest of the account's password hash when issued: a changed password revokes them.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import { SignJWT, jwtVerify, type JWTPayload } from 'jose'
+import type { Access } from '../core/auth.js'
+import { tokenAlgorithms, type KeyRing } from './key-ring.js'
+
+export interface TokenSettings {
+  issuer: string
+  /** The `aud` of every token: the service name of challenges. */
+  service: string
+  ttlMs: number
+  refreshTtlMs: number
+  now?: () => number
+}
+
+export interface VerifiedToken {
+  subject: string
+  access: Access[]
+  credentialVersion: string | undefined
+}
+
+/** A short digest of an account's password hash; undefined for anonymous tokens. */
+export function credentialVersion(hash: string | undefined): string | undefined {
+  return hash === undefined ? undefined : createHash('sha256').update(hash).digest('base64url').slice(0, 22)
+}
+
+/** Constant-time comparison of two credential versions (either may be absent). */
+export function sameCredentialVersion(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+export class TokenCodec {
+  private readonly now: () => number
+
+  constructor(
+    private readonly ring: KeyRing,
+    private readonly settings: TokenSettings,
+  ) {
+    this.now = settings.now ?? Date.now
+  }
+
+  get accessTtlSeconds(): number {
+    return Math.max(1, Math.floor(this.settings.ttlMs / 1000))
+  }
+
+  async issueAccess(subject: string, access: Access[], cv: string | undefined): Promise<{ token: string; issuedAt: Date }> {
+    const claims: JWTPayload = { access }
+    if (cv !== undefined) claims.cv = cv
+    return this.sign(claims, subject, this.settings.ttlMs)
+  }
+
+  async issueRefresh(subject: string, cv: string | undefined): Promise<string> {
+    const claims: JWTPayload = { token_use: 'refresh' }
+    if (cv !== undefined) claims.cv = cv
+    return (await this.sign(claims, subject, this.settings.refreshTtlMs)).token
+  }
+
+  /** The token's subject and access; undefined for anything not a valid, current access token of ours. */
+  async verifyAccess(token: string): Promise<VerifiedToken | undefined> {
+    const payload = await this.verify(token)
+    if (!payload || payload.token_use !== undefined) return undefined
+    const access = parseAccess(payload.access)
+    if (!access) return undefined
+    return { subject: payload.sub ?? '', access, credentialVersion: typeof payload.cv === 'string' ? payload.cv : undefined }
+  }
+
+  async verifyRefresh(token: string): Promise<VerifiedToken | undefined> {
+    const payload = await this.verify(token)
+    if (!payload || payload.token_use !== 'refresh' || !payload.sub) return undefined
+    return { subject: payload.sub, access: [], credentialVersion: typeof payload.cv === 'string' ? payload.cv : undefined }
+  }
+
+  private async sign(claims: JWTPayload, subject: string, ttlMs: number): Promise<{ token: string; issuedAt: Date }> {
+    const key = this.ring.signing
+    const issuedAt = Math.floor(this.now() / 1000)
+    const token = await new SignJWT(claims)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.settings.issuer)
+      .setAudience(this.settings.service)
+      .setSubject(subject)
+      .setIssuedAt(issuedAt)
+      .setNotBefore(issuedAt)
+      .setExpirationTime(issuedAt + Math.max(1, Math.floor(ttlMs / 1000)))
+      .setJti(randomUUID())
+      .sign(key.privateKey)
+    return { token, issuedAt: new Date(issuedAt * 1000) }
+  }
+
+  private async verify(token: string): Promise<JWTPayload | undefined> {
+    if (token.length > 16_384) return undefined
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        (header) => {
+          const key = this.ring.verifying(header.kid)
+          if (!key || key.alg !== header.alg) throw new Error('unknown signing key')
+          return key.publicKey
+        },
+        {
+          issuer: this.settings.issuer,
+          audience: this.settings.service,
+          algorithms: [...tokenAlgorithms],
+          requiredClaims: ['exp', 'nbf', 'iat', 'sub'],
+          currentDate: new Date(this.now()),
+        },
+      )
+      return payload
+    } catch {
+      return undefined
+    }
+  }
+}
+
+function parseAccess(value: unknown): Access[] | undefined {
+  if (!Array.isArray(value)) return undefined
+  const result: Access[] = []
+  for (const item of value) {
+    if (typeof item !== 'object' || item === null) return undefined
+    const { type, name, actions } = item as Record<string, unknown>
+    if ((type !== 'repository' && type !== 'registry') || typeof name !== 'string' || !Array.isArray(actions)) return undefined
+    if (!actions.every((a): a is string => typeof a === 'string')) return undefined
+    result.push({ type, name, actions })
+  }
+  return result
+}
