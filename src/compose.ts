@@ -1,8 +1,9 @@
 // Composition root: the only place that knows which implementation backs which interface.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { buildAuth } from './auth/build-auth.js'
 import type { Config } from './config/schema.js'
-import { buildApp } from './http/app.js'
+import { buildApp, type AppServerOptions } from './http/app.js'
 import { Metrics } from './observability/metrics.js'
 import type { StorageDriver } from './storage/driver/driver.js'
 import { FilesystemDriver } from './storage/driver/filesystem.js'
@@ -14,6 +15,8 @@ export interface Composed {
   /** Pushed content. */
   registry: LocalRegistry
   metrics: Metrics
+  /** Re-reads the htpasswd and token key files now (changes to them are picked up anyway). */
+  reloadCredentials(): Promise<void>
   /** Starts periodic housekeeping (abandoned upload purge). */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
@@ -29,7 +32,12 @@ function buildDriver(config: Config): StorageDriver {
   }
 }
 
-export async function compose(config: Config, logger: Logger): Promise<Composed> {
+export interface ComposeOptions {
+  /** HTTPS/HTTP2 server options, built by the caller from certificate files it has checked. */
+  serverOptions?: AppServerOptions | undefined
+}
+
+export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
   const driver = buildDriver(config)
   const registry = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory })
   const cache = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory, storagePrefix: '_cache' })
@@ -37,6 +45,8 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
   const mirror = config.mirror.upstreams.length > 0 ? composeMirror(config.mirror, registry, cache, metrics, logger) : undefined
   let stopping = false
   let timer: NodeJS.Timeout | undefined
+  // Always the real thing: there is no way to compose Ferry without authentication.
+  const auth = await buildAuth(config.auth, logger, metrics)
 
   const app = await buildApp({
     registry: mirror?.registry ?? registry,
@@ -44,6 +54,10 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
     metrics,
     options: { deleteEnabled: config.storage.deleteEnabled },
     ready: async () => !stopping && (await driver.list('').then(() => true)),
+    authenticator: auth.authenticator,
+    authorizer: auth.authorizer,
+    tokenService: auth.tokenService,
+    ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
 
   const housekeeping = async (): Promise<void> => {
@@ -62,6 +76,7 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
     app,
     registry,
     metrics,
+    reloadCredentials: () => auth.reload(),
     startHousekeeping() {
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
@@ -72,6 +87,7 @@ export async function compose(config: Config, logger: Logger): Promise<Composed>
       if (timer) clearInterval(timer)
     },
     async close(timeoutMs) {
+      auth.close()
       await mirror?.close(timeoutMs)
     },
   }

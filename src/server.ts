@@ -1,39 +1,78 @@
 // Starts Ferry on the configured address and stops it gracefully: stop accepting, let requests
 // in flight (long blob downloads included) finish for up to http.shutdownTimeout, then cut.
+// With a certificate configured it serves HTTPS (HTTP/2 and HTTP/1.1 on one port) and swaps the
+// certificate on reload() without dropping connections; without one, plain HTTP, with a warning.
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import { compose } from './compose.js'
 import type { Config } from './config/schema.js'
+import { trackConnections } from './connection-tracker.js'
+import type { AppServerOptions } from './http/app.js'
+import type { Metrics } from './observability/metrics.js'
+import { CertificateReloader } from './tls/certificate-reloader.js'
+import { loadCertificateSet, type CertificateSet, type TlsFiles } from './tls/certificate-set.js'
+import { httpsServerOptions, secureContextOptions } from './tls/server-options.js'
 
 export interface RunningServer {
   url: string
+  /** Re-reads the files that may change while running (the TLS certificate set). Never rejects. */
+  reload(): Promise<void>
   close(): Promise<void>
+}
+
+interface ServingTls {
+  files: TlsFiles
+  set: CertificateSet
+  serverOptions: AppServerOptions
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   if (config.storage.driver === 'filesystem') await mkdir(config.storage.filesystem.path, { recursive: true })
-  const composed = await compose(config, logger)
+  // Checked before anything else starts: a bad certificate fails start-up naming key and file.
+  const tls = await loadServingTls(config)
+  const composed = await compose(config, logger, { serverOptions: tls?.serverOptions })
   const { app } = composed
   app.server.keepAliveTimeout = config.http.idleTimeout
   // Idle sockets (a stalled client mid-upload included) are cut after the same idle time;
-  // there is deliberately no whole-request timeout.
+  // there is deliberately no whole-request timeout. fastify clears node:http's, but node:http2's
+  // HTTP/1.1 fallback has its own 5-minute default, which would cut a large upload.
   app.server.timeout = config.http.idleTimeout
+  app.server.requestTimeout = 0
+  const connections = trackConnections(app.server)
   await app.listen({ host: config.listen.host, port: config.listen.port })
   composed.startHousekeeping()
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   logger.info({ driver: config.storage.driver, path: config.storage.filesystem.path, deleteEnabled: config.storage.deleteEnabled }, 'storage ready')
 
+  let reloader: CertificateReloader | undefined
+  if (tls === undefined) {
+    // Absent rather than 0, so an expiry alert never fires on an instance without a certificate.
+    composed.metrics.registry.removeSingleMetric('ferry_tls_certificate_expiry_seconds')
+    logger.warn('TLS is off: serving plain HTTP, readable and alterable by anyone on the network; set tls.cert and tls.key (--tls-cert, --tls-key) to serve HTTPS')
+  } else {
+    reloader = startReloader(app.server as unknown as TlsServer, tls, config, logger, composed.metrics)
+    await reloader.watch()
+  }
+
   return {
-    url: `http://${host}:${address.port}`,
+    url: `${tls ? 'https' : 'http'}://${host}:${address.port}`,
+    // SIGHUP: re-read everything that rotates (the watchers usually beat us to it).
+    async reload() {
+      await Promise.all([composed.reloadCredentials(), reloader?.reload('SIGHUP')])
+    },
     async close() {
+      reloader?.close()
       composed.stop()
+      // HTTP/2 clients are told to open no new streams; their downloads in flight go on.
+      connections.drainSessions()
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           logger.warn({ ms: config.http.shutdownTimeout }, 'shutdown timeout reached, closing remaining connections')
-          app.server.closeAllConnections()
+          connections.destroyAll()
           resolve()
         }, config.http.shutdownTimeout)
       })
@@ -43,4 +82,43 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await composed.close(Math.max(0, config.http.shutdownTimeout - (Date.now() - started)))
     },
   }
+}
+
+async function loadServingTls(config: Config): Promise<ServingTls | undefined> {
+  if (config.tls.serving === undefined) return undefined
+  const files: TlsFiles = { ...config.tls.serving, clientCa: config.tls.clientCa }
+  const set = await loadCertificateSet(files)
+  return {
+    files,
+    set,
+    serverOptions: {
+      https: httpsServerOptions(set, config.tls),
+      http2: config.tls.http2,
+      http2SessionTimeout: config.http.idleTimeout,
+    },
+  }
+}
+
+function startReloader(server: TlsServer, tls: ServingTls, config: Config, logger: Logger, metrics: Metrics): CertificateReloader {
+  const { set } = tls
+  logger.info(
+    {
+      serial: set.serialNumber,
+      subject: set.subject,
+      notAfter: set.notAfter.toISOString(),
+      http2: config.tls.http2,
+      minVersion: config.tls.minVersion,
+      clientCertificates: config.tls.clientCa === undefined ? 'not requested' : 'required',
+    },
+    'tls enabled',
+  )
+  for (const warning of set.warnings) logger.warn({ warning }, 'tls certificate warning')
+  return new CertificateReloader({
+    files: tls.files,
+    current: set,
+    // Affects new handshakes only: connections in flight keep the context they started with.
+    install: (next) => server.setSecureContext(secureContextOptions(next, config.tls)),
+    logger,
+    metrics,
+  })
 }

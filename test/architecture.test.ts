@@ -33,10 +33,11 @@ t.test('core/ is pure: no I/O libraries, nothing else from src', async (t) => {
   }
 })
 
-t.test('http/ never reaches storage, clients, upstreams or drivers', async (t) => {
+t.test('http/ never reaches storage, clients, upstreams, drivers or auth implementations', async (t) => {
   for (const { file, imports } of importsOf('http/')) {
     for (const spec of imports) {
-      t.notMatch(spec, /(^|\/)(storage|client|upstream|proxy)\//, `${file} imports ${spec}`)
+      // Auth reaches http as core/auth.ts interfaces through buildApp(deps).
+      t.notMatch(spec, /(^|\/)(storage|client|upstream|proxy|auth)\//, `${file} imports ${spec}`)
       t.not(spec, 'undici', `${file} imports undici`)
     }
   }
@@ -53,5 +54,20 @@ t.test('only main/server entry points and cli/ read process.env, argv or exit', 
   for (const { file, text } of files) {
     if (file.startsWith('cli/')) continue
     t.notMatch(text, /process\.(env|argv|exit)\b/, `${file} touches process globals`)
+  }
+})
+
+t.test('auth/ never reaches http, storage or the network', async (t) => {
+  for (const { file, imports } of importsOf('auth/')) {
+    for (const spec of imports) t.notMatch(spec, /(^|\/)(http|storage|client|upstream|proxy)\/|^(undici|fastify)$/, `${file} imports ${spec}`)
+  }
+})
+
+t.test('http/ never reaches tls/; tls/ only reads files and talks to node:tls', async (t) => {
+  for (const { file, imports } of importsOf('http/')) {
+    for (const spec of imports) t.notMatch(spec, /(^|\/)tls\//, `${file} imports ${spec}: http/ is handed server options instead`)
+  }
+  for (const { file, imports } of importsOf('tls/')) {
+    for (const spec of imports) t.match(spec, /^(node:|pino$|\.\/|\.\.\/(config|observability)\/)/, `${file} imports ${spec}`)
   }
 })

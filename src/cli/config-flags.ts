@@ -12,6 +12,10 @@ export interface ConfigFlags {
   upstream?: string[]
   defaultUpstream?: string
   namespace?: string[]
+  htpasswd?: string
+  tlsCert?: string
+  tlsKey?: string
+  tlsClientCa?: string
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -33,6 +37,10 @@ export function addConfigFlags(command: Command): Command {
     .option('--upstream <name=url>', 'an upstream registry, repeatable, e.g. gcr.io=https://gcr.io (mirror.upstreams)', collect)
     .option('--default-upstream <name>', 'upstream for unprefixed names; "" for none (mirror.defaultUpstream)')
     .option('--namespace <name=upstream>', 'a namespaced mirror path, repeatable, e.g. test-namespace=gcr.io (mirror.namespaces)', collect)
+    .option('--htpasswd <file>', 'users file with bcrypt entries (htpasswd -B), re-read on change (auth.htpasswd)')
+    .option('--tls-cert <file>', 'PEM certificate (+ intermediates) to serve HTTPS with (tls.cert)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (tls.key)')
+    .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates issued by it (tls.clientCa)')
 }
 
 /** The config file named by --config, else by FERRY_CONFIG, else none. */
@@ -46,6 +54,8 @@ export function overridesFrom(flags: ConfigFlags): DeepPartial<RawConfig> {
     listen: flags.listen,
     storage: flags.storage === undefined ? undefined : { filesystem: { path: flags.storage } },
     log: flags.logLevel === undefined ? undefined : { level: flags.logLevel as RawConfig['log']['level'] },
+    tls: { cert: flags.tlsCert, key: flags.tlsKey, clientCa: flags.tlsClientCa },
+    auth: flags.htpasswd === undefined ? undefined : { htpasswd: flags.htpasswd },
     mirror: {
       upstreams: flags.upstream?.map((text) => {
         const [name, url] = pair(text)

@@ -10,6 +10,8 @@ import { reportingConfigErrors, type CliIo } from './io.js'
 
 export interface RunningServer {
   url: string
+  /** Re-reads files that may change while running (TLS certificates); called on SIGHUP. */
+  reload?(): Promise<void>
   close(): Promise<void>
 }
 
@@ -85,6 +87,12 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   }
   io.onSignal('SIGTERM', onSignal)
   io.onSignal('SIGINT', onSignal)
+  // SIGHUP would otherwise end the process: here it means "re-read your files", as for nginx.
+  io.onSignal('SIGHUP', (signal) => {
+    if (closing) return
+    logger.info({ signal }, 'reloading')
+    server.reload?.().catch((err: unknown) => logger.error({ err }, 'reload failed'))
+  })
 }
 
 // Imported on demand so that `ferry config check` and `--version` do not load the whole server.

@@ -1,6 +1,6 @@
 // Raw (file-shaped, schema-checked) config ↔ resolved Config. Resolution also enforces the
 // constraints a JSON schema cannot express, such as a port range or a non-zero interval.
-import type { Config, MirrorConfig, RawConfig, UpstreamConfig } from './schema.js'
+import type { AuthConfig, Config, MirrorConfig, RawConfig, TlsConfig, UpstreamConfig } from './schema.js'
 import { ConfigIssue, expectedGot } from './errors.js'
 import {
   durationExpected, formatDuration, formatListen, formatSize, listenExpected, parseDuration,
@@ -25,11 +25,76 @@ export function resolveConfig(raw: RawConfig): Config {
       idleTimeout: positiveDuration(['http', 'idleTimeout'], raw.http.idleTimeout),
       shutdownTimeout: parsed(['http', 'shutdownTimeout'], raw.http.shutdownTimeout, parseDuration, durationExpected),
     },
+    tls: resolveTls(raw.tls),
     cache: {
       manifestMemory: parsed(['cache', 'manifestMemory'], raw.cache.manifestMemory, parseSize, sizeExpected),
     },
     log: { level: raw.log.level },
+    auth: resolveAuth(raw.auth),
     mirror: resolveMirror(raw.mirror),
+  }
+}
+
+// Only the pairing is checked here: whether the files exist and hold a matching certificate and
+// key is for start-up (src/tls), which reads them, and again on every reload.
+function resolveTls(raw: RawConfig['tls']): TlsConfig {
+  if (raw.cert !== '' && raw.key === '') throw new ConfigIssue(['tls', 'key'], 'required when tls.cert is set (the private key of that certificate)')
+  if (raw.key !== '' && raw.cert === '') throw new ConfigIssue(['tls', 'cert'], 'required when tls.key is set (the certificate of that key)')
+  if (raw.clientCa !== '' && raw.cert === '') {
+    throw new ConfigIssue(['tls', 'clientCa'], 'needs tls.cert and tls.key: client certificates can only be verified over TLS')
+  }
+  return {
+    serving: raw.cert === '' ? undefined : { cert: raw.cert, key: raw.key },
+    clientCa: raw.clientCa === '' ? undefined : raw.clientCa,
+    minVersion: raw.minVersion,
+    http2: raw.http2,
+  }
+}
+
+// Anonymous push and delete are refused whatever the bindings say; binding "anonymous" to more
+// than viewer is reported rather than silently ignored, so nobody believes it works.
+function resolveAuth(raw: RawConfig['auth']): AuthConfig {
+  const names = raw.users.map((u) => u.name)
+  names.forEach((name, i) => {
+    if (names.indexOf(name) !== i) throw new ConfigIssue(['auth', 'users', String(i), 'name'], `duplicate user "${name}"`)
+  })
+  raw.roles.forEach((binding, i) => {
+    if (binding.role !== 'viewer' && binding.subjects.includes('anonymous')) {
+      throw new ConfigIssue(['auth', 'roles', String(i), 'subjects'], `"anonymous" can only be a viewer: anonymous push and delete are never allowed`)
+    }
+  })
+  return {
+    htpasswd: raw.htpasswd === '' ? undefined : raw.htpasswd,
+    users: raw.users.map((u) => ({ name: u.name, password: u.password, groups: [...u.groups] })),
+    roles: raw.roles.map((r) => ({ subjects: [...r.subjects], namespaces: [...r.namespaces], role: r.role })),
+    anonymousPull: [...raw.anonymousPull],
+    token: {
+      issuer: raw.token.issuer,
+      service: raw.token.service,
+      realm: raw.token.realm === '' ? undefined : raw.token.realm,
+      ttl: positiveDuration(['auth', 'token', 'ttl'], raw.token.ttl),
+      refreshTtl: positiveDuration(['auth', 'token', 'refreshTtl'], raw.token.refreshTtl),
+      key: raw.token.key === '' ? undefined : raw.token.key,
+    },
+    failedLogins: { max: raw.failedLogins.max, window: positiveDuration(['auth', 'failedLogins', 'window'], raw.failedLogins.window) },
+  }
+}
+
+function rawAuth(auth: AuthConfig): RawConfig['auth'] {
+  return {
+    htpasswd: auth.htpasswd ?? '',
+    users: auth.users.map((u) => (u.password === undefined ? { name: u.name, groups: u.groups } : { name: u.name, password: u.password, groups: u.groups })),
+    roles: auth.roles,
+    anonymousPull: auth.anonymousPull,
+    token: {
+      issuer: auth.token.issuer,
+      service: auth.token.service,
+      realm: auth.token.realm ?? '',
+      ttl: formatDuration(auth.token.ttl),
+      refreshTtl: formatDuration(auth.token.refreshTtl),
+      key: auth.token.key ?? '',
+    },
+    failedLogins: { max: auth.failedLogins.max, window: formatDuration(auth.failedLogins.window) },
   }
 }
 
@@ -89,8 +154,16 @@ export function toRawConfig(config: Config): RawConfig {
       idleTimeout: formatDuration(config.http.idleTimeout),
       shutdownTimeout: formatDuration(config.http.shutdownTimeout),
     },
+    tls: {
+      cert: config.tls.serving?.cert ?? '',
+      key: config.tls.serving?.key ?? '',
+      clientCa: config.tls.clientCa ?? '',
+      minVersion: config.tls.minVersion,
+      http2: config.tls.http2,
+    },
     cache: { manifestMemory: formatSize(config.cache.manifestMemory) },
     log: { level: config.log.level },
+    auth: rawAuth(config.auth),
     mirror: {
       ...rawDefaultUpstream(config.mirror),
       upstreams: config.mirror.upstreams.map((u) => ({

@@ -16,6 +16,12 @@ export type LogLevel = (typeof logLevels)[number]
 export const storageDrivers = ['filesystem'] as const
 export type StorageDriverName = (typeof storageDrivers)[number]
 
+export const tlsVersions = ['TLSv1.2', 'TLSv1.3'] as const
+export type TlsVersion = (typeof tlsVersions)[number]
+
+export const roleNames = ['viewer', 'editor', 'admin'] as const
+export type RoleName = (typeof roleNames)[number]
+
 type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K] & string> }
 
 // The cast keeps each literal in the static type; TypeBox cannot infer it through map().
@@ -78,6 +84,38 @@ const namespaceSchema = Type.Object(
   { additionalProperties: false, expected: 'a mapping with name and upstream' },
 )
 
+// Namespace patterns of role bindings: components separated by "/", where "*" stands for one
+// component (or part of one: "team-*") and "**" for any number of them, none included.
+const namespacePatternPattern = '^(?:\\*\\*|[a-z0-9._*-]+)(?:/(?:\\*\\*|[a-z0-9._*-]+))*$'
+const namespacePatternExpected = 'a namespace pattern like "team-a/*", "team-a/**" or "**"'
+
+const userSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[^:\\s]+$', expected: 'a user name without ":" or spaces' }),
+    // Optional: an entry without a password gives groups to the htpasswd user of that name.
+    password: Type.Optional(
+      Type.String({ pattern: '^\\$2[aby]\\$\\d{2}\\$[./A-Za-z0-9]{53}$', expected: 'a bcrypt hash like "$2y$10$..." (htpasswd -nB <user>)' }),
+    ),
+    groups: Type.Array(Type.String({ pattern: '^[^:\\s]+$', expected: 'a group name' }), { default: [], expected: 'a list of group names' }),
+  },
+  { additionalProperties: false, expected: 'a mapping with name, password and groups' },
+)
+
+const roleBindingSchema = Type.Object(
+  {
+    subjects: Type.Array(Type.String({ pattern: '^[^:\\s]+$|^group:[^:\\s]+$', expected: 'a user name, "group:<name>" or "anonymous"' }), {
+      minItems: 1,
+      expected: 'a non-empty list of subjects',
+    }),
+    namespaces: Type.Array(Type.String({ pattern: namespacePatternPattern, expected: namespacePatternExpected }), {
+      minItems: 1,
+      expected: 'a non-empty list of namespace patterns',
+    }),
+    role: Type.Union([Type.Literal('viewer'), Type.Literal('editor'), Type.Literal('admin')], { expected: `one of ${roleNames.join(', ')}` }),
+  },
+  { additionalProperties: false, expected: 'a mapping with subjects, namespaces and role' },
+)
+
 export const configSchema = section({
   listen: Type.Union([Type.String({ pattern: listenPattern }), Type.Integer({ minimum: 0 })], {
     default: ':5000',
@@ -98,11 +136,41 @@ export const configSchema = section({
     idleTimeout: duration('75s'),
     shutdownTimeout: duration('30s'),
   }),
+  // "" means unset: env and flags can only carry strings, and an empty one must mean "none".
+  tls: section({
+    cert: Type.String({ default: '', expected: 'a path to a PEM certificate (chain) file, or "" for plain HTTP' }),
+    key: Type.String({ default: '', expected: 'a path to a PEM private key file, or ""' }),
+    clientCa: Type.String({ default: '', expected: 'a path to a PEM CA bundle, or "" to not ask for client certificates' }),
+    minVersion: oneOf(tlsVersions, 'TLSv1.2'),
+    http2: Type.Boolean({ default: true, expected: 'true or false' }),
+  }),
   cache: section({
     manifestMemory: size('64MiB'),
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
+  }),
+  // "" means unset, as in the tls section: env and flags can only carry strings.
+  auth: section({
+    htpasswd: Type.String({ default: '', expected: 'a path to an htpasswd file (bcrypt entries, htpasswd -B), or "" for none' }),
+    users: Type.Array(userSchema, { default: [], expected: 'a list of users' }),
+    roles: Type.Array(roleBindingSchema, { default: [], expected: 'a list of role bindings' }),
+    anonymousPull: Type.Array(Type.String({ pattern: namespacePatternPattern, expected: namespacePatternExpected }), {
+      default: ['**'],
+      expected: 'a list of namespace patterns',
+    }),
+    token: section({
+      issuer: Type.String({ minLength: 1, default: 'ferry', expected: 'a non-empty string' }),
+      service: Type.String({ minLength: 1, default: 'ferry', expected: 'a non-empty string' }),
+      realm: Type.String({ default: '', pattern: '^(?:https?://\\S+)?$', expected: 'an http(s) URL of the token endpoint, or "" to derive it from each request' }),
+      ttl: duration('5m'),
+      refreshTtl: duration('7d'),
+      key: Type.String({ default: '', expected: 'a path to a PEM private key (EC P-256 or RSA), or "" for a key generated at start' }),
+    }),
+    failedLogins: section({
+      max: Type.Integer({ minimum: 1, default: 10, expected: 'an integer of at least 1' }),
+      window: duration('5m'),
+    }),
   }),
   mirror: section({
     defaultUpstream: Type.Optional(Type.String({ expected: 'the name of a configured upstream, or "" for none' })),
@@ -140,12 +208,49 @@ export interface Config {
     /** Milliseconds in-flight requests may take to finish after SIGTERM. */
     shutdownTimeout: number
   }
+  tls: TlsConfig
   cache: {
     /** Bytes of manifests kept in memory; 0 disables the cache. */
     manifestMemory: number
   }
   log: { level: LogLevel }
+  auth: AuthConfig
   mirror: MirrorConfig
+}
+
+export interface TlsConfig {
+  /** PEM files of the serving certificate (+ intermediates) and its key; undefined serves plain HTTP. */
+  serving: { cert: string; key: string } | undefined
+  /** PEM CA bundle that client certificates must chain to (mTLS); undefined asks for none. */
+  clientCa: string | undefined
+  minVersion: TlsVersion
+  /** HTTP/2 negotiated by ALPN, with HTTP/1.1 for clients that do not offer h2. */
+  http2: boolean
+}
+
+export interface AuthConfig {
+  /** htpasswd file (bcrypt entries), watched and re-read on change; undefined for none. */
+  htpasswd: string | undefined
+  /** Inline accounts; one without a password only gives groups to the htpasswd user of that name. */
+  users: Array<{ name: string; password: string | undefined; groups: string[] }>
+  roles: Array<{ subjects: string[]; namespaces: string[]; role: RoleName }>
+  /** Namespace patterns anonymous clients may pull. Anonymous push and delete are never allowed. */
+  anonymousPull: string[]
+  token: {
+    issuer: string
+    /** The `service` of challenges and the `aud` of tokens. */
+    service: string
+    /** The token endpoint URL advertised in challenges; undefined derives it from the request. */
+    realm: string | undefined
+    /** Milliseconds an access token is valid. */
+    ttl: number
+    /** Milliseconds a refresh token is valid. */
+    refreshTtl: number
+    /** PEM private key file signing tokens; undefined generates one in memory at start. */
+    key: string | undefined
+  }
+  /** Per client address: `max` failed logins within `window` milliseconds, then 429 until the window frees. */
+  failedLogins: { max: number; window: number }
 }
 
 export interface UpstreamConfig {

@@ -1,11 +1,16 @@
 // buildApp(deps) → a fastify instance that never listens: main.ts (or a test) decides where.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Server } from 'node:http'
+import type { SecureServerOptions } from 'node:http2'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import type { Authenticator, Authorizer, TokenService } from '../core/auth.js'
 import type { Registry } from '../core/registry.js'
 import type { Metrics } from '../observability/metrics.js'
 import { handleError } from './error-handler.js'
+import { resetHttp2StreamsWithError } from './http2-resets.js'
 import type { RegistryRouteOptions } from './handler-context.js'
 import { opsRoutes } from './ops-routes.js'
 import { registryRoutes } from './registry-routes.js'
+import { tokenRoutes } from './token-routes.js'
 import { observeRequests } from './request-observer.js'
 
 export interface AppDeps {
@@ -15,6 +20,24 @@ export interface AppDeps {
   options?: Partial<RegistryRouteOptions>
   /** Readiness probe: storage reachable and not shutting down. */
   ready?: () => Promise<boolean>
+  /** Who is asking: every /v2 request is authenticated (Basic, or a Bearer token of ours). */
+  authenticator: Authenticator
+  /** What they may do: checked per endpoint and action before any handler runs. */
+  authorizer: Authorizer
+  /** Serves the token endpoint (GET and POST /token) that challenges point at. */
+  tokenService?: TokenService
+  /** HTTPS (and HTTP/2) instead of plain HTTP/1.1; the caller reads the certificate files. */
+  serverOptions?: AppServerOptions
+}
+
+/** The fastify server options that choose the protocol, passed through as given. */
+export interface AppServerOptions {
+  /** node:https or node:http2 secure server options: certificate, key, CA, TLS policy. */
+  https: SecureServerOptions
+  /** Serve HTTP/2 (ALPN h2), with HTTP/1.1 for other clients when `https.allowHTTP1`. */
+  http2: boolean
+  /** Milliseconds an idle HTTP/2 session is kept open. */
+  http2SessionTimeout?: number
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -30,8 +53,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // A malformed URL (bad percent-encoding) is refused by the router before any route runs:
     // answer it in the OCI error format too, not fastify's own.
     frameworkErrors: handleError,
+    // Typed as the HTTP/1 server whatever it is: routes only use the request/response API that
+    // node:http, node:https and node:http2's compatibility layer share.
+    ...(deps.serverOptions as FastifyHttpOptions<Server> | undefined),
   })
   observeRequests(app, deps.metrics)
+  if (deps.serverOptions?.http2) resetHttp2StreamsWithError(app)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((request, reply) => {
     handleError(Object.assign(new Error('not found'), { statusCode: 404 }), request, reply)
@@ -40,6 +67,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(registryRoutes, {
     registry: deps.registry,
     options: { deleteEnabled: deps.options?.deleteEnabled ?? true },
+    authenticator: deps.authenticator,
+    authorizer: deps.authorizer,
   })
+  if (deps.tokenService) {
+    await app.register(tokenRoutes, { tokenService: deps.tokenService, service: deps.authenticator.challenge.service })
+  }
   return app
 }

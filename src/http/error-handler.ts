@@ -30,7 +30,8 @@ export function handleError(err: unknown, request: FastifyRequest, reply: Fastif
   }
   // Refused before its body fully arrived (a 413, a 416, an unknown upload): do not keep the
   // connection, or the client's next request would queue behind bytes nobody reads any more.
-  if (!request.raw.complete) reply.header('connection', 'close')
+  // HTTP/2 has no such header (the stream ends alone, the session goes on).
+  if (!request.raw.complete && request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
   reply
     .code(registryError.status)
     .headers(registryError.headers)

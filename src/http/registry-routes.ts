@@ -2,8 +2,10 @@
 // (see oci-path.ts), then dispatched by endpoint and method. Bodies are left unread here so
 // uploads stream straight into storage and manifests are read with a bound.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Action, Authenticator, Authorizer, Principal } from '../core/auth.js'
 import { RegistryError } from '../core/errors.js'
 import type { Notice, Op, Registry } from '../core/registry.js'
+import { admit, requiredNeeds } from './access.js'
 import { handleError } from './error-handler.js'
 import type { HandlerContext, RegistryRouteOptions } from './handler-context.js'
 import { deleteBlob, getBlob } from './handlers/blobs.js'
@@ -18,6 +20,10 @@ declare module 'fastify' {
     /** The endpoint kind, the low-cardinality route label of logs and metrics. */
     ociRoute?: OciEndpointKind
     ociRepository?: string
+    /** Who is asking, once authenticated. */
+    principal?: Principal
+    /** What an audited request (a push or delete of content) did, for its audit line. */
+    ociAudit?: { action: Action; tag?: string; digest?: string; always: boolean; repo?: string }
   }
 }
 
@@ -43,6 +49,8 @@ const dispatch: Dispatch = {
 export interface RegistryRoutesDeps {
   registry: Registry
   options: RegistryRouteOptions
+  authenticator: Authenticator
+  authorizer: Authorizer
 }
 
 export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesDeps): Promise<void> {
@@ -50,6 +58,7 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   app.setErrorHandler(handleError)
+  app.addHook('onResponse', async (request, reply) => auditLine(request, reply))
 
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header('docker-distribution-api-version', 'registry/2.0')
@@ -67,6 +76,7 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
       })
     }
     const query = firstValues(request.query as Record<string, string | string[] | undefined>)
+    request.ociAudit = auditOf(endpoint, request.method, query)
     const op: Op = {
       accept: acceptedMediaTypes(request.headers.accept),
       notify: (notice) => reportNotice(request, reply, notice),
@@ -74,6 +84,17 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
     if (query.ns) {
       op.ns = query.ns
       reply.header('oci-namespace', query.ns) // the spec's echo of the registry a proxy served for
+    }
+    // Rights are on the repository the route reaches, which for a mirror may not be the path's
+    // name (`/v2/pause?ns=docker.io` is `docker.io/pause`): the name pushed content lands under.
+    const localName = 'name' in endpoint ? deps.registry.repository(endpoint.name, op).name : undefined
+    if (request.ociAudit && localName !== undefined) request.ociAudit.repo = localName
+    const principal = await admit(deps, request, requiredNeeds(endpoint, request.method, localName))
+    request.principal = principal
+    // A cross-repository mount reads `from`: without pull there it is an ordinary upload (202),
+    // as when `from` lacks the blob, so the answer says nothing about the other repository.
+    if (endpoint.kind === 'upload-start' && query.mount !== undefined && query.from !== undefined) {
+      if (deps.authorizer.authorize(principal, { type: 'repository', name: query.from, action: 'pull' }) !== 'allow') delete query.from
     }
     const ctx: HandlerContext = {
       registry: deps.registry,
@@ -91,6 +112,55 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
   // OPTIONS too, so it gets the 405 + Allow every other unsupported method gets, not a 404.
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS'], url: '/v2/*', handler: handle })
   app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: handle })
+}
+
+/**
+ * Content-changing requests get an audit line: manifest PUT, blob commit (PUT of an upload, POST
+ * with ?digest= or a mount) and DELETE of manifests, tags and blobs. Other parts of a push
+ * (session start, PATCH) get one only when refused.
+ */
+function auditOf(endpoint: OciEndpoint, method: string, query: Record<string, string | undefined>): FastifyRequest['ociAudit'] {
+  switch (endpoint.kind) {
+    case 'manifest': {
+      if (method !== 'PUT' && method !== 'DELETE') return undefined
+      const reference = endpoint.reference.includes(':') ? { digest: endpoint.reference } : { tag: endpoint.reference }
+      return { action: method === 'PUT' ? 'push' : 'delete', always: true, ...reference }
+    }
+    case 'blob':
+      return method === 'DELETE' ? { action: 'delete', digest: endpoint.digest, always: true } : undefined
+    case 'upload':
+      return { action: 'push', always: method === 'PUT', ...(query.digest === undefined ? {} : { digest: query.digest }) }
+    case 'upload-start': {
+      const digest = query.mount ?? query.digest
+      return { action: 'push', always: digest !== undefined, ...(digest === undefined ? {} : { digest }) }
+    }
+    default:
+      return undefined
+  }
+}
+
+function auditLine(request: FastifyRequest, reply: FastifyReply): void {
+  const audit = request.ociAudit
+  const status = reply.statusCode
+  if (!audit || !(audit.always || status === 401 || status === 403 || status === 429)) return
+  const principal = request.principal
+  const digest = reply.getHeader('docker-content-digest') ?? audit.digest
+  request.log.info(
+    {
+      audit: true,
+      action: audit.action,
+      // Refused before authentication finished: anonymous when no credentials came, else unknown.
+      user: principal ? (principal.anonymous ? 'anonymous' : principal.name) : request.headers.authorization ? undefined : 'anonymous',
+      via: principal?.via,
+      repo: audit.repo ?? request.ociRepository,
+      tag: audit.tag,
+      digest: typeof digest === 'string' ? digest.slice(0, 200) : undefined,
+      method: request.method,
+      status,
+      remote: request.ip,
+    },
+    audit.action,
+  )
 }
 
 function decodePath(path: string): string {

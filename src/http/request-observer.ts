@@ -1,6 +1,7 @@
 // One log line and one set of metric samples per request, written when the response is done.
+import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Metrics } from '../observability/metrics.js'
 
 export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
@@ -9,10 +10,17 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
   // instead would miss the request head and, for small uploads, the whole body: both are
   // already read by then.
   const baselines = new WeakMap<Socket, { read: number; written: number }>()
+  // Over HTTP/2, by onResponse the stream is detached from its session, and with it from the
+  // socket and the client address: both are taken when the request arrives.
+  const arrivals = new WeakMap<FastifyRequest, { socket: Socket | undefined; remote: string | undefined }>()
+  app.addHook('onRequest', async (request) => {
+    arrivals.set(request, { socket: connectionSocket(request), remote: request.ip })
+  })
   app.addHook('onResponse', async (request, reply) => {
     const route = request.ociRoute ?? request.routeOptions.url ?? 'unmatched'
-    const socket = request.raw.socket
-    const now = { read: socket?.bytesRead ?? 0, written: socket?.bytesWritten ?? 0 }
+    const arrival = arrivals.get(request)
+    const socket = arrival?.socket ?? request.raw.socket
+    const now = counters(socket)
     const start = (socket && baselines.get(socket)) ?? { read: 0, written: 0 }
     if (socket) baselines.set(socket, now)
     const received = now.read - start.read
@@ -32,9 +40,26 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
         bytesSent: sent,
         bytesReceived: received,
         ms: Math.round(reply.elapsedTime * 10) / 10,
-        remote: request.ip,
+        remote: arrival?.remote ?? request.ip,
       },
       'request',
     )
   })
+}
+
+// HTTP/2 multiplexes streams on one socket, so its counters are shared: measured from the previous
+// response on the session as for keep-alive, the totals stay exact while concurrent streams'
+// shares are approximate.
+function connectionSocket(request: FastifyRequest): Socket | undefined {
+  if (request.raw.httpVersionMajor !== 2) return request.raw.socket
+  return (request.raw as unknown as Http2ServerRequest).stream?.session?.socket as Socket | undefined
+}
+
+// An HTTP/2 session's socket proxy throws once the session has let go of its socket.
+function counters(socket: Socket | undefined): { read: number; written: number } {
+  try {
+    return { read: socket?.bytesRead ?? 0, written: socket?.bytesWritten ?? 0 }
+  } catch {
+    return { read: 0, written: 0 }
+  }
 }

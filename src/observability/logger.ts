@@ -13,6 +13,10 @@ export const redactedPaths = [
   '*.secret',
   '*.privateKey',
   '*.private_key',
+  '*.authorization',
+  '*.access_token',
+  '*.refresh_token',
+  '*.refreshToken',
 ] as const
 
 export function loggerOptions(level: string): LoggerOptions {

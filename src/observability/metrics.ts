@@ -96,6 +96,38 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly tlsCertificateExpiry = new Gauge({
+    name: 'ferry_tls_certificate_expiry_seconds',
+    help: 'When the serving TLS certificate expires (its notAfter), as a Unix time in seconds',
+    registers: [this.registry],
+  })
+
+  readonly tlsReloads = new Counter({
+    name: 'ferry_tls_reload_total',
+    help: 'TLS certificate reload attempts that changed something, by result (ok, error: the previous certificate is kept)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+
+  readonly failedLogins = new Counter({
+    name: 'ferry_auth_failed_logins_total',
+    help: 'Failed logins: wrong user name or password (Basic or token endpoint), bad refresh tokens',
+    registers: [this.registry],
+  })
+
+  readonly tokensIssued = new Counter({
+    name: 'ferry_auth_tokens_issued_total',
+    help: 'Access tokens issued by the /token endpoint',
+    registers: [this.registry],
+  })
+
+  readonly credentialReloads = new Counter({
+    name: 'ferry_auth_reloads_total',
+    help: 'Re-reads of the htpasswd file and the token key file, by file and outcome (ok, error)',
+    labelNames: ['file', 'outcome'] as const,
+    registers: [this.registry],
+  })
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }

@@ -95,3 +95,25 @@ t.test('a failing start is logged and exits 1', async (t) => {
   t.same(fake.exits, [1])
   t.match(fake.logs().find((l) => l.msg === 'startup failed'), { level: 60, err: { message: 'listen EADDRINUSE' } })
 })
+
+t.test('SIGHUP asks the server to reload and keeps it running', async (t) => {
+  const fake = fakeIo()
+  let reloads = 0
+  await runCli(argv('serve'), fake.io, {
+    startServer: async () => ({
+      url: 'https://127.0.0.1:0',
+      reload: async () => void reloads++,
+      close: async () => {},
+    }),
+  })
+  fake.signal('SIGHUP')
+  fake.signal('SIGHUP')
+  await tick()
+  t.equal(reloads, 2)
+  t.same(fake.exits, [], 'still running')
+  t.equal(fake.logs().filter((l) => l.msg === 'reloading').length, 2)
+  fake.signal('SIGTERM')
+  await tick()
+  fake.signal('SIGHUP')
+  t.equal(reloads, 2, 'no reload once shutting down')
+})

@@ -27,8 +27,10 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
       uploads: { maxAge: 7_200_000, purgeInterval: 90_000 },
     },
     http: { idleTimeout: 10_000, shutdownTimeout: 0 },
+    tls: defaultConfig().tls,
     cache: { manifestMemory: 1024 * 1024 },
     log: { level: 'trace' },
+    auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
   })
 })

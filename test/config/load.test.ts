@@ -43,8 +43,10 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
       uploads: { maxAge: 5_400_000, purgeInterval: 3_600_000 },
     },
     http: { idleTimeout: 5000, shutdownTimeout: 30_000 },
+    tls: defaultConfig().tls,
     cache: { manifestMemory: 1024 ** 3 },
     log: { level: 'debug' },
+    auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
   })
 })

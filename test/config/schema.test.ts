@@ -20,8 +20,17 @@ t.test('defaults', async (t) => {
       uploads: { maxAge: 24 * 3_600_000, purgeInterval: 3_600_000 },
     },
     http: { idleTimeout: 75_000, shutdownTimeout: 30_000 },
+    tls: { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: true },
     cache: { manifestMemory: 64 * 1024 * 1024 },
     log: { level: 'info' },
+    auth: {
+      htpasswd: undefined,
+      users: [],
+      roles: [],
+      anonymousPull: ['**'],
+      token: { issuer: 'ferry', service: 'ferry', realm: undefined, ttl: 300_000, refreshTtl: 7 * 86_400_000, key: undefined },
+      failedLogins: { max: 10, window: 300_000 },
+    },
     mirror: {
       defaultUpstream: 'gcr.io',
       upstreams: [

@@ -7,6 +7,10 @@
 // so the test can see the exact request lines (`?ns=gcr.io`, the mirror path shapes) and the
 // `OCI-Namespace` echo; Ferry's own request log names route and repository but not the query.
 //
+// Every Ferry runs with `--htpasswd` (accounts exist, anonymous pull is the default), so
+// containerd's anonymous pulls are checked with authentication on; case 6 seeds its Ferry with
+// skopeo `--dest-creds`.
+//
 // Case 6 runs before case 5 because case 5 stops the upstream. CONTAINERD_E2E_VERBOSE=1 prints the
 // recorded wire and Ferry's log of every case, not only of failing ones.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -21,6 +25,7 @@ import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.j
 import { closedPort, startStub, type HttpStub } from '../helpers/http-stub.js'
 import { buildImage, gcLayout, initLayout, readBlob, tagDescriptor, type ImageManifest } from '../helpers/oci-layout.js'
 import { startRecordingProxy, type RecordedExchange, type RecordingProxy } from '../helpers/recording-proxy.js'
+import { writeHtpasswd } from '../helpers/htpasswd.js'
 import { run } from '../helpers/tools.js'
 
 const KiB = 1024
@@ -103,8 +108,10 @@ async function main(): Promise<void> {
       },
     }),
   )
+  const htpasswd = join(work, 'users.htpasswd')
+  await writeHtpasswd(htpasswd, { seeder: 'seeder-pw' })
   const startMirror = async (name: string, flags: string[]): Promise<Mirror> => {
-    const ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, `ferry-${name}`), '--log-level', 'info', ...flags])
+    const ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, `ferry-${name}`), '--log-level', 'info', '--htpasswd', htpasswd, ...flags])
     const mirror = { name, ferry, wire: await startRecordingProxy(ferry.url) }
     mirrors.push(mirror)
     return mirror
@@ -277,7 +284,7 @@ async function main(): Promise<void> {
   // Before case 5, which stops the upstream: the upstream must be able to answer for shadowing to mean anything.
   t.test('6. local content shadows the upstream in the namespace', async (t) => {
     onFailure(t, shadow)
-    await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:local`, `docker://${shadow.ferry.host}/test-namespace/${repo}:${tag}`)
+    await skopeo('copy', '--preserve-digests', '--dest-creds', 'seeder:seeder-pw', '--dest-tls-verify=false', `oci:${layout}:local`, `docker://${shadow.ferry.host}/test-namespace/${repo}:${tag}`)
     const pushed = shadow.wire.exchanges().length // skopeo went straight to Ferry, not through the wire
     const mark = accessLogMark()
     const containerd = await freshContainerd(t)

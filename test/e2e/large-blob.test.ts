@@ -2,7 +2,9 @@
 // as its own process, monolithically and in 64 MiB chunks, generated and verified as streams on
 // this side. The child's RSS is sampled throughout: Ferry must stream, never buffer, so its
 // memory stays flat whatever the blob size. Figures go to t.comment and to
-// bench/results/large-blob-latest.json; time is reported, never asserted.
+// bench/results/large-blob-latest.json; time is reported, never asserted. Ferry runs with
+// `--htpasswd`: uploads carry Basic credentials (verified once, then from the cache), downloads
+// are anonymous.
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -11,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
+import { basic, writeHtpasswd } from '../helpers/htpasswd.js'
 import { PseudoRandomSource, pseudoRandomDigest } from '../helpers/pseudo-random.js'
 import { readCpuSeconds, readRss, sampleRss } from '../helpers/rss-sampler.js'
 
@@ -66,7 +69,10 @@ async function main(): Promise<void> {
     await ferry?.stop()
     await rm(work, { recursive: true, force: true })
   })
-  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info'])
+  const htpasswd = join(work, 'users.htpasswd')
+  await writeHtpasswd(htpasswd, { pusher: 'pusher-pw' })
+  const authorization = basic('pusher', 'pusher-pw')
+  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd])
   const { url, pid } = ferry
   const repo = 'e2e/large-blob'
 
@@ -101,7 +107,7 @@ async function main(): Promise<void> {
       const response = await request(`${url}/v2/${repo}/blobs/uploads/?digest=${monolithicDigest}`, {
         method: 'POST',
         dispatcher: agent,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        headers: { authorization, 'content-type': 'application/octet-stream', 'content-length': String(size) },
         body: new PseudoRandomSource(monolithicSeed).stream(size),
       })
       const text = await response.body.text()
@@ -119,7 +125,7 @@ async function main(): Promise<void> {
     const source = new PseudoRandomSource(`ferry-large-blob-chunked-${sizeMiB}`)
     const hash = createHash('sha256')
     phases.uploadChunked = await measured(pid, size, async () => {
-      const start = await request(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', dispatcher: agent })
+      const start = await request(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', dispatcher: agent, headers: { authorization } })
       await start.body.dump()
       t.equal(start.statusCode, 202, 'POST starts a session')
       let location = new URL(String(start.headers.location), url)
@@ -130,7 +136,7 @@ async function main(): Promise<void> {
         const response = await request(location, {
           method: 'PATCH',
           dispatcher: agent,
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(length), 'content-range': `${offset}-${end}` },
+          headers: { authorization, 'content-type': 'application/octet-stream', 'content-length': String(length), 'content-range': `${offset}-${end}` },
           body: source.stream(length, hash),
         })
         const text = await response.body.text()
@@ -144,7 +150,7 @@ async function main(): Promise<void> {
       t.equal(patches, Math.ceil(size / chunkSize), 'every chunk accepted with the right Range')
       chunkedDigest = `sha256:${hash.digest('hex')}`
       location.searchParams.set('digest', chunkedDigest)
-      const put = await request(location, { method: 'PUT', dispatcher: agent, headers: { 'content-length': '0' } })
+      const put = await request(location, { method: 'PUT', dispatcher: agent, headers: { authorization, 'content-length': '0' } })
       const text = await put.body.text()
       t.equal(put.statusCode, 201, `PUT ?digest= completes the upload (body: ${text.slice(0, 300)})`)
       t.equal(put.headers['docker-content-digest'], chunkedDigest)

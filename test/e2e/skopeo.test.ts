@@ -1,5 +1,7 @@
 // skopeo against Ferry running as a real process: byte-exact round trips of a multi-layer OCI
-// image and of a multi-platform index, a Docker schema2 push, tag listing and deletion.
+// image and of a multi-platform index, a Docker schema2 push, tag listing and deletion. Ferry runs
+// with `--htpasswd` (a file written by `htpasswd -B`): skopeo pushes and deletes with credentials,
+// following Ferry's Bearer challenge to its token service; pulls are anonymous (anonymous tokens).
 // Fixture images are built offline with umoci (plus a hand-written index) in a temp folder.
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -10,6 +12,7 @@ import {
   blobPath, buildImage, gcLayout, imagePlatform, initLayout, ociMediaTypes, readBlob, sha256, sha256File,
   tagDescriptor, writeIndex, type Descriptor, type ImageIndex, type ImageManifest,
 } from '../helpers/oci-layout.js'
+import { writeHtpasswd } from '../helpers/htpasswd.js'
 import { missingTools, run } from '../helpers/tools.js'
 
 const KiB = 1024
@@ -29,9 +32,9 @@ interface SkopeoInspect {
   Layers: string[]
 }
 
-const missing = missingTools('skopeo', 'umoci')
+const missing = missingTools('skopeo', 'umoci', 'htpasswd')
 if (missing.length > 0) {
-  t.plan(0, `skopeo e2e skipped: ${missing.join(' and ')} not found on PATH (apt-get install skopeo umoci)`)
+  t.plan(0, `skopeo e2e skipped: ${missing.join(' and ')} not found on PATH (apt-get install skopeo umoci apache2-utils)`)
 } else {
   await main()
 }
@@ -44,10 +47,13 @@ async function main(): Promise<void> {
     await ferry?.stop()
     await rm(work, { recursive: true, force: true })
   })
-  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info'])
+  const htpasswd = join(work, 'users.htpasswd')
+  await writeHtpasswd(htpasswd, { pusher: 'pusher-pw' })
+  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd])
   const { host, url } = ferry
 
   // --insecure-policy: no dependence on /etc/containers/policy.json; Ferry speaks plain http.
+  const destCreds = ['--dest-creds', 'pusher:pusher-pw']
   const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { timeoutMs: 180_000 })
   const inspectRaw = async (ref: string): Promise<Buffer> =>
     Buffer.from((await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${host}/${ref}`)).stdout, 'utf8')
@@ -91,7 +97,7 @@ async function main(): Promise<void> {
 
   // ---- tests ----------------------------------------------------------------------------------
   t.test('multi-layer OCI image: push, inspect and pull back byte-exact', async (t) => {
-    await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/multi-layer:v1`)
+    await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/multi-layer:v1`)
 
     const raw = await inspectRaw('e2e/multi-layer:v1')
     t.equal(sha256(raw), v1.digest, 'skopeo inspect --raw: the digest of the layout manifest')
@@ -122,7 +128,7 @@ async function main(): Promise<void> {
 
   t.test('multi-platform index: copy --all and back, digests preserved', async (t) => {
     const indexBytes = await readBlob(layout, indexDescriptor.digest)
-    await skopeo('copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:multi`, `docker://${host}/e2e/multi-arch:v1`)
+    await skopeo('copy', '--all', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:multi`, `docker://${host}/e2e/multi-arch:v1`)
 
     const raw = await inspectRaw('e2e/multi-arch:v1')
     t.equal(sha256(raw), indexDescriptor.digest, 'the index keeps its digest')
@@ -164,7 +170,7 @@ async function main(): Promise<void> {
   })
 
   t.test('--format v2s2 pushes a Docker schema2 manifest', async (t) => {
-    await skopeo('copy', '--format', 'v2s2', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/docker-format:v1`)
+    await skopeo('copy', '--format', 'v2s2', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/docker-format:v1`)
     const raw = await inspectRaw('e2e/docker-format:v1')
     const manifest = JSON.parse(raw.toString('utf8')) as ImageManifest
     t.equal(manifest.mediaType, dockerTypes.manifest, 'the manifest is Docker schema2')
@@ -192,8 +198,8 @@ async function main(): Promise<void> {
 
   t.test('list-tags', async (t) => {
     // Registry-to-registry copies add tags without new content.
-    await skopeo('copy', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${host}/e2e/multi-layer:v1`, `docker://${host}/e2e/multi-layer:v2`)
-    await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${host}/e2e/multi-layer:amd64-only`)
+    await skopeo('copy', '--preserve-digests', '--src-tls-verify=false', ...destCreds, '--dest-tls-verify=false', `docker://${host}/e2e/multi-layer:v1`, `docker://${host}/e2e/multi-layer:v2`)
+    await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${host}/e2e/multi-layer:amd64-only`)
     t.same([...(await listTags('e2e/multi-layer'))].sort(), ['amd64-only', 'v1', 'v2'], 'every pushed tag is listed')
     t.same(await listTags('e2e/multi-arch'), ['v1'])
     t.equal((await inspect('e2e/multi-layer:v2')).Digest, v1.digest, 'the copied tag points at the same manifest')
@@ -201,20 +207,20 @@ async function main(): Promise<void> {
 
   t.test('delete removes the manifest and the tags pointing at it', async (t) => {
     for (const tag of ['a', 'b']) {
-      await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/delete-me:${tag}`)
+      await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/delete-me:${tag}`)
     }
-    await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:arm64`, `docker://${host}/e2e/delete-me:keep`)
+    await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:arm64`, `docker://${host}/e2e/delete-me:keep`)
     t.same([...(await listTags('e2e/delete-me'))].sort(), ['a', 'b', 'keep'])
 
     // skopeo resolves the tag, then sends DELETE /v2/<repo>/manifests/<digest>.
-    await skopeo('delete', '--tls-verify=false', `docker://${host}/e2e/delete-me:b`)
+    await skopeo('delete', '--creds', 'pusher:pusher-pw', '--tls-verify=false', `docker://${host}/e2e/delete-me:b`)
     await t.rejects(inspectRaw('e2e/delete-me:b'), /manifest unknown|MANIFEST_UNKNOWN/i, 'the deleted tag no longer resolves')
     await t.rejects(inspectRaw('e2e/delete-me:a'), /manifest unknown|MANIFEST_UNKNOWN/i, 'nor does the other tag of that manifest')
     const byDigest = await fetch(`${url}/v2/e2e/delete-me/manifests/${v1.digest}`, { headers: { accept: ociMediaTypes.manifest } })
     t.equal(byDigest.status, 404, 'GET by digest is 404 after the delete')
     t.same(await listTags('e2e/delete-me'), ['keep'], 'list-tags shows only the remaining tag')
 
-    await skopeo('delete', '--tls-verify=false', `docker://${host}/e2e/docker-format:v1`)
+    await skopeo('delete', '--creds', 'pusher:pusher-pw', '--tls-verify=false', `docker://${host}/e2e/docker-format:v1`)
     await t.rejects(inspectRaw('e2e/docker-format:v1'), /manifest unknown|MANIFEST_UNKNOWN/i, 'the Docker-format manifest is gone too')
 
     // The same manifest and layers in other repositories are untouched.
@@ -223,5 +229,32 @@ async function main(): Promise<void> {
       const head = await fetch(`${url}/v2/e2e/multi-layer/blobs/${d.digest}`, { method: 'HEAD' })
       t.equal(head.status, 200, `shared blob ${d.digest.slice(0, 19)} is still served in e2e/multi-layer`)
     }
+  })
+
+  t.test('pushes follow the Bearer challenge to the token service; no credentials, no push', async (t) => {
+    await t.rejects(
+      skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${host}/e2e/anonymous:v1`),
+      /unauthorized|authentication required/i,
+      'an anonymous push is refused',
+    )
+    await t.rejects(
+      skopeo('copy', '--preserve-digests', '--dest-creds', 'pusher:wrong', '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${host}/e2e/anonymous:v1`),
+      /unauthorized|authentication required/i,
+      'so is a push with a wrong password',
+    )
+    const records = ferry!.logs().split('\n').flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>]
+      } catch {
+        return []
+      }
+    })
+    t.ok(records.some((r) => r.msg === 'request' && r.route === '/token' && r.method === 'GET' && r.status === 200), 'skopeo asked /token for tokens')
+    const pushes = records.filter((r) => r.audit === true && r.action === 'push' && r.status === 201)
+    t.ok(pushes.length > 0, `${pushes.length} audited pushes`)
+    t.ok(pushes.every((r) => r.user === 'pusher' && r.via === 'bearer'), 'every one by pusher, with a bearer token')
+    t.ok(records.some((r) => r.audit === true && r.action === 'delete' && r.user === 'pusher' && r.status === 202), 'deletes audited too')
+    t.ok(records.some((r) => r.msg === 'login failed' && r.user === 'pusher'), 'the wrong password is an audited login failure')
+    t.notOk(ferry!.logs().includes('pusher-pw'), 'the password is in no log line')
   })
 }

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import pino from 'pino'
 import { compose, type Composed } from '../../src/compose.js'
-import { defaultConfig, type Config, type UpstreamConfig } from '../../src/config/schema.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { defaultConfig, type AuthConfig, type Config, type UpstreamConfig } from '../../src/config/schema.js'
 
 export interface MirrorServer {
   url: string
@@ -28,13 +28,22 @@ export function upstreamConfig(name: string, url: string, overrides: Partial<Ups
   }
 }
 
-export async function startMirrorServer(mirror: Partial<Config['mirror']>): Promise<MirrorServer> {
+export interface MirrorServerOptions {
+  /** The `auth` section (defaults: no accounts, anonymous pull everywhere: a read-only registry). */
+  auth?: Partial<AuthConfig>
+  /** Level of the captured logs; 'info' unless told. */
+  logLevel?: string
+}
+
+export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
   const root = await mkdtemp(join(tmpdir(), 'ferry-mirror-'))
   const config = defaultConfig()
   config.storage.filesystem.path = root
   config.mirror = { ...config.mirror, namespaces: [], ...mirror }
+  config.auth = { ...config.auth, ...options.auth }
   const logs: string[] = []
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) })
+  // The production logger options (redaction included), so tests see what operators see.
+  const logger = createLogger(options.logLevel ?? 'info', { write: (line: string) => void logs.push(line) })
   const composed = await compose(config, logger)
   await composed.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = composed.app.server.address() as AddressInfo

@@ -9,6 +9,7 @@ import { buildApp, type AppDeps } from '../../src/http/app.js'
 import { Metrics } from '../../src/observability/metrics.js'
 import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
 import { LocalRegistry } from '../../src/storage/local-registry.js'
+import { openAuthenticator, openAuthorizer } from './open-access.js'
 
 export interface TestServer {
   url: string
@@ -29,6 +30,9 @@ export async function startTestServer(options: Partial<Pick<AppDeps, 'options'>>
     registry,
     metrics,
     logger: pino({ level: options.logLevel ?? process.env.FERRY_TEST_LOG ?? 'silent' }),
+    // The registry API without access control; test/auth covers that through compose().
+    authenticator: openAuthenticator,
+    authorizer: openAuthorizer,
     ...(options.options ? { options: options.options } : {}),
   })
   await app.listen({ host: '127.0.0.1', port: 0 })

@@ -8,6 +8,7 @@ import { startDistribution, distributionUnavailable, type Distribution } from '.
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
 import { pushBlob, pushManifest, seedImage, sha256 } from '../helpers/seed.js'
 import { missingTools, run } from '../helpers/tools.js'
+import { basic, htpasswdLine } from '../helpers/htpasswd.js'
 
 const skip = distributionUnavailable()
 if (skip) t.plan(0, skip)
@@ -20,14 +21,26 @@ const accept = [
   '*/*',
 ].join(', ')
 
+// Pulls are anonymous (the default anonymousPull: **); seeding the mirror takes an account.
+const seeder = { username: 'seeder', password: 'seeder-pw' }
+const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
+
 async function setup(t: Test, upstreamOverrides = {}): Promise<{ upstream: Distribution; ferry: MirrorServer }> {
   const upstream = await startDistribution()
   t.teardown(() => upstream.stop())
-  const ferry = await startMirrorServer({
-    upstreams: [upstreamConfig('gcr.io', upstream.url, upstreamOverrides), upstreamConfig('docker.io', upstream.url)],
-    defaultUpstream: 'gcr.io',
-    namespaces: [{ name: 'test-namespace', upstream: 'gcr.io' }],
-  })
+  const ferry = await startMirrorServer(
+    {
+      upstreams: [upstreamConfig('gcr.io', upstream.url, upstreamOverrides), upstreamConfig('docker.io', upstream.url)],
+      defaultUpstream: 'gcr.io',
+      namespaces: [{ name: 'test-namespace', upstream: 'gcr.io' }],
+    },
+    {
+      auth: {
+        users: [{ name: seeder.username, password: seederHash, groups: [] }],
+        roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
+      },
+    },
+  )
   t.teardown(() => ferry.close())
   return { upstream, ferry }
 }
@@ -78,8 +91,13 @@ t.test('a retag upstream is seen after the TTL; stale tags are served while the 
   t.equal(await digestOf(), first.manifest.digest, 'inside the TTL the cached answer is used')
   await new Promise((resolve) => setTimeout(resolve, 400))
   t.equal(await digestOf(), first.manifest.digest, 'after the TTL the stale answer is served while revalidating')
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  t.equal(await digestOf(), second.manifest.digest, 'the revalidated answer follows')
+  // The revalidation runs in the background: poll for its result rather than guess its timing.
+  let revalidated = await digestOf()
+  for (let i = 0; i < 100 && revalidated !== second.manifest.digest; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    revalidated = await digestOf()
+  }
+  t.equal(revalidated, second.manifest.digest, 'the revalidated answer follows')
   const heads = upstream.requests().filter((r) => r.path === '/v2/app/manifests/v1')
   t.ok(heads.some((r) => r.method === 'HEAD'), 'revalidation used HEAD')
   t.equal(heads.filter((r) => r.method === 'GET').length, 1, 'only the first miss was a GET')
@@ -87,8 +105,11 @@ t.test('a retag upstream is seen after the TTL; stale tags are served while the 
   await upstream.stop()
   await new Promise((resolve) => setTimeout(resolve, 400))
   await fetch(url, { method: 'HEAD', headers: { accept } }) // triggers a failing revalidation
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  const stale = await fetch(url, { headers: { accept } })
+  let stale = await fetch(url, { headers: { accept } })
+  for (let i = 0; i < 100 && stale.headers.get('x-ferry-cache') !== 'stale'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    stale = await fetch(url, { headers: { accept } })
+  }
   t.equal(stale.status, 200, 'the tag is served however stale')
   t.equal(stale.headers.get('docker-content-digest'), second.manifest.digest)
   t.equal(stale.headers.get('x-ferry-cache'), 'stale')
@@ -169,11 +190,11 @@ t.test('namespaced mirror paths in both shapes, local content shadowing the upst
   }
   // Seed the namespace locally: the pushed image now shadows the upstream's.
   const config = Buffer.from('{"local":true}')
-  await pushBlob(ferry.url, 'test-namespace/pause', config)
+  await pushBlob(ferry.url, 'test-namespace/pause', config, seeder)
   const manifest = Buffer.from(
     JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: [] }),
   )
-  await pushManifest(ferry.url, 'test-namespace/pause', '3.9', manifest, 'application/vnd.oci.image.manifest.v1+json')
+  await pushManifest(ferry.url, 'test-namespace/pause', '3.9', manifest, 'application/vnd.oci.image.manifest.v1+json', seeder)
   for (const path of ['/v2/test-namespace/pause/manifests/3.9', '/v2/test-namespace/v2/pause/manifests/3.9']) {
     const res = await fetch(`${ferry.url}${path}`, { headers: { accept } })
     t.equal(res.headers.get('docker-content-digest'), sha256(manifest), `${path} serves the pushed image`)
@@ -239,7 +260,7 @@ t.test('seeding a mirrored name: blobs the upstream has are adopted; a pushed re
   }
   const put = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, {
     method: 'PUT',
-    headers: { 'content-type': image.manifest.mediaType },
+    headers: { 'content-type': image.manifest.mediaType, authorization: basic(seeder.username, seeder.password) },
     body: image.manifest.bytes,
   })
   t.equal(put.status, 201, 'the manifest is accepted: the skipped blobs were brought in')
@@ -250,7 +271,9 @@ t.test('seeding a mirrored name: blobs the upstream has are adopted; a pushed re
   const layer = await fetch(`${ferry.url}/v2/seeded/app/blobs/${image.layers[0]!.digest}`)
   t.equal(sha256(Buffer.from(await layer.arrayBuffer())), image.layers[0]!.digest, 'blobs are local now')
 
-  const del = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, { method: 'DELETE' })
+  const anonymousDelete = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, { method: 'DELETE' })
+  t.equal(anonymousDelete.status, 401, 'anonymous delete is refused')
+  const del = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, { method: 'DELETE', headers: { authorization: basic(seeder.username, seeder.password) } })
   t.equal(del.status, 202)
   const gone = await fetch(`${ferry.url}/v2/seeded/app/manifests/v1`, { headers: { accept } })
   t.equal(gone.status, 404, 'a pushed repository never falls back to the upstream')

@@ -1,0 +1,167 @@
+// Reading and checking a serving certificate set (certificate chain, private key, optional client
+// CA bundle) before anything serves with it: at start-up, and on every reload, where a set that
+// fails here never replaces the one in service. Errors name the config key and the file; they
+// never quote file contents (a key file's bytes must not reach a log).
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { createSecureContext } from 'node:tls'
+
+export interface TlsFiles {
+  /** PEM: the serving certificate first, then its intermediates. */
+  cert: string
+  /** PEM: the private key of the first certificate in `cert`. */
+  key: string
+  /** PEM CA bundle for client certificates (mTLS). */
+  clientCa?: string | undefined
+}
+
+export type TlsFileKey = 'tls.cert' | 'tls.key' | 'tls.clientCa'
+
+/** A file that cannot serve: which config key, which file, what is wrong with it. */
+export class TlsFileError extends Error {
+  constructor(
+    readonly configKey: TlsFileKey,
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`${configKey} (${file}): ${problem}`)
+    this.name = 'TlsFileError'
+  }
+}
+
+/** The files' bytes as read. */
+export interface TlsFileBytes {
+  cert: Buffer
+  key: Buffer
+  clientCa: Buffer | undefined
+}
+
+export interface CertificateSet {
+  bytes: TlsFileBytes
+  /** The serving certificate (first of the chain). */
+  leaf: X509Certificate
+  /** Upper-case hex, as TLS clients report it. */
+  serialNumber: string
+  subject: string
+  notBefore: Date
+  notAfter: Date
+  /** Findings that do not stop serving but deserve a log line (not yet valid, chain out of order). */
+  warnings: string[]
+}
+
+export async function readTlsFiles(files: TlsFiles): Promise<TlsFileBytes> {
+  const [cert, key, clientCa] = await Promise.all([
+    readTlsFile('tls.cert', files.cert),
+    readTlsFile('tls.key', files.key),
+    files.clientCa === undefined ? undefined : readTlsFile('tls.clientCa', files.clientCa),
+  ])
+  return { cert, key, clientCa }
+}
+
+/** Reads and checks the files; throws TlsFileError for the first problem. */
+export async function loadCertificateSet(files: TlsFiles, now: Date = new Date()): Promise<CertificateSet> {
+  return checkCertificateSet(files, await readTlsFiles(files), now)
+}
+
+/**
+ * Checks that the certificate file parses, that the key parses and belongs to the first
+ * certificate, that this certificate has not expired, that the CA bundle parses, and that
+ * OpenSSL accepts the whole set. Throws TlsFileError.
+ */
+export function checkCertificateSet(files: TlsFiles, bytes: TlsFileBytes, now: Date = new Date()): CertificateSet {
+  const chain = parseCertificates('tls.cert', files.cert, bytes.cert)
+  const key = parsePrivateKey(files.key, bytes.key)
+  const leaf = chain[0]!
+  const serialNumber = leaf.serialNumber.toUpperCase()
+  if (!leaf.checkPrivateKey(key)) {
+    // An intermediate listed first is a common slip; say so rather than blame the key.
+    if (chain.slice(1).some((c) => c.checkPrivateKey(key))) {
+      throw new TlsFileError('tls.cert', files.cert, 'the certificate of the key must come first, before its intermediates')
+    }
+    throw new TlsFileError('tls.key', files.key, `does not match the certificate in tls.cert (${files.cert}, serial ${serialNumber})`)
+  }
+  const notBefore = new Date(leaf.validFrom)
+  const notAfter = new Date(leaf.validTo)
+  if (notAfter.getTime() <= now.getTime()) {
+    throw new TlsFileError('tls.cert', files.cert, `the certificate expired on ${notAfter.toISOString()} (serial ${serialNumber})`)
+  }
+  const warnings: string[] = []
+  if (notBefore.getTime() > now.getTime()) {
+    warnings.push(`tls.cert (${files.cert}): the certificate is not valid until ${notBefore.toISOString()}; clients will refuse it until then`)
+  }
+  chain.forEach((cert, i) => {
+    const next = chain[i + 1]
+    if (next !== undefined && !cert.checkIssued(next)) {
+      warnings.push(`tls.cert (${files.cert}): certificate ${i + 2} did not issue certificate ${i + 1}; clients may fail to build the chain`)
+    }
+    if (i > 0 && new Date(cert.validTo).getTime() <= now.getTime()) {
+      warnings.push(`tls.cert (${files.cert}): intermediate certificate ${i + 1} (${cert.subject.replace(/\n/g, ', ')}) has expired`)
+    }
+  })
+  if (files.clientCa !== undefined && bytes.clientCa !== undefined) {
+    const cas = parseCertificates('tls.clientCa', files.clientCa, bytes.clientCa)
+    cas.forEach((ca, i) => {
+      if (!ca.ca) warnings.push(`tls.clientCa (${files.clientCa}): certificate ${i + 1} is not a CA certificate`)
+    })
+  }
+  try {
+    // Whatever OpenSSL would refuse when the server installs the set (an unsupported key type,
+    // a policy violation), found now rather than at the first handshake.
+    createSecureContext({ cert: bytes.cert, key: bytes.key, ...(bytes.clientCa ? { ca: bytes.clientCa } : {}) })
+  } catch (err) {
+    throw new TlsFileError('tls.cert', files.cert, `rejected by OpenSSL: ${(err as Error).message}`)
+  }
+  return {
+    bytes,
+    leaf,
+    serialNumber,
+    subject: leaf.subject.replace(/\n/g, ', '),
+    notBefore,
+    notAfter,
+    warnings,
+  }
+}
+
+async function readTlsFile(configKey: TlsFileKey, file: string): Promise<Buffer> {
+  try {
+    return await readFile(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const problem = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot be read (${code ?? (err as Error).message})`
+    throw new TlsFileError(configKey, file, problem)
+  }
+}
+
+const certificateBlock = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
+
+function parseCertificates(configKey: TlsFileKey, file: string, bytes: Buffer): X509Certificate[] {
+  const text = bytes.toString('latin1')
+  const blocks = text.match(certificateBlock) ?? []
+  if (blocks.length === 0) {
+    const hint = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text) ? ' (it holds a private key: swapped with tls.key?)' : ''
+    throw new TlsFileError(configKey, file, `no PEM certificate (-----BEGIN CERTIFICATE-----) found${hint}`)
+  }
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block)
+    } catch {
+      throw new TlsFileError(configKey, file, `certificate ${i + 1} is not a valid X.509 certificate`)
+    }
+  })
+}
+
+function parsePrivateKey(file: string, bytes: Buffer): KeyObject {
+  const text = bytes.toString('latin1')
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    const hint = text.includes('-----BEGIN CERTIFICATE-----') ? ' (it holds a certificate: swapped with tls.cert?)' : ''
+    throw new TlsFileError('tls.key', file, `no PEM private key (-----BEGIN PRIVATE KEY-----) found${hint}`)
+  }
+  if (text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /Proc-Type: 4,ENCRYPTED/.test(text)) {
+    throw new TlsFileError('tls.key', file, 'the private key is encrypted; Ferry needs it unencrypted (protect the file instead)')
+  }
+  try {
+    return createPrivateKey({ key: bytes, format: 'pem' })
+  } catch {
+    throw new TlsFileError('tls.key', file, 'the private key does not parse')
+  }
+}
