@@ -17,6 +17,8 @@ export interface Composed {
   metrics: Metrics
   /** Re-reads the htpasswd and token key files now (changes to them are picked up anyway). */
   reloadCredentials(): Promise<void>
+  /** Applies what can change without a restart from a re-read config (role bindings). */
+  applyConfig(config: Config): void
   /** Starts periodic housekeeping (abandoned upload purge). */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
@@ -77,6 +79,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     registry,
     metrics,
     reloadCredentials: () => auth.reload(),
+    applyConfig: (next) => auth.applyPolicy(next.auth),
     startHousekeeping() {
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)

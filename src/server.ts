@@ -18,7 +18,7 @@ import { httpsServerOptions, secureContextOptions } from './tls/server-options.j
 export interface RunningServer {
   url: string
   /** Re-reads the files that may change while running (the TLS certificate set). Never rejects. */
-  reload(): Promise<void>
+  reload(next?: Config): Promise<void>
   close(): Promise<void>
 }
 
@@ -59,8 +59,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   return {
     url: `${tls ? 'https' : 'http'}://${host}:${address.port}`,
-    // SIGHUP: re-read everything that rotates (the watchers usually beat us to it).
-    async reload() {
+    // SIGHUP: re-read everything that rotates (the watchers usually beat us to it), and apply
+    // the live-reloadable parts of a re-read config when the caller has one.
+    async reload(next?: Config) {
+      if (next) composed.applyConfig(next)
       await Promise.all([composed.reloadCredentials(), reloader?.reload('SIGHUP')])
     },
     async close() {

@@ -19,6 +19,8 @@ export interface Auth {
   tokenService: TokenService
   /** Re-reads the htpasswd and token key files now (as a change to them does). */
   reload(): Promise<void>
+  /** Swaps in the role bindings and anonymous-pull patterns of a re-read config. */
+  applyPolicy(config: AuthConfig): void
   /** Stops watching files. */
   close(): void
 }
@@ -75,6 +77,10 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
     async reload() {
       await users.reload()
       await ring.reload()
+    },
+    applyPolicy(next) {
+      authorizer.update(next.roles, next.anonymousPull)
+      log.info({ bindings: next.roles.length, anonymousPull: next.anonymousPull }, 'role bindings reloaded')
     },
     close() {
       users.close()

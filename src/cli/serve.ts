@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { closest } from '../config/errors.js'
 import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { watchFile } from '../auth/file-watch.js'
 import { createLogger } from '../observability/logger.js'
 import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
@@ -11,7 +12,8 @@ import { reportingConfigErrors, type CliIo } from './io.js'
 export interface RunningServer {
   url: string
   /** Re-reads files that may change while running (TLS certificates); called on SIGHUP. */
-  reload?(): Promise<void>
+  /** Re-reads rotated files; applies the live-reloadable parts of `next` (role bindings). */
+  reload?(next?: Config): Promise<void>
   close(): Promise<void>
 }
 
@@ -39,14 +41,22 @@ export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, ve
         const hint = closest(word, program.commands.map((c) => c.name()))
         program.error(`error: unknown command '${word}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`)
       }
-      const config = await loadConfig({ file: configFile(flags, io), env: io.env, overrides: overridesFrom(flags) })
+      const file = configFile(flags, io)
+      const load = () => loadConfig({ file, env: io.env, overrides: overridesFrom(flags) })
+      const config = await load()
       const logger = createLogger(config.log.level, io.logDestination)
-      await serve(config, logger, io, deps, version)
+      await serve(config, logger, io, deps, version, { load, file })
     }),
   )
 }
 
-async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps, version: string): Promise<void> {
+/** How to read the config again (same file, environment and flags) on SIGHUP or a file change. */
+interface ConfigSource {
+  load(): Promise<Config>
+  file: string | undefined
+}
+
+async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps, version: string, source: ConfigSource): Promise<void> {
   let server: RunningServer
   try {
     const startServer = deps.startServer ?? (await loadStartServer())
@@ -88,11 +98,19 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   io.onSignal('SIGTERM', onSignal)
   io.onSignal('SIGINT', onSignal)
   // SIGHUP would otherwise end the process: here it means "re-read your files", as for nginx.
-  io.onSignal('SIGHUP', (signal) => {
+  // A config file that no longer validates keeps the running policy and says why.
+  const reload = async (why: string): Promise<void> => {
     if (closing) return
-    logger.info({ signal }, 'reloading')
-    server.reload?.().catch((err: unknown) => logger.error({ err }, 'reload failed'))
-  })
+    logger.info({ trigger: why }, 'reloading')
+    const next = await source.load().catch((err: unknown) => {
+      logger.error({ file: source.file, error: err instanceof Error ? err.message : String(err) }, 'config reload failed, keeping the running configuration')
+      return undefined
+    })
+    await server.reload?.(next).catch((err: unknown) => logger.error({ err }, 'reload failed'))
+  }
+  io.onSignal('SIGHUP', () => void reload('SIGHUP'))
+  const watch = source.file ? watchFile(source.file, () => void reload('config file changed')) : undefined
+  if (watch) io.onSignal('SIGTERM', () => watch.close())
 }
 
 // Imported on demand so that `ferry config check` and `--version` do not load the whole server.
