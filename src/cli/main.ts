@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { addConfigCommand } from './config.js'
+import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
 import { addServeCommand, type ServeDeps } from './serve.js'
 
@@ -29,6 +30,7 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
     .showHelpAfterError('(run with --help for usage)')
   addServeCommand(program, io, deps, version)
   addConfigCommand(program, io)
+  addRobotCommand(program, io)
   return program
 }
 
