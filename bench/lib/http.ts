@@ -1,0 +1,159 @@
+// The clients of the benchmark: streaming blob downloads (undici, one connection per concurrent
+// download), blob uploads (monolithic and chunked) and manifest pushes. A registry answering 401
+// to an anonymous push gets the bench user's Basic credentials from then on.
+import { createHash } from 'node:crypto'
+import { Transform, type Readable } from 'node:stream'
+import { Agent, request, type Dispatcher } from 'undici'
+import { benchCredentials, type Server } from './processes.js'
+
+export interface Download {
+  bytes: number
+  /** From `startedAt` to the first body byte. */
+  firstByteMs: number
+  /** From `startedAt` to the last body byte. */
+  doneMs: number
+}
+
+/** A fresh connection pool per phase, so no phase inherits another's sockets. */
+export function newAgent(): Agent {
+  return new Agent({ keepAliveTimeout: 30_000, connections: null, pipelining: 1, bodyTimeout: 600_000, headersTimeout: 600_000 })
+}
+
+/** GETs `path` from `server`, discarding the body as fast as it comes; checks status and length. */
+export async function download(server: Server, path: string, dispatcher: Dispatcher, startedAt = performance.now(), expectedBytes?: number): Promise<Download> {
+  const { statusCode, body } = await request(`${server.url}${path}`, { headers: server.headers, dispatcher })
+  if (statusCode !== 200) throw new Error(`${server.name} GET ${path}: ${statusCode} ${(await body.text()).slice(0, 300)}`)
+  let bytes = 0
+  let firstByteMs = -1
+  await new Promise<void>((resolve, reject) => {
+    body.on('data', (chunk: Buffer) => {
+      if (firstByteMs < 0) firstByteMs = performance.now() - startedAt
+      bytes += chunk.length
+    })
+    body.once('end', resolve)
+    body.once('error', reject)
+  })
+  if (expectedBytes !== undefined && bytes !== expectedBytes) throw new Error(`${server.name} GET ${path}: ${bytes} bytes, expected ${expectedBytes}`)
+  return { bytes, firstByteMs, doneMs: performance.now() - startedAt }
+}
+
+/** `clients` concurrent downloads of `paths[i % paths.length]`, all started at once. */
+export async function concurrentDownloads(server: Server, paths: string[], clients: number, expectedBytes: number): Promise<{ seconds: number; bytes: number; lastFirstByteMs: number }> {
+  const agent = newAgent()
+  try {
+    const startedAt = performance.now()
+    const results = await Promise.all(
+      Array.from({ length: clients }, (_, i) => download(server, paths[i % paths.length]!, agent, startedAt, expectedBytes)),
+    )
+    const seconds = (performance.now() - startedAt) / 1000
+    return {
+      seconds,
+      bytes: results.reduce((sum, r) => sum + r.bytes, 0),
+      lastFirstByteMs: Math.max(...results.map((r) => r.firstByteMs)),
+    }
+  } finally {
+    await agent.close()
+  }
+}
+
+function basic(): string {
+  return `Basic ${Buffer.from(`${benchCredentials.username}:${benchCredentials.password}`).toString('base64')}`
+}
+
+async function drain(body: Dispatcher.ResponseData['body']): Promise<string> {
+  return (await body.text()).slice(0, 300)
+}
+
+/** POST an upload session; on a 401 without credentials, retry once with the bench user. */
+export async function startUpload(server: Server, repo: string): Promise<URL> {
+  for (let attempt = 0; ; attempt++) {
+    const { statusCode, headers, body } = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: server.headers })
+    const text = await drain(body)
+    if (statusCode === 401 && attempt === 0 && server.headers.authorization === undefined) {
+      server.headers.authorization = basic()
+      continue
+    }
+    if (statusCode !== 202) throw new Error(`${server.name} POST ${repo} upload: ${statusCode} ${text}`)
+    return new URL(String(headers.location), server.url)
+  }
+}
+
+function withDigest(location: URL, digest: string): URL {
+  const url = new URL(location)
+  url.searchParams.set('digest', digest)
+  return url
+}
+
+/** POST, then one PUT `?digest=` carrying the whole body. */
+export async function pushMonolithic(server: Server, repo: string, digest: string, size: number, body: () => Readable): Promise<void> {
+  const location = await startUpload(server, repo)
+  const put = await request(withDigest(location, digest), {
+    method: 'PUT',
+    headers: { ...server.headers, 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    body: body(),
+  })
+  const text = await drain(put.body)
+  if (put.statusCode !== 201) throw new Error(`${server.name} PUT ${repo} blob ${digest}: ${put.statusCode} ${text}`)
+}
+
+/** POST, PATCHes of `chunkBytes` with Content-Range, then an empty PUT `?digest=`. */
+export async function pushChunked(server: Server, repo: string, digest: string, size: number, chunkBytes: number, chunk: (length: number) => Readable): Promise<void> {
+  let location = await startUpload(server, repo)
+  for (let start = 0; start < size; start += chunkBytes) {
+    const length = Math.min(chunkBytes, size - start)
+    const patch = await request(location, {
+      method: 'PATCH',
+      headers: {
+        ...server.headers,
+        'content-type': 'application/octet-stream',
+        'content-length': String(length),
+        'content-range': `${start}-${start + length - 1}`,
+      },
+      body: chunk(length),
+    })
+    const text = await drain(patch.body)
+    if (patch.statusCode !== 202) throw new Error(`${server.name} PATCH ${repo} at ${start}: ${patch.statusCode} ${text}`)
+    location = new URL(String(patch.headers.location), server.url)
+  }
+  const put = await request(withDigest(location, digest), { method: 'PUT', headers: { ...server.headers, 'content-length': '0' } })
+  const text = await drain(put.body)
+  if (put.statusCode !== 201) throw new Error(`${server.name} PUT ${repo} blob ${digest}: ${put.statusCode} ${text}`)
+}
+
+/** Pushes a stream of unknown digest: one streamed PATCH (hashed on the way), then PUT `?digest=`. */
+export async function pushStreaming(server: Server, repo: string, body: Readable): Promise<string> {
+  const location = await startUpload(server, repo)
+  const hash = createHash('sha256')
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk)
+      callback(null, chunk)
+    },
+  })
+  body.on('error', (err) => hashing.destroy(err))
+  const patch = await request(location, {
+    method: 'PATCH',
+    headers: { ...server.headers, 'content-type': 'application/octet-stream' },
+    body: body.pipe(hashing),
+  })
+  const text = await drain(patch.body)
+  if (patch.statusCode !== 202) throw new Error(`${server.name} PATCH ${repo}: ${patch.statusCode} ${text}`)
+  const digest = `sha256:${hash.digest('hex')}`
+  const put = await request(withDigest(new URL(String(patch.headers.location), server.url), digest), {
+    method: 'PUT',
+    headers: { ...server.headers, 'content-length': '0' },
+  })
+  const putText = await drain(put.body)
+  if (put.statusCode !== 201) throw new Error(`${server.name} PUT ${repo} blob ${digest}: ${put.statusCode} ${putText}`)
+  return digest
+}
+
+export async function pushManifest(server: Server, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<void> {
+  const put = await request(`${server.url}/v2/${repo}/manifests/${reference}`, {
+    method: 'PUT',
+    headers: { ...server.headers, 'content-type': mediaType },
+    body: bytes,
+  })
+  const text = await drain(put.body)
+  if (put.statusCode !== 201) throw new Error(`${server.name} PUT ${repo} manifest ${reference}: ${put.statusCode} ${text}`)
+}

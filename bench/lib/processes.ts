@@ -1,0 +1,308 @@
+// Starting and stopping everything the benchmark measures, on loopback: the compiled Ferry
+// (plain registry or mirror), CNCF distribution (plain or proxy), and the bare Node file server.
+// Each process writes its output to a log file in the work folder (not a pipe into this
+// process, which would steal CPU from the load generator), is tracked here by PID, and is
+// stopped by PID — SIGTERM, then SIGKILL — by stopAll() or when this process exits.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { openSync, closeSync, readFileSync, existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { stringify } from 'yaml'
+import { distributionBinary, freePort, parseAccessLine, type AccessLogEntry } from '../../test/helpers/distribution.js'
+import { run } from '../../test/helpers/tools.js'
+
+export const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
+const ferryLauncher = fileURLToPath(new URL('./ferry-child.mjs', import.meta.url))
+const baselineEntry = fileURLToPath(new URL('../baseline-file-server.ts', import.meta.url))
+
+/** The user the harness creates when a registry wants credentials (`htpasswd -Bbn bench bench`). */
+export const benchCredentials = { username: 'bench', password: 'bench' }
+
+export interface Server {
+  /** Label in the tables, e.g. `ferry`, `distribution proxy`. */
+  name: string
+  /** http://127.0.0.1:PORT */
+  url: string
+  pid: number
+  logFile: string
+  /** Request headers every benchmark request to this server must carry (credentials, if needed). */
+  headers: Record<string, string>
+  /** The access log so far (distribution only; [] for others). */
+  accessLog(): AccessLogEntry[]
+  stop(): Promise<void>
+}
+
+const running = new Set<ChildProcess>()
+
+process.once('exit', () => {
+  for (const child of running) {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(child.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+})
+
+/**
+ * The harness's own processes: this one, its ancestors (npm, tsx) and every server it started,
+ * with their descendants. Other processes' CPU use disturbs a measurement (see quiet.ts).
+ */
+export function ourPids(): Set<number> {
+  const pids = new Set<number>([process.pid])
+  for (let pid = process.ppid; pid > 1; ) {
+    pids.add(pid)
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    } catch {
+      break
+    }
+  }
+  for (const child of running) {
+    if (child.pid === undefined) continue
+    pids.add(child.pid)
+    for (const pid of descendants(child.pid)) pids.add(pid)
+  }
+  return pids
+}
+
+function descendants(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((p) => p !== '').map(Number)
+    return children.flatMap((child) => [child, ...descendants(child)])
+  } catch {
+    return []
+  }
+}
+
+/** Stops every server still running (by PID). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((child) => terminate(child)))
+}
+
+async function terminate(child: ChildProcess, killAfterMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
+    running.delete(child)
+    return
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  process.kill(child.pid, 'SIGTERM')
+  const timer = setTimeout(() => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL')
+  }, killAfterMs)
+  await exited
+  clearTimeout(timer)
+  running.delete(child)
+}
+
+function launch(command: string, args: string[], logFile: string, options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean } = {}): ChildProcess {
+  const fd = openSync(logFile, 'a')
+  try {
+    const child = spawn(command, args, {
+      cwd: projectRoot,
+      env: options.env ?? process.env,
+      stdio: [options.stdinPipe ? 'pipe' : 'ignore', fd, fd],
+    })
+    child.stdin?.on('error', () => {})
+    running.add(child)
+    child.once('exit', () => running.delete(child))
+    return child
+  } finally {
+    closeSync(fd)
+  }
+}
+
+async function waitForHttp(url: string, child: ChildProcess, logFile: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${url}: process exited (${child.exitCode ?? child.signalCode})\n${tail(logFile)}`)
+    }
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) })
+      await response.arrayBuffer()
+      if (response.status === 200 || response.status === 401) return
+    } catch {
+      // not listening yet
+    }
+    await sleep(50)
+  }
+  await terminate(child)
+  throw new Error(`${url} did not answer within ${timeoutMs} ms\n${tail(logFile)}`)
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-20).join('\n')
+  } catch {
+    return ''
+  }
+}
+
+function basicAuth(): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${benchCredentials.username}:${benchCredentials.password}`).toString('base64')}` }
+}
+
+/** Anonymous headers when `url` (a /v2/ endpoint) answers anonymously, else Basic credentials. */
+async function headersFor(url: string): Promise<Record<string, string>> {
+  const response = await fetch(url)
+  await response.arrayBuffer()
+  return response.status === 401 ? basicAuth() : {}
+}
+
+let htpasswdFlag: boolean | undefined
+/**
+ * Whether this build of Ferry has an `--htpasswd` flag (authentication is being added): then the
+ * harness gives it a bench user, and falls back to that user's credentials on a 401.
+ */
+function ferryHasHtpasswdFlag(): boolean {
+  if (htpasswdFlag === undefined) {
+    const help = spawnSync(process.execPath, [ferryLauncher, 'serve', '--help'], { cwd: projectRoot, encoding: 'utf8', env: ferryEnv() })
+    htpasswdFlag = /--htpasswd\b/.test(`${help.stdout}${help.stderr}`)
+  }
+  return htpasswdFlag
+}
+
+async function htpasswdFile(dir: string): Promise<string> {
+  const path = join(dir, 'htpasswd')
+  if (!existsSync(path)) {
+    const { stdout } = await run('htpasswd', ['-Bbn', benchCredentials.username, benchCredentials.password])
+    await writeFile(path, `${stdout.trim()}\n`)
+  }
+  return path
+}
+
+/** BENCH_NODE_ARGS: extra node flags for Ferry and the file server (e.g. `--trace-gc`), split on spaces. */
+function extraNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+}
+
+/** The parent's environment without FERRY_* (an unknown one is fatal to Ferry's config loader). */
+function ferryEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) if (!key.toUpperCase().startsWith('FERRY_')) env[key] = value
+  return env
+}
+
+export interface FerryOptions {
+  name: string
+  /** Folder for the config, log and storage of this instance. */
+  dir: string
+  /** Mirror mode: the upstream registry's URL (named `up`, the default upstream). */
+  upstream?: string
+  /** Mirror mode: seconds a tag's digest is reused (Ferry's default is 5 min). */
+  tagTtl?: string
+  cpuProfDir?: string
+}
+
+/** The compiled Ferry: `node bench/lib/ferry-child.mjs serve --config … --listen 127.0.0.1:PORT`. */
+export async function startFerry(options: FerryOptions): Promise<Server> {
+  await mkdir(options.dir, { recursive: true })
+  const storage = join(options.dir, 'storage')
+  const configFile = join(options.dir, 'ferry.yaml')
+  const mirror = options.upstream
+    ? { upstreams: [{ name: 'up', url: options.upstream, ...(options.tagTtl ? { tagTtl: options.tagTtl } : {}) }], defaultUpstream: 'up' }
+    : { upstreams: [] }
+  await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror }))
+  const extra = ferryHasHtpasswdFlag() ? ['--htpasswd', await htpasswdFile(options.dir)] : []
+  const nodeArgs = [...extraNodeArgs(), ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])]
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const logFile = join(options.dir, 'ferry.log')
+    const child = launch(
+      process.execPath,
+      [...nodeArgs, ferryLauncher, 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, ...extra],
+      logFile,
+      { env: { ...ferryEnv(), BENCH_EXIT_WITH_PARENT: '1' }, stdinPipe: true },
+    )
+    const url = `http://127.0.0.1:${port}`
+    try {
+      await waitForHttp(`${url}/v2/`, child, logFile)
+    } catch (err) {
+      if (attempt >= 2) throw err
+      continue
+    }
+    return server(options.name, url, child, logFile, await headersFor(`${url}/v2/`))
+  }
+}
+
+export interface DistributionOptions {
+  name: string
+  dir: string
+  /** Pull-through mode in front of this registry URL. */
+  proxyOf?: string
+}
+
+/** CNCF distribution (`/usr/bin/docker-registry serve`), logging (access log included) to a file. */
+export async function startDistribution(options: DistributionOptions): Promise<Server> {
+  await mkdir(options.dir, { recursive: true })
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const config: Record<string, unknown> = {
+      version: 0.1,
+      log: { level: 'info', accesslog: { disabled: false } },
+      storage: { filesystem: { rootdirectory: join(options.dir, 'data') }, delete: { enabled: true } },
+      http: { addr: `127.0.0.1:${port}`, secret: 'ferry-bench-secret' },
+      ...(options.proxyOf ? { proxy: { remoteurl: options.proxyOf } } : {}),
+    }
+    const configFile = join(options.dir, 'config.yml')
+    await writeFile(configFile, stringify(config))
+    const logFile = join(options.dir, 'distribution.log')
+    const child = launch(distributionBinary, ['serve', configFile], logFile)
+    const url = `http://127.0.0.1:${port}`
+    try {
+      await waitForHttp(`${url}/v2/`, child, logFile)
+    } catch (err) {
+      if (attempt >= 2) throw err
+      continue
+    }
+    return server(options.name, url, child, logFile, {}, true)
+  }
+}
+
+/** bench/baseline-file-server.ts serving the files of `root`: the ceiling of Node on this machine. */
+export async function startBaseline(name: string, root: string, dir: string): Promise<Server> {
+  await mkdir(dir, { recursive: true })
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort()
+    const logFile = join(dir, 'baseline.log')
+    const child = launch(process.execPath, [...extraNodeArgs(), '--import', 'tsx', baselineEntry, root, `127.0.0.1:${port}`], logFile, {
+      env: { ...process.env, BENCH_EXIT_WITH_PARENT: '1' },
+      stdinPipe: true,
+    })
+    const url = `http://127.0.0.1:${port}`
+    try {
+      await waitForHttp(`${url}/healthz`, child, logFile)
+    } catch (err) {
+      if (attempt >= 2) throw err
+      continue
+    }
+    return server(name, url, child, logFile, {})
+  }
+}
+
+function server(name: string, url: string, child: ChildProcess, logFile: string, headers: Record<string, string>, accessLogged = false): Server {
+  return {
+    name,
+    url,
+    pid: child.pid ?? -1,
+    logFile,
+    headers,
+    accessLog: () => (accessLogged ? parseAccessLog(logFile) : []),
+    stop: () => terminate(child),
+  }
+}
+
+function parseAccessLog(file: string): AccessLogEntry[] {
+  const entries: AccessLogEntry[] = []
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const entry = parseAccessLine(line)
+    if (entry) entries.push(entry)
+  }
+  return entries
+}

@@ -1,0 +1,166 @@
+// Scenario 2: warm manifest GET and HEAD, by tag and by digest, 64 connections (autocannon),
+// with the Accept headers containerd sends: a HEAD/GET by tag lists the four manifest types and
+// */*, a request by digest the descriptor's type and */*. Plain: Ferry vs distribution, both
+// seeded with the same image. Mirror: Ferry (tag inside its TTL) vs distribution's proxy, both in
+// front of one seeded distribution upstream whose access log proves Ferry never asked it.
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { mediaTypes } from '../../src/core/media-types.js'
+import { pushImage, smallImage } from '../lib/images.js'
+import { startDistribution, startFerry, type Server } from '../lib/processes.js'
+import type { BenchContext, Scenario, ScenarioResult } from '../lib/scenario.js'
+import { quietly } from '../lib/quiet.js'
+import { alternate, fmt, progress, ratio, Samples, table } from '../lib/stats.js'
+
+const repo = 'bench/app'
+const tag = 'v1'
+const tagAccept = [mediaTypes.dockerManifest, mediaTypes.dockerManifestList, mediaTypes.ociManifest, mediaTypes.ociIndex, '*/*'].join(', ')
+
+interface Variant {
+  label: string
+  method: 'GET' | 'HEAD'
+  reference: 'tag' | 'digest'
+}
+
+const variants: Variant[] = [
+  { label: 'GET by tag', method: 'GET', reference: 'tag' },
+  { label: 'HEAD by tag', method: 'HEAD', reference: 'tag' },
+  { label: 'GET by digest', method: 'GET', reference: 'digest' },
+  { label: 'HEAD by digest', method: 'HEAD', reference: 'digest' },
+]
+
+interface LoadResult {
+  requestsPerSecond: number
+  p50: number
+  p99: number
+  bad: number
+}
+
+// autocannon's HTTP parser (http-parser-js) does not know a HEAD response has no body and waits
+// for Content-Length bytes; its client sets the parser callbacks after setupClient, so the
+// patch goes in on the next tick: the headers-complete callback answers "skip the body".
+function skipBodies(client: unknown): void {
+  process.nextTick(() => {
+    const parser = (client as { parser: Record<number, (...args: unknown[]) => unknown> }).parser
+    const onHeadersComplete = parser[2]!
+    parser[2] = function (this: unknown, ...args: unknown[]) {
+      onHeadersComplete.apply(this, args)
+      return 1
+    }
+  })
+}
+
+async function load(server: Server, path: string, method: 'GET' | 'HEAD', accept: string, connections: number, seconds: number): Promise<LoadResult> {
+  const result = await autocannon({
+    url: `${server.url}${path}`,
+    method,
+    headers: { ...server.headers, accept },
+    connections,
+    duration: seconds,
+    timeout: 10,
+    ...(method === 'HEAD' ? { setupClient: skipBodies } : {}),
+  })
+  return {
+    requestsPerSecond: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    bad: result.non2xx + result.errors + result.timeouts,
+  }
+}
+
+export const manifests: Scenario = {
+  name: 'manifests',
+  title: '2. Warm manifest GET and HEAD, 64 connections',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const s = ctx.settings
+    const image = smallImage('manifest-image')
+    const upstream = await startDistribution({ name: 'upstream', dir: join(ctx.dir, 'upstream') })
+    const ferry = await startFerry({ name: 'ferry', dir: join(ctx.dir, 'ferry') })
+    const distribution = await startDistribution({ name: 'distribution', dir: join(ctx.dir, 'distribution') })
+    // A TTL longer than the whole scenario: every measured tag request is inside it.
+    const mirror = await startFerry({ name: 'ferry mirror', dir: join(ctx.dir, 'ferry-mirror'), upstream: upstream.url, tagTtl: '1h' })
+    const proxy = await startDistribution({ name: 'distribution proxy', dir: join(ctx.dir, 'distribution-proxy'), proxyOf: upstream.url })
+    for (const registry of [upstream, ferry, distribution]) await pushImage(registry, repo, tag, image)
+    const targets = [ferry, distribution, mirror, proxy]
+    const pathOf = (v: Variant): string => `/v2/${repo}/manifests/${v.reference === 'tag' ? tag : image.digest}`
+    const acceptOf = (v: Variant): string => (v.reference === 'tag' ? tagAccept : `${image.mediaType}, */*`)
+
+    // Warm-up: JIT, and the mirrors fetch and cache the manifest (and the tag) here.
+    progress('manifests: warm-up')
+    // (The GETs warm the HEAD paths too: same lookups, same caches.)
+    for (const target of targets) for (const v of variants.filter((x) => x.method === 'GET')) await load(target, pathOf(v), v.method, acceptOf(v), s.manifestConnections, 1)
+
+    const samples = new Samples()
+    const upstreamCalls = new Map<string, number>()
+    let bad = 0
+    for (let round = 0; round < s.rounds; round++) {
+      for (const v of variants) {
+        for (const target of alternate(targets, round)) {
+          progress(`manifests: round ${round + 1}/${s.rounds}: ${v.label}: ${target.name}`)
+          let calls = 0
+          const r = await quietly(`${target.name} ${v.label}`, async () => {
+            const before = upstream.accessLog().length
+            const result = await load(target, pathOf(v), v.method, acceptOf(v), s.manifestConnections, s.manifestSeconds)
+            calls = upstream.accessLog().length - before
+            return result
+          })
+          if (target === mirror || target === proxy) upstreamCalls.set(`${target.name}\u0000${v.label}`, (upstreamCalls.get(`${target.name}\u0000${v.label}`) ?? 0) + calls)
+          if (target === mirror || target === proxy) samples.add(target.name, `${v.label} upstream per request`, calls / (r.requestsPerSecond * s.manifestSeconds))
+          samples.add(target.name, `${v.label} req/s`, r.requestsPerSecond)
+          samples.add(target.name, `${v.label} p50`, r.p50)
+          samples.add(target.name, `${v.label} p99`, r.p99)
+          if (r.bad > 0) {
+            bad += r.bad
+            progress(`manifests: ${target.name} ${v.label}: ${r.bad} non-2xx/errors/timeouts`)
+          }
+        }
+      }
+    }
+    for (const server of [proxy, mirror, distribution, ferry, upstream]) await server.stop()
+
+    const names = targets.map((t) => t.name)
+    const m = (name: string, metric: string): number => samples.median(name, metric)
+    const throughput = table(
+      ['req/s (median)', ...names, 'ferry / distribution', 'ferry mirror / distribution', 'ferry mirror / distribution proxy'],
+      variants.map((v) => {
+        const k = `${v.label} req/s`
+        return [v.label, ...names.map((n) => fmt(m(n, k))), ratio(m('ferry', k), m('distribution', k)), ratio(m('ferry mirror', k), m('distribution', k)), ratio(m('ferry mirror', k), m('distribution proxy', k))]
+      }),
+    )
+    const latency = table(
+      ['latency p50 / p99 ms (median)', ...names],
+      variants.map((v) => [v.label, ...names.map((n) => `${fmt(m(n, `${v.label} p50`), 1)} / ${fmt(m(n, `${v.label} p99`), 1)}`)]),
+    )
+    const mirrorCalls = variants.reduce((sum, v) => sum + (upstreamCalls.get(`ferry mirror\u0000${v.label}`) ?? 0), 0)
+    const upstreamNote = [
+      `Upstream requests during all measured ferry mirror runs: **${mirrorCalls}** (from the upstream's access log).`,
+      `distribution proxy asks the upstream ${variants.map((v) => `${fmt(m('distribution proxy', `${v.label} upstream per request`), 2)} times per ${v.label}`).join(', ')}.`,
+      bad > 0 ? `**${bad} requests failed** (non-2xx, errors or timeouts): see the progress log.` : 'Every request answered 2xx.',
+    ].join(' ')
+    const tagGet = 'GET by tag'
+    const best = (metric: string): number => Math.min(m('ferry', metric), m('ferry mirror', metric))
+    const checks = [
+      {
+        target: 'warm manifest GET by tag ≥ 10× distribution plain (ferry and ferry mirror)',
+        holds: best(`${tagGet} req/s`) >= 10 * m('distribution', `${tagGet} req/s`),
+        measured: `${ratio(m('ferry', `${tagGet} req/s`), m('distribution', `${tagGet} req/s`))} / ${ratio(m('ferry mirror', `${tagGet} req/s`), m('distribution', `${tagGet} req/s`))}`,
+      },
+      {
+        target: 'warm manifest GET by tag (mirror) ≥ 50× distribution proxy',
+        holds: m('ferry mirror', `${tagGet} req/s`) >= 50 * m('distribution proxy', `${tagGet} req/s`),
+        measured: ratio(m('ferry mirror', `${tagGet} req/s`), m('distribution proxy', `${tagGet} req/s`)),
+      },
+      {
+        target: 'manifest GET by tag p99 < 15 ms at 64 connections (ferry and ferry mirror)',
+        holds: Math.max(m('ferry', `${tagGet} p99`), m('ferry mirror', `${tagGet} p99`)) < 15,
+        measured: `${fmt(m('ferry', `${tagGet} p99`), 1)} / ${fmt(m('ferry mirror', `${tagGet} p99`), 1)} ms`,
+      },
+      { target: 'no upstream call inside the tag TTL', holds: mirrorCalls === 0, measured: `${mirrorCalls} upstream requests` },
+    ]
+    return {
+      markdown: `${throughput}\n\n${latency}\n\n${upstreamNote}`,
+      checks,
+      json: { samples: samples.toJSON(), mirrorUpstreamCalls: mirrorCalls, failed: bad },
+    }
+  },
+}
