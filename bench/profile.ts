@@ -16,7 +16,7 @@ import { mediaTypes } from '../src/core/media-types.js'
 import { randomBlob, randomBlobDigest } from './lib/blobs.js'
 import { concurrentDownloads, pushMonolithic, pushStreaming } from './lib/http.js'
 import { pushImage, smallImage } from './lib/images.js'
-import { startDistribution, startFerry, stopAll, type Server } from './lib/processes.js'
+import { ensureAccess, startDistribution, startFerry, stopAll, type Server } from './lib/processes.js'
 import { loadSettings } from './lib/settings.js'
 import { MB, MiB, progress } from './lib/stats.js'
 
@@ -70,6 +70,7 @@ try {
       await seeder.stop()
     }
     load = async (ferry) => {
+      await ensureAccess(ferry, `/v2/${repo}/manifests/v1`, 'GET', { accept: tagAccept })
       const result = await autocannon({
         url: `${ferry.url}/v2/${repo}/manifests/v1`,
         headers: { ...ferry.headers, accept: tagAccept },

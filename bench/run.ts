@@ -59,7 +59,9 @@ async function main(): Promise<void> {
   const root = await mkdtemp(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'ferry-bench-'))
   const onSignal = (signal: NodeJS.Signals): void => {
     progress(`${signal}: stopping servers`)
-    void stopAll().finally(() => process.exit(130))
+    void stopAll()
+      .then(() => (settings.keep ? undefined : rm(root, { recursive: true, force: true })))
+      .finally(() => process.exit(130))
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import { Transform, type Readable } from 'node:stream'
 import { Agent, request, type Dispatcher } from 'undici'
-import { benchCredentials, type Server } from './processes.js'
+import { basicAuthorization, type Server } from './processes.js'
 
 export interface Download {
   bytes: number
@@ -21,7 +21,13 @@ export function newAgent(): Agent {
 
 /** GETs `path` from `server`, discarding the body as fast as it comes; checks status and length. */
 export async function download(server: Server, path: string, dispatcher: Dispatcher, startedAt = performance.now(), expectedBytes?: number): Promise<Download> {
-  const { statusCode, body } = await request(`${server.url}${path}`, { headers: server.headers, dispatcher })
+  let { statusCode, body } = await request(`${server.url}${path}`, { headers: server.headers, dispatcher })
+  if (statusCode === 401 && server.headers.authorization === undefined) {
+    // Anonymous pulls refused: the bench user from now on.
+    await body.dump()
+    server.headers.authorization = basicAuthorization()
+    ;({ statusCode, body } = await request(`${server.url}${path}`, { headers: server.headers, dispatcher }))
+  }
   if (statusCode !== 200) throw new Error(`${server.name} GET ${path}: ${statusCode} ${(await body.text()).slice(0, 300)}`)
   let bytes = 0
   let firstByteMs = -1
@@ -56,10 +62,6 @@ export async function concurrentDownloads(server: Server, paths: string[], clien
   }
 }
 
-function basic(): string {
-  return `Basic ${Buffer.from(`${benchCredentials.username}:${benchCredentials.password}`).toString('base64')}`
-}
-
 async function drain(body: Dispatcher.ResponseData['body']): Promise<string> {
   return (await body.text()).slice(0, 300)
 }
@@ -70,7 +72,7 @@ export async function startUpload(server: Server, repo: string): Promise<URL> {
     const { statusCode, headers, body } = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: server.headers })
     const text = await drain(body)
     if (statusCode === 401 && attempt === 0 && server.headers.authorization === undefined) {
-      server.headers.authorization = basic()
+      server.headers.authorization = basicAuthorization()
       continue
     }
     if (statusCode !== 202) throw new Error(`${server.name} POST ${repo} upload: ${statusCode} ${text}`)

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { stringify } from 'yaml'
 import { distributionBinary, freePort, parseAccessLine, type AccessLogEntry } from '../../test/helpers/distribution.js'
 import { run } from '../../test/helpers/tools.js'
+import { progress } from './stats.js'
 
 export const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
 const ferryLauncher = fileURLToPath(new URL('./ferry-child.mjs', import.meta.url))
@@ -144,15 +145,23 @@ function tail(file: string): string {
   }
 }
 
-function basicAuth(): Record<string, string> {
-  return { authorization: `Basic ${Buffer.from(`${benchCredentials.username}:${benchCredentials.password}`).toString('base64')}` }
+/** The bench user's Basic credentials. */
+export function basicAuthorization(): string {
+  return `Basic ${Buffer.from(`${benchCredentials.username}:${benchCredentials.password}`).toString('base64')}`
 }
 
-/** Anonymous headers when `url` (a /v2/ endpoint) answers anonymously, else Basic credentials. */
-async function headersFor(url: string): Promise<Record<string, string>> {
-  const response = await fetch(url)
+/**
+ * Makes `server` use the bench user's credentials if an anonymous `method path` is refused with
+ * 401 (and logs it once): reads stay anonymous wherever the registry allows them.
+ */
+export async function ensureAccess(server: Server, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<void> {
+  if (server.headers.authorization !== undefined) return
+  const response = await fetch(`${server.url}${path}`, { method, headers })
   await response.arrayBuffer()
-  return response.status === 401 ? basicAuth() : {}
+  if (response.status === 401) {
+    server.headers.authorization = basicAuthorization()
+    progress(`${server.name}: anonymous ${method} refused (401): using the bench user's credentials`)
+  }
 }
 
 let htpasswdFlag: boolean | undefined
@@ -195,8 +204,9 @@ export interface FerryOptions {
   dir: string
   /** Mirror mode: the upstream registry's URL (named `up`, the default upstream). */
   upstream?: string
-  /** Mirror mode: seconds a tag's digest is reused (Ferry's default is 5 min). */
+  /** Mirror mode: how long a tag's digest is reused, e.g. `1h` (Ferry's default is 5 min). */
   tagTtl?: string
+  /** Run under `node --cpu-prof` writing here (default: BENCH_CPU_PROF, if set). */
   cpuProfDir?: string
 }
 
@@ -210,7 +220,8 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
     : { upstreams: [] }
   await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror }))
   const extra = ferryHasHtpasswdFlag() ? ['--htpasswd', await htpasswdFile(options.dir)] : []
-  const nodeArgs = [...extraNodeArgs(), ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [])]
+  const cpuProfDir = options.cpuProfDir ?? (process.env.BENCH_CPU_PROF || undefined)
+  const nodeArgs = [...extraNodeArgs(), ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])]
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
     const logFile = join(options.dir, 'ferry.log')
@@ -227,7 +238,10 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
       if (attempt >= 2) throw err
       continue
     }
-    return server(options.name, url, child, logFile, await headersFor(`${url}/v2/`))
+    // Requests start anonymous, as containerd's pulls do; a 401 switches that server to the
+    // bench user's credentials (http.ts, and the manifest scenario's probe).
+    progress(`${options.name}: ${extra.length > 0 ? 'started with --htpasswd (user bench)' : 'no accounts'}`)
+    return server(options.name, url, child, logFile, {})
   }
 }
 

@@ -20,8 +20,6 @@ export interface Settings {
   /** Scenario 5: the uploaded blob and the chunk size of the chunked upload. */
   uploadBytes: number
   uploadChunkBytes: number
-  /** When set, Ferry runs with `--cpu-prof --cpu-prof-dir=<this>`. */
-  cpuProfDir: string | undefined
   /** Keep the work folder (blobs, server logs, storage) instead of deleting it. */
   keep: boolean
 }
@@ -53,7 +51,6 @@ export function loadSettings(): Settings {
     fanoutBlobBytes: positiveInt('BENCH_FANOUT_MIB', quick ? 64 : 256) * MiB,
     uploadBytes: positiveInt('BENCH_UPLOAD_MIB', quick ? 256 : 1024) * MiB,
     uploadChunkBytes: 64 * MiB,
-    cpuProfDir: process.env.BENCH_CPU_PROF || undefined,
     keep: flag('BENCH_KEEP'),
   }
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { mediaTypes } from '../../src/core/media-types.js'
 import { pushImage, smallImage } from '../lib/images.js'
-import { startDistribution, startFerry, type Server } from '../lib/processes.js'
+import { ensureAccess, startDistribution, startFerry, type Server } from '../lib/processes.js'
 import type { BenchContext, Scenario, ScenarioResult } from '../lib/scenario.js'
 import { quietly } from '../lib/quiet.js'
 import { alternate, fmt, progress, ratio, Samples, table } from '../lib/stats.js'
@@ -85,6 +85,8 @@ export const manifests: Scenario = {
     const pathOf = (v: Variant): string => `/v2/${repo}/manifests/${v.reference === 'tag' ? tag : image.digest}`
     const acceptOf = (v: Variant): string => (v.reference === 'tag' ? tagAccept : `${image.mediaType}, */*`)
 
+    // Anonymous where the registry allows it (as containerd pulls), else the bench user.
+    for (const target of targets) await ensureAccess(target, pathOf(variants[0]!), 'GET', { accept: tagAccept })
     // Warm-up: JIT, and the mirrors fetch and cache the manifest (and the tag) here.
     progress('manifests: warm-up')
     // (The GETs warm the HEAD paths too: same lookups, same caches.)
