@@ -50,3 +50,10 @@ export async function startTestServer(options: Partial<Pick<AppDeps, 'options'>>
     },
   }
 }
+
+/** A server of the test's own (isolated storage), closed when the test ends. */
+export async function freshServer(t: { teardown(fn: () => Promise<void>): void }): Promise<TestServer> {
+  const own = await startTestServer()
+  t.teardown(() => own.close())
+  return own
+}

@@ -2,7 +2,7 @@
 // tags/list with pagination, _catalog, referrers.
 import t from 'tap'
 import type { Test } from 'tap'
-import { startTestServer, type TestServer } from '../helpers/server.js'
+import { freshServer, startTestServer, type TestServer } from '../helpers/server.js'
 import {
   expectError,
   imageIndex,
@@ -24,12 +24,6 @@ t.before(async () => {
   server = await startTestServer()
 })
 t.teardown(() => server?.close())
-
-async function freshServer(t: Test): Promise<TestServer> {
-  const own = await startTestServer()
-  t.teardown(() => own.close())
-  return own
-}
 
 async function tagsOf(path: string, srv = server): Promise<{ status: number; link: string | null; body: { name?: string; tags?: string[] } }> {
   const res = await request(srv, path)

@@ -6,7 +6,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
-import { startTestServer, type TestServer } from '../helpers/server.js'
+import { freshServer, startTestServer, type TestServer } from '../helpers/server.js'
 import {
   configType,
   descriptorOf,
@@ -39,12 +39,6 @@ t.before(async () => {
 t.teardown(() => server?.close())
 
 /** A server of its own, for tests that inspect the whole storage tree. */
-async function freshServer(t: Test): Promise<TestServer> {
-  const own = await startTestServer()
-  t.teardown(() => own.close())
-  return own
-}
-
 /** The Location of a response resolved against the server, so queries can be merged in. */
 function locationUrl(t: Test, res: Response, srv = server): URL {
   const location = res.headers.get('location')
