@@ -71,3 +71,9 @@ t.test('http/ never reaches tls/; tls/ only reads files and talks to node:tls', 
     for (const spec of imports) t.match(spec, /^(node:|pino$|\.\/|\.\.\/(config|observability)\/)/, `${file} imports ${spec}`)
   }
 })
+
+t.test('reload/ only watches files: node built-ins and nothing else from src', async (t) => {
+  for (const { file, imports } of importsOf('reload/')) {
+    for (const spec of imports) t.match(spec, /^(node:|\.\/)/, `${file} imports ${spec}`)
+  }
+})

@@ -5,7 +5,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { readFile } from 'node:fs/promises'
 import { calculateJwkThumbprint, exportJWK } from 'jose'
 import type { Logger } from 'pino'
-import { watchFile, type FileWatch } from './file-watch.js'
+import { watchFile, type FileWatch } from '../reload/file-watch.js'
 
 export interface SigningKey {
   kid: string

@@ -7,7 +7,7 @@ import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
 import type { AuthConfig } from '../config/schema.js'
-import { watchFile, type FileWatch } from './file-watch.js'
+import { watchFile, type FileWatch } from '../reload/file-watch.js'
 import { parseHtpasswd } from './htpasswd.js'
 
 export interface Account {
