@@ -15,7 +15,7 @@ export interface Composed {
   /** Pushed content. */
   registry: LocalRegistry
   metrics: Metrics
-  /** Re-reads the htpasswd and token key files now (changes to them are picked up anyway). */
+  /** Re-reads the htpasswd and token key files and upstream TLS files now (changes to them are picked up anyway). */
   reloadCredentials(): Promise<void>
   /** Applies what can change without a restart from a re-read config (role bindings). */
   applyConfig(config: Config): void
@@ -78,7 +78,10 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     app,
     registry,
     metrics,
-    reloadCredentials: () => auth.reload(),
+    reloadCredentials: async () => {
+      // Upstream CA bundles and client certificates rotate like our own credentials.
+      await Promise.all([auth.reload(), mirror?.reloadTransports('SIGHUP')])
+    },
     applyConfig: (next) => auth.applyPolicy(next.auth),
     startHousekeeping() {
       void housekeeping()

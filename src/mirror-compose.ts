@@ -10,6 +10,7 @@ import { MirrorContext, type MirrorUpstream } from './proxy/mirror-context.js'
 import { MirrorRegistry } from './proxy/mirror-registry.js'
 import { RegistryUpstream } from './upstream/registry-upstream.js'
 import { routeTable } from './upstream/routing.js'
+import { UpstreamTransport } from './upstream/upstream-transport.js'
 
 const circuitValue: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 
@@ -17,15 +18,23 @@ export interface Mirror {
   registry: Registry
   /** Lets blob downloads in flight finish (up to `timeoutMs`), then releases upstream connections. */
   close(timeoutMs: number): Promise<void>
+  /** Re-reads every upstream's CA bundle and client certificate (SIGHUP); never rejects. */
+  reloadTransports(reason: string): Promise<void>
 }
 
 export function composeMirror(config: MirrorConfig, local: Registry, cache: Registry, metrics: Metrics, logger: Logger): Mirror {
   const clients: RegistryUpstream[] = []
   const upstreams = new Map<string, MirrorUpstream>()
+  // Throws TransportFileError for an unreadable or invalid CA / client certificate: start-up fails.
+  const transports: UpstreamTransport[] = []
   for (const upstream of config.upstreams) {
+    const transport = new UpstreamTransport({ upstream, index: transports.length, proxyDefaults: config.proxy, logger, metrics })
+    transports.push(transport)
+    transport.watch()
     const client = new RegistryUpstream({
       name: upstream.name,
       url: upstream.url,
+      transport: transport.source,
       timeouts: { connectMs: upstream.timeouts.connect, headersMs: upstream.timeouts.headers, bodyIdleMs: upstream.timeouts.bodyIdle },
       retries: { maxRetries: upstream.retries },
     })
@@ -48,6 +57,10 @@ export function composeMirror(config: MirrorConfig, local: Registry, cache: Regi
     async close(timeoutMs) {
       await context.drain(timeoutMs)
       await Promise.all(clients.map((client) => client.close()))
+      await Promise.all(transports.map((transport) => transport.close()))
+    },
+    async reloadTransports(reason) {
+      await Promise.all(transports.map((transport) => transport.reload(reason)))
     },
   }
 }

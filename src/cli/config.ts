@@ -7,6 +7,7 @@ import { toRawConfig } from '../config/resolve.js'
 import { TlsFileError, loadCertificateSet } from '../tls/certificate-set.js'
 import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { configErrorExitCode, reportingConfigErrors, type CliIo } from './io.js'
+import { proxyDefaultsFromEnv, redactProxyPasswords } from './proxy-env.js'
 
 export function addConfigCommand(program: Command, io: CliIo): void {
   const config = program.command('config').description('check or print the configuration')
@@ -17,7 +18,7 @@ export function addConfigCommand(program: Command, io: CliIo): void {
     .argument('<file>', 'YAML config file')
     .action(
       reportingConfigErrors(io, async (file: string) => {
-        const config = await loadConfig({ file, env: io.env })
+        const config = await loadConfig({ file, env: io.env, defaults: proxyDefaultsFromEnv(io.env) })
         // The certificate files get the checks start-up and reloads make, so a rotation can be
         // tried before SIGHUP: `ferry config check` then `kill -HUP`.
         if (config.tls.serving !== undefined) {
@@ -45,8 +46,9 @@ export function addConfigCommand(program: Command, io: CliIo): void {
         file: file ?? configFile(flags, io),
         env: io.env,
         overrides: overridesFrom(flags),
+        defaults: proxyDefaultsFromEnv(io.env),
       })
-      io.stdout.write(stringify(toRawConfig(effective)))
+      io.stdout.write(stringify(redactProxyPasswords(toRawConfig(effective))))
     }),
   )
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js'
 import { watchFile } from '../reload/file-watch.js'
 import { createLogger } from '../observability/logger.js'
 import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
+import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
 
 export interface RunningServer {
@@ -42,7 +43,7 @@ export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, ve
         program.error(`error: unknown command '${word}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`)
       }
       const file = configFile(flags, io)
-      const load = () => loadConfig({ file, env: io.env, overrides: overridesFrom(flags) })
+      const load = () => loadConfig({ file, env: io.env, overrides: overridesFrom(flags), defaults: proxyDefaultsFromEnv(io.env) })
       const config = await load()
       const logger = createLogger(config.log.level, io.logDestination)
       await serve(config, logger, io, deps, version, { load, file })

@@ -12,6 +12,8 @@ export type ClientErrorKind =
   | 'unavailable'
   /** The server broke the protocol: redirect loops, oversized or malformed bodies. */
   | 'protocol'
+  /** The TLS handshake failed: an untrusted or mismatched certificate, or a refused client certificate. */
+  | 'tls'
 
 export class ClientError extends Error {
   readonly kind: ClientErrorKind
@@ -51,10 +53,19 @@ export function toClientError(err: unknown, what: string): ClientError {
   if (err instanceof ClientError) return err
   const code = errorCode(err)
   const retryable = code !== undefined && retryableCodes.has(code)
+  if (code !== undefined && isTlsFailure(code)) {
+    return new ClientError('tls', `${what}: TLS handshake failed (${code})`, { cause: err })
+  }
   if (code !== undefined && timeoutCodes.has(code)) {
     return new ClientError('timeout', `${what}: timed out (${code})`, { cause: err, retryable })
   }
   return new ClientError('unreachable', `${what}: ${code ?? 'connection failed'}`, { cause: err, retryable })
+}
+
+// OpenSSL's verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, SELF_SIGNED_CERT_IN_CHAIN,
+// CERT_HAS_EXPIRED, ...), Node's ERR_TLS_* and alerts such as ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED.
+function isTlsFailure(code: string): boolean {
+  return /^(ERR_TLS_|ERR_SSL_)|CERT|_SIGNATURE|ISSUER/.test(code)
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -2,8 +2,9 @@
 // this file: callers see a ClientResponse and ClientErrors.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import { Agent, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { ClientError, toClientError } from './client-error.js'
+import { Transport, type DispatcherSource } from './transport.js'
 
 export interface ClientTimeouts {
   /** TCP + TLS connect. Default 5 s. */
@@ -104,17 +105,13 @@ export function describe(method: string, url: URL): string {
   return `${method} ${url.host}${url.pathname}`
 }
 
-/** One keep-alive connection pool per origin, under one Agent per upstream. */
+/** Sends requests over an upstream's connections (see transport.ts: CA, client certificate, proxy). */
 export class HttpTransport {
-  readonly #agent: Agent
+  readonly #source: DispatcherSource
 
-  constructor(timeouts: ClientTimeouts = {}) {
-    this.#agent = new Agent({
-      connect: { timeout: timeouts.connectMs ?? 5_000 },
-      headersTimeout: timeouts.headersMs ?? 30_000,
-      bodyTimeout: timeouts.bodyIdleMs ?? 60_000,
-      keepAliveTimeout: 30_000,
-    })
+  /** Without `source`, direct connections verified against the public roots. */
+  constructor(timeouts: ClientTimeouts = {}, source?: DispatcherSource) {
+    this.#source = source ?? new Transport({ timeouts })
   }
 
   /** Sends once. Throws ClientError for transport failures, or the abort reason when `signal` fired. */
@@ -122,7 +119,8 @@ export class HttpTransport {
     const { method, url, headers, body, signal } = exchange
     const what = describe(method, url)
     try {
-      const response = await this.#agent.request({
+      // Chosen per request: the transport may have been rotated since the last one.
+      const response = await this.#source.dispatcherFor(url).request({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method,
@@ -138,6 +136,6 @@ export class HttpTransport {
   }
 
   async close(): Promise<void> {
-    await this.#agent.destroy(null)
+    await this.#source.destroy()
   }
 }

@@ -7,6 +7,7 @@ import { Authenticator } from './authenticator.js'
 import { ClientError } from './client-error.js'
 import type { CredentialProvider } from './credentials.js'
 import { HttpTransport, describe, type ClientResponse, type ClientTimeouts, type Exchange, type HttpMethod } from './http-exchange.js'
+import type { DispatcherSource } from './transport.js'
 import { backoffDelay, retryDelayForResponse, retryPolicy, type RetryOptions, type RetryPolicy } from './retry.js'
 
 export interface RegistryClientOptions {
@@ -14,6 +15,8 @@ export interface RegistryClientOptions {
   url: string | URL
   credentials?: CredentialProvider
   timeouts?: ClientTimeouts
+  /** The connections to use (CA, client certificate, proxy); it then owns the timeouts too. */
+  transport?: DispatcherSource
   retries?: RetryOptions
   /** Default `ferry`. */
   userAgent?: string
@@ -58,7 +61,7 @@ export class RegistryClient {
     this.#retry = retryPolicy(options.retries)
     this.#userAgent = options.userAgent ?? 'ferry'
     this.#maxRedirects = options.maxRedirects ?? 5
-    this.#transport = new HttpTransport(options.timeouts)
+    this.#transport = new HttpTransport(options.timeouts, options.transport)
     this.#auth = new Authenticator({
       host: url.host,
       ...(options.credentials ? { credentials: options.credentials } : {}),

@@ -21,9 +21,15 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>
   /** Highest-precedence values (e.g. from CLI flags); undefined leaves are ignored. */
   overrides?: DeepPartial<RawConfig>
+  /**
+   * Lowest-precedence values, below the file, taken from conventional variables such as
+   * HTTPS_PROXY; `sources` names the variable behind each dotted key for error messages.
+   */
+  defaults?: EnvOverrides
 }
 
 interface Layers {
+  defaults: EnvOverrides
   file: ConfigFile | undefined
   env: EnvOverrides
   overrides: PlainObject
@@ -34,8 +40,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   let layers: Layers | undefined
   try {
     const env = envOverrides(configSchema, options.env ?? {}, nonConfigEnv)
-    layers = { file, env, overrides: (options.overrides ?? {}) as PlainObject }
-    const merged = merge(merge(merge({}, file?.data ?? {}), env.data), layers.overrides)
+    const defaults = options.defaults ?? { data: {}, sources: new Map<string, string>() }
+    layers = { defaults, file, env, overrides: (options.overrides ?? {}) as PlainObject }
+    const merged = merge(merge(merge(merge({}, defaults.data), file?.data ?? {}), env.data), layers.overrides)
     checkKeys(configSchema, merged)
     const raw: unknown = Value.Default(configSchema, merged)
     checkValues(configSchema, raw)
@@ -56,8 +63,8 @@ function toConfigError(err: unknown, layers: Layers | undefined): unknown {
     const where = line === undefined ? file : `${file}:${line}`
     return new ConfigError(`config error in ${where} at ${key}: ${err.problem}`, { key, file, line })
   }
-  if (origin === 'env') {
-    const envVar = layers?.env.sources.get(key)
+  if (origin === 'env' || origin === 'env-default') {
+    const envVar = (origin === 'env' ? layers?.env : layers?.defaults)?.sources.get(key)
     return new ConfigError(`config error at ${key} (from ${envVar ?? 'the environment'}): ${err.problem}`, { key, envVar })
   }
   return new ConfigError(`config error at ${key}: ${err.problem}`, { key })
@@ -65,10 +72,11 @@ function toConfigError(err: unknown, layers: Layers | undefined): unknown {
 
 // The layer whose value won at `path`, in merge order; only defaults hold no path, and they
 // never fail validation.
-function originOf(layers: Layers, path: readonly string[]): 'overrides' | 'env' | 'file' | 'default' {
+function originOf(layers: Layers, path: readonly string[]): 'overrides' | 'env' | 'file' | 'env-default' | 'default' {
   if (has(layers.overrides, path)) return 'overrides'
   if (has(layers.env.data, path)) return 'env'
   if (layers.file !== undefined && has(layers.file.data, path)) return 'file'
+  if (has(layers.defaults.data, path)) return 'env-default'
   return 'default'
 }
 

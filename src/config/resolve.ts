@@ -113,6 +113,8 @@ function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
         bodyIdle: positiveDuration([...at('timeouts'), 'bodyIdle'], u.timeouts.bodyIdle),
       },
       breaker: { failures: u.breaker.failures, cooldown: positiveDuration([...at('breaker'), 'cooldown'], u.breaker.cooldown) },
+      tls: resolveUpstreamTls(u.tls, at('tls')),
+      proxy: u.proxy === '' ? { kind: 'default' } : u.proxy === 'none' ? { kind: 'direct' } : { kind: 'url', url: proxyUrl(at('proxy'), u.proxy) },
     }
   })
   const names = upstreams.map((u) => u.name)
@@ -134,7 +136,38 @@ function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
       throw new ConfigIssue(['mirror', 'namespaces', String(i), 'name'], `"${ns.name}" is already an upstream's path prefix`)
     }
   })
-  return { upstreams, defaultUpstream, namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })) }
+  const proxy = {
+    httpsProxy: raw.proxy.httpsProxy === '' ? undefined : proxyUrl(['mirror', 'proxy', 'httpsProxy'], raw.proxy.httpsProxy),
+    httpProxy: raw.proxy.httpProxy === '' ? undefined : proxyUrl(['mirror', 'proxy', 'httpProxy'], raw.proxy.httpProxy),
+    noProxy: raw.proxy.noProxy,
+  }
+  return { upstreams, defaultUpstream, namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })), proxy }
+}
+
+// Only the pairing is checked here; the files are read and checked at start-up and on reload.
+function resolveUpstreamTls(raw: RawConfig['mirror']['upstreams'][number]['tls'], at: string[]): UpstreamConfig['tls'] {
+  if (raw.certPath !== '' && raw.keyPath === '') throw new ConfigIssue([...at, 'keyPath'], 'required when tls.certPath is set (the private key of that client certificate)')
+  if (raw.keyPath !== '' && raw.certPath === '') throw new ConfigIssue([...at, 'certPath'], 'required when tls.keyPath is set (the client certificate of that key)')
+  return {
+    caPath: raw.caPath === '' ? undefined : raw.caPath,
+    certPath: raw.certPath === '' ? undefined : raw.certPath,
+    keyPath: raw.keyPath === '' ? undefined : raw.keyPath,
+    insecureSkipVerify: raw.insecureSkipVerify,
+  }
+}
+
+// A bare host:port is http://, as curl and Go read HTTPS_PROXY. Messages never quote the value:
+// it may carry a password.
+function proxyUrl(path: string[], value: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`
+  let url: URL
+  try {
+    url = new URL(withScheme)
+  } catch {
+    throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128" (value not shown: it may hold credentials)')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigIssue(path, `expected an http:// or https:// proxy URL, got ${url.protocol}//`)
+  return url.toString().replace(/\/$/, '')
 }
 
 /** The inverse of resolveConfig, with units chosen for reading (`86400000` → `"1d"`). */
@@ -178,8 +211,20 @@ export function toRawConfig(config: Config): RawConfig {
           bodyIdle: formatDuration(u.timeouts.bodyIdle),
         },
         breaker: { failures: u.breaker.failures, cooldown: formatDuration(u.breaker.cooldown) },
+        tls: {
+          caPath: u.tls.caPath ?? '',
+          certPath: u.tls.certPath ?? '',
+          keyPath: u.tls.keyPath ?? '',
+          insecureSkipVerify: u.tls.insecureSkipVerify,
+        },
+        proxy: u.proxy.kind === 'default' ? '' : u.proxy.kind === 'direct' ? 'none' : u.proxy.url,
       })),
       namespaces: config.mirror.namespaces,
+      proxy: {
+        httpsProxy: config.mirror.proxy?.httpsProxy ?? '',
+        httpProxy: config.mirror.proxy?.httpProxy ?? '',
+        noProxy: config.mirror.proxy?.noProxy ?? '',
+      },
     },
   }
 }

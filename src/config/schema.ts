@@ -56,6 +56,10 @@ function section<T extends Record<string, TSchema>>(properties: T) {
 // "registry.k8s.io", "localhost-5000"), so an upstream's name can prefix a repository path.
 const registryNamePattern = '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*$'
 
+// Proxy URLs: http(s), optional user:pass@; a bare host:port means http:// as curl and Go read it.
+const proxyUrlPattern = '^(?:(?:https?://)?[^\\s/?#]+/?)?$'
+const upstreamProxyPattern = '^(?:none|(?:https?://)?[^\\s/?#]+/?)?$'
+
 const upstreamSchema = Type.Object(
   {
     name: Type.String({ pattern: registryNamePattern, expected: 'a registry name like "gcr.io" or "docker.io"' }),
@@ -72,6 +76,14 @@ const upstreamSchema = Type.Object(
       failures: Type.Integer({ minimum: 1, default: 5, expected: 'an integer of at least 1' }),
       cooldown: duration('30s'),
     }),
+    // "" means unset, as in the top-level tls section.
+    tls: section({
+      caPath: Type.String({ default: '', expected: 'a path to a PEM CA bundle trusted besides the public roots, or ""' }),
+      certPath: Type.String({ default: '', expected: 'a path to a PEM client certificate shown to the upstream (mTLS), or ""' }),
+      keyPath: Type.String({ default: '', expected: 'a path to the PEM private key of tls.certPath, or ""' }),
+      insecureSkipVerify: Type.Boolean({ default: false, expected: 'true or false' }),
+    }),
+    proxy: Type.String({ default: '', pattern: upstreamProxyPattern, expected: '"" (mirror.proxy applies), "none", or a proxy URL like "http://proxy.corp:3128"' }),
   },
   { additionalProperties: false, expected: 'a mapping with name and url' },
 )
@@ -179,6 +191,12 @@ export const configSchema = section({
       expected: 'a list of upstreams',
     }),
     namespaces: Type.Array(namespaceSchema, { default: [], expected: 'a list of namespaces' }),
+    // Defaults come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lowercase forms).
+    proxy: section({
+      httpsProxy: Type.String({ default: '', pattern: proxyUrlPattern, expected: 'a proxy URL for https upstreams like "http://proxy.corp:3128", or "" for none' }),
+      httpProxy: Type.String({ default: '', pattern: proxyUrlPattern, expected: 'a proxy URL for http upstreams, or "" for none' }),
+      noProxy: Type.String({ default: '', expected: 'a comma-separated list of hosts, domains, IP addresses or CIDR ranges reached directly' }),
+    }),
   }),
 })
 
@@ -267,6 +285,27 @@ export interface UpstreamConfig {
   timeouts: { connect: number; headers: number; bodyIdle: number }
   /** Consecutive failures that open the circuit, and how long it stays open. */
   breaker: { failures: number; cooldown: number }
+  tls: UpstreamTlsConfig
+  /** `default`: mirror.proxy's rules; `direct`: never a proxy; `url`: every request through that proxy. */
+  proxy: { kind: 'default' } | { kind: 'direct' } | { kind: 'url'; url: string }
+}
+
+/** Files are watched and re-read on SIGHUP; undefined means not set. */
+export interface UpstreamTlsConfig {
+  /** PEM CA certificates trusted in addition to the public roots. */
+  caPath: string | undefined
+  /** PEM client certificate (and chain) and its key, for upstreams that require mTLS. */
+  certPath: string | undefined
+  keyPath: string | undefined
+  /** Skip certificate verification (warned about at start and on every reload). */
+  insecureSkipVerify: boolean
+}
+
+/** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as config; proxy URLs may carry user:pass@ (never logged). */
+export interface ProxyConfig {
+  httpsProxy: string | undefined
+  httpProxy: string | undefined
+  noProxy: string
 }
 
 export interface MirrorConfig {
@@ -275,6 +314,8 @@ export interface MirrorConfig {
   defaultUpstream: string | undefined
   /** `/v2/<name>/<repo>` is local content under `<name>/<repo>`, falling back to `<upstream>/<repo>`. */
   namespaces: Array<{ name: string; upstream: string }>
+  /** The proxy rules of upstreams whose `proxy` is unset; absent means none. */
+  proxy?: ProxyConfig
 }
 
 /** The raw config with every default filled in (a fresh object on each call). */

@@ -89,6 +89,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly upstreamTransportReloads = new Counter({
+    name: 'ferry_upstream_transport_reload_total',
+    help: 'Re-reads of an upstream\'s CA bundle and client certificate that changed something, by upstream and result (ok, error: the previous transport is kept)',
+    labelNames: ['upstream', 'result'] as const,
+    registers: [this.registry],
+  })
+
   readonly breakerState = new Gauge({
     name: 'ferry_upstream_circuit_state',
     help: 'Circuit breaker per upstream: 0 closed, 1 open (failing fast), 2 half-open (probing)',

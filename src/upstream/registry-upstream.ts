@@ -13,6 +13,7 @@ import type { CredentialProvider } from '../client/credentials.js'
 import type { ClientResponse, ClientTimeouts } from '../client/http-exchange.js'
 import { RegistryClient, pullScope, type ClientRequest } from '../client/registry-client.js'
 import type { RetryOptions } from '../client/retry.js'
+import type { DispatcherSource } from '../client/transport.js'
 import { UpstreamUnavailableError, type Upstream, type UpstreamBlob, type UpstreamDescriptor, type UpstreamManifest } from './upstream.js'
 
 export interface RegistryUpstreamOptions {
@@ -22,6 +23,8 @@ export interface RegistryUpstreamOptions {
   url: string
   credentials?: CredentialProvider
   timeouts?: ClientTimeouts
+  /** The upstream's connections (CA, client certificate, proxy); it then owns the timeouts too. */
+  transport?: DispatcherSource
   retries?: RetryOptions
   /** `n` asked for per tags/list page; by default the upstream picks its page size. */
   tagPageSize?: number
@@ -45,6 +48,7 @@ export class RegistryUpstream implements Upstream {
       url: options.url,
       ...(options.credentials ? { credentials: options.credentials } : {}),
       ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+      ...(options.transport ? { transport: options.transport } : {}),
       ...(options.retries ? { retries: options.retries } : {}),
       ...(options.userAgent ? { userAgent: options.userAgent } : {}),
     })
@@ -225,6 +229,7 @@ const clientFailure: Record<ClientError['kind'], string> = {
   auth: 'refused our credentials',
   unavailable: 'token service is unavailable',
   protocol: 'broke the protocol',
+  tls: 'failed the TLS handshake (untrusted or mismatched certificate, or our client certificate was refused; see its tls settings)',
 }
 
 function manifestPath(repo: string, reference: string): string {
