@@ -47,7 +47,7 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
     refreshTtlMs: config.token.refreshTtl,
   })
   const limiter = new LoginLimiter({ max: config.failedLogins.max, windowMs: config.failedLogins.window })
-  const authorizer = new RoleAuthorizer(config.roles, config.anonymousPull)
+  const authorizer = new RoleAuthorizer(config)
   const audit = auditLogger(logger)
   const onFailedLogin = () => metrics?.failedLogins.inc()
   const authenticator = new CredentialAuthenticator({
@@ -68,7 +68,7 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
     onFailedLogin,
     onIssued: () => metrics?.tokensIssued.inc(),
   })
-  if (users.size === 0) log.info('no accounts configured: the registry is read-only (anonymous pull per auth.anonymousPull)')
+  if (users.size === 0) log.info('no accounts configured: the registry is read-only (anonymous pull per auth.anonymousPull and auth.anonymousMirrorPull)')
   else log.info({ accounts: users.size, htpasswd: config.htpasswd, keyId: ring.signing.kid }, 'authentication ready')
   return {
     authenticator,
@@ -79,8 +79,8 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
       await ring.reload()
     },
     applyPolicy(next) {
-      authorizer.update(next.roles, next.anonymousPull)
-      log.info({ bindings: next.roles.length, anonymousPull: next.anonymousPull }, 'role bindings reloaded')
+      authorizer.update(next)
+      log.info({ bindings: next.roles.length, anonymousPull: next.anonymousPull, anonymousMirrorPull: next.anonymousMirrorPull }, 'role bindings reloaded')
     },
     close() {
       users.close()

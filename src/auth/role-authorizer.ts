@@ -1,4 +1,5 @@
-// Role bindings over namespace patterns, anonymous pull patterns, and the scope of bearer tokens.
+// Role bindings over namespace patterns, anonymous pull patterns (of pushed repositories, and of
+// content mirrored from upstreams), and the scope of bearer tokens.
 // viewer: pull; editor: pull and push; admin: pull, push and delete, and the catalog when bound
 // on "**". The most generous matching binding wins. With no binding configured at all, every
 // account is an admin on "**", as with CNCF distribution's htpasswd auth, so `--htpasswd` alone
@@ -24,34 +25,44 @@ interface Binding {
   registryAdmin: boolean
 }
 
+/** The parts of the `auth` config the authorizer applies; swapped whole on reload. */
+export type AccessPolicy = Pick<AuthConfig, 'roles' | 'anonymousPull' | 'anonymousMirrorPull'>
+
 export class RoleAuthorizer implements Authorizer {
   private bindings: Binding[] = []
   private anonymousPull: NamespaceMatcher = () => false
+  private anonymousMirrorPull: NamespaceMatcher = () => false
 
-  constructor(roles: AuthConfig['roles'], anonymousPull: readonly string[]) {
-    this.update(roles, anonymousPull)
+  constructor(policy: AccessPolicy) {
+    this.update(policy)
   }
 
   /** Replaces the policy at once (a later request sees only the new one). */
-  update(roles: AuthConfig['roles'], anonymousPull: readonly string[]): void {
-    if (roles.length === 0) {
-      this.bindings = [{ subjects: new Set(), everyAccount: true, matches: () => true, actions: roleActions.admin, registryAdmin: true }]
-      this.anonymousPull = compileNamespacePatterns(anonymousPull)
-      return
-    }
-    this.bindings = roles.map((r) => ({
-      subjects: new Set(r.subjects),
-      matches: compileNamespacePatterns(r.namespaces),
-      actions: roleActions[r.role],
-      registryAdmin: r.role === 'admin' && r.namespaces.includes('**'),
-    }))
+  update({ roles, anonymousPull, anonymousMirrorPull }: AccessPolicy): void {
+    this.bindings =
+      roles.length === 0
+        ? [{ subjects: new Set(), everyAccount: true, matches: () => true, actions: roleActions.admin, registryAdmin: true }]
+        : roles.map((r) => ({
+            subjects: new Set(r.subjects),
+            matches: compileNamespacePatterns(r.namespaces),
+            actions: roleActions[r.role],
+            registryAdmin: r.role === 'admin' && r.namespaces.includes('**'),
+          }))
     this.anonymousPull = compileNamespacePatterns(anonymousPull)
+    this.anonymousMirrorPull = compileNamespacePatterns(anonymousMirrorPull)
   }
 
   authorize(principal: Principal, need: Need): Decision {
+    // Open mirror content is open to every request, whatever its token says: a token scoped to
+    // other repositories must not turn a public pull into a 401 loop.
+    if (this.openMirrorPull(need)) return 'allow'
     if (!this.rolesAllow(principal, need)) return 'deny'
     if (principal.access !== undefined && !tokenAllows(principal, need)) return 'insufficient-scope'
     return 'allow'
+  }
+
+  private openMirrorPull(need: Need): boolean {
+    return need.type === 'repository' && need.action === 'pull' && need.mirrored !== undefined && this.anonymousMirrorPull(need.mirrored)
   }
 
   /** What the principal's roles allow, its token aside: the token service grants no more. */
@@ -59,7 +70,7 @@ export class RoleAuthorizer implements Authorizer {
     if (need.type === 'registry') {
       return !principal.anonymous && this.bindings.some((b) => b.registryAdmin && this.bound(b, principal))
     }
-    if (need.action === 'pull' && this.anonymousPull(need.name)) return true
+    if (need.action === 'pull' && (this.anonymousPull(need.name) || this.openMirrorPull(need))) return true
     if (principal.anonymous && need.action !== 'pull') return false // never, whatever the bindings say
     return this.bindings.some((b) => b.actions.includes(need.action) && this.bound(b, principal) && b.matches(need.name))
   }

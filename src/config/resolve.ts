@@ -68,6 +68,7 @@ function resolveAuth(raw: RawConfig['auth']): AuthConfig {
     users: raw.users.map((u) => ({ name: u.name, password: u.password, groups: [...u.groups] })),
     roles: raw.roles.map((r) => ({ subjects: [...r.subjects], namespaces: [...r.namespaces], role: r.role })),
     anonymousPull: [...raw.anonymousPull],
+    anonymousMirrorPull: [...raw.anonymousMirrorPull],
     token: {
       issuer: raw.token.issuer,
       service: raw.token.service,
@@ -86,6 +87,7 @@ function rawAuth(auth: AuthConfig): RawConfig['auth'] {
     users: auth.users.map((u) => (u.password === undefined ? { name: u.name, groups: u.groups } : { name: u.name, password: u.password, groups: u.groups })),
     roles: auth.roles,
     anonymousPull: auth.anonymousPull,
+    anonymousMirrorPull: auth.anonymousMirrorPull,
     token: {
       issuer: auth.token.issuer,
       service: auth.token.service,

@@ -168,6 +168,10 @@ export const configSchema = section({
     users: Type.Array(userSchema, { default: [], expected: 'a list of users' }),
     roles: Type.Array(roleBindingSchema, { default: [], expected: 'a list of role bindings' }),
     anonymousPull: Type.Array(Type.String({ pattern: namespacePatternPattern, expected: namespacePatternExpected }), {
+      default: [],
+      expected: 'a list of namespace patterns',
+    }),
+    anonymousMirrorPull: Type.Array(Type.String({ pattern: namespacePatternPattern, expected: 'an upstream-qualified pattern like "gcr.io/**"' }), {
       default: ['**'],
       expected: 'a list of namespace patterns',
     }),
@@ -252,8 +256,10 @@ export interface AuthConfig {
   /** Inline accounts; one without a password only gives groups to the htpasswd user of that name. */
   users: Array<{ name: string; password: string | undefined; groups: string[] }>
   roles: Array<{ subjects: string[]; namespaces: string[]; role: RoleName }>
-  /** Namespace patterns anonymous clients may pull. Anonymous push and delete are never allowed. */
+  /** Namespace patterns of pushed repositories anonymous clients may pull. Anonymous push and delete are never allowed. */
   anonymousPull: string[]
+  /** Patterns over `<upstream>/<repository>` that anyone may pull from the mirror (content not pushed here). */
+  anonymousMirrorPull: string[]
   token: {
     issuer: string
     /** The `service` of challenges and the `aud` of tokens. */

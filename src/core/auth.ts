@@ -60,10 +60,12 @@ export interface Authenticator {
  * One right a request needs. `name` is the repository the request reaches (for a mirror, the
  * local name its route maps to: `/v2/pause?ns=docker.io` is `docker.io/pause`); roles are checked
  * on it. `requested` is the name as the path wrote it, when different: clients that compute their
- * own token scopes use that one, so a token for either covers the request.
+ * own token scopes use that one, so a token for either covers the request. `mirrored` is set on a
+ * pull the mirror answers from its upstream (the repository was never pushed here): the
+ * upstream-qualified name (`gcr.io/pause`) that `auth.anonymousMirrorPull` patterns match.
  */
 export type Need =
-  | { type: 'repository'; name: string; action: Action; requested?: string }
+  | { type: 'repository'; name: string; action: Action; requested?: string; mirrored?: string }
   | { type: 'registry'; name: 'catalog'; action: '*' }
 
 /**

@@ -150,6 +150,15 @@ export interface Repository {
   readonly blobs: BlobService
   readonly manifests: ManifestService
   readonly tags: TagService
+  /** Present when the repository's misses go to an upstream: who may pull depends on it. */
+  readonly mirror?: RepositoryMirror
+}
+
+export interface RepositoryMirror {
+  /** The upstream-qualified name its cached content lives under, e.g. `gcr.io/pause`. */
+  readonly upstreamName: string
+  /** Whether the repository was pushed here: pushed content is served locally, never mirrored. */
+  pushed(): Promise<boolean>
 }
 
 export interface Registry {

@@ -3,7 +3,7 @@
 // the token service (no credentials, bad credentials, anonymous, or a token lacking the scope),
 // 403 DENIED (an account whose roles do not allow it), 429 TOOMANYREQUESTS (too many failed logins).
 import type { FastifyRequest } from 'fastify'
-import type { Action, Authenticator, Authorizer, Need, Principal } from '../core/auth.js'
+import type { Action, Authenticator, Authorizer, Decision, Need, Principal } from '../core/auth.js'
 import { RegistryError } from '../core/errors.js'
 import type { OciEndpoint } from './oci-path.js'
 
@@ -31,7 +31,12 @@ export function requiredNeeds(endpoint: OciEndpoint, method: string, localName?:
  * RegistryError to answer with. `/v2/` (no needs) wants valid credentials when some are sent,
  * and a login when accounts exist, so clients learn where to get a token before they push.
  */
-export async function admit(deps: AccessDeps, request: FastifyRequest, needs: readonly Need[]): Promise<Principal> {
+export async function admit(
+  deps: AccessDeps,
+  request: FastifyRequest,
+  needs: readonly Need[],
+  mirrored?: () => Promise<string | undefined>,
+): Promise<Principal> {
   const authorization = request.headers.authorization
   const result = await deps.authenticator.authenticate({ authorization, remote: request.ip })
   if (result.outcome === 'rate-limited') {
@@ -45,7 +50,7 @@ export async function admit(deps: AccessDeps, request: FastifyRequest, needs: re
     throw unauthorized(deps, request, needs)
   }
   for (const need of needs) {
-    const decision = deps.authorizer.authorize(principal, need)
+    const decision = await decide(deps.authorizer, principal, need, mirrored)
     if (decision === 'allow') continue
     if (decision === 'insufficient-scope') throw unauthorized(deps, request, needs, 'insufficient_scope')
     // Anonymous: logging in may help, so challenge. An account: it would not, so refuse.
@@ -53,6 +58,15 @@ export async function admit(deps: AccessDeps, request: FastifyRequest, needs: re
     throw new RegistryError('DENIED', undefined, describe(need))
   }
   return principal
+}
+
+// Whether a pull is answered from an upstream costs a storage lookup, so it is asked only when
+// the principal's own rights do not already allow the pull.
+async function decide(authorizer: Authorizer, principal: Principal, need: Need, mirrored?: () => Promise<string | undefined>): Promise<Decision> {
+  const decision = authorizer.authorize(principal, need)
+  if (decision === 'allow' || need.type !== 'repository' || need.action !== 'pull' || mirrored === undefined) return decision
+  const upstreamName = await mirrored()
+  return upstreamName === undefined ? decision : authorizer.authorize(principal, { ...need, mirrored: upstreamName })
 }
 
 function describe(need: Need): Record<string, string> {

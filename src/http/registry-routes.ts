@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Action, Authenticator, Authorizer, Principal } from '../core/auth.js'
 import { RegistryError } from '../core/errors.js'
-import type { Notice, Op, Registry } from '../core/registry.js'
+import type { Notice, Op, Registry, Repository } from '../core/registry.js'
 import { admit, requiredNeeds } from './access.js'
 import { handleError } from './error-handler.js'
 import type { HandlerContext, RegistryRouteOptions } from './handler-context.js'
@@ -87,9 +87,10 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
     }
     // Rights are on the repository the route reaches, which for a mirror may not be the path's
     // name (`/v2/pause?ns=docker.io` is `docker.io/pause`): the name pushed content lands under.
-    const localName = 'name' in endpoint ? deps.registry.repository(endpoint.name, op).name : undefined
+    const named = 'name' in endpoint ? { requested: endpoint.name, repository: deps.registry.repository(endpoint.name, op) } : undefined
+    const localName = named?.repository.name
     if (request.ociAudit && localName !== undefined) request.ociAudit.repo = localName
-    const principal = await admit(deps, request, requiredNeeds(endpoint, request.method, localName))
+    const principal = await admit(deps, request, requiredNeeds(endpoint, request.method, localName), () => mirroredName(named?.repository))
     request.principal = principal
     // A cross-repository mount reads `from`: without pull there it is an ordinary upload (202),
     // as when `from` lacks the blob, so the answer says nothing about the other repository.
@@ -103,10 +104,18 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
       reply,
       query,
       op,
-      repository: (name) => deps.registry.repository(name, op),
+      // The named repository is reused: it remembers whether it was pushed (asked once per request).
+      repository: (name) => (named !== undefined && name === named.requested ? named.repository : deps.registry.repository(name, op)),
     }
     await handler(ctx, endpoint as never)
     return reply
+  }
+
+  /** The upstream-qualified name when the mirror would answer a pull from its upstream. */
+  async function mirroredName(repository: Repository | undefined): Promise<string | undefined> {
+    const mirror = repository?.mirror
+    if (mirror === undefined) return undefined
+    return (await mirror.pushed()) ? undefined : mirror.upstreamName
   }
 
   // OPTIONS too, so it gets the 405 + Allow every other unsupported method gets, not a 404.

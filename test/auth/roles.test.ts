@@ -143,7 +143,7 @@ t.test('anonymous pull per anonymousPull; anonymous push and delete never', asyn
 t.test('no accounts: read-only, whatever is sent', async (t) => {
   const ferry = await startAuthServer(t, {})
   t.equal((await call(`${ferry.url}/v2/`, 'GET', undefined)).status, 200, '/v2/ answers anonymous clients')
-  t.equal((await call(`${ferry.url}/v2/any/repo/tags/list`, 'GET', undefined)).status, 404, 'anonymous pull reaches the handler (404: nothing there)')
+  t.equal((await call(`${ferry.url}/v2/any/repo/tags/list`, 'GET', undefined)).status, 401, 'pushed namespaces are private by default')
   const push = await call(`${ferry.url}/v2/any/repo/blobs/uploads/`, 'POST', undefined)
   t.equal(push.status, 401, 'anonymous push: 401')
   t.equal((await fetch(`${ferry.url}/v2/any/repo/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('root', 'root-pw') } })).status, 401, 'no account to log in with')
@@ -202,7 +202,7 @@ t.test('no role binding configured: every account is an admin on ** (--htpasswd 
   t.equal((await call(`${ferry.url}/v2/any/where/manifests/v1`, 'DELETE', 'alice')).status, 202, 'delete')
   t.equal((await call(`${ferry.url}/v2/_catalog`, 'GET', 'alice')).status, 200, 'catalog')
   t.equal((await call(`${ferry.url}/v2/any/where/blobs/uploads/`, 'POST', undefined)).status, 401, 'anonymous push: still 401')
-  t.equal((await call(`${ferry.url}/v2/any/where/blobs/${image.layers[0]!.digest}`, 'GET', undefined)).status, 200, 'anonymous pull per the default anonymousPull')
+  t.equal((await call(`${ferry.url}/v2/any/where/blobs/${image.layers[0]!.digest}`, 'GET', undefined)).status, 401, 'no anonymous pull of pushed content by default')
 })
 
 t.test('a mirror route is authorized on the repository it reaches, not on the path', async (t) => {
@@ -217,7 +217,7 @@ t.test('a mirror route is authorized on the repository it reaches, not on the pa
       auth: {
         users: [{ name: 'bob', password: hash, groups: [] }],
         roles: [{ subjects: ['bob'], namespaces: ['team-a/**', 'test-namespace/*'], role: 'editor' }],
-        anonymousPull: ['gcr.io/**'],
+        anonymousMirrorPull: ['gcr.io/**'],
       },
     },
   )

@@ -7,9 +7,10 @@
 // so the test can see the exact request lines (`?ns=gcr.io`, the mirror path shapes) and the
 // `OCI-Namespace` echo; Ferry's own request log names route and repository but not the query.
 //
-// Every Ferry runs with `--htpasswd` (accounts exist, anonymous pull is the default), so
-// containerd's anonymous pulls are checked with authentication on; case 6 seeds its Ferry with
-// skopeo `--dest-creds`.
+// Every Ferry runs with `--htpasswd` (accounts exist; mirrored content is open to anonymous
+// pulls by default), so containerd's anonymous pulls are checked with authentication on; case 6
+// seeds its Ferry with skopeo `--dest-creds`, and opens the pushed test-namespace to anonymous
+// pulls with `--anonymous-pull` (pushed content is private by default).
 //
 // Case 6 runs before case 5 because case 5 stops the upstream. CONTAINERD_E2E_VERBOSE=1 prints the
 // recorded wire and Ferry's log of every case, not only of failing ones.
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
     startMirror('override-path', mirrorFlags),
     startMirror('inserted-v2', mirrorFlags),
     startMirror('cache-only', ['--config', revalidatingConfig]),
-    startMirror('shadow', mirrorFlags),
+    startMirror('shadow', [...mirrorFlags, '--anonymous-pull', 'test-namespace/**']),
   ])
 
   // overlayfs unless this machine cannot mount it.

@@ -4,7 +4,7 @@
 // memory stays flat whatever the blob size. Figures go to t.comment and to
 // bench/results/large-blob-latest.json; time is reported, never asserted. Ferry runs with
 // `--htpasswd`: uploads carry Basic credentials (verified once, then from the cache), downloads
-// are anonymous.
+// are anonymous (`--anonymous-pull '**'`).
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const htpasswd = join(work, 'users.htpasswd')
   await writeHtpasswd(htpasswd, { pusher: 'pusher-pw' })
   const authorization = basic('pusher', 'pusher-pw')
-  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd])
+  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd, '--anonymous-pull', '**'])
   const { url, pid } = ferry
   const repo = 'e2e/large-blob'
 

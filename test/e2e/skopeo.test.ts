@@ -1,7 +1,8 @@
 // skopeo against Ferry running as a real process: byte-exact round trips of a multi-layer OCI
 // image and of a multi-platform index, a Docker schema2 push, tag listing and deletion. Ferry runs
 // with `--htpasswd` (a file written by `htpasswd -B`): skopeo pushes and deletes with credentials,
-// following Ferry's Bearer challenge to its token service; pulls are anonymous (anonymous tokens).
+// following Ferry's Bearer challenge to its token service; pulls are anonymous (anonymous tokens),
+// as `--anonymous-pull e2e/**` allows.
 // Fixture images are built offline with umoci (plus a hand-written index) in a temp folder.
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   })
   const htpasswd = join(work, 'users.htpasswd')
   await writeHtpasswd(htpasswd, { pusher: 'pusher-pw' })
-  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd])
+  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd, '--anonymous-pull', 'e2e/**'])
   const { host, url } = ferry
 
   // --insecure-policy: no dependence on /etc/containers/policy.json; Ferry speaks plain http.

@@ -29,7 +29,7 @@ export function upstreamConfig(name: string, url: string, overrides: Partial<Ups
 }
 
 export interface MirrorServerOptions {
-  /** The `auth` section (defaults: no accounts, anonymous pull everywhere: a read-only registry). */
+  /** The `auth` section (defaults: no accounts, anonymous pull of mirrored content only: a read-only mirror). */
   auth?: Partial<AuthConfig>
   /** Level of the captured logs; 'info' unless told. */
   logLevel?: string

@@ -21,7 +21,8 @@ const accept = [
   '*/*',
 ].join(', ')
 
-// Pulls are anonymous (the default anonymousPull: **); seeding the mirror takes an account.
+// Pulls are anonymous (mirrored content is open by default; pushed content is opened below so
+// shadowing can be checked anonymously); seeding the mirror takes an account.
 const seeder = { username: 'seeder', password: 'seeder-pw' }
 const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
 
@@ -38,6 +39,7 @@ async function setup(t: Test, upstreamOverrides = {}): Promise<{ upstream: Distr
       auth: {
         users: [{ name: seeder.username, password: seederHash, groups: [] }],
         roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
+        anonymousPull: ['**'],
       },
     },
   )
