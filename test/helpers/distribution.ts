@@ -1,9 +1,11 @@
 // Runs CNCF distribution (`docker-registry`, 2.8) as a real upstream for tests: its own config,
 // storage and port under a temp dir, optional htpasswd Basic auth or pull-through mode, and its
-// access log parsed so a test can count what reached it.
+// access log parsed so a test can count what reached it. With `tls` it serves HTTPS (and with
+// `clientCas` requires client certificates); restart() swaps the certificate on the same port
+// and storage, as an upstream's operator rotating to a new CA would.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -18,9 +20,18 @@ export interface DistributionOptions {
   /** `htpasswd`: Basic auth with `users` (default `{ user: 'pass' }`). Default `none`. */
   auth?: 'none' | 'htpasswd'
   users?: Record<string, string>
+  /** Serve HTTPS with this certificate (chain) and key; `clientCas` makes client certificates required. */
+  tls?: DistributionTls
   /** Merged over the generated config, for anything else. */
   config?: Record<string, unknown>
   startTimeoutMs?: number
+}
+
+export interface DistributionTls {
+  certificate: string
+  key: string
+  /** CA bundles client certificates must chain to (http.tls.clientcas): mTLS. */
+  clientCas?: string[]
 }
 
 /** One request as distribution's combined-format access log recorded it. */
@@ -34,7 +45,7 @@ export interface AccessLogEntry {
 }
 
 export interface Distribution {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT, or https:// with `tls`. */
   url: string
   /** 127.0.0.1:PORT */
   host: string
@@ -49,6 +60,11 @@ export interface Distribution {
   output(): string
   /** SIGTERM, SIGKILL after 5 s, then removes the temp dir. Idempotent. */
   stop(): Promise<void>
+  /**
+   * Stops the process and starts it again on the same port and storage, with `tls` (undefined:
+   * plain HTTP). Seed over plain HTTP, then restart with TLS. Returns the new handle.
+   */
+  restart(tls: DistributionTls | undefined): Promise<Distribution>
 }
 
 /** Why distribution-backed tests cannot run here, or undefined when they can. */
@@ -85,7 +101,7 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
     // The free port can be taken between probing and binding: try a few times.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await launch(dir, config, await freePort(), users, options.startTimeoutMs ?? 15_000)
+        return await launch(dir, config, await freePort(), users, options.startTimeoutMs ?? 15_000, options.tls)
       } catch (err) {
         if (attempt >= 2) throw err
       }
@@ -117,9 +133,17 @@ async function buildConfig(dir: string, options: DistributionOptions, users: Rec
   return { ...config, ...options.config }
 }
 
-async function launch(dir: string, base: Record<string, unknown>, port: number, users: Record<string, string>, timeoutMs: number): Promise<Distribution> {
+async function launch(
+  dir: string,
+  base: Record<string, unknown>,
+  port: number,
+  users: Record<string, string>,
+  timeoutMs: number,
+  tls: DistributionTls | undefined,
+): Promise<Distribution> {
   const host = `127.0.0.1:${port}`
-  const config = { ...base, http: { ...(base.http as object), addr: host } }
+  const tlsConfig = tls && { certificate: tls.certificate, key: tls.key, ...(tls.clientCas ? { clientcas: tls.clientCas } : {}) }
+  const config = { ...base, http: { ...(base.http as object), addr: host, ...(tlsConfig ? { tls: tlsConfig } : {}) } }
   const configPath = join(dir, 'config.yml')
   await writeFile(configPath, stringify(config))
   const child = spawn(distributionBinary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -142,17 +166,23 @@ async function launch(dir: string, base: Record<string, unknown>, port: number, 
   child.stderr.setEncoding('utf8').on('data', collect)
 
   let stopping: Promise<void> | undefined
+  let restarted = false
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await terminate(child)
       process.removeListener('exit', killOnExit)
-      await rm(dir, { recursive: true, force: true })
+      if (!restarted) await rm(dir, { recursive: true, force: true })
     })()
     return stopping
   }
-  const url = `http://${host}`
+  const restart = async (next: DistributionTls | undefined): Promise<Distribution> => {
+    restarted = true
+    await stop()
+    return launch(dir, base, port, users, timeoutMs, next)
+  }
+  const url = `${tls ? 'https' : 'http'}://${host}`
   try {
-    await waitUntilServing(url, child, timeoutMs)
+    await (tls ? waitUntilListening(port, child, timeoutMs) : waitUntilServing(url, child, timeoutMs))
   } catch (err) {
     await terminate(child)
     process.removeListener('exit', killOnExit)
@@ -168,7 +198,27 @@ async function launch(dir: string, base: Record<string, unknown>, port: number, 
     requests: () => accessLog().map((line) => parseAccessLine(line)!),
     output: () => output,
     stop,
+    restart,
   }
+}
+
+// Over TLS (client certificates perhaps required) a TCP accept is the readiness signal: the
+// listener is bound just before it serves.
+async function waitUntilListening(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode})`)
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (open) return
+    await sleep(50)
+  }
+  throw new Error(`docker-registry did not listen on port ${port} within ${timeoutMs} ms`)
 }
 
 async function waitUntilServing(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
