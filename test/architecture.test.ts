@@ -77,3 +77,13 @@ t.test('reload/ only watches files: node built-ins and nothing else from src', a
     for (const spec of imports) t.match(spec, /^(node:|\.\/)/, `${file} imports ${spec}`)
   }
 })
+
+t.test('credentials/ reads files and signs JWTs; its network exchanges come from client/ as a function', async (t) => {
+  for (const { file, text, imports } of importsOf('credentials/')) {
+    for (const spec of imports) {
+      t.match(spec, /^(node:|jose$|\.\/|\.\.\/(core|reload)\/|\.\.\/client\/credentials\.js$)/, `${file} imports ${spec}`)
+    }
+    // client/credentials.js is shared for its types and the identity-token convention only.
+    t.notMatch(text, /from '\.\.\/client\/(?!credentials\.js')/, `${file} reaches into client/`)
+  }
+})

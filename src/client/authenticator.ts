@@ -22,6 +22,8 @@ export interface AuthenticatorOptions {
 interface CachedToken {
   authorization: string
   expiresAt: number
+  /** The credential generation it was minted with. */
+  generation: number
 }
 
 const defaultExpiresInSeconds = 60
@@ -36,6 +38,8 @@ export class Authenticator {
   readonly #tokens = new Map<string, CachedToken>()
   /** Token requests in flight, so concurrent requests for one scope share one token fetch. */
   readonly #inflight = new Map<string, Promise<CachedToken>>()
+  /** The credential generation the cached tokens belong to. */
+  #generation = 0
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options
@@ -73,26 +77,54 @@ export class Authenticator {
   }
 
   async #basic(): Promise<string | undefined> {
-    const credentials = await this.#options.credentials?.credentials(this.#options.host)
+    const credentials = await this.#credentials()
     return credentials && basicAuthorization(credentials)
+  }
+
+  /**
+   * The provider's credentials now. A provider failure (a key file's OAuth2 exchange that could
+   * not be made) becomes a ClientError so it reaches clients as an upstream problem.
+   */
+  async #credentials(): Promise<Credentials | undefined> {
+    const provider = this.#options.credentials
+    if (provider === undefined) return undefined
+    try {
+      return await provider.credentials(this.#options.host)
+    } catch (err) {
+      if (err instanceof ClientError) throw err
+      throw new ClientError('auth', `credentials for ${this.#options.host}: ${err instanceof Error ? err.message : 'unavailable'}`, { cause: err })
+    }
+  }
+
+  /** Drops every token minted with credentials that have since been replaced (a rotated key). */
+  #currentGeneration(): number {
+    const generation = this.#options.credentials?.generation?.() ?? 0
+    if (generation !== this.#generation) {
+      this.#generation = generation
+      this.#tokens.clear()
+    }
+    return generation
   }
 
   async #bearer(challenge: Challenge, scope: string | undefined, rejected: string | undefined, signal?: AbortSignal): Promise<string> {
     const realm = challenge.params.realm ?? ''
     const service = challenge.params.service
+    const generation = this.#currentGeneration()
     const key = `${realm}\n${service ?? ''}\n${scope ?? ''}`
     const cached = this.#tokens.get(key)
     if (cached !== undefined && cached.expiresAt > this.#now() && cached.authorization !== rejected) return cached.authorization
     this.#tokens.delete(key)
 
-    let pending = this.#inflight.get(key)
+    // Keyed by generation too: a fetch that started with replaced credentials is not joined.
+    const flightKey = `${generation}\n${key}`
+    let pending = this.#inflight.get(flightKey)
     if (pending === undefined) {
       // Shared by every waiter, so it runs under the transport's timeouts, not one caller's signal.
-      pending = this.#fetchToken(realm, service, scope).finally(() => this.#inflight.delete(key))
-      this.#inflight.set(key, pending)
+      pending = this.#fetchToken(realm, service, scope, generation).finally(() => this.#inflight.delete(flightKey))
+      this.#inflight.set(flightKey, pending)
     }
     const token = await abortable(pending, signal)
-    this.#remember(key, token)
+    if (token.generation === this.#generation) this.#remember(key, token)
     return token.authorization
   }
 
@@ -109,7 +141,7 @@ export class Authenticator {
     this.#tokens.set(key, token)
   }
 
-  async #fetchToken(realm: string, service: string | undefined, scope: string | undefined): Promise<CachedToken> {
+  async #fetchToken(realm: string, service: string | undefined, scope: string | undefined, generation: number): Promise<CachedToken> {
     let realmUrl: URL
     try {
       realmUrl = new URL(realm)
@@ -119,17 +151,17 @@ export class Authenticator {
     if (realmUrl.protocol !== 'https:' && realmUrl.protocol !== 'http:') {
       throw new ClientError('protocol', `token realm of ${this.#options.host} is not http(s)`)
     }
-    const credentials = await this.#options.credentials?.credentials(this.#options.host)
+    const credentials = await this.#credentials()
     if (credentials?.username === identityTokenUsername) {
-      return this.#tokenFromResponse(await this.#postForm(realmUrl, service, scope, credentials), realmUrl)
+      return this.#tokenFromResponse(await this.#postForm(realmUrl, service, scope, credentials), realmUrl, generation)
     }
     const response = await this.#getToken(realmUrl, service, scope, credentials)
     // Some OAuth2 token servers take only the POST form; try it when we have credentials to offer.
     if (credentials !== undefined && response.status >= 400 && response.status < 500) {
       await response.dump()
-      return this.#tokenFromResponse(await this.#postForm(realmUrl, service, scope, credentials), realmUrl)
+      return this.#tokenFromResponse(await this.#postForm(realmUrl, service, scope, credentials), realmUrl, generation)
     }
-    return this.#tokenFromResponse(response, realmUrl)
+    return this.#tokenFromResponse(response, realmUrl, generation)
   }
 
   #getToken(realm: URL, service: string | undefined, scope: string | undefined, credentials?: Credentials): Promise<ClientResponse> {
@@ -163,7 +195,7 @@ export class Authenticator {
     return this.#options.send({ method: 'POST', url: realm, headers, body: form.toString() })
   }
 
-  async #tokenFromResponse(response: ClientResponse, realm: URL): Promise<CachedToken> {
+  async #tokenFromResponse(response: ClientResponse, realm: URL, generation: number): Promise<CachedToken> {
     const what = describe('token', realm)
     if (response.status !== 200) {
       await response.dump()
@@ -183,7 +215,7 @@ export class Authenticator {
     const seconds = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : defaultExpiresInSeconds
     // Renew a little early so a token never expires between our check and the upstream's.
     const margin = Math.min(30, seconds / 5)
-    return { authorization: `Bearer ${value}`, expiresAt: this.#now() + (seconds - margin) * 1000 }
+    return { authorization: `Bearer ${value}`, expiresAt: this.#now() + (seconds - margin) * 1000, generation }
   }
 }
 

@@ -7,9 +7,26 @@ export interface Credentials {
 }
 
 export interface CredentialProvider {
-  /** Credentials for a registry host (`gcr.io`, `127.0.0.1:5001`); undefined means anonymous. */
+  /**
+   * Credentials for a registry host (`gcr.io`, `127.0.0.1:5001`); undefined means anonymous.
+   * Rejects when the credentials exist but cannot be had right now (an OAuth2 exchange failed):
+   * the message names what failed, never a secret.
+   */
   credentials(host: string): Promise<Credentials | undefined>
+  /**
+   * Changes whenever the underlying material was replaced (a rotated key file): registry tokens
+   * minted with older credentials are then dropped. Absent for credentials that never change.
+   */
+  generation?(): number
 }
+
+/**
+ * POSTs an application/x-www-form-urlencoded body (an OAuth2 token request) and returns the
+ * parsed JSON of a 200 answer. Rejects with a ClientError (kind `auth` for a 4xx, `unavailable`
+ * for other statuses) whose message names the URL's host and path only. Credential providers are
+ * handed one by the composition root: network access lives in client/.
+ */
+export type FormPost = (url: string, form: Record<string, string>, signal?: AbortSignal) => Promise<Record<string, unknown>>
 
 /**
  * Docker's convention for an identity (refresh) token: username `<token>` and the token as the

@@ -1,0 +1,52 @@
+// The FormPost that credential providers use for OAuth2 token exchanges (a service-account
+// JWT-bearer grant at Google's token_uri): its own connection pool, bounded answers, and errors
+// that name the endpoint but never the form (it carries a signed assertion).
+import { ClientError } from './client-error.js'
+import type { FormPost } from './credentials.js'
+import { HttpTransport, describe, type ClientTimeouts } from './http-exchange.js'
+
+const maxAnswerBytes = 1024 * 1024
+
+export interface FormPoster {
+  post: FormPost
+  close(): Promise<void>
+}
+
+export function createFormPoster(options: { timeouts?: ClientTimeouts; userAgent?: string } = {}): FormPoster {
+  const transport = new HttpTransport(options.timeouts)
+  const userAgent = options.userAgent ?? 'ferry'
+  return {
+    async post(target, form, signal) {
+      let url: URL
+      try {
+        url = new URL(target)
+      } catch {
+        throw new ClientError('protocol', 'token endpoint is not a URL')
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ClientError('protocol', `${describe('POST', url)}: not http(s)`)
+      const what = describe('POST', url)
+      const response = await transport.send({
+        method: 'POST',
+        url,
+        headers: { 'user-agent': userAgent, accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(form).toString(),
+        ...(signal ? { signal } : {}),
+      })
+      if (response.status !== 200) {
+        await response.dump()
+        const kind = response.status >= 400 && response.status < 500 ? 'auth' : 'unavailable'
+        throw new ClientError(kind, `${what}: answered ${response.status}`)
+      }
+      let body: unknown
+      try {
+        body = JSON.parse((await response.read(maxAnswerBytes)).toString('utf8'))
+      } catch (err) {
+        if (err instanceof ClientError) throw err
+        throw new ClientError('protocol', `${what}: answer is not JSON`)
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ClientError('protocol', `${what}: answer is not a JSON object`)
+      return body as Record<string, unknown>
+    },
+    close: () => transport.close(),
+  }
+}
