@@ -44,7 +44,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const registry = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory })
   const cache = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory, storagePrefix: '_cache' })
   const metrics = new Metrics()
-  const mirror = config.mirror.upstreams.length > 0 ? composeMirror(config.mirror, registry, cache, metrics, logger) : undefined
+  const mirror = config.mirror.upstreams.length > 0 ? await composeMirror(config.mirror, registry, cache, metrics, logger) : undefined
   let stopping = false
   let timer: NodeJS.Timeout | undefined
   // Always the real thing: there is no way to compose Ferry without authentication.
@@ -80,7 +80,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     metrics,
     reloadCredentials: async () => {
       // Upstream CA bundles and client certificates rotate like our own credentials.
-      await Promise.all([auth.reload(), mirror?.reloadTransports('SIGHUP')])
+      await Promise.all([auth.reload(), mirror?.reloadTransports('SIGHUP'), mirror?.reloadCredentials()])
     },
     applyConfig: (next) => auth.applyPolicy(next.auth),
     startHousekeeping() {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Registry } from './core/registry.js'
 import type { MirrorConfig } from './config/schema.js'
 import type { Metrics } from './observability/metrics.js'
+import { openMirrorCredentials } from './mirror-credentials.js'
 import { BreakerUpstream, type CircuitState } from './proxy/circuit-breaker.js'
 import { MeteredUpstream } from './proxy/metered-upstream.js'
 import { MirrorContext, type MirrorUpstream } from './proxy/mirror-context.js'
@@ -16,13 +17,17 @@ const circuitValue: Record<CircuitState, number> = { closed: 0, open: 1, 'half-o
 
 export interface Mirror {
   registry: Registry
+  /** Re-reads the upstream credential files now (SIGHUP); watched files are re-read anyway. Never rejects. */
+  reloadCredentials(): Promise<void>
   /** Lets blob downloads in flight finish (up to `timeoutMs`), then releases upstream connections. */
   close(timeoutMs: number): Promise<void>
   /** Re-reads every upstream's CA bundle and client certificate (SIGHUP); never rejects. */
   reloadTransports(reason: string): Promise<void>
 }
 
-export function composeMirror(config: MirrorConfig, local: Registry, cache: Registry, metrics: Metrics, logger: Logger): Mirror {
+/** Rejects, naming upstream and file, when a credential file the config names is unusable. */
+export async function composeMirror(config: MirrorConfig, local: Registry, cache: Registry, metrics: Metrics, logger: Logger): Promise<Mirror> {
+  const credentials = await openMirrorCredentials(config, metrics, logger)
   const clients: RegistryUpstream[] = []
   const upstreams = new Map<string, MirrorUpstream>()
   // Throws TransportFileError for an unreadable or invalid CA / client certificate: start-up fails.
@@ -34,6 +39,7 @@ export function composeMirror(config: MirrorConfig, local: Registry, cache: Regi
     const client = new RegistryUpstream({
       name: upstream.name,
       url: upstream.url,
+      credentials: credentials.providers.get(upstream.name),
       transport: transport.source,
       timeouts: { connectMs: upstream.timeouts.connect, headersMs: upstream.timeouts.headers, bodyIdleMs: upstream.timeouts.bodyIdle },
       retries: { maxRetries: upstream.retries },
@@ -54,9 +60,11 @@ export function composeMirror(config: MirrorConfig, local: Registry, cache: Regi
   const context = new MirrorContext(cache, upstreams, metrics, logger)
   return {
     registry: new MirrorRegistry(local, context, routeTable(config)),
+    reloadCredentials: () => credentials.reload(),
     async close(timeoutMs) {
       await context.drain(timeoutMs)
       await Promise.all(clients.map((client) => client.close()))
+      await credentials.close()
       await Promise.all(transports.map((transport) => transport.close()))
     },
     async reloadTransports(reason) {

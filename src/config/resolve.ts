@@ -115,6 +115,7 @@ function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
         bodyIdle: positiveDuration([...at('timeouts'), 'bodyIdle'], u.timeouts.bodyIdle),
       },
       breaker: { failures: u.breaker.failures, cooldown: positiveDuration([...at('breaker'), 'cooldown'], u.breaker.cooldown) },
+      ...resolveUpstreamCredentials(u, at),
       tls: resolveUpstreamTls(u.tls, at('tls')),
       proxy: u.proxy === '' ? { kind: 'default' } : u.proxy === 'none' ? { kind: 'direct' } : { kind: 'url', url: proxyUrl(at('proxy'), u.proxy) },
     }
@@ -143,7 +144,7 @@ function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
     httpProxy: raw.proxy.httpProxy === '' ? undefined : proxyUrl(['mirror', 'proxy', 'httpProxy'], raw.proxy.httpProxy),
     noProxy: raw.proxy.noProxy,
   }
-  return { upstreams, defaultUpstream, namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })), proxy }
+  return { upstreams, defaultUpstream, namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })), pullCredentialConfigPath: raw.pullCredentialConfigPath || undefined, proxy }
 }
 
 // Only the pairing is checked here; the files are read and checked at start-up and on reload.
@@ -169,10 +170,25 @@ function proxyUrl(path: string[], value: string): string {
     throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128" (value not shown: it may hold credentials)')
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigIssue(path, `expected an http:// or https:// proxy URL, got ${url.protocol}//`)
-  if (url.hostname === '' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128", without a path (value not shown: it may hold credentials)')
-  }
   return url.toString().replace(/\/$/, '')
+}
+
+// Whether the files exist and hold usable credentials is checked at start-up, which reads them.
+function resolveUpstreamCredentials(
+  raw: RawConfig['mirror']['upstreams'][number],
+  at: (key: string) => string[],
+): Pick<UpstreamConfig, 'gcrKeyPath' | 'gcrKeyFlow' | 'pullCredentialConfigPath'> {
+  if (raw.gcrKeyPath !== '' && raw.pullCredentialConfigPath !== '') {
+    throw new ConfigIssue(at('pullCredentialConfigPath'), 'set either gcrKeyPath or pullCredentialConfigPath on one upstream, not both')
+  }
+  if (raw.gcrKeyFlow === 'oauth2' && raw.gcrKeyPath === '') {
+    throw new ConfigIssue(at('gcrKeyFlow'), 'oauth2 needs gcrKeyPath (the service-account key that signs the assertion)')
+  }
+  return {
+    gcrKeyPath: raw.gcrKeyPath === '' ? undefined : raw.gcrKeyPath,
+    gcrKeyFlow: raw.gcrKeyFlow,
+    pullCredentialConfigPath: raw.pullCredentialConfigPath === '' ? undefined : raw.pullCredentialConfigPath,
+  }
 }
 
 /** The inverse of resolveConfig, with units chosen for reading (`86400000` → `"1d"`). */
@@ -216,6 +232,9 @@ export function toRawConfig(config: Config): RawConfig {
           bodyIdle: formatDuration(u.timeouts.bodyIdle),
         },
         breaker: { failures: u.breaker.failures, cooldown: formatDuration(u.breaker.cooldown) },
+        gcrKeyPath: u.gcrKeyPath ?? '',
+        gcrKeyFlow: u.gcrKeyFlow,
+        pullCredentialConfigPath: u.pullCredentialConfigPath ?? '',
         tls: {
           caPath: u.tls.caPath ?? '',
           certPath: u.tls.certPath ?? '',
@@ -225,6 +244,7 @@ export function toRawConfig(config: Config): RawConfig {
         proxy: u.proxy.kind === 'default' ? '' : u.proxy.kind === 'direct' ? 'none' : u.proxy.url,
       })),
       namespaces: config.mirror.namespaces,
+      pullCredentialConfigPath: config.mirror.pullCredentialConfigPath ?? '',
       proxy: {
         httpsProxy: config.mirror.proxy?.httpsProxy ?? '',
         httpProxy: config.mirror.proxy?.httpProxy ?? '',

@@ -20,6 +20,9 @@ export const tlsVersions = ['TLSv1.2', 'TLSv1.3'] as const
 export type TlsVersion = (typeof tlsVersions)[number]
 
 export const roleNames = ['viewer', 'editor', 'admin'] as const
+
+export const gcrKeyFlows = ['jsonKey', 'oauth2'] as const
+export type GcrKeyFlow = (typeof gcrKeyFlows)[number]
 export type RoleName = (typeof roleNames)[number]
 
 type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K] & string> }
@@ -56,8 +59,10 @@ function section<T extends Record<string, TSchema>>(properties: T) {
 // "registry.k8s.io", "localhost-5000"), so an upstream's name can prefix a repository path.
 const registryNamePattern = '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*$'
 
-// Proxy URLs (http(s)://[user:pass@]host:port, or a bare host:port meaning http://) are checked
-// in resolve.ts, not by a pattern here: a schema error quotes the value, and it may hold a password.
+// Proxy URLs: http(s), optional user:pass@; a bare host:port means http:// as curl and Go read it.
+const proxyUrlPattern = '^(?:(?:https?://)?[^\\s/?#]+/?)?$'
+const upstreamProxyPattern = '^(?:none|(?:https?://)?[^\\s/?#]+/?)?$'
+
 const upstreamSchema = Type.Object(
   {
     name: Type.String({ pattern: registryNamePattern, expected: 'a registry name like "gcr.io" or "docker.io"' }),
@@ -74,6 +79,10 @@ const upstreamSchema = Type.Object(
       failures: Type.Integer({ minimum: 1, default: 5, expected: 'an integer of at least 1' }),
       cooldown: duration('30s'),
     }),
+    // Upstream credentials; "" means unset. One of gcrKeyPath and pullCredentialConfigPath.
+    gcrKeyPath: Type.String({ default: '', expected: 'a path to a Google service-account key file (JSON, or base64 of it), or ""' }),
+    gcrKeyFlow: oneOf(gcrKeyFlows, 'jsonKey'),
+    pullCredentialConfigPath: Type.String({ default: '', expected: 'a path to a Docker config.json, or "" for mirror.pullCredentialConfigPath' }),
     // "" means unset, as in the top-level tls section.
     tls: section({
       caPath: Type.String({ default: '', expected: 'a path to a PEM CA bundle trusted besides the public roots, or ""' }),
@@ -81,7 +90,7 @@ const upstreamSchema = Type.Object(
       keyPath: Type.String({ default: '', expected: 'a path to the PEM private key of tls.certPath, or ""' }),
       insecureSkipVerify: Type.Boolean({ default: false, expected: 'true or false' }),
     }),
-    proxy: Type.String({ default: '', expected: '"" (mirror.proxy applies), "none", or a proxy URL like "http://proxy.corp:3128"' }),
+    proxy: Type.String({ default: '', pattern: upstreamProxyPattern, expected: '"" (mirror.proxy applies), "none", or a proxy URL like "http://proxy.corp:3128"' }),
   },
   { additionalProperties: false, expected: 'a mapping with name and url' },
 )
@@ -193,10 +202,11 @@ export const configSchema = section({
       expected: 'a list of upstreams',
     }),
     namespaces: Type.Array(namespaceSchema, { default: [], expected: 'a list of namespaces' }),
+    pullCredentialConfigPath: Type.String({ default: '', expected: 'a path to a Docker config.json used by every upstream without credentials of its own, or ""' }),
     // Defaults come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lowercase forms).
     proxy: section({
-      httpsProxy: Type.String({ default: '', expected: 'a proxy URL for https upstreams like "http://proxy.corp:3128", or "" for none' }),
-      httpProxy: Type.String({ default: '', expected: 'a proxy URL for http upstreams, or "" for none' }),
+      httpsProxy: Type.String({ default: '', pattern: proxyUrlPattern, expected: 'a proxy URL for https upstreams like "http://proxy.corp:3128", or "" for none' }),
+      httpProxy: Type.String({ default: '', pattern: proxyUrlPattern, expected: 'a proxy URL for http upstreams, or "" for none' }),
       noProxy: Type.String({ default: '', expected: 'a comma-separated list of hosts, domains, IP addresses or CIDR ranges reached directly' }),
     }),
   }),
@@ -289,6 +299,12 @@ export interface UpstreamConfig {
   timeouts: { connect: number; headers: number; bodyIdle: number }
   /** Consecutive failures that open the circuit, and how long it stays open. */
   breaker: { failures: number; cooldown: number }
+  /** Service-account key file (gcr.io, Artifact Registry), watched; undefined for none. */
+  gcrKeyPath: string | undefined
+  /** `jsonKey`: Basic `_json_key` at the registry; `oauth2`: JWT-bearer exchange at the key's token_uri. */
+  gcrKeyFlow: GcrKeyFlow
+  /** Docker config.json for this upstream (else mirror.pullCredentialConfigPath applies), watched. */
+  pullCredentialConfigPath: string | undefined
   tls: UpstreamTlsConfig
   /** `default`: mirror.proxy's rules; `direct`: never a proxy; `url`: every request through that proxy. */
   proxy: { kind: 'default' } | { kind: 'direct' } | { kind: 'url'; url: string }
@@ -318,6 +334,8 @@ export interface MirrorConfig {
   defaultUpstream: string | undefined
   /** `/v2/<name>/<repo>` is local content under `<name>/<repo>`, falling back to `<upstream>/<repo>`. */
   namespaces: Array<{ name: string; upstream: string }>
+  /** Docker config.json for upstreams without credentials settings of their own; undefined for none. */
+  pullCredentialConfigPath?: string | undefined
   /** The proxy rules of upstreams whose `proxy` is unset; absent means none. */
   proxy?: ProxyConfig
 }

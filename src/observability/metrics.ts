@@ -135,6 +135,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly upstreamCredentialReloads = new Counter({
+    name: 'ferry_upstream_credentials_reload_total',
+    help: 'Re-reads of upstream credential files (service-account keys, Docker config.json) that changed something, by upstream and result (ok, error: the previous credentials are kept)',
+    labelNames: ['upstream', 'result'] as const,
+    registers: [this.registry],
+  })
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }

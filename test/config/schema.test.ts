@@ -43,12 +43,13 @@ t.test('defaults', async (t) => {
           retries: 2,
           timeouts: { connect: 5000, headers: 30_000, bodyIdle: 60_000 },
           breaker: { failures: 5, cooldown: 30_000 },
-          tls: { caPath: undefined, certPath: undefined, keyPath: undefined, insecureSkipVerify: false },
-          proxy: { kind: 'default' },
+          gcrKeyPath: undefined,
+          gcrKeyFlow: 'jsonKey',
+          pullCredentialConfigPath: undefined,
         },
       ],
       namespaces: [],
-      proxy: { httpsProxy: undefined, httpProxy: undefined, noProxy: '' },
+      pullCredentialConfigPath: undefined,
     },
   })
   t.ok(Value.Check(configSchema, defaultRawConfig()), 'default raw config satisfies the schema')

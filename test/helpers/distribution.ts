@@ -17,14 +17,26 @@ export const distributionBinary = '/usr/bin/docker-registry'
 export interface DistributionOptions {
   /** Pull-through mode: the remote registry's URL, with optional Bearer-realm credentials. */
   proxyOf?: string | { url: string; username?: string; password?: string }
-  /** `htpasswd`: Basic auth with `users` (default `{ user: 'pass' }`). Default `none`. */
-  auth?: 'none' | 'htpasswd'
+  /**
+   * `htpasswd`: Basic auth with `users` (default `{ user: 'pass' }`); `token`: Docker token auth
+   * with `token` (JWTs from the test's own token server). Default `none`.
+   */
+  auth?: 'none' | 'htpasswd' | 'token'
   users?: Record<string, string>
+  token?: DistributionTokenAuth
   /** Serve HTTPS with this certificate (chain) and key; `clientCas` makes client certificates required. */
   tls?: DistributionTls
   /** Merged over the generated config, for anything else. */
   config?: Record<string, unknown>
   startTimeoutMs?: number
+}
+
+/** distribution's `auth.token`: it accepts JWTs whose x5c chains to `rootCertBundle` (a PEM file). */
+export interface DistributionTokenAuth {
+  realm: string
+  service: string
+  issuer: string
+  rootCertBundle: string
 }
 
 export interface DistributionTls {
@@ -125,6 +137,11 @@ async function buildConfig(dir: string, options: DistributionOptions, users: Rec
     const path = join(dir, 'htpasswd')
     await writeFile(path, `${lines.join('\n')}\n`)
     config.auth = { htpasswd: { realm: 'ferry-test', path } }
+  }
+  if (options.auth === 'token') {
+    if (options.token === undefined) throw new Error("auth: 'token' needs the token option")
+    const { realm, service, issuer, rootCertBundle } = options.token
+    config.auth = { token: { realm, service, issuer, rootcertbundle: rootCertBundle } }
   }
   if (options.proxyOf !== undefined) {
     const proxy = typeof options.proxyOf === 'string' ? { url: options.proxyOf } : options.proxyOf
