@@ -170,6 +170,9 @@ function proxyUrl(path: string[], value: string): string {
     throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128" (value not shown: it may hold credentials)')
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigIssue(path, `expected an http:// or https:// proxy URL, got ${url.protocol}//`)
+  if (url.hostname === '' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128", without a path (value not shown: it may hold credentials)')
+  }
   return url.toString().replace(/\/$/, '')
 }
 

@@ -59,10 +59,8 @@ function section<T extends Record<string, TSchema>>(properties: T) {
 // "registry.k8s.io", "localhost-5000"), so an upstream's name can prefix a repository path.
 const registryNamePattern = '^[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*$'
 
-// Proxy URLs: http(s), optional user:pass@; a bare host:port means http:// as curl and Go read it.
-const proxyUrlPattern = '^(?:(?:https?://)?[^\\s/?#]+/?)?$'
-const upstreamProxyPattern = '^(?:none|(?:https?://)?[^\\s/?#]+/?)?$'
-
+// Proxy URLs (http(s)://[user:pass@]host:port, or a bare host:port meaning http://) are checked
+// in resolve.ts, not by a pattern here: a schema error quotes the value, and it may hold a password.
 const upstreamSchema = Type.Object(
   {
     name: Type.String({ pattern: registryNamePattern, expected: 'a registry name like "gcr.io" or "docker.io"' }),
@@ -90,7 +88,7 @@ const upstreamSchema = Type.Object(
       keyPath: Type.String({ default: '', expected: 'a path to the PEM private key of tls.certPath, or ""' }),
       insecureSkipVerify: Type.Boolean({ default: false, expected: 'true or false' }),
     }),
-    proxy: Type.String({ default: '', pattern: upstreamProxyPattern, expected: '"" (mirror.proxy applies), "none", or a proxy URL like "http://proxy.corp:3128"' }),
+    proxy: Type.String({ default: '', expected: '"" (mirror.proxy applies), "none", or a proxy URL like "http://proxy.corp:3128"' }),
   },
   { additionalProperties: false, expected: 'a mapping with name and url' },
 )
@@ -205,8 +203,8 @@ export const configSchema = section({
     pullCredentialConfigPath: Type.String({ default: '', expected: 'a path to a Docker config.json used by every upstream without credentials of its own, or ""' }),
     // Defaults come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lowercase forms).
     proxy: section({
-      httpsProxy: Type.String({ default: '', pattern: proxyUrlPattern, expected: 'a proxy URL for https upstreams like "http://proxy.corp:3128", or "" for none' }),
-      httpProxy: Type.String({ default: '', pattern: proxyUrlPattern, expected: 'a proxy URL for http upstreams, or "" for none' }),
+      httpsProxy: Type.String({ default: '', expected: 'a proxy URL for https upstreams like "http://proxy.corp:3128", or "" for none' }),
+      httpProxy: Type.String({ default: '', expected: 'a proxy URL for http upstreams, or "" for none' }),
       noProxy: Type.String({ default: '', expected: 'a comma-separated list of hosts, domains, IP addresses or CIDR ranges reached directly' }),
     }),
   }),

@@ -46,10 +46,13 @@ t.test('defaults', async (t) => {
           gcrKeyPath: undefined,
           gcrKeyFlow: 'jsonKey',
           pullCredentialConfigPath: undefined,
+          tls: { caPath: undefined, certPath: undefined, keyPath: undefined, insecureSkipVerify: false },
+          proxy: { kind: 'default' },
         },
       ],
       namespaces: [],
       pullCredentialConfigPath: undefined,
+      proxy: { httpsProxy: undefined, httpProxy: undefined, noProxy: '' },
     },
   })
   t.ok(Value.Check(configSchema, defaultRawConfig()), 'default raw config satisfies the schema')
