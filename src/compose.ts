@@ -41,8 +41,9 @@ export interface ComposeOptions {
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
   const driver = buildDriver(config)
-  const registry = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory })
-  const cache = new LocalRegistry(driver, { manifestCacheBytes: config.cache.manifestMemory, storagePrefix: '_cache' })
+  const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
+  const registry = new LocalRegistry(driver, storageCaches)
+  const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
   const mirror = config.mirror.upstreams.length > 0 ? await composeMirror(config.mirror, registry, cache, metrics, logger) : undefined
   let stopping = false

@@ -28,6 +28,7 @@ export function resolveConfig(raw: RawConfig): Config {
     tls: resolveTls(raw.tls),
     cache: {
       manifestMemory: parsed(['cache', 'manifestMemory'], raw.cache.manifestMemory, parseSize, sizeExpected),
+      metadataTtl: parsed(['cache', 'metadataTtl'], raw.cache.metadataTtl, parseDuration, durationExpected),
     },
     log: { level: raw.log.level },
     auth: resolveAuth(raw.auth),
@@ -218,7 +219,7 @@ export function toRawConfig(config: Config): RawConfig {
       minVersion: config.tls.minVersion,
       http2: config.tls.http2,
     },
-    cache: { manifestMemory: formatSize(config.cache.manifestMemory) },
+    cache: { manifestMemory: formatSize(config.cache.manifestMemory), metadataTtl: formatDuration(config.cache.metadataTtl) },
     log: { level: config.log.level },
     auth: rawAuth(config.auth),
     mirror: {

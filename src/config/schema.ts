@@ -163,6 +163,7 @@ export const configSchema = section({
   }),
   cache: section({
     manifestMemory: size('64MiB'),
+    metadataTtl: duration('5s'),
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
@@ -240,6 +241,11 @@ export interface Config {
   cache: {
     /** Bytes of manifests kept in memory; 0 disables the cache. */
     manifestMemory: number
+    /**
+     * Milliseconds tag, manifest and repository metadata read from storage is reused without
+     * re-reading it (this process's own writes update it at once); 0 reads storage every time.
+     */
+    metadataTtl: number
   }
   log: { level: LogLevel }
   auth: AuthConfig

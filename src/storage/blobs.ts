@@ -5,6 +5,7 @@ import type { RepositoryName } from '../core/reference.js'
 import type { BlobBody, BlobInfo, BlobService, Op, UploadService } from '../core/registry.js'
 import type { BlobStore } from './blob-store.js'
 import type { StorageDriver } from './driver/driver.js'
+import type { MetadataCache } from './metadata-cache.js'
 import { layerLinkPath } from './paths.js'
 import { RepositoryUploads, type UploadState } from './uploads.js'
 
@@ -17,6 +18,7 @@ export class RepositoryBlobs implements BlobService {
     private readonly driver: StorageDriver,
     private readonly blobStore: BlobStore,
     uploadState: UploadState,
+    private readonly metadata: MetadataCache,
   ) {
     this.uploads = new RepositoryUploads(name, driver, blobStore, uploadState, (digest) => this.link(this.name, digest))
   }
@@ -44,6 +46,8 @@ export class RepositoryBlobs implements BlobService {
       throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
     }
     await this.driver.delete(layerLinkPath(this.name, digest))
+    // Unlinking the last blob prunes empty folders, possibly the repository's own.
+    this.metadata.repositories.forget(this.name)
   }
 
   private async statIn(name: RepositoryName, digest: Digest): Promise<BlobInfo | undefined> {
@@ -54,5 +58,6 @@ export class RepositoryBlobs implements BlobService {
 
   private async link(name: RepositoryName, digest: Digest): Promise<void> {
     await this.driver.putContent(layerLinkPath(name, digest), digest)
+    this.metadata.repositories.set(name, true)
   }
 }

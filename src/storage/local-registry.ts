@@ -8,6 +8,7 @@ import { RepositoryBlobs } from './blobs.js'
 import type { StorageDriver } from './driver/driver.js'
 import { KeyedLock } from './keyed-lock.js'
 import { RepositoryManifests } from './manifests.js'
+import { MetadataCache } from './metadata-cache.js'
 import { uploadDataPath, uploadPath, uploadsPath } from './paths.js'
 import { walkRepositories } from './repository-walk.js'
 import { RepositoryTags } from './tags.js'
@@ -16,6 +17,11 @@ import { UploadState } from './uploads.js'
 export interface LocalRegistryOptions {
   /** Bytes of manifest content kept in memory (content by digest never changes). */
   manifestCacheBytes?: number
+  /**
+   * Milliseconds tag, revision and repository-existence answers read from storage are reused
+   * (this registry's own writes update them at once). 0 reads storage every time; default 5 s.
+   */
+  metadataTtlMs?: number
   /**
    * Keeps this registry's repositories under `repositories/<storagePrefix>/` (a `_` name no
    * pushed repository can have), sharing the blob store with the others on the same driver:
@@ -28,6 +34,7 @@ export class LocalRegistry implements Registry {
   readonly blobStore: BlobStore
   private readonly uploadState = new UploadState(new KeyedLock())
   private readonly manifestCache: LRUCache<string, Buffer>
+  private readonly metadata: MetadataCache
   private readonly storagePrefix: string
 
   constructor(
@@ -36,6 +43,7 @@ export class LocalRegistry implements Registry {
   ) {
     this.blobStore = new BlobStore(driver)
     this.storagePrefix = options.storagePrefix ?? ''
+    this.metadata = new MetadataCache({ ttlMs: options.metadataTtlMs ?? 5000 })
     this.manifestCache = new LRUCache<string, Buffer>({
       maxSize: Math.max(1, options.manifestCacheBytes ?? 64 * 1024 * 1024),
       sizeCalculation: (bytes) => Math.max(1, bytes.length),
@@ -45,9 +53,9 @@ export class LocalRegistry implements Registry {
   repository(name: RepositoryName): Repository {
     // Storage classes see the prefixed name, so every path they build lands under the prefix.
     const stored = (this.storagePrefix ? `${this.storagePrefix}/${name}` : name) as RepositoryName
-    const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState)
-    const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache)
-    const tags = new RepositoryTags(stored, this.driver, manifests)
+    const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState, this.metadata)
+    const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache, this.metadata)
+    const tags = new RepositoryTags(stored, this.driver, manifests, this.metadata)
     return { name, blobs, manifests, tags }
   }
 

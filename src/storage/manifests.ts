@@ -9,6 +9,7 @@ import type { RepositoryName } from '../core/reference.js'
 import type { BlobService, ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
 import type { BlobStore } from './blob-store.js'
 import type { StorageDriver } from './driver/driver.js'
+import { revisionKey, tagKey, type MetadataCache } from './metadata-cache.js'
 import { referrerLinkPath, referrersPath, revisionLinkPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
 
 interface RevisionLink {
@@ -24,13 +25,11 @@ export class RepositoryManifests implements ManifestService {
     private readonly blobs: BlobService,
     /** Manifest bytes by digest, shared by all repositories: content by digest never changes. */
     private readonly cache: LRUCache<string, Buffer>,
+    private readonly metadata: MetadataCache,
   ) {}
 
-  async stat(digest: Digest, _op?: Op): Promise<Descriptor | undefined> {
-    const link = await this.driver.getContent(revisionLinkPath(this.name, digest))
-    if (!link) return undefined
-    const { mediaType, size } = JSON.parse(link.toString('utf8')) as RevisionLink
-    return { mediaType, size, digest }
+  stat(digest: Digest, _op?: Op): Promise<Descriptor | undefined> {
+    return this.metadata.revisions.get(revisionKey(this.name, digest), () => this.readRevision(digest))
   }
 
   async get(digest: Digest, op?: Op): Promise<StoredManifest | undefined> {
@@ -60,6 +59,8 @@ export class RepositoryManifests implements ManifestService {
     const link: RevisionLink = { mediaType: manifest.mediaType, size: bytes.length }
     await this.driver.putContent(revisionLinkPath(this.name, digest), JSON.stringify(link))
     const descriptor: Descriptor = { mediaType: manifest.mediaType, digest, size: bytes.length }
+    this.metadata.revisions.set(revisionKey(this.name, digest), descriptor)
+    this.metadata.repositories.set(this.name, true)
     if (manifest.subject) {
       await this.driver.putContent(referrerLinkPath(this.name, manifest.subject.digest, digest), JSON.stringify(referrerDescriptor(descriptor, manifest)))
       return { descriptor, subject: manifest.subject.digest }
@@ -74,6 +75,9 @@ export class RepositoryManifests implements ManifestService {
     const subject = subjectOf(stored)
     if (subject) await this.driver.delete(referrerLinkPath(this.name, subject, digest))
     await this.driver.delete(revisionLinkPath(this.name, digest))
+    this.metadata.revisions.set(revisionKey(this.name, digest), undefined)
+    // Deleting the last manifest prunes empty folders, possibly the repository's own.
+    this.metadata.repositories.forget(this.name)
   }
 
   async referrers(digest: Digest, filter: { artifactType?: string } = {}, _op?: Op): Promise<Descriptor[]> {
@@ -84,6 +88,13 @@ export class RepositoryManifests implements ManifestService {
       .filter((content): content is Buffer => content !== undefined)
       .map((content) => JSON.parse(content.toString('utf8')) as Descriptor)
       .filter((descriptor) => filter.artifactType === undefined || descriptor.artifactType === filter.artifactType)
+  }
+
+  private async readRevision(digest: Digest): Promise<Descriptor | undefined> {
+    const link = await this.driver.getContent(revisionLinkPath(this.name, digest))
+    if (!link) return undefined
+    const { mediaType, size } = JSON.parse(link.toString('utf8')) as RevisionLink
+    return { mediaType, size, digest }
   }
 
   private async checkReferences(manifest: ParsedManifest, op: Op): Promise<void> {
@@ -101,7 +112,9 @@ export class RepositoryManifests implements ManifestService {
   private async untagAll(digest: Digest): Promise<void> {
     for (const tag of await this.driver.list(tagsPath(this.name))) {
       const target = await this.driver.getContent(tagLinkPath(this.name, tag))
-      if (target?.toString('utf8') === digest) await this.driver.delete(tagPath(this.name, tag))
+      if (target?.toString('utf8') !== digest) continue
+      await this.driver.delete(tagPath(this.name, tag))
+      this.metadata.tags.set(tagKey(this.name, tag), undefined)
     }
   }
 }

@@ -5,6 +5,7 @@ import { compareLexically, paginate, type Page, type PageResult } from '../core/
 import type { RepositoryName } from '../core/reference.js'
 import type { ManifestService, Op, TagService } from '../core/registry.js'
 import type { StorageDriver } from './driver/driver.js'
+import { tagKey, type MetadataCache } from './metadata-cache.js'
 import { repositoryPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
 
 export class RepositoryTags implements TagService {
@@ -12,31 +13,49 @@ export class RepositoryTags implements TagService {
     private readonly name: RepositoryName,
     private readonly driver: StorageDriver,
     private readonly manifests: ManifestService,
+    private readonly metadata: MetadataCache,
   ) {}
 
   async resolve(tag: string, op?: Op): Promise<Descriptor | undefined> {
-    const link = await this.driver.getContent(tagLinkPath(this.name, tag))
-    const digest = link ? tryParseDigest(link.toString('utf8')) : undefined
+    const digest = await this.metadata.tags.get(tagKey(this.name, tag), () => this.readLink(tag))
     return digest ? this.manifests.stat(digest, op) : undefined
   }
 
   async tag(tag: string, digest: Digest, _op?: Op): Promise<void> {
     await this.driver.putContent(tagLinkPath(this.name, tag), digest)
+    this.metadata.tags.set(tagKey(this.name, tag), digest)
   }
 
   async untag(tag: string, _op?: Op): Promise<void> {
-    if (!(await this.driver.getContent(tagLinkPath(this.name, tag)))) {
+    // Writes read storage itself: another replica may have changed the tag within the TTL.
+    if (!(await this.readLink(tag))) {
+      this.metadata.tags.set(tagKey(this.name, tag), undefined)
       throw new RegistryError('MANIFEST_UNKNOWN', 'tag unknown', { tag })
     }
     await this.driver.delete(tagPath(this.name, tag))
+    this.metadata.tags.set(tagKey(this.name, tag), undefined)
+    // Deleting the last entry prunes empty folders, possibly the repository's own.
+    this.metadata.repositories.forget(this.name)
   }
 
   async list(page: Page, _op?: Op): Promise<PageResult | undefined> {
-    // The repository exists while it holds manifests or blobs: deleting its last manifest leaves
-    // an empty list, not an unknown name (the conformance suite lists tags right after that).
-    const entries = await this.driver.list(repositoryPath(this.name))
-    if (!entries.includes('_manifests') && !entries.includes('_layers')) return undefined
+    if (!(await this.exists())) return undefined
+    if (page.n === 0) return { items: [] } // "does it exist?" (the mirror asks it on every request)
     const tags = (await this.driver.list(tagsPath(this.name))).sort(compareLexically)
     return paginate(tags, page)
+  }
+
+  // The repository exists while it holds manifests or blobs: deleting its last manifest leaves
+  // an empty list, not an unknown name (the conformance suite lists tags right after that).
+  private exists(): Promise<true | undefined> {
+    return this.metadata.repositories.get(this.name, async () => {
+      const entries = await this.driver.list(repositoryPath(this.name))
+      return entries.includes('_manifests') || entries.includes('_layers') ? true : undefined
+    })
+  }
+
+  private async readLink(tag: string): Promise<Digest | undefined> {
+    const link = await this.driver.getContent(tagLinkPath(this.name, tag))
+    return link ? tryParseDigest(link.toString('utf8')) : undefined
   }
 }

@@ -22,9 +22,17 @@ export interface TestServer {
   close(): Promise<void>
 }
 
-export async function startTestServer(options: Partial<Pick<AppDeps, 'options'>> & { logLevel?: string } = {}): Promise<TestServer> {
-  const root = await mkdtemp(join(tmpdir(), 'ferry-test-'))
-  const registry = new LocalRegistry(new FilesystemDriver(root))
+export interface TestServerOptions extends Partial<Pick<AppDeps, 'options'>> {
+  logLevel?: string
+  /** Storage folder to serve (another server's `root`: two replicas on shared storage); default a new one. */
+  root?: string
+  /** cache.metadataTtl in milliseconds (default the registry's own). */
+  metadataTtlMs?: number
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const root = options.root ?? (await mkdtemp(join(tmpdir(), 'ferry-test-')))
+  const registry = new LocalRegistry(new FilesystemDriver(root), options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
   const metrics = new Metrics({ processMetrics: false })
   const app = await buildApp({
     registry,
