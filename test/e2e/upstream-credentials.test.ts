@@ -12,7 +12,7 @@ import type { UpstreamConfig } from '../../src/config/schema.js'
 import { distributionUnavailable, startDistribution, type Distribution } from '../helpers/distribution.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
 import { pkiUnavailable } from '../helpers/pki.js'
-import { seedImage, sha256, type SeededImage } from '../helpers/seed.js'
+import { pushManifest, seedImage, sha256, type SeededImage } from '../helpers/seed.js'
 import { startTokenServer, type TokenServer } from '../helpers/token-server.js'
 
 const skip = distributionUnavailable() ?? pkiUnavailable()
@@ -67,6 +67,16 @@ async function pull(ferry: string, path: string, tag: string, image: SeededImage
     if (response.status !== 200 || sha256(body) !== blob.digest) return { ok: false, status: response.status }
   }
   return { ok: true, status: 200 }
+}
+
+/** Makes `image` (pushed to `from`) available under `to` too: blob mounts and the manifest. */
+async function copyImage(registry: string, from: string, to: string, image: SeededImage): Promise<void> {
+  for (const blob of [image.config, ...image.layers]) {
+    const mounted = await fetch(`${registry}/v2/${to}/blobs/uploads/?mount=${blob.digest}&from=${from}`, { method: 'POST' })
+    await mounted.arrayBuffer()
+    if (mounted.status !== 201) throw new Error(`mount into ${to}: ${mounted.status}`)
+  }
+  await pushManifest(registry, to, 'v1', image.manifest.bytes, image.manifest.mediaType)
 }
 
 async function writeAtomically(path: string, text: string): Promise<void> {
@@ -216,3 +226,78 @@ t.test('refused credentials reach clients as an upstream problem naming the upst
   t.ok((await pull(server.url, 'norights.test/team/app', 'v1', image)).ok === false)
   assertNoSecrets(t, server.logs, ['wrong-password', 'pw-no-rights', ...up.tokens.issued])
 })
+
+for (const flow of ['jsonKey', 'oauth2'] as const) {
+  t.test(`${flow}: the key file rotates while pulls run; a corrupt replacement keeps the working key`, async (t) => {
+    const up = await startUpstream(t)
+    // Every pull asks for a repository Ferry has not cached, so every pull needs the upstream
+    // (a cached one would be served stale while the upstream refuses us, hiding the failure).
+    const image = await seedImage(up.seeder.url, 'rotate/app0', 'v1')
+    const repositories = 200
+    for (let i = 1; i < repositories; i++) await copyImage(up.seeder.url, 'rotate/app0', `rotate/app${i}`, image)
+    const email = `rotating-${flow.toLowerCase()}@ferry-test.iam.gserviceaccount.com`
+    const first = up.tokens.rotateKey(email)
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-rotate-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    const keyPath = join(dir, 'key.json')
+    await writeFile(keyPath, first.keyJson)
+    // The pulls refused between revocation and reload must not open the circuit for the rest.
+    const breaker = { failures: 1_000, cooldown: 1_000 }
+    const server = await mirror(t, [upstreamConfig('gcr.io', up.registry.url, { gcrKeyPath: keyPath, gcrKeyFlow: flow, breaker })])
+
+    let next = 0
+    const results: Array<{ phase: string; ok: boolean; status: number }> = []
+    let phase = 'before'
+    const pullNext = async () => {
+      const i = next++
+      if (i >= repositories) throw new Error('ran out of uncached repositories')
+      const result = await pull(server.url, `rotate/app${i}`, 'v1', image)
+      results.push({ phase, ok: result.ok, status: result.status })
+    }
+    for (let i = 0; i < 10; i++) await pullNext()
+
+    // Rotation as an operator does it: a new key is created (the old one revoked at once) and the
+    // Secret is updated; Ferry's cached registry tokens were minted with the old key.
+    phase = 'switching'
+    const second = up.tokens.rotateKey(email)
+    const loop = (async () => {
+      while (phase !== 'done') await pullNext()
+    })()
+    await writeAtomically(keyPath, second.keyJson)
+    await until('the rotated key to be loaded', async () => (await reloadCount(server, 'gcr.io', 'ok')) === 1)
+    phase = 'after'
+    await until('pulls after the switch', () => results.filter((r) => r.phase === 'after').length >= 5)
+    phase = 'done'
+    await loop
+    t.same(results.filter((r) => r.phase === 'before' && !r.ok), [], 'no failed pull before the rotation')
+    const switching = results.filter((r) => r.phase === 'switching')
+    t.comment(`${switching.filter((r) => !r.ok).length} of ${switching.length} pulls refused between revocation and reload (expected: the old key was revoked first)`)
+    const after = results.filter((r) => r.phase === 'after')
+    t.ok(after.length >= 5)
+    t.same(after.filter((r) => !r.ok), [], 'no failed pull once the new key is loaded')
+    const kind = flow === 'jsonKey' ? 'json_key' : 'oauth2'
+    t.equal(up.tokens.grants.at(-1), `${kind}:${email}`, 'tokens now come from the new key')
+
+    // A corrupt replacement: the working key stays in use, one error names the file.
+    phase = 'corrupt'
+    await writeAtomically(keyPath, '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEv')
+    await until('the corrupt key to be rejected', async () => (await reloadCount(server, 'gcr.io', 'error')) === 1)
+    await server.composed.reloadCredentials() // SIGHUP re-reads the same broken file: no second report
+    for (let i = 0; i < 5; i++) await pullNext()
+    t.same(results.filter((r) => r.phase === 'corrupt' && !r.ok), [], 'pulls go on with the previous key')
+    t.equal(await reloadCount(server, 'gcr.io', 'error'), 1, 'counted once')
+    const errors = server.logs.filter((l) => l.includes('upstream credentials file unusable'))
+    t.equal(errors.length, 1, 'one error line')
+    t.match(errors[0], keyPath, 'naming the file')
+    t.match(errors[0], /is not valid JSON/)
+
+    // A fixed file is picked up on SIGHUP as well as by the watch.
+    const third = up.tokens.rotateKey(email)
+    await writeAtomically(keyPath, third.keyJson)
+    await server.composed.reloadCredentials()
+    await until('the fixed key to be loaded', async () => (await reloadCount(server, 'gcr.io', 'ok')) === 2)
+    for (let i = 0; i < 5; i++) await pullNext()
+    t.same(results.slice(-5).map((r) => r.ok), [true, true, true, true, true], 'pulls work with the third key')
+    assertNoSecrets(t, server.logs, [...keySecrets(first.keyJson), ...keySecrets(second.keyJson), ...keySecrets(third.keyJson), 'MIIEv', ...up.tokens.issued])
+  })
+}
