@@ -27,7 +27,9 @@ export interface Mirror {
 
 /** Rejects, naming upstream and file, when a credential file the config names is unusable. */
 export async function composeMirror(config: MirrorConfig, local: Registry, cache: Registry, metrics: Metrics, logger: Logger): Promise<Mirror> {
-  const credentials = await openMirrorCredentials(config, metrics, logger)
+  // Read first: an unusable key file stops start-up before any connection is made. The
+  // transports exist by the time a token_uri exchange needs one (transports[i] is upstreams[i]).
+  const credentials = await openMirrorCredentials(config, metrics, logger, (name) => transports[config.upstreams.findIndex((u) => u.name === name)]?.source)
   const clients: RegistryUpstream[] = []
   const upstreams = new Map<string, MirrorUpstream>()
   // Throws TransportFileError for an unreadable or invalid CA / client certificate: start-up fails.

@@ -4,6 +4,7 @@
 import { ClientError } from './client-error.js'
 import type { FormPost } from './credentials.js'
 import { HttpTransport, describe, type ClientTimeouts } from './http-exchange.js'
+import type { DispatcherSource } from './transport.js'
 
 const maxAnswerBytes = 1024 * 1024
 
@@ -12,8 +13,12 @@ export interface FormPoster {
   close(): Promise<void>
 }
 
-export function createFormPoster(options: { timeouts?: ClientTimeouts; userAgent?: string } = {}): FormPoster {
-  const transport = new HttpTransport(options.timeouts)
+/**
+ * With `source` (an upstream's transport, so its proxy and CA rules apply to the token endpoint
+ * too) the connections are borrowed: close() leaves them to their owner.
+ */
+export function createFormPoster(options: { timeouts?: ClientTimeouts; userAgent?: string; source?: DispatcherSource } = {}): FormPoster {
+  const transport = new HttpTransport(options.timeouts, options.source)
   const userAgent = options.userAgent ?? 'ferry'
   return {
     async post(target, form, signal) {
@@ -47,6 +52,8 @@ export function createFormPoster(options: { timeouts?: ClientTimeouts; userAgent
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ClientError('protocol', `${what}: answer is not a JSON object`)
       return body as Record<string, unknown>
     },
-    close: () => transport.close(),
+    close: async () => {
+      if (options.source === undefined) await transport.close()
+    },
   }
 }

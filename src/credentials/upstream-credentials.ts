@@ -22,7 +22,8 @@ export interface UpstreamCredentialSettings {
 export type CredentialReloadListener = (report: CredentialFileReport & { upstreams: string[] }) => void
 
 export interface UpstreamCredentialsOptions {
-  post: FormPost
+  /** How an upstream's OAuth2 token exchanges are sent (through that upstream's transport). */
+  postFor: (upstream: string) => FormPost
   onReload: CredentialReloadListener
 }
 
@@ -83,7 +84,7 @@ export class UpstreamCredentials {
   async #providerFor(upstream: UpstreamCredentialSettings): Promise<CredentialProvider | undefined> {
     if (upstream.gcrKeyPath !== undefined) {
       const key = await this.#open(upstream.gcrKeyPath, 'service-account key', parseServiceAccountKey, upstream.name)
-      return new GcrKeyCredentials({ key, flow: upstream.gcrKeyFlow, post: this.#options.post })
+      return new GcrKeyCredentials({ key, flow: upstream.gcrKeyFlow, post: this.#options.postFor(upstream.name) })
     }
     if (upstream.pullCredentialConfigPath !== undefined) {
       const file = await this.#open(upstream.pullCredentialConfigPath, 'Docker config', parseDockerConfig, upstream.name)
