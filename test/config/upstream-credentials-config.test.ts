@@ -33,5 +33,5 @@ t.test('errors name the key', async (t) => {
     key: 'mirror.upstreams.0.pullCredentialConfigPath',
     message: /either gcrKeyPath or pullCredentialConfigPath/,
   })
-  await t.rejects(loadConfig({ file: await configFile([], ['pullCredentialConfigPath: 3']) }), { key: 'mirror.pullCredentialConfigPath' })
+  await t.rejects(loadConfig({ file: await configFile([], ['pullCredentialConfigPath: 3']) }), { key: 'mirror.pullCredentialConfigPath', message: /Docker config.json/ })
 })
