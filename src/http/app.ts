@@ -6,6 +6,7 @@ import type { Authenticator, Authorizer, TokenService } from '../core/auth.js'
 import type { Registry } from '../core/registry.js'
 import type { Metrics } from '../observability/metrics.js'
 import { handleError } from './error-handler.js'
+import { lazyChildLoggerFactory } from './lazy-request-logger.js'
 import { resetHttp2StreamsWithError } from './http2-resets.js'
 import type { RegistryRouteOptions } from './handler-context.js'
 import { opsRoutes } from './ops-routes.js'
@@ -45,6 +46,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     // One line per request, written by observeRequests, instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLoggerFactory,
     exposeHeadRoutes: false, // an implicit HEAD would run the GET handler and open whole blobs
     requestTimeout: 0, // a multi-GiB upload may take as long as it takes; idle sockets time out instead
     return503OnClosing: true,

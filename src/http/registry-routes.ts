@@ -58,7 +58,11 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   app.setErrorHandler(handleError)
-  app.addHook('onResponse', async (request, reply) => auditLine(request, reply))
+  // A callback hook, not an async one: no promise per request for a line most requests skip.
+  app.addHook('onResponse', (request, reply, done) => {
+    auditLine(request, reply)
+    done()
+  })
 
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header('docker-distribution-api-version', 'registry/2.0')

@@ -37,12 +37,32 @@ export function hasBody(request: IncomingMessage): boolean {
   return length !== undefined ? length > 0 : request.headers['transfer-encoding'] !== undefined
 }
 
-/** Media types from (possibly repeated) Accept headers, parameters and q-values dropped. */
-export function acceptedMediaTypes(header: string | string[] | undefined): string[] {
-  if (header === undefined) return []
-  const values = Array.isArray(header) ? header : [header]
-  return values
-    .flatMap((value) => value.split(','))
+const noMediaTypes: readonly string[] = Object.freeze([])
+/**
+ * Parsed Accept headers. Clients send a handful of distinct ones (containerd's, docker's,
+ * skopeo's) on every manifest request, so each is parsed once. Bounded: a client sending a new
+ * header per request only empties it now and then.
+ */
+const parsedAccept = new Map<string, readonly string[]>()
+const parsedAcceptLimit = 256
+
+/** Media types from (possibly repeated) Accept headers, parameters and q-values dropped. Shared: never mutate. */
+export function acceptedMediaTypes(header: string | string[] | undefined): readonly string[] {
+  if (header === undefined) return noMediaTypes
+  if (Array.isArray(header)) return parseAccept(header.join(','))
+  let types = parsedAccept.get(header)
+  if (types === undefined) {
+    if (parsedAccept.size >= parsedAcceptLimit) parsedAccept.clear()
+    types = parseAccept(header)
+    parsedAccept.set(header, types)
+  }
+  return types
+}
+
+function parseAccept(header: string): readonly string[] {
+  const types = header
+    .split(',')
     .map((item) => item.split(';', 1)[0]!.trim().toLowerCase())
     .filter((item) => item !== '')
+  return Object.freeze(types)
 }

@@ -13,10 +13,16 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
   // Over HTTP/2, by onResponse the stream is detached from its session, and with it from the
   // socket and the client address: both are taken when the request arrives.
   const arrivals = new WeakMap<FastifyRequest, { socket: Socket | undefined; remote: string | undefined }>()
-  app.addHook('onRequest', async (request) => {
+  // The access line holds only the fields below, none of them secret, so it skips the logger's
+  // redaction: its wildcard paths cost ~10 µs a line, a tenth of a warm manifest GET's CPU.
+  // Every other line (which may carry headers or config objects) is still redacted.
+  const accessLog = app.log.child({}, { redact: [] })
+  // Callback hooks rather than async ones: no promise allocated twice per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     arrivals.set(request, { socket: connectionSocket(request), remote: request.ip })
+    done()
   })
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.ociRoute ?? request.routeOptions.url ?? 'unmatched'
     const arrival = arrivals.get(request)
     const socket = arrival?.socket ?? request.raw.socket
@@ -31,8 +37,9 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
     metrics.httpDuration.observe({ route, method: request.method }, seconds)
     metrics.bytesSent.inc({ route }, Math.max(0, sent))
     metrics.bytesReceived.inc({ route }, Math.max(0, received))
-    request.log.info(
+    accessLog.info(
       {
+        reqId: request.id,
         method: request.method,
         route,
         repo: request.ociRepository,
@@ -44,6 +51,7 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
       },
       'request',
     )
+    done()
   })
 }
 
