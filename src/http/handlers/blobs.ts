@@ -1,9 +1,11 @@
 import { parseDigest } from '../../core/digest.js'
 import { RegistryError } from '../../core/errors.js'
 import { mediaTypes } from '../../core/media-types.js'
+import { isPullSource } from '../../core/pull-source.js'
 import { rangeLength } from '../../core/range.js'
 import type { RepositoryName } from '../../core/reference.js'
 import type { HandlerContext } from '../handler-context.js'
+import { sendPulled } from '../send-pulled.js'
 
 type BlobEndpoint = { name: RepositoryName; digest: string }
 
@@ -25,14 +27,13 @@ export async function getBlob(ctx: HandlerContext, endpoint: BlobEndpoint, head:
     return
   }
   ctx.reply.headers({ ...common, 'content-type': mediaTypes.octetStream })
+  const length = body.range ? rangeLength(body.range) : body.size
   if (body.range) {
-    ctx.reply.code(206).headers({
-      'content-range': `bytes ${body.range.start}-${body.range.end}/${body.size}`,
-      'content-length': String(rangeLength(body.range)),
-    })
-  } else {
-    ctx.reply.header('content-length', String(body.size))
+    ctx.reply.code(206).header('content-range', `bytes ${body.range.start}-${body.range.end}/${body.size}`)
   }
+  ctx.reply.header('content-length', String(length))
+  // A stored file is sent from reused buffers; anything else (a fill in progress) is piped.
+  if (isPullSource(body.stream) && length > 0) return sendPulled(ctx.reply, body.stream, length)
   return ctx.reply.send(body.stream)
 }
 

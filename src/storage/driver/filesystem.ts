@@ -8,6 +8,7 @@ import { dirname, join, posix, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { assertCleanPath, PathNotFoundError } from './driver.js'
 import type { FileInfo, FileWriter, ReadOptions, StorageDriver, WriteOptions } from './driver.js'
+import { FileRangeStream } from './file-range-stream.js'
 import { FsFileWriter } from './fs-file-writer.js'
 import { readRange } from './read-range.js'
 
@@ -60,13 +61,8 @@ export class FilesystemDriver implements StorageDriver {
       await handle.close()
       return Readable.from([])
     }
-    // The stream owns the handle from here on (autoClose), including on abort.
-    return handle.createReadStream({
-      start: range.start,
-      end: range.end,
-      highWaterMark: CHUNK_SIZE,
-      signal: options?.signal
-    })
+    // The stream owns the handle from here on (closed on end, destroy or abort).
+    return new FileRangeStream(handle, range.start, range.end, CHUNK_SIZE, options?.signal)
   }
 
   async writer(path: string, options: WriteOptions = {}): Promise<FileWriter> {

@@ -1,0 +1,24 @@
+// The buffers blob downloads are sent from. A response borrows two and gives them back when its
+// last write has left them; up to `maxIdle` wait here for the next response, so steady
+// downloads allocate nothing and the idle pool is bounded (8 MiB) however many
+// downloads ran at once.
+export class BufferPool {
+  private readonly idle: Buffer[] = []
+
+  constructor(
+    readonly bufferSize: number,
+    private readonly maxIdle: number,
+  ) {}
+
+  take(): Buffer {
+    // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool.
+    return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize)
+  }
+
+  give(buffer: Buffer): void {
+    if (this.idle.length < this.maxIdle) this.idle.push(buffer)
+  }
+}
+
+/** 1 MiB reads: ~3x faster than 64 KiB ones for blob-sized files (measured in bench/). */
+export const downloadBuffers = new BufferPool(1024 * 1024, 8)

@@ -1,0 +1,66 @@
+// A byte range of an open file as a Readable that is also a PullSource: a consumer that can
+// reuse its own buffers (the blob download path) pulls with readInto(); any other one (hashing,
+// piping into an upload) reads it as an ordinary stream.
+import type { FileHandle } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { PullSource } from '../../core/pull-source.js'
+
+export class FileRangeStream extends Readable implements PullSource {
+  #position: number
+  /** Exclusive end; Infinity reads to the end of the file. */
+  readonly #end: number
+  #reading = false
+
+  constructor(
+    private readonly handle: FileHandle,
+    start: number,
+    endInclusive: number | undefined,
+    private readonly chunkSize: number,
+    signal?: AbortSignal,
+  ) {
+    super({ highWaterMark: chunkSize })
+    this.#position = start
+    this.#end = endInclusive === undefined ? Infinity : endInclusive + 1
+    if (signal) {
+      const abort = () => this.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+      signal.addEventListener('abort', abort, { once: true })
+      this.once('close', () => signal.removeEventListener('abort', abort))
+    }
+  }
+
+  async readInto(target: Buffer): Promise<number> {
+    if (this.destroyed) throw new Error('read from a closed file stream')
+    const length = Math.min(target.length, this.#end - this.#position)
+    if (length <= 0) return 0
+    const { bytesRead } = await this.handle.read(target, 0, length, this.#position)
+    this.#position += bytesRead
+    return bytesRead
+  }
+
+  override _read(): void {
+    if (this.#reading) return
+    this.#reading = true
+    const length = Math.min(this.chunkSize, this.#end - this.#position)
+    if (length <= 0) {
+      this.push(null)
+      return
+    }
+    // The stream side hands its chunks away, so each gets its own buffer.
+    this.handle.read(Buffer.allocUnsafeSlow(length), 0, length, this.#position).then(
+      ({ bytesRead, buffer }) => {
+        this.#reading = false
+        this.#position += bytesRead
+        if (bytesRead === 0) this.push(null)
+        else if (this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead))) this._read()
+      },
+      (err: Error) => this.destroy(err),
+    )
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.handle.close().then(
+      () => callback(err),
+      (closeErr: Error) => callback(err ?? closeErr),
+    )
+  }
+}
