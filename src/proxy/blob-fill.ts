@@ -10,6 +10,7 @@ import { RegistryError, isRegistryError } from '../core/errors.js'
 import type { ByteRange } from '../core/range.js'
 import type { BlobService } from '../core/registry.js'
 import type { Upstream } from '../upstream/upstream.js'
+import { RecentBlocks } from './recent-blocks.js'
 
 export interface BlobFillSource {
   upstream: Upstream
@@ -22,6 +23,8 @@ type FillState = 'starting' | 'streaming' | 'done' | 'failed'
 // Followers wait for this much new data (or the end) before reading, to avoid a file open per
 // small network chunk; small enough that time to first byte stays low.
 const minimumRead = 1024 * 1024
+/** The newest bytes kept in memory for followers (per fill in progress). */
+const recentWindow = 16 * 1024 * 1024
 
 export class BlobFill {
   readonly digest: Digest
@@ -35,6 +38,7 @@ export class BlobFill {
   private error: unknown
   private sessionId = ''
   private wakeUps: Array<() => void> = []
+  private readonly recent = new RecentBlocks(recentWindow)
 
   constructor(
     private readonly source: BlobFillSource,
@@ -70,6 +74,7 @@ export class BlobFill {
       markReady(blob.size)
       const counter = new Transform({
         transform: (chunk: Buffer, _encoding, callback) => {
+          this.recent.append(chunk)
           this.received += chunk.length
           this.onBytes(chunk.length)
           callback(null, chunk)
@@ -85,6 +90,7 @@ export class BlobFill {
       if (this.sessionId) await this.target.uploads.cancel(this.sessionId).catch(() => {})
       throw err
     } finally {
+      this.recent.clear()
       this.wake()
     }
   }
@@ -106,6 +112,14 @@ export class BlobFill {
         await this.nextChange()
         continue
       }
+      // Close behind the download: the bytes are still in memory.
+      const inMemory = this.recent.copy(position, Math.min(limit, position + minimumRead - 1))
+      if (inMemory) {
+        position += inMemory.length
+        yield inMemory
+        continue
+      }
+      // Fallen behind the window: read the upload file.
       let got = 0
       try {
         for await (const chunk of await this.target.uploads.read(this.sessionId, { start: position, end: limit })) {

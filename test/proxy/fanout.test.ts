@@ -1,0 +1,64 @@
+// Cold fan-out through the real mirror: many clients on one uncached blob while it downloads.
+// Followers close behind the fill take its newest bytes from memory (proxy/recent-blocks.ts);
+// one that falls far behind reads the upload file. Every body must be byte-exact either way.
+import { createHash, randomBytes } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
+import t from 'tap'
+import { request } from 'undici'
+import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
+import { startMirrorServer, upstreamConfig } from '../helpers/mirror-server.js'
+import { seedImage } from '../helpers/seed.js'
+
+const skip = distributionUnavailable()
+if (skip) t.plan(0, skip)
+
+const MiB = 1024 * 1024
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+}
+
+t.test('32 clients, whole and ranged, prompt and lagging, on one uncached blob: byte-exact, one upstream fetch', async (t) => {
+  const upstream = await startDistribution()
+  t.teardown(() => upstream.stop())
+  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('up', upstream.url)], defaultUpstream: 'up', namespaces: [] }, { auth: { anonymousPull: ['**'] } })
+  t.teardown(() => ferry.close())
+  const blob = randomBytes(48 * MiB + 4321)
+  const image = await seedImage(upstream.url, 'fan/out', 'v1', { layers: [blob] })
+  const digest = image.layers[0]!.digest
+  const url = `${ferry.url}/v2/fan/out/blobs/${digest}`
+
+  /** Downloads (a range of) the blob; a laggard pauses after its first chunk so the fill outruns it. */
+  const fetchBody = async (range?: [number, number], lag = false): Promise<Buffer> => {
+    const res = await request(url, range ? { headers: { range: `bytes=${range[0]}-${range[1]}` } } : {})
+    t.equal(res.statusCode, range ? 206 : 200)
+    const chunks: Buffer[] = []
+    let first = true
+    for await (const chunk of res.body) {
+      chunks.push(chunk as Buffer)
+      if (lag && first) await delay(1500)
+      first = false
+    }
+    return Buffer.concat(chunks)
+  }
+
+  const ranges: Array<[number, number]> = [
+    [0, 99],
+    [MiB - 1, 3 * MiB + 1],
+    [20 * MiB + 5, 40 * MiB],
+    [blob.length - 4321, blob.length - 1],
+  ]
+  const whole = Array.from({ length: 24 }, (_, i) => fetchBody(undefined, i % 8 === 7))
+  const ranged = ranges.map((range, i) => fetchBody(range, i === 2))
+  const late = (async () => {
+    await delay(300) // joins a fill already under way
+    return Promise.all([fetchBody(), fetchBody(), fetchBody([5 * MiB, 30 * MiB]), fetchBody(undefined, true)])
+  })()
+  const [bodies, rangedBodies, lateBodies] = await Promise.all([Promise.all(whole), Promise.all(ranged), late])
+
+  t.same(new Set([...bodies, ...lateBodies.slice(0, 2), lateBodies[3]!].map(sha256)), new Set([digest]), 'every whole body is the blob')
+  ranges.forEach(([start, end], i) => t.ok(rangedBodies[i]!.equals(blob.subarray(start, end + 1)), `range ${start}-${end} is exact`))
+  t.ok(lateBodies[2]!.equals(blob.subarray(5 * MiB, 30 * MiB + 1)), 'a late range is exact')
+  const fetches = upstream.requests().filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`)).length
+  t.equal(fetches, 1, 'the upstream served the blob once')
+})
