@@ -85,7 +85,9 @@ export class MetadataCache {
   readonly repositories: MetadataMap<true>
 
   constructor(options: MetadataCacheOptions) {
-    const max = options.maxEntries ?? 100_000
+    // lru-cache allocates its index arrays for `max` entries up front: 100k cost ~20 MiB of heap
+    // across the maps of both registries; 10k hot tags / manifests per registry is plenty.
+    const max = options.maxEntries ?? 10_000
     this.tags = new MetadataMap(options.ttlMs, max)
     this.revisions = new MetadataMap(options.ttlMs, max)
     this.repositories = new MetadataMap(options.ttlMs, max)
