@@ -164,17 +164,18 @@ export async function ensureAccess(server: Server, path: string, method = 'GET',
   }
 }
 
-let htpasswdFlag: boolean | undefined
+let serveHelp: string | undefined
 /**
- * Whether this build of Ferry has an `--htpasswd` flag (authentication is being added): then the
- * harness gives it a bench user, and falls back to that user's credentials on a 401.
+ * Whether this build of Ferry's `serve` has a flag: builds measured with BENCH_FERRY_DIST may
+ * predate `--htpasswd` (a bench user, whose credentials are used after a 401) or
+ * `--anonymous-pull` (pushed content private by default).
  */
-function ferryHasHtpasswdFlag(): boolean {
-  if (htpasswdFlag === undefined) {
+function ferryHasFlag(flag: string): boolean {
+  if (serveHelp === undefined) {
     const help = spawnSync(process.execPath, [ferryLauncher, 'serve', '--help'], { cwd: projectRoot, encoding: 'utf8', env: ferryEnv() })
-    htpasswdFlag = /--htpasswd\b/.test(`${help.stdout}${help.stderr}`)
+    serveHelp = `${help.stdout}${help.stderr}`
   }
-  return htpasswdFlag
+  return new RegExp(`${flag}\\b`).test(serveHelp)
 }
 
 async function htpasswdFile(dir: string): Promise<string> {
@@ -219,7 +220,10 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
     ? { upstreams: [{ name: 'up', url: options.upstream, ...(options.tagTtl ? { tagTtl: options.tagTtl } : {}) }], defaultUpstream: 'up' }
     : { upstreams: [] }
   await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror }))
-  const extra = ferryHasHtpasswdFlag() ? ['--htpasswd', await htpasswdFile(options.dir)] : []
+  const extra = ferryHasFlag('--htpasswd') ? ['--htpasswd', await htpasswdFile(options.dir)] : []
+  // Reads stay anonymous, as containerd's are and as distribution serves them here: the
+  // pushed namespaces nodes pull from are opened with --anonymous-pull in such deployments.
+  if (ferryHasFlag('--anonymous-pull')) extra.push('--anonymous-pull', '**')
   const cpuProfDir = options.cpuProfDir ?? (process.env.BENCH_CPU_PROF || undefined)
   const nodeArgs = [...extraNodeArgs(), ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])]
   for (let attempt = 0; ; attempt++) {
