@@ -17,8 +17,8 @@ export interface Composed {
   metrics: Metrics
   /** Re-reads the htpasswd and token key files and upstream TLS files now (changes to them are picked up anyway). */
   reloadCredentials(): Promise<void>
-  /** Applies what can change without a restart from a re-read config (role bindings). */
-  applyConfig(config: Config): void
+  /** Applies what can change without a restart from a re-read config (role bindings, the mirror section). Never rejects. */
+  applyConfig(config: Config): Promise<void>
   /** Starts periodic housekeeping (abandoned upload purge). */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
@@ -45,14 +45,15 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
-  const mirror = config.mirror.upstreams.length > 0 ? await composeMirror(config.mirror, registry, cache, metrics, logger) : undefined
+  // Always composed, even without upstreams: a reloaded config may add the first one.
+  const mirror = await composeMirror(config.mirror, registry, cache, metrics, logger, config.http.shutdownTimeout)
   let stopping = false
   let timer: NodeJS.Timeout | undefined
   // Always the real thing: there is no way to compose Ferry without authentication.
   const auth = await buildAuth(config.auth, logger, metrics)
 
   const app = await buildApp({
-    registry: mirror?.registry ?? registry,
+    registry: mirror.registry,
     logger,
     metrics,
     options: { deleteEnabled: config.storage.deleteEnabled },
@@ -81,9 +82,12 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     metrics,
     reloadCredentials: async () => {
       // Upstream CA bundles and client certificates rotate like our own credentials.
-      await Promise.all([auth.reload(), mirror?.reloadTransports('SIGHUP'), mirror?.reloadCredentials()])
+      await Promise.all([auth.reload(), mirror.reloadTransports('SIGHUP'), mirror.reloadCredentials()])
     },
-    applyConfig: (next) => auth.applyPolicy(next.auth),
+    applyConfig: async (next) => {
+      auth.applyPolicy(next.auth)
+      await mirror.apply(next.mirror)
+    },
     startHousekeeping() {
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
@@ -95,7 +99,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     },
     async close(timeoutMs) {
       auth.close()
-      await mirror?.close(timeoutMs)
+      await mirror.close(timeoutMs)
     },
   }
 }

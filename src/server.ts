@@ -62,7 +62,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // SIGHUP: re-read everything that rotates (the watchers usually beat us to it), and apply
     // the live-reloadable parts of a re-read config when the caller has one.
     async reload(next?: Config) {
-      if (next) composed.applyConfig(next)
+      // Files named by the new config are read while applying it; the rest are re-read here.
+      if (next) await composed.applyConfig(next)
       await Promise.all([composed.reloadCredentials(), reloader?.reload('SIGHUP')])
     },
     async close() {

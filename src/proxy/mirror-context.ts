@@ -1,10 +1,12 @@
-// What every mirrored repository of one MirrorRegistry shares: the upstreams, the in-flight
-// fetches (so concurrent misses coalesce across requests), tag freshness, metrics and logger.
+// What every mirrored repository of one MirrorRegistry shares: the upstreams and route table
+// (replaceable while serving), the in-flight fetches (so concurrent misses coalesce across
+// requests), tag freshness, metrics and logger.
 import type { Logger } from 'pino'
 import { LRUCache } from 'lru-cache'
 import type { Descriptor } from '../core/manifest.js'
 import type { Registry } from '../core/registry.js'
 import type { Metrics } from '../observability/metrics.js'
+import type { RouteTable } from '../upstream/routing.js'
 import type { Upstream } from '../upstream/upstream.js'
 import type { BlobFill } from './blob-fill.js'
 import { SingleFlight } from './single-flight.js'
@@ -13,6 +15,15 @@ export interface MirrorUpstream {
   upstream: Upstream
   /** Milliseconds a tag's digest is served without revalidating. */
   tagTtl: number
+}
+
+/**
+ * The route table and the upstreams it names, always replaced together: a request reads one
+ * snapshot, so it never routes by a new table to an upstream of the old set.
+ */
+export interface MirrorRoutes {
+  table: RouteTable
+  upstreams: ReadonlyMap<string, MirrorUpstream>
 }
 
 /** A cached tag answer and when the upstream last confirmed it (0: never, in this process). */
@@ -33,7 +44,8 @@ export class MirrorContext {
   constructor(
     /** Where cached content lives; repositories named `<upstream>/<repository>`. */
     readonly cache: Registry,
-    readonly upstreams: ReadonlyMap<string, MirrorUpstream>,
+    /** The current routes; a config reload swaps what it returns. */
+    readonly routes: () => MirrorRoutes,
     readonly metrics: Metrics,
     readonly logger: Logger,
     readonly now: () => number = Date.now,
@@ -47,9 +59,12 @@ export class MirrorContext {
     clearTimeout(timer)
   }
 
-  upstream(name: string): MirrorUpstream {
-    const found = this.upstreams.get(name)
-    if (!found) throw new Error(`no upstream named ${name}`) // routing only yields configured names
-    return found
+  /**
+   * Forgets when `upstream`'s tags were last confirmed (its URL or settings changed): each is
+   * revalidated against the upstream as now configured on its next use.
+   */
+  forgetTagValidations(upstream: string): void {
+    const prefix = `${upstream}/`
+    for (const key of [...this.tags.keys()]) if (key.startsWith(prefix)) this.tags.delete(key)
   }
 }

@@ -3,7 +3,7 @@
 import type { Page, PageResult } from '../core/pagination.js'
 import type { RepositoryName } from '../core/reference.js'
 import type { Op, Registry, Repository } from '../core/registry.js'
-import { resolveRoute, type RouteTable } from '../upstream/routing.js'
+import { resolveRoute } from '../upstream/routing.js'
 import { MirrorBlobs } from './mirror-blobs.js'
 import type { MirrorContext } from './mirror-context.js'
 import { MirrorManifests } from './mirror-manifests.js'
@@ -13,14 +13,17 @@ export class MirrorRegistry implements Registry {
   constructor(
     private readonly local: Registry,
     private readonly context: MirrorContext,
-    private readonly routes: RouteTable,
   ) {}
 
   repository(name: RepositoryName, op?: Op): Repository {
-    const route = resolveRoute(this.routes, name, op?.ns)
+    // One snapshot per request: a reload in between cannot mix old routes with new upstreams.
+    const routes = this.context.routes()
+    const route = resolveRoute(routes.table, name, op?.ns)
     const local = this.local.repository(route.localName)
     if (!route.upstream) return local
-    const { upstream, tagTtl } = this.context.upstream(route.upstream.name)
+    const mirrored = routes.upstreams.get(route.upstream.name)
+    if (!mirrored) throw new Error(`no upstream named ${route.upstream.name}`) // a table names only its own set's upstreams
+    const { upstream, tagTtl } = mirrored
     let pushed: Promise<boolean> | undefined
     const target = {
       upstream,
