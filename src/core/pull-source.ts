@@ -16,3 +16,34 @@ export interface PullSource {
 export function isPullSource(stream: Readable): stream is Readable & PullSource {
   return typeof (stream as Partial<PullSource>).readInto === 'function'
 }
+
+/** A chunk lent by a SharedChunkSource: `bytes` must not be modified, and release() is called once
+ * the chunk has been written (or abandoned), so its memory can be reused. */
+export interface SharedChunk {
+  bytes: Buffer
+  release(): void
+}
+
+/**
+ * A body whose chunks are shared with other bodies (a mirror fill's blocks, sent to every
+ * follower without a copy per follower). Once used, the stream side must not be read, and the
+ * caller destroys the stream when done.
+ */
+export interface SharedChunkSource {
+  /** The next chunk, or undefined when every byte has been handed out. */
+  nextShared(): Promise<SharedChunk | undefined>
+}
+
+export function isSharedChunkSource(stream: Readable): stream is Readable & SharedChunkSource {
+  return typeof (stream as Partial<SharedChunkSource>).nextShared === 'function'
+}
+
+/** A source that reads at any position of its file (one open handle for many reads). */
+export interface PositionalSource {
+  /** Reads up to target.length bytes at `position`; resolves how many (0 at the current end). */
+  readAt(target: Buffer, position: number): Promise<number>
+}
+
+export function isPositionalSource(stream: Readable): stream is Readable & PositionalSource {
+  return typeof (stream as Partial<PositionalSource>).readAt === 'function'
+}

@@ -10,7 +10,7 @@
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import type { PullSource } from '../core/pull-source.js'
+import type { PullSource, SharedChunkSource } from '../core/pull-source.js'
 import { downloadBuffers } from './download-buffers.js'
 
 type RawResponse = FastifyReply['raw']
@@ -18,28 +18,76 @@ type RawResponse = FastifyReply['raw']
 /** The client closed the connection: nothing more to send, nothing to report. */
 class ClientGone extends Error {}
 
-export async function sendPulled(reply: FastifyReply, body: Readable & PullSource, length: number): Promise<void> {
+/** A chunk to write, and what to do once the socket let go of it (or the response failed). */
+interface Lent {
+  bytes: Buffer
+  release(): void
+}
+
+export function sendPulled(reply: FastifyReply, body: Readable & PullSource, length: number): Promise<void> {
+  // Two buffers: one being written while the other is read into.
+  const free = [downloadBuffers.take(), downloadBuffers.take()]
+  let failed = false
+  return sendLent(reply, body, length, {
+    async next(want) {
+      const whole = free.pop()!
+      const buffer = want < whole.length ? whole.subarray(0, want) : whole
+      const read = await body.readInto(buffer)
+      // After a failure a destroyed socket may still hold a buffer: those are left to the GC.
+      return { bytes: buffer.subarray(0, read), release: () => (failed ? undefined : free.push(whole)) }
+    },
+    finish(clean) {
+      failed = !clean
+      if (clean) for (const buffer of free) downloadBuffers.give(buffer)
+    },
+  })
+}
+
+/** Sends a body made of chunks shared with other responses (a mirror fill's blocks): no copies. */
+export function sendShared(reply: FastifyReply, body: Readable & SharedChunkSource, length: number): Promise<void> {
+  return sendLent(reply, body, length, {
+    async next() {
+      return (await body.nextShared()) ?? { bytes: Buffer.alloc(0), release: () => {} }
+    },
+    finish() {},
+  })
+}
+
+interface Lender {
+  /** The next chunk of at most `want` bytes (empty: the body ended early). */
+  next(want: number): Promise<Lent>
+  finish(clean: boolean): void
+}
+
+async function sendLent(reply: FastifyReply, body: Readable, length: number, lender: Lender): Promise<void> {
   reply.hijack()
   const res = reply.raw
   res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
   const gone = clientGone(res)
   const untilGone = <T>(work: Promise<T>): Promise<T> => Promise.race([work, gone.promise])
-  const buffers = [downloadBuffers.take(), downloadBuffers.take()]
   let clean = false
+  let previous: { written: Promise<void>; chunk: Lent } | undefined
+  let pending: Promise<Lent> | undefined
   try {
     let sent = 0
-    let previous: Promise<void> | undefined
-    for (let i = 0; sent < length; i ^= 1) {
-      // Safe to refill: the write that used this buffer finished before `previous` was issued.
-      const buffer = buffers[i]!
-      const want = Math.min(buffer.length, length - sent)
-      const read = await untilGone(body.readInto(want === buffer.length ? buffer : buffer.subarray(0, want)))
-      if (read === 0) throw new Error(`blob ended after ${sent} of ${length} bytes`)
-      if (previous) await untilGone(previous)
-      previous = write(res, read === buffer.length ? buffer : buffer.subarray(0, read))
-      sent += read
+    while (sent < length) {
+      // The next chunk is read while the previous one is written; at most two are lent.
+      pending = lender.next(length - sent)
+      const chunk = await untilGone(pending)
+      pending = undefined
+      if (chunk.bytes.length === 0) throw new Error(`blob ended after ${sent} of ${length} bytes`)
+      if (previous) {
+        await untilGone(previous.written)
+        previous.chunk.release()
+      }
+      previous = { written: write(res, chunk.bytes), chunk }
+      sent += chunk.bytes.length
     }
-    if (previous) await untilGone(previous)
+    if (previous) {
+      await untilGone(previous.written)
+      previous.chunk.release()
+      previous = undefined
+    }
     res.end()
     clean = true
   } catch (err) {
@@ -48,10 +96,12 @@ export async function sendPulled(reply: FastifyReply, body: Readable & PullSourc
       res.destroy(err instanceof Error ? err : new Error('blob download failed'))
     }
   } finally {
+    lender.finish(clean)
+    previous?.chunk.release()
+    // A chunk that arrives after the client left is given back unsent.
+    pending?.then((chunk) => chunk.release(), () => {})
     body.destroy()
     gone.dispose()
-    // After a failure a destroyed socket may still hold a buffer: those are left to the GC.
-    if (clean) for (const buffer of buffers) downloadBuffers.give(buffer)
   }
 }
 

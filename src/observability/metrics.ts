@@ -67,6 +67,23 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  /** Set by the mirror: the bytes its blob fills hold for followers (a process-wide budget). */
+  fillMemoryReader: (() => { held: number; peak: number; budget: number }) | undefined
+
+  readonly fillMemory = new Gauge({
+    name: 'ferry_mirror_fill_memory_bytes',
+    help: 'Memory of blob fills shared by their followers (blocks in flight or kept): held now, the most held since start, and the fixed budget',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const memory = this.fillMemoryReader?.()
+      if (!memory) return
+      this.fillMemory.set({ kind: 'held' }, memory.held)
+      this.fillMemory.set({ kind: 'peak' }, memory.peak)
+      this.fillMemory.set({ kind: 'budget' }, memory.budget)
+    },
+  })
+
   readonly upstreamRequests = new Counter({
     name: 'ferry_upstream_requests_total',
     help: 'Calls to upstream registries by upstream, operation and outcome (ok, not_found, error)',

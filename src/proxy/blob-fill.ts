@@ -3,14 +3,15 @@
 // digest matches), and each client follows the growing upload at its own pace, so nobody waits
 // for the whole layer and the upstream serves it once. The fill runs to the end whoever
 // disconnects; a failed or mismatched fill is discarded and its followers get an error.
-import { Readable, Transform } from 'node:stream'
-import { setTimeout as delay } from 'node:timers/promises'
+import { Transform, type Readable } from 'node:stream'
 import type { Digest } from '../core/digest.js'
 import { RegistryError, isRegistryError } from '../core/errors.js'
+import { isPositionalSource, type PositionalSource } from '../core/pull-source.js'
 import type { ByteRange } from '../core/range.js'
 import type { BlobService } from '../core/registry.js'
 import type { Upstream } from '../upstream/upstream.js'
-import { RecentBlocks } from './recent-blocks.js'
+import { blockSize, FillBlocks } from './fill-blocks.js'
+import { FillFollower, type FollowedFill } from './fill-follower.js'
 
 export interface BlobFillSource {
   upstream: Upstream
@@ -20,25 +21,23 @@ export interface BlobFillSource {
 
 type FillState = 'starting' | 'streaming' | 'done' | 'failed'
 
-// Followers wait for this much new data (or the end) before reading, to avoid a file open per
-// small network chunk; small enough that time to first byte stays low.
-const minimumRead = 1024 * 1024
-/** The newest bytes kept in memory for followers (per fill in progress). */
-const recentWindow = 16 * 1024 * 1024
+type FileSource = PositionalSource & { destroy(): unknown }
 
-export class BlobFill {
+export class BlobFill implements FollowedFill {
   readonly digest: Digest
   /** Resolves with the blob's size once the upstream answered; rejects if it never does. */
   readonly ready: Promise<number>
   /** Resolves once the blob is verified and committed to the cache; rejects when the fill failed. */
   readonly settled: Promise<void>
-  private size = 0
-  private received = 0
-  private state: FillState = 'starting'
-  private error: unknown
+  size = 0
+  received = 0
+  state: FillState = 'starting'
+  error: unknown
+  /** What followers send, shared by all of them. */
+  readonly blocks = new FillBlocks()
+  private followers = 0
   private sessionId = ''
   private wakeUps: Array<() => void> = []
-  private readonly recent = new RecentBlocks(recentWindow)
 
   constructor(
     private readonly source: BlobFillSource,
@@ -57,9 +56,53 @@ export class BlobFill {
 
   /** A stream of the blob (or `range` of it) that follows the download as it arrives. */
   follow(range?: ByteRange): Readable {
-    const start = range?.start ?? 0
-    const end = range?.end ?? this.size - 1
-    return Readable.from(this.followBytes(start, end), { objectMode: false })
+    this.followers++
+    return new FillFollower(this, range?.start ?? 0, range?.end ?? this.size - 1)
+  }
+
+  unfollow(): void {
+    this.followers--
+    this.releaseBlocksWhenUnused()
+  }
+
+  /** A handle on the upload file (one per follower, for every block it reads), or the blob once committed. */
+  async openFile(): Promise<FileSource> {
+    for (;;) {
+      if (this.state === 'failed') throw this.error
+      try {
+        const stream = this.state === 'done' ? await this.openCommitted() : await this.target.uploads.read(this.sessionId, { start: 0, end: this.size - 1 })
+        return isPositionalSource(stream) ? stream : this.rangeReads(stream)
+      } catch (err) {
+        // The upload was just committed (or discarded): look again once the fill settled.
+        if (!(isRegistryError(err) && err.code === 'BLOB_UPLOAD_UNKNOWN')) throw err
+        await this.settled.catch(() => {})
+      }
+    }
+  }
+
+  nextChange(): Promise<void> {
+    return new Promise((resolve) => this.wakeUps.push(resolve))
+  }
+
+  private async openCommitted(start = 0, end = this.size - 1): Promise<Readable> {
+    const body = await this.target.open(this.digest, { range: { start, end } })
+    if (body.kind !== 'body') throw new RegistryError('UNKNOWN', 'cache answered a redirect')
+    return body.stream
+  }
+
+  /** For a storage driver without positional reads: one ranged stream per read. */
+  private rangeReads(first: Readable): FileSource {
+    first.destroy()
+    return {
+      readAt: async (target, position) => {
+        const range = { start: position, end: Math.min(position + target.length, this.size) - 1 }
+        const stream = this.state === 'done' ? await this.openCommitted(range.start, range.end) : await this.target.uploads.read(this.sessionId, range)
+        let got = 0
+        for await (const chunk of stream) got += (chunk as Buffer).copy(target, got)
+        return got
+      },
+      destroy: () => {},
+    }
   }
 
   private async run(markReady: (size: number) => void): Promise<void> {
@@ -74,11 +117,13 @@ export class BlobFill {
       markReady(blob.size)
       const counter = new Transform({
         transform: (chunk: Buffer, _encoding, callback) => {
-          this.recent.append(chunk)
+          this.blocks.append(chunk, this.received)
+          const before = this.received
           this.received += chunk.length
           this.onBytes(chunk.length)
           callback(null, chunk)
-          this.wake()
+          // Followers send whole blocks: wake them when one is complete (or the last arrived).
+          if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received >= this.size) this.wake()
         },
       })
       blob.stream.on('error', (err) => counter.destroy(err))
@@ -90,55 +135,16 @@ export class BlobFill {
       if (this.sessionId) await this.target.uploads.cancel(this.sessionId).catch(() => {})
       throw err
     } finally {
-      this.recent.clear()
+      this.blocks.endLive()
+      if (this.state === 'failed') this.blocks.clear()
+      this.releaseBlocksWhenUnused()
       this.wake()
     }
   }
 
-  private async *followBytes(start: number, end: number): AsyncGenerator<Buffer> {
-    let position = start
-    while (position <= end) {
-      if (this.state === 'failed') throw this.error
-      if (this.state === 'done') {
-        const body = await this.target.open(this.digest, { range: { start: position, end } })
-        if (body.kind !== 'body') throw new RegistryError('UNKNOWN', 'cache answered a redirect')
-        yield* body.stream as AsyncIterable<Buffer>
-        return
-      }
-      // The last byte waits for verification: a corrupt fill never completes anyone's body.
-      const limit = Math.min(end, this.received - 1, this.size - 2)
-      const pending = limit - position + 1
-      if (pending <= 0 || (pending < minimumRead && limit < end && this.received < this.size)) {
-        await this.nextChange()
-        continue
-      }
-      // Close behind the download: the bytes are still in memory.
-      const inMemory = this.recent.copy(position, Math.min(limit, position + minimumRead - 1))
-      if (inMemory) {
-        position += inMemory.length
-        yield inMemory
-        continue
-      }
-      // Fallen behind the window: read the upload file.
-      let got = 0
-      try {
-        for await (const chunk of await this.target.uploads.read(this.sessionId, { start: position, end: limit })) {
-          got += (chunk as Buffer).length
-          position += (chunk as Buffer).length
-          yield chunk as Buffer
-        }
-      } catch (err) {
-        // The upload was just committed (or discarded): the next turn reads from the cache or fails.
-        if (!(isRegistryError(err) && err.code === 'BLOB_UPLOAD_UNKNOWN')) throw err
-        await this.settled.catch(() => {})
-      }
-      // Counted bytes may not have reached the file yet.
-      if (got === 0) await delay(2)
-    }
-  }
-
-  private nextChange(): Promise<void> {
-    return new Promise((resolve) => this.wakeUps.push(resolve))
+  /** A settled fill nobody follows any more gives its blocks back to the budget. */
+  private releaseBlocksWhenUnused(): void {
+    if (this.followers === 0 && (this.state === 'done' || this.state === 'failed')) this.blocks.clear()
   }
 
   private wake(): void {

@@ -1,6 +1,7 @@
 // Cold fan-out through the real mirror: many clients on one uncached blob while it downloads.
-// Followers close behind the fill take its newest bytes from memory (proxy/recent-blocks.ts);
-// one that falls far behind reads the upload file. Every body must be byte-exact either way.
+// Followers send the fill's shared 1 MiB blocks (proxy/fill-blocks.ts); one that falls behind
+// the blocks in memory reads the upload file through its own handle into a shared block. Every
+// body must be byte-exact either way, and the memory held stays within a fixed budget.
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import t from 'tap'
@@ -61,4 +62,48 @@ t.test('32 clients, whole and ranged, prompt and lagging, on one uncached blob: 
   t.ok(lateBodies[2]!.equals(blob.subarray(5 * MiB, 30 * MiB + 1)), 'a late range is exact')
   const fetches = upstream.requests().filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`)).length
   t.equal(fetches, 1, 'the upstream served the blob once')
+})
+
+/** A gauge series of ferry_mirror_fill_memory_bytes, from the server's /metrics. */
+async function fillMemory(url: string, kind: 'held' | 'peak' | 'budget'): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const match = new RegExp(`^ferry_mirror_fill_memory_bytes\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)
+  return match ? Number(match[1]) : Number.NaN
+}
+
+t.test('48 slow followers spread over one uncached blob: fill memory stays within one fill\'s share, then is all given back', async (t) => {
+  const upstream = await startDistribution()
+  t.teardown(() => upstream.stop())
+  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('up', upstream.url)], defaultUpstream: 'up', namespaces: [] }, { auth: { anonymousPull: ['**'] } })
+  t.teardown(() => ferry.close())
+  const blob = randomBytes(24 * MiB + 77)
+  const image = await seedImage(upstream.url, 'fan/slow', 'v1', { layers: [blob] })
+  const digest = image.layers[0]!.digest
+  const url = `${ferry.url}/v2/fan/slow/blobs/${digest}`
+
+  /** Reads the whole body, pausing after every chunk: followers end up at many positions. */
+  const slowDigest = async (pause: number): Promise<string> => {
+    const res = await request(url)
+    t.equal(res.statusCode, 200)
+    const hash = createHash('sha256')
+    for await (const chunk of res.body) {
+      hash.update(chunk as Buffer)
+      if (pause > 0) await delay(pause)
+    }
+    return `sha256:${hash.digest('hex')}`
+  }
+  const digests = await Promise.all(Array.from({ length: 48 }, (_, i) => slowDigest(i % 4)))
+  t.same(new Set(digests), new Set([digest]), 'every body is the blob')
+
+  const budget = await fillMemory(ferry.url, 'budget')
+  const peak = await fillMemory(ferry.url, 'peak')
+  t.ok(peak > 0, 'followers were sent from shared blocks')
+  // 48 followers with up to two chunks in flight each would be 96 MiB if every one had its own.
+  t.ok(peak <= 16 * MiB, `peak ${peak} B is within one fill's share of 16 MiB (budget ${budget} B)`)
+  let held = await fillMemory(ferry.url, 'held')
+  for (let i = 0; i < 100 && held !== 0; i++) {
+    await delay(20) // the server may still be closing the last responses
+    held = await fillMemory(ferry.url, 'held')
+  }
+  t.equal(held, 0, 'every block is given back once the fill is over and nobody follows it')
 })

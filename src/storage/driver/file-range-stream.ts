@@ -3,9 +3,9 @@
 // piping into an upload) reads it as an ordinary stream.
 import type { FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import type { PullSource } from '../../core/pull-source.js'
+import type { PositionalSource, PullSource } from '../../core/pull-source.js'
 
-export class FileRangeStream extends Readable implements PullSource {
+export class FileRangeStream extends Readable implements PullSource, PositionalSource {
   #position: number
   /** Exclusive end; Infinity reads to the end of the file. */
   readonly #end: number
@@ -34,6 +34,13 @@ export class FileRangeStream extends Readable implements PullSource {
     if (length <= 0) return 0
     const { bytesRead } = await this.handle.read(target, 0, length, this.#position)
     this.#position += bytesRead
+    return bytesRead
+  }
+
+  /** A read anywhere in the file (a growing upload file too), independent of the stream's position. */
+  async readAt(target: Buffer, position: number): Promise<number> {
+    if (this.destroyed) throw new Error('read from a closed file stream')
+    const { bytesRead } = await this.handle.read(target, 0, target.length, position)
     return bytesRead
   }
 

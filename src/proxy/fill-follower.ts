@@ -1,0 +1,166 @@
+// One client's body while a blob fill runs: bytes `start`..`end` of the blob, following the
+// download. Chunks are slices of the fill's shared blocks (fill-blocks.ts), lent to the sender
+// (http/send-pulled.ts) until its write finished; a block no longer in memory is read from the
+// upload file (after the commit, the blob file) through the one handle this follower keeps.
+// Read as an ordinary stream (not over HTTP), chunks are copied.
+import { Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
+import { RegistryError } from '../core/errors.js'
+import type { PositionalSource, SharedChunk, SharedChunkSource } from '../core/pull-source.js'
+import { blockSize, type Block, type FillBlocks } from './fill-blocks.js'
+
+/** What a follower sees of its fill. */
+export interface FollowedFill {
+  readonly state: 'starting' | 'streaming' | 'done' | 'failed'
+  readonly error: unknown
+  readonly size: number
+  /** Bytes received from the upstream (possibly not yet in the upload file). */
+  readonly received: number
+  readonly blocks: FillBlocks
+  nextChange(): Promise<void>
+  /** A handle on the upload file, or on the blob file once committed. */
+  openFile(): Promise<PositionalSource & { destroy(): unknown }>
+  unfollow(): void
+}
+
+/** Reads when the budget has no block to spare: small, private, and rare. */
+const overflowRead = 64 * 1024
+
+export class FillFollower extends Readable implements SharedChunkSource {
+  #position: number
+  /** Exclusive. */
+  readonly #end: number
+  #file: Promise<PositionalSource & { destroy(): unknown }> | undefined
+  #reading = false
+  #spare: Buffer[] = []
+
+  constructor(
+    private readonly fill: FollowedFill,
+    start: number,
+    endInclusive: number,
+  ) {
+    super()
+    this.#position = start
+    this.#end = endInclusive + 1
+  }
+
+  async nextShared(): Promise<SharedChunk | undefined> {
+    const fill = this.fill
+    for (;;) {
+      if (this.#position >= this.#end) return undefined
+      if (fill.state === 'failed') throw fill.error
+      const done = fill.state === 'done'
+      // The last byte waits for verification: a corrupt fill never completes anyone's body.
+      const available = done ? fill.size : Math.min(fill.received, fill.size - 1)
+      const index = Math.floor(this.#position / blockSize)
+      const blockStart = index * blockSize
+      const blockEnd = Math.min(blockStart + blockSize, fill.size)
+      const stop = Math.min(this.#end, available, blockEnd)
+      // Whole blocks (or the rest of the body), not every network chunk: fewer, larger writes.
+      if (stop <= this.#position || (stop < blockEnd && stop < this.#end && !done && fill.received < fill.size)) {
+        await fill.nextChange()
+        continue
+      }
+      let block = fill.blocks.pin(index)
+      if (!block && (done || fill.received >= blockEnd)) {
+        block = fill.blocks.load(index, blockEnd - blockStart, (buffer) => this.#readFully(buffer, blockStart))
+        if (!block) return this.#overflow(stop)
+      }
+      if (!block) {
+        // The fill's newest block did not fit the budget: read it once it is whole.
+        await fill.nextChange()
+        continue
+      }
+      const chunk = await this.#slice(block, stop)
+      if (chunk) return chunk
+    }
+  }
+
+  /** Bytes #position..stop of a pinned block, lent until released; undefined to look again. */
+  async #slice(block: Block, stop: number): Promise<SharedChunk | undefined> {
+    const blocks = this.fill.blocks
+    try {
+      await block.ready
+    } catch (err) {
+      blocks.unpin(block)
+      if (this.fill.state === 'failed') throw this.fill.error
+      throw err
+    }
+    const from = this.#position - block.index * blockSize
+    const to = Math.min(stop - block.index * blockSize, block.filled)
+    if (to <= from) {
+      blocks.unpin(block)
+      await this.fill.nextChange()
+      return undefined
+    }
+    this.#position += to - from
+    let released = false
+    return {
+      bytes: block.buffer.subarray(from, to),
+      release: () => {
+        if (released) return
+        released = true
+        blocks.unpin(block)
+      },
+    }
+  }
+
+  /**
+   * No block to spare (the fill's share is pinned by writes in flight): a small read into one of
+   * this follower's two private buffers, so it never waits on other clients' sockets.
+   */
+  async #overflow(stop: number): Promise<SharedChunk> {
+    const own = this.#spare.pop() ?? Buffer.allocUnsafeSlow(overflowRead)
+    const bytes = own.subarray(0, Math.min(overflowRead, stop - this.#position))
+    await this.#readFully(bytes, this.#position)
+    this.#position += bytes.length
+    return { bytes, release: () => this.#spare.push(own) }
+  }
+
+  /** Fills `buffer` from the file at `position`; waits for bytes counted but not yet written. */
+  async #readFully(buffer: Buffer, position: number): Promise<void> {
+    this.#file ??= this.fill.openFile()
+    const file = await this.#file
+    for (let got = 0; got < buffer.length; ) {
+      const read = await file.readAt(got === 0 ? buffer : buffer.subarray(got), position + got)
+      got += read
+      if (read > 0) continue
+      if (this.fill.state === 'done') throw new RegistryError('UNKNOWN', 'cached blob is shorter than its size')
+      if (this.fill.state === 'failed') throw this.fill.error
+      await delay(2)
+    }
+  }
+
+  override _read(): void {
+    if (this.#reading) return
+    this.#reading = true
+    this.nextShared().then(
+      (chunk) => {
+        this.#reading = false
+        if (!chunk) {
+          this.push(null)
+          return
+        }
+        // A stream consumer keeps what it is given: hand it a copy of the shared bytes.
+        const copy = Buffer.from(chunk.bytes)
+        chunk.release()
+        if (this.push(copy)) this._read()
+      },
+      (err: Error) => this.destroy(err),
+    )
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.fill.unfollow()
+    const file = this.#file
+    this.#file = undefined
+    if (!file) return callback(err)
+    file.then(
+      (handle) => {
+        handle.destroy()
+        callback(err)
+      },
+      () => callback(err),
+    )
+  }
+}
