@@ -1,7 +1,10 @@
 // A per-upstream circuit breaker as an Upstream decorator: after `failures` consecutive
 // upstream failures it opens and every call fails at once (so a dead upstream costs callers
 // nothing and the mirror serves from cache); after `cooldown` one probe is let through, and its
-// outcome closes or re-opens the circuit. "Not found" is a healthy answer.
+// outcome closes or re-opens the circuit. "Not found" is a healthy answer, and so is a refusal of
+// our credentials: the upstream is up and answering fast, failing fast would only hide the real
+// message behind "circuit open", and a repaired key must work on the next request, not after the
+// cooldown.
 import type { Digest } from '../core/digest.js'
 import type { ByteRange } from '../core/range.js'
 import type { Op } from '../core/registry.js'
@@ -71,7 +74,10 @@ export class BreakerUpstream implements Upstream {
       if (this.state !== 'closed') this.transition('closed')
       return result
     } catch (err) {
-      if (isUpstreamFailure(err)) {
+      if (isUpstreamFailure(err) && err.credentialsRefused) {
+        this.consecutiveFailures = 0
+        if (this.state !== 'closed') this.transition('closed')
+      } else if (isUpstreamFailure(err)) {
         this.consecutiveFailures++
         if (this.state === 'half-open' || this.consecutiveFailures >= this.options.failures) {
           this.openedAt = now()

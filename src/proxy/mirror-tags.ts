@@ -1,14 +1,14 @@
 // Tags of a mirrored repository. Pushed tags are authoritative. A proxied tag → digest answer is
 // reused for the upstream's tagTtl, then served stale while one upstream HEAD (which does not
-// spend Docker Hub's pull budget) revalidates it; when the upstream is down, cached tags are
-// served however old, and the response says so.
+// spend Docker Hub's pull budget) revalidates it; when the upstream is down or refuses our
+// credentials, cached tags are served however old, and the response says so.
 import type { Digest } from '../core/digest.js'
 import { isRegistryError } from '../core/errors.js'
 import type { Descriptor } from '../core/manifest.js'
 import { isManifestMediaType } from '../core/media-types.js'
 import { compareLexically, paginate, type Page, type PageResult } from '../core/pagination.js'
 import type { Op, TagService } from '../core/registry.js'
-import { isUpstreamFailure } from '../upstream/upstream.js'
+import { isServableFromCache } from '../upstream/upstream.js'
 import type { MirrorContext, TagEntry } from './mirror-context.js'
 import { everyManifestType, type MirrorManifests } from './mirror-manifests.js'
 import type { MirrorTarget } from './mirror-target.js'
@@ -52,7 +52,7 @@ export class MirrorTags implements TagService {
       const tags = await this.target.upstream.listTags(this.target.repository, { accept: op.accept ?? [] })
       return tags ? paginate([...new Set(tags)].sort(compareLexically), page) : undefined
     } catch (err) {
-      if (!isUpstreamFailure(err)) throw err
+      if (!isServableFromCache(err)) throw err
       const cached = await this.target.cache.tags.list(page, op)
       if (!cached) throw err
       this.reportStale(op, err.message)
@@ -99,7 +99,8 @@ export class MirrorTags implements TagService {
       } catch (err) {
         const reason = isRegistryError(err) ? err.message : 'revalidation failed'
         this.context.tags.set(key, { ...entry, failure: reason })
-        this.context.logger.warn({ upstream: upstream.name, repo: repository, tag, err }, 'tag revalidation failed, serving cached digest')
+        // The message, not the error: no stack trace in a line that repeats while the upstream refuses.
+        this.context.logger.warn({ upstream: upstream.name, repo: repository, tag, error: reason }, 'tag revalidation failed, serving cached digest')
         return entry.descriptor
       }
     })

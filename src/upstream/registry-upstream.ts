@@ -14,7 +14,7 @@ import type { ClientResponse, ClientTimeouts } from '../client/http-exchange.js'
 import { RegistryClient, pullScope, type ClientRequest } from '../client/registry-client.js'
 import type { RetryOptions } from '../client/retry.js'
 import type { DispatcherSource } from '../client/transport.js'
-import { UpstreamUnavailableError, type Upstream, type UpstreamBlob, type UpstreamDescriptor, type UpstreamManifest } from './upstream.js'
+import { UpstreamDeniedError, UpstreamUnavailableError, type Upstream, type UpstreamBlob, type UpstreamDescriptor, type UpstreamManifest } from './upstream.js'
 
 export interface RegistryUpstreamOptions {
   /** The configured name, e.g. `gcr.io`. */
@@ -188,7 +188,7 @@ export class RegistryUpstream implements Upstream {
     }
     if (status === 401 || status === 403) {
       // A repository-specific "no", after we presented whatever credentials we have.
-      return new RegistryError('DENIED', `upstream ${this.name} denied access`, detail)
+      return new UpstreamDeniedError(this.name, `upstream ${this.name} denied access`, detail)
     }
     return new UpstreamUnavailableError(this.name, 'UNAVAILABLE', `upstream ${this.name} answered ${status}`, detail)
   }
@@ -196,7 +196,8 @@ export class RegistryUpstream implements Upstream {
   // The client's error (URL, errno) stays in `cause` for the boundary log: upstream URLs can be
   // internal, so the detail our client sees names only the configured upstream.
   #unavailable(repo: string, what: string, cause?: ClientError): UpstreamUnavailableError {
-    return new UpstreamUnavailableError(this.name, 'UNAVAILABLE', `upstream ${this.name} ${what}`, { upstream: this.name, repo }, { cause })
+    const credentialsRefused = cause?.kind === 'auth'
+    return new UpstreamUnavailableError(this.name, 'UNAVAILABLE', `upstream ${this.name} ${what}`, { upstream: this.name, repo }, { cause, credentialsRefused })
   }
 
   #mismatch(repo: string, reference: string, actual: Digest | undefined): UpstreamUnavailableError {

@@ -39,8 +39,8 @@ export interface UpstreamBlob {
  * one), its token service refused our credentials, or it sent content that fails verification.
  * An upstream that answers a request 401 or 403 even after we authenticated has answered "no"
  * for that repository (Docker Hub says 401 for repositories that do not exist): that is a plain
- * RegistryError DENIED (403) naming the upstream, not a failure, and never a 401, which would
- * make our client re-authenticate against us for nothing. Invalid names or references throw
+ * UpstreamDeniedError (DENIED, 403) naming the upstream, not a failure, and never a 401, which
+ * would make our client re-authenticate against us for nothing. Invalid names or references throw
  * NAME_INVALID / TAG_INVALID / DIGEST_INVALID before any request; an unsatisfiable range throws
  * RANGE_INVALID. An aborted `op.signal` rejects with the abort reason.
  */
@@ -75,14 +75,43 @@ export class UpstreamUnavailableError extends RegistryError {
   readonly upstreamFailure = true
   /** The upstream's configured name. */
   readonly upstream: string
+  /**
+   * Its token service refused our credentials (revoked, expired, wrong): the upstream answered,
+   * it is not down, so this does not count toward its circuit breaker.
+   */
+  readonly credentialsRefused: boolean
 
-  constructor(upstream: string, code: ErrorCode, message: string, detail?: ErrorDetail, options?: RegistryErrorOptions) {
+  constructor(upstream: string, code: ErrorCode, message: string, detail?: ErrorDetail, options?: RegistryErrorOptions & { credentialsRefused?: boolean }) {
     super(code, message, detail, options)
     this.name = 'UpstreamUnavailableError'
     this.upstream = upstream
+    this.credentialsRefused = options?.credentialsRefused ?? false
   }
 }
 
 export function isUpstreamFailure(err: unknown): err is UpstreamUnavailableError {
   return err instanceof UpstreamUnavailableError
+}
+
+/**
+ * The upstream answered 401/403 although we authenticated: no access to that repository with our
+ * credentials (or, at Docker Hub, no such repository). DENIED, never 401.
+ */
+export class UpstreamDeniedError extends RegistryError {
+  readonly upstream: string
+
+  constructor(upstream: string, message: string, detail?: ErrorDetail) {
+    super('DENIED', message, detail)
+    this.name = 'UpstreamDeniedError'
+    this.upstream = upstream
+  }
+}
+
+/**
+ * The upstream could not or would not answer (down, failing, or refusing our credentials): what
+ * is cached may be served instead, marked stale. A site keeps pulling what it has when its
+ * upstream credentials break.
+ */
+export function isServableFromCache(err: unknown): err is UpstreamUnavailableError | UpstreamDeniedError {
+  return err instanceof UpstreamUnavailableError || err instanceof UpstreamDeniedError
 }

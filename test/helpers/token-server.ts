@@ -47,7 +47,15 @@ export interface TokenServer {
   close(): Promise<void>
 }
 
-export async function startTokenServer(): Promise<TokenServer> {
+export interface TokenServerOptions {
+  /**
+   * The `expires_in` answered (seconds; default 300). A short one makes Ferry ask again soon, so
+   * a revocation reaches it quickly; the JWT itself stays valid for 300 s either way.
+   */
+  expiresIn?: number
+}
+
+export async function startTokenServer(options: TokenServerOptions = {}): Promise<TokenServer> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-token-server-'))
   const keyPath = join(dir, 'signer.key')
   const certPath = join(dir, 'signer.crt')
@@ -153,7 +161,7 @@ export async function startTokenServer(): Promise<TokenServer> {
     grants.push(subject)
     const token = await registryToken(subject, scopes)
     // Both names, as Docker Hub does; a long life, so only a rotation explains a new request.
-    return sendJson(response, 200, { token, access_token: token, expires_in: 300 })
+    return sendJson(response, 200, { token, access_token: token, expires_in: options.expiresIn ?? 300 })
   })
 
   return {

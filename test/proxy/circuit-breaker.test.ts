@@ -2,7 +2,7 @@
 import t from 'tap'
 import type { Digest } from '../../src/core/digest.js'
 import { BreakerUpstream, type CircuitState } from '../../src/proxy/circuit-breaker.js'
-import { UpstreamUnavailableError, type Upstream } from '../../src/upstream/upstream.js'
+import { UpstreamDeniedError, UpstreamUnavailableError, type Upstream } from '../../src/upstream/upstream.js'
 
 function scriptedUpstream() {
   const state = { fail: false, calls: 0 }
@@ -56,4 +56,27 @@ t.test('failures that are not upstream failures do not count', async (t) => {
   )
   await t.rejects(breaker.listTags('r'), { message: 'bug' })
   t.equal(breaker.circuit, 'closed')
+})
+
+t.test('refused credentials and DENIED answers do not count; a refusal ends a half-open probe as healthy', async (t) => {
+  let now = 0
+  let answer: Error = new UpstreamUnavailableError('up', 'UNAVAILABLE', 'upstream up refused our credentials', undefined, { credentialsRefused: true })
+  const throwing = async () => {
+    throw answer
+  }
+  const upstream: Upstream = { name: 'up', resolve: throwing, getManifest: throwing, statBlob: throwing, openBlob: throwing, listTags: throwing }
+  const breaker = new BreakerUpstream(upstream, { failures: 2, cooldownMs: 1000, now: () => now })
+  for (let i = 0; i < 5; i++) await t.rejects(breaker.resolve('r', 'v1'), { message: /refused our credentials/ })
+  t.equal(breaker.circuit, 'closed', 'refusals leave it closed')
+  answer = new UpstreamDeniedError('up', 'upstream up denied access')
+  for (let i = 0; i < 5; i++) await t.rejects(breaker.resolve('r', 'v1'), { code: 'DENIED' })
+  t.equal(breaker.circuit, 'closed', 'denials leave it closed')
+
+  answer = new UpstreamUnavailableError('up', 'UNAVAILABLE', 'upstream up is unavailable')
+  for (let i = 0; i < 2; i++) await t.rejects(breaker.resolve('r', 'v1'), { code: 'UNAVAILABLE' })
+  t.equal(breaker.circuit, 'open')
+  now = 1500
+  answer = new UpstreamUnavailableError('up', 'UNAVAILABLE', 'upstream up refused our credentials', undefined, { credentialsRefused: true })
+  await t.rejects(breaker.resolve('r', 'v1'), { message: /refused our credentials/ })
+  t.equal(breaker.circuit, 'closed', 'the upstream answered the probe: it is up')
 })
