@@ -10,8 +10,9 @@
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import type { PullSource, SharedChunkSource } from '../core/pull-source.js'
+import type { PositionalSource, PullSource, SharedChunkSource } from '../core/pull-source.js'
 import { downloadBuffers } from './download-buffers.js'
+import { SharedRead } from './shared-reads.js'
 
 type RawResponse = FastifyReply['raw']
 
@@ -40,6 +41,18 @@ export function sendPulled(reply: FastifyReply, body: Readable & PullSource, len
       failed = !clean
       if (clean) for (const buffer of free) downloadBuffers.give(buffer)
     },
+  })
+}
+
+/**
+ * Sends bytes `start`..`start + length` of a stored blob from blocks shared with every other
+ * download of the same digest (shared-reads.ts), read through this body's own file handle.
+ */
+export function sendStored(reply: FastifyReply, body: Readable & PositionalSource, digest: string, start: number, length: number, size: number): Promise<void> {
+  const read = new SharedRead(digest, body, start, start + length, size)
+  return sendLent(reply, body, length, {
+    next: () => read.next(),
+    finish: () => read.close(),
   })
 }
 

@@ -1,6 +1,7 @@
 // Every metric Ferry exports, defined in one place on a per-app registry (two apps in one
 // process never share counters). Labels are small fixed sets: never names or digests.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { blockBudget } from '../core/shared-blocks.js'
 
 export class Metrics {
   readonly registry = new Registry()
@@ -67,20 +68,15 @@ export class Metrics {
     registers: [this.registry],
   })
 
-  /** Set by the mirror: the bytes its blob fills hold for followers (a process-wide budget). */
-  fillMemoryReader: (() => { held: number; peak: number; budget: number }) | undefined
-
-  readonly fillMemory = new Gauge({
-    name: 'ferry_mirror_fill_memory_bytes',
-    help: 'Memory of blob fills shared by their followers (blocks in flight or kept): held now, the most held since start, and the fixed budget',
+  readonly blockMemory = new Gauge({
+    name: 'ferry_blob_block_memory_bytes',
+    help: 'Memory of the 1 MiB blocks blob downloads and mirror fills share (in flight or kept, process-wide): held now, the most held since start, and the fixed budget',
     labelNames: ['kind'] as const,
     registers: [this.registry],
     collect: () => {
-      const memory = this.fillMemoryReader?.()
-      if (!memory) return
-      this.fillMemory.set({ kind: 'held' }, memory.held)
-      this.fillMemory.set({ kind: 'peak' }, memory.peak)
-      this.fillMemory.set({ kind: 'budget' }, memory.budget)
+      this.blockMemory.set({ kind: 'held' }, blockBudget.held)
+      this.blockMemory.set({ kind: 'peak' }, blockBudget.peak)
+      this.blockMemory.set({ kind: 'budget' }, blockBudget.budget)
     },
   })
 

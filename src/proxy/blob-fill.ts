@@ -10,7 +10,7 @@ import { isPositionalSource, type PositionalSource } from '../core/pull-source.j
 import type { ByteRange } from '../core/range.js'
 import type { BlobService } from '../core/registry.js'
 import type { Upstream } from '../upstream/upstream.js'
-import { blockSize, FillBlocks } from './fill-blocks.js'
+import { blockSize, SharedBlocks } from '../core/shared-blocks.js'
 import { FillFollower, type FollowedFill } from './fill-follower.js'
 
 export interface BlobFillSource {
@@ -23,6 +23,9 @@ type FillState = 'starting' | 'streaming' | 'done' | 'failed'
 
 type FileSource = PositionalSource & { destroy(): unknown }
 
+/** Blocks per fill: its newest 16 MiB, which is also what a pack of followers sends from. */
+const fillShare = 16
+
 export class BlobFill implements FollowedFill {
   readonly digest: Digest
   /** Resolves with the blob's size once the upstream answered; rejects if it never does. */
@@ -34,7 +37,7 @@ export class BlobFill implements FollowedFill {
   state: FillState = 'starting'
   error: unknown
   /** What followers send, shared by all of them. */
-  readonly blocks = new FillBlocks()
+  readonly blocks = new SharedBlocks(() => fillShare)
   private followers = 0
   private sessionId = ''
   private wakeUps: Array<() => void> = []

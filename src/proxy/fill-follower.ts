@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import { RegistryError } from '../core/errors.js'
 import type { PositionalSource, SharedChunk, SharedChunkSource } from '../core/pull-source.js'
-import { blockSize, type Block, type FillBlocks } from './fill-blocks.js'
+import { blockSize, type Block, type SharedBlocks } from '../core/shared-blocks.js'
 
 /** What a follower sees of its fill. */
 export interface FollowedFill {
@@ -16,7 +16,7 @@ export interface FollowedFill {
   readonly size: number
   /** Bytes received from the upstream (possibly not yet in the upload file). */
   readonly received: number
-  readonly blocks: FillBlocks
+  readonly blocks: SharedBlocks
   nextChange(): Promise<void>
   /** A handle on the upload file, or on the blob file once committed. */
   openFile(): Promise<PositionalSource & { destroy(): unknown }>

@@ -7,7 +7,6 @@ import { rangeToServe, type RangeOptions } from '../core/range.js'
 import type { BlobBody, BlobInfo, BlobRedirect, BlobService, Op, UploadService } from '../core/registry.js'
 import { isUpstreamFailure } from '../upstream/upstream.js'
 import { BlobFill } from './blob-fill.js'
-import { fillMemory } from './fill-blocks.js'
 import type { MirrorContext } from './mirror-context.js'
 import type { MirrorTarget } from './mirror-target.js'
 
@@ -20,7 +19,6 @@ export class MirrorBlobs implements BlobService {
     private readonly context: MirrorContext,
   ) {
     this.uploads = local.uploads
-    context.metrics.fillMemoryReader ??= () => fillMemory
   }
 
   async stat(digest: Digest, op?: Op): Promise<BlobInfo | undefined> {

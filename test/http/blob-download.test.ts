@@ -1,8 +1,10 @@
-// Blob downloads from storage through the real server: sent from reused buffers
-// (http/send-pulled.ts), byte-exact whole, by range and HEAD, and a file that turns out shorter
-// than its size mid-download breaks the response instead of ending it as a short 200.
-import { randomBytes } from 'node:crypto'
+// Blob downloads from storage through the real server: sent from 1 MiB blocks shared by the
+// downloads of one blob (http/shared-reads.ts), byte-exact whole, by range and HEAD, and a file
+// that turns out shorter than its size mid-download breaks the response instead of ending it as
+// a short 200.
+import { createHash, randomBytes } from 'node:crypto'
 import { truncate } from 'node:fs/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { request as undiciRequest } from 'undici'
@@ -78,4 +80,45 @@ t.test('a file cut short mid-download is a failed response, not a short 200', as
 
   const next = await request(server, '/v2/')
   t.equal(next.status, 200, 'the server goes on')
+})
+
+t.test('40 slow downloads of one blob at once share its blocks: exact bodies, memory within one blob\'s share', async (t) => {
+  const server = await freshServer(t)
+  const repo = 'download/shared'
+  const blob = makeBlob(randomBytes(20 * MiB + 5))
+  await pushBlob(server, repo, blob)
+  const url = `${server.url}/v2/${repo}/blobs/${blob.digest}`
+  const blockMemory = async (kind: string): Promise<number> => {
+    const text = await server.metrics.registry.getSingleMetricAsString('ferry_blob_block_memory_bytes')
+    return Number(new RegExp(`kind="${kind}"\\} (\\d+)`).exec(text)?.[1])
+  }
+
+  /** Hashes (a range of) the blob, pausing 0-3 ms per chunk so the downloads spread out. */
+  const download = async (i: number, range?: [number, number]): Promise<string> => {
+    const res = await undiciRequest(url, range ? { headers: { range: `bytes=${range[0]}-${range[1]}` } } : {})
+    t.equal(res.statusCode, range ? 206 : 200)
+    const hash = createHash('sha256')
+    for await (const chunk of res.body) {
+      hash.update(chunk as Buffer)
+      if (i % 4) await delay(i % 4)
+    }
+    return hash.digest('hex')
+  }
+  const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
+  const ranges: Array<[number, number]> = [[MiB - 3, 5 * MiB + 2], [19 * MiB, 20 * MiB + 4], [7, 7]]
+  const [whole, ranged] = await Promise.all([
+    Promise.all(Array.from({ length: 37 }, (_, i) => download(i))),
+    Promise.all(ranges.map((range, i) => download(i + 1, range))),
+  ])
+  t.same(new Set(whole), new Set([sha(blob.bytes)]), 'every whole body is the blob')
+  ranges.forEach(([start, end], i) => t.equal(ranged[i], sha(blob.bytes.subarray(start, end + 1)), `range ${start}-${end} is exact`))
+  // 40 downloads with two 1 MiB chunks each in flight would be 80 MiB with buffers of their own.
+  const peak = await blockMemory('peak')
+  t.ok(peak > 0 && peak <= 16 * MiB, `peak ${peak} B is within one blob's share of 16 MiB`)
+  let held = await blockMemory('held')
+  for (let i = 0; i < 100 && held !== 0; i++) {
+    await delay(20) // the last responses may still be closing
+    held = await blockMemory('held')
+  }
+  t.equal(held, 0, 'every block is given back once nobody downloads the blob')
 })

@@ -1,5 +1,5 @@
 // Cold fan-out through the real mirror: many clients on one uncached blob while it downloads.
-// Followers send the fill's shared 1 MiB blocks (proxy/fill-blocks.ts); one that falls behind
+// Followers send the fill's shared 1 MiB blocks (core/shared-blocks.ts); one that falls behind
 // the blocks in memory reads the upload file through its own handle into a shared block. Every
 // body must be byte-exact either way, and the memory held stays within a fixed budget.
 import { createHash, randomBytes } from 'node:crypto'
@@ -64,10 +64,10 @@ t.test('32 clients, whole and ranged, prompt and lagging, on one uncached blob: 
   t.equal(fetches, 1, 'the upstream served the blob once')
 })
 
-/** A gauge series of ferry_mirror_fill_memory_bytes, from the server's /metrics. */
+/** A gauge series of ferry_blob_block_memory_bytes, from the server's /metrics. */
 async function fillMemory(url: string, kind: 'held' | 'peak' | 'budget'): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text()
-  const match = new RegExp(`^ferry_mirror_fill_memory_bytes\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)
+  const match = new RegExp(`^ferry_blob_block_memory_bytes\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)
   return match ? Number(match[1]) : Number.NaN
 }
 

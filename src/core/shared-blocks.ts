@@ -1,15 +1,15 @@
-// The bytes of a blob fill that followers send, in aligned 1 MiB blocks shared by every
-// follower: the fill copies what it receives into the newest block once, followers that fell
-// behind load an older block from the upload file once for all of them, and each follower
-// writes slices of these same Buffers to its socket (no copy per follower). Memory is one
-// process-wide budget, whatever the number of followers: a block is kept only while it fits,
-// and an unpinned block (no write in flight) is dropped, least recently used first, to make room.
-import { RegistryError } from '../core/errors.js'
+// The bytes of one blob that several responses send at once, in aligned 1 MiB blocks shared by
+// all of them: a mirror fill copies what it receives into its newest block once, a block not
+// in memory is loaded from the file once for every reader, and each response writes slices of
+// these same Buffers to its socket (no copy per response). Memory is one process-wide budget,
+// whatever the number of readers: a block is kept only while it fits, and an unpinned block (no
+// write in flight) is dropped, least recently used first, to make room.
+import { RegistryError } from './errors.js'
 
 export const blockSize = 1024 * 1024
 
-/** Bytes held by fill blocks in this process, against one budget (issue #6: RSS ≤ 150 MiB). */
-export class FillMemory {
+/** Bytes held by shared blocks in this process, against one budget (issue #6: RSS ≤ 150 MiB). */
+export class BlockBudget {
   held = 0
   peak = 0
   constructor(readonly budget: number) {}
@@ -27,8 +27,11 @@ export class FillMemory {
   }
 }
 
-/** Room for three fills' shares (containerd pulls three layers at once). */
-export const fillMemory = new FillMemory(48 * blockSize)
+/**
+ * Mirror fills and stored-blob downloads together: 16 concurrent downloads of different blobs
+ * at two blocks each, or three fills' shares (containerd pulls three layers at once).
+ */
+export const blockBudget = new BlockBudget(48 * blockSize)
 
 export interface Block {
   readonly index: number
@@ -41,7 +44,7 @@ export interface Block {
   ready: Promise<void>
 }
 
-export class FillBlocks {
+export class SharedBlocks {
   /** Least recently used first (a block is moved to the end when unpinned). */
   private readonly blocks = new Map<number, Block>()
   /** The block the fill is writing into (undefined: none, or it did not fit the budget). */
@@ -49,9 +52,9 @@ export class FillBlocks {
   private liveIndex = -1
 
   constructor(
-    private readonly memory: FillMemory = fillMemory,
-    /** One fill's share: its newest bytes and the blocks its followers are sending. */
-    private readonly maxBlocks = 16,
+    /** How many blocks this blob may hold (a fill: its newest bytes and what followers send). */
+    private readonly share: () => number,
+    private readonly memory: BlockBudget = blockBudget,
   ) {}
 
   /** The fill's next bytes: copied into the newest block (kept when the budget allows). */
@@ -128,7 +131,7 @@ export class FillBlocks {
    */
   private allocate(): Buffer | undefined {
     // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool.
-    if (this.blocks.size < this.maxBlocks && this.memory.reserve()) return Buffer.allocUnsafeSlow(blockSize)
+    if (this.blocks.size < this.share() && this.memory.reserve()) return Buffer.allocUnsafeSlow(blockSize)
     for (const block of this.blocks.values()) {
       if (block.pins === 0 && block !== this.live) {
         this.blocks.delete(block.index)
