@@ -47,7 +47,7 @@ export class SharedRead {
   async next(): Promise<SharedChunk> {
     const blocks = this.#share.blocks
     for (;;) {
-      if (this.#position >= this.end) return { bytes: Buffer.alloc(0), release: () => {} }
+      if (this.#position >= this.end || this.#closed) return { bytes: Buffer.alloc(0), release: () => {} }
       const index = Math.floor(this.#position / blockSize)
       const blockStart = index * blockSize
       const stop = Math.min(this.end, blockStart + blockSize)

@@ -47,7 +47,8 @@ export class FillFollower extends Readable implements SharedChunkSource {
   async nextShared(): Promise<SharedChunk | undefined> {
     const fill = this.fill
     for (;;) {
-      if (this.#position >= this.#end) return undefined
+      // Destroyed (the client left) while waiting: never reopen the file.
+      if (this.#position >= this.#end || this.destroyed) return undefined
       if (fill.state === 'failed') throw fill.error
       const done = fill.state === 'done'
       // The last byte waits for verification: a corrupt fill never completes anyone's body.
@@ -62,29 +63,32 @@ export class FillFollower extends Readable implements SharedChunkSource {
         continue
       }
       let block = fill.blocks.pin(index)
+      let mine = false
       if (!block && (done || fill.received >= blockEnd)) {
         block = fill.blocks.load(index, blockEnd - blockStart, (buffer) => this.#readFully(buffer, blockStart))
         if (!block) return this.#overflow(stop)
+        mine = true
       }
       if (!block) {
         // The fill's newest block did not fit the budget: read it once it is whole.
         await fill.nextChange()
         continue
       }
-      const chunk = await this.#slice(block, stop)
+      const chunk = await this.#slice(block, stop, mine)
       if (chunk) return chunk
     }
   }
 
   /** Bytes #position..stop of a pinned block, lent until released; undefined to look again. */
-  async #slice(block: Block, stop: number): Promise<SharedChunk | undefined> {
+  async #slice(block: Block, stop: number, mine: boolean): Promise<SharedChunk | undefined> {
     const blocks = this.fill.blocks
     try {
       await block.ready
     } catch (err) {
       blocks.unpin(block)
       if (this.fill.state === 'failed') throw this.fill.error
-      throw err
+      if (mine) throw err
+      return undefined // another follower's read failed (its client left): read it through this one's file
     }
     const from = this.#position - block.index * blockSize
     const to = Math.min(stop - block.index * blockSize, block.filled)
@@ -119,6 +123,7 @@ export class FillFollower extends Readable implements SharedChunkSource {
 
   /** Fills `buffer` from the file at `position`; waits for bytes counted but not yet written. */
   async #readFully(buffer: Buffer, position: number): Promise<void> {
+    if (this.destroyed) throw new Error('follower closed')
     this.#file ??= this.fill.openFile()
     const file = await this.#file
     for (let got = 0; got < buffer.length; ) {
