@@ -63,7 +63,7 @@ t.test('config print shows the effective config: file < env < flags', async (t) 
   t.equal(printed.listen, '127.0.0.1:3000')
   t.same(printed.log, { level: 'error' })
   t.same(printed.http, { idleTimeout: '2m', shutdownTimeout: '30s' })
-  t.same(printed.cache, { manifestMemory: '64MiB' })
+  t.same(printed.cache, { manifestMemory: '64MiB', metadataTtl: '5s' })
 })
 
 t.test('config print reads FERRY_CONFIG when no file is given', async (t) => {
