@@ -5,6 +5,7 @@
 import { ClientError } from './client-error.js'
 import { basicAuthorization, identityTokenUsername, type CredentialProvider, type Credentials } from './credentials.js'
 import { describe, type ClientResponse, type Exchange } from './http-exchange.js'
+import { readTokenAnswer } from './token-answer.js'
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js'
 
 /** Sends one request without authentication handling (retries and timeouts apply). */
@@ -197,19 +198,7 @@ export class Authenticator {
 
   async #tokenFromResponse(response: ClientResponse, realm: URL, generation: number): Promise<CachedToken> {
     const what = describe('token', realm)
-    if (response.status !== 200) {
-      await response.dump()
-      const kind = response.status >= 400 && response.status < 500 ? 'auth' : 'unavailable'
-      throw new ClientError(kind, `${what}: answered ${response.status}`)
-    }
-    let body: unknown
-    try {
-      body = JSON.parse((await response.read(maxTokenResponseBytes)).toString('utf8'))
-    } catch (err) {
-      if (err instanceof ClientError) throw err
-      throw new ClientError('protocol', `${what}: response is not JSON`)
-    }
-    const { token, access_token: accessToken, expires_in: expiresIn } = (body ?? {}) as Record<string, unknown>
+    const { token, access_token: accessToken, expires_in: expiresIn } = await readTokenAnswer(response, what, maxTokenResponseBytes)
     const value = typeof token === 'string' && token !== '' ? token : typeof accessToken === 'string' ? accessToken : ''
     if (value === '') throw new ClientError('protocol', `${what}: response has no token`)
     const seconds = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : defaultExpiresInSeconds

@@ -4,6 +4,7 @@
 import { ClientError } from './client-error.js'
 import type { FormPost } from './credentials.js'
 import { HttpTransport, describe, type ClientTimeouts } from './http-exchange.js'
+import { readTokenAnswer } from './token-answer.js'
 import type { DispatcherSource } from './transport.js'
 
 const maxAnswerBytes = 1024 * 1024
@@ -37,20 +38,7 @@ export function createFormPoster(options: { timeouts?: ClientTimeouts; userAgent
         body: new URLSearchParams(form).toString(),
         ...(signal ? { signal } : {}),
       })
-      if (response.status !== 200) {
-        await response.dump()
-        const kind = response.status >= 400 && response.status < 500 ? 'auth' : 'unavailable'
-        throw new ClientError(kind, `${what}: answered ${response.status}`)
-      }
-      let body: unknown
-      try {
-        body = JSON.parse((await response.read(maxAnswerBytes)).toString('utf8'))
-      } catch (err) {
-        if (err instanceof ClientError) throw err
-        throw new ClientError('protocol', `${what}: answer is not JSON`)
-      }
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ClientError('protocol', `${what}: answer is not a JSON object`)
-      return body as Record<string, unknown>
+      return readTokenAnswer(response, what, maxAnswerBytes)
     },
     close: async () => {
       if (options.source === undefined) await transport.close()
