@@ -29,7 +29,8 @@ export class BlockBudget {
 
 /**
  * Mirror fills and stored-blob downloads together: 16 concurrent downloads of different blobs
- * at two blocks each, or three fills' shares (containerd pulls three layers at once).
+ * at three blocks each, or three fills' shares (containerd pulls three layers at once); past
+ * it, a download reads into small private buffers (http/shared-reads.ts).
  */
 export const blockBudget = new BlockBudget(48 * blockSize)
 

@@ -1,7 +1,8 @@
 // Sends a body that can be pulled into our own buffers (core/pull-source.ts) straight to the
-// raw response, double-buffered: the next chunk is read while the previous one is written, and
-// a buffer is refilled only once the socket has let go of it (its write callback). The write
-// callback is also the backpressure: at most two chunks per response are in memory.
+// raw response, three chunks deep: a chunk is written as soon as it is read, queued behind the
+// one leaving the socket, so the socket never waits for JavaScript between chunks, and the next
+// read runs meanwhile. A buffer is refilled only once the socket has let go of it (its write
+// callback), which is also the backpressure: at most three chunks per response are in memory.
 //
 // The reply is hijacked, so fastify does not pipe, but its onResponse hooks (access line,
 // metrics) still run when the response finishes. A source that ends before `length` bytes (a
@@ -11,7 +12,7 @@ import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { PositionalSource, PullSource, SharedChunkSource } from '../core/pull-source.js'
-import { downloadBuffers } from './download-buffers.js'
+import { downloadBuffers, pipelineDepth } from './download-buffers.js'
 import { SharedRead } from './shared-reads.js'
 
 type RawResponse = FastifyReply['raw']
@@ -26,8 +27,8 @@ interface Lent {
 }
 
 export function sendPulled(reply: FastifyReply, body: Readable & PullSource, length: number): Promise<void> {
-  // Two buffers: one being written while the other is read into.
-  const free = [downloadBuffers.take(), downloadBuffers.take()]
+  // One buffer per chunk lent at once (see pipelineDepth).
+  const free = Array.from({ length: pipelineDepth }, () => downloadBuffers.take())
   let failed = false
   return sendLent(reply, body, length, {
     async next(want) {
@@ -79,28 +80,25 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, len
   const gone = clientGone(res)
   const untilGone = <T>(work: Promise<T>): Promise<T> => Promise.race([work, gone.promise])
   let clean = false
-  let previous: { written: Promise<void>; chunk: Lent } | undefined
+  const inSocket: { written: Promise<void>; chunk: Lent }[] = []
+  const releaseOldest = async (): Promise<void> => {
+    await untilGone(inSocket[0]!.written)
+    inSocket.shift()!.chunk.release()
+  }
   let pending: Promise<Lent> | undefined
   try {
     let sent = 0
     while (sent < length) {
-      // The next chunk is read while the previous one is written; at most two are lent.
+      if (inSocket.length >= pipelineDepth) await releaseOldest()
       pending = lender.next(length - sent)
       const chunk = await untilGone(pending)
       pending = undefined
       if (chunk.bytes.length === 0) throw new Error(`blob ended after ${sent} of ${length} bytes`)
-      if (previous) {
-        await untilGone(previous.written)
-        previous.chunk.release()
-      }
-      previous = { written: write(res, chunk.bytes), chunk }
+      // Written at once, without waiting for the previous write: the socket queues it.
+      inSocket.push({ written: write(res, chunk.bytes), chunk })
       sent += chunk.bytes.length
     }
-    if (previous) {
-      await untilGone(previous.written)
-      previous.chunk.release()
-      previous = undefined
-    }
+    while (inSocket.length > 0) await releaseOldest()
     res.end()
     clean = true
   } catch (err) {
@@ -110,7 +108,7 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, len
     }
   } finally {
     lender.finish(clean)
-    previous?.chunk.release()
+    for (const { chunk } of inSocket.splice(0)) chunk.release()
     // A chunk that arrives after the client left is given back unsent.
     pending?.then((chunk) => chunk.release(), () => {})
     body.destroy()

@@ -2,12 +2,13 @@
 // (core/shared-blocks.ts): a block is read from the file once, by whichever response needs it
 // first through its own file handle, and written to every socket from the same Buffer. Thirty-two
 // pods pulling one layer then cost one read of each block and at most 16 MiB, not 32 reads and
-// 64 MiB; a lone download holds two blocks, as with its own two buffers. Blocks are keyed by
+// 64 MiB; a lone download holds three blocks (pipelineDepth), as with its own buffers. Blocks are keyed by
 // digest: content-addressed, so any file of that digest has the same bytes.
 import type { PositionalSource, SharedChunk } from '../core/pull-source.js'
 import { blockSize, SharedBlocks, type Block } from '../core/shared-blocks.js'
+import { pipelineDepth } from './download-buffers.js'
 
-/** Blocks a blob may hold: two per download (one being written, one read ahead), at most 16. */
+/** Blocks a blob may hold: pipelineDepth per download (in the socket, or read ahead), at most 16. */
 const maxShare = 16
 /** Reads when the process-wide budget has no block to spare: private, reused buffers. */
 const overflowRead = 256 * 1024
@@ -36,7 +37,7 @@ export class SharedRead {
     this.#position = start
     let share = shares.get(digest)
     if (!share) {
-      const created: Share = { blocks: new SharedBlocks(() => Math.min(maxShare, 2 * created.readers)), readers: 0 }
+      const created: Share = { blocks: new SharedBlocks(() => Math.min(maxShare, pipelineDepth * created.readers)), readers: 0 }
       shares.set(digest, (share = created))
     }
     share.readers++
