@@ -1,21 +1,8 @@
-// A body stream that can also be read straight into the caller's buffers. A server sending a
-// large blob reuses two buffers per response instead of allocating a fresh 1 MiB one per read:
-// in a heap of Ferry's size those allocations ended in a major GC every few hundred MiB, a
-// quarter of the CPU of a download (issue #6).
+// Body streams the blob download path can send without a stream's per-chunk allocations: a
+// source read at any position into buffers the sender owns (a stored file), or one whose chunks
+// are shared with other responses (a mirror fill's blocks). Fresh buffers per read ended in a
+// major GC every few hundred MiB in a heap of Ferry's size, a quarter of a download's CPU (#6).
 import type { Readable } from 'node:stream'
-
-export interface PullSource {
-  /**
-   * Reads the next bytes into `target`; resolves how many (0: the source is exhausted, which is
-   * early if fewer bytes exist than promised). Once used, the stream side must not be read, and
-   * the caller destroys the stream when done (which releases the file).
-   */
-  readInto(target: Buffer): Promise<number>
-}
-
-export function isPullSource(stream: Readable): stream is Readable & PullSource {
-  return typeof (stream as Partial<PullSource>).readInto === 'function'
-}
 
 /** A chunk lent by a SharedChunkSource: `bytes` must not be modified, and release() is called once
  * the chunk has been written (or abandoned), so its memory can be reused. */

@@ -1,8 +1,8 @@
-// Sends a body that can be pulled into our own buffers (core/pull-source.ts) straight to the
-// raw response, three chunks deep: a chunk is written as soon as it is read, queued behind the
-// one leaving the socket, so the socket never waits for JavaScript between chunks, and the next
-// read runs meanwhile. A buffer is refilled only once the socket has let go of it (its write
-// callback), which is also the backpressure: at most three chunks per response are in memory.
+// Sends a blob body (core/pull-source.ts: a stored file read into shared blocks, or a fill's
+// shared blocks) straight to the raw response, pipelineDepth chunks deep: a chunk is written as
+// soon as it is read, queued behind the one leaving the socket, so the socket never waits for
+// JavaScript between chunks, and the next read runs meanwhile. A chunk is released only once the
+// socket has let go of it (its write callback), which is also the backpressure.
 //
 // The reply is hijacked, so fastify does not pipe, but its onResponse hooks (access line,
 // metrics) still run when the response finishes. A source that ends before `length` bytes (a
@@ -11,8 +11,8 @@
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import type { PositionalSource, PullSource, SharedChunkSource } from '../core/pull-source.js'
-import { downloadBuffers, pipelineDepth } from './download-buffers.js'
+import type { PositionalSource, SharedChunkSource } from '../core/pull-source.js'
+import { pipelineDepth } from './pipeline-depth.js'
 import { SharedRead } from './shared-reads.js'
 
 type RawResponse = FastifyReply['raw']
@@ -24,25 +24,6 @@ class ClientGone extends Error {}
 interface Lent {
   bytes: Buffer
   release(): void
-}
-
-export function sendPulled(reply: FastifyReply, body: Readable & PullSource, length: number): Promise<void> {
-  // One buffer per chunk lent at once (see pipelineDepth).
-  const free = Array.from({ length: pipelineDepth }, () => downloadBuffers.take())
-  let failed = false
-  return sendLent(reply, body, length, {
-    async next(want) {
-      const whole = free.pop()!
-      const buffer = want < whole.length ? whole.subarray(0, want) : whole
-      const read = await body.readInto(buffer)
-      // After a failure a destroyed socket may still hold a buffer: those are left to the GC.
-      return { bytes: buffer.subarray(0, read), release: () => (failed ? undefined : free.push(whole)) }
-    },
-    finish(clean) {
-      failed = !clean
-      if (clean) for (const buffer of free) downloadBuffers.give(buffer)
-    },
-  })
 }
 
 /**

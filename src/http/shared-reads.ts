@@ -6,7 +6,7 @@
 // digest: content-addressed, so any file of that digest has the same bytes.
 import type { PositionalSource, SharedChunk } from '../core/pull-source.js'
 import { blockSize, SharedBlocks, type Block } from '../core/shared-blocks.js'
-import { pipelineDepth } from './download-buffers.js'
+import { pipelineDepth } from './pipeline-depth.js'
 
 /** Blocks a blob may hold: pipelineDepth per download (in the socket, or read ahead), at most 16. */
 const maxShare = 16

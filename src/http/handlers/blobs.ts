@@ -1,11 +1,11 @@
 import { parseDigest } from '../../core/digest.js'
 import { RegistryError } from '../../core/errors.js'
 import { mediaTypes } from '../../core/media-types.js'
-import { isPositionalSource, isPullSource, isSharedChunkSource } from '../../core/pull-source.js'
+import { isPositionalSource, isSharedChunkSource } from '../../core/pull-source.js'
 import { rangeLength } from '../../core/range.js'
 import type { RepositoryName } from '../../core/reference.js'
 import type { HandlerContext } from '../handler-context.js'
-import { sendPulled, sendShared, sendStored } from '../send-pulled.js'
+import { sendShared, sendStored } from '../send-pulled.js'
 
 type BlobEndpoint = { name: RepositoryName; digest: string }
 
@@ -32,12 +32,11 @@ export async function getBlob(ctx: HandlerContext, endpoint: BlobEndpoint, head:
     ctx.reply.code(206).header('content-range', `bytes ${body.range.start}-${body.range.end}/${body.size}`)
   }
   ctx.reply.header('content-length', String(length))
-  // A stored file is sent from blocks shared with concurrent downloads of the same blob (or
-  // from reused buffers), a fill in progress from its shared blocks; anything else is piped.
+  // A stored file is sent from blocks shared with concurrent downloads of the same blob, a fill
+  // in progress from its shared blocks; anything else (e.g. the memory driver) is piped.
   if (isPositionalSource(body.stream) && length > 0) {
     return sendStored(ctx.reply, body.stream, digest, body.range?.start ?? 0, length, body.size)
   }
-  if (isPullSource(body.stream) && length > 0) return sendPulled(ctx.reply, body.stream, length)
   if (isSharedChunkSource(body.stream) && length > 0) return sendShared(ctx.reply, body.stream, length)
   return ctx.reply.send(body.stream)
 }

@@ -1,11 +1,11 @@
-// A byte range of an open file as a Readable that is also a PullSource: a consumer that can
-// reuse its own buffers (the blob download path) pulls with readInto(); any other one (hashing,
-// piping into an upload) reads it as an ordinary stream.
+// A byte range of an open file as a Readable that is also a PositionalSource: the blob download
+// path reads it at positions into buffers it reuses; any other consumer (hashing, piping into an
+// upload) reads it as an ordinary stream.
 import type { FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import type { PositionalSource, PullSource } from '../../core/pull-source.js'
+import type { PositionalSource } from '../../core/pull-source.js'
 
-export class FileRangeStream extends Readable implements PullSource, PositionalSource {
+export class FileRangeStream extends Readable implements PositionalSource {
   #position: number
   /** Exclusive end; Infinity reads to the end of the file. */
   readonly #end: number
@@ -26,15 +26,6 @@ export class FileRangeStream extends Readable implements PullSource, PositionalS
       signal.addEventListener('abort', abort, { once: true })
       this.once('close', () => signal.removeEventListener('abort', abort))
     }
-  }
-
-  async readInto(target: Buffer): Promise<number> {
-    if (this.destroyed) throw new Error('read from a closed file stream')
-    const length = Math.min(target.length, this.#end - this.#position)
-    if (length <= 0) return 0
-    const { bytesRead } = await this.handle.read(target, 0, length, this.#position)
-    this.#position += bytesRead
-    return bytesRead
   }
 
   /** A read anywhere in the file (a growing upload file too), independent of the stream's position. */
