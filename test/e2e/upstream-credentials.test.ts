@@ -9,42 +9,20 @@ import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { UpstreamConfig } from '../../src/config/schema.js'
-import { distributionUnavailable, startDistribution, type Distribution } from '../helpers/distribution.js'
+import { distributionUnavailable } from '../helpers/distribution.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
 import { pkiUnavailable } from '../helpers/pki.js'
 import { pushManifest, seedImage, sha256, type SeededImage } from '../helpers/seed.js'
-import { startTokenServer, type TokenServer } from '../helpers/token-server.js'
+import { startTokenAuthUpstream, type TokenAuthUpstream } from '../helpers/token-auth-upstream.js'
 
 const skip = distributionUnavailable() ?? pkiUnavailable()
 if (skip) t.plan(0, skip)
 
 const accept = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
 
-interface Upstream {
-  tokens: TokenServer
-  /** Token-auth distribution: what Ferry mirrors. */
-  registry: Distribution
-  /** The same storage without auth: how tests seed images. */
-  seeder: Distribution
-  dir: string
-}
+type Upstream = TokenAuthUpstream
 
-async function startUpstream(t: Test): Promise<Upstream> {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-upstream-creds-'))
-  const tokens = await startTokenServer()
-  const storage = { storage: { filesystem: { rootdirectory: join(dir, 'registry') }, delete: { enabled: true } } }
-  const seeder = await startDistribution({ config: storage })
-  const registry = await startDistribution({
-    auth: 'token',
-    token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle },
-    config: storage,
-  })
-  t.teardown(async () => {
-    await Promise.all([registry.stop(), seeder.stop(), tokens.close()])
-    await rm(dir, { recursive: true, force: true })
-  })
-  return { tokens, registry, seeder, dir }
-}
+const startUpstream = (t: Test): Promise<Upstream> => startTokenAuthUpstream(t)
 
 async function mirror(t: Test, upstreams: UpstreamConfig[], pullCredentialConfigPath?: string): Promise<MirrorServer> {
   const server = await startMirrorServer({ upstreams, ...(pullCredentialConfigPath ? { pullCredentialConfigPath } : {}) }, { logLevel: 'trace' })

@@ -3,17 +3,17 @@
 // endpoint that refuses a revoked key (UNAVAILABLE) both leave cached tags, tag lists, manifests
 // and blobs served (stale, and saying so), while uncached content gets the refusal naming the
 // upstream. Refusals do not open the circuit: a repaired key works on the very next request.
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { UpstreamConfig } from '../../src/config/schema.js'
-import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
+import { distributionUnavailable } from '../helpers/distribution.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
 import { pkiUnavailable } from '../helpers/pki.js'
 import { seedImage, sha256, type SeededImage } from '../helpers/seed.js'
-import { startTokenServer, type TokenServer } from '../helpers/token-server.js'
+import { startTokenAuthUpstream } from '../helpers/token-auth-upstream.js'
+import type { TokenServer } from '../helpers/token-server.js'
 
 const skip = distributionUnavailable() ?? pkiUnavailable()
 if (skip) t.plan(0, skip)
@@ -36,20 +36,8 @@ interface Setup {
 }
 
 async function setup(t: Test): Promise<Setup> {
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-refusal-'))
   // Tokens expire at once for Ferry's cache, so each revalidation asks the token server again.
-  const tokens = await startTokenServer({ expiresIn: 1 })
-  const storage = { storage: { filesystem: { rootdirectory: join(dir, 'registry') } } }
-  const seeder = await startDistribution({ config: storage })
-  const registry = await startDistribution({
-    auth: 'token',
-    token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle },
-    config: storage,
-  })
-  t.teardown(async () => {
-    await Promise.all([registry.stop(), seeder.stop(), tokens.close()])
-    await rm(dir, { recursive: true, force: true })
-  })
+  const { tokens, registry, seeder, dir } = await startTokenAuthUpstream(t, { expiresIn: 1 })
   return { tokens, registryUrl: registry.url, seederUrl: seeder.url, dir }
 }
 
