@@ -2,9 +2,13 @@
 # unprivileged user with the storage volume at /var/lib/ferry.
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
+# A C compiler for the sendfile(2) helper (native/sendfile.c, built by `npm run build`).
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/
 RUN npm ci --ignore-scripts && npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim

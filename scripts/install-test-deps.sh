@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Ferry's end-to-end tests drive for real: skopeo and containerd as
-# clients, CNCF distribution (docker-registry) as an upstream, umoci to build images offline.
+# clients, CNCF distribution (docker-registry) as an upstream, umoci to build images offline,
+# and a C compiler for Ferry's sendfile(2) helper (npm run build compiles it; a test checks it).
 # Idempotent: does nothing when every tool is already on PATH.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ declare -A packages=(
   [ctr]=containerd
   [htpasswd]=apache2-utils
   [openssl]=openssl
+  [cc]=gcc
 )
 
 missing=()

@@ -56,7 +56,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     registry: mirror.registry,
     logger,
     metrics,
-    options: { deleteEnabled: config.storage.deleteEnabled },
+    options: { deleteEnabled: config.storage.deleteEnabled, sendfile: config.http.sendfile },
     ready: async () => !stopping && (await driver.list('').then(() => true)),
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,

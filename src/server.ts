@@ -10,6 +10,7 @@ import { compose } from './compose.js'
 import type { Config } from './config/schema.js'
 import { trackConnections } from './connection-tracker.js'
 import type { AppServerOptions } from './http/app.js'
+import { nativeSendfile } from './http/native-sendfile.js'
 import type { Metrics } from './observability/metrics.js'
 import { CertificateReloader } from './tls/certificate-reloader.js'
 import { loadCertificateSet, type CertificateSet, type TlsFiles } from './tls/certificate-set.js'
@@ -46,6 +47,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   logger.info({ driver: config.storage.driver, path: config.storage.filesystem.path, deleteEnabled: config.storage.deleteEnabled }, 'storage ready')
+  if (config.http.sendfile && tls === undefined) {
+    const { problem } = nativeSendfile()
+    if (problem) logger.warn({ problem }, 'sendfile(2) helper unavailable: blobs are sent through memory buffers (run `npm run build` with a C compiler to build it)')
+  }
 
   let reloader: CertificateReloader | undefined
   if (tls === undefined) {

@@ -24,6 +24,7 @@ export function resolveConfig(raw: RawConfig): Config {
       // 0 would disable the idle timeout and let dead keep-alive sockets pile up.
       idleTimeout: positiveDuration(['http', 'idleTimeout'], raw.http.idleTimeout),
       shutdownTimeout: parsed(['http', 'shutdownTimeout'], raw.http.shutdownTimeout, parseDuration, durationExpected),
+      sendfile: raw.http.sendfile,
     },
     tls: resolveTls(raw.tls),
     cache: {
@@ -211,6 +212,7 @@ export function toRawConfig(config: Config): RawConfig {
     http: {
       idleTimeout: formatDuration(config.http.idleTimeout),
       shutdownTimeout: formatDuration(config.http.shutdownTimeout),
+      sendfile: config.http.sendfile,
     },
     tls: {
       cert: config.tls.serving?.cert ?? '',

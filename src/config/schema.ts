@@ -152,6 +152,7 @@ export const configSchema = section({
   http: section({
     idleTimeout: duration('75s'),
     shutdownTimeout: duration('30s'),
+    sendfile: Type.Boolean({ default: true, expected: 'true or false' }),
   }),
   // "" means unset: env and flags can only carry strings, and an empty one must mean "none".
   tls: section({
@@ -236,6 +237,8 @@ export interface Config {
     idleTimeout: number
     /** Milliseconds in-flight requests may take to finish after SIGTERM. */
     shutdownTimeout: number
+    /** Send stored blobs with sendfile(2) over plain HTTP/1.1 (Linux, when the helper is built). */
+    sendfile: boolean
   }
   tls: TlsConfig
   cache: {

@@ -34,3 +34,13 @@ export interface PositionalSource {
 export function isPositionalSource(stream: Readable): stream is Readable & PositionalSource {
   return typeof (stream as Partial<PositionalSource>).readAt === 'function'
 }
+
+/** A source backed by an open local file that the kernel can send from directly (sendfile). */
+export interface FileDescriptorSource {
+  /** The open file's descriptor, valid until the stream is destroyed. */
+  readonly fd: number
+}
+
+export function isFileDescriptorSource(stream: Readable): stream is Readable & FileDescriptorSource {
+  return typeof (stream as Partial<FileDescriptorSource>).fd === 'number'
+}

@@ -68,7 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(opsRoutes, { metrics: deps.metrics, ready: deps.ready ?? (async () => true) })
   await app.register(registryRoutes, {
     registry: deps.registry,
-    options: { deleteEnabled: deps.options?.deleteEnabled ?? true },
+    options: { deleteEnabled: deps.options?.deleteEnabled ?? true, sendfile: deps.options?.sendfile ?? true },
     authenticator: deps.authenticator,
     authorizer: deps.authorizer,
   })

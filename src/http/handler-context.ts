@@ -5,6 +5,8 @@ import type { Op, Registry, Repository } from '../core/registry.js'
 export interface RegistryRouteOptions {
   /** Whether DELETE of manifests, tags and blobs is allowed (405 UNSUPPORTED otherwise). */
   deleteEnabled: boolean
+  /** Whether stored blobs go out with sendfile(2) over plain HTTP/1.1 (when the helper is built). */
+  sendfile: boolean
 }
 
 /** What every OCI handler gets: the registry, the options, and this request's reply and Op. */

@@ -42,7 +42,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
       deleteEnabled: false,
       uploads: { maxAge: 5_400_000, purgeInterval: 3_600_000 },
     },
-    http: { idleTimeout: 5000, shutdownTimeout: 30_000 },
+    http: { idleTimeout: 5000, shutdownTimeout: 30_000, sendfile: true },
     tls: defaultConfig().tls,
     cache: { manifestMemory: 1024 ** 3, metadataTtl: 5000 },
     log: { level: 'debug' },

@@ -60,8 +60,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 }
 
 /** A server of the test's own (isolated storage), closed when the test ends. */
-export async function freshServer(t: { teardown(fn: () => Promise<void>): void }): Promise<TestServer> {
-  const own = await startTestServer()
+export async function freshServer(t: { teardown(fn: () => Promise<void>): void }, options: TestServerOptions = {}): Promise<TestServer> {
+  const own = await startTestServer(options)
   t.teardown(() => own.close())
   return own
 }

@@ -1,7 +1,8 @@
-// Blob downloads from storage through the real server: sent from 1 MiB blocks shared by the
-// downloads of one blob (http/shared-reads.ts), byte-exact whole, by range and HEAD, and a file
-// that turns out shorter than its size mid-download breaks the response instead of ending it as
-// a short 200.
+// Blob downloads from storage through the real server, both ways a stored blob is sent: by the
+// kernel with sendfile(2) (http/send-file.ts, plain HTTP/1.1) and from 1 MiB blocks shared by
+// the downloads of one blob (http/shared-reads.ts, used for TLS and HTTP/2). Byte-exact whole,
+// by range and HEAD, and a file that turns out shorter than its size mid-download breaks the
+// response instead of ending it as a short 200.
 import { createHash, randomBytes } from 'node:crypto'
 import { truncate } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -18,8 +19,11 @@ function blobFile(root: string, digest: string): string {
   return join(root, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data')
 }
 
-t.test('whole, ranged and HEAD downloads are byte-exact across buffer boundaries', async (t) => {
-  const server = await freshServer(t)
+for (const sendfile of [true, false]) {
+const way = sendfile ? 'sendfile' : 'shared blocks'
+
+t.test(`${way}: whole, ranged and HEAD downloads are byte-exact across buffer boundaries`, async (t) => {
+  const server = await freshServer(t, { options: { sendfile } })
   const repo = 'download/exact'
   const blob = makeBlob(randomBytes(5 * MiB + 123))
   await pushBlob(server, repo, blob)
@@ -56,8 +60,8 @@ t.test('whole, ranged and HEAD downloads are byte-exact across buffer boundaries
   await unsatisfiable.arrayBuffer()
 })
 
-t.test('a file cut short mid-download is a failed response, not a short 200', async (t) => {
-  const server = await freshServer(t)
+t.test(`${way}: a file cut short mid-download is a failed response, not a short 200`, async (t) => {
+  const server = await freshServer(t, { options: { sendfile } })
   const repo = 'download/truncated'
   const blob = makeBlob(randomBytes(64 * MiB))
   await pushBlob(server, repo, blob)
@@ -81,9 +85,10 @@ t.test('a file cut short mid-download is a failed response, not a short 200', as
   const next = await request(server, '/v2/')
   t.equal(next.status, 200, 'the server goes on')
 })
+}
 
 t.test('40 slow downloads of one blob at once share its blocks: exact bodies, memory within one blob\'s share', async (t) => {
-  const server = await freshServer(t)
+  const server = await freshServer(t, { options: { sendfile: false } })
   const repo = 'download/shared'
   const blob = makeBlob(randomBytes(20 * MiB + 5))
   await pushBlob(server, repo, blob)

@@ -1,11 +1,11 @@
 // A byte range of an open file as a Readable that is also a PositionalSource: the blob download
 // path reads it at positions into buffers it reuses; any other consumer (hashing, piping into an
-// upload) reads it as an ordinary stream.
+// upload) reads it as an ordinary stream; over plain HTTP/1.1 the kernel sends it (its fd).
 import type { FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import type { PositionalSource } from '../../core/pull-source.js'
+import type { FileDescriptorSource, PositionalSource } from '../../core/pull-source.js'
 
-export class FileRangeStream extends Readable implements PositionalSource {
+export class FileRangeStream extends Readable implements PositionalSource, FileDescriptorSource {
   #position: number
   /** Exclusive end; Infinity reads to the end of the file. */
   readonly #end: number
@@ -26,6 +26,10 @@ export class FileRangeStream extends Readable implements PositionalSource {
       signal.addEventListener('abort', abort, { once: true })
       this.once('close', () => signal.removeEventListener('abort', abort))
     }
+  }
+
+  get fd(): number {
+    return this.handle.fd
   }
 
   /** A read anywhere in the file (a growing upload file too), independent of the stream's position. */
