@@ -14,6 +14,7 @@ declare -A packages=(
   [htpasswd]=apache2-utils
   [openssl]=openssl
   [cc]=gcc
+  [curl]=curl
 )
 
 missing=()
