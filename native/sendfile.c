@@ -3,12 +3,15 @@
 // 1 MiB socket write per chunk cost Node ~0.5 CPU-s/GiB and up to 3 MiB of buffers per
 // download; sendfile costs ~0.15 and none).
 //
-// Each transfer runs on its own small thread: the socket is non-blocking (libuv's), so the
-// thread loops sendfile() and waits in poll() when the socket buffer is full, and the event loop
-// never blocks. Both descriptors are dup()ed first, so Node closing its own descriptor (a client
-// reset, a timeout) can never make the number point at another connection mid-transfer.
-// Completion is reported on the JavaScript thread through a thread-safe function:
-// callback(error message or null, bytes sent).
+// Each transfer runs on a thread of its own while it lasts: the socket is non-blocking
+// (libuv's), so the thread loops sendfile() and waits in poll() when the socket buffer is full,
+// and the event loop never blocks. Threads are kept for a while after a transfer and reused
+// (a mirror fill's followers start one short transfer per MiB as the file grows: creating a
+// thread each time cost ~130 µs of the event loop). Both descriptors are dup()ed first, so Node
+// closing its own descriptor (a client reset, a timeout) can never make the number point at
+// another connection mid-transfer. Completions reach the JavaScript thread through one
+// thread-safe function: callback(error message or null, bytes sent); the message is "EOF" when
+// the file ended before the range did (a file still being written, or one cut short).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
@@ -26,10 +29,12 @@
 #define SLICE (8 << 20)
 // How long one poll() for a writable socket waits before checking for a cancel.
 #define POLL_MS 250
-// A transfer's thread only loops over syscalls: a small stack is plenty.
+// A thread only loops over syscalls: a small stack is plenty.
 #define STACK_BYTES (256 << 10)
+// How long an idle thread waits for the next transfer before it exits.
+#define IDLE_SECONDS 30
 
-typedef struct {
+typedef struct transfer {
   int sock;
   int file;
   off_t offset;
@@ -40,10 +45,20 @@ typedef struct {
   // 0: done; > 0: errno; -1: the file ended before the range did.
   int error;
   atomic_int cancelled;
-  napi_threadsafe_function done;
+  // The JavaScript callback, called once on the JavaScript thread.
+  napi_ref callback;
   // Owners: the transfer (until its callback ran) and the JavaScript handle (until collected).
   int owners;
+  struct transfer *next;
 } transfer_t;
+
+// Transfers waiting for a thread, and the threads waiting for a transfer.
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;
+static transfer_t *queue_head, *queue_tail;
+static int queued, idle_threads;
+// Created on the first start(); never released (it is unref'd: it keeps no process alive).
+static napi_threadsafe_function completions;
 
 static void release(transfer_t *t) {
   if (--t->owners == 0) free(t);
@@ -55,8 +70,7 @@ static int64_t now_ms(void) {
   return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-static void *run(void *arg) {
-  transfer_t *t = arg;
+static void send_range(transfer_t *t) {
   int64_t progress_at = now_ms();
   while (t->remaining > 0) {
     if (atomic_load(&t->cancelled)) {
@@ -86,25 +100,85 @@ static void *run(void *arg) {
   }
   close(t->sock);
   close(t->file);
-  napi_call_threadsafe_function(t->done, t, napi_tsfn_blocking);
-  napi_release_threadsafe_function(t->done, napi_tsfn_release);
-  return NULL;
+  napi_call_threadsafe_function(completions, t, napi_tsfn_blocking);
 }
 
-// On the JavaScript thread, once the transfer ended.
-static void report(napi_env env, napi_value callback, void *context, void *data) {
-  transfer_t *t = data;
-  if (env != NULL && callback != NULL) {
-    napi_value argv[2], undefined;
-    if (t->error == 0) {
-      napi_get_null(env, &argv[0]);
-    } else {
-      const char *message = t->error < 0 ? "the file ended before the range" : strerror(t->error);
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &argv[0]);
+static void *worker(void *unused) {
+  pthread_mutex_lock(&queue_lock);
+  for (;;) {
+    while (queue_head == NULL) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += IDLE_SECONDS;
+      idle_threads++;
+      int waited = pthread_cond_timedwait(&queue_ready, &queue_lock, &until);
+      idle_threads--;
+      if (waited == ETIMEDOUT && queue_head == NULL) {
+        pthread_mutex_unlock(&queue_lock);
+        return NULL;
+      }
     }
-    napi_create_double(env, (double)t->sent, &argv[1]);
-    napi_get_undefined(env, &undefined);
-    napi_call_function(env, undefined, callback, 2, argv, NULL);
+    transfer_t *t = queue_head;
+    queue_head = t->next;
+    if (queue_head == NULL) queue_tail = NULL;
+    queued--;
+    pthread_mutex_unlock(&queue_lock);
+    send_range(t);
+    pthread_mutex_lock(&queue_lock);
+  }
+}
+
+// Queues a transfer for an idle thread, or starts a thread for it. Returns 0 or an errno.
+static int submit(transfer_t *t) {
+  pthread_mutex_lock(&queue_lock);
+  t->next = NULL;
+  if (queue_tail) queue_tail->next = t;
+  else queue_head = t;
+  queue_tail = t;
+  queued++;
+  int error = 0;
+  // Each idle thread takes one queued transfer: wake one if there are enough for this one too.
+  if (idle_threads >= queued) {
+    pthread_cond_signal(&queue_ready);
+  } else {
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setstacksize(&attributes, STACK_BYTES);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    error = pthread_create(&thread, &attributes, worker, NULL);
+    pthread_attr_destroy(&attributes);
+    if (error != 0) {
+      // Take it back out: the caller reports the failure.
+      transfer_t **link = &queue_head;
+      while (*link != t) link = &(*link)->next;
+      *link = t->next;
+      queued--;
+      queue_tail = NULL;
+      for (transfer_t *last = queue_head; last != NULL; last = last->next) queue_tail = last;
+    }
+  }
+  pthread_mutex_unlock(&queue_lock);
+  return error;
+}
+
+// On the JavaScript thread, once a transfer ended.
+static void report(napi_env env, napi_value unused, void *context, void *data) {
+  transfer_t *t = data;
+  if (env != NULL) {
+    napi_value callback, argv[2], undefined;
+    if (napi_get_reference_value(env, t->callback, &callback) == napi_ok && callback != NULL) {
+      if (t->error == 0) {
+        napi_get_null(env, &argv[0]);
+      } else {
+        const char *message = t->error < 0 ? "EOF" : strerror(t->error);
+        napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &argv[0]);
+      }
+      napi_create_double(env, (double)t->sent, &argv[1]);
+      napi_get_undefined(env, &undefined);
+      napi_call_function(env, undefined, callback, 2, argv, NULL);
+    }
+    napi_delete_reference(env, t->callback);
   }
   release(t);
 }
@@ -141,6 +215,16 @@ static napi_value start(napi_env env, napi_callback_info info) {
       sock < 0 || file < 0 || offset < 0 || length < 0 || stall_ms < 0)
     return throw_error(env, "start: bad arguments");
 
+  if (completions == NULL) {
+    napi_value name;
+    napi_create_string_utf8(env, "ferry-sendfile", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, report, &completions) != napi_ok) {
+      completions = NULL;
+      return throw_error(env, "start: cannot create the completion channel");
+    }
+    napi_unref_threadsafe_function(env, completions);
+  }
+
   transfer_t *t = calloc(1, sizeof *t);
   if (t == NULL) return throw_error(env, "start: out of memory");
   t->offset = (off_t)offset;
@@ -155,34 +239,20 @@ static napi_value start(napi_env env, napi_callback_info info) {
     free(t);
     return throw_error(env, strerror(error));
   }
-
-  napi_value name, handle, cancel_fn;
-  napi_create_string_utf8(env, "ferry-sendfile", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[5], NULL, name, 0, 1, NULL, NULL, NULL, report, &t->done) != napi_ok) {
-    close(t->sock);
-    close(t->file);
-    free(t);
-    return throw_error(env, "start: cannot create the completion callback");
-  }
+  napi_value handle, cancel_fn;
+  napi_create_reference(env, argv[5], 1, &t->callback);
   napi_create_object(env, &handle);
   napi_wrap(env, handle, t, collect, NULL, NULL);
   napi_create_function(env, "cancel", NAPI_AUTO_LENGTH, cancel, NULL, &cancel_fn);
   napi_set_named_property(env, handle, "cancel", cancel_fn);
 
-  pthread_attr_t attributes;
-  pthread_attr_init(&attributes);
-  pthread_attr_setstacksize(&attributes, STACK_BYTES);
-  pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-  pthread_t thread;
-  int error = pthread_create(&thread, &attributes, run, t);
-  pthread_attr_destroy(&attributes);
+  int error = submit(t);
   if (error != 0) {
-    // Report through the callback like any other failure: the handle still owns its half.
+    // Reported through the callback like any other failure.
     close(t->sock);
     close(t->file);
     t->error = error;
-    napi_call_threadsafe_function(t->done, t, napi_tsfn_nonblocking);
-    napi_release_threadsafe_function(t->done, napi_tsfn_release);
+    napi_call_threadsafe_function(completions, t, napi_tsfn_nonblocking);
   }
   return handle;
 }

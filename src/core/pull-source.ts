@@ -44,3 +44,27 @@ export interface FileDescriptorSource {
 export function isFileDescriptorSource(stream: Readable): stream is Readable & FileDescriptorSource {
   return typeof (stream as Partial<FileDescriptorSource>).fd === 'number'
 }
+
+/**
+ * A body that follows a file still being written (a mirror fill): the kernel can send what is
+ * already in the file while the rest arrives. Bytes `start`..`end` (exclusive) of the file.
+ */
+export interface GrowingFileSource {
+  readonly start: number
+  readonly end: number
+  /** The file's descriptor (still valid after the fill's commit renames the file), or undefined without a local file. */
+  fileDescriptor(): Promise<number | undefined>
+  /**
+   * Waits until bytes from `position` may be sent (received, and verified for the last one);
+   * resolves with the exclusive end of them. Rejects when the fill failed.
+   */
+  sendableFrom(position: number): Promise<number>
+  /** Whether bytes counted as sendable may still be on their way into the file. */
+  readonly growing: boolean
+  /** Resolves at the next change of the fill: more bytes, the commit, or a failure. */
+  nextChange(): Promise<void>
+}
+
+export function isGrowingFileSource(stream: Readable): stream is Readable & GrowingFileSource {
+  return typeof (stream as Partial<GrowingFileSource>).sendableFrom === 'function'
+}

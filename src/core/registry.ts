@@ -76,6 +76,11 @@ export interface AppendOptions extends Op {
   offset?: number
   /** The declared chunk length; a body of another length fails with SIZE_INVALID. */
   length?: number
+  /**
+   * complete() only: called once every byte is in the upload file and the digest matched, before
+   * the commit makes it durable (a mirror fill's followers may send the last byte from then on).
+   */
+  onVerified?: () => void
 }
 
 export interface UploadService {

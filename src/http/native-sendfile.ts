@@ -9,6 +9,9 @@ export interface SendfileTransfer {
   cancel(): void
 }
 
+/** The error a transfer reports when the file ended before the range (it may still be growing). */
+export const endOfFile = 'EOF'
+
 export interface NativeSendfile {
   /**
    * Sends `length` bytes of `fileFd` from `offset` to `socketFd` (both are dup()ed first),

@@ -3,13 +3,14 @@ import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Metrics } from '../observability/metrics.js'
+import { kernelSent } from './kernel-sent.js'
 
 export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
   // Socket counters are cumulative over keep-alive requests, so each request is measured from
   // where the previous response on its socket ended (0 for the first). Sampling at onRequest
   // instead would miss the request head and, for small uploads, the whole body: both are
   // already read by then.
-  const baselines = new WeakMap<Socket, { read: number; written: number }>()
+  const baselines = new WeakMap<Socket, Counters>()
   // Over HTTP/2, by onResponse the stream is detached from its session, and with it from the
   // socket and the client address: both are taken when the request arrives.
   const arrivals = new WeakMap<FastifyRequest, { socket: Socket | undefined; remote: string | undefined }>()
@@ -27,15 +28,17 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
     const arrival = arrivals.get(request)
     const socket = arrival?.socket ?? request.raw.socket
     const now = counters(socket)
-    const start = (socket && baselines.get(socket)) ?? { read: 0, written: 0 }
+    const start = (socket && baselines.get(socket)) ?? { read: 0, written: 0, kernel: 0 }
     if (socket) baselines.set(socket, now)
     const received = now.read - start.read
     const sent = now.written - start.written
+    const byKernel = now.kernel - start.kernel
     const seconds = reply.elapsedTime / 1000
     const status = String(reply.statusCode)
     metrics.httpRequests.inc({ route, method: request.method, status })
     metrics.httpDuration.observe({ route, method: request.method }, seconds)
     metrics.bytesSent.inc({ route }, Math.max(0, sent))
+    if (byKernel > 0) metrics.sendfileBytes.inc({ route }, byKernel)
     metrics.bytesReceived.inc({ route }, Math.max(0, received))
     accessLog.info(
       {
@@ -63,11 +66,19 @@ function connectionSocket(request: FastifyRequest): Socket | undefined {
   return (request.raw as unknown as Http2ServerRequest).stream?.session?.socket as Socket | undefined
 }
 
+interface Counters {
+  read: number
+  /** Everything written, the kernel's sendfile bytes included. */
+  written: number
+  kernel: number
+}
+
 // An HTTP/2 session's socket proxy throws once the session has let go of its socket.
-function counters(socket: Socket | undefined): { read: number; written: number } {
+function counters(socket: Socket | undefined): Counters {
   try {
-    return { read: socket?.bytesRead ?? 0, written: socket?.bytesWritten ?? 0 }
+    const kernel = socket ? kernelSent(socket) : 0
+    return { read: socket?.bytesRead ?? 0, written: (socket?.bytesWritten ?? 0) + kernel, kernel }
   } catch {
-    return { read: 0, written: 0 }
+    return { read: 0, written: 0, kernel: 0 }
   }
 }

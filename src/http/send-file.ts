@@ -1,7 +1,9 @@
-// Sends a stored blob over plain HTTP/1.1 with sendfile(2) (native-sendfile.ts): the kernel
-// copies it from the page cache to the socket, so a download costs neither JavaScript buffers
-// nor a read and a write per chunk (a third of the CPU per GiB of reading through Node, and no
-// memory per download). TLS, HTTP/2 and sources that are not local files use send-pulled.ts.
+// Sends blob bodies over plain HTTP/1.1 with sendfile(2) (native-sendfile.ts): the kernel
+// copies from the page cache to the socket, so a download costs neither JavaScript buffers nor
+// a read and a write per chunk (a third of the CPU per GiB of reading through Node, and no
+// memory per download). Two bodies go this way: a stored blob's range, and a mirror fill's
+// upload file while it is still being written (each transfer sends what is already in the
+// file). TLS, HTTP/2 and sources that are not local files use send-pulled.ts.
 //
 // Node's HTTP layer writes the status line and headers; this module waits until they have left
 // for the kernel, lets the helper send the body on the same connection, and ends the response
@@ -11,23 +13,63 @@ import { ServerResponse } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
 import { TLSSocket } from 'node:tls'
 import type { Readable } from 'node:stream'
-import type { FileDescriptorSource } from '../core/pull-source.js'
-import type { NativeSendfile } from './native-sendfile.js'
+import type { FileDescriptorSource, GrowingFileSource } from '../core/pull-source.js'
+import { countKernelSent } from './kernel-sent.js'
+import { endOfFile, type NativeSendfile } from './native-sendfile.js'
 
 /** The socket's descriptor when sendfile can write to it: plain TCP under HTTP/1.1. */
 export function sendfileSocket(reply: FastifyReply): number | undefined {
   const res = reply.raw
-  if (!(res instanceof ServerResponse)) return undefined // HTTP/2
+  // HTTP/2, or a pipelined response still queued behind another (no socket yet).
+  if (!(res instanceof ServerResponse)) return undefined
   const socket = res.socket
   if (!socket || socket instanceof TLSSocket || socket.destroyed) return undefined
   const fd = (socket as Socket & { _handle?: { fd?: unknown } })._handle?.fd
   return typeof fd === 'number' && fd >= 0 ? fd : undefined
 }
 
-/** Sends bytes `start`..`start + length` of the file behind `body` as the reply's body. */
-export async function sendFileRange(reply: FastifyReply, native: NativeSendfile, body: Readable & FileDescriptorSource, start: number, length: number): Promise<void> {
+/** One transfer's outcome: bytes sent, and the error (`endOfFile` when the file was shorter). */
+type Transfer = (fileFd: number, offset: number, length: number) => Promise<{ error: string | null; sent: number }>
+
+/** Sends bytes `start`..`start + length` of the stored file behind `body` as the reply's body. */
+export function sendFileRange(reply: FastifyReply, native: NativeSendfile, body: Readable & FileDescriptorSource, start: number, length: number): Promise<void> {
+  return sendWith(reply, native, body, async (transfer) => {
+    const { error, sent } = await transfer(body.fd, start, length)
+    if (error !== null || sent !== length) throw new ShortBody(error === endOfFile ? `the file ended after ${sent} of ${length} bytes` : (error ?? 'short'))
+  })
+}
+
+/**
+ * Sends a body that follows a file still being written, or returns false (nothing sent) when
+ * its storage has no local file to send from.
+ */
+export async function sendGrowingFile(reply: FastifyReply, native: NativeSendfile, body: Readable & GrowingFileSource): Promise<boolean> {
+  const fd = await body.fileDescriptor()
+  if (fd === undefined) return false
+  await sendWith(reply, native, body, async (transfer) => {
+    for (let position = body.start; position < body.end; ) {
+      const limit = await body.sendableFrom(position)
+      const { error, sent } = await transfer(fd, position, limit - position)
+      position += sent
+      if (error === null) continue
+      if (error !== endOfFile) throw new ShortBody(error)
+      if (sent > 0) continue
+      // Received but not yet in the file: the writer is a little behind the network. Once the
+      // fill is over, every byte is in the file, so an end of file then is a short file.
+      if (!body.growing) throw new ShortBody(`the file ended at ${position} of ${body.end}`)
+      await body.nextChange()
+    }
+  })
+  return true
+}
+
+/** The transfer failed or the file was short: the response must break, not end. */
+class ShortBody extends Error {}
+
+async function sendWith(reply: FastifyReply, native: NativeSendfile, body: Readable, sendBody: (transfer: Transfer) => Promise<void>): Promise<void> {
   reply.hijack()
   const res = reply.raw as ServerResponse
   const socket = res.socket as Socket
@@ -38,23 +80,24 @@ export async function sendFileRange(reply: FastifyReply, native: NativeSendfile,
   // the helper watches for a stalled client itself, with the same limit.
   const idleTimeout = socket.timeout ?? 0
   socket.setTimeout(0)
+  const transfer: Transfer = (fileFd, offset, length) =>
+    new Promise((resolve, reject) => {
+      const socketFd = sendfileSocket(reply)
+      if (socketFd === undefined) return reject(new ClientGone())
+      const running = native.start(socketFd, fileFd, offset, length, idleTimeout, (error, sent) => {
+        countKernelSent(socket, sent)
+        resolve({ error, sent })
+      })
+      cancel = () => running.cancel()
+    })
   try {
     res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
     res.flushHeaders()
     await headersWritten(socket)
-    if (socket.destroyed) return // the client left before the body started
-    const { error, sent } = await new Promise<{ error: string | null; sent: number }>((resolve) => {
-      const transfer = native.start(sendfileSocket(reply) ?? -1, body.fd, start, length, idleTimeout, (error, sent) => resolve({ error, sent }))
-      cancel = () => transfer.cancel()
-    })
-    if (error !== null || sent !== length) {
-      if (!socket.destroyed) reply.log.warn({ error, sent, length }, 'blob download failed midway')
-      res.destroy(new Error(error ?? `sent ${sent} of ${length} bytes`))
-      return
-    }
+    await sendBody(transfer)
     res.end()
   } catch (err) {
-    reply.log.warn({ err }, 'blob download failed midway')
+    if (!(err instanceof ClientGone) && !socket.destroyed) reply.log.warn({ err }, 'blob download failed midway')
     res.destroy(err instanceof Error ? err : new Error('blob download failed'))
   } finally {
     if (!socket.destroyed) socket.setTimeout(idleTimeout)
@@ -63,6 +106,9 @@ export async function sendFileRange(reply: FastifyReply, native: NativeSendfile,
   }
 }
 
+/** The client closed the connection: nothing more to send, nothing to report. */
+class ClientGone extends Error {}
+
 /**
  * Resolves once the status line and headers are in the kernel: nothing left in the socket's
  * stream buffer nor in libuv's write queue, so the body cannot overtake them.
@@ -70,6 +116,6 @@ export async function sendFileRange(reply: FastifyReply, native: NativeSendfile,
 async function headersWritten(socket: Socket): Promise<void> {
   const handle = (socket as Socket & { _handle?: { writeQueueSize?: number } })._handle
   while (!socket.destroyed && (socket.writableLength > 0 || (handle?.writeQueueSize ?? 0) > 0)) {
-    await new Promise((resolve) => setTimeout(resolve, 1))
+    await delay(1)
   }
 }

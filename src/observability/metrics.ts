@@ -28,6 +28,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly sendfileBytes = new Counter({
+    name: 'ferry_http_sendfile_bytes_total',
+    help: 'Bytes of blob bodies the kernel sent with sendfile(2), by route (part of ferry_http_sent_bytes_total)',
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  })
+
   readonly bytesReceived = new Counter({
     name: 'ferry_http_received_bytes_total',
     help: 'Bytes read from clients, by route',

@@ -2,16 +2,19 @@
 // download. Chunks are slices of the fill's shared blocks (fill-blocks.ts), lent to the sender
 // (http/send-pulled.ts) until its write finished; a block no longer in memory is read from the
 // upload file (after the commit, the blob file) through the one handle this follower keeps.
-// Read as an ordinary stream (not over HTTP), chunks are copied.
+// Read as an ordinary stream (not over HTTP), chunks are copied. Over plain HTTP/1.1 the kernel
+// sends from the upload file instead (GrowingFileSource, http/send-file.ts).
 import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import { RegistryError } from '../core/errors.js'
-import type { PositionalSource, SharedChunk, SharedChunkSource } from '../core/pull-source.js'
+import type { FileDescriptorSource, GrowingFileSource, PositionalSource, SharedChunk, SharedChunkSource } from '../core/pull-source.js'
 import { blockSize, type Block, type SharedBlocks } from '../core/shared-blocks.js'
 
 /** What a follower sees of its fill. */
 export interface FollowedFill {
   readonly state: 'starting' | 'streaming' | 'done' | 'failed'
+  /** Every byte is in the file and verified, though the commit may still be running. */
+  readonly verified: boolean
   readonly error: unknown
   readonly size: number
   /** Bytes received from the upstream (possibly not yet in the upload file). */
@@ -26,7 +29,8 @@ export interface FollowedFill {
 /** Reads when the budget has no block to spare: small, private, and rare. */
 const overflowRead = 64 * 1024
 
-export class FillFollower extends Readable implements SharedChunkSource {
+export class FillFollower extends Readable implements SharedChunkSource, GrowingFileSource {
+  readonly start: number
   #position: number
   /** Exclusive. */
   readonly #end: number
@@ -40,8 +44,48 @@ export class FillFollower extends Readable implements SharedChunkSource {
     endInclusive: number,
   ) {
     super()
+    this.start = start
     this.#position = start
     this.#end = endInclusive + 1
+  }
+
+  get end(): number {
+    return this.#end
+  }
+
+  get growing(): boolean {
+    return !this.#complete()
+  }
+
+  /** Every byte may be sent: verified (or committed). */
+  #complete(): boolean {
+    return this.fill.state === 'done' || this.fill.verified
+  }
+
+  nextChange(): Promise<void> {
+    return this.fill.nextChange()
+  }
+
+  async fileDescriptor(): Promise<number | undefined> {
+    if (this.destroyed) return undefined
+    this.#file ??= this.fill.openFile()
+    const fd = ((await this.#file) as Partial<FileDescriptorSource>).fd
+    return typeof fd === 'number' ? fd : undefined
+  }
+
+  async sendableFrom(position: number): Promise<number> {
+    const fill = this.fill
+    for (;;) {
+      if (this.destroyed) throw new Error('follower closed')
+      if (fill.state === 'failed') throw fill.error
+      // The last byte waits for verification: a corrupt fill never completes anyone's body.
+      const available = this.#complete() ? fill.size : Math.min(fill.received, fill.size - 1)
+      const limit = Math.min(this.#end, available)
+      // A whole block at least (or the rest): one transfer per network chunk would cost more than it sends.
+      const more = limit < this.#end && fill.received < fill.size
+      if (limit > position && (limit - position >= blockSize || !more)) return limit
+      await fill.nextChange()
+    }
   }
 
   async nextShared(): Promise<SharedChunk | undefined> {
@@ -50,7 +94,7 @@ export class FillFollower extends Readable implements SharedChunkSource {
       // Destroyed (the client left) while waiting: never reopen the file.
       if (this.#position >= this.#end || this.destroyed) return undefined
       if (fill.state === 'failed') throw fill.error
-      const done = fill.state === 'done'
+      const done = this.#complete()
       // The last byte waits for verification: a corrupt fill never completes anyone's body.
       const available = done ? fill.size : Math.min(fill.received, fill.size - 1)
       const index = Math.floor(this.#position / blockSize)
@@ -130,7 +174,7 @@ export class FillFollower extends Readable implements SharedChunkSource {
       const read = await file.readAt(got === 0 ? buffer : buffer.subarray(got), position + got)
       got += read
       if (read > 0) continue
-      if (this.fill.state === 'done') throw new RegistryError('UNKNOWN', 'cached blob is shorter than its size')
+      if (this.#complete()) throw new RegistryError('UNKNOWN', 'cached blob is shorter than its size')
       if (this.fill.state === 'failed') throw this.fill.error
       await delay(2)
     }

@@ -72,7 +72,10 @@ export class RepositoryUploads implements UploadService {
   complete(id: string, digest: Digest, body?: Readable, options: AppendOptions = {}): Promise<BlobInfo> {
     return this.state.locks.run(id, async () => {
       const status = await this.status(id)
-      const size = body ? await this.appendLocked(status, body, options) : status.size
+      const { onVerified, ...appendOptions } = options
+      // The running sha256 is checked as soon as the last byte is written, before the fsync.
+      const onWritten = onVerified && digestAlgorithm(digest) === runningAlgorithm ? (hash: Hash) => digestOfHash(runningAlgorithm, hash.copy()) === digest && onVerified() : undefined
+      const size = body ? await this.appendLocked(status, body, appendOptions, onWritten) : status.size
       const actual = await this.finalDigest(id, digestAlgorithm(digest), size)
       if (actual !== digest) {
         await this.discard(id)
@@ -105,7 +108,7 @@ export class RepositoryUploads implements UploadService {
   }
 
   /** Appends one chunk; returns the new size. Runs under the upload's lock. */
-  private async appendLocked(status: UploadStatus, body: Readable, options: AppendOptions): Promise<number> {
+  private async appendLocked(status: UploadStatus, body: Readable, options: AppendOptions, onWritten?: (hash: Hash) => unknown): Promise<number> {
     const { id, size } = status
     if (options.offset !== undefined && options.offset !== size) {
       body.resume()
@@ -123,6 +126,7 @@ export class RepositoryUploads implements UploadService {
       if (options.length !== undefined && digesting.bytes !== options.length) {
         throw new RegistryError('SIZE_INVALID', 'chunk is shorter than declared', { declared: options.length, received: digesting.bytes })
       }
+      onWritten?.(running.hash)
       await writer.commit()
     } catch (err) {
       await writer.cancel().catch(() => {})

@@ -33,6 +33,8 @@ export interface MirrorServerOptions {
   auth?: Partial<AuthConfig>
   /** Level of the captured logs; 'info' unless told. */
   logLevel?: string
+  /** http.sendfile (default true: plain HTTP/1.1 downloads go out with sendfile). */
+  sendfile?: boolean
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
@@ -41,6 +43,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   config.storage.filesystem.path = root
   config.mirror = { ...config.mirror, namespaces: [], ...mirror }
   config.auth = { ...config.auth, ...options.auth }
+  if (options.sendfile !== undefined) config.http.sendfile = options.sendfile
   const logs: string[] = []
   // The production logger options (redaction included), so tests see what operators see.
   const logger = createLogger(options.logLevel ?? 'info', { write: (line: string) => void logs.push(line) })

@@ -1,7 +1,8 @@
 // Cold fan-out through the real mirror: many clients on one uncached blob while it downloads.
-// Followers send the fill's shared 1 MiB blocks (core/shared-blocks.ts); one that falls behind
-// the blocks in memory reads the upload file through its own handle into a shared block. Every
-// body must be byte-exact either way, and the memory held stays within a fixed budget.
+// Over plain HTTP/1.1 followers have the kernel send the upload file as it grows (sendfile);
+// otherwise they send the fill's shared 1 MiB blocks (core/shared-blocks.ts), and one that falls
+// behind the blocks in memory reads the upload file through its own handle into a shared block.
+// Every body must be byte-exact either way, and the memory held stays within a fixed budget.
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import t from 'tap'
@@ -19,10 +20,17 @@ function sha256(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
-t.test('32 clients, whole and ranged, prompt and lagging, on one uncached blob: byte-exact, one upstream fetch', async (t) => {
+/** Sum of a counter's series, from the server's /metrics. */
+async function counterTotal(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0)
+}
+
+for (const sendfile of [true, false]) {
+t.test(`${sendfile ? 'sendfile' : 'shared blocks'}: 32 clients, whole and ranged, prompt and lagging, on one uncached blob: byte-exact, one upstream fetch`, async (t) => {
   const upstream = await startDistribution()
   t.teardown(() => upstream.stop())
-  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('up', upstream.url)], defaultUpstream: 'up', namespaces: [] }, { auth: { anonymousPull: ['**'] } })
+  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('up', upstream.url)], defaultUpstream: 'up', namespaces: [] }, { auth: { anonymousPull: ['**'] }, sendfile })
   t.teardown(() => ferry.close())
   const blob = randomBytes(48 * MiB + 4321)
   const image = await seedImage(upstream.url, 'fan/out', 'v1', { layers: [blob] })
@@ -62,7 +70,11 @@ t.test('32 clients, whole and ranged, prompt and lagging, on one uncached blob: 
   t.ok(lateBodies[2]!.equals(blob.subarray(5 * MiB, 30 * MiB + 1)), 'a late range is exact')
   const fetches = upstream.requests().filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`)).length
   t.equal(fetches, 1, 'the upstream served the blob once')
+  const bodyBytes = [...bodies, ...rangedBodies, ...lateBodies].reduce((sum, body) => sum + body.length, 0)
+  const byKernel = await counterTotal(ferry.url, 'ferry_http_sendfile_bytes_total')
+  t.equal(byKernel, sendfile ? bodyBytes : 0, sendfile ? 'every body byte was sent by the kernel' : 'no sendfile when it is off')
 })
+}
 
 /** A gauge series of ferry_blob_block_memory_bytes, from the server's /metrics. */
 async function fillMemory(url: string, kind: 'held' | 'peak' | 'budget'): Promise<number> {
@@ -74,7 +86,7 @@ async function fillMemory(url: string, kind: 'held' | 'peak' | 'budget'): Promis
 t.test('48 slow followers spread over one uncached blob, 8 leaving early: fill memory stays within one fill\'s share, then is all given back', async (t) => {
   const upstream = await startDistribution()
   t.teardown(() => upstream.stop())
-  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('up', upstream.url)], defaultUpstream: 'up', namespaces: [] }, { auth: { anonymousPull: ['**'] } })
+  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('up', upstream.url)], defaultUpstream: 'up', namespaces: [] }, { auth: { anonymousPull: ['**'] }, sendfile: false })
   t.teardown(() => ferry.close())
   const blob = randomBytes(24 * MiB + 77)
   const image = await seedImage(upstream.url, 'fan/slow', 'v1', { layers: [blob] })

@@ -64,6 +64,28 @@ t.test('a digest mismatch stores nothing and discards the session', (t) =>
   }),
 )
 
+t.test('onVerified: called once the bytes are written and match, before the blob is committed; never on a mismatch', (t) =>
+  withDrivers(t, async (t, driver) => {
+    const blobs = new LocalRegistry(driver).repository(name).blobs
+    const data = Buffer.from('verified before the commit')
+    const session = await blobs.uploads.start()
+    let committed = false
+    const seen: boolean[] = []
+    const completed = blobs.uploads.complete(session.id, sha(data), Readable.from([data]), {
+      onVerified: () => seen.push(committed),
+    })
+    await completed.then(() => (committed = true))
+    t.same(seen, [false], 'called once, before complete() resolved')
+    t.same(await blobs.stat(sha(data)), { digest: sha(data), size: data.length }, 'then committed')
+
+    const other = await blobs.uploads.start()
+    let called = false
+    const wrong = sha(Buffer.from('something else'))
+    await t.rejects(blobs.uploads.complete(other.id, wrong, Readable.from([data]), { onVerified: () => (called = true) }), { code: 'DIGEST_INVALID' })
+    t.notOk(called, 'not called when the digest does not match')
+  }),
+)
+
 t.test('a chunk at the wrong offset is refused with 416 and the session stays usable', (t) =>
   withDrivers(t, async (t, driver) => {
     const uploads = new LocalRegistry(driver).repository(name).blobs.uploads
