@@ -1,6 +1,7 @@
 // The clients of the benchmark: blob downloads (one curl process each), blob uploads (monolithic
-// and chunked, undici) and manifest pushes. A registry answering 401
-// to an anonymous push gets the bench user's Basic credentials from then on.
+// and chunked, undici) and manifest pushes. Pushes and reads start anonymous and each switch to
+// the bench user's Basic credentials on their own first 401, so seeding a registry does not make
+// its reads authenticated (containerd's pulls are anonymous where the registry allows it).
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { Transform, type Readable } from 'node:stream'
@@ -69,10 +70,10 @@ async function drain(body: Dispatcher.ResponseData['body']): Promise<string> {
 /** POST an upload session; on a 401 without credentials, retry once with the bench user. */
 export async function startUpload(server: Server, repo: string): Promise<URL> {
   for (let attempt = 0; ; attempt++) {
-    const { statusCode, headers, body } = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: server.headers })
+    const { statusCode, headers, body } = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: server.pushHeaders })
     const text = await drain(body)
-    if (statusCode === 401 && attempt === 0 && server.headers.authorization === undefined) {
-      server.headers.authorization = basicAuthorization()
+    if (statusCode === 401 && attempt === 0 && server.pushHeaders.authorization === undefined) {
+      server.pushHeaders.authorization = basicAuthorization()
       continue
     }
     if (statusCode !== 202) throw new Error(`${server.name} POST ${repo} upload: ${statusCode} ${text}`)
@@ -91,7 +92,7 @@ export async function pushMonolithic(server: Server, repo: string, digest: strin
   const location = await startUpload(server, repo)
   const put = await request(withDigest(location, digest), {
     method: 'PUT',
-    headers: { ...server.headers, 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    headers: { ...server.pushHeaders, 'content-type': 'application/octet-stream', 'content-length': String(size) },
     body: body(),
   })
   const text = await drain(put.body)
@@ -106,7 +107,7 @@ export async function pushChunked(server: Server, repo: string, digest: string, 
     const patch = await request(location, {
       method: 'PATCH',
       headers: {
-        ...server.headers,
+        ...server.pushHeaders,
         'content-type': 'application/octet-stream',
         'content-length': String(length),
         'content-range': `${start}-${start + length - 1}`,
@@ -117,7 +118,7 @@ export async function pushChunked(server: Server, repo: string, digest: string, 
     if (patch.statusCode !== 202) throw new Error(`${server.name} PATCH ${repo} at ${start}: ${patch.statusCode} ${text}`)
     location = new URL(String(patch.headers.location), server.url)
   }
-  const put = await request(withDigest(location, digest), { method: 'PUT', headers: { ...server.headers, 'content-length': '0' } })
+  const put = await request(withDigest(location, digest), { method: 'PUT', headers: { ...server.pushHeaders, 'content-length': '0' } })
   const text = await drain(put.body)
   if (put.statusCode !== 201) throw new Error(`${server.name} PUT ${repo} blob ${digest}: ${put.statusCode} ${text}`)
 }
@@ -135,7 +136,7 @@ export async function pushStreaming(server: Server, repo: string, body: Readable
   body.on('error', (err) => hashing.destroy(err))
   const patch = await request(location, {
     method: 'PATCH',
-    headers: { ...server.headers, 'content-type': 'application/octet-stream' },
+    headers: { ...server.pushHeaders, 'content-type': 'application/octet-stream' },
     body: body.pipe(hashing),
   })
   const text = await drain(patch.body)
@@ -143,7 +144,7 @@ export async function pushStreaming(server: Server, repo: string, body: Readable
   const digest = `sha256:${hash.digest('hex')}`
   const put = await request(withDigest(new URL(String(patch.headers.location), server.url), digest), {
     method: 'PUT',
-    headers: { ...server.headers, 'content-length': '0' },
+    headers: { ...server.pushHeaders, 'content-length': '0' },
   })
   const putText = await drain(put.body)
   if (put.statusCode !== 201) throw new Error(`${server.name} PUT ${repo} blob ${digest}: ${put.statusCode} ${putText}`)
@@ -153,7 +154,7 @@ export async function pushStreaming(server: Server, repo: string, body: Readable
 export async function pushManifest(server: Server, repo: string, reference: string, bytes: Buffer, mediaType: string): Promise<void> {
   const put = await request(`${server.url}/v2/${repo}/manifests/${reference}`, {
     method: 'PUT',
-    headers: { ...server.headers, 'content-type': mediaType },
+    headers: { ...server.pushHeaders, 'content-type': mediaType },
     body: bytes,
   })
   const text = await drain(put.body)

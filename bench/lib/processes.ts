@@ -28,8 +28,10 @@ export interface Server {
   url: string
   pid: number
   logFile: string
-  /** Request headers every benchmark request to this server must carry (credentials, if needed). */
+  /** Headers of reads (downloads, manifest loads): credentials only if anonymous reads were refused. */
   headers: Record<string, string>
+  /** Headers of pushes (seeding, the upload scenario): credentials once an anonymous push was refused. */
+  pushHeaders: Record<string, string>
   /** The access log so far (distribution only; [] for others). */
   accessLog(): AccessLogEntry[]
   stop(): Promise<void>
@@ -311,6 +313,7 @@ function server(name: string, url: string, child: ChildProcess, logFile: string,
     pid: child.pid ?? -1,
     logFile,
     headers,
+    pushHeaders: { ...headers },
     accessLog: () => (accessLogged ? parseAccessLog(logFile) : []),
     stop: () => terminate(child),
   }
