@@ -52,15 +52,16 @@ export async function sendGrowingFile(reply: FastifyReply, native: NativeSendfil
   await sendWith(reply, native, body, async (transfer) => {
     for (let position = body.start; position < body.end; ) {
       const limit = await body.sendableFrom(position)
+      const wasGrowing = body.growing
       const { error, sent } = await transfer(fd, position, limit - position)
       position += sent
       if (error === null) continue
       if (error !== endOfFile) throw new ShortBody(error)
       if (sent > 0) continue
       // Received but not yet in the file: the writer is a little behind the network. Once the
-      // fill is over, every byte is in the file, so an end of file then is a short file.
-      if (!body.growing) throw new ShortBody(`the file ended at ${position} of ${body.end}`)
-      await body.nextChange()
+      // fill is verified every byte is in the file, so an end of file then is a short file.
+      if (!wasGrowing) throw new ShortBody(`the file ended at ${position} of ${body.end}`)
+      if (body.growing) await body.nextChange()
     }
   })
   return true
