@@ -58,7 +58,10 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
     logs,
     async close() {
       composed.stop()
-      await composed.app.close()
+      const closing = composed.app.close()
+      // Connections a client opened but never used would hold the close for ~70 s.
+      composed.app.server.closeAllConnections()
+      await closing
       await composed.close(10_000)
       await rm(root, { recursive: true, force: true })
     },
