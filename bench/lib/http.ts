@@ -8,12 +8,10 @@ import { Transform, type Readable } from 'node:stream'
 import { request, type Dispatcher } from 'undici'
 import { basicAuthorization, type Server } from './processes.js'
 
-export interface Download {
+interface Download {
   bytes: number
   /** From `startedAt` to the first body byte. */
   firstByteMs: number
-  /** From `startedAt` to the last body byte. */
-  doneMs: number
 }
 
 /**
@@ -47,7 +45,7 @@ async function curlDownload(server: Server, path: string, startedAt: number, exp
     if (status !== '200') throw new Error(`${server.name} GET ${path}: ${status}`)
     const bytes = Number(size)
     if (bytes !== expectedBytes) throw new Error(`${server.name} GET ${path}: ${bytes} bytes, expected ${expectedBytes}`)
-    return { bytes, firstByteMs: spawnedAt - startedAt + Number(firstByte) * 1000, doneMs: performance.now() - startedAt }
+    return { bytes, firstByteMs: spawnedAt - startedAt + Number(firstByte) * 1000 }
   }
 }
 
