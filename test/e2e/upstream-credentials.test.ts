@@ -229,8 +229,10 @@ for (const flow of ['jsonKey', 'oauth2'] as const) {
     const pullNext = async () => {
       const i = next++
       if (i >= repositories) throw new Error('ran out of uncached repositories')
+      // The phase the pull started in: one started before the reload may end after it.
+      const startedIn = phase
       const result = await pull(server.url, `rotate/app${i}`, 'v1', image)
-      results.push({ phase, ok: result.ok, status: result.status })
+      results.push({ phase: startedIn, ok: result.ok, status: result.status })
     }
     for (let i = 0; i < 10; i++) await pullNext()
 
