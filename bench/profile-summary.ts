@@ -36,7 +36,8 @@ function keyOf(frame: CallFrame): string {
 }
 
 async function files(target: string): Promise<string[]> {
-  if ((await stat(target)).isDirectory()) return (await readdir(target)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(target, f))
+  if ((await stat(target)).isDirectory())
+    return (await readdir(target)).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(target, f))
   return [target]
 }
 
@@ -77,7 +78,9 @@ async function summarise(file: string, top: number): Promise<void> {
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([k, ms]) => `| ${pct(ms)} | ${ms.toFixed(0)} | \`${k.replace(/\|/g, '\\|')}\` |`)
-  console.log(`## ${file}\n\nsampled ${(all / 1000).toFixed(1)} s, busy ${(busy / 1000).toFixed(1)} s (idle ${(idle / 1000).toFixed(1)} s)\n`)
+  console.log(
+    `## ${file}\n\nsampled ${(all / 1000).toFixed(1)} s, busy ${(busy / 1000).toFixed(1)} s (idle ${(idle / 1000).toFixed(1)} s)\n`,
+  )
   console.log(`### top ${top} by self time (% of busy)\n\n| self | ms | function |\n|---|---|---|\n${list(self).join('\n')}\n`)
   const skip = new Set(['(root)', '(program)'])
   for (const k of skip) total.delete(k)

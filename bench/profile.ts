@@ -57,7 +57,8 @@ try {
     }
     await seeder.stop()
     load = async (ferry) => {
-      for (let i = 0; i < 3; i++) await timed(`${clients} × ${size / MiB} MiB`, clients * size, () => concurrentDownloads(ferry, paths, clients, size))
+      for (let i = 0; i < 3; i++)
+        await timed(`${clients} × ${size / MiB} MiB`, clients * size, () => concurrentDownloads(ferry, paths, clients, size))
     }
   } else if (which === 'manifest-tag' || which === 'mirror-tag') {
     const image = smallImage('profile-image')
@@ -77,18 +78,31 @@ try {
         connections: s.manifestConnections,
         duration: 10,
       })
-      progress(`GET by tag: ${(result.requests.total / result.duration).toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, non-2xx ${result.non2xx}`)
+      progress(
+        `GET by tag: ${(result.requests.total / result.duration).toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, non-2xx ${result.non2xx}`,
+      )
     }
   } else if (which === 'fanout') {
     upstream = await startDistribution({ name: 'upstream', dir: join(dir, 'upstream') })
     const digest = await pushStreaming(upstream, repo, randomBlob('profile-fanout', s.fanoutBlobBytes))
-    load = (ferry) => timed(`cold fan-out ${s.fanoutClients} × ${s.fanoutBlobBytes / MiB} MiB`, s.fanoutClients * s.fanoutBlobBytes, () => concurrentDownloads(ferry, [`/v2/${repo}/blobs/${digest}`], s.fanoutClients, s.fanoutBlobBytes))
+    load = (ferry) =>
+      timed(`cold fan-out ${s.fanoutClients} × ${s.fanoutBlobBytes / MiB} MiB`, s.fanoutClients * s.fanoutBlobBytes, () =>
+        concurrentDownloads(ferry, [`/v2/${repo}/blobs/${digest}`], s.fanoutClients, s.fanoutBlobBytes),
+      )
   } else {
     const digest = await randomBlobDigest('profile-upload', s.uploadBytes)
-    load = (ferry) => timed(`monolithic upload ${s.uploadBytes / MiB} MiB`, s.uploadBytes, () => pushMonolithic(ferry, repo, digest, s.uploadBytes, () => randomBlob('profile-upload', s.uploadBytes)))
+    load = (ferry) =>
+      timed(`monolithic upload ${s.uploadBytes / MiB} MiB`, s.uploadBytes, () =>
+        pushMonolithic(ferry, repo, digest, s.uploadBytes, () => randomBlob('profile-upload', s.uploadBytes)),
+      )
   }
   const before = new Set(await readdir(outDir))
-  const ferry = await startFerry({ name: 'ferry', dir: ferryDir, cpuProfDir: outDir, ...(upstream ? { upstream: upstream.url, tagTtl: '1h' } : {}) })
+  const ferry = await startFerry({
+    name: 'ferry',
+    dir: ferryDir,
+    cpuProfDir: outDir,
+    ...(upstream ? { upstream: upstream.url, tagTtl: '1h' } : {}),
+  })
   if (which === 'mirror-tag') {
     // Fill the mirror's cache first (tag and manifest), as in the benchmark's warm-up.
     await fetch(`${ferry.url}/v2/${repo}/manifests/v1`, { headers: { ...ferry.headers, accept: tagAccept } }).then((r) => r.arrayBuffer())

@@ -69,7 +69,8 @@ async function main(): Promise<void> {
   const started = performance.now()
   // Another workload on the machine (a test suite, a build) skews every figure: say so.
   const loadAtStart = loadavg()[0]!
-  if (loadAtStart > 0.5) progress(`warning: the machine is not idle (1-minute load average ${loadAtStart.toFixed(2)}); figures will be noisy`)
+  if (loadAtStart > 0.5)
+    progress(`warning: the machine is not idle (1-minute load average ${loadAtStart.toFixed(2)}); figures will be noisy`)
   const header = `Machine: ${machine()}\nFerry: ${ferryBuild()}\nSettings: ${describeSettings(settings)}`
   progress(header.replaceAll('\n', '; '))
   await waitForQuiet()
@@ -98,10 +99,19 @@ async function main(): Promise<void> {
     `Measurements disturbed by other processes (kept after 3 attempts): ${disturbed}.`,
   ].join(' ')
   const out: string[] = [`# Ferry benchmark`, '', header, load, '']
-  for (const { scenario, result, seconds } of results) out.push(`## ${scenario.title}`, '', result.markdown, '', `(${seconds.toFixed(0)} s)`, '')
+  for (const { scenario, result, seconds } of results)
+    out.push(`## ${scenario.title}`, '', result.markdown, '', `(${seconds.toFixed(0)} s)`, '')
   const checks = results.flatMap((r) => r.result.checks)
   if (checks.length > 0) {
-    out.push('## Targets from issue #6', '', table(['target', 'measured', 'holds'], checks.map((c) => [c.target, c.measured, c.holds ? 'yes' : '**no**'])), '')
+    out.push(
+      '## Targets from issue #6',
+      '',
+      table(
+        ['target', 'measured', 'holds'],
+        checks.map((c) => [c.target, c.measured, c.holds ? 'yes' : '**no**']),
+      ),
+      '',
+    )
   }
   out.push(`Total ${totalSeconds.toFixed(0)} s.`)
   console.log(out.join('\n'))
@@ -116,7 +126,9 @@ async function main(): Promise<void> {
     totalSeconds,
     loadAverageAtStart: loadAtStart,
     disturbedMeasurements: disturbed,
-    scenarios: Object.fromEntries(results.map(({ scenario, result, seconds }) => [scenario.name, { seconds, checks: result.checks, data: result.json }])),
+    scenarios: Object.fromEntries(
+      results.map(({ scenario, result, seconds }) => [scenario.name, { seconds, checks: result.checks, data: result.json }]),
+    ),
   }
   await writeFile(resultsFile, `${JSON.stringify(json, null, 1)}\n`)
 }

@@ -31,7 +31,20 @@ if (existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs) 
 
 mkdirSync(dirname(output), { recursive: true })
 const compiler = process.env.CC || 'cc'
-const args = ['-O2', '-std=gnu11', '-Wall', '-Wextra', '-Wno-unused-parameter', '-fPIC', '-shared', '-pthread', `-I${headers}`, source, '-o', output]
+const args = [
+  '-O2',
+  '-std=gnu11',
+  '-Wall',
+  '-Wextra',
+  '-Wno-unused-parameter',
+  '-fPIC',
+  '-shared',
+  '-pthread',
+  `-I${headers}`,
+  source,
+  '-o',
+  output,
+]
 const result = spawnSync(compiler, args, { stdio: 'inherit' })
 if (result.error) skip(`cannot run ${compiler} (${result.error.message})`)
 if (result.status !== 0) skip(`${compiler} failed (exit ${result.status})`)

@@ -27,15 +27,17 @@ export async function openMirrorCredentials(
 ): Promise<MirrorCredentials> {
   // Made on first use, when every upstream's transport exists.
   const posters = new Map<string, FormPoster>()
-  const postFor = (upstream: string): FormPost => (url, form, signal) => {
-    let poster = posters.get(upstream)
-    if (poster === undefined) {
-      const source = transportOf(upstream)
-      poster = createFormPoster(source ? { source } : {})
-      posters.set(upstream, poster)
+  const postFor =
+    (upstream: string): FormPost =>
+    (url, form, signal) => {
+      let poster = posters.get(upstream)
+      if (poster === undefined) {
+        const source = transportOf(upstream)
+        poster = createFormPoster(source ? { source } : {})
+        posters.set(upstream, poster)
+      }
+      return poster.post(url, form, signal)
     }
-    return poster.post(url, form, signal)
-  }
   const closePosters = () => Promise.all([...posters.values()].map((poster) => poster.close()))
   let opened: Awaited<ReturnType<typeof UpstreamCredentials.open>>
   try {
@@ -63,7 +65,10 @@ export async function openMirrorCredentials(
   }
   const { set, providers } = opened
   set.watch((path, err) =>
-    logger.warn({ file: path, error: err instanceof Error ? err.message : String(err) }, 'cannot watch upstream credentials file; SIGHUP still re-reads it'),
+    logger.warn(
+      { file: path, error: err instanceof Error ? err.message : String(err) },
+      'cannot watch upstream credentials file; SIGHUP still re-reads it',
+    ),
   )
   for (const { path, upstreams } of set.files()) logger.info({ file: path, upstreams }, 'upstream credentials loaded')
   // Both series exist from the start, so `increase(...{result="error"}[1h]) > 0` can alert.

@@ -25,7 +25,8 @@ function settingsOf(upstream: UpstreamConfig, config: MirrorConfig): unknown {
     upstream,
     // The mirror-wide keys as they apply to this upstream.
     proxyDefaults: upstream.proxy.kind === 'default' ? config.proxy : undefined,
-    credentialConfig: upstream.gcrKeyPath === undefined ? (upstream.pullCredentialConfigPath ?? config.pullCredentialConfigPath) : undefined,
+    credentialConfig:
+      upstream.gcrKeyPath === undefined ? (upstream.pullCredentialConfigPath ?? config.pullCredentialConfigPath) : undefined,
   }
 }
 
@@ -133,7 +134,10 @@ export class MirrorUpstreams {
     try {
       set = await buildSet(next, old.built, this.#options)
     } catch (err) {
-      logger.error({ error: err instanceof Error ? err.message : String(err) }, 'mirror settings not applied, keeping the running upstreams')
+      logger.error(
+        { error: err instanceof Error ? err.message : String(err) },
+        'mirror settings not applied, keeping the running upstreams',
+      )
       return
     }
     this.#current = set
@@ -160,9 +164,14 @@ export class MirrorUpstreams {
     const drained = await Promise.race([built.tracked.idle().then(() => true), deadline])
     clearTimeout(timer)
     if (!drained) {
-      this.#options.logger.warn({ upstream: built.tracked.name, inFlight: built.tracked.active, ms: this.#options.retireTimeoutMs }, 'replaced upstream still busy, closing its connections')
+      this.#options.logger.warn(
+        { upstream: built.tracked.name, inFlight: built.tracked.active, ms: this.#options.retireTimeoutMs },
+        'replaced upstream still busy, closing its connections',
+      )
     }
-    await built.close().catch((err: unknown) => this.#options.logger.warn({ upstream: built.tracked.name, err }, 'closing a replaced upstream failed'))
+    await built
+      .close()
+      .catch((err: unknown) => this.#options.logger.warn({ upstream: built.tracked.name, err }, 'closing a replaced upstream failed'))
     this.#retiring.delete(built)
   }
 }
@@ -175,7 +184,11 @@ function batchesOf(built: Iterable<BuiltUpstream>): Set<CredentialBatch> {
  * Builds the set for `config`, reusing from `previous` every upstream whose settings are equal.
  * Throws (closing what it opened) when a credential, CA or certificate file is unusable.
  */
-async function buildSet(config: MirrorConfig, previous: ReadonlyMap<string, BuiltUpstream>, options: MirrorUpstreamsOptions): Promise<UpstreamSet> {
+async function buildSet(
+  config: MirrorConfig,
+  previous: ReadonlyMap<string, BuiltUpstream>,
+  options: MirrorUpstreamsOptions,
+): Promise<UpstreamSet> {
   const { metrics, logger } = options
   const built = new Map<string, BuiltUpstream>()
   const fresh: Array<{ upstream: UpstreamConfig; index: number }> = []
@@ -188,7 +201,12 @@ async function buildSet(config: MirrorConfig, previous: ReadonlyMap<string, Buil
     // Read first: an unusable key file stops here before any connection is made. The transports
     // exist by the time a token_uri exchange needs one.
     const transports = new Map<string, UpstreamTransport>()
-    const credentials = await openMirrorCredentials({ ...config, upstreams: fresh.map((f) => f.upstream) }, metrics, logger, (name) => transports.get(name)?.source)
+    const credentials = await openMirrorCredentials(
+      { ...config, upstreams: fresh.map((f) => f.upstream) },
+      metrics,
+      logger,
+      (name) => transports.get(name)?.source,
+    )
     const batch: CredentialBatch = { credentials, open: 0 }
     try {
       for (const { upstream, index } of fresh) {
@@ -224,7 +242,14 @@ async function buildSet(config: MirrorConfig, previous: ReadonlyMap<string, Buil
       })
       const tracked = new InFlightUpstream(guarded)
       batch.open++
-      self = new BuiltUpstream(settingsOf(upstream, config), { upstream: tracked, tagTtl: upstream.tagTtl }, tracked, client, transport, batch)
+      self = new BuiltUpstream(
+        settingsOf(upstream, config),
+        { upstream: tracked, tagTtl: upstream.tagTtl },
+        tracked,
+        client,
+        transport,
+        batch,
+      )
       built.set(upstream.name, self)
       logger.info({ upstream: upstream.name, url: upstream.url, default: upstream.name === config.defaultUpstream }, 'mirroring upstream')
     }

@@ -46,17 +46,26 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   composed.startHousekeeping()
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  logger.info({ driver: config.storage.driver, path: config.storage.filesystem.path, deleteEnabled: config.storage.deleteEnabled }, 'storage ready')
+  logger.info(
+    { driver: config.storage.driver, path: config.storage.filesystem.path, deleteEnabled: config.storage.deleteEnabled },
+    'storage ready',
+  )
   if (config.http.sendfile && tls === undefined) {
     const { problem } = nativeSendfile()
-    if (problem) logger.warn({ problem }, 'sendfile(2) helper unavailable: blobs are sent through memory buffers (run `npm run build` with a C compiler to build it)')
+    if (problem)
+      logger.warn(
+        { problem },
+        'sendfile(2) helper unavailable: blobs are sent through memory buffers (run `npm run build` with a C compiler to build it)',
+      )
   }
 
   let reloader: CertificateReloader | undefined
   if (tls === undefined) {
     // Absent rather than 0, so an expiry alert never fires on an instance without a certificate.
     composed.metrics.registry.removeSingleMetric('ferry_tls_certificate_expiry_seconds')
-    logger.warn('TLS is off: serving plain HTTP, readable and alterable by anyone on the network; set tls.cert and tls.key (--tls-cert, --tls-key) to serve HTTPS')
+    logger.warn(
+      'TLS is off: serving plain HTTP, readable and alterable by anyone on the network; set tls.cert and tls.key (--tls-cert, --tls-key) to serve HTTPS',
+    )
   } else {
     reloader = startReloader(app.server as unknown as TlsServer, tls, config, logger, composed.metrics)
     await reloader.watch()

@@ -17,7 +17,10 @@ const files = sourceFiles(src).map((path) => {
     .split('\n')
     .filter((line) => !line.trimStart().startsWith('//'))
     .join('\n')
-  const imports = [...text.matchAll(/^(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm), ...text.matchAll(/import\(['"]([^'"]+)['"]\)/g)].map((m) => m[1]!)
+  const imports = [
+    ...text.matchAll(/^(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm),
+    ...text.matchAll(/import\(['"]([^'"]+)['"]\)/g),
+  ].map((m) => m[1]!)
   return { file: relative(src, path), text, imports }
 })
 
@@ -59,7 +62,8 @@ t.test('only main/server entry points and cli/ read process.env, argv or exit', 
 
 t.test('auth/ never reaches http, storage or the network', async (t) => {
   for (const { file, imports } of importsOf('auth/')) {
-    for (const spec of imports) t.notMatch(spec, /(^|\/)(http|storage|client|upstream|proxy)\/|^(undici|fastify)$/, `${file} imports ${spec}`)
+    for (const spec of imports)
+      t.notMatch(spec, /(^|\/)(http|storage|client|upstream|proxy)\/|^(undici|fastify)$/, `${file} imports ${spec}`)
   }
 })
 

@@ -20,7 +20,10 @@ t.test('the Kubernetes ConfigMap holds a valid Ferry config matching the volume 
   const mount = container.volumeMounts.find((m: { name: string }) => m.name === 'data')
   t.equal(config.storage.filesystem.path, mount.mountPath)
   t.equal(config.listen.port, container.ports[0].containerPort)
-  t.ok(deployment.spec.template.spec.terminationGracePeriodSeconds * 1000 > config.http.shutdownTimeout, 'grace period covers the shutdown timeout')
+  t.ok(
+    deployment.spec.template.spec.terminationGracePeriodSeconds * 1000 > config.http.shutdownTimeout,
+    'grace period covers the shutdown timeout',
+  )
 })
 
 t.test('the Dockerfile runs the built CLI and stores data on the declared volume', async (t) => {

@@ -21,9 +21,16 @@ interface Download {
  * could send, and most for servers that use sendfile (distribution, Ferry), whose bytes reach the
  * client straight from the page cache rather than cache-hot from a server's buffer.
  */
-export async function concurrentDownloads(server: Server, paths: string[], clients: number, expectedBytes: number): Promise<{ seconds: number; bytes: number; lastFirstByteMs: number }> {
+export async function concurrentDownloads(
+  server: Server,
+  paths: string[],
+  clients: number,
+  expectedBytes: number,
+): Promise<{ seconds: number; bytes: number; lastFirstByteMs: number }> {
   const startedAt = performance.now()
-  const results = await Promise.all(Array.from({ length: clients }, (_, i) => curlDownload(server, paths[i % paths.length]!, startedAt, expectedBytes)))
+  const results = await Promise.all(
+    Array.from({ length: clients }, (_, i) => curlDownload(server, paths[i % paths.length]!, startedAt, expectedBytes)),
+  )
   return {
     seconds: (performance.now() - startedAt) / 1000,
     bytes: results.reduce((sum, r) => sum + r.bytes, 0),
@@ -36,7 +43,15 @@ async function curlDownload(server: Server, path: string, startedAt: number, exp
   for (;;) {
     const spawnedAt = performance.now()
     const headers = Object.entries(server.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
-    const output = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_starttransfer}', ...headers, `${server.url}${path}`])
+    const output = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_download} %{time_starttransfer}',
+      ...headers,
+      `${server.url}${path}`,
+    ])
     const [status, size, firstByte] = output.trim().split(' ')
     if (status === '401' && server.headers.authorization === undefined) {
       server.headers.authorization = basicAuthorization()
@@ -68,7 +83,10 @@ async function drain(body: Dispatcher.ResponseData['body']): Promise<string> {
 /** POST an upload session; on a 401 without credentials, retry once with the bench user. */
 export async function startUpload(server: Server, repo: string): Promise<URL> {
   for (let attempt = 0; ; attempt++) {
-    const { statusCode, headers, body } = await request(`${server.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: server.pushHeaders })
+    const { statusCode, headers, body } = await request(`${server.url}/v2/${repo}/blobs/uploads/`, {
+      method: 'POST',
+      headers: server.pushHeaders,
+    })
     const text = await drain(body)
     if (statusCode === 401 && attempt === 0 && server.pushHeaders.authorization === undefined) {
       server.pushHeaders.authorization = basicAuthorization()
@@ -98,7 +116,14 @@ export async function pushMonolithic(server: Server, repo: string, digest: strin
 }
 
 /** POST, PATCHes of `chunkBytes` with Content-Range, then an empty PUT `?digest=`. */
-export async function pushChunked(server: Server, repo: string, digest: string, size: number, chunkBytes: number, chunk: (length: number) => Readable): Promise<void> {
+export async function pushChunked(
+  server: Server,
+  repo: string,
+  digest: string,
+  size: number,
+  chunkBytes: number,
+  chunk: (length: number) => Readable,
+): Promise<void> {
   let location = await startUpload(server, repo)
   for (let start = 0; start < size; start += chunkBytes) {
     const length = Math.min(chunkBytes, size - start)

@@ -34,7 +34,11 @@ export function smallImage(seed: string, layers = 8): SmallImage {
     }),
   )
   const configBlob = { digest: sha256(config), bytes: config, mediaType: 'application/vnd.oci.image.config.v1+json' }
-  const descriptor = (b: { digest: string; bytes: Buffer; mediaType: string }) => ({ mediaType: b.mediaType, digest: b.digest, size: b.bytes.length })
+  const descriptor = (b: { digest: string; bytes: Buffer; mediaType: string }) => ({
+    mediaType: b.mediaType,
+    digest: b.digest,
+    size: b.bytes.length,
+  })
   const manifest = Buffer.from(
     JSON.stringify(
       {

@@ -57,7 +57,7 @@ process.once('exit', () => {
  */
 export function ourPids(): Set<number> {
   const pids = new Set<number>([process.pid])
-  for (let pid = process.ppid; pid > 1; ) {
+  for (let pid = process.ppid; pid > 1;) {
     pids.add(pid)
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
@@ -76,7 +76,11 @@ export function ourPids(): Set<number> {
 
 function descendants(pid: number): number[] {
   try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((p) => p !== '').map(Number)
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((p) => p !== '')
+      .map(Number)
     return children.flatMap((child) => [child, ...descendants(child)])
   } catch {
     return []
@@ -103,7 +107,12 @@ async function terminate(child: ChildProcess, killAfterMs = 10_000): Promise<voi
   running.delete(child)
 }
 
-function launch(command: string, args: string[], logFile: string, options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean } = {}): ChildProcess {
+function launch(
+  command: string,
+  args: string[],
+  logFile: string,
+  options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean } = {},
+): ChildProcess {
   const fd = openSync(logFile, 'a')
   try {
     const child = spawn(command, args, {
@@ -306,7 +315,14 @@ export async function startBaseline(name: string, root: string, dir: string): Pr
   }
 }
 
-function server(name: string, url: string, child: ChildProcess, logFile: string, headers: Record<string, string>, accessLogged = false): Server {
+function server(
+  name: string,
+  url: string,
+  child: ChildProcess,
+  logFile: string,
+  headers: Record<string, string>,
+  accessLogged = false,
+): Server {
   return {
     name,
     url,

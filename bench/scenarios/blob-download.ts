@@ -29,7 +29,9 @@ export const blobDownload: Scenario = {
     const files = join(ctx.dir, 'files')
     await mkdir(files, { recursive: true })
     progress(`blobs: writing ${s.singleBlobBytes / MiB} MiB + ${s.concurrentClients}×${s.concurrentBlobBytes / MiB} MiB of random blobs`)
-    const blobs = [{ name: 'single', size: s.singleBlobBytes, digest: await writeRandomBlob(join(files, 'single'), 'single', s.singleBlobBytes) }]
+    const blobs = [
+      { name: 'single', size: s.singleBlobBytes, digest: await writeRandomBlob(join(files, 'single'), 'single', s.singleBlobBytes) },
+    ]
     for (let i = 0; i < s.concurrentClients; i++) {
       const name = `concurrent-${i}`
       blobs.push({ name, size: s.concurrentBlobBytes, digest: await writeRandomBlob(join(files, name), name, s.concurrentBlobBytes) })
@@ -41,7 +43,8 @@ export const blobDownload: Scenario = {
     const node = await startBaseline('node file server', files, join(ctx.dir, 'baseline'))
     for (const registry of [ferry, distribution]) {
       progress(`blobs: pushing ${blobs.length} blobs into ${registry.name}`)
-      for (const blob of blobs) await pushMonolithic(registry, repo, blob.digest, blob.size, () => createReadStream(join(files, blob.name), { highWaterMark: MiB }))
+      for (const blob of blobs)
+        await pushMonolithic(registry, repo, blob.digest, blob.size, () => createReadStream(join(files, blob.name), { highWaterMark: MiB }))
     }
     const registryPath = (_name: string, digest: string): string => `/v2/${repo}/blobs/${digest}`
     const targets: Target[] = [
@@ -57,12 +60,16 @@ export const blobDownload: Scenario = {
     for (let round = 0; round < s.rounds; round++) {
       for (const t of alternate(targets, round)) {
         progress(`blobs: round ${round + 1}/${s.rounds}: ${t.label}`)
-        const one = await quietly(`${t.label} 1 client`, () => measured(t.server.pid, () => concurrentDownloads(t.server, [t.path(single.name, single.digest)], 1, single.size)))
+        const one = await quietly(`${t.label} 1 client`, () =>
+          measured(t.server.pid, () => concurrentDownloads(t.server, [t.path(single.name, single.digest)], 1, single.size)),
+        )
         samples.add(t.label, 'single MB/s', one.value.bytes / MB / one.value.seconds)
         samples.add(t.label, 'single cpu s/GiB', one.cpuSeconds / (one.value.bytes / GiB))
         samples.add(t.label, 'single rss MiB', one.peakRssBytes / MiB)
         const paths = many.map((b) => t.path(b.name, b.digest))
-        const all = await quietly(`${t.label} ${s.concurrentClients} clients`, () => measured(t.server.pid, () => concurrentDownloads(t.server, paths, s.concurrentClients, s.concurrentBlobBytes)))
+        const all = await quietly(`${t.label} ${s.concurrentClients} clients`, () =>
+          measured(t.server.pid, () => concurrentDownloads(t.server, paths, s.concurrentClients, s.concurrentBlobBytes)),
+        )
         samples.add(t.label, 'concurrent MB/s', all.value.bytes / MB / all.value.seconds)
         samples.add(t.label, 'concurrent cpu s/GiB', all.cpuSeconds / (all.value.bytes / GiB))
         samples.add(t.label, 'concurrent rss MiB', all.peakRssBytes / MiB)

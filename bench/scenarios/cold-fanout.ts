@@ -47,7 +47,9 @@ export const coldFanout: Scenario = {
         const { cold, cached, fetches, afterCached } = await quietly(`${target.name} fan-out`, async () => {
           // A repeated measurement needs a blob this target has not seen yet.
           const digest =
-            attempt++ === 0 ? digests[round]! : await pushStreaming(upstream, repo, randomBlob(`fanout-spare-${spare++}`, s.fanoutBlobBytes))
+            attempt++ === 0
+              ? digests[round]!
+              : await pushStreaming(upstream, repo, randomBlob(`fanout-spare-${spare++}`, s.fanoutBlobBytes))
           const path = `/v2/${repo}/blobs/${digest}`
           const before = upstreamFetches(upstream, digest)
           const cold = await measured(target.pid, () => concurrentDownloads(target, [path], s.fanoutClients, s.fanoutBlobBytes))
@@ -76,7 +78,11 @@ export const coldFanout: Scenario = {
     const names = [mirror.name, proxy.name]
     const m = (name: string, metric: string): number => samples.median(name, metric)
     const max = (name: string, metric: string): number => Math.max(...samples.values(name, metric))
-    const row = (title: string, metric: string, digits: number): string[] => [title, ...names.map((n) => fmt(m(n, metric), digits)), ratio(m(names[0]!, metric), m(names[1]!, metric))]
+    const row = (title: string, metric: string, digits: number): string[] => [
+      title,
+      ...names.map((n) => fmt(m(n, metric), digits)),
+      ratio(m(names[0]!, metric), m(names[1]!, metric)),
+    ]
     const blob = `${s.fanoutClients} clients × one ${fmt(s.fanoutBlobBytes / MiB)} MiB blob`
     const markdown = table(
       [`${blob} (median)`, ...names, 'ferry mirror / distribution proxy'],

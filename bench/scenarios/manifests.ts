@@ -50,7 +50,14 @@ function skipBodies(client: unknown): void {
   })
 }
 
-async function load(server: Server, path: string, method: 'GET' | 'HEAD', accept: string, connections: number, seconds: number): Promise<LoadResult> {
+async function load(
+  server: Server,
+  path: string,
+  method: 'GET' | 'HEAD',
+  accept: string,
+  connections: number,
+  seconds: number,
+): Promise<LoadResult> {
   const result = await autocannon({
     url: `${server.url}${path}`,
     method,
@@ -90,7 +97,9 @@ export const manifests: Scenario = {
     // Warm-up: JIT, and the mirrors fetch and cache the manifest (and the tag) here.
     progress('manifests: warm-up')
     // (The GETs warm the HEAD paths too: same lookups, same caches.)
-    for (const target of targets) for (const v of variants.filter((x) => x.method === 'GET')) await load(target, pathOf(v), v.method, acceptOf(v), s.manifestConnections, 1)
+    for (const target of targets)
+      for (const v of variants.filter((x) => x.method === 'GET'))
+        await load(target, pathOf(v), v.method, acceptOf(v), s.manifestConnections, 1)
 
     const samples = new Samples()
     const upstreamCalls = new Map<string, number>()
@@ -106,8 +115,10 @@ export const manifests: Scenario = {
             calls = upstream.accessLog().length - before
             return result
           })
-          if (target === mirror || target === proxy) upstreamCalls.set(`${target.name}\u0000${v.label}`, (upstreamCalls.get(`${target.name}\u0000${v.label}`) ?? 0) + calls)
-          if (target === mirror || target === proxy) samples.add(target.name, `${v.label} upstream per request`, calls / (r.requestsPerSecond * s.manifestSeconds))
+          if (target === mirror || target === proxy)
+            upstreamCalls.set(`${target.name}\u0000${v.label}`, (upstreamCalls.get(`${target.name}\u0000${v.label}`) ?? 0) + calls)
+          if (target === mirror || target === proxy)
+            samples.add(target.name, `${v.label} upstream per request`, calls / (r.requestsPerSecond * s.manifestSeconds))
           samples.add(target.name, `${v.label} req/s`, r.requestsPerSecond)
           samples.add(target.name, `${v.label} p50`, r.p50)
           samples.add(target.name, `${v.label} p99`, r.p99)
@@ -126,7 +137,13 @@ export const manifests: Scenario = {
       ['req/s (median)', ...names, 'ferry / distribution', 'ferry mirror / distribution', 'ferry mirror / distribution proxy'],
       variants.map((v) => {
         const k = `${v.label} req/s`
-        return [v.label, ...names.map((n) => fmt(m(n, k))), ratio(m('ferry', k), m('distribution', k)), ratio(m('ferry mirror', k), m('distribution', k)), ratio(m('ferry mirror', k), m('distribution proxy', k))]
+        return [
+          v.label,
+          ...names.map((n) => fmt(m(n, k))),
+          ratio(m('ferry', k), m('distribution', k)),
+          ratio(m('ferry mirror', k), m('distribution', k)),
+          ratio(m('ferry mirror', k), m('distribution proxy', k)),
+        ]
       }),
     )
     const latency = table(

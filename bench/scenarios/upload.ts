@@ -42,7 +42,9 @@ export const upload: Scenario = {
             const one = await measured(server.pid, () => pushMonolithic(server, repo, mono.digest, size, () => randomBlob(mono.seed, size)))
             const monoSeconds = (performance.now() - started1) / 1000
             const started2 = performance.now()
-            const two = await measured(server.pid, () => pushChunked(server, repo, chunked.digest, size, s.uploadChunkBytes, randomChunks(chunked.seed)))
+            const two = await measured(server.pid, () =>
+              pushChunked(server, repo, chunked.digest, size, s.uploadChunkBytes, randomChunks(chunked.seed)),
+            )
             const chunkedSeconds = (performance.now() - started2) / 1000
             return { idle, one, two, monoSeconds, chunkedSeconds }
           } finally {
@@ -61,7 +63,11 @@ export const upload: Scenario = {
     }
     const names = starters.map((x) => x.name)
     const m = (name: string, metric: string): number => samples.median(name, metric)
-    const row = (title: string, metric: string, digits: number): string[] => [title, ...names.map((n) => fmt(m(n, metric), digits)), ratio(m('ferry', metric), m('distribution', metric))]
+    const row = (title: string, metric: string, digits: number): string[] => [
+      title,
+      ...names.map((n) => fmt(m(n, metric), digits)),
+      ratio(m('ferry', metric), m('distribution', metric)),
+    ]
     const blob = `${fmt(size / MiB)} MiB`
     const markdown = table(
       [`upload of one ${blob} blob (median)`, ...names, 'ferry / distribution'],
@@ -79,7 +85,9 @@ export const upload: Scenario = {
     const checks = [
       {
         target: 'blob upload ≥ 1.0× distribution (monolithic and chunked)',
-        holds: m('ferry', 'monolithic MB/s') >= m('distribution', 'monolithic MB/s') && m('ferry', 'chunked MB/s') >= m('distribution', 'chunked MB/s'),
+        holds:
+          m('ferry', 'monolithic MB/s') >= m('distribution', 'monolithic MB/s') &&
+          m('ferry', 'chunked MB/s') >= m('distribution', 'chunked MB/s'),
         measured: `${ratio(m('ferry', 'monolithic MB/s'), m('distribution', 'monolithic MB/s'))} / ${ratio(m('ferry', 'chunked MB/s'), m('distribution', 'chunked MB/s'))}`,
       },
       {

@@ -68,7 +68,8 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
     onFailedLogin,
     onIssued: () => metrics?.tokensIssued.inc(),
   })
-  if (users.size === 0) log.info('no accounts configured: the registry is read-only (anonymous pull per auth.anonymousPull and auth.anonymousMirrorPull)')
+  if (users.size === 0)
+    log.info('no accounts configured: the registry is read-only (anonymous pull per auth.anonymousPull and auth.anonymousMirrorPull)')
   else log.info({ accounts: users.size, htpasswd: config.htpasswd, keyId: ring.signing.kid }, 'authentication ready')
   return {
     authenticator,
@@ -80,7 +81,10 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
     },
     applyPolicy(next) {
       authorizer.update(next)
-      log.info({ bindings: next.roles.length, anonymousPull: next.anonymousPull, anonymousMirrorPull: next.anonymousMirrorPull }, 'role bindings reloaded')
+      log.info(
+        { bindings: next.roles.length, anonymousPull: next.anonymousPull, anonymousMirrorPull: next.anonymousMirrorPull },
+        'role bindings reloaded',
+      )
     },
     close() {
       users.close()

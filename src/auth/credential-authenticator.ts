@@ -74,6 +74,9 @@ export class CredentialAuthenticator implements Authenticator {
     if (!account || !sameCredentialVersion(credentialVersion(account.hash), verified.credentialVersion)) {
       return { outcome: 'invalid', reason: 'token of a removed or changed account' }
     }
-    return { outcome: 'ok', principal: { name: account.name, groups: account.groups, anonymous: false, access: verified.access, via: 'bearer' } }
+    return {
+      outcome: 'ok',
+      principal: { name: account.name, groups: account.groups, anonymous: false, access: verified.access, via: 'bearer' },
+    }
   }
 }

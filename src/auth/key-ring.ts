@@ -98,7 +98,10 @@ export class KeyRing {
   rotate(key: SigningKey): void {
     if (key.kid === this.current.kid) return
     const now = this.now()
-    this.retired = [...this.retired.filter((r) => r.until > now && r.key.kid !== key.kid), { key: this.current, until: now + this.options.overlapMs }]
+    this.retired = [
+      ...this.retired.filter((r) => r.until > now && r.key.kid !== key.kid),
+      { key: this.current, until: now + this.options.overlapMs },
+    ]
     this.current = key
   }
 
@@ -114,7 +117,10 @@ export class KeyRing {
       this.options.onReload?.('ok')
       return true
     } catch (err) {
-      this.options.logger.error({ file, problem: err instanceof Error ? err.message : String(err) }, `token key file ${file} is unusable, keeping the current key`)
+      this.options.logger.error(
+        { file, problem: err instanceof Error ? err.message : String(err) },
+        `token key file ${file} is unusable, keeping the current key`,
+      )
       this.options.onReload?.('error')
       return false
     }
@@ -130,6 +136,6 @@ async function readKey(file: string): Promise<SigningKey> {
   try {
     return await signingKeyFromPem(pem)
   } catch (err) {
-    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`)
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   }
 }

@@ -61,7 +61,8 @@ export class DockerTokenService implements TokenService {
       this.deps.audit({ event: 'login-rate-limited', user, remote, via })
       return { outcome: 'rate-limited', retryAfterSeconds }
     }
-    const account = grant.type === 'password' ? await this.deps.users.verify(grant.username, grant.password) : await this.refreshed(grant.refreshToken)
+    const account =
+      grant.type === 'password' ? await this.deps.users.verify(grant.username, grant.password) : await this.refreshed(grant.refreshToken)
     if (!account) {
       this.deps.limiter.fail(remote)
       this.deps.onFailedLogin?.()

@@ -125,7 +125,7 @@ function parseFile(file: string, text: string) {
   try {
     return parseHtpasswd(text)
   } catch (err) {
-    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`)
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   }
 }
 

@@ -39,7 +39,11 @@ export function addConfigFlags(command: Command): Command {
     .option('--default-upstream <name>', 'upstream for unprefixed names; "" for none (mirror.defaultUpstream)')
     .option('--namespace <name=upstream>', 'a namespaced mirror path, repeatable, e.g. test-namespace=gcr.io (mirror.namespaces)', collect)
     .option('--htpasswd <file>', 'users file with bcrypt entries (htpasswd -B), re-read on change (auth.htpasswd)')
-    .option('--anonymous-pull <pattern>', 'pushed namespaces anonymous clients may pull, repeatable, e.g. "test-namespace/**" (auth.anonymousPull)', collect)
+    .option(
+      '--anonymous-pull <pattern>',
+      'pushed namespaces anonymous clients may pull, repeatable, e.g. "test-namespace/**" (auth.anonymousPull)',
+      collect,
+    )
     .option('--tls-cert <file>', 'PEM certificate (+ intermediates) to serve HTTPS with (tls.cert)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert (tls.key)')
     .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates issued by it (tls.clientCa)')
@@ -57,7 +61,10 @@ export function overridesFrom(flags: ConfigFlags): DeepPartial<RawConfig> {
     storage: flags.storage === undefined ? undefined : { filesystem: { path: flags.storage } },
     log: flags.logLevel === undefined ? undefined : { level: flags.logLevel as RawConfig['log']['level'] },
     tls: { cert: flags.tlsCert, key: flags.tlsKey, clientCa: flags.tlsClientCa },
-    auth: flags.htpasswd === undefined && flags.anonymousPull === undefined ? undefined : { htpasswd: flags.htpasswd, anonymousPull: flags.anonymousPull },
+    auth:
+      flags.htpasswd === undefined && flags.anonymousPull === undefined
+        ? undefined
+        : { htpasswd: flags.htpasswd, anonymousPull: flags.anonymousPull },
     mirror: {
       upstreams: flags.upstream?.map((text) => {
         const [name, url] = pair(text)

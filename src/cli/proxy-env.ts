@@ -22,7 +22,9 @@ export function proxyDefaultsFromEnv(env: Record<string, string | undefined>): E
 }
 
 /** `ferry config print` output without proxy passwords: `http://user:***@proxy:3128`. */
-export function redactProxyPasswords<T extends { mirror: { proxy: { httpsProxy: string; httpProxy: string }; upstreams: Array<{ proxy: string }> } }>(raw: T): T {
+export function redactProxyPasswords<
+  T extends { mirror: { proxy: { httpsProxy: string; httpProxy: string }; upstreams: Array<{ proxy: string }> } },
+>(raw: T): T {
   const redact = (value: string): string => value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:***@')
   raw.mirror.proxy.httpsProxy = redact(raw.mirror.proxy.httpsProxy)
   raw.mirror.proxy.httpProxy = redact(raw.mirror.proxy.httpProxy)

@@ -30,16 +30,17 @@ export interface ServeDeps {
 const shutdownBackstopMs = 5_000
 
 export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, version: string): void {
-  const command = program
-    .command('serve', { isDefault: true })
-    .description('run the registry (the default command)')
+  const command = program.command('serve', { isDefault: true }).description('run the registry (the default command)')
   // As the default command, serve receives whatever word `ferry` did not recognise: report that
   // as an unknown command rather than commander's "too many arguments for 'serve'".
   addConfigFlags(command.allowExcessArguments()).action(
     reportingConfigErrors(io, async (flags: ConfigFlags, self: Command) => {
       const [word] = self.args
       if (word !== undefined) {
-        const hint = closest(word, program.commands.map((c) => c.name()))
+        const hint = closest(
+          word,
+          program.commands.map((c) => c.name()),
+        )
         program.error(`error: unknown command '${word}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`)
       }
       const file = configFile(flags, io)
@@ -104,7 +105,10 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
     if (closing) return
     logger.info({ trigger: why }, 'reloading')
     const next = await source.load().catch((err: unknown) => {
-      logger.error({ file: source.file, error: err instanceof Error ? err.message : String(err) }, 'config reload failed, keeping the running configuration')
+      logger.error(
+        { file: source.file, error: err instanceof Error ? err.message : String(err) },
+        'config reload failed, keeping the running configuration',
+      )
       return undefined
     })
     await server.reload?.(next).catch((err: unknown) => logger.error({ err }, 'reload failed'))

@@ -93,7 +93,9 @@ export class Authenticator {
       return await provider.credentials(this.#options.host)
     } catch (err) {
       if (err instanceof ClientError) throw err
-      throw new ClientError('auth', `credentials for ${this.#options.host}: ${err instanceof Error ? err.message : 'unavailable'}`, { cause: err })
+      throw new ClientError('auth', `credentials for ${this.#options.host}: ${err instanceof Error ? err.message : 'unavailable'}`, {
+        cause: err,
+      })
     }
   }
 

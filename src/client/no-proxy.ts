@@ -21,7 +21,10 @@ export class NoProxy {
   readonly #entries: Entry[]
 
   constructor(list: string | undefined) {
-    const items = (list ?? '').split(/[,\s]+/).map((s) => s.trim()).filter((s) => s !== '')
+    const items = (list ?? '')
+      .split(/[,\s]+/)
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
     this.#all = items.includes('*')
     this.#entries = items.filter((s) => s !== '*').flatMap((item) => parseEntry(item) ?? [])
   }
@@ -41,7 +44,10 @@ export class NoProxy {
 }
 
 function normaliseHost(host: string): string {
-  return host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase()
+  return host
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase()
 }
 
 function parseEntry(item: string): Entry | undefined {

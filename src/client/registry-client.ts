@@ -97,7 +97,10 @@ export class RegistryClient {
       if (followRedirects && redirectStatuses.has(response.status) && location !== undefined) {
         await response.dump()
         if (++redirects > this.#maxRedirects) {
-          throw new ClientError('protocol', `${describe(method, new URL(request.path, this.url))}: more than ${this.#maxRedirects} redirects`)
+          throw new ClientError(
+            'protocol',
+            `${describe(method, new URL(request.path, this.url))}: more than ${this.#maxRedirects} redirects`,
+          )
         }
         url = redirectTarget(location, url)
         continue

@@ -17,6 +17,7 @@ export async function readTokenAnswer(response: ClientResponse, what: string, ma
     if (err instanceof ClientError) throw err
     throw new ClientError('protocol', `${what}: answer is not JSON`)
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ClientError('protocol', `${what}: answer is not a JSON object`)
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new ClientError('protocol', `${what}: answer is not a JSON object`)
   return body as Record<string, unknown>
 }

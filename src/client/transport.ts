@@ -63,15 +63,18 @@ export class Transport implements DispatcherSource {
     this.#choose = proxyChooser(options.proxy ?? { kind: 'direct' })
     for (const url of proxyUrls(options.proxy)) {
       const { uri, token } = splitProxyCredentials(url)
-      this.#proxies.set(url, new ProxyAgent({
-        ...agentOptions,
-        uri,
-        ...(token ? { token } : {}),
-        // Always CONNECT, plain-http targets included: the proxy sees a host:port, never a path.
-        proxyTunnel: true,
-        requestTls: { timeout: connectTimeout, ...tls },
-        proxyTls: { timeout: connectTimeout },
-      }))
+      this.#proxies.set(
+        url,
+        new ProxyAgent({
+          ...agentOptions,
+          uri,
+          ...(token ? { token } : {}),
+          // Always CONNECT, plain-http targets included: the proxy sees a host:port, never a path.
+          proxyTunnel: true,
+          requestTls: { timeout: connectTimeout, ...tls },
+          proxyTls: { timeout: connectTimeout },
+        }),
+      )
     }
   }
 
@@ -110,7 +113,10 @@ export class SwitchableTransport implements DispatcherSource {
   replace(next: Transport): Promise<void> {
     const previous = this.#current
     this.#current = next
-    const closing = previous.close().catch(() => undefined).finally(() => this.#retiring.delete(closing))
+    const closing = previous
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#retiring.delete(closing))
     this.#retiring.add(closing)
     return closing
   }

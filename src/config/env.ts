@@ -19,18 +19,20 @@ export interface EnvOverrides {
  * Empty values count as unset, as `FOO=${FOO:-}` in compose files produces them.
  * Throws a ConfigIssue for a FERRY_* variable that names no config key.
  */
-export function envOverrides(
-  schema: TSchema,
-  env: Record<string, string | undefined>,
-  ignore: readonly string[] = [],
-): EnvOverrides {
+export function envOverrides(schema: TSchema, env: Record<string, string | undefined>, ignore: readonly string[] = []): EnvOverrides {
   const data: PlainObject = {}
   const sources = new Map<string, string>()
-  const names = Object.keys(env).filter((n) => n.toUpperCase().startsWith(envPrefix)).sort()
+  const names = Object.keys(env)
+    .filter((n) => n.toUpperCase().startsWith(envPrefix))
+    .sort()
   for (const name of names) {
     const value = env[name]
     if (value === undefined || value === '' || ignore.includes(name.toUpperCase())) continue
-    const segments = name.slice(envPrefix.length).toUpperCase().split('_').filter((s) => s !== '')
+    const segments = name
+      .slice(envPrefix.length)
+      .toUpperCase()
+      .split('_')
+      .filter((s) => s !== '')
     const path = matchPath(schema, segments)
     if (path === undefined) {
       const known = leafPaths(schema).map(envName)

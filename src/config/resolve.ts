@@ -3,8 +3,15 @@
 import type { AuthConfig, Config, MirrorConfig, RawConfig, TlsConfig, UpstreamConfig } from './schema.js'
 import { ConfigIssue, expectedGot } from './errors.js'
 import {
-  durationExpected, formatDuration, formatListen, formatSize, listenExpected, parseDuration,
-  parseListen, parseSize, sizeExpected,
+  durationExpected,
+  formatDuration,
+  formatListen,
+  formatSize,
+  listenExpected,
+  parseDuration,
+  parseListen,
+  parseSize,
+  sizeExpected,
 } from './units.js'
 
 /** Throws ConfigIssue naming the key of the first value that does not resolve. */
@@ -40,8 +47,10 @@ export function resolveConfig(raw: RawConfig): Config {
 // Only the pairing is checked here: whether the files exist and hold a matching certificate and
 // key is for start-up (src/tls), which reads them, and again on every reload.
 function resolveTls(raw: RawConfig['tls']): TlsConfig {
-  if (raw.cert !== '' && raw.key === '') throw new ConfigIssue(['tls', 'key'], 'required when tls.cert is set (the private key of that certificate)')
-  if (raw.key !== '' && raw.cert === '') throw new ConfigIssue(['tls', 'cert'], 'required when tls.key is set (the certificate of that key)')
+  if (raw.cert !== '' && raw.key === '')
+    throw new ConfigIssue(['tls', 'key'], 'required when tls.cert is set (the private key of that certificate)')
+  if (raw.key !== '' && raw.cert === '')
+    throw new ConfigIssue(['tls', 'cert'], 'required when tls.key is set (the certificate of that key)')
   if (raw.clientCa !== '' && raw.cert === '') {
     throw new ConfigIssue(['tls', 'clientCa'], 'needs tls.cert and tls.key: client certificates can only be verified over TLS')
   }
@@ -62,7 +71,10 @@ function resolveAuth(raw: RawConfig['auth']): AuthConfig {
   })
   raw.roles.forEach((binding, i) => {
     if (binding.role !== 'viewer' && binding.subjects.includes('anonymous')) {
-      throw new ConfigIssue(['auth', 'roles', String(i), 'subjects'], `"anonymous" can only be a viewer: anonymous push and delete are never allowed`)
+      throw new ConfigIssue(
+        ['auth', 'roles', String(i), 'subjects'],
+        `"anonymous" can only be a viewer: anonymous push and delete are never allowed`,
+      )
     }
   })
   return {
@@ -86,7 +98,9 @@ function resolveAuth(raw: RawConfig['auth']): AuthConfig {
 function rawAuth(auth: AuthConfig): RawConfig['auth'] {
   return {
     htpasswd: auth.htpasswd ?? '',
-    users: auth.users.map((u) => (u.password === undefined ? { name: u.name, groups: u.groups } : { name: u.name, password: u.password, groups: u.groups })),
+    users: auth.users.map((u) =>
+      u.password === undefined ? { name: u.name, groups: u.groups } : { name: u.name, password: u.password, groups: u.groups },
+    ),
     roles: auth.roles,
     anonymousPull: auth.anonymousPull,
     anonymousMirrorPull: auth.anonymousMirrorPull,
@@ -119,7 +133,12 @@ function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
       breaker: { failures: u.breaker.failures, cooldown: positiveDuration([...at('breaker'), 'cooldown'], u.breaker.cooldown) },
       ...resolveUpstreamCredentials(u, at),
       tls: resolveUpstreamTls(u.tls, at('tls')),
-      proxy: u.proxy === '' ? { kind: 'default' } : u.proxy === 'none' ? { kind: 'direct' } : { kind: 'url', url: proxyUrl(at('proxy'), u.proxy) },
+      proxy:
+        u.proxy === ''
+          ? { kind: 'default' }
+          : u.proxy === 'none'
+            ? { kind: 'direct' }
+            : { kind: 'url', url: proxyUrl(at('proxy'), u.proxy) },
     }
   })
   const names = upstreams.map((u) => u.name)
@@ -146,13 +165,21 @@ function resolveMirror(raw: RawConfig['mirror']): MirrorConfig {
     httpProxy: raw.proxy.httpProxy === '' ? undefined : proxyUrl(['mirror', 'proxy', 'httpProxy'], raw.proxy.httpProxy),
     noProxy: raw.proxy.noProxy,
   }
-  return { upstreams, defaultUpstream, namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })), pullCredentialConfigPath: raw.pullCredentialConfigPath || undefined, proxy }
+  return {
+    upstreams,
+    defaultUpstream,
+    namespaces: raw.namespaces.map((ns) => ({ name: ns.name, upstream: ns.upstream })),
+    pullCredentialConfigPath: raw.pullCredentialConfigPath || undefined,
+    proxy,
+  }
 }
 
 // Only the pairing is checked here; the files are read and checked at start-up and on reload.
 function resolveUpstreamTls(raw: RawConfig['mirror']['upstreams'][number]['tls'], at: string[]): UpstreamConfig['tls'] {
-  if (raw.certPath !== '' && raw.keyPath === '') throw new ConfigIssue([...at, 'keyPath'], 'required when tls.certPath is set (the private key of that client certificate)')
-  if (raw.keyPath !== '' && raw.certPath === '') throw new ConfigIssue([...at, 'certPath'], 'required when tls.keyPath is set (the client certificate of that key)')
+  if (raw.certPath !== '' && raw.keyPath === '')
+    throw new ConfigIssue([...at, 'keyPath'], 'required when tls.certPath is set (the private key of that client certificate)')
+  if (raw.keyPath !== '' && raw.certPath === '')
+    throw new ConfigIssue([...at, 'certPath'], 'required when tls.keyPath is set (the client certificate of that key)')
   return {
     caPath: raw.caPath === '' ? undefined : raw.caPath,
     certPath: raw.certPath === '' ? undefined : raw.certPath,
@@ -171,9 +198,13 @@ function proxyUrl(path: string[], value: string): string {
   } catch {
     throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128" (value not shown: it may hold credentials)')
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigIssue(path, `expected an http:// or https:// proxy URL, got ${url.protocol}//`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigIssue(path, `expected an http:// or https:// proxy URL, got ${url.protocol}//`)
   if (url.hostname === '' || (url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    throw new ConfigIssue(path, 'expected a proxy URL like "http://proxy.corp:3128", without a path (value not shown: it may hold credentials)')
+    throw new ConfigIssue(
+      path,
+      'expected a proxy URL like "http://proxy.corp:3128", without a path (value not shown: it may hold credentials)',
+    )
   }
   return url.toString().replace(/\/$/, '')
 }

@@ -3,9 +3,7 @@
 // ("expected <expected>, got <value>"). Durations resolve to milliseconds, sizes to bytes.
 import { Type, type Static, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
-import {
-  durationExpected, durationPattern, listenExpected, listenPattern, sizeExpected, sizePattern,
-} from './units.js'
+import { durationExpected, durationPattern, listenExpected, listenPattern, sizeExpected, sizePattern } from './units.js'
 import { resolveConfig } from './resolve.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -29,10 +27,13 @@ type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLitera
 
 // The cast keeps each literal in the static type; TypeBox cannot infer it through map().
 function oneOf<T extends readonly string[]>(values: T, defaultValue: T[number]): TUnion<Literals<T>> {
-  const schema = Type.Union(values.map((v) => Type.Literal(v)), {
-    default: defaultValue,
-    expected: `one of ${values.join(', ')}`,
-  })
+  const schema = Type.Union(
+    values.map((v) => Type.Literal(v)),
+    {
+      default: defaultValue,
+      expected: `one of ${values.join(', ')}`,
+    },
+  )
   return schema as TUnion as TUnion<Literals<T>>
 }
 
@@ -80,7 +81,10 @@ const upstreamSchema = Type.Object(
     // Upstream credentials; "" means unset. One of gcrKeyPath and pullCredentialConfigPath.
     gcrKeyPath: Type.String({ default: '', expected: 'a path to a Google service-account key file (JSON, or base64 of it), or ""' }),
     gcrKeyFlow: oneOf(gcrKeyFlows, 'jsonKey'),
-    pullCredentialConfigPath: Type.String({ default: '', expected: 'a path to a Docker config.json, or "" for mirror.pullCredentialConfigPath' }),
+    pullCredentialConfigPath: Type.String({
+      default: '',
+      expected: 'a path to a Docker config.json, or "" for mirror.pullCredentialConfigPath',
+    }),
     // "" means unset, as in the top-level tls section.
     tls: section({
       caPath: Type.String({ default: '', expected: 'a path to a PEM CA bundle trusted besides the public roots, or ""' }),
@@ -111,9 +115,15 @@ const userSchema = Type.Object(
     name: Type.String({ pattern: '^[^:\\s]+$', expected: 'a user name without ":" or spaces' }),
     // Optional: an entry without a password gives groups to the htpasswd user of that name.
     password: Type.Optional(
-      Type.String({ pattern: '^\\$2[aby]\\$\\d{2}\\$[./A-Za-z0-9]{53}$', expected: 'a bcrypt hash like "$2y$10$..." (htpasswd -nB <user>)' }),
+      Type.String({
+        pattern: '^\\$2[aby]\\$\\d{2}\\$[./A-Za-z0-9]{53}$',
+        expected: 'a bcrypt hash like "$2y$10$..." (htpasswd -nB <user>)',
+      }),
     ),
-    groups: Type.Array(Type.String({ pattern: '^[^:\\s]+$', expected: 'a group name' }), { default: [], expected: 'a list of group names' }),
+    groups: Type.Array(Type.String({ pattern: '^[^:\\s]+$', expected: 'a group name' }), {
+      default: [],
+      expected: 'a list of group names',
+    }),
   },
   { additionalProperties: false, expected: 'a mapping with name, password and groups' },
 )
@@ -128,7 +138,9 @@ const roleBindingSchema = Type.Object(
       minItems: 1,
       expected: 'a non-empty list of namespace patterns',
     }),
-    role: Type.Union([Type.Literal('viewer'), Type.Literal('editor'), Type.Literal('admin')], { expected: `one of ${roleNames.join(', ')}` }),
+    role: Type.Union([Type.Literal('viewer'), Type.Literal('editor'), Type.Literal('admin')], {
+      expected: `one of ${roleNames.join(', ')}`,
+    }),
   },
   { additionalProperties: false, expected: 'a mapping with subjects, namespaces and role' },
 )
@@ -178,14 +190,21 @@ export const configSchema = section({
       default: [],
       expected: 'a list of namespace patterns',
     }),
-    anonymousMirrorPull: Type.Array(Type.String({ pattern: namespacePatternPattern, expected: 'an upstream-qualified pattern like "gcr.io/**"' }), {
-      default: ['**'],
-      expected: 'a list of namespace patterns',
-    }),
+    anonymousMirrorPull: Type.Array(
+      Type.String({ pattern: namespacePatternPattern, expected: 'an upstream-qualified pattern like "gcr.io/**"' }),
+      {
+        default: ['**'],
+        expected: 'a list of namespace patterns',
+      },
+    ),
     token: section({
       issuer: Type.String({ minLength: 1, default: 'ferry', expected: 'a non-empty string' }),
       service: Type.String({ minLength: 1, default: 'ferry', expected: 'a non-empty string' }),
-      realm: Type.String({ default: '', pattern: '^(?:https?://\\S+)?$', expected: 'an http(s) URL of the token endpoint, or "" to derive it from each request' }),
+      realm: Type.String({
+        default: '',
+        pattern: '^(?:https?://\\S+)?$',
+        expected: 'an http(s) URL of the token endpoint, or "" to derive it from each request',
+      }),
       ttl: duration('5m'),
       refreshTtl: duration('7d'),
       key: Type.String({ default: '', expected: 'a path to a PEM private key (EC P-256 or RSA), or "" for a key generated at start' }),
@@ -202,12 +221,18 @@ export const configSchema = section({
       expected: 'a list of upstreams',
     }),
     namespaces: Type.Array(namespaceSchema, { default: [], expected: 'a list of namespaces' }),
-    pullCredentialConfigPath: Type.String({ default: '', expected: 'a path to a Docker config.json used by every upstream without credentials of its own, or ""' }),
+    pullCredentialConfigPath: Type.String({
+      default: '',
+      expected: 'a path to a Docker config.json used by every upstream without credentials of its own, or ""',
+    }),
     // Defaults come from HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lowercase forms).
     proxy: section({
       httpsProxy: Type.String({ default: '', expected: 'a proxy URL for https upstreams like "http://proxy.corp:3128", or "" for none' }),
       httpProxy: Type.String({ default: '', expected: 'a proxy URL for http upstreams, or "" for none' }),
-      noProxy: Type.String({ default: '', expected: 'a comma-separated list of hosts, domains, IP addresses or CIDR ranges reached directly' }),
+      noProxy: Type.String({
+        default: '',
+        expected: 'a comma-separated list of hosts, domains, IP addresses or CIDR ranges reached directly',
+      }),
     }),
   }),
 })

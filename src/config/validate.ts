@@ -64,7 +64,10 @@ export function checkKeys(schema: TSchema, value: PlainObject, prefix: string[] 
 /** Throws a ConfigIssue for the first value the schema rejects (run after defaults are applied). */
 export function checkValues(schema: TSchema, value: unknown): void {
   for (const error of Value.Errors(schema, value)) {
-    const path = error.path.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    const path = error.path
+      .split('/')
+      .slice(1)
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
     const expected = typeof error.schema.expected === 'string' ? error.schema.expected : fallbackExpected(error.schema)
     throw new ConfigIssue(path, expectedGot(expected, error.value))
   }

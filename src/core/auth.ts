@@ -86,9 +86,7 @@ export interface Authorizer {
 
 /** How a token request authenticates (the Docker token protocol's GET, or the OAuth2 POST form). */
 export type TokenGrant =
-  | { type: 'anonymous' }
-  | { type: 'password'; username: string; password: string }
-  | { type: 'refresh_token'; refreshToken: string }
+  { type: 'anonymous' } | { type: 'password'; username: string; password: string } | { type: 'refresh_token'; refreshToken: string }
 
 export interface TokenRequest {
   grant: TokenGrant

@@ -8,10 +8,7 @@ export interface ByteRange {
   end: number
 }
 
-export type RangeRequest =
-  | { kind: 'none' }
-  | { kind: 'satisfiable'; range: ByteRange }
-  | { kind: 'unsatisfiable' }
+export type RangeRequest = { kind: 'none' } | { kind: 'satisfiable'; range: ByteRange } | { kind: 'unsatisfiable' }
 
 /**
  * Interprets a `Range` header against a blob of `size` bytes. Headers that are not a single
@@ -77,10 +74,15 @@ export function rangeToServe(size: number, options: RangeOptions): ByteRange | u
       : { kind: 'unsatisfiable' }
     : parseRangeHeader(options.rangeHeader, size)
   if (request.kind === 'unsatisfiable') {
-    throw new RegistryError('RANGE_INVALID', 'requested range is not satisfiable', { size }, {
-      status: 416,
-      headers: { 'content-range': `bytes */${size}` },
-    })
+    throw new RegistryError(
+      'RANGE_INVALID',
+      'requested range is not satisfiable',
+      { size },
+      {
+        status: 416,
+        headers: { 'content-range': `bytes */${size}` },
+      },
+    )
   }
   return request.kind === 'satisfiable' ? request.range : undefined
 }

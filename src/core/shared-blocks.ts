@@ -60,7 +60,7 @@ export class SharedBlocks {
 
   /** The fill's next bytes: copied into the newest block (kept when the budget allows). */
   append(chunk: Buffer, offset: number): void {
-    for (let at = 0; at < chunk.length; ) {
+    for (let at = 0; at < chunk.length;) {
       const index = Math.floor((offset + at) / blockSize)
       if (index !== this.liveIndex) this.startLive(index)
       const within = (offset + at) % blockSize

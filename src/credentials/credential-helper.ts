@@ -13,7 +13,11 @@ const maxOutputBytes = 1024 * 1024
 const notFound = /credentials not found/i
 
 /** The helper's credentials for `serverUrl`, or undefined when it has none. */
-export function runCredentialHelper(helper: string, serverUrl: string, options: CredentialHelperOptions = {}): Promise<Credentials | undefined> {
+export function runCredentialHelper(
+  helper: string,
+  serverUrl: string,
+  options: CredentialHelperOptions = {},
+): Promise<Credentials | undefined> {
   const program = `docker-credential-${helper}`
   const timeoutMs = options.timeoutMs ?? 10_000
   return new Promise((resolve, reject) => {

@@ -14,9 +14,7 @@ export interface DockerConfig {
 }
 
 export type DockerConfigLookup =
-  | { kind: 'credentials'; credentials: Credentials }
-  | { kind: 'helper'; helper: string; serverUrl: string }
-  | { kind: 'none' }
+  { kind: 'credentials'; credentials: Credentials } | { kind: 'helper'; helper: string; serverUrl: string } | { kind: 'none' }
 
 const dockerHubHosts = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'])
 /** The server URL Docker's tools store Docker Hub credentials under. */
@@ -25,7 +23,11 @@ const helperNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
 /** `https://Index.Docker.io/v1/` → `docker.io`; `gcr.io/v2` → `gcr.io`; `host:5000` stays. */
 export function normaliseRegistryHost(value: string): string {
-  const host = value.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').split('/')[0]!.toLowerCase()
+  const host = value
+    .trim()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .split('/')[0]!
+    .toLowerCase()
   return dockerHubHosts.has(host) ? 'docker.io' : host
 }
 
@@ -65,7 +67,8 @@ export function lookupDockerConfig(config: DockerConfig, hosts: readonly string[
     if (credentials !== undefined) return { kind: 'credentials', credentials }
   }
   const first = candidates[0]
-  if (config.credsStore !== undefined && first !== undefined) return { kind: 'helper', helper: config.credsStore, serverUrl: serverUrlFor(first) }
+  if (config.credsStore !== undefined && first !== undefined)
+    return { kind: 'helper', helper: config.credsStore, serverUrl: serverUrlFor(first) }
   return { kind: 'none' }
 }
 

@@ -83,7 +83,8 @@ export class GcrKeyCredentials implements CredentialProvider {
       .sign(privateKey)
     const answer = await this.#post!(key.tokenUri, { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion })
     const accessToken = answer.access_token
-    if (typeof accessToken !== 'string' || accessToken === '') throw new Error(`token_uri ${new URL(key.tokenUri).host} sent no access_token`)
+    if (typeof accessToken !== 'string' || accessToken === '')
+      throw new Error(`token_uri ${new URL(key.tokenUri).host} sent no access_token`)
     const expiresIn = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : defaultAccessTokenSeconds
     // Refresh with a fifth of the lifetime (at most 5 minutes) to spare.
     const margin = Math.min(300, expiresIn / 5)

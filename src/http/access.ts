@@ -62,7 +62,12 @@ export async function admit(
 
 // Whether a pull is answered from an upstream costs a storage lookup, so it is asked only when
 // the principal's own rights do not already allow the pull.
-async function decide(authorizer: Authorizer, principal: Principal, need: Need, mirrored?: () => Promise<string | undefined>): Promise<Decision> {
+async function decide(
+  authorizer: Authorizer,
+  principal: Principal,
+  need: Need,
+  mirrored?: () => Promise<string | undefined>,
+): Promise<Decision> {
   const decision = authorizer.authorize(principal, need)
   if (decision === 'allow' || need.type !== 'repository' || need.action !== 'pull' || mirrored === undefined) return decision
   const upstreamName = await mirrored()
@@ -73,7 +78,13 @@ function describe(need: Need): Record<string, string> {
   return need.type === 'registry' ? { scope: 'registry:catalog:*' } : { name: need.name, action: need.action }
 }
 
-function unauthorized(deps: AccessDeps, request: FastifyRequest, needs: readonly Need[], error?: 'insufficient_scope', reason?: string): RegistryError {
+function unauthorized(
+  deps: AccessDeps,
+  request: FastifyRequest,
+  needs: readonly Need[],
+  error?: 'insufficient_scope',
+  reason?: string,
+): RegistryError {
   return new RegistryError('UNAUTHORIZED', reason === undefined ? undefined : `authentication required: ${reason}`, undefined, {
     headers: { 'www-authenticate': challenge(deps.authenticator, request, needs, error) },
   })
@@ -98,7 +109,10 @@ function scopeOf(need: Need): string {
 /** The configured realm, else `<proto>://<host>/token` from the request (X-Forwarded-Proto honoured). */
 export function realmOf(authenticator: Authenticator, request: FastifyRequest): string {
   if (authenticator.challenge.realm !== undefined) return quoted(authenticator.challenge.realm)
-  const forwarded = String(request.headers['x-forwarded-proto'] ?? '').split(',')[0]?.trim().toLowerCase()
+  const forwarded = String(request.headers['x-forwarded-proto'] ?? '')
+    .split(',')[0]
+    ?.trim()
+    .toLowerCase()
   const proto = forwarded === 'https' || forwarded === 'http' ? forwarded : request.protocol
   // A Host that is no host[:port] would break the header's quoting: use the address we answered on.
   const host = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(request.host)

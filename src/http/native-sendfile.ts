@@ -17,7 +17,14 @@ export interface NativeSendfile {
    * Sends `length` bytes of `fileFd` from `offset` to `socketFd` (both are dup()ed first),
    * giving up after `stallMs` without progress (0: never).
    */
-  start(socketFd: number, fileFd: number, offset: number, length: number, stallMs: number, done: (error: string | null, sent: number) => void): SendfileTransfer
+  start(
+    socketFd: number,
+    fileFd: number,
+    offset: number,
+    length: number,
+    stallMs: number,
+    done: (error: string | null, sent: number) => void,
+  ): SendfileTransfer
 }
 
 // The same path from src/http (tests, via tsx) and from dist/http (the compiled server).

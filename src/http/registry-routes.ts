@@ -28,7 +28,9 @@ declare module 'fastify' {
 }
 
 type Handler = (ctx: HandlerContext, endpoint: never) => Promise<void>
-type Dispatch = { [K in OciEndpointKind]: Partial<Record<string, (ctx: HandlerContext, e: Extract<OciEndpoint, { kind: K }>) => Promise<void>>> }
+type Dispatch = {
+  [K in OciEndpointKind]: Partial<Record<string, (ctx: HandlerContext, e: Extract<OciEndpoint, { kind: K }>) => Promise<void>>>
+}
 
 const dispatch: Dispatch = {
   base: { GET: async (ctx) => void ctx.reply.send({}), HEAD: async (ctx) => void ctx.reply.send() },

@@ -35,10 +35,17 @@ export function sendfileSocket(reply: FastifyReply): number | undefined {
 type Transfer = (fileFd: number, offset: number, length: number) => Promise<{ error: string | null; sent: number }>
 
 /** Sends bytes `start`..`start + length` of the stored file behind `body` as the reply's body. */
-export function sendFileRange(reply: FastifyReply, native: NativeSendfile, body: Readable & FileDescriptorSource, start: number, length: number): Promise<void> {
+export function sendFileRange(
+  reply: FastifyReply,
+  native: NativeSendfile,
+  body: Readable & FileDescriptorSource,
+  start: number,
+  length: number,
+): Promise<void> {
   return sendWith(reply, native, body, async (transfer) => {
     const { error, sent } = await transfer(body.fd, start, length)
-    if (error !== null || sent !== length) throw new ShortBody(error === endOfFile ? `the file ended after ${sent} of ${length} bytes` : (error ?? 'short'))
+    if (error !== null || sent !== length)
+      throw new ShortBody(error === endOfFile ? `the file ended after ${sent} of ${length} bytes` : (error ?? 'short'))
   })
 }
 
@@ -50,7 +57,7 @@ export async function sendGrowingFile(reply: FastifyReply, native: NativeSendfil
   const fd = await body.fileDescriptor()
   if (fd === undefined) return false
   await sendWith(reply, native, body, async (transfer) => {
-    for (let position = body.start; position < body.end; ) {
+    for (let position = body.start; position < body.end;) {
       const limit = await body.sendableFrom(position)
       const wasGrowing = body.growing
       const { error, sent } = await transfer(fd, position, limit - position)
@@ -70,7 +77,12 @@ export async function sendGrowingFile(reply: FastifyReply, native: NativeSendfil
 /** The transfer failed or the file was short: the response must break, not end. */
 class ShortBody extends Error {}
 
-async function sendWith(reply: FastifyReply, native: NativeSendfile, body: Readable, sendBody: (transfer: Transfer) => Promise<void>): Promise<void> {
+async function sendWith(
+  reply: FastifyReply,
+  native: NativeSendfile,
+  body: Readable,
+  sendBody: (transfer: Transfer) => Promise<void>,
+): Promise<void> {
   reply.hijack()
   const res = reply.raw as ServerResponse
   const socket = res.socket as Socket

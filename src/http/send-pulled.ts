@@ -30,7 +30,14 @@ interface Lent {
  * Sends bytes `start`..`start + length` of a stored blob from blocks shared with every other
  * download of the same digest (shared-reads.ts), read through this body's own file handle.
  */
-export function sendStored(reply: FastifyReply, body: Readable & PositionalSource, digest: string, start: number, length: number, size: number): Promise<void> {
+export function sendStored(
+  reply: FastifyReply,
+  body: Readable & PositionalSource,
+  digest: string,
+  start: number,
+  length: number,
+  size: number,
+): Promise<void> {
   const read = new SharedRead(digest, body, start, start + length, size)
   return sendLent(reply, body, length, {
     next: () => read.next(),
@@ -91,7 +98,10 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, len
     lender.finish(clean)
     for (const { chunk } of inSocket.splice(0)) chunk.release()
     // A chunk that arrives after the client left is given back unsent.
-    pending?.then((chunk) => chunk.release(), () => {})
+    pending?.then(
+      (chunk) => chunk.release(),
+      () => {},
+    )
     body.destroy()
     gone.dispose()
   }

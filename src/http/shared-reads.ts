@@ -103,7 +103,7 @@ export class SharedRead {
   }
 
   async #readFully(buffer: Buffer, position: number): Promise<void> {
-    for (let got = 0; got < buffer.length; ) {
+    for (let got = 0; got < buffer.length;) {
       const read = await this.file.readAt(got === 0 ? buffer : buffer.subarray(got), position + got)
       if (read === 0) throw new Error(`blob file ended at ${position + got} of ${this.size} bytes`)
       got += read

@@ -81,7 +81,9 @@ function basicGrant(authorization: string | undefined): TokenGrant | undefined {
   const text = Buffer.from(match[1] ?? '', 'base64').toString('utf8')
   const colon = text.indexOf(':')
   // A malformed pair is a failed login (counted), not a request error; no account has an empty name.
-  return colon <= 0 ? { type: 'password', username: '', password: '' } : { type: 'password', username: text.slice(0, colon), password: text.slice(colon + 1) }
+  return colon <= 0
+    ? { type: 'password', username: '', password: '' }
+    : { type: 'password', username: text.slice(0, colon), password: text.slice(colon + 1) }
 }
 
 function sendResult(reply: FastifyReply, result: TokenResult, service: string, form: 'docker' | 'oauth'): void {
@@ -104,7 +106,9 @@ function sendResult(reply: FastifyReply, result: TokenResult, service: string, f
 }
 
 function unauthorized(service: string, reason: string): RegistryError {
-  return new RegistryError('UNAUTHORIZED', reason, undefined, { headers: { 'www-authenticate': `Basic realm="${service.replace(/["\\\r\n]/g, '')}"` } })
+  return new RegistryError('UNAUTHORIZED', reason, undefined, {
+    headers: { 'www-authenticate': `Basic realm="${service.replace(/["\\\r\n]/g, '')}"` },
+  })
 }
 
 function sendOAuthError(reply: FastifyReply, status: number, error: string, description: string): void {

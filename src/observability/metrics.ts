@@ -111,7 +111,7 @@ export class Metrics {
 
   readonly upstreamTransportReloads = new Counter({
     name: 'ferry_upstream_transport_reload_total',
-    help: 'Re-reads of an upstream\'s CA bundle and client certificate that changed something, by upstream and result (ok, error: the previous transport is kept)',
+    help: "Re-reads of an upstream's CA bundle and client certificate that changed something, by upstream and result (ok, error: the previous transport is kept)",
     labelNames: ['upstream', 'result'] as const,
     registers: [this.registry],
   })

@@ -75,7 +75,10 @@ export class BlobFill implements FollowedFill {
     for (;;) {
       if (this.state === 'failed') throw this.error
       try {
-        const stream = this.state === 'done' ? await this.openCommitted() : await this.target.uploads.read(this.sessionId, { start: 0, end: this.size - 1 })
+        const stream =
+          this.state === 'done'
+            ? await this.openCommitted()
+            : await this.target.uploads.read(this.sessionId, { start: 0, end: this.size - 1 })
         return isPositionalSource(stream) ? stream : this.rangeReads(stream)
       } catch (err) {
         // The upload was just committed (or discarded): look again once the fill settled.
@@ -101,7 +104,8 @@ export class BlobFill implements FollowedFill {
     return {
       readAt: async (target, position) => {
         const range = { start: position, end: Math.min(position + target.length, this.size) - 1 }
-        const stream = this.state === 'done' ? await this.openCommitted(range.start, range.end) : await this.target.uploads.read(this.sessionId, range)
+        const stream =
+          this.state === 'done' ? await this.openCommitted(range.start, range.end) : await this.target.uploads.read(this.sessionId, range)
         let got = 0
         for await (const chunk of stream) got += (chunk as Buffer).copy(target, got)
         return got

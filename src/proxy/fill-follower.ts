@@ -170,7 +170,7 @@ export class FillFollower extends Readable implements SharedChunkSource, Growing
     if (this.destroyed) throw new Error('follower closed')
     this.#file ??= this.fill.openFile()
     const file = await this.#file
-    for (let got = 0; got < buffer.length; ) {
+    for (let got = 0; got < buffer.length;) {
       const read = await file.readAt(got === 0 ? buffer : buffer.subarray(got), position + got)
       got += read
       if (read > 0) continue

@@ -80,17 +80,20 @@ export class MirrorBlobs implements BlobService {
     this.context.fills.set(key, fill)
     this.context.metrics.fillsInFlight.inc()
     const started = this.context.now()
-    fill.settled.then(
-      () => this.context.logger.info({ upstream: upstream.name, repo: repository, digest, ms: this.context.now() - started }, 'blob cached'),
-      (err: unknown) => {
-        // "The upstream does not have it" is an answer, not a failure worth a warning.
-        const level = isRegistryError(err) && err.code === 'BLOB_UNKNOWN' ? 'debug' : 'warn'
-        this.context.logger[level]({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed')
-      },
-    ).finally(() => {
-      this.context.fills.delete(key)
-      this.context.metrics.fillsInFlight.dec()
-    })
+    fill.settled
+      .then(
+        () =>
+          this.context.logger.info({ upstream: upstream.name, repo: repository, digest, ms: this.context.now() - started }, 'blob cached'),
+        (err: unknown) => {
+          // "The upstream does not have it" is an answer, not a failure worth a warning.
+          const level = isRegistryError(err) && err.code === 'BLOB_UNKNOWN' ? 'debug' : 'warn'
+          this.context.logger[level]({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed')
+        },
+      )
+      .finally(() => {
+        this.context.fills.delete(key)
+        this.context.metrics.fillsInFlight.dec()
+      })
     return fill
   }
 

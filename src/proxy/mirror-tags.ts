@@ -100,7 +100,10 @@ export class MirrorTags implements TagService {
         const reason = isRegistryError(err) ? err.message : 'revalidation failed'
         this.context.tags.set(key, { ...entry, failure: reason })
         // The message, not the error: no stack trace in a line that repeats while the upstream refuses.
-        this.context.logger.warn({ upstream: upstream.name, repo: repository, tag, error: reason }, 'tag revalidation failed, serving cached digest')
+        this.context.logger.warn(
+          { upstream: upstream.name, repo: repository, tag, error: reason },
+          'tag revalidation failed, serving cached digest',
+        )
         return entry.descriptor
       }
     })

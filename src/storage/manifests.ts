@@ -62,7 +62,10 @@ export class RepositoryManifests implements ManifestService {
     this.metadata.revisions.set(revisionKey(this.name, digest), descriptor)
     this.metadata.repositories.set(this.name, true)
     if (manifest.subject) {
-      await this.driver.putContent(referrerLinkPath(this.name, manifest.subject.digest, digest), JSON.stringify(referrerDescriptor(descriptor, manifest)))
+      await this.driver.putContent(
+        referrerLinkPath(this.name, manifest.subject.digest, digest),
+        JSON.stringify(referrerDescriptor(descriptor, manifest)),
+      )
       return { descriptor, subject: manifest.subject.digest }
     }
     return { descriptor }

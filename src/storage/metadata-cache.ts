@@ -23,6 +23,7 @@ export interface MetadataCacheOptions {
 }
 
 /** One kind of answer (e.g. tag → digest), keyed by repository and name. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- lru-cache's own value bound
 export class MetadataMap<V extends {}> {
   private readonly entries: LRUCache<string, Entry<V>> | undefined
   /**

@@ -74,7 +74,10 @@ export class RepositoryUploads implements UploadService {
       const status = await this.status(id)
       const { onVerified, ...appendOptions } = options
       // The running sha256 is checked as soon as the last byte is written, before the fsync.
-      const onWritten = onVerified && digestAlgorithm(digest) === runningAlgorithm ? (hash: Hash) => digestOfHash(runningAlgorithm, hash.copy()) === digest && onVerified() : undefined
+      const onWritten =
+        onVerified && digestAlgorithm(digest) === runningAlgorithm
+          ? (hash: Hash) => digestOfHash(runningAlgorithm, hash.copy()) === digest && onVerified()
+          : undefined
       const size = body ? await this.appendLocked(status, body, appendOptions, onWritten) : status.size
       const actual = await this.finalDigest(id, digestAlgorithm(digest), size)
       if (actual !== digest) {
@@ -108,14 +111,24 @@ export class RepositoryUploads implements UploadService {
   }
 
   /** Appends one chunk; returns the new size. Runs under the upload's lock. */
-  private async appendLocked(status: UploadStatus, body: Readable, options: AppendOptions, onWritten?: (hash: Hash) => unknown): Promise<number> {
+  private async appendLocked(
+    status: UploadStatus,
+    body: Readable,
+    options: AppendOptions,
+    onWritten?: (hash: Hash) => unknown,
+  ): Promise<number> {
     const { id, size } = status
     if (options.offset !== undefined && options.offset !== size) {
       body.resume()
-      throw new RegistryError('RANGE_INVALID', 'chunk does not start where the upload ends', { offset: options.offset, size }, {
-        status: 416,
-        headers: { Range: uploadRangeHeader(size) },
-      })
+      throw new RegistryError(
+        'RANGE_INVALID',
+        'chunk does not start where the upload ends',
+        { offset: options.offset, size },
+        {
+          status: 416,
+          headers: { Range: uploadRangeHeader(size) },
+        },
+      )
     }
     const running = await this.runningHash(id, size)
     this.state.hashes.delete(id) // re-added only if every byte below lands

@@ -15,7 +15,14 @@ import { realpath } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { Metrics } from '../observability/metrics.js'
-import { TlsFileError, checkCertificateSet, readTlsFiles, type CertificateSet, type TlsFileBytes, type TlsFiles } from './certificate-set.js'
+import {
+  TlsFileError,
+  checkCertificateSet,
+  readTlsFiles,
+  type CertificateSet,
+  type TlsFileBytes,
+  type TlsFiles,
+} from './certificate-set.js'
 
 export type ReloadOutcome = 'reloaded' | 'unchanged' | 'failed'
 
@@ -102,7 +109,13 @@ export class CertificateReloader {
         metrics.tlsReloads.inc({ result: 'ok' })
         metrics.tlsCertificateExpiry.set(set.notAfter.getTime() / 1000)
         logger.info(
-          { reason, serial: set.serialNumber, previousSerial: previous.serialNumber, subject: set.subject, notAfter: set.notAfter.toISOString() },
+          {
+            reason,
+            serial: set.serialNumber,
+            previousSerial: previous.serialNumber,
+            subject: set.subject,
+            notAfter: set.notAfter.toISOString(),
+          },
           'tls certificate reloaded',
         )
         for (const warning of set.warnings) logger.warn({ reason, warning }, 'tls certificate warning')
@@ -136,7 +149,9 @@ export class CertificateReloader {
 
   // Watches the folder of each path as configured, and the folder its symlinks resolve to.
   async #updateWatches(): Promise<void> {
-    const paths = [this.#options.files.cert, this.#options.files.key, this.#options.files.clientCa].filter((p): p is string => p !== undefined)
+    const paths = [this.#options.files.cert, this.#options.files.key, this.#options.files.clientCa].filter(
+      (p): p is string => p !== undefined,
+    )
     const dirs = new Set<string>()
     for (const path of paths) {
       dirs.add(dirname(resolve(path)))

@@ -87,12 +87,16 @@ export function checkCertificateSet(files: TlsFiles, bytes: TlsFileBytes, now: D
   }
   const warnings: string[] = []
   if (notBefore.getTime() > now.getTime()) {
-    warnings.push(`tls.cert (${files.cert}): the certificate is not valid until ${notBefore.toISOString()}; clients will refuse it until then`)
+    warnings.push(
+      `tls.cert (${files.cert}): the certificate is not valid until ${notBefore.toISOString()}; clients will refuse it until then`,
+    )
   }
   chain.forEach((cert, i) => {
     const next = chain[i + 1]
     if (next !== undefined && !cert.checkIssued(next)) {
-      warnings.push(`tls.cert (${files.cert}): certificate ${i + 2} did not issue certificate ${i + 1}; clients may fail to build the chain`)
+      warnings.push(
+        `tls.cert (${files.cert}): certificate ${i + 2} did not issue certificate ${i + 1}; clients may fail to build the chain`,
+      )
     }
     if (i > 0 && new Date(cert.validTo).getTime() <= now.getTime()) {
       warnings.push(`tls.cert (${files.cert}): intermediate certificate ${i + 1} (${cert.subject.replace(/\n/g, ', ')}) has expired`)
@@ -127,7 +131,8 @@ async function readTlsFile(configKey: TlsFileKey, file: string): Promise<Buffer>
     return await readFile(file)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    const problem = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot be read (${code ?? (err as Error).message})`
+    const problem =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot be read (${code ?? (err as Error).message})`
     throw new TlsFileError(configKey, file, problem)
   }
 }

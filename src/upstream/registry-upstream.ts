@@ -14,7 +14,14 @@ import type { ClientResponse, ClientTimeouts } from '../client/http-exchange.js'
 import { RegistryClient, pullScope, type ClientRequest } from '../client/registry-client.js'
 import type { RetryOptions } from '../client/retry.js'
 import type { DispatcherSource } from '../client/transport.js'
-import { UpstreamDeniedError, UpstreamUnavailableError, type Upstream, type UpstreamBlob, type UpstreamDescriptor, type UpstreamManifest } from './upstream.js'
+import {
+  UpstreamDeniedError,
+  UpstreamUnavailableError,
+  type Upstream,
+  type UpstreamBlob,
+  type UpstreamDescriptor,
+  type UpstreamManifest,
+} from './upstream.js'
 
 export interface RegistryUpstreamOptions {
   /** The configured name, e.g. `gcr.io`. */
@@ -63,7 +70,12 @@ export class RegistryUpstream implements Upstream {
     if (response.status !== 200) throw await this.#failure(response, repo)
     await response.dump()
     const declared = tryParseDigest(response.header('docker-content-digest') ?? '')
-    if (ref.kind === 'digest' && declared !== undefined && digestAlgorithm(declared) === digestAlgorithm(ref.digest) && declared !== ref.digest) {
+    if (
+      ref.kind === 'digest' &&
+      declared !== undefined &&
+      digestAlgorithm(declared) === digestAlgorithm(ref.digest) &&
+      declared !== ref.digest
+    ) {
       throw this.#mismatch(repo, reference, declared)
     }
     const digest = ref.kind === 'digest' ? ref.digest : declared
@@ -184,7 +196,9 @@ export class RegistryUpstream implements Upstream {
     if (status === 429) {
       const retryAfter = response.header('retry-after')
       const headers: Record<string, string> = retryAfter !== undefined ? { 'retry-after': retryAfter } : {}
-      return new UpstreamUnavailableError(this.name, 'TOOMANYREQUESTS', `upstream ${this.name} is rate limiting requests`, detail, { headers })
+      return new UpstreamUnavailableError(this.name, 'TOOMANYREQUESTS', `upstream ${this.name} is rate limiting requests`, detail, {
+        headers,
+      })
     }
     if (status === 401 || status === 403) {
       // A repository-specific "no", after we presented whatever credentials we have.
@@ -197,7 +211,13 @@ export class RegistryUpstream implements Upstream {
   // internal, so the detail our client sees names only the configured upstream.
   #unavailable(repo: string, what: string, cause?: ClientError): UpstreamUnavailableError {
     const credentialsRefused = cause?.kind === 'auth'
-    return new UpstreamUnavailableError(this.name, 'UNAVAILABLE', `upstream ${this.name} ${what}`, { upstream: this.name, repo }, { cause, credentialsRefused })
+    return new UpstreamUnavailableError(
+      this.name,
+      'UNAVAILABLE',
+      `upstream ${this.name} ${what}`,
+      { upstream: this.name, repo },
+      { cause, credentialsRefused },
+    )
   }
 
   #mismatch(repo: string, reference: string, actual: Digest | undefined): UpstreamUnavailableError {

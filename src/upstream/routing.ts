@@ -45,9 +45,7 @@ export function resolveRoute(table: RouteTable, pathName: RepositoryName, ns?: s
     const localName = byNs.name === table.defaultUpstream ? pathName : parseRepositoryName(`${byNs.name}/${pathName}`)
     return route(localName, byNs, pathName)
   }
-  const prefixed = [...table.upstreams]
-    .sort((a, b) => b.name.length - a.name.length)
-    .find((u) => pathName.startsWith(`${u.name}/`))
+  const prefixed = [...table.upstreams].sort((a, b) => b.name.length - a.name.length).find((u) => pathName.startsWith(`${u.name}/`))
   if (prefixed) return route(pathName, prefixed, pathName.slice(prefixed.name.length + 1))
   if (table.defaultUpstream !== undefined) return route(pathName, upstreamNamed(table, table.defaultUpstream), pathName)
   return { localName: pathName }

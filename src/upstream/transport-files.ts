@@ -80,7 +80,12 @@ const fileKeys: FileKey[] = ['caPath', 'certPath', 'keyPath']
 
 function unreadable(files: UpstreamFiles, key: FileKey, path: string, err: unknown): TransportFileError {
   const code = (err as { code?: unknown }).code
-  return new TransportFileError(`${files.keyPrefix}.${key}`, path, `cannot be read (${typeof code === 'string' ? code : 'error'})`, files.upstream)
+  return new TransportFileError(
+    `${files.keyPrefix}.${key}`,
+    path,
+    `cannot be read (${typeof code === 'string' ? code : 'error'})`,
+    files.upstream,
+  )
 }
 
 function checkMaterial(files: UpstreamFiles, bytes: FileBytes): CheckedMaterial {
@@ -107,7 +112,10 @@ function checkMaterial(files: UpstreamFiles, bytes: FileBytes): CheckedMaterial 
   }
   // OpenSSL has the last word (unsupported algorithms, odd encodings).
   try {
-    createSecureContext({ ...(material.ca ? { ca: material.ca } : {}), ...(material.cert ? { cert: material.cert, key: material.key } : {}) })
+    createSecureContext({
+      ...(material.ca ? { ca: material.ca } : {}),
+      ...(material.cert ? { cert: material.cert, key: material.key } : {}),
+    })
   } catch (err) {
     const code = (err as { code?: unknown }).code
     throw fail(material.cert ? 'certPath' : 'caPath', `rejected by OpenSSL (${typeof code === 'string' ? code : 'error'})`)

@@ -9,7 +9,14 @@ import { SwitchableTransport, Transport, redactProxyUrl, type ProxyChoice } from
 import type { ProxyConfig, UpstreamConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { watchFile, type FileWatch } from '../reload/file-watch.js'
-import { TransportFileError, configuredFiles, loadMaterial, loadMaterialSync, type CheckedMaterial, type UpstreamFiles } from './transport-files.js'
+import {
+  TransportFileError,
+  configuredFiles,
+  loadMaterial,
+  loadMaterialSync,
+  type CheckedMaterial,
+  type UpstreamFiles,
+} from './transport-files.js'
 
 export type TransportReloadOutcome = 'reloaded' | 'unchanged' | 'failed'
 
@@ -62,7 +69,11 @@ export class UpstreamTransport {
       this.#watches.push(
         watchFile(path, () => void this.reload('file changed'), {
           debounceMs: 300,
-          onError: (err) => this.#options.logger.warn({ upstream: this.#files.upstream, file: path, err }, 'cannot watch upstream tls file; SIGHUP still reloads it'),
+          onError: (err) =>
+            this.#options.logger.warn(
+              { upstream: this.#files.upstream, file: path, err },
+              'cannot watch upstream tls file; SIGHUP still reloads it',
+            ),
         }),
       )
     }
@@ -110,7 +121,10 @@ export class UpstreamTransport {
     this.#fingerprint = checked.fingerprint
     void this.source.replace(this.#build(checked))
     metrics.upstreamTransportReloads.inc({ upstream, result: 'ok' })
-    logger.info({ upstream, reason, caPath: this.#files.tls.caPath, clientCertificate: this.#files.tls.certPath }, 'upstream tls reloaded; new requests use the new files')
+    logger.info(
+      { upstream, reason, caPath: this.#files.tls.caPath, clientCertificate: this.#files.tls.certPath },
+      'upstream tls reloaded; new requests use the new files',
+    )
     return 'reloaded'
   }
 

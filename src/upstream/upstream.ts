@@ -81,7 +81,13 @@ export class UpstreamUnavailableError extends RegistryError {
    */
   readonly credentialsRefused: boolean
 
-  constructor(upstream: string, code: ErrorCode, message: string, detail?: ErrorDetail, options?: RegistryErrorOptions & { credentialsRefused?: boolean }) {
+  constructor(
+    upstream: string,
+    code: ErrorCode,
+    message: string,
+    detail?: ErrorDetail,
+    options?: RegistryErrorOptions & { credentialsRefused?: boolean },
+  ) {
     super(code, message, detail, options)
     this.name = 'UpstreamUnavailableError'
     this.upstream = upstream

@@ -41,7 +41,8 @@ t.test('role bindings follow the config file without a restart', async (t) => {
   t.teardown(() => ferry.stop())
 
   const push = async () =>
-    (await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', 'alice-pw') } })).status
+    (await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('alice', 'alice-pw') } }))
+      .status
   const eventually = async (want: number) => {
     let got = await push()
     for (let i = 0; i < 100 && got !== want; i++) {

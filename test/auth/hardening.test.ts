@@ -33,7 +33,11 @@ t.test('failed logins are rate limited per client: 429 TOOMANYREQUESTS with Retr
   })
   t.equal(form.status, 429, 'and the POST form')
 
-  t.equal((await fetch(`${ferry.url}/v2/public/x/tags/list`)).status, 404, 'anonymous requests from the address still pass (404: nothing there)')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/public/x/tags/list`)).status,
+    404,
+    'anonymous requests from the address still pass (404: nothing there)',
+  )
   const anonymousToken = await fetch(`${ferry.url}/token?scope=repository:public/x:pull`)
   t.equal(anonymousToken.status, 200, 'as do anonymous token requests')
   const failures = await ferry.composed.metrics.registry.getSingleMetricAsString('ferry_auth_failed_logins_total')
@@ -41,21 +45,36 @@ t.test('failed logins are rate limited per client: 429 TOOMANYREQUESTS with Retr
 })
 
 t.test('audit lines for push, delete and login failure; no secret in any log line', async (t) => {
-  const ferry = await startAuthServer(t, { users: { bob: 'bob-Secret-Pw-1', root: 'root-Secret-Pw-2' }, auth: { roles }, logLevel: 'trace' })
+  const ferry = await startAuthServer(t, {
+    users: { bob: 'bob-Secret-Pw-1', root: 'root-Secret-Pw-2' },
+    auth: { roles },
+    logLevel: 'trace',
+  })
   const secrets = ['bob-Secret-Pw-1', 'root-Secret-Pw-2', 'wrong-Secret-Pw-3']
   const basicHeaders = [basic('bob', 'bob-Secret-Pw-1'), basic('root', 'root-Secret-Pw-2'), basic('bob', 'wrong-Secret-Pw-3')]
   secrets.push(...basicHeaders.map((h) => h.slice('Basic '.length)))
 
   // A push and a delete with Basic, a failed login, a token flow (GET and POST, with refresh).
   const image = await seedImage(ferry.url, 'team/app', 'v1', { auth: { username: 'bob', password: 'bob-Secret-Pw-1' } })
-  t.equal((await fetch(`${ferry.url}/v2/team/app/manifests/v1`, { method: 'DELETE', headers: { authorization: basicHeaders[1]! } })).status, 202)
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team/app/manifests/v1`, { method: 'DELETE', headers: { authorization: basicHeaders[1]! } })).status,
+    202,
+  )
   t.equal((await fetch(`${ferry.url}/v2/team/app/manifests/v1`, { headers: { authorization: basicHeaders[2]! } })).status, 401)
-  const got = (await (await fetch(`${ferry.url}/token?scope=repository:team/app:pull,push&offline_token=true`, { headers: { authorization: basicHeaders[0]! } })).json()) as { token: string; refresh_token: string }
+  const got = (await (
+    await fetch(`${ferry.url}/token?scope=repository:team/app:pull,push&offline_token=true`, {
+      headers: { authorization: basicHeaders[0]! },
+    })
+  ).json()) as { token: string; refresh_token: string }
   const posted = (await (
     await fetch(`${ferry.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: got.refresh_token, scope: 'repository:team/app:push' }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: got.refresh_token,
+        scope: 'repository:team/app:push',
+      }).toString(),
     })
   ).json()) as { token: string }
   secrets.push(got.token, got.refresh_token, posted.token)
@@ -65,21 +84,50 @@ t.test('audit lines for push, delete and login failure; no secret in any log lin
     body: image.manifest.bytes,
   })
   t.equal(pushed.status, 201, 'push with a refreshed token')
-  t.equal((await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${got.token}x` } })).status, 401)
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${got.token}x` } })).status,
+    401,
+  )
   const challenge = await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
   t.ok(parseChallenge(challenge.headers.get('www-authenticate')), 'an anonymous push is challenged')
 
   const records = ferry.records()
   const audit = records.filter((r) => r.audit === true)
   const manifestPush = audit.find((r) => r.action === 'push' && r.tag === 'v1' && r.status === 201)
-  t.match(manifestPush, { user: 'bob', via: 'basic', repo: 'team/app', digest: image.manifest.digest, remote: '127.0.0.1', method: 'PUT' }, 'manifest push by bob')
+  t.match(
+    manifestPush,
+    { user: 'bob', via: 'basic', repo: 'team/app', digest: image.manifest.digest, remote: '127.0.0.1', method: 'PUT' },
+    'manifest push by bob',
+  )
   t.ok(typeof manifestPush?.time === 'string', 'with the time')
-  t.ok(audit.some((r) => r.action === 'push' && r.digest === image.layers[0]!.digest && r.status === 201), 'blob commits too')
-  t.match(audit.find((r) => r.action === 'delete'), { user: 'root', repo: 'team/app', tag: 'v1', status: 202 }, 'the delete')
-  t.match(audit.find((r) => r.msg === 'login failed'), { user: 'bob', remote: '127.0.0.1', via: 'basic', reason: 'wrong user name or password' }, 'the failed login')
-  t.match(audit.find((r) => r.action === 'push' && r.tag === 'v2'), { user: 'bob', via: 'bearer', status: 201 }, 'a push with a token')
-  t.match(audit.find((r) => r.action === 'push' && r.user === 'anonymous'), { status: 401 }, 'a refused anonymous push')
-  t.notOk(audit.some((r) => r.method === 'PATCH' || (r.method === 'POST' && r.status === 202)), 'no audit line for parts of a push that change nothing')
+  t.ok(
+    audit.some((r) => r.action === 'push' && r.digest === image.layers[0]!.digest && r.status === 201),
+    'blob commits too',
+  )
+  t.match(
+    audit.find((r) => r.action === 'delete'),
+    { user: 'root', repo: 'team/app', tag: 'v1', status: 202 },
+    'the delete',
+  )
+  t.match(
+    audit.find((r) => r.msg === 'login failed'),
+    { user: 'bob', remote: '127.0.0.1', via: 'basic', reason: 'wrong user name or password' },
+    'the failed login',
+  )
+  t.match(
+    audit.find((r) => r.action === 'push' && r.tag === 'v2'),
+    { user: 'bob', via: 'bearer', status: 201 },
+    'a push with a token',
+  )
+  t.match(
+    audit.find((r) => r.action === 'push' && r.user === 'anonymous'),
+    { status: 401 },
+    'a refused anonymous push',
+  )
+  t.notOk(
+    audit.some((r) => r.method === 'PATCH' || (r.method === 'POST' && r.status === 202)),
+    'no audit line for parts of a push that change nothing',
+  )
 
   const all = ferry.logs.join('\n')
   t.ok(records.length > 20, `${records.length} log lines captured at trace level`)

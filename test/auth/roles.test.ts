@@ -34,7 +34,13 @@ interface Call {
   body: string
 }
 
-async function call(url: string, method: string, user: User | undefined, body?: Buffer, headers: Record<string, string> = {}): Promise<Call> {
+async function call(
+  url: string,
+  method: string,
+  user: User | undefined,
+  body?: Buffer,
+  headers: Record<string, string> = {},
+): Promise<Call> {
   const response = await fetch(url, {
     method,
     headers: { ...(user ? { authorization: basic(user, users[user]) } : {}), ...headers },
@@ -43,21 +49,27 @@ async function call(url: string, method: string, user: User | undefined, body?: 
   return { status: response.status, headers: response.headers, body: await response.text() }
 }
 
-const errorCode = (c: Call): string | undefined => (c.body ? (JSON.parse(c.body) as { errors?: Array<{ code: string }> }).errors?.[0]?.code : undefined)
+const errorCode = (c: Call): string | undefined =>
+  c.body ? (JSON.parse(c.body) as { errors?: Array<{ code: string }> }).errors?.[0]?.code : undefined
 
 t.test('role matrix: anonymous, viewer, editor, admin × pull, push, delete', async (t) => {
   const ferry = await server(t)
   const repo = 'team-a/app'
   // One image per delete, so every admin delete finds something.
   const image = await seedImage(ferry.url, repo, 'v1', { auth: cred('root') })
-  const pull = (who: User | undefined) => call(`${ferry.url}/v2/${repo}/manifests/v1`, 'GET', who, undefined, { accept: image.manifest.mediaType })
+  const pull = (who: User | undefined) =>
+    call(`${ferry.url}/v2/${repo}/manifests/v1`, 'GET', who, undefined, { accept: image.manifest.mediaType })
   const pullBlob = (who: User | undefined) => call(`${ferry.url}/v2/${repo}/blobs/${image.layers[0]!.digest}`, 'GET', who)
   const push = (who: User | undefined) => call(`${ferry.url}/v2/${repo}/blobs/uploads/`, 'POST', who)
   const pushManifest = (who: User | undefined) =>
-    call(`${ferry.url}/v2/${repo}/manifests/pushed-${who ?? 'anon'}`, 'PUT', who, image.manifest.bytes, { 'content-type': image.manifest.mediaType })
+    call(`${ferry.url}/v2/${repo}/manifests/pushed-${who ?? 'anon'}`, 'PUT', who, image.manifest.bytes, {
+      'content-type': image.manifest.mediaType,
+    })
   const del = async (who: User | undefined) => {
     const tag = `del-${randomBytes(4).toString('hex')}`
-    await call(`${ferry.url}/v2/${repo}/manifests/${tag}`, 'PUT', 'root', image.manifest.bytes, { 'content-type': image.manifest.mediaType })
+    await call(`${ferry.url}/v2/${repo}/manifests/${tag}`, 'PUT', 'root', image.manifest.bytes, {
+      'content-type': image.manifest.mediaType,
+    })
     return call(`${ferry.url}/v2/${repo}/manifests/${tag}`, 'DELETE', who)
   }
 
@@ -91,13 +103,23 @@ t.test('the 401 challenge names realm, service and the scope of the request', as
   t.equal(pull.status, 401)
   t.equal(pull.headers.get('www-authenticate'), `Bearer realm="http://${host}/token",service="ferry",scope="repository:team-a/app:pull"`)
   const push = await call(`${ferry.url}/v2/team-a/app/blobs/uploads/`, 'POST', undefined)
-  t.same(parseChallenge(push.headers.get('www-authenticate')), { realm: `http://${host}/token`, service: 'ferry', scope: 'repository:team-a/app:pull,push' })
+  t.same(parseChallenge(push.headers.get('www-authenticate')), {
+    realm: `http://${host}/token`,
+    service: 'ferry',
+    scope: 'repository:team-a/app:pull,push',
+  })
   const del = await call(`${ferry.url}/v2/team-a/app/manifests/v1`, 'DELETE', undefined)
   t.equal(parseChallenge(del.headers.get('www-authenticate'))?.scope, 'repository:team-a/app:delete')
   // fetch may not set Host: undici's request may.
-  const proxied = await request(`${ferry.url}/v2/team-a/app/manifests/v1`, { headers: { 'x-forwarded-proto': 'https', host: 'ferry.example:443' } })
+  const proxied = await request(`${ferry.url}/v2/team-a/app/manifests/v1`, {
+    headers: { 'x-forwarded-proto': 'https', host: 'ferry.example:443' },
+  })
   await proxied.body.dump()
-  t.equal(parseChallenge(String(proxied.headers['www-authenticate']))?.realm, 'https://ferry.example:443/token', 'realm from Host and X-Forwarded-Proto')
+  t.equal(
+    parseChallenge(String(proxied.headers['www-authenticate']))?.realm,
+    'https://ferry.example:443/token',
+    'realm from Host and X-Forwarded-Proto',
+  )
   const wrong = await fetch(`${ferry.url}/v2/team-a/app/manifests/v1`, { headers: { authorization: basic('bob', 'not-his') } })
   t.equal(wrong.status, 401, 'wrong password: 401')
   t.ok(parseChallenge(wrong.headers.get('www-authenticate')), 'with a challenge')
@@ -106,9 +128,19 @@ t.test('the 401 challenge names realm, service and the scope of the request', as
 })
 
 t.test('a configured realm is advertised as written', async (t) => {
-  const ferry = await startAuthServer(t, { users, auth: { roles, anonymousPull: [], token: { ...(await loadConfig()).auth.token, realm: 'https://auth.example/token', service: 'registry.example' } } })
+  const ferry = await startAuthServer(t, {
+    users,
+    auth: {
+      roles,
+      anonymousPull: [],
+      token: { ...(await loadConfig()).auth.token, realm: 'https://auth.example/token', service: 'registry.example' },
+    },
+  })
   const response = await call(`${ferry.url}/v2/team-a/app/manifests/v1`, 'GET', undefined)
-  t.equal(response.headers.get('www-authenticate'), 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:team-a/app:pull"')
+  t.equal(
+    response.headers.get('www-authenticate'),
+    'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:team-a/app:pull"',
+  )
 })
 
 t.test('/v2/: a challenge for anonymous clients when accounts exist, 200 with valid credentials', async (t) => {
@@ -130,7 +162,11 @@ t.test('anonymous pull per anonymousPull; anonymous push and delete never', asyn
   t.equal((await call(`${ferry.url}/v2/public/tool/tags/list`, 'GET', undefined)).status, 200, 'tags too')
   t.equal((await call(`${ferry.url}/v2/public/tool/blobs/uploads/`, 'POST', undefined)).status, 401, 'anonymous push: 401')
   t.equal((await call(`${ferry.url}/v2/public/tool/manifests/v1`, 'DELETE', undefined)).status, 401, 'anonymous delete: 401')
-  t.equal((await call(`${ferry.url}/v2/public/tool/manifests/v1`, 'GET', 'dave', undefined, { accept: image.manifest.mediaType })).status, 200, 'accounts may pull what anonymous may')
+  t.equal(
+    (await call(`${ferry.url}/v2/public/tool/manifests/v1`, 'GET', 'dave', undefined, { accept: image.manifest.mediaType })).status,
+    200,
+    'accounts may pull what anonymous may',
+  )
   t.equal((await call(`${ferry.url}/v2/public/tool/blobs/uploads/`, 'POST', 'alice')).status, 403, 'but not push there without a binding')
 
   await t.rejects(
@@ -146,7 +182,12 @@ t.test('no accounts: read-only, whatever is sent', async (t) => {
   t.equal((await call(`${ferry.url}/v2/any/repo/tags/list`, 'GET', undefined)).status, 401, 'pushed namespaces are private by default')
   const push = await call(`${ferry.url}/v2/any/repo/blobs/uploads/`, 'POST', undefined)
   t.equal(push.status, 401, 'anonymous push: 401')
-  t.equal((await fetch(`${ferry.url}/v2/any/repo/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('root', 'root-pw') } })).status, 401, 'no account to log in with')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/any/repo/blobs/uploads/`, { method: 'POST', headers: { authorization: basic('root', 'root-pw') } }))
+      .status,
+    401,
+    'no account to log in with',
+  )
 })
 
 t.test('namespace patterns: * is one component, ** any depth', async (t) => {
@@ -167,17 +208,26 @@ t.test('namespace patterns: * is one component, ** any depth', async (t) => {
   t.equal(await push('alice', 'tools'), 202, '**/tools covers tools')
   t.equal(await push('alice', 'x/y/tools'), 202, 'and x/y/tools')
   t.equal(await push('alice', 'x/tools-2'), 403, 'not x/tools-2')
-  t.equal((await call(`${ferry.url}/v2/team-b/app/tags/list`, 'GET', undefined)).status, 401, 'anonymousPull [] : anonymous pull needs a login')
+  t.equal(
+    (await call(`${ferry.url}/v2/team-b/app/tags/list`, 'GET', undefined)).status,
+    401,
+    'anonymousPull [] : anonymous pull needs a login',
+  )
 })
 
 t.test('cross-repository mount needs pull on `from`; without it the mount is an ordinary upload', async (t) => {
   const ferry = await server(t)
   const secret = await seedImage(ferry.url, 'secret/app', 'v1', { auth: cred('root') })
   const visible = await seedImage(ferry.url, 'team-a/base', 'v1', { auth: cred('root') })
-  const mount = (from: string, digest: string) => call(`${ferry.url}/v2/team-a/new/blobs/uploads/?mount=${digest}&from=${from}`, 'POST', 'bob')
+  const mount = (from: string, digest: string) =>
+    call(`${ferry.url}/v2/team-a/new/blobs/uploads/?mount=${digest}&from=${from}`, 'POST', 'bob')
   const denied = await mount('secret/app', secret.layers[0]!.digest)
   t.equal(denied.status, 202, 'no pull on secret/app: an upload session, not a mount')
-  t.equal((await call(`${ferry.url}/v2/team-a/new/blobs/${secret.layers[0]!.digest}`, 'HEAD', 'bob')).status, 404, 'and the blob did not arrive')
+  t.equal(
+    (await call(`${ferry.url}/v2/team-a/new/blobs/${secret.layers[0]!.digest}`, 'HEAD', 'bob')).status,
+    404,
+    'and the blob did not arrive',
+  )
   const allowed = await mount('team-a/base', visible.layers[0]!.digest)
   t.equal(allowed.status, 201, 'pull on team-a/base: mounted')
   t.equal(allowed.headers.get('location'), `/v2/team-a/new/blobs/${visible.layers[0]!.digest}`)
@@ -202,7 +252,11 @@ t.test('no role binding configured: every account is an admin on ** (--htpasswd 
   t.equal((await call(`${ferry.url}/v2/any/where/manifests/v1`, 'DELETE', 'alice')).status, 202, 'delete')
   t.equal((await call(`${ferry.url}/v2/_catalog`, 'GET', 'alice')).status, 200, 'catalog')
   t.equal((await call(`${ferry.url}/v2/any/where/blobs/uploads/`, 'POST', undefined)).status, 401, 'anonymous push: still 401')
-  t.equal((await call(`${ferry.url}/v2/any/where/blobs/${image.layers[0]!.digest}`, 'GET', undefined)).status, 401, 'no anonymous pull of pushed content by default')
+  t.equal(
+    (await call(`${ferry.url}/v2/any/where/blobs/${image.layers[0]!.digest}`, 'GET', undefined)).status,
+    401,
+    'no anonymous pull of pushed content by default',
+  )
 })
 
 t.test('a mirror route is authorized on the repository it reaches, not on the path', async (t) => {
@@ -212,7 +266,11 @@ t.test('a mirror route is authorized on the repository it reaches, not on the pa
   const dead = `http://127.0.0.1:${await closedPort()}`
   const hash = (await htpasswdLine('bob', 'bob-pw')).split(':')[1]!
   const ferry = await startMirrorServer(
-    { upstreams: [upstreamConfig('gcr.io', dead), upstreamConfig('docker.io', dead)], defaultUpstream: 'gcr.io', namespaces: [{ name: 'test-namespace', upstream: 'gcr.io' }] },
+    {
+      upstreams: [upstreamConfig('gcr.io', dead), upstreamConfig('docker.io', dead)],
+      defaultUpstream: 'gcr.io',
+      namespaces: [{ name: 'test-namespace', upstream: 'gcr.io' }],
+    },
     {
       auth: {
         users: [{ name: 'bob', password: hash, groups: [] }],
@@ -224,12 +282,29 @@ t.test('a mirror route is authorized on the repository it reaches, not on the pa
   t.teardown(() => ferry.close())
   const push = async (path: string) => (await call(`${ferry.url}/v2/${path}`, 'POST', 'bob')).status
   t.equal(await push('team-a/x/blobs/uploads/'), 202, 'team-a/x (default upstream: stored as team-a/x)')
-  t.equal(await push('team-a/x/blobs/uploads/?ns=docker.io'), 403, '?ns=docker.io lands in docker.io/team-a/x: not bob\'s')
+  t.equal(await push('team-a/x/blobs/uploads/?ns=docker.io'), 403, "?ns=docker.io lands in docker.io/team-a/x: not bob's")
   t.equal(await push('docker.io/team-a/x/blobs/uploads/'), 403, 'nor by its path prefix')
-  t.equal(await push('test-namespace/v2/app/blobs/uploads/'), 202, 'hosts.toml\'s inserted /v2 reaches test-namespace/app, which test-namespace/* covers')
+  t.equal(
+    await push('test-namespace/v2/app/blobs/uploads/'),
+    202,
+    "hosts.toml's inserted /v2 reaches test-namespace/app, which test-namespace/* covers",
+  )
   const anonymous = await call(`${ferry.url}/v2/pause/manifests/3.9?ns=docker.io`, 'HEAD', undefined)
   t.equal(anonymous.status, 401)
-  t.equal(parseChallenge(anonymous.headers.get('www-authenticate'))?.scope, 'repository:docker.io/pause:pull', 'the challenge names the repository reached')
-  const token = (await (await fetch(`${ferry.url}/token?scope=repository:docker.io/pause:pull&scope=repository:pause:pull`, { headers: { authorization: basic('bob', 'bob-pw') } })).json()) as { token: string }
-  t.equal((await fetch(`${ferry.url}/v2/team-a/y/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${token.token}` } })).status, 401, 'a token for other names does not push to team-a/y')
+  t.equal(
+    parseChallenge(anonymous.headers.get('www-authenticate'))?.scope,
+    'repository:docker.io/pause:pull',
+    'the challenge names the repository reached',
+  )
+  const token = (await (
+    await fetch(`${ferry.url}/token?scope=repository:docker.io/pause:pull&scope=repository:pause:pull`, {
+      headers: { authorization: basic('bob', 'bob-pw') },
+    })
+  ).json()) as { token: string }
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team-a/y/blobs/uploads/`, { method: 'POST', headers: { authorization: `Bearer ${token.token}` } }))
+      .status,
+    401,
+    'a token for other names does not push to team-a/y',
+  )
 })

@@ -13,7 +13,8 @@ import { basic, htpasswdLine, writeHtpasswd } from '../helpers/htpasswd.js'
 const roles = [{ subjects: ['alice', 'bob', 'carol'], namespaces: ['team/**'], role: 'editor' as const }]
 
 async function status(ferry: AuthServer, user: string, password: string): Promise<number> {
-  return (await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic(user, password) } })).status
+  return (await fetch(`${ferry.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic(user, password) } }))
+    .status
 }
 
 /** Polls until `check` holds (the watcher's debounce is 100 ms); false after 5 s. */
@@ -31,7 +32,10 @@ t.test('the htpasswd file is watched: removals, additions and password changes a
   t.equal(await status(ferry, 'carol', 'c-pw'), 401, 'carol does not exist yet')
 
   await writeHtpasswd(ferry.htpasswd, { alice: 'a-pw', carol: 'c-pw' })
-  t.ok(await eventually(async () => (await status(ferry, 'bob', 'b-pw')) === 401), 'bob removed: his next request is 401 (a cached verification does not outlive him)')
+  t.ok(
+    await eventually(async () => (await status(ferry, 'bob', 'b-pw')) === 401),
+    'bob removed: his next request is 401 (a cached verification does not outlive him)',
+  )
   t.equal(await status(ferry, 'carol', 'c-pw'), 202, 'carol added')
   t.equal(await status(ferry, 'alice', 'a-pw'), 202, 'alice unaffected')
 
@@ -39,7 +43,10 @@ t.test('the htpasswd file is watched: removals, additions and password changes a
   await writeFile(ferry.htpasswd, `${await htpasswdLine('alice', 'a-new-pw')}\n${await htpasswdLine('carol', 'c-pw')}\n`)
   t.ok(await eventually(async () => (await status(ferry, 'alice', 'a-pw')) === 401), 'the old password stops working')
   t.equal(await status(ferry, 'alice', 'a-new-pw'), 202, 'the new one works')
-  t.ok(ferry.records().some((r) => r.msg === 'htpasswd file reloaded'), 'reloads are logged')
+  t.ok(
+    ferry.records().some((r) => r.msg === 'htpasswd file reloaded'),
+    'reloads are logged',
+  )
 })
 
 t.test('a broken file keeps the previous accounts and logs one error naming the file', async (t) => {
@@ -73,7 +80,9 @@ t.test('a missing or broken htpasswd file stops start-up with a message naming i
   config.storage.filesystem.path = dir
   const logger = createLogger('silent')
   config.auth.htpasswd = `${dir}/broken.htpasswd`
-  await t.rejects(compose(config, logger), { message: `${dir}/broken.htpasswd: line 1: user "alice" does not have a bcrypt hash; only bcrypt is supported (htpasswd -B)` })
+  await t.rejects(compose(config, logger), {
+    message: `${dir}/broken.htpasswd: line 1: user "alice" does not have a bcrypt hash; only bcrypt is supported (htpasswd -B)`,
+  })
   config.auth.htpasswd = `${dir}/missing.htpasswd`
   await t.rejects(compose(config, logger), { code: 'ENOENT' })
 })

@@ -39,7 +39,10 @@ async function kidOf(privateKey: KeyObject): Promise<string> {
   return calculateJwkThumbprint(await exportJWK(createPublicKey(privateKey)))
 }
 
-async function server(t: Parameters<typeof startAuthServer>[0], overrides: { ttl?: number } = {}): Promise<AuthServer & { keyFile: string; key: KeyObject }> {
+async function server(
+  t: Parameters<typeof startAuthServer>[0],
+  overrides: { ttl?: number } = {},
+): Promise<AuthServer & { keyFile: string; key: KeyObject }> {
   const key = ecKey()
   const { mkdtemp } = await import('node:fs/promises')
   const { tmpdir } = await import('node:os')
@@ -51,13 +54,24 @@ async function server(t: Parameters<typeof startAuthServer>[0], overrides: { ttl
   return { ...ferry, keyFile, key: key.privateKey }
 }
 
-async function getToken(url: string, query: string, authorization?: string): Promise<{ status: number; body: TokenBody & Record<string, unknown>; headers: Headers }> {
+async function getToken(
+  url: string,
+  query: string,
+  authorization?: string,
+): Promise<{ status: number; body: TokenBody & Record<string, unknown>; headers: Headers }> {
   const response = await fetch(`${url}/token?${query}`, { headers: authorization ? { authorization } : {} })
   return { status: response.status, body: (await response.json()) as TokenBody & Record<string, unknown>, headers: response.headers }
 }
 
-async function postToken(url: string, form: Record<string, string>): Promise<{ status: number; body: TokenBody & Record<string, unknown> }> {
-  const response = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() })
+async function postToken(
+  url: string,
+  form: Record<string, string>,
+): Promise<{ status: number; body: TokenBody & Record<string, unknown> }> {
+  const response = await fetch(`${url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  })
   return { status: response.status, body: (await response.json()) as TokenBody & Record<string, unknown> }
 }
 
@@ -73,7 +87,11 @@ t.test('docker style: GET /token with Basic, then Bearer', async (t) => {
   t.equal(ping.status, 401)
   t.equal(challenge?.realm, `${ferry.url}/token`)
   const scope = 'repository:team-a/app:pull,push'
-  const { status, body, headers } = await getToken(ferry.url, `service=${challenge?.service}&scope=${encodeURIComponent(scope)}`, basic('bob', 'bob-pw'))
+  const { status, body, headers } = await getToken(
+    ferry.url,
+    `service=${challenge?.service}&scope=${encodeURIComponent(scope)}`,
+    basic('bob', 'bob-pw'),
+  )
   t.equal(status, 200)
   t.equal(headers.get('cache-control'), 'no-store', 'token answers are not cached')
   t.equal(body.token, body.access_token, 'token and access_token are the same')
@@ -87,50 +105,92 @@ t.test('docker style: GET /token with Basic, then Bearer', async (t) => {
   t.equal(decodeProtectedHeader(body.token).alg, 'ES256')
 
   t.equal((await fetch(`${ferry.url}/v2/`, { headers: bearer(body.token) })).status, 200, '/v2/ with the token')
-  const manifest = await fetch(`${ferry.url}/v2/team-a/app/manifests/v1`, { headers: { ...bearer(body.token), accept: image.manifest.mediaType } })
+  const manifest = await fetch(`${ferry.url}/v2/team-a/app/manifests/v1`, {
+    headers: { ...bearer(body.token), accept: image.manifest.mediaType },
+  })
   t.equal(manifest.status, 200, 'pull with the token')
-  t.equal((await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(body.token) })).status, 202, 'push with the token')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(body.token) })).status,
+    202,
+    'push with the token',
+  )
   const del = await fetch(`${ferry.url}/v2/team-a/app/manifests/v1`, { method: 'DELETE', headers: bearer(body.token) })
   t.equal(del.status, 403, 'delete: bob is no admin (403, whatever the token)')
 
   const other = await fetch(`${ferry.url}/v2/team-a/other/tags/list`, { headers: bearer(body.token) })
   t.equal(other.status, 401, 'another repository: the token does not carry it (401)')
-  t.same(parseChallenge(other.headers.get('www-authenticate')), {
-    realm: `${ferry.url}/token`,
-    service: 'ferry',
-    scope: 'repository:team-a/other:pull',
-    error: 'insufficient_scope',
-  }, 'the challenge asks for the missing scope')
+  t.same(
+    parseChallenge(other.headers.get('www-authenticate')),
+    {
+      realm: `${ferry.url}/token`,
+      service: 'ferry',
+      scope: 'repository:team-a/other:pull',
+      error: 'insufficient_scope',
+    },
+    'the challenge asks for the missing scope',
+  )
 })
 
 t.test('scopes granted are requested ∩ allowed', async (t) => {
   const ferry = await server(t)
-  const scopes = ['repository:team-a/app:pull,push,delete', 'repository:team-b/app:pull', 'repository:public/x:pull', 'registry:catalog:*', 'repository:Bad_Name:pull', 'nonsense']
+  const scopes = [
+    'repository:team-a/app:pull,push,delete',
+    'repository:team-b/app:pull',
+    'repository:public/x:pull',
+    'registry:catalog:*',
+    'repository:Bad_Name:pull',
+    'nonsense',
+  ]
   const query = scopes.map((s) => `scope=${encodeURIComponent(s)}`).join('&')
   const alice = decodeJwt((await getToken(ferry.url, `service=ferry&${query}`, basic('alice', 'alice-pw'))).body.token)
-  t.same(alice.access, [
-    { type: 'repository', name: 'team-a/app', actions: ['pull'] },
-    { type: 'repository', name: 'public/x', actions: ['pull'] },
-  ], 'viewer: pull only, nothing outside team-a but what anonymous may pull')
+  t.same(
+    alice.access,
+    [
+      { type: 'repository', name: 'team-a/app', actions: ['pull'] },
+      { type: 'repository', name: 'public/x', actions: ['pull'] },
+    ],
+    'viewer: pull only, nothing outside team-a but what anonymous may pull',
+  )
   const root = decodeJwt((await getToken(ferry.url, `${query}`, basic('root', 'root-pw'))).body.token)
-  t.same(root.access, [
-    { type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] },
-    { type: 'repository', name: 'team-b/app', actions: ['pull'] },
-    { type: 'repository', name: 'public/x', actions: ['pull'] },
-    { type: 'registry', name: 'catalog', actions: ['*'] },
-  ], 'admin on **: everything asked for')
-  const star = decodeJwt((await getToken(ferry.url, `scope=${encodeURIComponent('repository:team-a/app:*')}`, basic('bob', 'bob-pw'))).body.token)
+  t.same(
+    root.access,
+    [
+      { type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] },
+      { type: 'repository', name: 'team-b/app', actions: ['pull'] },
+      { type: 'repository', name: 'public/x', actions: ['pull'] },
+      { type: 'registry', name: 'catalog', actions: ['*'] },
+    ],
+    'admin on **: everything asked for',
+  )
+  const star = decodeJwt(
+    (await getToken(ferry.url, `scope=${encodeURIComponent('repository:team-a/app:*')}`, basic('bob', 'bob-pw'))).body.token,
+  )
   t.same(star.access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }], '* is what the roles allow')
 
-  const anonymous = await getToken(ferry.url, `service=ferry&scope=${encodeURIComponent('repository:public/x:pull,push')}&scope=${encodeURIComponent('repository:team-a/app:pull')}`)
+  const anonymous = await getToken(
+    ferry.url,
+    `service=ferry&scope=${encodeURIComponent('repository:public/x:pull,push')}&scope=${encodeURIComponent('repository:team-a/app:pull')}`,
+  )
   t.equal(anonymous.status, 200, 'anonymous token requests are answered')
-  t.same(decodeJwt(anonymous.body.token).access, [{ type: 'repository', name: 'public/x', actions: ['pull'] }], 'anonymous: pull of public/** only')
+  t.same(
+    decodeJwt(anonymous.body.token).access,
+    [{ type: 'repository', name: 'public/x', actions: ['pull'] }],
+    'anonymous: pull of public/** only',
+  )
   t.equal(decodeJwt(anonymous.body.token).sub, '')
 
   const catalog = (await getToken(ferry.url, 'scope=registry:catalog:*', basic('root', 'root-pw'))).body.token
-  t.equal((await fetch(`${ferry.url}/v2/_catalog`, { headers: bearer(catalog) })).status, 200, 'a registry:catalog:* token lists the catalog')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/_catalog`, { headers: bearer(catalog) })).status,
+    200,
+    'a registry:catalog:* token lists the catalog',
+  )
   const noCatalog = (await getToken(ferry.url, 'scope=repository:team-a/app:pull', basic('root', 'root-pw'))).body.token
-  t.equal((await fetch(`${ferry.url}/v2/_catalog`, { headers: bearer(noCatalog) })).status, 401, 'a token without it does not, even for an admin')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/_catalog`, { headers: bearer(noCatalog) })).status,
+    401,
+    'a token without it does not, even for an admin',
+  )
 })
 
 t.test('token endpoint errors', async (t) => {
@@ -141,7 +201,10 @@ t.test('token endpoint errors', async (t) => {
   t.equal(wrong.headers.get('www-authenticate'), 'Basic realm="ferry"')
   t.equal((await getToken(ferry.url, 'service=elsewhere', basic('bob', 'bob-pw'))).status, 400, 'another service: 400')
   t.equal((await getToken(ferry.url, 'service=ferry', 'Bearer abc')).status, 401, 'not Basic: 401')
-  t.same((await postToken(ferry.url, { grant_type: 'client_credentials' })).body, { error: 'unsupported_grant_type', error_description: 'grant_type must be password or refresh_token' })
+  t.same((await postToken(ferry.url, { grant_type: 'client_credentials' })).body, {
+    error: 'unsupported_grant_type',
+    error_description: 'grant_type must be password or refresh_token',
+  })
   t.equal((await postToken(ferry.url, { grant_type: 'password', username: 'bob' })).status, 400, 'missing password: 400')
   const badPassword = await postToken(ferry.url, { grant_type: 'password', username: 'bob', password: 'nope', service: 'ferry' })
   t.equal(badPassword.status, 400)
@@ -168,20 +231,44 @@ t.test('containerd style: POST grant_type=password, then refresh_token', async (
     access_type: 'offline',
   })
   t.equal(first.status, 200)
-  t.same(decodeJwt(first.body.access_token).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }], 'space-separated scopes')
+  t.same(
+    decodeJwt(first.body.access_token).access,
+    [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }],
+    'space-separated scopes',
+  )
   t.type(first.body.refresh_token, 'string', 'access_type=offline: a refresh token')
-  t.equal((await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(first.body.access_token) })).status, 202)
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(first.body.access_token) })).status,
+    202,
+  )
 
-  const refreshed = await postToken(ferry.url, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token ?? '', service: 'ferry', scope: 'repository:team-a/app:pull' })
+  const refreshed = await postToken(ferry.url, {
+    grant_type: 'refresh_token',
+    refresh_token: first.body.refresh_token ?? '',
+    service: 'ferry',
+    scope: 'repository:team-a/app:pull',
+  })
   t.equal(refreshed.status, 200, 'refresh_token grant')
-  t.same(decodeJwt(refreshed.body.token).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }], 'with the newly requested scope')
+  t.same(
+    decodeJwt(refreshed.body.token).access,
+    [{ type: 'repository', name: 'team-a/app', actions: ['pull'] }],
+    'with the newly requested scope',
+  )
   t.equal(decodeJwt(refreshed.body.token).sub, 'bob')
-  t.equal((await fetch(`${ferry.url}/v2/team-a/app/tags/list`, { headers: bearer(refreshed.body.token) })).status, 404, 'usable (404: no tags yet)')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team-a/app/tags/list`, { headers: bearer(refreshed.body.token) })).status,
+    404,
+    'usable (404: no tags yet)',
+  )
 
   const offline = await getToken(ferry.url, 'scope=repository:team-a/app:pull&offline_token=true', basic('bob', 'bob-pw'))
   t.type(offline.body.refresh_token, 'string', 'GET with offline_token=true: a refresh token too')
 
-  t.equal((await fetch(`${ferry.url}/v2/team-a/app/tags/list`, { headers: bearer(first.body.refresh_token ?? '') })).status, 401, 'a refresh token is no access token')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team-a/app/tags/list`, { headers: bearer(first.body.refresh_token ?? '') })).status,
+    401,
+    'a refresh token is no access token',
+  )
   const accessAsRefresh = await postToken(ferry.url, { grant_type: 'refresh_token', refresh_token: first.body.access_token })
   t.equal(accessAsRefresh.status, 400, 'and an access token is no refresh token')
   t.equal(accessAsRefresh.body.error, 'invalid_grant')
@@ -189,8 +276,16 @@ t.test('containerd style: POST grant_type=password, then refresh_token', async (
   // Changing bob's password revokes his tokens, access and refresh alike.
   await writeHtpasswd(ferry.htpasswd, { ...users, bob: 'bob-new-pw' })
   await ferry.composed.reloadCredentials()
-  t.equal((await fetch(`${ferry.url}/v2/team-a/app/tags/list`, { headers: bearer(refreshed.body.token) })).status, 401, 'access token of the old password: 401')
-  t.equal((await postToken(ferry.url, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token ?? '' })).status, 400, 'refresh token of the old password: refused')
+  t.equal(
+    (await fetch(`${ferry.url}/v2/team-a/app/tags/list`, { headers: bearer(refreshed.body.token) })).status,
+    401,
+    'access token of the old password: 401',
+  )
+  t.equal(
+    (await postToken(ferry.url, { grant_type: 'refresh_token', refresh_token: first.body.refresh_token ?? '' })).status,
+    400,
+    'refresh token of the old password: refused',
+  )
 })
 
 t.test('expired, tampered, foreign, wrong-audience and unsigned tokens are rejected', async (t) => {
@@ -198,7 +293,10 @@ t.test('expired, tampered, foreign, wrong-audience and unsigned tokens are rejec
   const kid = await kidOf(ferry.key)
   const access = [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]
   const now = Math.floor(Date.now() / 1000)
-  const sign = (claims: Record<string, unknown>, options: { key?: KeyObject; kid?: string; aud?: string; iss?: string; iat?: number; exp?: number } = {}) =>
+  const sign = (
+    claims: Record<string, unknown>,
+    options: { key?: KeyObject; kid?: string; aud?: string; iss?: string; iat?: number; exp?: number } = {},
+  ) =>
     new SignJWT({ access, ...claims })
       .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? kid })
       .setIssuer(options.iss ?? 'ferry')
@@ -208,7 +306,8 @@ t.test('expired, tampered, foreign, wrong-audience and unsigned tokens are rejec
       .setNotBefore(options.iat ?? now)
       .setExpirationTime(options.exp ?? now + 300)
       .sign(options.key ?? ferry.key)
-  const push = async (token: string) => (await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(token) })).status
+  const push = async (token: string) =>
+    (await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(token) })).status
 
   // Our own key, our claims, but not bob's credential version: revoked. With `cv` it is accepted:
   // so the signature and claims checks below are what reject the others.
@@ -222,12 +321,20 @@ t.test('expired, tampered, foreign, wrong-audience and unsigned tokens are rejec
   t.equal(await push(await sign({ cv }, { iss: 'someone-else' })), 401, 'wrong issuer')
   t.equal(await push(await sign({ cv }, { key: ecKey().privateKey })), 401, 'signed by another key under our kid')
   t.equal(await push(await sign({ cv }, { key: ecKey().privateKey, kid: 'unknown' })), 401, 'an unknown kid')
-  const unsigned = new UnsecuredJWT({ access, cv }).setIssuer('ferry').setAudience('ferry').setSubject('bob').setIssuedAt().setExpirationTime('5m').encode()
+  const unsigned = new UnsecuredJWT({ access, cv })
+    .setIssuer('ferry')
+    .setAudience('ferry')
+    .setSubject('bob')
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .encode()
   t.equal(await push(unsigned), 401, 'alg none')
 
   const [header, payload, signature] = body.token.split('.') as [string, string, string]
   const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>
-  const widened = Buffer.from(JSON.stringify({ ...claims, access: [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] }] })).toString('base64url')
+  const widened = Buffer.from(
+    JSON.stringify({ ...claims, access: [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] }] }),
+  ).toString('base64url')
   t.equal(await push(`${header}.${widened}.${signature}`), 401, 'tampered claims (widened access)')
   const flipped = signature.slice(0, 10) + (signature[10] === 'A' ? 'B' : 'A') + signature.slice(11)
   t.equal(await push(`${header}.${payload}.${flipped}`), 401, 'tampered signature')
@@ -263,13 +370,21 @@ t.test('signing key rotation: new tokens use the new key, old tokens stay valid 
     after = (await getToken(ferry.url, 'scope=repository:team-a/app:pull,push', basic('bob', 'bob-pw'))).body.token
   }
   t.equal(decodeProtectedHeader(after).kid, newKid, 'the file watcher picked up the new key')
-  const push = async (token: string) => (await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(token) })).status
+  const push = async (token: string) =>
+    (await fetch(`${ferry.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(token) })).status
   t.equal(await push(after), 202, 'new token works')
   t.equal(await push(before), 202, 'a token of the previous key keeps working until it expires')
 
   await writeFile(ferry.keyFile, 'not a key')
   await sleep(400)
   await ferry.composed.reloadCredentials()
-  t.equal(decodeProtectedHeader((await getToken(ferry.url, 'scope=repository:team-a/app:pull', basic('bob', 'bob-pw'))).body.token).kid, newKid, 'a broken key file keeps the current key')
-  t.ok(ferry.records().some((r) => r.level === 50 && String(r.msg).includes(ferry.keyFile)), 'and logs an error naming the file')
+  t.equal(
+    decodeProtectedHeader((await getToken(ferry.url, 'scope=repository:team-a/app:pull', basic('bob', 'bob-pw'))).body.token).kid,
+    newKid,
+    'a broken key file keeps the current key',
+  )
+  t.ok(
+    ferry.records().some((r) => r.level === 50 && String(r.msg).includes(ferry.keyFile)),
+    'and logs an error naming the file',
+  )
 })

@@ -9,13 +9,20 @@ import bcrypt from 'bcryptjs'
 const argv = (...args: string[]) => ['node', 'ferry', ...args]
 
 t.test('robot create writes a bcrypt entry and prints a 256-bit secret once', async (t) => {
-  const file = join(t.testdir({ 'users.htpasswd': 'alice:$2y$05$abcdefghijklmnopqrstuuQ1QeWk1v8b6Gm7gSgW5m9m9S0dQ3Yhy\nrobot-ci:$2y$05$old\n' }), 'users.htpasswd')
+  const file = join(
+    t.testdir({ 'users.htpasswd': 'alice:$2y$05$abcdefghijklmnopqrstuuQ1QeWk1v8b6Gm7gSgW5m9m9S0dQ3Yhy\nrobot-ci:$2y$05$old\n' }),
+    'users.htpasswd',
+  )
   const fake = fakeIo()
   await runCli(argv('robot', 'create', 'robot-ci', '--htpasswd', file), fake.io)
   const secret = fake.stdout().trim()
   t.match(secret, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url')
   const entries = parseHtpasswd(await readFile(file, 'utf8'))
-  t.same(entries.map((e) => e.name), ['alice', 'robot-ci'], 'the old robot line is replaced, others kept')
+  t.same(
+    entries.map((e) => e.name),
+    ['alice', 'robot-ci'],
+    'the old robot line is replaced, others kept',
+  )
   const robot = entries.find((e) => e.name === 'robot-ci')!
   t.ok(await bcrypt.compare(secret, robot.hash), 'the secret matches the stored hash')
   t.notMatch(fake.stderr(), secret, 'the secret is not repeated on stderr')

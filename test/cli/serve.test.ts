@@ -58,7 +58,10 @@ t.test('SIGTERM closes the server once and exits 0', async (t) => {
   await tick()
   t.equal(server.closeCalls(), 1)
   t.same(fake.exits, [0])
-  t.match(fake.logs().find((l) => l.msg === 'shutting down'), { signal: 'SIGTERM' })
+  t.match(
+    fake.logs().find((l) => l.msg === 'shutting down'),
+    { signal: 'SIGTERM' },
+  )
 })
 
 t.test('a second signal forces exit 1 while closing', async (t) => {
@@ -93,7 +96,10 @@ t.test('a failing start is logged and exits 1', async (t) => {
     },
   })
   t.same(fake.exits, [1])
-  t.match(fake.logs().find((l) => l.msg === 'startup failed'), { level: 60, err: { message: 'listen EADDRINUSE' } })
+  t.match(
+    fake.logs().find((l) => l.msg === 'startup failed'),
+    { level: 60, err: { message: 'listen EADDRINUSE' } },
+  )
 })
 
 t.test('SIGHUP asks the server to reload and keeps it running', async (t) => {

@@ -33,10 +33,16 @@ t.test('only GET and HEAD are retried and redirected', async (t) => {
 })
 
 t.test('error bodies, redirects and challenges are drained: connections are reused, not abandoned', async (t) => {
-  const { stub, client } = await clientFor(
+  const { stub } = await clientFor(
     t,
     (request, response) => {
-      if (request.headers.authorization === undefined) return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED', detail: 'x'.repeat(10_000) }] }, { 'www-authenticate': 'Basic realm="r"' })
+      if (request.headers.authorization === undefined)
+        return sendJson(
+          response,
+          401,
+          { errors: [{ code: 'UNAUTHORIZED', detail: 'x'.repeat(10_000) }] },
+          { 'www-authenticate': 'Basic realm="r"' },
+        )
       if (request.url === '/v2/moved') return void response.writeHead(301, { location: '/v2/here', 'content-length': '5' }).end('moved')
       if (request.url.includes('missing')) return sendJson(response, 404, { errors: [{ code: 'BLOB_UNKNOWN' }] })
       sendJson(response, 200, { ok: true })
@@ -44,7 +50,10 @@ t.test('error bodies, redirects and challenges are drained: connections are reus
     { credentials: staticCredentials({}) },
   )
   t.teardown(() => stub.close())
-  const withCredentials = new RegistryClient({ url: stub.url, credentials: staticCredentials({ [stub.host]: { username: 'u', password: 'p' } }) })
+  const withCredentials = new RegistryClient({
+    url: stub.url,
+    credentials: staticCredentials({ [stub.host]: { username: 'u', password: 'p' } }),
+  })
   t.teardown(() => withCredentials.close())
   for (let i = 0; i < 5; i++) {
     for (const path of ['/v2/moved', '/v2/missing', '/v2/']) {

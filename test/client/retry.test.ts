@@ -13,10 +13,22 @@ t.test('Retry-After: seconds and HTTP dates', async (t) => {
 
 t.test('exponential backoff with jitter stays within [step/2, step] and under the cap', async (t) => {
   const policy = retryPolicy({ baseDelayMs: 100, maxDelayMs: 300 })
-  t.equal(backoffDelay(0, policy, () => 0), 50)
-  t.equal(backoffDelay(0, policy, () => 1), 100)
-  t.equal(backoffDelay(1, policy, () => 1), 200)
-  t.equal(backoffDelay(5, policy, () => 1), 300)
+  t.equal(
+    backoffDelay(0, policy, () => 0),
+    50,
+  )
+  t.equal(
+    backoffDelay(0, policy, () => 1),
+    100,
+  )
+  t.equal(
+    backoffDelay(1, policy, () => 1),
+    200,
+  )
+  t.equal(
+    backoffDelay(5, policy, () => 1),
+    300,
+  )
 })
 
 t.test('which responses are retried', async (t) => {

@@ -2,9 +2,15 @@ import t from 'tap'
 import { parseWwwAuthenticate } from '../../src/client/www-authenticate.js'
 
 t.test('Bearer with quoted values holding commas and colons', async (t) => {
-  t.same(parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push"'), [
-    { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:a/b:pull,push' } },
-  ])
+  t.same(
+    parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push"'),
+    [
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:a/b:pull,push' },
+      },
+    ],
+  )
 })
 
 t.test('spacing, case, token values, escapes and error params', async (t) => {

@@ -37,7 +37,13 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
 })
 
 t.test('booleans coerce from the usual spellings', async (t) => {
-  for (const [value, expected] of [['true', true], ['1', true], ['YES', true], ['off', false], ['0', false]] as const) {
+  for (const [value, expected] of [
+    ['true', true],
+    ['1', true],
+    ['YES', true],
+    ['off', false],
+    ['0', false],
+  ] as const) {
     const config = await loadConfig({ env: { FERRY_STORAGE_DELETE_ENABLED: value } })
     t.equal(config.storage.deleteEnabled, expected, value)
   }
@@ -53,7 +59,8 @@ t.test('a bad value names the key and the variable', async (t) => {
     constructor: ConfigError,
     key: 'http.idleTimeout',
     envVar: 'FERRY_HTTP_IDLE_TIMEOUT',
-    message: 'config error at http.idleTimeout (from FERRY_HTTP_IDLE_TIMEOUT): expected a duration like "24h", "30s" or "500ms", got "soon"',
+    message:
+      'config error at http.idleTimeout (from FERRY_HTTP_IDLE_TIMEOUT): expected a duration like "24h", "30s" or "500ms", got "soon"',
   })
   await t.rejects(loadConfig({ env: { FERRY_STORAGE_DELETE_ENABLED: 'maybe' } }), {
     message: 'config error at storage.deleteEnabled (from FERRY_STORAGE_DELETE_ENABLED): expected true or false, got "maybe"',
@@ -75,7 +82,9 @@ t.test('env overrides the file, and a file error still names the file', async (t
   const file = `${dir}/ferry.yaml`
   const config = await loadConfig({ file, env: { FERRY_HTTP_IDLE_TIMEOUT: '1m' } })
   t.equal(config.http.idleTimeout, 60_000, 'the env value replaces the bad file value')
-  await t.rejects(loadConfig({ file }), { message: `config error in ${file}:2 at http.idleTimeout: expected a duration like "24h", "30s" or "500ms", got "soon"` })
+  await t.rejects(loadConfig({ file }), {
+    message: `config error in ${file}:2 at http.idleTimeout: expected a duration like "24h", "30s" or "500ms", got "soon"`,
+  })
 })
 
 t.test('canonical variable names', async (t) => {

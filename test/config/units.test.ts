@@ -1,7 +1,5 @@
 import t from 'tap'
-import {
-  formatDuration, formatListen, formatSize, parseDuration, parseListen, parseSize,
-} from '../../src/config/units.js'
+import { formatDuration, formatListen, formatSize, parseDuration, parseListen, parseSize } from '../../src/config/units.js'
 
 t.test('durations', async (t) => {
   t.equal(parseDuration('500ms'), 500)

@@ -11,13 +11,22 @@ t.teardown(() => rm(dir, { recursive: true, force: true }))
 let n = 0
 async function configFile(upstreamLines: string[], mirrorLines: string[] = []): Promise<string> {
   const file = join(dir, `ferry-${n++}.yaml`)
-  const lines = ['mirror:', ...mirrorLines.map((l) => `  ${l}`), '  upstreams:', '    - name: gcr.io', '      url: https://gcr.io', ...upstreamLines.map((l) => `      ${l}`)]
+  const lines = [
+    'mirror:',
+    ...mirrorLines.map((l) => `  ${l}`),
+    '  upstreams:',
+    '    - name: gcr.io',
+    '      url: https://gcr.io',
+    ...upstreamLines.map((l) => `      ${l}`),
+  ]
   await writeFile(file, `${lines.join('\n')}\n`)
   return file
 }
 
 t.test('keys resolve ("" is unset) and round-trip', async (t) => {
-  const config = await loadConfig({ file: await configFile(['gcrKeyPath: /k.json', 'gcrKeyFlow: oauth2'], ['pullCredentialConfigPath: /c.json']) })
+  const config = await loadConfig({
+    file: await configFile(['gcrKeyPath: /k.json', 'gcrKeyFlow: oauth2'], ['pullCredentialConfigPath: /c.json']),
+  })
   t.match(config.mirror.upstreams[0], { gcrKeyPath: '/k.json', gcrKeyFlow: 'oauth2', pullCredentialConfigPath: undefined })
   t.equal(config.mirror.pullCredentialConfigPath, '/c.json')
   t.same(resolveConfig(toRawConfig(config)), config)
@@ -27,11 +36,20 @@ t.test('keys resolve ("" is unset) and round-trip', async (t) => {
 })
 
 t.test('errors name the key', async (t) => {
-  await t.rejects(loadConfig({ file: await configFile(['gcrKeyFlow: jwt']) }), { key: 'mirror.upstreams.0.gcrKeyFlow', message: /one of jsonKey, oauth2/ })
-  await t.rejects(loadConfig({ file: await configFile(['gcrKeyFlow: oauth2']) }), { key: 'mirror.upstreams.0.gcrKeyFlow', message: /needs gcrKeyPath/ })
+  await t.rejects(loadConfig({ file: await configFile(['gcrKeyFlow: jwt']) }), {
+    key: 'mirror.upstreams.0.gcrKeyFlow',
+    message: /one of jsonKey, oauth2/,
+  })
+  await t.rejects(loadConfig({ file: await configFile(['gcrKeyFlow: oauth2']) }), {
+    key: 'mirror.upstreams.0.gcrKeyFlow',
+    message: /needs gcrKeyPath/,
+  })
   await t.rejects(loadConfig({ file: await configFile(['gcrKeyPath: /k.json', 'pullCredentialConfigPath: /c.json']) }), {
     key: 'mirror.upstreams.0.pullCredentialConfigPath',
     message: /either gcrKeyPath or pullCredentialConfigPath/,
   })
-  await t.rejects(loadConfig({ file: await configFile([], ['pullCredentialConfigPath: 3']) }), { key: 'mirror.pullCredentialConfigPath', message: /Docker config.json/ })
+  await t.rejects(loadConfig({ file: await configFile([], ['pullCredentialConfigPath: 3']) }), {
+    key: 'mirror.pullCredentialConfigPath',
+    message: /Docker config.json/,
+  })
 })

@@ -18,13 +18,30 @@ async function configFile(lines: string[]): Promise<string> {
 }
 
 const upstream = (extra: string[]): Promise<string> =>
-  configFile(['mirror:', '  upstreams:', '    - name: private.example', '      url: https://registry.example', ...extra.map((l) => `      ${l}`)])
+  configFile([
+    'mirror:',
+    '  upstreams:',
+    '    - name: private.example',
+    '      url: https://registry.example',
+    ...extra.map((l) => `      ${l}`),
+  ])
 
 t.test('tls and proxy keys resolve per upstream', async (t) => {
-  const file = await upstream(['tls:', '  caPath: /etc/ferry/ca.crt', '  certPath: /etc/ferry/client.crt', '  keyPath: /etc/ferry/client.key', 'proxy: proxy.corp:3128'])
+  const file = await upstream([
+    'tls:',
+    '  caPath: /etc/ferry/ca.crt',
+    '  certPath: /etc/ferry/client.crt',
+    '  keyPath: /etc/ferry/client.key',
+    'proxy: proxy.corp:3128',
+  ])
   const config = await loadConfig({ file })
   const u = config.mirror.upstreams[0]!
-  t.same(u.tls, { caPath: '/etc/ferry/ca.crt', certPath: '/etc/ferry/client.crt', keyPath: '/etc/ferry/client.key', insecureSkipVerify: false })
+  t.same(u.tls, {
+    caPath: '/etc/ferry/ca.crt',
+    certPath: '/etc/ferry/client.crt',
+    keyPath: '/etc/ferry/client.key',
+    insecureSkipVerify: false,
+  })
   t.same(u.proxy, { kind: 'url', url: 'http://proxy.corp:3128' }, 'a bare host:port is http://')
   const none = await loadConfig({ file: await upstream(['proxy: none']) })
   t.same(none.mirror.upstreams[0]!.proxy, { kind: 'direct' })
@@ -34,8 +51,13 @@ t.test('tls and proxy keys resolve per upstream', async (t) => {
 })
 
 t.test('a client certificate without its key (and the reverse) is an error naming the key', async (t) => {
-  await t.rejects(loadConfig({ file: await upstream(['tls:', '  certPath: /c.crt']) }), { key: 'mirror.upstreams.0.tls.keyPath', message: /required when tls.certPath is set/ })
-  t.match(await loadConfig({ file: await upstream(['tls:', '  keyPath: /c.key']) }).catch((e: Error) => e), { key: 'mirror.upstreams.0.tls.certPath' })
+  await t.rejects(loadConfig({ file: await upstream(['tls:', '  certPath: /c.crt']) }), {
+    key: 'mirror.upstreams.0.tls.keyPath',
+    message: /required when tls.certPath is set/,
+  })
+  t.match(await loadConfig({ file: await upstream(['tls:', '  keyPath: /c.key']) }).catch((e: Error) => e), {
+    key: 'mirror.upstreams.0.tls.certPath',
+  })
 })
 
 t.test('a bad proxy URL names the key, never the value', async (t) => {
@@ -45,7 +67,12 @@ t.test('a bad proxy URL names the key, never the value', async (t) => {
 })
 
 t.test('HTTPS_PROXY, HTTP_PROXY and NO_PROXY are defaults; upper case wins; the file wins over them', async (t) => {
-  const env = { https_proxy: 'http://lower:3128', HTTPS_PROXY: 'http://upper:3128', http_proxy: 'http://plain:3128', no_proxy: '.corp,10.0.0.0/8' }
+  const env = {
+    https_proxy: 'http://lower:3128',
+    HTTPS_PROXY: 'http://upper:3128',
+    http_proxy: 'http://plain:3128',
+    no_proxy: '.corp,10.0.0.0/8',
+  }
   const defaults = proxyDefaultsFromEnv(env)
   const fromEnv = await loadConfig({ env, defaults })
   t.same(fromEnv.mirror.proxy, { httpsProxy: 'http://upper:3128', httpProxy: 'http://plain:3128', noProxy: '.corp,10.0.0.0/8' })

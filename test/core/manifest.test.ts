@@ -8,9 +8,15 @@ const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest
 const bytes = (value: unknown) => Buffer.from(JSON.stringify(value))
 
 t.test('image manifests list config and layers as required blobs', async (t) => {
-  const parsed = parseManifest(bytes({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config, layers: [layer] }), mediaTypes.ociManifest)
+  const parsed = parseManifest(
+    bytes({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config, layers: [layer] }),
+    mediaTypes.ociManifest,
+  )
   t.equal(parsed.mediaType, mediaTypes.ociManifest)
-  t.same(parsed.blobs.map((b) => b.digest), [config.digest, layer.digest])
+  t.same(
+    parsed.blobs.map((b) => b.digest),
+    [config.digest, layer.digest],
+  )
   t.equal(parsed.artifactType, config.mediaType, 'artifactType falls back to the config media type')
 })
 
@@ -20,7 +26,9 @@ t.test('media type comes from Content-Type, the document, or its shape', async (
   t.equal(parseManifest(bytes({ schemaVersion: 2, manifests: [] }), 'application/json').mediaType, mediaTypes.ociIndex)
   t.equal(parseManifest(bytes({ ...doc, mediaType: mediaTypes.dockerManifest }), '').mediaType, mediaTypes.dockerManifest)
   t.equal(parseManifest(bytes(doc), `${mediaTypes.ociManifest}; charset=utf-8`).mediaType, mediaTypes.ociManifest)
-  t.throws(() => parseManifest(bytes({ ...doc, mediaType: mediaTypes.dockerManifest }), mediaTypes.ociManifest), { code: 'MANIFEST_INVALID' })
+  t.throws(() => parseManifest(bytes({ ...doc, mediaType: mediaTypes.dockerManifest }), mediaTypes.ociManifest), {
+    code: 'MANIFEST_INVALID',
+  })
   t.throws(() => parseManifest(bytes(doc), mediaTypes.dockerSchema1Signed), { code: 'MANIFEST_INVALID', status: 415 })
   t.throws(() => parseManifest(bytes({ ...doc, mediaType: 'application/x-unknown' }), ''), { code: 'MANIFEST_INVALID', status: 415 })
 })
@@ -28,10 +36,20 @@ t.test('media type comes from Content-Type, the document, or its shape', async (
 t.test('indexes list child manifests; subject and artifactType are read', async (t) => {
   const child = { mediaType: mediaTypes.ociManifest, digest: digestBytes(Buffer.from('m')), size: 1 }
   const parsed = parseManifest(
-    bytes({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, artifactType: 'x/y', manifests: [child], subject: child, annotations: { a: 'b' } }),
+    bytes({
+      schemaVersion: 2,
+      mediaType: mediaTypes.ociIndex,
+      artifactType: 'x/y',
+      manifests: [child],
+      subject: child,
+      annotations: { a: 'b' },
+    }),
     mediaTypes.ociIndex,
   )
-  t.same(parsed.manifests.map((m) => m.digest), [child.digest])
+  t.same(
+    parsed.manifests.map((m) => m.digest),
+    [child.digest],
+  )
   t.same(parsed.blobs, [])
   t.equal(parsed.subject?.digest, child.digest)
   t.equal(parsed.artifactType, 'x/y')
@@ -39,10 +57,23 @@ t.test('indexes list child manifests; subject and artifactType are read', async 
 })
 
 t.test('foreign and non-distributable layers with URLs are not required', async (t) => {
-  const foreign = { mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: layer.digest, size: 5, urls: ['https://x'] }
-  const nondist = { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: layer.digest, size: 5, urls: ['https://x'] }
+  const foreign = {
+    mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+    digest: layer.digest,
+    size: 5,
+    urls: ['https://x'],
+  }
+  const nondist = {
+    mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+    digest: layer.digest,
+    size: 5,
+    urls: ['https://x'],
+  }
   const parsed = parseManifest(bytes({ schemaVersion: 2, config, layers: [foreign, nondist] }), mediaTypes.ociManifest)
-  t.same(parsed.blobs.map((b) => b.digest), [config.digest])
+  t.same(
+    parsed.blobs.map((b) => b.digest),
+    [config.digest],
+  )
 })
 
 t.test('malformed manifests are MANIFEST_INVALID', async (t) => {

@@ -5,7 +5,24 @@ t.test('repository names follow the spec grammar', async (t) => {
   for (const name of ['a', 'library/nginx', 'a/b/c/d/e', 'my-repo', 'my__repo', 'my.repo', 'a--b', 'x/blobs/manifests/tags/uploads', '0']) {
     t.ok(isRepositoryName(name), name)
   }
-  for (const name of ['', 'A', 'a/', '/a', 'a//b', '..', 'a/../b', './a', 'a/.b', '_a', 'a_', 'a___b', 'a/-b', 'a b', 'a%2fb', 'x'.repeat(256)]) {
+  for (const name of [
+    '',
+    'A',
+    'a/',
+    '/a',
+    'a//b',
+    '..',
+    'a/../b',
+    './a',
+    'a/.b',
+    '_a',
+    'a_',
+    'a___b',
+    'a/-b',
+    'a b',
+    'a%2fb',
+    'x'.repeat(256),
+  ]) {
     t.notOk(isRepositoryName(name), JSON.stringify(name))
   }
   t.throws(() => parseRepositoryName('../etc'), { name: 'RegistryError', code: 'NAME_INVALID' })

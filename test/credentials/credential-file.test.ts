@@ -10,7 +10,12 @@ import { generateKeyPairSync } from 'node:crypto'
 
 function keyJson(email: string): string {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  return JSON.stringify({ type: 'service_account', client_email: email, private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }), token_uri: 'http://127.0.0.1:1/token' })
+  return JSON.stringify({
+    type: 'service_account',
+    client_email: email,
+    private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    token_uri: 'http://127.0.0.1:1/token',
+  })
 }
 
 t.test('parseServiceAccountKey: JSON or base64, errors name the field', async (t) => {
@@ -20,7 +25,10 @@ t.test('parseServiceAccountKey: JSON or base64, errors name the field', async (t
   t.ok(b64.base64)
   t.equal(b64.text, Buffer.from(json).toString('base64'), 'base64 text kept for _json_key_base64')
   t.throws(() => parseServiceAccountKey('{"type":"service_account","private_key":"x"}'), /has no "client_email"/)
-  t.throws(() => parseServiceAccountKey('{"client_email":"a","private_key":"-----BEGIN PRIVATE KEY-----\\nnope"}'), /"private_key" that is not an RSA private key/)
+  t.throws(
+    () => parseServiceAccountKey('{"client_email":"a","private_key":"-----BEGIN PRIVATE KEY-----\\nnope"}'),
+    /"private_key" that is not an RSA private key/,
+  )
   const err = t.throws(() => parseServiceAccountKey('{"private_key": "SECRET-MATERIAL", oops}')) as Error
   t.equal(err.message, 'is not valid JSON')
 })
@@ -49,7 +57,14 @@ t.test('reload: new content bumps the generation; broken content is kept out and
   await file.reload()
   t.equal(file.value.clientEmail, 'two@p.iam', 'previous key kept')
   t.equal(file.generation, 2)
-  t.same(reports, [{ path, result: 'ok' }, { path, result: 'error', error: 'is not valid JSON' }], 'one report for the broken content')
+  t.same(
+    reports,
+    [
+      { path, result: 'ok' },
+      { path, result: 'error', error: 'is not valid JSON' },
+    ],
+    'one report for the broken content',
+  )
   file.close()
 
   await rm(path)

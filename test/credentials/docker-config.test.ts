@@ -27,22 +27,42 @@ t.test('auths: base64 auth split at the first colon, username/password, identity
       },
     }),
   )
-  t.same(lookupDockerConfig(config, ['registry-1.docker.io']), { kind: 'credentials', credentials: { username: 'hubuser', password: 'pa:ss:word' } })
-  t.same(lookupDockerConfig(config, ['harbor.corp:8443']), { kind: 'credentials', credentials: { username: 'robot$ci', password: 'robot-secret' } })
-  t.same(lookupDockerConfig(config, ['europe-docker.pkg.dev']), { kind: 'credentials', credentials: { username: '<token>', password: 'refresh-token-1' } })
+  t.same(lookupDockerConfig(config, ['registry-1.docker.io']), {
+    kind: 'credentials',
+    credentials: { username: 'hubuser', password: 'pa:ss:word' },
+  })
+  t.same(lookupDockerConfig(config, ['harbor.corp:8443']), {
+    kind: 'credentials',
+    credentials: { username: 'robot$ci', password: 'robot-secret' },
+  })
+  t.same(lookupDockerConfig(config, ['europe-docker.pkg.dev']), {
+    kind: 'credentials',
+    credentials: { username: '<token>', password: 'refresh-token-1' },
+  })
   t.same(lookupDockerConfig(config, ['quay.io']), { kind: 'none' })
-  t.same(lookupDockerConfig(config, ['127.0.0.1:5000', 'harbor.corp:8443']), lookupDockerConfig(config, ['harbor.corp:8443']), 'later names are tried')
+  t.same(
+    lookupDockerConfig(config, ['127.0.0.1:5000', 'harbor.corp:8443']),
+    lookupDockerConfig(config, ['harbor.corp:8443']),
+    'later names are tried',
+  )
 })
 
 t.test('credHelpers win for their registry; credsStore covers the rest; Docker Hub asks with its v1 URL', async (t) => {
-  const config = parseDockerConfig(JSON.stringify({ auths: { 'gcr.io': { auth: b64('a:b') } }, credHelpers: { 'gcr.io': 'gcloud' }, credsStore: 'pass' }))
+  const config = parseDockerConfig(
+    JSON.stringify({ auths: { 'gcr.io': { auth: b64('a:b') } }, credHelpers: { 'gcr.io': 'gcloud' }, credsStore: 'pass' }),
+  )
   t.same(lookupDockerConfig(config, ['gcr.io']), { kind: 'helper', helper: 'gcloud', serverUrl: 'gcr.io' })
   t.same(lookupDockerConfig(config, ['docker.io']), { kind: 'helper', helper: 'pass', serverUrl: 'https://index.docker.io/v1/' })
 })
 
 t.test('errors name the entry, never its values', async (t) => {
   const secret = 'very-secret-password'
-  for (const text of [`{"auths":{"r.io":{"auth":"${b64(secret)}"}}}`, `{"auths":{"r.io":{"username":"u"}}}`, `{"auths": {"r.io": {"password": "${secret}"`, `{"credsStore":"../../bin/sh"}`]) {
+  for (const text of [
+    `{"auths":{"r.io":{"auth":"${b64(secret)}"}}}`,
+    `{"auths":{"r.io":{"username":"u"}}}`,
+    `{"auths": {"r.io": {"password": "${secret}"`,
+    `{"credsStore":"../../bin/sh"}`,
+  ]) {
     const err = t.throws(() => parseDockerConfig(text)) as Error
     t.notMatch(err.message, secret)
     t.notMatch(err.message, b64(secret))
@@ -57,7 +77,10 @@ t.test('credential helpers: the protocol, "not found", failures and timeouts', a
     await writeFile(path, `#!/bin/sh\n${body}\n`)
     await chmod(path, 0o755)
   }
-  await helper('echo', 'read host; [ "$1" = get ] || exit 3; printf \'{"ServerURL":"%s","Username":"u-%s","Secret":"s3cret"}\' "$host" "$host"')
+  await helper(
+    'echo',
+    'read host; [ "$1" = get ] || exit 3; printf \'{"ServerURL":"%s","Username":"u-%s","Secret":"s3cret"}\' "$host" "$host"',
+  )
   await helper('none', 'echo "credentials not found in native keychain"; exit 1')
   await helper('broken', 'echo "s3cret leaked on failure" >&2; exit 2')
   await helper('slow', 'sleep 5')

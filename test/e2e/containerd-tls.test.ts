@@ -66,14 +66,38 @@ async function main(t: Test): Promise<void> {
     await mkdir(dir)
     const config = await writeTlsFerryConfig(dir, {})
     const ferry = await startFerryProcess([
-      'serve', '--config', config.file, '--log-level', 'info', '--upstream', deadUpstream, '--default-upstream', 'gcr.io',
-      '--tls-cert', server.certPath, '--tls-key', server.keyPath, ...flags,
+      'serve',
+      '--config',
+      config.file,
+      '--log-level',
+      'info',
+      '--upstream',
+      deadUpstream,
+      '--default-upstream',
+      'gcr.io',
+      '--tls-cert',
+      server.certPath,
+      '--tls-key',
+      server.keyPath,
+      ...flags,
     ])
     ferries.push(ferry)
     const creds = config.credentials ? [`--dest-creds=${config.credentials.username}:${config.credentials.password}`] : []
-    await run('skopeo', ['--insecure-policy', 'copy', '--preserve-digests', `--dest-cert-dir=${skopeoCerts}`, ...creds, `oci:${layout}:v1`, `docker://${ferry.host}/library/tls-test:v1`], {
-      timeoutMs: 120_000,
-    })
+    await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--preserve-digests',
+        `--dest-cert-dir=${skopeoCerts}`,
+        ...creds,
+        `oci:${layout}:v1`,
+        `docker://${ferry.host}/library/tls-test:v1`,
+      ],
+      {
+        timeoutMs: 120_000,
+      },
+    )
     return ferry
   }
   const [tlsFerry, mtlsFerry] = await Promise.all([startFerry('ferry-tls', []), startFerry('ferry-mtls', ['--tls-client-ca', ca.certPath])])
@@ -93,7 +117,14 @@ async function main(t: Test): Promise<void> {
   const hostsDir = async (ferry: FerryProcess, hostLines: string[]): Promise<string> => {
     const dir = join(work, `hosts-${++dirs}`)
     await mkdir(join(dir, 'gcr.io'), { recursive: true })
-    const toml = [`server = "${standIn!.url}"`, '', `[host."${ferry.url}"]`, '  capabilities = ["pull", "resolve"]', ...hostLines.map((l) => `  ${l}`), '']
+    const toml = [
+      `server = "${standIn!.url}"`,
+      '',
+      `[host."${ferry.url}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      ...hostLines.map((l) => `  ${l}`),
+      '',
+    ]
     await writeFile(join(dir, 'gcr.io', 'hosts.toml'), toml.join('\n'))
     return dir
   }
@@ -106,7 +137,11 @@ async function main(t: Test): Promise<void> {
     return containerd
   }
   const blobGets = (ferry: FerryProcess): number =>
-    ferry.logs().split('\n').filter((l) => l.startsWith('{') && l.includes('"msg":"request"') && l.includes('"route":"blob"') && l.includes('"status":200')).length
+    ferry
+      .logs()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"msg":"request"') && l.includes('"route":"blob"') && l.includes('"status":200'))
+      .length
 
   t.test('hosts.toml with ca = "<CA file>": the pull is served by Ferry over TLS', async (t) => {
     const containerd = await freshContainerd(t)
@@ -119,7 +154,7 @@ async function main(t: Test): Promise<void> {
     t.equal(standIn!.requests.length, stubBefore, 'the stand-in server got nothing')
   })
 
-  t.test('without the CA, containerd refuses Ferry\'s certificate and the pull fails', async (t) => {
+  t.test("without the CA, containerd refuses Ferry's certificate and the pull fails", async (t) => {
     const containerd = await freshContainerd(t)
     await t.rejects(containerd.pull(image, { hostsDir: await hostsDir(tlsFerry, []), snapshotter, timeoutMs: 60_000 }), /x509|certificate/)
   })
@@ -135,6 +170,10 @@ async function main(t: Test): Promise<void> {
       hostsDir: await hostsDir(mtlsFerry, [`ca = "${ca.certPath}"`, `client = [["${client.certPath}", "${client.keyPath}"]]`]),
       snapshotter,
     })
-    t.match(pulled.stdout, new RegExp(`unpacking linux/amd64 ${v1.digest}\\.\\.\\.\\s*done`), 'with the node certificate: pulled and unpacked')
+    t.match(
+      pulled.stdout,
+      new RegExp(`unpacking linux/amd64 ${v1.digest}\\.\\.\\.\\s*done`),
+      'with the node certificate: pulled and unpacked',
+    )
   })
 }

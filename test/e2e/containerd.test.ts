@@ -63,10 +63,12 @@ async function main(): Promise<void> {
   let distribution: Distribution | undefined
   let standIn: HttpStub | undefined
   t.teardown(async () => {
-    await Promise.all(mirrors.map(async (m) => {
-      await m.wire.close()
-      await m.ferry.stop()
-    }))
+    await Promise.all(
+      mirrors.map(async (m) => {
+        await m.wire.close()
+        await m.ferry.stop()
+      }),
+    )
     await distribution?.stop()
     await standIn?.close()
     await rm(work, { recursive: true, force: true })
@@ -85,7 +87,13 @@ async function main(): Promise<void> {
 
   const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { timeoutMs: 60_000 })
   distribution = await startDistribution()
-  await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:upstream`, `docker://${distribution.host}/${repo}:${tag}`)
+  await skopeo(
+    'copy',
+    '--preserve-digests',
+    '--dest-tls-verify=false',
+    `oci:${layout}:upstream`,
+    `docker://${distribution.host}/${repo}:${tag}`,
+  )
 
   // The registry server of hosts.toml: never gcr.io, and never a success.
   standIn = await startStub((_request, response) => {
@@ -95,7 +103,14 @@ async function main(): Promise<void> {
 
   // ---- one Ferry per case, so each case's pull fills from the upstream itself -----------------
   const mirrorFlags = ['--upstream', `gcr.io=${distribution.url}`, '--default-upstream', 'gcr.io', '--namespace', 'test-namespace=gcr.io']
-  const nsOnlyFlags = ['--upstream', `other=http://127.0.0.1:${await closedPort()}`, '--upstream', `gcr.io=${distribution.url}`, '--default-upstream', 'other']
+  const nsOnlyFlags = [
+    '--upstream',
+    `other=http://127.0.0.1:${await closedPort()}`,
+    '--upstream',
+    `gcr.io=${distribution.url}`,
+    '--default-upstream',
+    'other',
+  ]
   // Case 5's Ferry revalidates a tag on every lookup (tagTtl 0): once the upstream is down, the
   // by-tag pull goes through a failed revalidation and must still get the cached digest.
   const revalidatingConfig = join(work, 'ferry-revalidating.yaml')
@@ -112,7 +127,18 @@ async function main(): Promise<void> {
   const htpasswd = join(work, 'users.htpasswd')
   await writeHtpasswd(htpasswd, { seeder: 'seeder-pw' })
   const startMirror = async (name: string, flags: string[]): Promise<Mirror> => {
-    const ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, `ferry-${name}`), '--log-level', 'info', '--htpasswd', htpasswd, ...flags])
+    const ferry = await startFerryProcess([
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--storage',
+      join(work, `ferry-${name}`),
+      '--log-level',
+      'info',
+      '--htpasswd',
+      htpasswd,
+      ...flags,
+    ])
     const mirror = { name, ferry, wire: await startRecordingProxy(ferry.url) }
     mirrors.push(mirror)
     return mirror
@@ -144,7 +170,14 @@ async function main(): Promise<void> {
   const hostsDir = async (endpoint: string, extra: string[] = []): Promise<string> => {
     const dir = join(work, `hosts-${++hostsDirs}`)
     await mkdir(join(dir, 'gcr.io'), { recursive: true })
-    const lines = [`server = "${standIn!.url}"`, '', `[host."${endpoint}"]`, '  capabilities = ["pull", "resolve"]', ...extra.map((l) => `  ${l}`), '']
+    const lines = [
+      `server = "${standIn!.url}"`,
+      '',
+      `[host."${endpoint}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      ...extra.map((l) => `  ${l}`),
+      '',
+    ]
     await writeFile(join(dir, 'gcr.io', 'hosts.toml'), lines.join('\n'))
     return dir
   }
@@ -159,7 +192,14 @@ async function main(): Promise<void> {
   }
 
   /** Pulls `image` and checks containerd recorded `digest` for it and unpacked it completely. */
-  const pullAndCheck = async (t: Test, containerd: Containerd, image: string, dir: string, digest: string, namespace?: string): Promise<void> => {
+  const pullAndCheck = async (
+    t: Test,
+    containerd: Containerd,
+    image: string,
+    dir: string,
+    digest: string,
+    namespace?: string,
+  ): Promise<void> => {
     const standInBefore = standIn!.requests.length
     const ns = namespace ? { namespace } : {}
     const pulled = await containerd.pull(image, { hostsDir: dir, snapshotter, ...ns })
@@ -167,7 +207,11 @@ async function main(): Promise<void> {
     const listed = (await containerd.images(namespace)).find((row) => row.ref === image)
     t.equal(listed?.digest, digest, `ctr images ls: ${image} → ${digest.slice(0, 19)}…`)
     const check = (await containerd.ctr(['images', 'check', '--snapshotter', snapshotter], ns)).stdout
-    t.match(check, new RegExp(`${escapeRegExp(image)}\\s.*complete \\(\\d+/\\d+\\).*\\strue\\s*$`, 'm'), 'ctr images check: content complete and unpacked')
+    t.match(
+      check,
+      new RegExp(`${escapeRegExp(image)}\\s.*complete \\(\\d+/\\d+\\).*\\strue\\s*$`, 'm'),
+      'ctr images check: content complete and unpacked',
+    )
     const snapshots = (await containerd.ctr(['snapshots', '--snapshotter', snapshotter, 'ls'], ns)).stdout
     t.equal(snapshots.split('\n').filter((l) => /\sCommitted\s*$/.test(l)).length, 2, `${snapshotter}: one committed snapshot per layer`)
     t.equal(standIn!.requests.length, standInBefore, 'the stand-in server (hosts.toml server) got no request')
@@ -201,8 +245,15 @@ async function main(): Promise<void> {
   /** Ferry's own log agrees: it answered the manifest and every blob with a 200. */
   const checkFerryLog = (t: Test, m: Mirror, digests: string[]): void => {
     const lines = ferryRequests(m)
-    t.ok(lines.some((l) => l.route === 'manifest' && l.status === 200), `Ferry logged a 200 manifest request (${lines.length} request lines)`)
-    t.equal(lines.filter((l) => l.route === 'blob' && l.method === 'GET' && l.status === 200).length, digests.length, `Ferry logged ${digests.length} blob GETs with 200`)
+    t.ok(
+      lines.some((l) => l.route === 'manifest' && l.status === 200),
+      `Ferry logged a 200 manifest request (${lines.length} request lines)`,
+    )
+    t.equal(
+      lines.filter((l) => l.route === 'blob' && l.method === 'GET' && l.status === 200).length,
+      digests.length,
+      `Ferry logged ${digests.length} blob GETs with 200`,
+    )
   }
 
   /** What crossed the wire to Ferry: the path shape, `?ns=gcr.io` everywhere, `OCI-Namespace` echoed. */
@@ -210,7 +261,11 @@ async function main(): Promise<void> {
     const exchanges = m.wire.exchanges()
     t.ok(exchanges.length > 0, `containerd reached Ferry (${exchanges.length} requests)`)
     const first = exchanges[0]
-    t.equal(first && `${first.method} ${first.url}`, `HEAD ${pathPrefix}/manifests/${tag}?ns=gcr.io`, 'first request: HEAD of the tag with ?ns=gcr.io, no /v2/ ping')
+    t.equal(
+      first && `${first.method} ${first.url}`,
+      `HEAD ${pathPrefix}/manifests/${tag}?ns=gcr.io`,
+      'first request: HEAD of the tag with ?ns=gcr.io, no /v2/ ping',
+    )
     for (const x of exchanges) {
       const url = new URL(x.url, 'http://mirror')
       t.ok(url.pathname.startsWith(`${pathPrefix}/`), `${x.method} ${x.url} has the mirror path shape ${pathPrefix}/`)
@@ -219,7 +274,10 @@ async function main(): Promise<void> {
       t.equal(x.responseHeaders['oci-namespace'], 'gcr.io', `${x.method} ${url.pathname.slice(-30)}: Ferry echoed OCI-Namespace: gcr.io`)
     }
     for (const d of digests) {
-      t.ok(exchanges.some((x) => x.method === 'GET' && x.url === `${pathPrefix}/blobs/${d}?ns=gcr.io` && x.status === 200), `blob ${d.slice(0, 19)}… came from Ferry`)
+      t.ok(
+        exchanges.some((x) => x.method === 'GET' && x.url === `${pathPrefix}/blobs/${d}?ns=gcr.io` && x.status === 200),
+        `blob ${d.slice(0, 19)}… came from Ferry`,
+      )
     }
     return exchanges
   }
@@ -227,7 +285,12 @@ async function main(): Promise<void> {
   const onFailure = (t: Test, m: Mirror): void => {
     t.teardown(() => {
       if (t.passing() && !process.env.CONTAINERD_E2E_VERBOSE) return
-      t.comment(`wire to ${m.name}:\n${m.wire.exchanges().map((x) => `${x.method} ${x.url} → ${x.status}`).join('\n')}`)
+      t.comment(
+        `wire to ${m.name}:\n${m.wire
+          .exchanges()
+          .map((x) => `${x.method} ${x.url} → ${x.status}`)
+          .join('\n')}`,
+      )
       t.comment(`Ferry ${m.name} output (tail):\n${m.ferry.logs().slice(-6000)}`)
     })
   }
@@ -266,7 +329,13 @@ async function main(): Promise<void> {
     onFailure(t, overridePath)
     const mark = accessLogMark()
     const containerd = await freshContainerd(t)
-    await pullAndCheck(t, containerd, ref, await hostsDir(`${overridePath.wire.url}/v2/test-namespace`, ['override_path = true']), upstreamImage.digest)
+    await pullAndCheck(
+      t,
+      containerd,
+      ref,
+      await hostsDir(`${overridePath.wire.url}/v2/test-namespace`, ['override_path = true']),
+      upstreamImage.digest,
+    )
     checkWire(t, overridePath, `/v2/test-namespace/${repo}`, upstreamBlobs)
     checkFerryLog(t, overridePath, upstreamBlobs)
     checkBlobsFetchedOnce(t, await upstreamSince(mark, true))
@@ -285,20 +354,38 @@ async function main(): Promise<void> {
   // Before case 5, which stops the upstream: the upstream must be able to answer for shadowing to mean anything.
   t.test('6. local content shadows the upstream in the namespace', async (t) => {
     onFailure(t, shadow)
-    await skopeo('copy', '--preserve-digests', '--dest-creds', 'seeder:seeder-pw', '--dest-tls-verify=false', `oci:${layout}:local`, `docker://${shadow.ferry.host}/test-namespace/${repo}:${tag}`)
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      '--dest-creds',
+      'seeder:seeder-pw',
+      '--dest-tls-verify=false',
+      `oci:${layout}:local`,
+      `docker://${shadow.ferry.host}/test-namespace/${repo}:${tag}`,
+    )
     const pushed = shadow.wire.exchanges().length // skopeo went straight to Ferry, not through the wire
     const mark = accessLogMark()
     const containerd = await freshContainerd(t)
-    await pullAndCheck(t, containerd, ref, await hostsDir(`${shadow.wire.url}/v2/test-namespace`, ['override_path = true']), localImage.digest)
+    await pullAndCheck(
+      t,
+      containerd,
+      ref,
+      await hostsDir(`${shadow.wire.url}/v2/test-namespace`, ['override_path = true']),
+      localImage.digest,
+    )
     t.not(localImage.digest, upstreamImage.digest, 'and that is not the upstream image')
     const localManifest = JSON.parse((await readBlob(layout, localImage.digest)).toString('utf8')) as ImageManifest
     checkWire(t, shadow, `/v2/test-namespace/${repo}`, [localManifest.config.digest, ...localManifest.layers.map((l) => l.digest)])
-    t.equal(pushed, 0, 'skopeo pushed to Ferry directly; the recorded wire holds only containerd\'s pull')
+    t.equal(pushed, 0, "skopeo pushed to Ferry directly; the recorded wire holds only containerd's pull")
     const upstream = await upstreamSince(mark, false)
-    t.same(upstream.filter((e) => e.path.includes('/blobs/')), [], 'no upstream blob was fetched')
+    t.same(
+      upstream.filter((e) => e.path.includes('/blobs/')),
+      [],
+      'no upstream blob was fetched',
+    )
   })
 
-  t.test('5. upstream down: a fresh containerd pulls by tag and by digest from Ferry\'s cache', async (t) => {
+  t.test("5. upstream down: a fresh containerd pulls by tag and by digest from Ferry's cache", async (t) => {
     onFailure(t, cacheOnly)
     // Fill this Ferry while the upstream is up (its own pull, its own containerd).
     const warm = await freshContainerd(t)
@@ -306,7 +393,10 @@ async function main(): Promise<void> {
     await pullAndCheck(t, warm, ref, dir, upstreamImage.digest)
     await warm.stop()
     await distribution!.stop()
-    const down = await fetch(`${distribution!.url}/v2/`).then(() => 'up', () => 'down')
+    const down = await fetch(`${distribution!.url}/v2/`).then(
+      () => 'up',
+      () => 'down',
+    )
     t.equal(down, 'down', 'distribution is stopped')
 
     const before = cacheOnly.wire.exchanges().length
@@ -316,10 +406,20 @@ async function main(): Promise<void> {
     await pullAndCheck(t, containerd, byDigest, dir, upstreamImage.digest, 'by-digest')
     const after = cacheOnly.wire.exchanges().slice(before)
     for (const d of upstreamBlobs) {
-      t.equal(after.filter((x) => x.method === 'GET' && x.url === `/v2/${repo}/blobs/${d}?ns=gcr.io` && x.status === 200).length, 2, `blob ${d.slice(0, 19)}… served by Ferry to both pulls`)
+      t.equal(
+        after.filter((x) => x.method === 'GET' && x.url === `/v2/${repo}/blobs/${d}?ns=gcr.io` && x.status === 200).length,
+        2,
+        `blob ${d.slice(0, 19)}… served by Ferry to both pulls`,
+      )
     }
-    t.ok(after.some((x) => x.method === 'HEAD' && x.url === `/v2/${repo}/manifests/${upstreamImage.digest}?ns=gcr.io` && x.status === 200), 'HEAD by digest answered 200')
-    t.ok(after.some((x) => x.method === 'HEAD' && x.url === `/v2/${repo}/manifests/${tag}?ns=gcr.io` && x.status === 200), 'HEAD by tag answered 200')
+    t.ok(
+      after.some((x) => x.method === 'HEAD' && x.url === `/v2/${repo}/manifests/${upstreamImage.digest}?ns=gcr.io` && x.status === 200),
+      'HEAD by digest answered 200',
+    )
+    t.ok(
+      after.some((x) => x.method === 'HEAD' && x.url === `/v2/${repo}/manifests/${tag}?ns=gcr.io` && x.status === 200),
+      'HEAD by tag answered 200',
+    )
     // tagTtl 0: the by-tag lookup revalidated against the dead upstream, and Ferry fell back.
     const deadline = Date.now() + 3_000
     const revalidationFailed = (): boolean => cacheOnly.ferry.logs().includes('"msg":"tag revalidation failed, serving cached digest"')

@@ -19,7 +19,8 @@ import { readCpuSeconds, readRss, sampleRss } from '../helpers/rss-sampler.js'
 
 const MiB = 1024 * 1024
 const sizeMiB = Number(process.env.FERRY_LARGE_BLOB_MIB ?? '1024')
-if (!Number.isInteger(sizeMiB) || sizeMiB < 1) throw new Error(`FERRY_LARGE_BLOB_MIB must be a positive integer, got ${process.env.FERRY_LARGE_BLOB_MIB}`)
+if (!Number.isInteger(sizeMiB) || sizeMiB < 1)
+  throw new Error(`FERRY_LARGE_BLOB_MIB must be a positive integer, got ${process.env.FERRY_LARGE_BLOB_MIB}`)
 const size = sizeMiB * MiB
 const chunkSize = 64 * MiB
 const rssLimitMiB = 400
@@ -41,7 +42,7 @@ async function measured(pid: number, bytes: number, body: () => Promise<void>): 
   const sampler = sampleRss(pid, 100)
   const cpuBefore = readCpuSeconds(pid) ?? 0
   const started = performance.now()
-  let peakBytes = 0
+  let peakBytes: number
   try {
     await body()
   } finally {
@@ -49,7 +50,13 @@ async function measured(pid: number, bytes: number, body: () => Promise<void>): 
   }
   const seconds = (performance.now() - started) / 1000
   const ferryCpuSeconds = Math.round(((readCpuSeconds(pid) ?? 0) - cpuBefore) * 100) / 100
-  return { bytes, seconds: Math.round(seconds * 100) / 100, mbPerSecond: Math.round(bytes / 1e6 / seconds), peakRssMiB: mib(peakBytes), ferryCpuSeconds }
+  return {
+    bytes,
+    seconds: Math.round(seconds * 100) / 100,
+    mbPerSecond: Math.round(bytes / 1e6 / seconds),
+    peakRssMiB: mib(peakBytes),
+    ferryCpuSeconds,
+  }
 }
 
 if (process.platform !== 'linux') {
@@ -72,7 +79,19 @@ async function main(): Promise<void> {
   const htpasswd = join(work, 'users.htpasswd')
   await writeHtpasswd(htpasswd, { pusher: 'pusher-pw' })
   const authorization = basic('pusher', 'pusher-pw')
-  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd, '--anonymous-pull', '**'])
+  ferry = await startFerryProcess([
+    'serve',
+    '--listen',
+    '127.0.0.1:0',
+    '--storage',
+    join(work, 'data'),
+    '--log-level',
+    'info',
+    '--htpasswd',
+    htpasswd,
+    '--anonymous-pull',
+    '**',
+  ])
   const { url, pid } = ferry
   const repo = 'e2e/large-blob'
 
@@ -136,13 +155,22 @@ async function main(): Promise<void> {
         const response = await request(location, {
           method: 'PATCH',
           dispatcher: agent,
-          headers: { authorization, 'content-type': 'application/octet-stream', 'content-length': String(length), 'content-range': `${offset}-${end}` },
+          headers: {
+            authorization,
+            'content-type': 'application/octet-stream',
+            'content-length': String(length),
+            'content-range': `${offset}-${end}`,
+          },
           body: source.stream(length, hash),
         })
         const text = await response.body.text()
         patches++
         if (response.statusCode !== 202 || response.headers.range !== `0-${end}`) {
-          t.fail(`PATCH ${offset}-${end}: expected 202 with Range 0-${end}`, { status: response.statusCode, range: response.headers.range, body: text.slice(0, 300) })
+          t.fail(`PATCH ${offset}-${end}: expected 202 with Range 0-${end}`, {
+            status: response.statusCode,
+            range: response.headers.range,
+            body: text.slice(0, 300),
+          })
           return
         }
         location = new URL(String(response.headers.location), url)
@@ -171,9 +199,13 @@ async function main(): Promise<void> {
     const totalSeconds = Math.round((performance.now() - testStarted) / 10) / 100
     const peakRssMiB = Math.max(...Object.values(phases).map((p) => p.peakRssMiB))
     for (const [name, phase] of Object.entries(phases)) {
-      t.comment(`${name}: ${phase.mbPerSecond} MB/s (${mib(phase.bytes)} MiB in ${phase.seconds} s), Ferry peak RSS ${phase.peakRssMiB} MiB, Ferry CPU ${phase.ferryCpuSeconds} s`)
+      t.comment(
+        `${name}: ${phase.mbPerSecond} MB/s (${mib(phase.bytes)} MiB in ${phase.seconds} s), Ferry peak RSS ${phase.peakRssMiB} MiB, Ferry CPU ${phase.ferryCpuSeconds} s`,
+      )
     }
-    t.comment(`client digest pre-pass ${digestSeconds.toFixed(2)} s; total ${totalSeconds} s; Ferry RSS at start ${baselineRssMiB} MiB, peak ${peakRssMiB} MiB`)
+    t.comment(
+      `client digest pre-pass ${digestSeconds.toFixed(2)} s; total ${totalSeconds} s; Ferry RSS at start ${baselineRssMiB} MiB, peak ${peakRssMiB} MiB`,
+    )
     const result = {
       test: 'large-blob',
       date: new Date().toISOString(),

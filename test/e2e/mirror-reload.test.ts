@@ -42,7 +42,17 @@ async function ferryWith(t: Test, text: string): Promise<{ ferry: FerryProcess; 
   const file = join(dir, 'ferry.yaml')
   await writeFile(file, text)
   await utimes(file, fixedTime, fixedTime)
-  const ferry = await startFerryProcess(['serve', '--config', file, '--listen', '127.0.0.1:0', '--storage', join(dir, 'data'), '--log-level', 'debug'])
+  const ferry = await startFerryProcess([
+    'serve',
+    '--config',
+    file,
+    '--listen',
+    '127.0.0.1:0',
+    '--storage',
+    join(dir, 'data'),
+    '--log-level',
+    'debug',
+  ])
   t.teardown(async () => {
     await ferry.stop()
     await rm(dir, { recursive: true, force: true })
@@ -96,7 +106,10 @@ t.test('an upstream added to the config file of a running ferry serves pulls wit
   const applied = await logged(ferry, 'mirror settings applied; new requests use them')
   t.same(applied.upstreams, ['added.test'])
   t.ok(await pullsWhole(ferry, 'added.test/team/app', image), 'pulled through the new upstream')
-  t.ok(registry.requests().some((r) => r.path.startsWith('/v2/team/app/manifests/v1')), 'the upstream served it')
+  t.ok(
+    registry.requests().some((r) => r.path.startsWith('/v2/team/app/manifests/v1')),
+    'the upstream served it',
+  )
 })
 
 t.test('a changed URL: the download in flight finishes byte-exact from the old registry, new requests go to the new one', async (t) => {
@@ -128,14 +141,23 @@ t.test('a changed URL: the download in flight finishes byte-exact from the old r
   t.same(applied.replaced, ['moving.test'])
   t.equal(await manifestDigest(ferry, 'moving.test/team/app'), newApp.manifest.digest, 'a new request is served by the new URL')
   t.not(newApp.manifest.digest, oldApp.manifest.digest)
-  t.notOk(oldRegistry.requests().slice(oldRequestsBefore).some((r) => r.path.startsWith('/v2/team/app/')), 'the old registry was not asked')
+  t.notOk(
+    oldRegistry
+      .requests()
+      .slice(oldRequestsBefore)
+      .some((r) => r.path.startsWith('/v2/team/app/')),
+    'the old registry was not asked',
+  )
 
   gate.release()
   t.same(await download, { status: 200, bytes: big.length, digest: bigDigest }, 'the download in flight completed byte-exact')
   // The blob was committed to the cache: served again without any registry.
   const again = await fetch(`${ferry.url}/v2/moving.test/team/big/blobs/${bigDigest}`)
   t.equal(sha256(Buffer.from(await again.arrayBuffer())), bigDigest)
-  t.notOk(newRegistry.requests().some((r) => r.path.includes(bigDigest)), 'the new registry never served the old download')
+  t.notOk(
+    newRegistry.requests().some((r) => r.path.includes(bigDigest)),
+    'the new registry never served the old download',
+  )
 })
 
 t.test('an invalid edit keeps the running routes with one error naming the key; SIGHUP applies an edit the watch missed', async (t) => {
@@ -169,7 +191,10 @@ t.test('an invalid edit keeps the running routes with one error naming the key; 
   await utimes(file, fixedTime, fixedTime)
   await sleep(500)
   const reloadsBefore = logLines(ferry).filter((l) => l.msg === 'reloading').length
-  t.notOk(logLines(ferry).some((l) => l.msg === 'mirror settings applied; new requests use them'), 'not applied before SIGHUP')
+  t.notOk(
+    logLines(ferry).some((l) => l.msg === 'mirror settings applied; new requests use them'),
+    'not applied before SIGHUP',
+  )
   process.kill(ferry.pid, 'SIGHUP')
   const reloading = await logged(ferry, 'reloading', reloadsBefore + 1)
   t.equal(reloading.trigger, 'SIGHUP')
@@ -183,5 +208,8 @@ t.test('an invalid edit keeps the running routes with one error naming the key; 
     digest = await manifestDigest(ferry, 'kept.test/team/app')
   }
   t.equal(digest, secondApp.manifest.digest, 'after SIGHUP the new URL serves')
-  t.ok(second.requests().some((r) => r.path.startsWith('/v2/team/app/manifests/v1')), 'the new registry was asked')
+  t.ok(
+    second.requests().some((r) => r.path.startsWith('/v2/team/app/manifests/v1')),
+    'the new registry was asked',
+  )
 })

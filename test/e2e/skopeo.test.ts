@@ -10,8 +10,20 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
 import {
-  blobPath, buildImage, gcLayout, imagePlatform, initLayout, ociMediaTypes, readBlob, sha256, sha256File,
-  tagDescriptor, writeIndex, type Descriptor, type ImageIndex, type ImageManifest,
+  blobPath,
+  buildImage,
+  gcLayout,
+  imagePlatform,
+  initLayout,
+  ociMediaTypes,
+  readBlob,
+  sha256,
+  sha256File,
+  tagDescriptor,
+  writeIndex,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
 } from '../helpers/oci-layout.js'
 import { writeHtpasswd } from '../helpers/htpasswd.js'
 import { missingTools, run } from '../helpers/tools.js'
@@ -50,7 +62,19 @@ async function main(): Promise<void> {
   })
   const htpasswd = join(work, 'users.htpasswd')
   await writeHtpasswd(htpasswd, { pusher: 'pusher-pw' })
-  ferry = await startFerryProcess(['serve', '--listen', '127.0.0.1:0', '--storage', join(work, 'data'), '--log-level', 'info', '--htpasswd', htpasswd, '--anonymous-pull', 'e2e/**'])
+  ferry = await startFerryProcess([
+    'serve',
+    '--listen',
+    '127.0.0.1:0',
+    '--storage',
+    join(work, 'data'),
+    '--log-level',
+    'info',
+    '--htpasswd',
+    htpasswd,
+    '--anonymous-pull',
+    'e2e/**',
+  ])
   const { host, url } = ferry
 
   // --insecure-policy: no dependence on /etc/containers/policy.json; Ferry speaks plain http.
@@ -86,7 +110,10 @@ async function main(): Promise<void> {
   const v1Manifest = JSON.parse(v1Bytes.toString('utf8')) as ImageManifest
   t.equal(v1.mediaType, ociMediaTypes.manifest, 'umoci builds OCI manifests')
   t.ok(v1Manifest.layers.length >= 3, `fixture has ${v1Manifest.layers.length} layers`)
-  t.ok(v1Manifest.layers.some((l) => l.size > 5 * MiB), 'fixture has a layer of several MiB')
+  t.ok(
+    v1Manifest.layers.some((l) => l.size > 5 * MiB),
+    'fixture has a layer of several MiB',
+  )
 
   /** Checks that every blob `manifest` references is in `pulled` with the digest and size of the original. */
   const checkBlobs = async (t: Test, pulled: string, manifest: ImageManifest): Promise<void> => {
@@ -98,7 +125,14 @@ async function main(): Promise<void> {
 
   // ---- tests ----------------------------------------------------------------------------------
   t.test('multi-layer OCI image: push, inspect and pull back byte-exact', async (t) => {
-    await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/multi-layer:v1`)
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      ...destCreds,
+      '--dest-tls-verify=false',
+      `oci:${layout}:v1`,
+      `docker://${host}/e2e/multi-layer:v1`,
+    )
 
     const raw = await inspectRaw('e2e/multi-layer:v1')
     t.equal(sha256(raw), v1.digest, 'skopeo inspect --raw: the digest of the layout manifest')
@@ -106,7 +140,11 @@ async function main(): Promise<void> {
 
     const info = await inspect('e2e/multi-layer:v1')
     t.equal(info.Digest, v1.digest, 'skopeo inspect reports the manifest digest')
-    t.same(info.Layers, v1Manifest.layers.map((l) => l.digest), 'and every layer, in order')
+    t.same(
+      info.Layers,
+      v1Manifest.layers.map((l) => l.digest),
+      'and every layer, in order',
+    )
     t.equal(info.Architecture, 'amd64')
 
     const response = await fetch(`${url}/v2/e2e/multi-layer/manifests/v1`, { headers: { accept: ociMediaTypes.manifest } })
@@ -123,13 +161,24 @@ async function main(): Promise<void> {
     t.ok((await readBlob(pulled, back.digest)).equals(v1Bytes), 'pulled manifest bytes equal the original')
     await checkBlobs(t, pulled, v1Manifest)
     for (const d of [v1Manifest.config, ...v1Manifest.layers]) {
-      t.ok((await readBlob(pulled, d.digest)).equals(await readBlob(layout, d.digest)), `blob ${d.digest.slice(0, 19)} equals the original file`)
+      t.ok(
+        (await readBlob(pulled, d.digest)).equals(await readBlob(layout, d.digest)),
+        `blob ${d.digest.slice(0, 19)} equals the original file`,
+      )
     }
   })
 
   t.test('multi-platform index: copy --all and back, digests preserved', async (t) => {
     const indexBytes = await readBlob(layout, indexDescriptor.digest)
-    await skopeo('copy', '--all', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:multi`, `docker://${host}/e2e/multi-arch:v1`)
+    await skopeo(
+      'copy',
+      '--all',
+      '--preserve-digests',
+      ...destCreds,
+      '--dest-tls-verify=false',
+      `oci:${layout}:multi`,
+      `docker://${host}/e2e/multi-arch:v1`,
+    )
 
     const raw = await inspectRaw('e2e/multi-arch:v1')
     t.equal(sha256(raw), indexDescriptor.digest, 'the index keeps its digest')
@@ -149,7 +198,11 @@ async function main(): Promise<void> {
       const childManifest = JSON.parse(childRaw.toString('utf8')) as ImageManifest
       t.equal(selected.Digest, indexDescriptor.digest, 'skopeo inspect of the tag reports the index digest')
       t.equal(selected.Architecture, arch, `skopeo selects the ${arch} manifest from the index`)
-      t.same(selected.Layers, childManifest.layers.map((l) => l.digest), `with the ${arch} layers`)
+      t.same(
+        selected.Layers,
+        childManifest.layers.map((l) => l.digest),
+        `with the ${arch} layers`,
+      )
     }
 
     const pulled = join(work, 'pulled-multi-arch')
@@ -171,13 +224,29 @@ async function main(): Promise<void> {
   })
 
   t.test('--format v2s2 pushes a Docker schema2 manifest', async (t) => {
-    await skopeo('copy', '--format', 'v2s2', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/docker-format:v1`)
+    await skopeo(
+      'copy',
+      '--format',
+      'v2s2',
+      ...destCreds,
+      '--dest-tls-verify=false',
+      `oci:${layout}:v1`,
+      `docker://${host}/e2e/docker-format:v1`,
+    )
     const raw = await inspectRaw('e2e/docker-format:v1')
     const manifest = JSON.parse(raw.toString('utf8')) as ImageManifest
     t.equal(manifest.mediaType, dockerTypes.manifest, 'the manifest is Docker schema2')
     t.equal(manifest.config.mediaType, dockerTypes.config)
-    t.same(manifest.layers.map((l) => l.mediaType), v1Manifest.layers.map(() => dockerTypes.layer), 'Docker layer media types')
-    t.same(manifest.layers.map((l) => l.digest), v1Manifest.layers.map((l) => l.digest), 'the same gzip layers, not recompressed')
+    t.same(
+      manifest.layers.map((l) => l.mediaType),
+      v1Manifest.layers.map(() => dockerTypes.layer),
+      'Docker layer media types',
+    )
+    t.same(
+      manifest.layers.map((l) => l.digest),
+      v1Manifest.layers.map((l) => l.digest),
+      'the same gzip layers, not recompressed',
+    )
 
     const info = await inspect('e2e/docker-format:v1')
     t.equal(info.Digest, sha256(raw), 'skopeo inspect digest is the digest of the served bytes')
@@ -193,14 +262,33 @@ async function main(): Promise<void> {
     await skopeo('copy', '--preserve-digests', '--src-tls-verify=false', `docker://${host}/e2e/docker-format:v1`, `dir:${pulled}`)
     t.ok((await readFile(join(pulled, 'manifest.json'))).equals(raw), 'pulled Docker manifest bytes equal the served ones')
     for (const d of [manifest.config, ...manifest.layers]) {
-      t.equal(await sha256File(join(pulled, d.digest.slice('sha256:'.length))), d.digest, `pulled blob ${d.digest.slice(0, 19)} hashes to its digest`)
+      t.equal(
+        await sha256File(join(pulled, d.digest.slice('sha256:'.length))),
+        d.digest,
+        `pulled blob ${d.digest.slice(0, 19)} hashes to its digest`,
+      )
     }
   })
 
   t.test('list-tags', async (t) => {
     // Registry-to-registry copies add tags without new content.
-    await skopeo('copy', '--preserve-digests', '--src-tls-verify=false', ...destCreds, '--dest-tls-verify=false', `docker://${host}/e2e/multi-layer:v1`, `docker://${host}/e2e/multi-layer:v2`)
-    await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${host}/e2e/multi-layer:amd64-only`)
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      ...destCreds,
+      '--dest-tls-verify=false',
+      `docker://${host}/e2e/multi-layer:v1`,
+      `docker://${host}/e2e/multi-layer:v2`,
+    )
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      ...destCreds,
+      '--dest-tls-verify=false',
+      `oci:${layout}:amd64`,
+      `docker://${host}/e2e/multi-layer:amd64-only`,
+    )
     t.same([...(await listTags('e2e/multi-layer'))].sort(), ['amd64-only', 'v1', 'v2'], 'every pushed tag is listed')
     t.same(await listTags('e2e/multi-arch'), ['v1'])
     t.equal((await inspect('e2e/multi-layer:v2')).Digest, v1.digest, 'the copied tag points at the same manifest')
@@ -208,9 +296,23 @@ async function main(): Promise<void> {
 
   t.test('delete removes the manifest and the tags pointing at it', async (t) => {
     for (const tag of ['a', 'b']) {
-      await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${host}/e2e/delete-me:${tag}`)
+      await skopeo(
+        'copy',
+        '--preserve-digests',
+        ...destCreds,
+        '--dest-tls-verify=false',
+        `oci:${layout}:v1`,
+        `docker://${host}/e2e/delete-me:${tag}`,
+      )
     }
-    await skopeo('copy', '--preserve-digests', ...destCreds, '--dest-tls-verify=false', `oci:${layout}:arm64`, `docker://${host}/e2e/delete-me:keep`)
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      ...destCreds,
+      '--dest-tls-verify=false',
+      `oci:${layout}:arm64`,
+      `docker://${host}/e2e/delete-me:keep`,
+    )
     t.same([...(await listTags('e2e/delete-me'))].sort(), ['a', 'b', 'keep'])
 
     // skopeo resolves the tag, then sends DELETE /v2/<repo>/manifests/<digest>.
@@ -239,23 +341,46 @@ async function main(): Promise<void> {
       'an anonymous push is refused',
     )
     await t.rejects(
-      skopeo('copy', '--preserve-digests', '--dest-creds', 'pusher:wrong', '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${host}/e2e/anonymous:v1`),
+      skopeo(
+        'copy',
+        '--preserve-digests',
+        '--dest-creds',
+        'pusher:wrong',
+        '--dest-tls-verify=false',
+        `oci:${layout}:amd64`,
+        `docker://${host}/e2e/anonymous:v1`,
+      ),
       /unauthorized|authentication required/i,
       'so is a push with a wrong password',
     )
-    const records = ferry!.logs().split('\n').flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>]
-      } catch {
-        return []
-      }
-    })
-    t.ok(records.some((r) => r.msg === 'request' && r.route === '/token' && r.method === 'GET' && r.status === 200), 'skopeo asked /token for tokens')
+    const records = ferry!
+      .logs()
+      .split('\n')
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>]
+        } catch {
+          return []
+        }
+      })
+    t.ok(
+      records.some((r) => r.msg === 'request' && r.route === '/token' && r.method === 'GET' && r.status === 200),
+      'skopeo asked /token for tokens',
+    )
     const pushes = records.filter((r) => r.audit === true && r.action === 'push' && r.status === 201)
     t.ok(pushes.length > 0, `${pushes.length} audited pushes`)
-    t.ok(pushes.every((r) => r.user === 'pusher' && r.via === 'bearer'), 'every one by pusher, with a bearer token')
-    t.ok(records.some((r) => r.audit === true && r.action === 'delete' && r.user === 'pusher' && r.status === 202), 'deletes audited too')
-    t.ok(records.some((r) => r.msg === 'login failed' && r.user === 'pusher'), 'the wrong password is an audited login failure')
+    t.ok(
+      pushes.every((r) => r.user === 'pusher' && r.via === 'bearer'),
+      'every one by pusher, with a bearer token',
+    )
+    t.ok(
+      records.some((r) => r.audit === true && r.action === 'delete' && r.user === 'pusher' && r.status === 202),
+      'deletes audited too',
+    )
+    t.ok(
+      records.some((r) => r.msg === 'login failed' && r.user === 'pusher'),
+      'the wrong password is an audited login failure',
+    )
     t.notOk(ferry!.logs().includes('pusher-pw'), 'the password is in no log line')
   })
 }

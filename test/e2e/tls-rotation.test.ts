@@ -43,7 +43,10 @@ interface HeldDownload {
   done: Promise<{ digest: string; bytes: number }>
 }
 
-function holdStream(body: NodeJS.ReadableStream & { pause(): void; resume(): void }, hash: Hash): Omit<HeldDownload, 'serialNumber'> & { reachedHold: Promise<void> } {
+function holdStream(
+  body: NodeJS.ReadableStream & { pause(): void; resume(): void },
+  hash: Hash,
+): Omit<HeldDownload, 'serialNumber'> & { reachedHold: Promise<void> } {
   let bytes = 0
   let holding = true
   let reached: () => void = () => {}
@@ -100,7 +103,11 @@ async function main(t: Test): Promise<void> {
   const { url, pid } = ferry
   const port = Number(new URL(url).port)
   const logs = (): Array<Record<string, unknown>> =>
-    ferry!.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    ferry!
+      .logs()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
   const metric = async (line: string): Promise<number | undefined> => {
     const text = (await httpsRequest(`${url}/metrics`, { ...trust, headers: auth })).body.toString()
     const match = text.split('\n').find((l) => l.startsWith(`${line} `))
@@ -137,7 +144,10 @@ async function main(t: Test): Promise<void> {
   const h2 = holdStream(h2Body, createHash('sha256'))
   t.equal((await h2Headers(h2Body))[':status'], 200, 'HTTP/2 download started')
   await Promise.all([h1.reachedHold, h2.reachedHold])
-  const inFlightSerials = (): string[] => [h1Socket.getPeerCertificate().serialNumber, (session.socket as TLSSocket).getPeerCertificate().serialNumber]
+  const inFlightSerials = (): string[] => [
+    h1Socket.getPeerCertificate().serialNumber,
+    (session.socket as TLSSocket).getPeerCertificate().serialNumber,
+  ]
   t.same(inFlightSerials(), [a.serialNumber, a.serialNumber], 'both downloads hold connections with certificate A')
 
   // ---- rotation 1: rename + SIGHUP ------------------------------------------------------------
@@ -147,7 +157,11 @@ async function main(t: Test): Promise<void> {
   await waitForSerial(port, b.serialNumber, trust)
   const sighupMs = Date.now() - signalled
   t.pass(`after SIGHUP a new connection gets certificate B (${sighupMs} ms)`)
-  t.match(logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === b.serialNumber), { reason: 'SIGHUP', previousSerial: a.serialNumber }, 'logged as a SIGHUP reload from A to B')
+  t.match(
+    logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === b.serialNumber),
+    { reason: 'SIGHUP', previousSerial: a.serialNumber },
+    'logged as a SIGHUP reload from A to B',
+  )
 
   // ---- rotation 2: rename only; the folder watch reloads -------------------------------------
   await sleep(1_000) // the watch's debounced reload of rotation 1 has run (and found nothing new)
@@ -156,7 +170,11 @@ async function main(t: Test): Promise<void> {
   await waitForSerial(port, c.serialNumber, trust)
   const watchMs = Date.now() - renamed
   t.pass(`without a signal, the watch gave new connections certificate C (${watchMs} ms after the rename)`)
-  t.match(logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === c.serialNumber), { reason: 'file change', previousSerial: b.serialNumber }, 'logged as a file-change reload from B to C')
+  t.match(
+    logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === c.serialNumber),
+    { reason: 'file change', previousSerial: b.serialNumber },
+    'logged as a file-change reload from B to C',
+  )
   t.equal(await metric('ferry_tls_reload_total{result="ok"}'), 2, 'two successful reloads counted')
   t.equal(await metric('ferry_tls_certificate_expiry_seconds'), c.notAfter.getTime() / 1000, 'the expiry gauge shows certificate C')
 
@@ -167,7 +185,11 @@ async function main(t: Test): Promise<void> {
   const deadline = Date.now() + 10_000
   while (errorLines().length === 0 && Date.now() < deadline) await sleep(50)
   t.equal(errorLines().length, 1, 'one error logged')
-  t.match(errorLines()[0], { msg: 'tls certificate reload failed; still serving the previous certificate', key: 'tls.key', file: keyFile, serial: c.serialNumber }, 'the error names the key and the file')
+  t.match(
+    errorLines()[0],
+    { msg: 'tls certificate reload failed; still serving the previous certificate', key: 'tls.key', file: keyFile, serial: c.serialNumber },
+    'the error names the key and the file',
+  )
   t.equal((await probe(port, trust)).serialNumber, c.serialNumber, 'new connections still get certificate C')
   process.kill(pid, 'SIGHUP')
   await sleep(500)
@@ -183,6 +205,8 @@ async function main(t: Test): Promise<void> {
   const [h1Done, h2Done] = await Promise.all([h1.done, h2.done])
   t.same(h1Done, { digest, bytes: size }, 'HTTP/1.1 download completed with the right bytes')
   t.same(h2Done, { digest, bytes: size }, 'HTTP/2 download completed with the right bytes')
-  t.comment(`downloads held ${Math.round((released - signalled) / 100) / 10} s across three rotations, then finished in ${Date.now() - released} ms`)
+  t.comment(
+    `downloads held ${Math.round((released - signalled) / 100) / 10} s across three rotations, then finished in ${Date.now() - released} ms`,
+  )
   session.close()
 }

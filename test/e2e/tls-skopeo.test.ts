@@ -9,7 +9,16 @@ import t from 'tap'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
 import { h2Request } from '../helpers/h2.js'
 import { httpsRequest } from '../helpers/https.js'
-import { blobPath, buildImage, gcLayout, initLayout, readBlob, sha256File, tagDescriptor, type ImageManifest } from '../helpers/oci-layout.js'
+import {
+  blobPath,
+  buildImage,
+  gcLayout,
+  initLayout,
+  readBlob,
+  sha256File,
+  tagDescriptor,
+  type ImageManifest,
+} from '../helpers/oci-layout.js'
 import { issueClientCert, issueServerCert, makeCa, makeIntermediateCa, pkiUnavailable } from '../helpers/pki.js'
 import { basicAuthorization, writeTlsFerryConfig } from '../helpers/tls-ferry.js'
 import { missingTools, run } from '../helpers/tools.js'
@@ -53,7 +62,18 @@ async function main(): Promise<void> {
     const dir = join(work, name)
     await mkdir(dir)
     const config = await writeTlsFerryConfig(dir, {})
-    const ferry = await startFerryProcess(['serve', '--config', config.file, '--log-level', 'info', '--tls-cert', server.fullChainPath, '--tls-key', server.keyPath, ...flags])
+    const ferry = await startFerryProcess([
+      'serve',
+      '--config',
+      config.file,
+      '--log-level',
+      'info',
+      '--tls-cert',
+      server.fullChainPath,
+      '--tls-key',
+      server.keyPath,
+      ...flags,
+    ])
     ferries.push(ferry)
     return { ferry, credentials: config.credentials }
   }
@@ -77,7 +97,9 @@ async function main(): Promise<void> {
   t.test('skopeo pushes and pulls over HTTPS with the CA in --dest-cert-dir / --src-cert-dir', async (t) => {
     const host = plain.ferry.host
     await skopeo('copy', '--preserve-digests', `--dest-cert-dir=${trustDir}`, ...creds, `oci:${layout}:v1`, `docker://${host}/tls/app:v1`)
-    const inspected = JSON.parse((await skopeo('inspect', `--cert-dir=${trustDir}`, `docker://${host}/tls/app:v1`)).stdout) as { Digest: string }
+    const inspected = JSON.parse((await skopeo('inspect', `--cert-dir=${trustDir}`, `docker://${host}/tls/app:v1`)).stdout) as {
+      Digest: string
+    }
     t.equal(inspected.Digest, v1.digest, 'skopeo inspect over HTTPS sees the pushed digest')
     const pulled = join(work, 'pulled')
     await skopeo('copy', '--preserve-digests', `--src-cert-dir=${trustDir}`, `docker://${host}/tls/app:v1`, `oci:${pulled}:v1`)
@@ -90,7 +112,10 @@ async function main(): Promise<void> {
   t.test('without the CA, skopeo refuses the certificate', async (t) => {
     const empty = join(work, 'certs-empty')
     await mkdir(empty, { recursive: true })
-    await t.rejects(skopeo('inspect', `--cert-dir=${empty}`, `docker://${plain.ferry.host}/tls/app:v1`), /certificate signed by unknown authority|x509/)
+    await t.rejects(
+      skopeo('inspect', `--cert-dir=${empty}`, `docker://${plain.ferry.host}/tls/app:v1`),
+      /certificate signed by unknown authority|x509/,
+    )
   })
 
   t.test('HTTP/2 and HTTP/1.1 clients get 200 on /v2/ from the process', async (t) => {
@@ -107,8 +132,17 @@ async function main(): Promise<void> {
     const refused = skopeo('inspect', `--cert-dir=${trustDir}`, `docker://${host}/tls/app:v1`)
     await t.rejects(refused, /certificate required|bad certificate|handshake|remote error/i, 'no client certificate')
     const mutualCreds = mutual.credentials ? [`--dest-creds=${mutual.credentials.username}:${mutual.credentials.password}`] : []
-    await skopeo('copy', '--preserve-digests', `--dest-cert-dir=${clientDir}`, ...mutualCreds, `oci:${layout}:v1`, `docker://${host}/tls/app:v1`)
-    const inspected = JSON.parse((await skopeo('inspect', `--cert-dir=${clientDir}`, `docker://${host}/tls/app:v1`)).stdout) as { Digest: string }
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      `--dest-cert-dir=${clientDir}`,
+      ...mutualCreds,
+      `oci:${layout}:v1`,
+      `docker://${host}/tls/app:v1`,
+    )
+    const inspected = JSON.parse((await skopeo('inspect', `--cert-dir=${clientDir}`, `docker://${host}/tls/app:v1`)).stdout) as {
+      Digest: string
+    }
     t.equal(inspected.Digest, v1.digest, 'with client.cert + client.key: push and inspect work')
   })
 }

@@ -25,13 +25,21 @@ type Upstream = TokenAuthUpstream
 const startUpstream = (t: Test): Promise<Upstream> => startTokenAuthUpstream(t)
 
 async function mirror(t: Test, upstreams: UpstreamConfig[], pullCredentialConfigPath?: string): Promise<MirrorServer> {
-  const server = await startMirrorServer({ upstreams, ...(pullCredentialConfigPath ? { pullCredentialConfigPath } : {}) }, { logLevel: 'trace' })
+  const server = await startMirrorServer(
+    { upstreams, ...(pullCredentialConfigPath ? { pullCredentialConfigPath } : {}) },
+    { logLevel: 'trace' },
+  )
   t.teardown(() => server.close())
   return server
 }
 
 /** A whole pull through Ferry: the manifest by tag, then every blob, checked against its digest. */
-async function pull(ferry: string, path: string, tag: string, image: SeededImage): Promise<{ ok: boolean; status: number; error?: { code: string; message: string } }> {
+async function pull(
+  ferry: string,
+  path: string,
+  tag: string,
+  image: SeededImage,
+): Promise<{ ok: boolean; status: number; error?: { code: string; message: string } }> {
   const manifest = await fetch(`${ferry}/v2/${path}/manifests/${tag}`, { headers: { accept } })
   if (manifest.status !== 200) {
     const body = (await manifest.json().catch(() => ({}))) as { errors?: Array<{ code: string; message: string }> }
@@ -176,7 +184,13 @@ t.test('Docker config.json: auth, username/password, identitytoken and a credent
   const anonymous = await pull(server.url, 'anonymous.test/library/app', 'v1', image)
   t.equal(anonymous.status, 503, 'an upstream without an entry pulls anonymously, and is refused')
   t.match(anonymous.error, { code: 'UNAVAILABLE', message: /anonymous\.test/ })
-  assertNoSecrets(t, server.logs, ['hub:pass:with:colons', 'harbor-robot-secret', 'identity-refresh-token', 'helper-secret', ...up.tokens.issued])
+  assertNoSecrets(t, server.logs, [
+    'hub:pass:with:colons',
+    'harbor-robot-secret',
+    'identity-refresh-token',
+    'helper-secret',
+    ...up.tokens.issued,
+  ])
 })
 
 t.test('refused credentials reach clients as an upstream problem naming the upstream, never as 401', async (t) => {
@@ -187,8 +201,20 @@ t.test('refused credentials reach clients as an upstream problem naming the upst
   const dir = await mkdtemp(join(tmpdir(), 'ferry-refused-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const configPath = join(dir, 'config.json')
-  await writeFile(configPath, JSON.stringify({ auths: { 'wrong.test': { username: 'nobody', password: 'wrong-password' }, 'norights.test': { username: 'no-rights', password: 'pw-no-rights' } } }))
-  const server = await mirror(t, [upstreamConfig('wrong.test', up.registry.url), upstreamConfig('norights.test', up.registry.url)], configPath)
+  await writeFile(
+    configPath,
+    JSON.stringify({
+      auths: {
+        'wrong.test': { username: 'nobody', password: 'wrong-password' },
+        'norights.test': { username: 'no-rights', password: 'pw-no-rights' },
+      },
+    }),
+  )
+  const server = await mirror(
+    t,
+    [upstreamConfig('wrong.test', up.registry.url), upstreamConfig('norights.test', up.registry.url)],
+    configPath,
+  )
 
   // The token server says no: Ferry could not authenticate upstream.
   const wrong = await fetch(`${server.url}/v2/wrong.test/team/app/manifests/v1`, { headers: { accept } })
@@ -249,12 +275,22 @@ for (const flow of ['jsonKey', 'oauth2'] as const) {
     await until('pulls after the switch', () => results.filter((r) => r.phase === 'after').length >= 5)
     phase = 'done'
     await loop
-    t.same(results.filter((r) => r.phase === 'before' && !r.ok), [], 'no failed pull before the rotation')
+    t.same(
+      results.filter((r) => r.phase === 'before' && !r.ok),
+      [],
+      'no failed pull before the rotation',
+    )
     const switching = results.filter((r) => r.phase === 'switching')
-    t.comment(`${switching.filter((r) => !r.ok).length} of ${switching.length} pulls refused between revocation and reload (expected: the old key was revoked first)`)
+    t.comment(
+      `${switching.filter((r) => !r.ok).length} of ${switching.length} pulls refused between revocation and reload (expected: the old key was revoked first)`,
+    )
     const after = results.filter((r) => r.phase === 'after')
     t.ok(after.length >= 5)
-    t.same(after.filter((r) => !r.ok), [], 'no failed pull once the new key is loaded')
+    t.same(
+      after.filter((r) => !r.ok),
+      [],
+      'no failed pull once the new key is loaded',
+    )
     const kind = flow === 'jsonKey' ? 'json_key' : 'oauth2'
     t.equal(up.tokens.grants.at(-1), `${kind}:${email}`, 'tokens now come from the new key')
 
@@ -264,7 +300,11 @@ for (const flow of ['jsonKey', 'oauth2'] as const) {
     await until('the corrupt key to be rejected', async () => (await reloadCount(server, 'gcr.io', 'error')) === 1)
     await server.composed.reloadCredentials() // SIGHUP re-reads the same broken file: no second report
     for (let i = 0; i < 5; i++) await pullNext()
-    t.same(results.filter((r) => r.phase === 'corrupt' && !r.ok), [], 'pulls go on with the previous key')
+    t.same(
+      results.filter((r) => r.phase === 'corrupt' && !r.ok),
+      [],
+      'pulls go on with the previous key',
+    )
     t.equal(await reloadCount(server, 'gcr.io', 'error'), 1, 'counted once')
     const errors = server.logs.filter((l) => l.includes('upstream credentials file unusable'))
     t.equal(errors.length, 1, 'one error line')
@@ -277,7 +317,17 @@ for (const flow of ['jsonKey', 'oauth2'] as const) {
     await server.composed.reloadCredentials()
     await until('the fixed key to be loaded', async () => (await reloadCount(server, 'gcr.io', 'ok')) === 2)
     for (let i = 0; i < 5; i++) await pullNext()
-    t.same(results.slice(-5).map((r) => r.ok), [true, true, true, true, true], 'pulls work with the third key')
-    assertNoSecrets(t, server.logs, [...keySecrets(first.keyJson), ...keySecrets(second.keyJson), ...keySecrets(third.keyJson), 'MIIEv', ...up.tokens.issued])
+    t.same(
+      results.slice(-5).map((r) => r.ok),
+      [true, true, true, true, true],
+      'pulls work with the third key',
+    )
+    assertNoSecrets(t, server.logs, [
+      ...keySecrets(first.keyJson),
+      ...keySecrets(second.keyJson),
+      ...keySecrets(third.keyJson),
+      'MIIEv',
+      ...up.tokens.issued,
+    ])
   })
 }

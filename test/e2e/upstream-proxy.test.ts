@@ -49,7 +49,12 @@ function withCredentialsIn(proxyUrl: string, user = credentials.username, passwo
 
 async function mirror(t: Test, upstreamOverrides: Partial<UpstreamConfig>, proxyDefaults?: ProxyConfig): Promise<MirrorServer> {
   const ferry = await startMirrorServer({
-    upstreams: [upstreamConfig('private.example', upstream.url, { tls: { caPath: ca.certPath, certPath: undefined, keyPath: undefined, insecureSkipVerify: false }, ...upstreamOverrides })],
+    upstreams: [
+      upstreamConfig('private.example', upstream.url, {
+        tls: { caPath: ca.certPath, certPath: undefined, keyPath: undefined, insecureSkipVerify: false },
+        ...upstreamOverrides,
+      }),
+    ],
     defaultUpstream: 'private.example',
     ...(proxyDefaults ? { proxy: proxyDefaults } : {}),
   })
@@ -72,17 +77,37 @@ t.test('HTTPS_PROXY from the environment of `ferry serve`: tunnels with Proxy-Au
   const tunnel = await proxy(t)
   const dir = await mkdtemp(join(work, 'serve-'))
   const file = join(dir, 'ferry.yaml')
-  await writeFile(file, ['mirror:', '  upstreams:', '    - name: private.example', `      url: ${upstream.url}`, '      tls:', `        caPath: ${ca.certPath}`, ''].join('\n'))
-  const ferry = await startFerryProcess(['serve', '--config', file, '--listen', '127.0.0.1:0', '--storage', join(dir, 'data'), '--log-level', 'debug'], {
-    env: { HTTPS_PROXY: withCredentialsIn(tunnel.url), NO_PROXY: '', no_proxy: '', HTTP_PROXY: '', http_proxy: '' },
-  })
+  await writeFile(
+    file,
+    [
+      'mirror:',
+      '  upstreams:',
+      '    - name: private.example',
+      `      url: ${upstream.url}`,
+      '      tls:',
+      `        caPath: ${ca.certPath}`,
+      '',
+    ].join('\n'),
+  )
+  const ferry = await startFerryProcess(
+    ['serve', '--config', file, '--listen', '127.0.0.1:0', '--storage', join(dir, 'data'), '--log-level', 'debug'],
+    {
+      env: { HTTPS_PROXY: withCredentialsIn(tunnel.url), NO_PROXY: '', no_proxy: '', HTTP_PROXY: '', http_proxy: '' },
+    },
+  )
   t.teardown(() => ferry.stop())
   await pull(t, ferry.url, 'env')
 
   const tunnels = tunnel.tunnels()
   t.ok(tunnels.length >= 1, 'the pull went through the proxy')
-  t.ok(tunnels.every((x) => x.target === upstream.host), `every tunnel goes to the upstream ${upstream.host}`)
-  t.ok(tunnels.every((x) => x.proxyAuthorization === `Basic ${token}`), 'with the URL credentials as Proxy-Authorization')
+  t.ok(
+    tunnels.every((x) => x.target === upstream.host),
+    `every tunnel goes to the upstream ${upstream.host}`,
+  )
+  t.ok(
+    tunnels.every((x) => x.proxyAuthorization === `Basic ${token}`),
+    'with the URL credentials as Proxy-Authorization',
+  )
   const logs = ferry.logs()
   t.match(logs, /"msg":"upstream transport"/, 'the transport is logged')
   t.match(logs, /proxy-user:\*\*\*@|\*\*\*@127\.0\.0\.1/, 'with the proxy credentials masked')
@@ -92,20 +117,31 @@ t.test('HTTPS_PROXY from the environment of `ferry serve`: tunnels with Proxy-Au
 
 t.test('NO_PROXY rules send matching upstreams direct', async (t) => {
   const tunnel = await proxy(t)
-  const ferry = await mirror(t, {}, { httpsProxy: withCredentialsIn(tunnel.url), httpProxy: undefined, noProxy: 'registry.corp.example, 127.0.0.0/8' })
+  const ferry = await mirror(
+    t,
+    {},
+    { httpsProxy: withCredentialsIn(tunnel.url), httpProxy: undefined, noProxy: 'registry.corp.example, 127.0.0.0/8' },
+  )
   await pull(t, ferry.url, 'no-proxy')
   t.same(tunnel.tunnels(), [], 'no tunnel: 127.0.0.1 is in NO_PROXY')
 })
 
 t.test('per-upstream proxy: "none" bypasses the default, a URL is used without one', async (t) => {
   const tunnel = await proxy(t)
-  const direct = await mirror(t, { proxy: { kind: 'direct' } }, { httpsProxy: withCredentialsIn(tunnel.url), httpProxy: undefined, noProxy: '' })
+  const direct = await mirror(
+    t,
+    { proxy: { kind: 'direct' } },
+    { httpsProxy: withCredentialsIn(tunnel.url), httpProxy: undefined, noProxy: '' },
+  )
   await pull(t, direct.url, 'direct')
   t.same(tunnel.tunnels(), [], 'proxy: none connects directly')
   const explicit = await mirror(t, { proxy: { kind: 'url', url: withCredentialsIn(tunnel.url) } })
   await pull(t, explicit.url, 'explicit')
   t.ok(tunnel.tunnels().length >= 1, 'an upstream proxy URL is used with no mirror.proxy at all')
-  t.notOk(explicit.logs.some((l) => l.includes(credentials.password)), 'password not logged')
+  t.notOk(
+    explicit.logs.some((l) => l.includes(credentials.password)),
+    'password not logged',
+  )
 })
 
 t.test('a proxy refusing our credentials is UNAVAILABLE naming the upstream', async (t) => {
@@ -116,6 +152,12 @@ t.test('a proxy refusing our credentials is UNAVAILABLE naming the upstream', as
   const body = (await response.json()) as { errors: Array<{ code: string; message: string }> }
   t.equal(body.errors[0]?.code, 'UNAVAILABLE')
   t.match(body.errors[0]?.message, /upstream private\.example/)
-  t.ok(tunnel.tunnels().some((x) => !x.allowed), 'the proxy said 407')
-  t.notOk([...ferry.logs, JSON.stringify(body)].some((l) => l.includes('wrong-Pa55')), 'the password is in no log line nor the error body')
+  t.ok(
+    tunnel.tunnels().some((x) => !x.allowed),
+    'the proxy said 407',
+  )
+  t.notOk(
+    [...ferry.logs, JSON.stringify(body)].some((l) => l.includes('wrong-Pa55')),
+    'the password is in no log line nor the error body',
+  )
 })

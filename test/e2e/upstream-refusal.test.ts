@@ -58,7 +58,13 @@ interface Answer {
 async function get(url: string, headers: Record<string, string> = { accept }): Promise<Answer> {
   const response = await fetch(url, { headers })
   const body = Buffer.from(await response.arrayBuffer())
-  return { status: response.status, digest: sha256(body), stale: response.headers.get('x-ferry-cache') === 'stale', warning: response.headers.get('warning'), body }
+  return {
+    status: response.status,
+    digest: sha256(body),
+    stale: response.headers.get('x-ferry-cache') === 'stale',
+    warning: response.headers.get('warning'),
+    body,
+  }
 }
 
 /** Asks for the tag until an answer says it is stale (revalidation runs behind the first ask). */
@@ -99,7 +105,11 @@ t.test('the registry refuses our token (DENIED): cached content is served stale,
   // The account loses its rights: tokens come back without access, the registry says 401.
   up.tokens.denyAccess('user:puller')
   const answers = await untilStale(tagUrl)
-  t.same(answers.filter((a) => a.status !== 200 || a.digest !== image.manifest.digest), [], 'every answer is the cached manifest')
+  t.same(
+    answers.filter((a) => a.status !== 200 || a.digest !== image.manifest.digest),
+    [],
+    'every answer is the cached manifest',
+  )
   const stale = answers.at(-1)!
   t.match(stale.warning, /^299 - ".*upstream refusing\.test/, 'the stale notice names the upstream')
 
@@ -130,14 +140,22 @@ t.test('the token endpoint refuses a revoked key: cached content is served stale
 
   const replacement = up.tokens.rotateKey(email) // the key Ferry holds is revoked
   const answers = await untilStale(tagUrl)
-  t.same(answers.filter((a) => a.status !== 200 || a.digest !== image.manifest.digest), [], 'every answer is the cached manifest')
+  t.same(
+    answers.filter((a) => a.status !== 200 || a.digest !== image.manifest.digest),
+    [],
+    'every answer is the cached manifest',
+  )
   t.ok(await pullBlobs(server, 'revoked.test/team/app', image))
 
   // More refusals than breaker.failures: each still says why, none says "circuit open".
   for (let i = 1; i <= 7; i++) {
     const refused = await fetch(`${server.url}/v2/revoked.test/team/other${i}/manifests/v1`, { headers: { accept } })
     t.equal(refused.status, 503)
-    t.match(await refused.json(), { errors: [{ code: 'UNAVAILABLE', message: /upstream revoked\.test refused our credentials/ }] }, `refusal ${i} names the cause`)
+    t.match(
+      await refused.json(),
+      { errors: [{ code: 'UNAVAILABLE', message: /upstream revoked\.test refused our credentials/ }] },
+      `refusal ${i} names the cause`,
+    )
   }
   const breaker = (await server.composed.metrics.breakerState.get()).values.find((v) => v.labels.upstream === 'revoked.test')
   t.equal(breaker?.value, 0, 'the circuit stays closed')

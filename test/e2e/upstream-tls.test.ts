@@ -11,7 +11,7 @@ import type { UpstreamTlsConfig } from '../../src/config/schema.js'
 import { distributionUnavailable, startDistribution, type Distribution, type DistributionTls } from '../helpers/distribution.js'
 import { startFerryProcess } from '../helpers/ferry-process.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
-import { issueClientCert, issueServerCert, makeCa, pkiUnavailable, type Ca } from '../helpers/pki.js'
+import { issueClientCert, issueServerCert, makeCa, pkiUnavailable } from '../helpers/pki.js'
 import { seedImage, sha256, type SeededImage } from '../helpers/seed.js'
 
 const skip = distributionUnavailable() ?? pkiUnavailable()
@@ -28,7 +28,11 @@ const clientCa = await makeCa(join(work, 'client-ca'), { cn: 'Upstream Client CA
 const clientCert = await issueClientCert(clientCa, { cn: 'ferry-mirror' })
 
 /** A distribution seeded over plain HTTP with `tags` of team/app, then restarted with `tls`. */
-async function httpsUpstream(t: Test, tls: DistributionTls, tags: string[]): Promise<{ upstream: () => Distribution; images: SeededImage[]; restart(tls: DistributionTls): Promise<void> }> {
+async function httpsUpstream(
+  t: Test,
+  tls: DistributionTls,
+  tags: string[],
+): Promise<{ upstream: () => Distribution; images: SeededImage[]; restart(tls: DistributionTls): Promise<void> }> {
   let upstream = await startDistribution()
   t.teardown(() => upstream.stop())
   const images: SeededImage[] = []
@@ -44,7 +48,10 @@ async function httpsUpstream(t: Test, tls: DistributionTls, tags: string[]): Pro
 }
 
 async function ferryFor(t: Test, url: string, tls: Partial<UpstreamTlsConfig>): Promise<MirrorServer> {
-  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('private.example', url, { tls: { ...noTls, ...tls } })], defaultUpstream: 'private.example' })
+  const ferry = await startMirrorServer({
+    upstreams: [upstreamConfig('private.example', url, { tls: { ...noTls, ...tls } })],
+    defaultUpstream: 'private.example',
+  })
   t.teardown(() => ferry.close())
   return ferry
 }
@@ -96,7 +103,10 @@ t.test('insecureSkipVerify pulls from an unknown CA and warns naming the upstrea
   const { upstream, images } = await httpsUpstream(t, { certificate: serverCert.fullChainPath, key: serverCert.keyPath }, ['1.0'])
   const ferry = await ferryFor(t, upstream().url, { insecureSkipVerify: true })
   await pull(t, ferry, '1.0', images[0]!)
-  const warnings = () => ferry.logs.map((l) => JSON.parse(l) as { level: number; msg: string; upstream?: string }).filter((l) => l.level === 40 && /verification is OFF/.test(l.msg))
+  const warnings = () =>
+    ferry.logs
+      .map((l) => JSON.parse(l) as { level: number; msg: string; upstream?: string })
+      .filter((l) => l.level === 40 && /verification is OFF/.test(l.msg))
   t.equal(warnings().length, 1, 'warned at start')
   t.equal(warnings()[0]?.upstream, 'private.example')
   await ferry.composed.reloadCredentials()
@@ -141,7 +151,18 @@ t.test('an unreadable CA file stops start-up with a message naming key and file'
   const dir = await mkdtemp(join(work, 'start-'))
   const missing = join(dir, 'no-such-ca.crt')
   const file = join(dir, 'ferry.yaml')
-  await writeFile(file, ['mirror:', '  upstreams:', '    - name: private.example', '      url: https://127.0.0.1:1', '      tls:', `        caPath: ${missing}`, ''].join('\n'))
+  await writeFile(
+    file,
+    [
+      'mirror:',
+      '  upstreams:',
+      '    - name: private.example',
+      '      url: https://127.0.0.1:1',
+      '      tls:',
+      `        caPath: ${missing}`,
+      '',
+    ].join('\n'),
+  )
   const started = startFerryProcess(['serve', '--config', file, '--listen', '127.0.0.1:0', '--storage', join(dir, 'data')])
   await t.rejects(started, /exited before starting \(code 1/, 'exits non-zero')
   const message = await started.catch((err: Error) => err.message)

@@ -40,13 +40,14 @@ export async function startAuthServer(t: Test, options: AuthServerOptions = {}):
     ...server,
     htpasswd,
     dir,
-    records: () => server.logs.flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>]
-      } catch {
-        return []
-      }
-    }),
+    records: () =>
+      server.logs.flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>]
+        } catch {
+          return []
+        }
+      }),
   }
 }
 

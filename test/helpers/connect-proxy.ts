@@ -23,7 +23,8 @@ export interface ConnectProxy {
 export async function startConnectProxy(options: { credentials?: { username: string; password: string } } = {}): Promise<ConnectProxy> {
   const tunnels: Tunnel[] = []
   const sockets = new Set<Socket>()
-  const expected = options.credentials && `Basic ${Buffer.from(`${options.credentials.username}:${options.credentials.password}`).toString('base64')}`
+  const expected =
+    options.credentials && `Basic ${Buffer.from(`${options.credentials.username}:${options.credentials.password}`).toString('base64')}`
   const server = createServer((_req, res) => {
     res.writeHead(405, { connection: 'close' }).end('this proxy only tunnels (CONNECT)\n')
   })

@@ -121,7 +121,9 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
   }
 
   const ctr = (args: string[], opts: { namespace?: string; timeoutMs?: number } = {}): Promise<RunResult> =>
-    run('ctr', ['--address', address, ...(opts.namespace ? ['--namespace', opts.namespace] : []), ...args], { timeoutMs: opts.timeoutMs ?? 30_000 })
+    run('ctr', ['--address', address, ...(opts.namespace ? ['--namespace', opts.namespace] : []), ...args], {
+      timeoutMs: opts.timeoutMs ?? 30_000,
+    })
 
   try {
     await Promise.race([
@@ -130,7 +132,7 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
     ])
   } catch (err) {
     await stop()
-    throw new Error(`${(err as Error).message}\n--- containerd output ---\n${output.slice(-8000)}`)
+    throw new Error(`${(err as Error).message}\n--- containerd output ---\n${output.slice(-8000)}`, { cause: err })
   }
 
   return {

@@ -90,7 +90,13 @@ const accessLine = /^(\S+) \S+ \S+ \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-
 export function parseAccessLine(line: string): AccessLogEntry | undefined {
   const match = accessLine.exec(line)
   if (!match) return undefined
-  return { method: match[2]!, path: match[3]!, status: Number(match[4]), bytes: match[5] === '-' ? 0 : Number(match[5]), userAgent: match[6]! }
+  return {
+    method: match[2]!,
+    path: match[3]!,
+    status: Number(match[4]),
+    bytes: match[5] === '-' ? 0 : Number(match[5]),
+    userAgent: match[6]!,
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -133,7 +139,9 @@ async function buildConfig(dir: string, options: DistributionOptions, users: Rec
     http: { addr: '', secret: 'ferry-test-secret' },
   }
   if (options.auth === 'htpasswd') {
-    const lines = await Promise.all(Object.entries(users).map(async ([name, password]) => (await run('htpasswd', ['-Bbn', name, password])).stdout.trim()))
+    const lines = await Promise.all(
+      Object.entries(users).map(async ([name, password]) => (await run('htpasswd', ['-Bbn', name, password])).stdout.trim()),
+    )
     const path = join(dir, 'htpasswd')
     await writeFile(path, `${lines.join('\n')}\n`)
     config.auth = { htpasswd: { realm: 'ferry-test', path } }
@@ -203,7 +211,7 @@ async function launch(
   } catch (err) {
     await terminate(child)
     process.removeListener('exit', killOnExit)
-    throw new Error(`${(err as Error).message}\n--- docker-registry output ---\n${output}`)
+    throw new Error(`${(err as Error).message}\n--- docker-registry output ---\n${output}`, { cause: err })
   }
   const accessLog = (): string[] => lines.filter((line) => accessLine.test(line))
   return {
@@ -224,7 +232,8 @@ async function launch(
 async function waitUntilListening(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode})`)
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode})`)
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect(port, '127.0.0.1', () => {
         socket.destroy()
@@ -241,7 +250,8 @@ async function waitUntilListening(port: number, child: ChildProcess, timeoutMs: 
 async function waitUntilServing(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode})`)
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode})`)
     try {
       const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) })
       await response.arrayBuffer()

@@ -79,7 +79,7 @@ export async function startFerryProcess(args: string[], options: StartOptions = 
   } catch (err) {
     await stopper(2_000)
     const message = err instanceof Error ? err.message : String(err)
-    throw new Error(`${message}\n--- ferry output ---\n${output}`)
+    throw new Error(`${message}\n--- ferry output ---\n${output}`, { cause: err })
   }
 }
 

@@ -1,6 +1,13 @@
 // A minimal node:http2 client for tests: one session per call unless one is passed in, the
 // whole body collected (or handed back as a stream for slow reading).
-import { connect, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type SecureClientSessionOptions } from 'node:http2'
+import {
+  connect,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type SecureClientSessionOptions,
+} from 'node:http2'
 
 export interface H2Response {
   status: number

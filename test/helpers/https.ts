@@ -16,7 +16,9 @@ export function httpsRequest(url: string, options: RequestOptions & { body?: Buf
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.once('error', reject)
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, httpVersion: res.httpVersion, headers: res.headers, body: Buffer.concat(chunks) }))
+      res.once('end', () =>
+        resolve({ status: res.statusCode ?? 0, httpVersion: res.httpVersion, headers: res.headers, body: Buffer.concat(chunks) }),
+      )
     })
     req.once('error', reject)
     req.setTimeout(10_000, () => req.destroy(new Error('request timed out')))

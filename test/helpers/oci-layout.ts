@@ -71,7 +71,17 @@ export async function buildImage(layout: string, tag: string, spec: ImageSpec, s
     await run('umoci', ['insert', '--image', image, source, `/data/${tag}/${i}`])
     await rm(source, { recursive: true, force: true })
   }
-  await run('umoci', ['config', '--image', image, '--architecture', spec.architecture, '--os', spec.os ?? 'linux', '--config.cmd', '/bin/true'])
+  await run('umoci', [
+    'config',
+    '--image',
+    image,
+    '--architecture',
+    spec.architecture,
+    '--os',
+    spec.os ?? 'linux',
+    '--config.cmd',
+    '/bin/true',
+  ])
 }
 
 /** Removes blobs no longer referenced (umoci leaves every intermediate manifest and config behind). */

@@ -64,7 +64,12 @@ export interface Manifest {
   json: Record<string, unknown>
 }
 
-export function encodeManifest(json: Record<string, unknown>, mediaType: string, algorithm: Algorithm = 'sha256', space?: number): Manifest {
+export function encodeManifest(
+  json: Record<string, unknown>,
+  mediaType: string,
+  algorithm: Algorithm = 'sha256',
+  space?: number,
+): Manifest {
   const bytes = Buffer.from(JSON.stringify(json, null, space))
   return { bytes, digest: digestOf(bytes, algorithm), size: bytes.length, mediaType, json }
 }
@@ -138,7 +143,13 @@ export async function pushBlob(server: TestServer, repo: string, blob: Blob): Pr
 }
 
 /** Manifest PUT whatever the outcome; the answer's body is read already, and readable again. */
-export async function putManifest(server: TestServer, repo: string, reference: string, manifest: Manifest, contentType = manifest.mediaType): Promise<Response> {
+export async function putManifest(
+  server: TestServer,
+  repo: string,
+  reference: string,
+  manifest: Manifest,
+  contentType = manifest.mediaType,
+): Promise<Response> {
   const res = await request(server, `/v2/${repo}/manifests/${reference}`, {
     method: 'PUT',
     headers: { 'content-type': contentType },
@@ -249,7 +260,7 @@ function parseRawResponse(raw: Buffer): RawResponse {
 
 function dechunk(body: Buffer): Buffer {
   const parts: Buffer[] = []
-  for (let at = 0; at < body.length; ) {
+  for (let at = 0; at < body.length;) {
     const lineEnd = body.indexOf('\r\n', at)
     const size = Number.parseInt(body.subarray(at, lineEnd).toString('latin1'), 16)
     if (!size) break

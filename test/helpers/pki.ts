@@ -54,7 +54,10 @@ const dayMs = 86_400_000
 
 // ASN.1 GeneralizedTime as `openssl ca -startdate/-enddate` takes it.
 function asn1Time(date: Date): string {
-  return date.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z')
+  return date
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
 }
 
 function caConfig(dir: string): string {
@@ -94,8 +97,21 @@ export async function makeCa(dir: string, options: { cn?: string; days?: number 
   const certPath = join(dir, 'ca.crt')
   await newKey(keyPath)
   await run('openssl', [
-    'req', '-x509', '-new', '-key', keyPath, '-out', certPath, '-days', String(options.days ?? 30), '-subj', `/CN=${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    String(options.days ?? 30),
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ])
   return { dir, certPath, keyPath, certPem: await readFile(certPath, 'utf8'), chainPem: '', name }
 }
@@ -149,9 +165,27 @@ async function issue(ca: Ca, options: IssueOptions, extensions: string[]): Promi
   const start = new Date(Date.now() - (options.startDaysAgo ?? 1) * dayMs)
   const end = new Date(Date.now() + (options.days ?? 30) * dayMs)
   await run('openssl', [
-    'ca', '-batch', '-notext', '-config', join(ca.dir, 'openssl.cnf'), '-cert', ca.certPath, '-keyfile', ca.keyPath,
-    '-in', csrPath, '-out', certPath, '-extfile', extPath, '-extensions', 'v3',
-    '-startdate', asn1Time(start), '-enddate', asn1Time(end),
+    'ca',
+    '-batch',
+    '-notext',
+    '-config',
+    join(ca.dir, 'openssl.cnf'),
+    '-cert',
+    ca.certPath,
+    '-keyfile',
+    ca.keyPath,
+    '-in',
+    csrPath,
+    '-out',
+    certPath,
+    '-extfile',
+    extPath,
+    '-extensions',
+    'v3',
+    '-startdate',
+    asn1Time(start),
+    '-enddate',
+    asn1Time(end),
   ])
   const certPem = await readFile(certPath, 'utf8')
   const fullChainPath = join(ca.dir, `${stem}.fullchain.crt`)

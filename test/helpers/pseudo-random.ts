@@ -12,7 +12,10 @@ export class PseudoRandomSource {
   /** Bytes produced so far. */
   position = 0
 
-  constructor(seed: string, private readonly chunkSize = defaultChunk) {
+  constructor(
+    seed: string,
+    private readonly chunkSize = defaultChunk,
+  ) {
     const key = createHash('sha256').update(seed).digest()
     this.cipher = createCipheriv('aes-128-ctr', key.subarray(0, 16), key.subarray(16, 32))
     this.zeros = Buffer.alloc(chunkSize)
@@ -30,6 +33,7 @@ export class PseudoRandomSource {
    * backpressure bounds memory. `hash` (if given) sees every byte as it is produced.
    */
   stream(length: number, hash?: Hash): Readable {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read() below runs with the Readable as `this`
     const source = this
     let left = length
     return new Readable({
@@ -52,7 +56,7 @@ export class PseudoRandomSource {
 export function pseudoRandomDigest(seed: string, length: number): string {
   const source = new PseudoRandomSource(seed)
   const hash = createHash('sha256')
-  for (let left = length; left > 0; ) {
+  for (let left = length; left > 0;) {
     const chunk = source.next(Math.min(left, defaultChunk))
     hash.update(chunk)
     left -= chunk.length

@@ -29,7 +29,13 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   const agent = new Agent({ keepAlive: true })
   const exchanges: RecordedExchange[] = []
   const server = createServer((req, res) => {
-    const exchange: RecordedExchange = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, status: 0, responseHeaders: {} }
+    const exchange: RecordedExchange = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      status: 0,
+      responseHeaders: {},
+    }
     const upstream = httpRequest(
       { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host }, agent },
       (answer) => {

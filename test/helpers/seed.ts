@@ -95,7 +95,11 @@ export async function seedImage(registry: string, repo: string, tag: string, opt
   const platform = options.platform ?? { architecture: 'amd64', os: 'linux' }
   const layerBytes = options.layers ?? [randomBytes(1024)]
   const configBytes = Buffer.from(
-    JSON.stringify({ ...platform, rootfs: { type: 'layers', diff_ids: layerBytes.map((b) => sha256(b)) }, nonce: randomBytes(8).toString('hex') }),
+    JSON.stringify({
+      ...platform,
+      rootfs: { type: 'layers', diff_ids: layerBytes.map((b) => sha256(b)) },
+      nonce: randomBytes(8).toString('hex'),
+    }),
   )
   const config: SeededBlob = {
     bytes: configBytes,
@@ -103,12 +107,19 @@ export async function seedImage(registry: string, repo: string, tag: string, opt
     size: configBytes.length,
     mediaType: docker ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json',
   }
-  const layers = layerBytes.map((bytes) => ({ bytes, digest: sha256(bytes), size: bytes.length, mediaType: docker ? dockerLayerMediaType : layerMediaType }))
+  const layers = layerBytes.map((bytes) => ({
+    bytes,
+    digest: sha256(bytes),
+    size: bytes.length,
+    mediaType: docker ? dockerLayerMediaType : layerMediaType,
+  }))
   for (const blob of [config, ...layers]) await pushBlob(registry, repo, blob.bytes, options.auth)
   const mediaType = docker ? mediaTypes.dockerManifest : mediaTypes.ociManifest
   const descriptor = ({ mediaType: m, digest, size }: SeededBlob) => ({ mediaType: m, digest, size })
   // Indented on purpose: byte-exact serving must not be confused with re-serialising compactly.
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, config: descriptor(config), layers: layers.map(descriptor) }, null, 3))
+  const bytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType, config: descriptor(config), layers: layers.map(descriptor) }, null, 3),
+  )
   const manifest: SeededManifest = { bytes, digest: sha256(bytes), size: bytes.length, mediaType }
   await pushManifest(registry, repo, options.untagged ? manifest.digest : tag, bytes, mediaType, options.auth)
   return { manifest, config, layers }

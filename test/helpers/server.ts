@@ -32,7 +32,10 @@ export interface TestServerOptions extends Partial<Pick<AppDeps, 'options'>> {
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const root = options.root ?? (await mkdtemp(join(tmpdir(), 'ferry-test-')))
-  const registry = new LocalRegistry(new FilesystemDriver(root), options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
+  const registry = new LocalRegistry(
+    new FilesystemDriver(root),
+    options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs },
+  )
   const metrics = new Metrics({ processMetrics: false })
   const app = await buildApp({
     registry,

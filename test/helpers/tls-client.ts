@@ -28,7 +28,12 @@ export function probe(port: number, options: ConnectionOptions = {}): Promise<Pr
 }
 
 /** Probes until a new connection is served `serialNumber`; rejects with the last serial seen. */
-export async function waitForSerial(port: number, serialNumber: string, options: ConnectionOptions = {}, timeoutMs = 10_000): Promise<number> {
+export async function waitForSerial(
+  port: number,
+  serialNumber: string,
+  options: ConnectionOptions = {},
+  timeoutMs = 10_000,
+): Promise<number> {
   const started = Date.now()
   let last = ''
   while (Date.now() - started < timeoutMs) {

@@ -25,7 +25,11 @@ export function basicAuthorization(credentials: Credentials | undefined): Record
 }
 
 /** Writes `<dir>/ferry.yaml` serving from `<dir>/data` on 127.0.0.1:0 with `tls`. */
-export async function writeTlsFerryConfig(dir: string, tls: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TlsFerryConfig> {
+export async function writeTlsFerryConfig(
+  dir: string,
+  tls: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): Promise<TlsFerryConfig> {
   const access = await accessSection(dir)
   const file = join(dir, 'ferry.yaml')
   const config = {

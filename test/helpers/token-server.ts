@@ -59,7 +59,21 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   const dir = await mkdtemp(join(tmpdir(), 'ferry-token-server-'))
   const keyPath = join(dir, 'signer.key')
   const certPath = join(dir, 'signer.crt')
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=ferry-test-token-signer'])
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=ferry-test-token-signer',
+  ])
   const signingKey = await importPKCS8(await readFile(keyPath, 'utf8'), 'RS256')
   const x5c = new X509Certificate(await readFile(certPath)).raw.toString('base64')
 
@@ -120,7 +134,8 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     const url = new URL(request.url, 'http://token.test')
     if (url.pathname === '/oauth2/token' && request.method === 'POST') {
       const form = new URLSearchParams(request.body.toString())
-      if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return sendJson(response, 400, { error: 'unsupported_grant_type' })
+      if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer')
+        return sendJson(response, 400, { error: 'unsupported_grant_type' })
       const assertion = form.get('assertion') ?? ''
       try {
         const email = decodeJwt(assertion).iss ?? ''

@@ -20,74 +20,74 @@ function blobFile(root: string, digest: string): string {
 }
 
 for (const sendfile of [true, false]) {
-const way = sendfile ? 'sendfile' : 'shared blocks'
+  const way = sendfile ? 'sendfile' : 'shared blocks'
 
-t.test(`${way}: whole, ranged and HEAD downloads are byte-exact across buffer boundaries`, async (t) => {
-  const server = await freshServer(t, { options: { sendfile } })
-  const repo = 'download/exact'
-  const blob = makeBlob(randomBytes(5 * MiB + 123))
-  await pushBlob(server, repo, blob)
-  const path = `/v2/${repo}/blobs/${blob.digest}`
+  t.test(`${way}: whole, ranged and HEAD downloads are byte-exact across buffer boundaries`, async (t) => {
+    const server = await freshServer(t, { options: { sendfile } })
+    const repo = 'download/exact'
+    const blob = makeBlob(randomBytes(5 * MiB + 123))
+    await pushBlob(server, repo, blob)
+    const path = `/v2/${repo}/blobs/${blob.digest}`
 
-  for (let i = 0; i < 3; i++) {
-    // Several in a row, and two at once: buffers are reused between responses.
-    const [a, b] = await Promise.all([request(server, path), request(server, path)])
-    for (const res of [a, b]) {
-      t.equal(res.status, 200)
-      t.equal(res.headers.get('content-length'), String(blob.bytes.length))
-      t.equal(digestOf(Buffer.from(await res.arrayBuffer())), blob.digest, `round ${i}: byte-exact`)
+    for (let i = 0; i < 3; i++) {
+      // Several in a row, and two at once: buffers are reused between responses.
+      const [a, b] = await Promise.all([request(server, path), request(server, path)])
+      for (const res of [a, b]) {
+        t.equal(res.status, 200)
+        t.equal(res.headers.get('content-length'), String(blob.bytes.length))
+        t.equal(digestOf(Buffer.from(await res.arrayBuffer())), blob.digest, `round ${i}: byte-exact`)
+      }
     }
-  }
-  const head = await request(server, path, { method: 'HEAD' })
-  t.equal(head.status, 200)
-  t.equal(head.headers.get('content-length'), String(blob.bytes.length))
+    const head = await request(server, path, { method: 'HEAD' })
+    t.equal(head.status, 200)
+    t.equal(head.headers.get('content-length'), String(blob.bytes.length))
 
-  const ranges: Array<[string, number, number]> = [
-    ['bytes=0-0', 0, 0],
-    ['bytes=100-2097251', 100, 2097251], // crosses two buffer boundaries
-    [`bytes=${MiB}-`, MiB, blob.bytes.length - 1],
-    ['bytes=-1000', blob.bytes.length - 1000, blob.bytes.length - 1],
-  ]
-  for (const [header, start, end] of ranges) {
-    const res = await request(server, path, { headers: { range: header } })
-    t.equal(res.status, 206, header)
-    t.equal(res.headers.get('content-range'), `bytes ${start}-${end}/${blob.bytes.length}`)
-    t.equal(res.headers.get('content-length'), String(end - start + 1))
-    t.ok(Buffer.from(await res.arrayBuffer()).equals(blob.bytes.subarray(start, end + 1)), `${header}: the exact bytes`)
-  }
-  const unsatisfiable = await request(server, path, { headers: { range: `bytes=${blob.bytes.length}-` } })
-  t.equal(unsatisfiable.status, 416)
-  await unsatisfiable.arrayBuffer()
-})
-
-t.test(`${way}: a file cut short mid-download is a failed response, not a short 200`, async (t) => {
-  const server = await freshServer(t, { options: { sendfile } })
-  const repo = 'download/truncated'
-  const blob = makeBlob(randomBytes(64 * MiB))
-  await pushBlob(server, repo, blob)
-  const response = await undiciRequest(`${server.url}/v2/${repo}/blobs/${blob.digest}`)
-  t.equal(response.statusCode, 200)
-  let received = 0
-  let failed: unknown
-  try {
-    for await (const chunk of response.body) {
-      // At most the socket buffers (sendfile) or a few 1 MiB blocks (shared blocks) are ahead
-      // of what the client took: cutting the file now leaves most of it unsent.
-      if (received === 0) await truncate(blobFile(server.root, blob.digest), MiB)
-      received += (chunk as Buffer).length
+    const ranges: Array<[string, number, number]> = [
+      ['bytes=0-0', 0, 0],
+      ['bytes=100-2097251', 100, 2097251], // crosses two buffer boundaries
+      [`bytes=${MiB}-`, MiB, blob.bytes.length - 1],
+      ['bytes=-1000', blob.bytes.length - 1000, blob.bytes.length - 1],
+    ]
+    for (const [header, start, end] of ranges) {
+      const res = await request(server, path, { headers: { range: header } })
+      t.equal(res.status, 206, header)
+      t.equal(res.headers.get('content-range'), `bytes ${start}-${end}/${blob.bytes.length}`)
+      t.equal(res.headers.get('content-length'), String(end - start + 1))
+      t.ok(Buffer.from(await res.arrayBuffer()).equals(blob.bytes.subarray(start, end + 1)), `${header}: the exact bytes`)
     }
-  } catch (err) {
-    failed = err
-  }
-  t.ok(failed, `the body failed (after ${received} of ${blob.bytes.length} bytes)`)
-  t.ok(received < blob.bytes.length, 'short of the declared length')
+    const unsatisfiable = await request(server, path, { headers: { range: `bytes=${blob.bytes.length}-` } })
+    t.equal(unsatisfiable.status, 416)
+    await unsatisfiable.arrayBuffer()
+  })
 
-  const next = await request(server, '/v2/')
-  t.equal(next.status, 200, 'the server goes on')
-})
+  t.test(`${way}: a file cut short mid-download is a failed response, not a short 200`, async (t) => {
+    const server = await freshServer(t, { options: { sendfile } })
+    const repo = 'download/truncated'
+    const blob = makeBlob(randomBytes(64 * MiB))
+    await pushBlob(server, repo, blob)
+    const response = await undiciRequest(`${server.url}/v2/${repo}/blobs/${blob.digest}`)
+    t.equal(response.statusCode, 200)
+    let received = 0
+    let failed: unknown
+    try {
+      for await (const chunk of response.body) {
+        // At most the socket buffers (sendfile) or a few 1 MiB blocks (shared blocks) are ahead
+        // of what the client took: cutting the file now leaves most of it unsent.
+        if (received === 0) await truncate(blobFile(server.root, blob.digest), MiB)
+        received += (chunk as Buffer).length
+      }
+    } catch (err) {
+      failed = err
+    }
+    t.ok(failed, `the body failed (after ${received} of ${blob.bytes.length} bytes)`)
+    t.ok(received < blob.bytes.length, 'short of the declared length')
+
+    const next = await request(server, '/v2/')
+    t.equal(next.status, 200, 'the server goes on')
+  })
 }
 
-t.test('40 slow downloads of one blob at once share its blocks: exact bodies, memory within one blob\'s share', async (t) => {
+t.test("40 slow downloads of one blob at once share its blocks: exact bodies, memory within one blob's share", async (t) => {
   const server = await freshServer(t, { options: { sendfile: false } })
   const repo = 'download/shared'
   const blob = makeBlob(randomBytes(20 * MiB + 5))
@@ -110,7 +110,11 @@ t.test('40 slow downloads of one blob at once share its blocks: exact bodies, me
     return hash.digest('hex')
   }
   const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
-  const ranges: Array<[number, number]> = [[MiB - 3, 5 * MiB + 2], [19 * MiB, 20 * MiB + 4], [7, 7]]
+  const ranges: Array<[number, number]> = [
+    [MiB - 3, 5 * MiB + 2],
+    [19 * MiB, 20 * MiB + 4],
+    [7, 7],
+  ]
   /** Leaves after the first chunk: the blocks it pinned or was reading must not hold anyone up. */
   const leave = async (): Promise<void> => {
     const res = await undiciRequest(url)

@@ -25,7 +25,10 @@ t.before(async () => {
 })
 t.teardown(() => server?.close())
 
-async function tagsOf(path: string, srv = server): Promise<{ status: number; link: string | null; body: { name?: string; tags?: string[] } }> {
+async function tagsOf(
+  path: string,
+  srv = server,
+): Promise<{ status: number; link: string | null; body: { name?: string; tags?: string[] } }> {
   const res = await request(srv, path)
   return { status: res.status, link: res.headers.get('link'), body: (await res.json()) as { name?: string; tags?: string[] } }
 }
@@ -97,7 +100,13 @@ t.test('tags/list errors and edge cases', async (t) => {
   await expectError(t, await request(server, '/v2/never/pushed/tags/list'), 404, 'NAME_UNKNOWN', 'unknown repository')
   const started = await request(server, '/v2/discovery/upload-only/blobs/uploads/', { method: 'POST' })
   t.equal(started.status, 202)
-  await expectError(t, await request(server, '/v2/discovery/upload-only/tags/list'), 404, 'NAME_UNKNOWN', 'a repository with only an upload in progress')
+  await expectError(
+    t,
+    await request(server, '/v2/discovery/upload-only/tags/list'),
+    404,
+    'NAME_UNKNOWN',
+    'a repository with only an upload in progress',
+  )
   await pushBlob(server, 'discovery/blob-only', randomBlob(5))
   const blobOnly = await tagsOf('/v2/discovery/blob-only/tags/list')
   t.same(blobOnly, { status: 200, link: null, body: { name: 'discovery/blob-only', tags: [] } }, 'a repository with blobs only')
@@ -174,11 +183,26 @@ t.test('referrers list artifacts and indexes that name the subject', async (t) =
 
   const annotations = (name: string) => ({ 'org.opencontainers.image.description': name })
   // Artifact type from the config's mediaType, from artifactType, and two index variants.
-  const fromConfig = imageManifest({ config: bagelConfig, layers: [layer], subject: subject.manifest, annotations: annotations('from config') })
-  const explicit = imageManifest({ config: emptyConfig, layers: [emptyConfig], artifactType: 'application/vnd.example.sig', subject: subject.manifest, annotations: annotations('explicit') })
+  const fromConfig = imageManifest({
+    config: bagelConfig,
+    layers: [layer],
+    subject: subject.manifest,
+    annotations: annotations('from config'),
+  })
+  const explicit = imageManifest({
+    config: emptyConfig,
+    layers: [emptyConfig],
+    artifactType: 'application/vnd.example.sig',
+    subject: subject.manifest,
+    annotations: annotations('explicit'),
+  })
   const index = imageIndex({ manifests: [fromConfig], artifactType: bagel, subject: subject.manifest, annotations: annotations('index') })
   const plainIndex = imageIndex({ manifests: [], subject: subject.manifest })
-  const unrelated = imageManifest({ config: bagelConfig, layers: [layer], subject: { mediaType: mediaTypes.ociManifest, digest: randomDigest(), size: 5 } })
+  const unrelated = imageManifest({
+    config: bagelConfig,
+    layers: [layer],
+    subject: { mediaType: mediaTypes.ociManifest, digest: randomDigest(), size: 5 },
+  })
   for (const manifest of [fromConfig, explicit, index, plainIndex, unrelated]) {
     const res = await pushManifest(server, repo, manifest.digest, manifest)
     t.equal(res.headers.get('oci-subject'), (manifest.json.subject as { digest: string }).digest)
@@ -211,14 +235,22 @@ t.test('referrers list artifacts and indexes that name the subject', async (t) =
   t.equal(((await unfiltered.json()) as IndexBody).manifests.length, 4)
 
   const dangling = await referrers(t, `/v2/${repo}/referrers/${(unrelated.json.subject as { digest: string }).digest}`)
-  t.same(dangling.body.manifests.map((d) => d.digest), [unrelated.digest], 'a subject never pushed still lists its referrer')
+  t.same(
+    dangling.body.manifests.map((d) => d.digest),
+    [unrelated.digest],
+    'a subject never pushed still lists its referrer',
+  )
   const otherRepo = await referrers(t, `/v2/conformance/discovery/referrers/${subject.manifest.digest}`)
   t.same(otherRepo.body.manifests, [], 'referrers are per repository')
 
   const del = await request(server, `/v2/${repo}/manifests/${explicit.digest}`, { method: 'DELETE' })
   t.equal(del.status, 202)
   const after = await referrers(t, `/v2/${repo}/referrers/${subject.manifest.digest}`)
-  t.same(after.body.manifests.map((d) => d.digest).sort(), [fromConfig.digest, index.digest, plainIndex.digest].sort(), 'a deleted referrer is gone')
+  t.same(
+    after.body.manifests.map((d) => d.digest).sort(),
+    [fromConfig.digest, index.digest, plainIndex.digest].sort(),
+    'a deleted referrer is gone',
+  )
 
   const subjectDelete = await request(server, `/v2/${repo}/manifests/${subject.manifest.digest}`, { method: 'DELETE' })
   t.equal(subjectDelete.status, 202, 'a subject may be deleted while referrers exist')
@@ -232,9 +264,17 @@ t.test('sha512 subjects and referrers', async (t) => {
   t.match(subject.manifest.digest, /^sha512:/)
   const config = makeBlob('{}', mediaTypes.ociEmpty)
   await pushBlob(server, repo, config)
-  const artifact = imageManifest({ config, layers: [config], artifactType: 'application/vnd.example', subject: subject.manifest, algorithm: 'sha512' })
+  const artifact = imageManifest({
+    config,
+    layers: [config],
+    artifactType: 'application/vnd.example',
+    subject: subject.manifest,
+    algorithm: 'sha512',
+  })
   const res = await pushManifest(server, repo, artifact.digest, artifact)
   t.equal(res.headers.get('oci-subject'), subject.manifest.digest)
   const { body } = await referrers(t, `/v2/${repo}/referrers/${subject.manifest.digest}`)
-  t.same(body.manifests, [{ mediaType: mediaTypes.ociManifest, digest: artifact.digest, size: artifact.size, artifactType: 'application/vnd.example' }])
+  t.same(body.manifests, [
+    { mediaType: mediaTypes.ociManifest, digest: artifact.digest, size: artifact.size, artifactType: 'application/vnd.example' },
+  ])
 })

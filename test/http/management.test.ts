@@ -53,7 +53,13 @@ t.test('deleting a tag leaves the manifest', async (t) => {
   await expectError(t, await request(server, `/v2/${repo}/manifests/tagtest0`), 404, 'MANIFEST_UNKNOWN')
   t.equal(await status(`/v2/${repo}/manifests/${image.manifest.digest}`), 200, 'the manifest is still there')
   t.same(await tags(repo), ['keep'])
-  await expectError(t, await request(server, `/v2/${repo}/manifests/tagtest0`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN', 'deleting it again')
+  await expectError(
+    t,
+    await request(server, `/v2/${repo}/manifests/tagtest0`, { method: 'DELETE' }),
+    404,
+    'MANIFEST_UNKNOWN',
+    'deleting it again',
+  )
   await expectError(t, await request(server, `/v2/${repo}/manifests/.bad`, { method: 'DELETE' }), 400, 'TAG_INVALID', 'a malformed tag')
 })
 
@@ -74,9 +80,27 @@ t.test('deleting a manifest takes its tags with it', async (t) => {
   t.equal(await status(`/v2/${repo}/manifests/other`), 200, 'other manifests are untouched')
   t.equal(await status(`/v2/${repo}/blobs/${doomed.layers[0]!.digest}`), 200, 'blobs stay until deleted themselves')
 
-  await expectError(t, await request(server, `/v2/${repo}/manifests/${doomed.manifest.digest}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN', 'again')
-  await expectError(t, await request(server, `/v2/${repo}/manifests/${randomDigest()}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN', 'unknown digest')
-  await expectError(t, await request(server, `/v2/never/pushed/manifests/${randomDigest()}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN', 'unknown repository')
+  await expectError(
+    t,
+    await request(server, `/v2/${repo}/manifests/${doomed.manifest.digest}`, { method: 'DELETE' }),
+    404,
+    'MANIFEST_UNKNOWN',
+    'again',
+  )
+  await expectError(
+    t,
+    await request(server, `/v2/${repo}/manifests/${randomDigest()}`, { method: 'DELETE' }),
+    404,
+    'MANIFEST_UNKNOWN',
+    'unknown digest',
+  )
+  await expectError(
+    t,
+    await request(server, `/v2/never/pushed/manifests/${randomDigest()}`, { method: 'DELETE' }),
+    404,
+    'MANIFEST_UNKNOWN',
+    'unknown repository',
+  )
   await expectError(t, await request(server, `/v2/${repo}/manifests/sha256:short`, { method: 'DELETE' }), 400, 'DIGEST_INVALID')
 
   const again = await pushManifest(server, repo, 'test0', doomed.manifest)
@@ -105,8 +129,20 @@ t.test('deleting a blob', async (t) => {
   t.equal(res.headers.get('content-length'), '0')
   t.equal(await status(`/v2/${repo}/blobs/${blob.digest}`, 'HEAD'), 404, 'HEAD is 404 at once')
   await expectError(t, await request(server, `/v2/${repo}/blobs/${blob.digest}`), 404, 'BLOB_UNKNOWN')
-  await expectError(t, await request(server, `/v2/${repo}/blobs/${blob.digest}`, { method: 'DELETE' }), 404, 'BLOB_UNKNOWN', 'deleting it again')
-  await expectError(t, await request(server, `/v2/${repo}/blobs/${randomDigest()}`, { method: 'DELETE' }), 404, 'BLOB_UNKNOWN', 'an unknown blob')
+  await expectError(
+    t,
+    await request(server, `/v2/${repo}/blobs/${blob.digest}`, { method: 'DELETE' }),
+    404,
+    'BLOB_UNKNOWN',
+    'deleting it again',
+  )
+  await expectError(
+    t,
+    await request(server, `/v2/${repo}/blobs/${randomDigest()}`, { method: 'DELETE' }),
+    404,
+    'BLOB_UNKNOWN',
+    'an unknown blob',
+  )
   await expectError(t, await request(server, `/v2/${repo}/blobs/sha256:zz`, { method: 'DELETE' }), 400, 'DIGEST_INVALID')
 
   await pushBlob(server, repo, blob)

@@ -7,7 +7,12 @@ import { pushImage, pushManifest, request, waitFor } from '../helpers/oci.js'
 const accept = 'application/vnd.oci.image.manifest.v1+json, */*'
 
 /** Status and Docker-Content-Digest of a manifest request. */
-async function manifest(server: TestServer, repo: string, reference: string, method = 'GET'): Promise<{ status: number; digest: string | null }> {
+async function manifest(
+  server: TestServer,
+  repo: string,
+  reference: string,
+  method = 'GET',
+): Promise<{ status: number; digest: string | null }> {
   const res = await request(server, `/v2/${repo}/manifests/${reference}`, { method, headers: { accept } })
   await res.arrayBuffer()
   return { status: res.status, digest: res.headers.get('docker-content-digest') }
@@ -71,7 +76,10 @@ t.test('two replicas on shared storage converge within the TTL', async (t) => {
 
   t.equal((await request(writer, `/v2/${repo}/manifests/${second.manifest.digest}`, { method: 'DELETE' })).status, 202)
   await waitFor(async () => (await manifest(reader, repo, 'latest')).status === 404, 'the reader to see the delete (tag)')
-  await waitFor(async () => (await manifest(reader, repo, second.manifest.digest, 'HEAD')).status === 404, 'the reader to see the delete (digest)')
+  await waitFor(
+    async () => (await manifest(reader, repo, second.manifest.digest, 'HEAD')).status === 404,
+    'the reader to see the delete (digest)',
+  )
   t.pass('converged')
 })
 

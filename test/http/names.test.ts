@@ -92,7 +92,9 @@ t.test('names whose components are endpoint words', async (t) => {
 
 t.test('the full name grammar and many components', async (t) => {
   await roundTrip(t, 'a.b/c_d/e__f/g---h/0/1/2/3/4/5/6/7/8/9')
-  const long = Array.from({ length: 8 }, () => 'abcdefghijklmnopqrstuvwxyz012345').join('/').slice(0, 255)
+  const long = Array.from({ length: 8 }, () => 'abcdefghijklmnopqrstuvwxyz012345')
+    .join('/')
+    .slice(0, 255)
   t.equal(long.length, 255)
   await roundTrip(t, long.replace(/\/$/, 'x'))
 })
@@ -101,15 +103,33 @@ t.test('malformed names are NAME_INVALID', async (t) => {
   const names = ['Upper/case', 'a..b', 'a___b', '-a', 'a-', 'a/_b', 'a//b', 'a/', `${'a'.repeat(256)}`, 'a%20b', 'caf%C3%A9']
   for (const name of names) {
     await expectError(t, await request(server, `/v2/${name}/manifests/latest`), 400, 'NAME_INVALID', name.slice(0, 20))
-    await expectError(t, await request(server, `/v2/${name}/blobs/uploads/`, { method: 'POST' }), 400, 'NAME_INVALID', `${name.slice(0, 20)} upload`)
+    await expectError(
+      t,
+      await request(server, `/v2/${name}/blobs/uploads/`, { method: 'POST' }),
+      400,
+      'NAME_INVALID',
+      `${name.slice(0, 20)} upload`,
+    )
   }
-  for (const target of ['/v2/../manifests/latest', '/v2/a/../b/manifests/latest', '/v2/%2e%2e/manifests/latest', '/v2/a/%2E%2E/b/tags/list', '/v2/./a/blobs/uploads/']) {
+  for (const target of [
+    '/v2/../manifests/latest',
+    '/v2/a/../b/manifests/latest',
+    '/v2/%2e%2e/manifests/latest',
+    '/v2/a/%2E%2E/b/tags/list',
+    '/v2/./a/blobs/uploads/',
+  ]) {
     t.same(await raw(t, 'GET', target), { status: 400, code: 'NAME_INVALID' }, target)
   }
   const badEncoding = await raw(t, 'GET', '/v2/a%ZZb/manifests/latest')
   t.equal(badEncoding.status, 400, 'malformed percent-encoding')
   t.ok(badEncoding.code, 'is answered with an OCI error body')
-  await expectError(t, await request(server, `/v2/ok/blobs/uploads/?mount=${emptyDigest}&from=..%2Fx`, { method: 'POST' }), 400, 'NAME_INVALID', 'a malformed from')
+  await expectError(
+    t,
+    await request(server, `/v2/ok/blobs/uploads/?mount=${emptyDigest}&from=..%2Fx`, { method: 'POST' }),
+    400,
+    'NAME_INVALID',
+    'a malformed from',
+  )
 })
 
 t.test('path traversal never reaches outside the storage root', async (t) => {
@@ -144,8 +164,16 @@ t.test('path traversal never reaches outside the storage root', async (t) => {
     const res = await raw(t, 'GET', target)
     t.ok(res.status >= 400 && res.status < 500, `GET ${target.slice(0, 50)}: ${res.status} ${res.code}`)
   }
-  t.same((await readdir(parent)).filter((name) => name.includes(marker)), [], 'nothing appeared beside the storage root')
-  t.same((await listFiles(srv.root)).filter((path) => path.includes(marker)), [], 'nor inside it')
+  t.same(
+    (await readdir(parent)).filter((name) => name.includes(marker)),
+    [],
+    'nothing appeared beside the storage root',
+  )
+  t.same(
+    (await listFiles(srv.root)).filter((path) => path.includes(marker)),
+    [],
+    'nor inside it',
+  )
   t.same(await listFiles(`${srv.root}/blobs`), [], 'no blob was stored')
 })
 

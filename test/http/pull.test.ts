@@ -92,7 +92,12 @@ t.test('Accept negotiation', async (t) => {
   const only = await request(server, path, { headers: { accept: mediaTypes.dockerManifest } })
   await expectError(t, only, 404, 'MANIFEST_UNKNOWN', 'an index when only docker v2 is accepted')
 
-  for (const accept of ['*/*', `${mediaTypes.dockerManifest}, ${mediaTypes.ociIndex}`, 'application/json', `${mediaTypes.ociIndex};q=0.5`]) {
+  for (const accept of [
+    '*/*',
+    `${mediaTypes.dockerManifest}, ${mediaTypes.ociIndex}`,
+    'application/json',
+    `${mediaTypes.ociIndex};q=0.5`,
+  ]) {
     const res = await request(server, path, { headers: { accept } })
     t.equal(res.status, 200, `Accept: ${accept}`)
     t.equal(res.headers.get('content-type'), mediaTypes.ociIndex)
@@ -233,6 +238,12 @@ t.test('unknown and malformed blob digests', async (t) => {
   t.equal(head.status, 404)
   await head.arrayBuffer()
   await expectError(t, await request(server, `/v2/${repo}/blobs/sha256:nothex`), 400, 'DIGEST_INVALID')
-  await expectError(t, await request(server, `/v2/other/repo/blobs/${image.config.digest}`), 404, 'BLOB_UNKNOWN', 'a blob of another repository')
+  await expectError(
+    t,
+    await request(server, `/v2/other/repo/blobs/${image.config.digest}`),
+    404,
+    'BLOB_UNKNOWN',
+    'a blob of another repository',
+  )
   await expectError(t, await request(server, `/v2/${repo}/blobs/${image.manifest.digest}`), 404, 'BLOB_UNKNOWN', 'manifests are not layers')
 })

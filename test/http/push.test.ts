@@ -310,7 +310,8 @@ t.test('a body shorter than its Content-Length commits nothing', async (t) => {
     await waitFor(received, 'the partial body to reach the session')
     socket.destroy()
   }
-  const sessionSize = async (id: string) => (await stat(join(srv.root, 'repositories', repo, '_uploads', id, 'data')).catch(() => undefined))?.size
+  const sessionSize = async (id: string) =>
+    (await stat(join(srv.root, 'repositories', repo, '_uploads', id, 'data')).catch(() => undefined))?.size
 
   // Monolithic POST: the session it opened disappears once the server sees the abort.
   await sendAndAbort(
@@ -347,7 +348,15 @@ t.test('a body shorter than its Content-Length commits nothing', async (t) => {
 t.test('unknown and garbage upload ids', async (t) => {
   const repo = 'push/unknown'
   const live = await startSession(t, repo)
-  const ids = ['11111111-2222-4333-8444-555555555555', 'not-a-uuid', '..%5c..%5cetc', 'x%00y', 'abc:def', '%2e%2e%5c_uploads', 'Z'.repeat(300)]
+  const ids = [
+    '11111111-2222-4333-8444-555555555555',
+    'not-a-uuid',
+    '..%5c..%5cetc',
+    'x%00y',
+    'abc:def',
+    '%2e%2e%5c_uploads',
+    'Z'.repeat(300),
+  ]
   for (const id of ids) {
     for (const method of ['GET', 'PATCH', 'PUT', 'DELETE']) {
       const res = await request(server, `/v2/${repo}/blobs/uploads/${id}?digest=${emptyDigest}`, {
@@ -363,7 +372,10 @@ t.test('unknown and garbage upload ids', async (t) => {
     t.equal(res.status, 404, `id ${id}`)
     t.equal(JSON.parse(res.body.toString()).errors[0].code, 'BLOB_UPLOAD_UNKNOWN', `id ${id} is an unknown upload`)
   }
-  const traversal = await rawHttp(server, `PATCH /v2/${repo}/blobs/uploads/../../_uploads HTTP/1.1\r\nHost: ${server.host}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`)
+  const traversal = await rawHttp(
+    server,
+    `PATCH /v2/${repo}/blobs/uploads/../../_uploads HTTP/1.1\r\nHost: ${server.host}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`,
+  )
   t.equal(traversal.status, 404, 'an id spanning several segments is no endpoint')
   const encoded = await request(server, `/v2/${repo}/blobs/uploads/%2e%2e%2f%2e%2e%2f_uploads`)
   t.equal(encoded.status, 404, 'nor is one that decodes to several segments')
@@ -399,19 +411,27 @@ t.test('cross-repository mount', async (t) => {
   const blob = randomBlob(777)
   await pushBlob(server, 'conformance/source', blob)
 
-  const mounted = await request(server, `/v2/conformance/crossmount/blobs/uploads/?mount=${blob.digest}&from=conformance/source`, { method: 'POST' })
+  const mounted = await request(server, `/v2/conformance/crossmount/blobs/uploads/?mount=${blob.digest}&from=conformance/source`, {
+    method: 'POST',
+  })
   t.equal(mounted.status, 201)
   t.equal(mounted.headers.get('location'), `/v2/conformance/crossmount/blobs/${blob.digest}`)
   t.equal(mounted.headers.get('docker-content-digest'), blob.digest)
   await mounted.arrayBuffer()
   await expectBlob(t, 'conformance/crossmount', blob)
 
-  const encoded = await request(server, `/v2/push/mount2/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent('conformance/source')}`, { method: 'POST' })
+  const encoded = await request(
+    server,
+    `/v2/push/mount2/blobs/uploads/?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent('conformance/source')}`,
+    { method: 'POST' },
+  )
   t.equal(encoded.status, 201, 'percent-encoded query values')
   await encoded.arrayBuffer()
 
   const missing = randomBlob(100)
-  const fallback = await request(server, `/v2/push/mount3/blobs/uploads/?mount=${missing.digest}&from=conformance/source`, { method: 'POST' })
+  const fallback = await request(server, `/v2/push/mount3/blobs/uploads/?mount=${missing.digest}&from=conformance/source`, {
+    method: 'POST',
+  })
   t.equal(fallback.status, 202, 'the source lacks the blob: an upload session instead')
   const session = locationUrl(t, fallback)
   t.match(session.pathname, /^\/v2\/push\/mount3\/blobs\/uploads\//)
@@ -465,7 +485,13 @@ t.test('manifest references must exist', async (t) => {
   await get.arrayBuffer()
 
   await pushBlob(server, 'push/elsewhere', layer)
-  await expectError(t, await putManifest(server, repo, 'missing', missingLayer), 400, 'MANIFEST_BLOB_UNKNOWN', 'a layer of another repository')
+  await expectError(
+    t,
+    await putManifest(server, repo, 'missing', missingLayer),
+    400,
+    'MANIFEST_BLOB_UNKNOWN',
+    'a layer of another repository',
+  )
 
   const child = imageManifest({ config, layers: [] })
   const index = imageIndex({ manifests: [child] })
@@ -557,7 +583,13 @@ t.test('malformed manifests', async (t) => {
 
   await expectError(t, await put(image.bytes, mediaTypes.ociManifest, '.bad-tag'), 400, 'TAG_INVALID', 'an invalid tag')
   await expectError(t, await put(image.bytes, mediaTypes.ociManifest, 'x'.repeat(129)), 400, 'TAG_INVALID', 'a 129-character tag')
-  await expectError(t, await put(image.bytes, mediaTypes.ociManifest, 'sha256:baddigeststring'), 400, 'DIGEST_INVALID', 'a malformed digest')
+  await expectError(
+    t,
+    await put(image.bytes, mediaTypes.ociManifest, 'sha256:baddigeststring'),
+    400,
+    'DIGEST_INVALID',
+    'a malformed digest',
+  )
   const spaced = Buffer.concat([image.bytes, Buffer.from('  ')])
   await expectError(t, await put(spaced, mediaTypes.ociManifest, image.digest), 400, 'DIGEST_INVALID', 'bytes that do not match the digest')
   const get = await request(server, `/v2/${repo}/manifests/${image.digest}`)
@@ -593,7 +625,12 @@ t.test('manifest size limit', async (t) => {
   await streamed.arrayBuffer()
   // The refused connection must not be reused with body bytes still in flight (it would hang).
   const burst = await Promise.all(
-    Array.from({ length: 6 }, () => request(server, '/v2/', { signal: AbortSignal.timeout(5000) }).then((res) => res.status, (err: Error) => err.name)),
+    Array.from({ length: 6 }, () =>
+      request(server, '/v2/', { signal: AbortSignal.timeout(5000) }).then(
+        (res) => res.status,
+        (err: Error) => err.name,
+      ),
+    ),
   )
   t.same(burst, [200, 200, 200, 200, 200, 200], 'the next requests are answered')
   const head = await request(server, `/v2/${repo}/manifests/huge`, { method: 'HEAD' })
@@ -622,7 +659,12 @@ t.test('manifest media types and encodings', async (t) => {
   const served = await request(server, `/v2/${repo}/manifests/params`, { method: 'HEAD' })
   t.equal(served.headers.get('content-type'), mediaTypes.ociManifest, 'and not served back')
 
-  const pretty = encodeManifest({ ...noHeader.json, newUnspecifiedField: { a: [1, 2] }, data: config.bytes.toString('base64') }, mediaTypes.ociManifest, 'sha256', 3)
+  const pretty = encodeManifest(
+    { ...noHeader.json, newUnspecifiedField: { a: [1, 2] }, data: config.bytes.toString('base64') },
+    mediaTypes.ociManifest,
+    'sha256',
+    3,
+  )
   t.equal((await putManifest(server, repo, 'pretty', pretty)).status, 201)
   const prettyGet = await request(server, `/v2/${repo}/manifests/pretty`)
   t.same(Buffer.from(await prettyGet.arrayBuffer()), pretty.bytes, 'whitespace and unknown fields are kept byte-exact')
@@ -640,11 +682,20 @@ t.test('manifest media types and encodings', async (t) => {
 
   const dockerConfig = makeBlob(config.bytes, 'application/vnd.docker.container.image.v1+json')
   const dockerLayer = { ...descriptorOf(layer), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' }
-  const docker = encodeManifest({ schemaVersion: 2, mediaType: mediaTypes.dockerManifest, config: descriptorOf(dockerConfig), layers: [dockerLayer] }, mediaTypes.dockerManifest)
+  const docker = encodeManifest(
+    { schemaVersion: 2, mediaType: mediaTypes.dockerManifest, config: descriptorOf(dockerConfig), layers: [dockerLayer] },
+    mediaTypes.dockerManifest,
+  )
   t.equal((await putManifest(server, repo, 'docker', docker)).status, 201, 'docker schema 2')
-  const list = imageIndex({ manifests: [{ ...descriptorOf(docker), platform: { os: 'linux', architecture: 'amd64' } }], mediaType: mediaTypes.dockerManifestList })
+  const list = imageIndex({
+    manifests: [{ ...descriptorOf(docker), platform: { os: 'linux', architecture: 'amd64' } }],
+    mediaType: mediaTypes.dockerManifestList,
+  })
   t.equal((await putManifest(server, repo, 'docker-list', list)).status, 201, 'docker manifest list')
-  for (const [tag, manifest] of [['docker', docker], ['docker-list', list]] as const) {
+  for (const [tag, manifest] of [
+    ['docker', docker],
+    ['docker-list', list],
+  ] as const) {
     const res = await request(server, `/v2/${repo}/manifests/${tag}`, { headers: { accept: manifest.mediaType } })
     t.equal(res.status, 200)
     t.equal(res.headers.get('content-type'), manifest.mediaType)

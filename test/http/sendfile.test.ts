@@ -95,7 +95,10 @@ t.test('a client that stops reading is given up after the idle timeout', async (
   await new Promise((resolve) => setTimeout(resolve, 3000))
   let received = 0
   socket.on('data', (chunk: Buffer) => (received += chunk.length))
-  const outcome = await Promise.race([once(socket, 'close').then(() => 'closed'), new Promise((resolve) => setTimeout(resolve, 15_000, 'still open'))])
+  const outcome = await Promise.race([
+    once(socket, 'close').then(() => 'closed'),
+    new Promise((resolve) => setTimeout(resolve, 15_000, 'still open')),
+  ])
   socket.destroy()
   t.equal(outcome, 'closed', 'the server closed the stalled connection')
   t.ok(received > 0 && received < blob.bytes.length, `what was buffered (${received} B), short of the whole blob`)

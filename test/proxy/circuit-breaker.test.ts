@@ -26,7 +26,12 @@ t.test('opens after consecutive failures, fails fast, probes once after the cool
   const { upstream, state } = scriptedUpstream()
   let now = 0
   const transitions: CircuitState[] = []
-  const breaker = new BreakerUpstream(upstream, { failures: 3, cooldownMs: 1000, now: () => now, onStateChange: (s) => transitions.push(s) })
+  const breaker = new BreakerUpstream(upstream, {
+    failures: 3,
+    cooldownMs: 1000,
+    now: () => now,
+    onStateChange: (s) => transitions.push(s),
+  })
   const digest = `sha256:${'0'.repeat(64)}` as Digest
 
   state.fail = true
@@ -51,7 +56,12 @@ t.test('opens after consecutive failures, fails fast, probes once after the cool
 t.test('failures that are not upstream failures do not count', async (t) => {
   const { upstream } = scriptedUpstream()
   const breaker = new BreakerUpstream(
-    { ...upstream, listTags: async () => { throw new Error('bug') } },
+    {
+      ...upstream,
+      listTags: async () => {
+        throw new Error('bug')
+      },
+    },
     { failures: 1, cooldownMs: 1000 },
   )
   await t.rejects(breaker.listTags('r'), { message: 'bug' })
@@ -60,11 +70,20 @@ t.test('failures that are not upstream failures do not count', async (t) => {
 
 t.test('refused credentials and DENIED answers do not count; a refusal ends a half-open probe as healthy', async (t) => {
   let now = 0
-  let answer: Error = new UpstreamUnavailableError('up', 'UNAVAILABLE', 'upstream up refused our credentials', undefined, { credentialsRefused: true })
+  let answer: Error = new UpstreamUnavailableError('up', 'UNAVAILABLE', 'upstream up refused our credentials', undefined, {
+    credentialsRefused: true,
+  })
   const throwing = async () => {
     throw answer
   }
-  const upstream: Upstream = { name: 'up', resolve: throwing, getManifest: throwing, statBlob: throwing, openBlob: throwing, listTags: throwing }
+  const upstream: Upstream = {
+    name: 'up',
+    resolve: throwing,
+    getManifest: throwing,
+    statBlob: throwing,
+    openBlob: throwing,
+    listTags: throwing,
+  }
   const breaker = new BreakerUpstream(upstream, { failures: 2, cooldownMs: 1000, now: () => now })
   for (let i = 0; i < 5; i++) await t.rejects(breaker.resolve('r', 'v1'), { message: /refused our credentials/ })
   t.equal(breaker.circuit, 'closed', 'refusals leave it closed')

@@ -53,16 +53,23 @@ function blobGets(upstream: Distribution, digest: string): number {
 
 t.test('pulls an image through the default route, then serves it with the upstream gone', async (t) => {
   const { upstream, ferry } = await setup(t)
-  const image = await seedImage(upstream.url, 'kubernetes-e2e-test-images/nautilus', '1.0', { layers: [randomBytes(300_000), randomBytes(1000)] })
+  const image = await seedImage(upstream.url, 'kubernetes-e2e-test-images/nautilus', '1.0', {
+    layers: [randomBytes(300_000), randomBytes(1000)],
+  })
 
-  const head = await fetch(`${ferry.url}/v2/kubernetes-e2e-test-images/nautilus/manifests/1.0?ns=gcr.io`, { method: 'HEAD', headers: { accept } })
+  const head = await fetch(`${ferry.url}/v2/kubernetes-e2e-test-images/nautilus/manifests/1.0?ns=gcr.io`, {
+    method: 'HEAD',
+    headers: { accept },
+  })
   t.equal(head.status, 200)
   t.equal(head.headers.get('docker-content-digest'), image.manifest.digest)
   t.equal(head.headers.get('content-type'), image.manifest.mediaType)
   t.equal(head.headers.get('content-length'), String(image.manifest.size))
   t.equal(head.headers.get('oci-namespace'), 'gcr.io')
 
-  const manifest = await fetch(`${ferry.url}/v2/kubernetes-e2e-test-images/nautilus/manifests/${image.manifest.digest}`, { headers: { accept } })
+  const manifest = await fetch(`${ferry.url}/v2/kubernetes-e2e-test-images/nautilus/manifests/${image.manifest.digest}`, {
+    headers: { accept },
+  })
   t.same(Buffer.from(await manifest.arrayBuffer()), image.manifest.bytes, 'manifest byte-exact')
   for (const blob of [image.config, ...image.layers]) {
     const res = await fetch(`${ferry.url}/v2/kubernetes-e2e-test-images/nautilus/blobs/${blob.digest}`)
@@ -101,7 +108,10 @@ t.test('a retag upstream is seen after the TTL; stale tags are served while the 
   }
   t.equal(revalidated, second.manifest.digest, 'the revalidated answer follows')
   const heads = upstream.requests().filter((r) => r.path === '/v2/app/manifests/v1')
-  t.ok(heads.some((r) => r.method === 'HEAD'), 'revalidation used HEAD')
+  t.ok(
+    heads.some((r) => r.method === 'HEAD'),
+    'revalidation used HEAD',
+  )
   t.equal(heads.filter((r) => r.method === 'GET').length, 1, 'only the first miss was a GET')
 
   await upstream.stop()
@@ -118,7 +128,10 @@ t.test('a retag upstream is seen after the TTL; stale tags are served while the 
   t.match(stale.headers.get('warning') ?? '', /^299 - "served from cache: upstream gcr\.io unavailable"$/)
   const metrics = await (await fetch(`${ferry.url}/metrics`)).text()
   t.match(metrics, /ferry_mirror_stale_serves_total\{kind="tag"\} [1-9]/)
-  t.ok(ferry.logs.some((line) => line.includes('"msg":"served stale"')), 'and a log line')
+  t.ok(
+    ferry.logs.some((line) => line.includes('"msg":"served stale"')),
+    'and a log line',
+  )
 })
 
 t.test('20 concurrent clients on one uncached blob: one upstream fetch, everyone gets the right bytes', async (t) => {
@@ -194,7 +207,12 @@ t.test('namespaced mirror paths in both shapes, local content shadowing the upst
   const config = Buffer.from('{"local":true}')
   await pushBlob(ferry.url, 'test-namespace/pause', config, seeder)
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: [] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      layers: [],
+    }),
   )
   await pushManifest(ferry.url, 'test-namespace/pause', '3.9', manifest, 'application/vnd.oci.image.manifest.v1+json', seeder)
   for (const path of ['/v2/test-namespace/pause/manifests/3.9', '/v2/test-namespace/v2/pause/manifests/3.9']) {
@@ -275,7 +293,10 @@ t.test('seeding a mirrored name: blobs the upstream has are adopted; a pushed re
 
   const anonymousDelete = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, { method: 'DELETE' })
   t.equal(anonymousDelete.status, 401, 'anonymous delete is refused')
-  const del = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, { method: 'DELETE', headers: { authorization: basic(seeder.username, seeder.password) } })
+  const del = await fetch(`${ferry.url}/v2/seeded/app/manifests/pushed`, {
+    method: 'DELETE',
+    headers: { authorization: basic(seeder.username, seeder.password) },
+  })
   t.equal(del.status, 202)
   const gone = await fetch(`${ferry.url}/v2/seeded/app/manifests/v1`, { headers: { accept } })
   t.equal(gone.status, 404, 'a pushed repository never falls back to the upstream')

@@ -81,7 +81,9 @@ t.test('onVerified: called once the bytes are written and match, before the blob
     const other = await blobs.uploads.start()
     let called = false
     const wrong = sha(Buffer.from('something else'))
-    await t.rejects(blobs.uploads.complete(other.id, wrong, Readable.from([data]), { onVerified: () => (called = true) }), { code: 'DIGEST_INVALID' })
+    await t.rejects(blobs.uploads.complete(other.id, wrong, Readable.from([data]), { onVerified: () => (called = true) }), {
+      code: 'DIGEST_INVALID',
+    })
     t.notOk(called, 'not called when the digest does not match')
   }),
 )
@@ -127,7 +129,13 @@ t.test('catalog lists repositories with manifests, nested names included, in byt
     const config = Buffer.from('{}')
     const session = await r.blobs.uploads.start()
     await r.blobs.uploads.complete(session.id, sha(config), Readable.from([config]))
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: 2 }, layers: [] }))
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: 2 },
+        layers: [],
+      }),
+    )
     await r.manifests.put(manifest, 'application/vnd.oci.image.manifest.v1+json')
   }
   await registry.repository('uploads/only' as RepositoryName).blobs.uploads.start()

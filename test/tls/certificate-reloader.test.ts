@@ -104,7 +104,10 @@ async function main(): Promise<void> {
 
     t.equal(await counter('ok'), 1)
     t.equal((await metrics.tlsCertificateExpiry.get()).values[0]?.value, b.notAfter.getTime() / 1000, 'expiry gauge follows')
-    t.match(logs.find((l) => l.msg === 'tls certificate reloaded'), { reason: 'test', serial: b.serialNumber, previousSerial: a.serialNumber })
+    t.match(
+      logs.find((l) => l.msg === 'tls certificate reloaded'),
+      { reason: 'test', serial: b.serialNumber, previousSerial: a.serialNumber },
+    )
     t.equal(await reloader.reload('again'), 'unchanged', 'identical files are a no-op')
     t.equal(await counter('ok'), 1)
   })
@@ -148,7 +151,10 @@ async function main(): Promise<void> {
 
     await replace(files.key, a.keyPem)
     t.equal(await reloader.reload('SIGHUP'), 'unchanged')
-    t.ok(logs.some((l) => l.msg === 'tls files are valid again; serving certificate unchanged'), 'recovery is logged')
+    t.ok(
+      logs.some((l) => l.msg === 'tls files are valid again; serving certificate unchanged'),
+      'recovery is logged',
+    )
     t.equal(await counter('ok'), 0)
   })
 

@@ -67,13 +67,19 @@ async function main(): Promise<void> {
     const err = await failure({ cert: good.certPath, key: other.keyPath })
     t.equal(err.configKey, 'tls.key')
     t.equal(err.file, other.keyPath)
-    t.equal(err.message, `tls.key (${other.keyPath}): does not match the certificate in tls.cert (${good.certPath}, serial ${good.serialNumber})`)
+    t.equal(
+      err.message,
+      `tls.key (${other.keyPath}): does not match the certificate in tls.cert (${good.certPath}, serial ${good.serialNumber})`,
+    )
   })
 
   t.test('an expired certificate is refused with its end date', async (t) => {
     const err = await failure({ cert: expired.certPath, key: expired.keyPath })
     t.equal(err.configKey, 'tls.cert')
-    t.match(err.message, `tls.cert (${expired.certPath}): the certificate expired on ${expired.notAfter.toISOString()} (serial ${expired.serialNumber})`)
+    t.match(
+      err.message,
+      `tls.cert (${expired.certPath}): the certificate expired on ${expired.notAfter.toISOString()} (serial ${expired.serialNumber})`,
+    )
   })
 
   t.test('a certificate that is not valid yet loads with a warning', async (t) => {
@@ -97,7 +103,11 @@ async function main(): Promise<void> {
         `tls.cert (${good.keyPath}): no PEM certificate (-----BEGIN CERTIFICATE-----) found (it holds a private key: swapped with tls.key?)`,
       ],
       [{ cert: join(dir, 'absent.crt'), key: good.keyPath }, 'tls.cert', `tls.cert (${join(dir, 'absent.crt')}): no such file`],
-      [{ cert: good.certPath, key: good.keyPath, clientCa: garbage }, 'tls.clientCa', `tls.clientCa (${garbage}): no PEM certificate (-----BEGIN CERTIFICATE-----) found`],
+      [
+        { cert: good.certPath, key: good.keyPath, clientCa: garbage },
+        'tls.clientCa',
+        `tls.clientCa (${garbage}): no PEM certificate (-----BEGIN CERTIFICATE-----) found`,
+      ],
     ]
     for (const [files, key, message] of cases) {
       const err = await failure(files)

@@ -30,7 +30,10 @@ if (why !== undefined) {
     t.same(good.fake.exits, [])
 
     const mismatched = await check(a.certPath, b.keyPath)
-    t.equal(mismatched.fake.stderr(), `ferry: tls.key (${b.keyPath}): does not match the certificate in tls.cert (${a.certPath}, serial ${a.serialNumber})\n`)
+    t.equal(
+      mismatched.fake.stderr(),
+      `ferry: tls.key (${b.keyPath}): does not match the certificate in tls.cert (${a.certPath}, serial ${a.serialNumber})\n`,
+    )
     t.same(mismatched.fake.exits, [2])
     t.equal(mismatched.fake.stdout(), '')
 

@@ -11,7 +11,6 @@ import t, { type Test } from 'tap'
 import { loadConfig } from '../../src/config/load.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { startServer, type RunningServer } from '../../src/server.js'
-import { TlsFileError } from '../../src/tls/certificate-set.js'
 import { h2Headers, h2Request, h2Session, h2Stream } from '../helpers/h2.js'
 import { httpsRequest } from '../helpers/https.js'
 import { issueClientCert, issueServerCert, makeCa, makeIntermediateCa, pkiUnavailable, type IssuedCert } from '../helpers/pki.js'
@@ -66,8 +65,14 @@ async function main(): Promise<void> {
   t.test('HTTPS: HTTP/2 by ALPN and HTTP/1.1 on the same port', async (t) => {
     const { server, port, origin, logs, auth } = await start(t, serving(a))
     t.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/)
-    t.match(logs.find((l) => l.msg === 'tls enabled'), { serial: a.serialNumber, http2: true, minVersion: 'TLSv1.2', clientCertificates: 'not requested' })
-    t.notOk(logs.some((l) => l.level === 40), 'no warning')
+    t.match(
+      logs.find((l) => l.msg === 'tls enabled'),
+      { serial: a.serialNumber, http2: true, minVersion: 'TLSv1.2', clientCertificates: 'not requested' },
+    )
+    t.notOk(
+      logs.some((l) => l.level === 40),
+      'no warning',
+    )
 
     const h2 = await h2Request(origin, '/v2/', { headers: auth, session: trust })
     t.equal(h2.status, 200, 'GET /v2/ over HTTP/2')
@@ -122,7 +127,10 @@ async function main(): Promise<void> {
     const open = await start(t, serving(a))
     t.equal((await probe(open.port, { ...trust, maxVersion: 'TLSv1.2' })).protocol, 'TLSv1.2')
     t.equal((await probe(open.port, trust)).protocol, 'TLSv1.3')
-    await t.rejects(probe(open.port, { ...trust, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }), 'TLS 1.1 is refused')
+    await t.rejects(
+      probe(open.port, { ...trust, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+      'TLS 1.1 is refused',
+    )
 
     const strict = await start(t, serving(a, { minVersion: 'TLSv1.3' }))
     await t.rejects(probe(strict.port, { ...trust, maxVersion: 'TLSv1.2' }), 'a TLS 1.2 client is refused')
@@ -131,9 +139,15 @@ async function main(): Promise<void> {
 
   t.test('mTLS: no client certificate, or one from another CA, is refused; one from the CA works', async (t) => {
     const { origin, logs, auth } = await start(t, serving(a, { clientCa: ca.certPath }))
-    t.match(logs.find((l) => l.msg === 'tls enabled'), { clientCertificates: 'required' })
+    t.match(
+      logs.find((l) => l.msg === 'tls enabled'),
+      { clientCertificates: 'required' },
+    )
     await t.rejects(httpsRequest(`${origin}/v2/`, trust), 'no client certificate')
-    await t.rejects(httpsRequest(`${origin}/v2/`, { ...trust, cert: stranger.certPem, key: stranger.keyPem }), 'a certificate from another CA')
+    await t.rejects(
+      httpsRequest(`${origin}/v2/`, { ...trust, cert: stranger.certPem, key: stranger.keyPem }),
+      'a certificate from another CA',
+    )
     await t.rejects(h2Request(origin, '/v2/', { session: trust }), 'HTTP/2 without a certificate')
     const mine = { ...trust, cert: client.certPem, key: client.keyPem }
     t.equal((await httpsRequest(`${origin}/v2/`, { ...mine, headers: auth })).status, 200, 'HTTP/1.1 with a client certificate')
@@ -149,7 +163,10 @@ async function main(): Promise<void> {
   t.test('no certificate: plain HTTP and a warning', async (t) => {
     const { server, logs, auth } = await start(t, {})
     t.match(server.url, /^http:\/\//)
-    t.match(logs.find((l) => l.level === 40), { msg: /^TLS is off: serving plain HTTP/ })
+    t.match(
+      logs.find((l) => l.level === 40),
+      { msg: /^TLS is off: serving plain HTTP/ },
+    )
     t.equal((await fetch(`${server.url}/healthz`)).status, 200)
     const metrics = await (await fetch(`${server.url}/metrics`, { headers: auth })).text()
     t.notMatch(metrics, 'ferry_tls_certificate_expiry_seconds', 'no expiry gauge without a certificate (an alert on it must not fire)')
@@ -160,7 +177,12 @@ async function main(): Promise<void> {
     await mkdir(dir)
     const { file } = await writeTlsFerryConfig(dir, { cert: a.certPath, key: b.keyPath })
     const logger = createLogger('silent')
-    await t.rejects(startServer(await loadConfig({ file }), logger), { name: 'TlsFileError', configKey: 'tls.key', file: b.keyPath, message: /^tls.key .*does not match the certificate/ })
+    await t.rejects(startServer(await loadConfig({ file }), logger), {
+      name: 'TlsFileError',
+      configKey: 'tls.key',
+      file: b.keyPath,
+      message: /^tls.key .*does not match the certificate/,
+    })
   })
 
   t.test('reload() gives new connections the replaced certificate', async (t) => {

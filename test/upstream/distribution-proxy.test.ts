@@ -13,28 +13,32 @@ function blobGets(registry: Distribution, repo: string, digest: string): number 
   return registry.requests().filter((r) => r.method === 'GET' && r.path === `/v2/${repo}/blobs/${digest}`).length
 }
 
-t.test('a distribution proxy serves origin content; later reads of a blob stay local', { skip: distributionUnavailable() ?? false }, async (t) => {
-  const origin = await startDistribution()
-  t.teardown(() => origin.stop())
-  const proxy = await startDistribution({ proxyOf: origin.url })
-  t.teardown(() => proxy.stop())
-  const image = await seedImage(origin.url, 'library/app', 'v1', { format: 'docker' })
-  const layer = image.layers[0]!
+t.test(
+  'a distribution proxy serves origin content; later reads of a blob stay local',
+  { skip: distributionUnavailable() ?? false },
+  async (t) => {
+    const origin = await startDistribution()
+    t.teardown(() => origin.stop())
+    const proxy = await startDistribution({ proxyOf: origin.url })
+    t.teardown(() => proxy.stop())
+    const image = await seedImage(origin.url, 'library/app', 'v1', { format: 'docker' })
+    const layer = image.layers[0]!
 
-  const upstream = new RegistryUpstream({ name: 'proxy', url: proxy.url })
-  t.teardown(() => upstream.close())
-  t.ok((await upstream.getManifest('library/app', 'v1'))?.bytes.equals(image.manifest.bytes))
+    const upstream = new RegistryUpstream({ name: 'proxy', url: proxy.url })
+    t.teardown(() => upstream.close())
+    t.ok((await upstream.getManifest('library/app', 'v1'))?.bytes.equals(image.manifest.bytes))
 
-  const read = async () => Buffer.concat(await (await upstream.openBlob('library/app', layer.digest as Digest))!.stream.toArray())
-  t.ok((await read()).equals(layer.bytes), 'first read, through to the origin')
-  await settle()
-  // distribution 2.8 fetches a missing blob twice: once to store it (in the background), once
-  // to stream it to the client. Ferry's single fill per digest is meant to avoid exactly this.
-  const firstMiss = blobGets(origin, 'library/app', layer.digest)
-  t.ok(firstMiss >= 1 && firstMiss <= 2, `the first miss cost the origin ${firstMiss} GETs`)
-  t.ok((await read()).equals(layer.bytes), 'second read')
-  t.ok((await read()).equals(layer.bytes), 'third read')
-  await settle()
-  t.equal(blobGets(origin, 'library/app', layer.digest), firstMiss, 'later reads were served from the proxy store')
-  t.ok(proxy.accessLog().length >= 4, 'raw access lines are exposed too')
-})
+    const read = async () => Buffer.concat(await (await upstream.openBlob('library/app', layer.digest as Digest))!.stream.toArray())
+    t.ok((await read()).equals(layer.bytes), 'first read, through to the origin')
+    await settle()
+    // distribution 2.8 fetches a missing blob twice: once to store it (in the background), once
+    // to stream it to the client. Ferry's single fill per digest is meant to avoid exactly this.
+    const firstMiss = blobGets(origin, 'library/app', layer.digest)
+    t.ok(firstMiss >= 1 && firstMiss <= 2, `the first miss cost the origin ${firstMiss} GETs`)
+    t.ok((await read()).equals(layer.bytes), 'second read')
+    t.ok((await read()).equals(layer.bytes), 'third read')
+    await settle()
+    t.equal(blobGets(origin, 'library/app', layer.digest), firstMiss, 'later reads were served from the proxy store')
+    t.ok(proxy.accessLog().length >= 4, 'raw access lines are exposed too')
+  },
+)

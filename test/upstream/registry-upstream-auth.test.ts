@@ -35,9 +35,18 @@ async function tokenRegistry(t: Test, options: TokenServiceOptions = {}) {
     const presented = request.headers.authorization?.replace(/^Bearer /, '')
     if (presented === undefined || !issued.has(presented)) {
       const scope = options.noScope ? '' : `,scope="repository:foo:pull"`
-      return sendJson(response, 401, { errors: [{ code: 'UNAUTHORIZED' }] }, { 'www-authenticate': `Bearer realm="${stub.url}/token",service="test"${scope}` })
+      return sendJson(
+        response,
+        401,
+        { errors: [{ code: 'UNAUTHORIZED' }] },
+        { 'www-authenticate': `Bearer realm="${stub.url}/token",service="test"${scope}` },
+      )
     }
-    response.writeHead(200, { 'content-type': mediaTypes.ociManifest, 'content-length': String(manifestBytes.length), 'docker-content-digest': sha256(manifestBytes) })
+    response.writeHead(200, {
+      'content-type': mediaTypes.ociManifest,
+      'content-length': String(manifestBytes.length),
+      'docker-content-digest': sha256(manifestBytes),
+    })
     response.end(request.method === 'HEAD' ? undefined : manifestBytes)
   })
   t.teardown(() => stub.close())
@@ -46,7 +55,12 @@ async function tokenRegistry(t: Test, options: TokenServiceOptions = {}) {
 }
 
 function upstreamFor(t: Test, stub: HttpStub, credentials?: CredentialProvider): RegistryUpstream {
-  const upstream = new RegistryUpstream({ name: 'token.example', url: stub.url, ...(credentials ? { credentials } : {}), retries: { baseDelayMs: 10 } })
+  const upstream = new RegistryUpstream({
+    name: 'token.example',
+    url: stub.url,
+    ...(credentials ? { credentials } : {}),
+    retries: { baseDelayMs: 10 },
+  })
   t.teardown(() => upstream.close())
   return upstream
 }
@@ -67,7 +81,11 @@ t.test('anonymous Bearer flow: one token for many requests, sent from the start 
   t.equal(token.searchParams.get('service'), 'test')
   t.equal(token.searchParams.get('scope'), 'repository:foo:pull')
   t.equal(tokenRequests()[0]!.headers.authorization, undefined, 'anonymous')
-  t.equal(stub.requests.filter((r) => !r.url.startsWith('/token') && r.headers.authorization === undefined).length, 1, 'only the first request was challenged')
+  t.equal(
+    stub.requests.filter((r) => !r.url.startsWith('/token') && r.headers.authorization === undefined).length,
+    1,
+    'only the first request was challenged',
+  )
 })
 
 t.test('concurrent first requests share one token fetch', async (t) => {
@@ -100,22 +118,39 @@ t.test('the scope is computed from the repository when the challenge names none'
 
 t.test('POST form fallback when the token endpoint refuses GET; access_token accepted', async (t) => {
   const { stub, tokenRequests } = await tokenRegistry(t, {
-    token: (request) => (request.method === 'GET' ? { status: 405, body: {} } : { status: 200, body: { access_token: 'xyz', expires_in: 300 } }),
+    token: (request) =>
+      request.method === 'GET' ? { status: 405, body: {} } : { status: 200, body: { access_token: 'xyz', expires_in: 300 } },
   })
   const upstream = upstreamFor(t, stub, staticCredentials({ [stub.host]: { username: 'robot', password: 'pw' } }))
   t.ok(await upstream.resolve('foo', 'v1'))
   t.ok(await upstream.resolve('foo', 'v2'))
-  t.same(tokenRequests().map((r) => r.method), ['GET', 'POST'], 'one fallback, then cached')
+  t.same(
+    tokenRequests().map((r) => r.method),
+    ['GET', 'POST'],
+    'one fallback, then cached',
+  )
   const form = new URLSearchParams(tokenRequests()[1]!.body.toString())
-  t.same(Object.fromEntries(form), { grant_type: 'password', username: 'robot', password: 'pw', service: 'test', scope: 'repository:foo:pull', client_id: 'ferry' })
+  t.same(Object.fromEntries(form), {
+    grant_type: 'password',
+    username: 'robot',
+    password: 'pw',
+    service: 'test',
+    scope: 'repository:foo:pull',
+    client_id: 'ferry',
+  })
   t.equal(tokenRequests()[1]!.headers['content-type'], 'application/x-www-form-urlencoded')
 })
 
 t.test('an identity token (username <token>) is sent as an OAuth2 refresh_token grant', async (t) => {
-  const { stub, tokenRequests } = await tokenRegistry(t, { token: (request) => (request.method === 'POST' ? { status: 200, body: { access_token: 'r1' } } : { status: 400, body: {} }) })
+  const { stub, tokenRequests } = await tokenRegistry(t, {
+    token: (request) => (request.method === 'POST' ? { status: 200, body: { access_token: 'r1' } } : { status: 400, body: {} }),
+  })
   const upstream = upstreamFor(t, stub, staticCredentials({ [stub.host]: { username: '<token>', password: 'refresh-me' } }))
   t.ok(await upstream.resolve('foo', 'v1'))
-  t.same(tokenRequests().map((r) => r.method), ['POST'])
+  t.same(
+    tokenRequests().map((r) => r.method),
+    ['POST'],
+  )
   const form = new URLSearchParams(tokenRequests()[0]!.body.toString())
   t.equal(form.get('grant_type'), 'refresh_token')
   t.equal(form.get('refresh_token'), 'refresh-me')
@@ -148,7 +183,11 @@ t.test('a token that the registry keeps refusing ends in DENIED after one retry'
     sendJson(response, 401, {}, { 'www-authenticate': `Bearer realm="http://${request.headers.host}/token",service="test"` })
   })
   t.teardown(() => stub.close())
-  await t.rejects(upstreamFor(t, stub).resolve('foo', 'v1'), { code: 'DENIED', status: 403, message: 'upstream token.example denied access' })
+  await t.rejects(upstreamFor(t, stub).resolve('foo', 'v1'), {
+    code: 'DENIED',
+    status: 403,
+    message: 'upstream token.example denied access',
+  })
   t.equal(stub.requests.filter((r) => !r.url.startsWith('/token')).length, 2, 'sent once, retried once with the token')
 })
 
@@ -162,12 +201,21 @@ t.test('Basic auth against a real distribution (htpasswd)', { skip: distribution
   t.teardown(() => anonymous.close())
   await t.rejects(anonymous.resolve('private/app', 'v1'), { code: 'DENIED', status: 403, message: /private\.example/ }, 'never a 401')
 
-  const wrong = new RegistryUpstream({ name: 'private.example', url: registry.url, credentials: staticCredentials({ [registry.host]: { username: 'robot', password: 'nope' } }) })
+  const wrong = new RegistryUpstream({
+    name: 'private.example',
+    url: registry.url,
+    credentials: staticCredentials({ [registry.host]: { username: 'robot', password: 'nope' } }),
+  })
   t.teardown(() => wrong.close())
   await t.rejects(wrong.getManifest('private/app', 'v1'), { code: 'DENIED', status: 403 })
 
   // Its own User-Agent tells its requests apart in the access log from the ones above.
-  const upstream = new RegistryUpstream({ name: 'private.example', url: registry.url, credentials: staticCredentials({ [registry.host]: auth }), userAgent: 'ferry-test-basic' })
+  const upstream = new RegistryUpstream({
+    name: 'private.example',
+    url: registry.url,
+    credentials: staticCredentials({ [registry.host]: auth }),
+    userAgent: 'ferry-test-basic',
+  })
   t.teardown(() => upstream.close())
   t.equal((await upstream.resolve('private/app', 'v1'))?.digest, image.manifest.digest)
   t.ok((await upstream.getManifest('private/app', 'v1'))?.bytes.equals(image.manifest.bytes))
@@ -175,6 +223,9 @@ t.test('Basic auth against a real distribution (htpasswd)', { skip: distribution
   t.ok(Buffer.concat(await blob!.stream.toArray()).equals(image.layers[0]!.bytes))
   t.same(await upstream.listTags('private/app'), ['v1'])
   await new Promise((resolve) => setTimeout(resolve, 200)) // access log lines follow responses
-  const statuses = registry.requests().filter((r) => r.userAgent === 'ferry-test-basic').map((r) => r.status)
+  const statuses = registry
+    .requests()
+    .filter((r) => r.userAgent === 'ferry-test-basic')
+    .map((r) => r.status)
   t.same(statuses, [401, 200, 200, 200, 200], 'challenged once, then Basic sent up front')
 })

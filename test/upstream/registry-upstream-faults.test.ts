@@ -54,7 +54,10 @@ t.test('manifests over 4 MiB are refused while reading', async (t) => {
   const big = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20)
   const { upstream } = await stubUpstream(t, (request, response) => {
     // Chunked (no Content-Length) on one path, so the limit must hold while streaming.
-    response.writeHead(200, request.url.includes('chunked') ? { 'content-type': mediaTypes.ociManifest } : manifestResponse(big, sha256(big)))
+    response.writeHead(
+      200,
+      request.url.includes('chunked') ? { 'content-type': mediaTypes.ociManifest } : manifestResponse(big, sha256(big)),
+    )
     response.end(big)
   })
   await t.rejects(upstream.getManifest('foo', 'v1'), { code: 'UNAVAILABLE', message: /flaky\.example/ })
@@ -66,8 +69,15 @@ t.test('HEAD without Docker-Content-Digest falls back to GET', async (t) => {
     response.writeHead(200, { 'content-type': mediaTypes.ociManifest, 'content-length': String(manifestBytes.length) })
     response.end(request.method === 'HEAD' ? undefined : manifestBytes)
   })
-  t.same(await upstream.resolve('foo', 'v1'), { digest: sha256(manifestBytes), mediaType: mediaTypes.ociManifest, size: manifestBytes.length })
-  t.same(stub.requests.map((r) => r.method), ['HEAD', 'GET'])
+  t.same(await upstream.resolve('foo', 'v1'), {
+    digest: sha256(manifestBytes),
+    mediaType: mediaTypes.ociManifest,
+    size: manifestBytes.length,
+  })
+  t.same(
+    stub.requests.map((r) => r.method),
+    ['HEAD', 'GET'],
+  )
 })
 
 t.test('connection refused is UNAVAILABLE, fast', async (t) => {
@@ -94,7 +104,9 @@ t.test('503 then 200 is retried', async (t) => {
 })
 
 t.test('a persistent 503 gives up after 2 retries; a 500 is not retried', async (t) => {
-  const { stub, upstream } = await stubUpstream(t, (request, response) => sendJson(response, request.url.includes('five-hundred') ? 500 : 503, {}))
+  const { stub, upstream } = await stubUpstream(t, (request, response) =>
+    sendJson(response, request.url.includes('five-hundred') ? 500 : 503, {}),
+  )
   await t.rejects(upstream.statBlob('foo', sha256('x')), { code: 'UNAVAILABLE', message: 'upstream flaky.example answered 503' })
   t.equal(stub.requests.length, 3)
   await t.rejects(upstream.statBlob('five-hundred', sha256('x')), { code: 'UNAVAILABLE' })
@@ -156,7 +168,11 @@ t.test('blob redirects to another origin keep Range and drop Authorization', asy
     { credentials: staticCredentials({}) },
   )
   // Credentials are looked up by the upstream's host.
-  const withCredentials = new RegistryUpstream({ name: 'flaky.example', url: stub.url, credentials: staticCredentials({ [stub.host]: { username: 'u', password: 'p' } }) })
+  const withCredentials = new RegistryUpstream({
+    name: 'flaky.example',
+    url: stub.url,
+    credentials: staticCredentials({ [stub.host]: { username: 'u', password: 'p' } }),
+  })
   t.teardown(() => withCredentials.close())
   t.equal(await upstream.openBlob('foo', sha256(blob)).catch((e: { code: string }) => e.code), 'DENIED', 'no credentials for this host')
 
@@ -168,9 +184,13 @@ t.test('blob redirects to another origin keep Range and drop Authorization', asy
   t.equal(Buffer.concat(await part!.stream.toArray()).toString(), '56789')
   t.same(await withCredentials.statBlob('foo', sha256(blob)), { size: blob.length }, 'HEAD follows the redirect too')
 
-  t.ok(stub.requests.some((r) => r.url.includes('hop') && r.headers.authorization?.startsWith('Basic ')), 'same-origin hop kept Authorization')
+  t.ok(
+    stub.requests.some((r) => r.url.includes('hop') && r.headers.authorization?.startsWith('Basic ')),
+    'same-origin hop kept Authorization',
+  )
   t.ok(cdn.requests.length >= 3)
-  for (const request of cdn.requests) t.equal(request.headers.authorization, undefined, `${request.method} ${request.url} carries no Authorization`)
+  for (const request of cdn.requests)
+    t.equal(request.headers.authorization, undefined, `${request.method} ${request.url} carries no Authorization`)
   t.equal(cdn.requests[1]?.headers.range, 'bytes=5-9')
 })
 

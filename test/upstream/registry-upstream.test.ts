@@ -35,13 +35,21 @@ t.test('resolve: HEAD answers digest, size and type; 404 for unknown tags and re
   const image = await seedImage(url, 'team/app', 'v1')
   const u = upstream(t)
   t.same(await u.resolve('team/app', 'v1'), { digest: image.manifest.digest, mediaType: mediaTypes.ociManifest, size: image.manifest.size })
-  t.same(await u.resolve('team/app', image.manifest.digest), { digest: image.manifest.digest, mediaType: mediaTypes.ociManifest, size: image.manifest.size })
+  t.same(await u.resolve('team/app', image.manifest.digest), {
+    digest: image.manifest.digest,
+    mediaType: mediaTypes.ociManifest,
+    size: image.manifest.size,
+  })
   t.equal(await u.resolve('team/app', 'nope'), undefined)
   t.equal(await u.resolve('no/such-repo', 'v1'), undefined)
   t.equal(await u.resolve('team/app', sha256('missing')), undefined)
   // The access log line is written after the response: give it a moment.
   const reads = await eventually(() => registry!.requests().filter((r) => r.path === '/v2/team/app/manifests/v1' && r.method !== 'PUT'), 1)
-  t.same(reads.map((r) => r.method), ['HEAD'], 'resolve is a HEAD, not a GET')
+  t.same(
+    reads.map((r) => r.method),
+    ['HEAD'],
+    'resolve is a HEAD, not a GET',
+  )
 })
 
 t.test('resolve forwards the Accept list: distribution 2.8 hides an OCI index from a Docker-only Accept', async (t) => {
@@ -49,7 +57,11 @@ t.test('resolve forwards the Accept list: distribution 2.8 hides an OCI index fr
   const b = await seedImage(url, 'multi/arch', 'b', { untagged: true })
   const index = await seedIndex(url, 'multi/arch', 'latest', [a, b])
   const u = upstream(t)
-  t.same(await u.resolve('multi/arch', 'latest'), { digest: index.digest, mediaType: mediaTypes.ociIndex, size: index.size }, 'default Accept lists every type')
+  t.same(
+    await u.resolve('multi/arch', 'latest'),
+    { digest: index.digest, mediaType: mediaTypes.ociIndex, size: index.size },
+    'default Accept lists every type',
+  )
   t.same(await u.resolve('multi/arch', 'latest', { accept: [mediaTypes.ociIndex, mediaTypes.ociManifest] }), {
     digest: index.digest,
     mediaType: mediaTypes.ociIndex,
@@ -101,7 +113,9 @@ t.test('statBlob and openBlob: whole blob, a range (206), 404', async (t) => {
   t.ok(Buffer.concat(await part!.stream.toArray()).equals(layer.subarray(10, 4_010)))
 
   t.equal(await u.openBlob('blobs/repo', sha256('missing') as Digest), undefined)
-  await t.rejects(u.openBlob('blobs/repo', digest, { range: { start: layer.length + 5, end: layer.length + 10 } }), { code: 'RANGE_INVALID' })
+  await t.rejects(u.openBlob('blobs/repo', digest, { range: { start: layer.length + 5, end: layer.length + 10 } }), {
+    code: 'RANGE_INVALID',
+  })
 
   const config = await u.openBlob('blobs/repo', image.config.digest as Digest)
   t.equal(await text(config!.stream), image.config.bytes.toString())

@@ -17,7 +17,11 @@ const name = (value: string) => value as RepositoryName
 t.test('unprefixed names fall back to the default upstream', async (t) => {
   t.same(resolveRoute(table, name('kubernetes-e2e-test-images/nautilus')), {
     localName: 'kubernetes-e2e-test-images/nautilus',
-    upstream: { name: 'gcr.io', repository: 'kubernetes-e2e-test-images/nautilus', cacheName: 'gcr.io/kubernetes-e2e-test-images/nautilus' },
+    upstream: {
+      name: 'gcr.io',
+      repository: 'kubernetes-e2e-test-images/nautilus',
+      cacheName: 'gcr.io/kubernetes-e2e-test-images/nautilus',
+    },
   })
 })
 
@@ -26,7 +30,11 @@ t.test('?ns= selects the upstream by name, URL host or alias', async (t) => {
     localName: 'docker.io/library/nginx',
     upstream: { name: 'docker.io', repository: 'library/nginx', cacheName: 'docker.io/library/nginx' },
   })
-  t.equal(resolveRoute(table, name('nginx'), 'registry-1.docker.io').upstream?.repository, 'library/nginx', 'Docker Hub library/ normalisation')
+  t.equal(
+    resolveRoute(table, name('nginx'), 'registry-1.docker.io').upstream?.repository,
+    'library/nginx',
+    'Docker Hub library/ normalisation',
+  )
   t.equal(resolveRoute(table, name('pause'), 'registry.k8s.io').upstream?.repository, 'pause', 'no library/ elsewhere')
   t.equal(resolveRoute(table, name('x/y'), '127.0.0.1:5001').upstream?.name, 'localhost-5001')
   t.equal(resolveRoute(table, name('x/y'), 'HOST:5000').upstream?.name, 'localhost-5001')
@@ -57,6 +65,10 @@ t.test('namespaced mirror paths accept both containerd path shapes', async (t) =
 })
 
 t.test('without a default upstream, unprefixed names are local only', async (t) => {
-  const local = routeTable({ upstreams: [{ name: 'gcr.io', url: 'https://gcr.io', aliases: [] }], defaultUpstream: undefined, namespaces: [] })
+  const local = routeTable({
+    upstreams: [{ name: 'gcr.io', url: 'https://gcr.io', aliases: [] }],
+    defaultUpstream: undefined,
+    namespaces: [],
+  })
   t.same(resolveRoute(local, name('team/app')), { localName: 'team/app' })
 })

@@ -12,13 +12,15 @@ export async function getManifest(ctx: HandlerContext, { name, reference }: Mani
   const repo = ctx.repository(name)
   // A reference that cannot name anything is simply not found (the conformance suite insists on
   // 404 for a malformed tag); a malformed digest stays a 400 DIGEST_INVALID.
-  if (!reference.includes(':') && !isTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { tag: reference.slice(0, 200) })
+  if (!reference.includes(':') && !isTag(reference))
+    throw new RegistryError('MANIFEST_UNKNOWN', undefined, { tag: reference.slice(0, 200) })
   const ref = parseReference(reference)
   // A GET by digest reads the manifest at once: one lookup, and a mirror miss that cannot be
   // fetched surfaces as UNAVAILABLE rather than as "unknown".
   const fetched = ref.kind === 'digest' && !head ? await repo.manifests.get(ref.digest, ctx.op) : undefined
   const descriptor =
-    fetched?.descriptor ?? (ref.kind === 'tag' ? await repo.tags.resolve(ref.tag, ctx.op) : head ? await repo.manifests.stat(ref.digest, ctx.op) : undefined)
+    fetched?.descriptor ??
+    (ref.kind === 'tag' ? await repo.tags.resolve(ref.tag, ctx.op) : head ? await repo.manifests.stat(ref.digest, ctx.op) : undefined)
   if (!descriptor) throw new RegistryError('MANIFEST_UNKNOWN', undefined, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest })
   if (!isAcceptable(descriptor.mediaType, ctx.op.accept ?? [])) {
     throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but not in an accepted media type', {

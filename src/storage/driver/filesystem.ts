@@ -74,7 +74,13 @@ export class FilesystemDriver implements StorageDriver {
       const handle = await open(target, 'a')
       try {
         const { size } = await handle.stat()
-        return new FsFileWriter(handle, size, options.signal, async () => {}, async () => {})
+        return new FsFileWriter(
+          handle,
+          size,
+          options.signal,
+          async () => {},
+          async () => {},
+        )
       } catch (err) {
         await handle.close()
         throw err
@@ -82,7 +88,13 @@ export class FilesystemDriver implements StorageDriver {
     }
     const temp = await this.#tempPath()
     const handle = await open(temp, 'wx')
-    return new FsFileWriter(handle, 0, options.signal, () => this.#publish(temp, target), () => unlinkQuietly(temp))
+    return new FsFileWriter(
+      handle,
+      0,
+      options.signal,
+      () => this.#publish(temp, target),
+      () => unlinkQuietly(temp),
+    )
   }
 
   async getContent(path: string): Promise<Buffer | undefined> {

@@ -52,7 +52,7 @@ class HandleWritable extends Writable {
 
   async #writeAll(chunk: Buffer): Promise<void> {
     // Position null: the handle's own offset (or the end, for an append handle).
-    for (let offset = 0; offset < chunk.length; ) {
+    for (let offset = 0; offset < chunk.length;) {
       const { bytesWritten } = await this.#handle.write(chunk, offset, chunk.length - offset, null)
       offset += bytesWritten
       this.bytesWritten += bytesWritten
@@ -72,7 +72,7 @@ export class FsFileWriter extends WriterBase implements FileWriter {
     baseSize: number,
     signal: AbortSignal | undefined,
     publish: () => Promise<void>,
-    discard: () => Promise<void>
+    discard: () => Promise<void>,
   ) {
     super()
     this.#handle = handle

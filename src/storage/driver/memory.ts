@@ -66,7 +66,12 @@ export class MemoryDriver implements StorageDriver {
       return new MemoryFileWriter(target.size, options.signal, append, () => {})
     }
     const chunks: Buffer[] = []
-    return new MemoryFileWriter(0, options.signal, (chunk) => chunks.push(chunk), () => this.#install(path, chunks))
+    return new MemoryFileWriter(
+      0,
+      options.signal,
+      (chunk) => chunks.push(chunk),
+      () => this.#install(path, chunks),
+    )
   }
 
   async getContent(path: string): Promise<Buffer | undefined> {
@@ -167,7 +172,7 @@ class MemoryFileWriter extends WriterBase implements FileWriter {
         sink(Buffer.from(chunk))
         this.#written += chunk.length
         callback()
-      }
+      },
     })
     if (signal !== undefined) addAbortSignal(signal, this.stream)
     swallowErrorEvents(this.stream)

@@ -72,8 +72,7 @@ export function driverContract(t: Test, makeDriver: MakeDriver): void {
 
   check('read ranges', async (t, d) => {
     await d.putContent('f', '0123456789')
-    const range = async (start?: number, end?: number): Promise<string> =>
-      (await readAll(await d.read('f', { start, end }))).toString()
+    const range = async (start?: number, end?: number): Promise<string> => (await readAll(await d.read('f', { start, end }))).toString()
     t.equal(await range(), '0123456789')
     t.equal(await range(2), '23456789')
     t.equal(await range(2, 4), '234', 'end is inclusive')
@@ -274,7 +273,7 @@ export function driverContract(t: Test, makeDriver: MakeDriver): void {
         ['putContent', () => d.putContent(path, 'x')],
         ['move from', () => d.move(path, 'ok')],
         ['move to', () => d.move('ok', path)],
-        ['delete', () => d.delete(path)]
+        ['delete', () => d.delete(path)],
       ]
       if (path !== '') calls.push(['list', () => d.list(path)])
       for (const [method, call] of calls) {
