@@ -24,6 +24,21 @@ const files = sourceFiles(src).map((path) => {
   return { file: relative(src, path), text, imports }
 })
 
+/** Specifiers imported for their values (not `import type`, not a type-only specifier list). */
+function valueImports(file: string): string[] {
+  const text = files.find((f) => f.file === file)!.text
+  return [...text.matchAll(/^import (?!type )(\{[^}]*\}|[^'"]*) from\s+['"]([^'"]+)['"]/gm)]
+    .filter(
+      (m) =>
+        !/^\{[^}]*\}$/.test(m[1]!) ||
+        m[1]!
+          .replace(/[{}\s]/g, '')
+          .split(',')
+          .some((name) => name !== '' && !name.startsWith('type')),
+    )
+    .map((m) => m[2]!)
+}
+
 function importsOf(prefix: string) {
   return files.filter((f) => f.file.startsWith(prefix))
 }
@@ -36,13 +51,57 @@ t.test('core/ is pure: no I/O libraries, nothing else from src', async (t) => {
   }
 })
 
-t.test('http/ never reaches storage, clients, upstreams, drivers or auth implementations', async (t) => {
+t.test('http/ never reaches storage, clients, upstreams, drivers, auth implementations or composition', async (t) => {
   for (const { file, imports } of importsOf('http/')) {
     for (const spec of imports) {
       // Auth reaches http as core/auth.ts interfaces through buildApp(deps).
-      t.notMatch(spec, /(^|\/)(storage|client|upstream|proxy|auth)\//, `${file} imports ${spec}`)
+      t.notMatch(spec, /(^|\/)(storage|client|upstream|proxy|auth|app)\//, `${file} imports ${spec}`)
       t.not(spec, 'undici', `${file} imports undici`)
     }
+    // The blob sender is handed over by composition: http/ knows its type, never builds one.
+    for (const spec of valueImports(file)) t.notMatch(spec, /(^|\/)transfer\//, `${file} imports values from ${spec}`)
+  }
+})
+
+t.test('transfer/ (how blob bytes leave the process) depends on node, fastify and core/ only', async (t) => {
+  for (const { file, imports } of importsOf('transfer/')) {
+    for (const spec of imports) t.match(spec, /^(node:|fastify$|\.\/|\.\.\/core\/)/, `${file} imports ${spec}`)
+  }
+  // Producers of bodies (storage, proxy) may use transfer/'s contracts; nothing in core/ may.
+  for (const { file, imports } of importsOf('core/')) {
+    for (const spec of imports) t.notMatch(spec, /transfer\//, `${file} imports ${spec}`)
+  }
+})
+
+// The modules whose classes are the implementations behind core's interfaces (and the functions
+// that pick among them): only composition decides which one runs.
+const implementations =
+  /(^|\/)(storage\/driver\/(filesystem|memory|s3[^/]*)|storage\/local-registry|proxy\/mirror-registry|upstream\/registry-upstream|auth\/(credential-authenticator|role-authorizer|token-service)|transfer\/blob-sender)\.js$/
+
+t.test('only app/ and cli/ choose implementations: drivers, registries, upstreams, authenticators, the blob sender', async (t) => {
+  for (const { file } of files) {
+    if (/^(app|cli)\//.test(file)) continue
+    for (const spec of valueImports(file)) t.notMatch(spec, implementations, `${file} constructs ${spec}`)
+  }
+  for (const { file, imports } of files) {
+    if (/^(app|cli)\//.test(file)) continue
+    for (const spec of imports) t.notMatch(spec, /(^|\/)app\//, `${file} imports composition (${spec})`)
+  }
+})
+
+t.test('proxy/ is handed a local registry and upstreams: it never reaches storage/', async (t) => {
+  for (const { file, imports } of importsOf('proxy/')) {
+    for (const spec of imports) t.notMatch(spec, /(^|\/)storage\//, `${file} imports ${spec}`)
+  }
+})
+
+t.test('no module-level mutable state: two apps can be built in one process', async (t) => {
+  // A bounded memo of a pure parse gives every app the same answers; nothing else is allowed.
+  const allowed = new Set(['http/request-io.ts'])
+  for (const { file, text } of files) {
+    if (allowed.has(file) || file.startsWith('cli/')) continue
+    t.notMatch(text, /^let /m, `${file} has a module-level let`)
+    t.notMatch(text, /^(export )?const \w+ = new (Map|WeakMap|LRUCache)\b/m, `${file} has a module-level map`)
   }
 })
 

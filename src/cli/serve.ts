@@ -120,6 +120,6 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
 
 // Imported on demand so that `ferry config check` and `--version` do not load the whole server.
 async function loadStartServer(): Promise<StartServer> {
-  const { startServer } = await import('../server.js')
+  const { startServer } = await import('../app/server.js')
   return startServer
 }

@@ -4,6 +4,7 @@ import type { SecureServerOptions } from 'node:http2'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Authenticator, Authorizer, TokenService } from '../core/auth.js'
 import type { Registry } from '../core/registry.js'
+import type { BlobSender } from '../transfer/blob-sender.js'
 import type { Metrics } from '../observability/metrics.js'
 import { handleError } from './error-handler.js'
 import { lazyChildLoggerFactory } from './lazy-request-logger.js'
@@ -19,6 +20,8 @@ export interface AppDeps {
   logger: FastifyBaseLogger
   metrics: Metrics
   options?: Partial<RegistryRouteOptions>
+  /** How blob bodies leave the process (sendfile, shared blocks); composition builds it. */
+  blobSender: BlobSender
   /** Readiness probe: storage reachable and not shutting down. */
   ready?: () => Promise<boolean>
   /** Who is asking: every /v2 request is authenticated (Basic, or a Bearer token of ours). */
@@ -59,7 +62,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // node:http, node:https and node:http2's compatibility layer share.
     ...(deps.serverOptions as FastifyHttpOptions<Server> | undefined),
   })
-  observeRequests(app, deps.metrics)
+  observeRequests(app, deps.metrics, (socket) => deps.blobSender.kernelSent(socket))
   if (deps.serverOptions?.http2) resetHttp2StreamsWithError(app)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((request, reply) => {
@@ -68,7 +71,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(opsRoutes, { metrics: deps.metrics, ready: deps.ready ?? (async () => true) })
   await app.register(registryRoutes, {
     registry: deps.registry,
-    options: { deleteEnabled: deps.options?.deleteEnabled ?? true, sendfile: deps.options?.sendfile ?? true },
+    options: { deleteEnabled: deps.options?.deleteEnabled ?? true },
+    sender: deps.blobSender,
     authenticator: deps.authenticator,
     authorizer: deps.authorizer,
   })

@@ -1,18 +1,19 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { RepositoryName } from '../core/reference.js'
 import type { Op, Registry, Repository } from '../core/registry.js'
+import type { BlobSender } from '../transfer/blob-sender.js'
 
 export interface RegistryRouteOptions {
   /** Whether DELETE of manifests, tags and blobs is allowed (405 UNSUPPORTED otherwise). */
   deleteEnabled: boolean
-  /** Whether stored blobs go out with sendfile(2) over plain HTTP/1.1 (when the helper is built). */
-  sendfile: boolean
 }
 
 /** What every OCI handler gets: the registry, the options, and this request's reply and Op. */
 export interface HandlerContext {
   registry: Registry
   options: RegistryRouteOptions
+  /** Sends blob bodies the fastest way the body and the connection allow. */
+  sender: BlobSender
   request: FastifyRequest
   reply: FastifyReply
   op: Op

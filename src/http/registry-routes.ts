@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Action, Authenticator, Authorizer, Principal } from '../core/auth.js'
 import { RegistryError } from '../core/errors.js'
 import type { Notice, Op, Registry, Repository } from '../core/registry.js'
+import type { BlobSender } from '../transfer/blob-sender.js'
 import { admit, requiredNeeds } from './access.js'
 import { handleError } from './error-handler.js'
 import type { HandlerContext, RegistryRouteOptions } from './handler-context.js'
@@ -51,6 +52,7 @@ const dispatch: Dispatch = {
 export interface RegistryRoutesDeps {
   registry: Registry
   options: RegistryRouteOptions
+  sender: BlobSender
   authenticator: Authenticator
   authorizer: Authorizer
 }
@@ -106,6 +108,7 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
     const ctx: HandlerContext = {
       registry: deps.registry,
       options: deps.options,
+      sender: deps.sender,
       request,
       reply,
       query,

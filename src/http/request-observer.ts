@@ -3,9 +3,13 @@ import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Metrics } from '../observability/metrics.js'
-import { kernelSent } from './kernel-sent.js'
 
-export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
+export function observeRequests(
+  app: FastifyInstance,
+  metrics: Metrics,
+  /** Bytes the kernel sent on a socket with sendfile(2), which socket.bytesWritten never counts. */
+  kernelSent: (socket: Socket) => number,
+): void {
   // Socket counters are cumulative over keep-alive requests, so each request is measured from
   // where the previous response on its socket ended (0 for the first). Sampling at onRequest
   // instead would miss the request head and, for small uploads, the whole body: both are
@@ -27,7 +31,7 @@ export function observeRequests(app: FastifyInstance, metrics: Metrics): void {
     const route = request.ociRoute ?? request.routeOptions.url ?? 'unmatched'
     const arrival = arrivals.get(request)
     const socket = arrival?.socket ?? request.raw.socket
-    const now = counters(socket)
+    const now = counters(socket, kernelSent)
     const start = (socket && baselines.get(socket)) ?? { read: 0, written: 0, kernel: 0 }
     if (socket) baselines.set(socket, now)
     const received = now.read - start.read
@@ -74,7 +78,7 @@ interface Counters {
 }
 
 // An HTTP/2 session's socket proxy throws once the session has let go of its socket.
-function counters(socket: Socket | undefined): Counters {
+function counters(socket: Socket | undefined, kernelSent: (socket: Socket) => number): Counters {
   try {
     const kernel = socket ? kernelSent(socket) : 0
     return { read: socket?.bytesRead ?? 0, written: (socket?.bytesWritten ?? 0) + kernel, kernel }

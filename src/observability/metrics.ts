@@ -1,10 +1,22 @@
 // Every metric Ferry exports, defined in one place on a per-app registry (two apps in one
 // process never share counters). Labels are small fixed sets: never names or digests.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { blockBudget } from '../core/shared-blocks.js'
+
+/** What ferry_blob_block_memory_bytes reports (transfer/shared-blocks.ts's BlockBudget). */
+export interface BlockMemory {
+  readonly held: number
+  readonly peak: number
+  readonly budget: number
+}
 
 export class Metrics {
   readonly registry = new Registry()
+  #blockBudget: BlockMemory | undefined
+
+  /** The block budget composition created, reported on every scrape. */
+  reportBlockMemory(budget: BlockMemory): void {
+    this.#blockBudget = budget
+  }
 
   readonly httpRequests = new Counter({
     name: 'ferry_http_requests_total',
@@ -81,9 +93,11 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
     collect: () => {
-      this.blockMemory.set({ kind: 'held' }, blockBudget.held)
-      this.blockMemory.set({ kind: 'peak' }, blockBudget.peak)
-      this.blockMemory.set({ kind: 'budget' }, blockBudget.budget)
+      const budget = this.#blockBudget
+      if (!budget) return
+      this.blockMemory.set({ kind: 'held' }, budget.held)
+      this.blockMemory.set({ kind: 'peak' }, budget.peak)
+      this.blockMemory.set({ kind: 'budget' }, budget.budget)
     },
   })
 

@@ -6,12 +6,12 @@
 import { Transform, type Readable } from 'node:stream'
 import type { Digest } from '../core/digest.js'
 import { RegistryError, isRegistryError } from '../core/errors.js'
-import { isPositionalSource, type PositionalSource } from '../core/pull-source.js'
+import { isPositionalSource, type PositionalSource } from '../transfer/body-sources.js'
 import type { ByteRange } from '../core/range.js'
 import type { BlobService } from '../core/registry.js'
 import type { Upstream } from '../upstream/upstream.js'
-import { blockSize, SharedBlocks } from '../core/shared-blocks.js'
-import { FillFollower, type FollowedFill } from './fill-follower.js'
+import { blockSize, SharedBlocks, type BlockBudget } from '../transfer/shared-blocks.js'
+import { FillFollower, type FollowedFill } from '../transfer/fill-follower.js'
 
 export interface BlobFillSource {
   upstream: Upstream
@@ -39,7 +39,7 @@ export class BlobFill implements FollowedFill {
   verified = false
   error: unknown
   /** What followers send, shared by all of them. */
-  readonly blocks = new SharedBlocks(() => fillShare)
+  readonly blocks: SharedBlocks
   private followers = 0
   private sessionId = ''
   private wakeUps: Array<() => void> = []
@@ -47,8 +47,11 @@ export class BlobFill implements FollowedFill {
   constructor(
     private readonly source: BlobFillSource,
     private readonly target: BlobService,
+    /** The process-wide memory for blocks, shared with stored-blob downloads. */
+    budget: BlockBudget,
     private readonly onBytes: (bytes: number) => void = () => {},
   ) {
+    this.blocks = new SharedBlocks(() => fillShare, budget)
     this.digest = source.digest
     let markReady: (size: number) => void = () => {}
     this.ready = new Promise<number>((resolve) => (markReady = resolve))

@@ -74,7 +74,7 @@ export class MirrorBlobs implements BlobService {
     }
     this.context.metrics.cacheLookups.inc({ kind: 'blob', result: 'miss' })
     const { upstream, repository } = this.target
-    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, (bytes) =>
+    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, this.context.blockBudget, (bytes) =>
       this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes),
     )
     this.context.fills.set(key, fill)

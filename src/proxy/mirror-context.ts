@@ -10,6 +10,7 @@ import type { RouteTable } from '../upstream/routing.js'
 import type { Upstream } from '../upstream/upstream.js'
 import type { BlobFill } from './blob-fill.js'
 import { SingleFlight } from './single-flight.js'
+import type { BlockBudget } from '../transfer/shared-blocks.js'
 
 export interface MirrorUpstream {
   upstream: Upstream
@@ -48,6 +49,8 @@ export class MirrorContext {
     readonly routes: () => MirrorRoutes,
     readonly metrics: Metrics,
     readonly logger: Logger,
+    /** Memory for the blocks fills share with their followers (and with stored-blob downloads). */
+    readonly blockBudget: BlockBudget,
     readonly now: () => number = Date.now,
   ) {}
 

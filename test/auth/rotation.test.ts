@@ -4,7 +4,7 @@
 import { rename, writeFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { compose } from '../../src/compose.js'
+import { compose } from '../../src/app/compose-app.js'
 import { defaultConfig } from '../../src/config/schema.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { startAuthServer, type AuthServer } from '../helpers/auth-server.js'

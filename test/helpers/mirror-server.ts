@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { compose, type Composed } from '../../src/compose.js'
+import { compose, type Composed } from '../../src/app/compose-app.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { defaultConfig, type AuthConfig, type Config, type UpstreamConfig } from '../../src/config/schema.js'
 

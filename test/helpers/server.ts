@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import pino from 'pino'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
+import { composeTransfer } from '../../src/app/compose-transfer.js'
 import { buildApp, type AppDeps } from '../../src/http/app.js'
 import { Metrics } from '../../src/observability/metrics.js'
 import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
@@ -28,6 +29,8 @@ export interface TestServerOptions extends Partial<Pick<AppDeps, 'options'>> {
   root?: string
   /** cache.metadataTtl in milliseconds (default the registry's own). */
   metadataTtlMs?: number
+  /** http.sendfile: plain HTTP/1.1 downloads go out with sendfile(2) (default true). */
+  sendfile?: boolean
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -44,6 +47,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // The registry API without access control; test/auth covers that through compose().
     authenticator: openAuthenticator,
     authorizer: openAuthorizer,
+    blobSender: composeTransfer({ sendfile: options.sendfile ?? true, metrics }).sender,
     ...(options.options ? { options: options.options } : {}),
   })
   await app.listen({ host: '127.0.0.1', port: 0 })

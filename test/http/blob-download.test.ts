@@ -1,6 +1,6 @@
 // Blob downloads from storage through the real server, both ways a stored blob is sent: by the
-// kernel with sendfile(2) (http/send-file.ts, plain HTTP/1.1) and from 1 MiB blocks shared by
-// the downloads of one blob (http/shared-reads.ts, used for TLS and HTTP/2). Byte-exact whole,
+// kernel with sendfile(2) (transfer/send-file.ts, plain HTTP/1.1) and from 1 MiB blocks shared by
+// the downloads of one blob (transfer/shared-reads.ts, used for TLS and HTTP/2). Byte-exact whole,
 // by range and HEAD, and a file that turns out shorter than its size mid-download breaks the
 // response instead of ending it as a short 200.
 import { createHash, randomBytes } from 'node:crypto'
@@ -23,7 +23,7 @@ for (const sendfile of [true, false]) {
   const way = sendfile ? 'sendfile' : 'shared blocks'
 
   t.test(`${way}: whole, ranged and HEAD downloads are byte-exact across buffer boundaries`, async (t) => {
-    const server = await freshServer(t, { options: { sendfile } })
+    const server = await freshServer(t, { sendfile })
     const repo = 'download/exact'
     const blob = makeBlob(randomBytes(5 * MiB + 123))
     await pushBlob(server, repo, blob)
@@ -61,7 +61,7 @@ for (const sendfile of [true, false]) {
   })
 
   t.test(`${way}: a file cut short mid-download is a failed response, not a short 200`, async (t) => {
-    const server = await freshServer(t, { options: { sendfile } })
+    const server = await freshServer(t, { sendfile })
     const repo = 'download/truncated'
     const blob = makeBlob(randomBytes(64 * MiB))
     await pushBlob(server, repo, blob)
@@ -88,7 +88,7 @@ for (const sendfile of [true, false]) {
 }
 
 t.test("40 slow downloads of one blob at once share its blocks: exact bodies, memory within one blob's share", async (t) => {
-  const server = await freshServer(t, { options: { sendfile: false } })
+  const server = await freshServer(t, { sendfile: false })
   const repo = 'download/shared'
   const blob = makeBlob(randomBytes(20 * MiB + 5))
   await pushBlob(server, repo, blob)

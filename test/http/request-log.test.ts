@@ -3,6 +3,7 @@
 // fields hold no secret) while every other line keeps it; request loggers made only when used.
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
+import { composeTransfer } from '../../src/app/compose-transfer.js'
 import { buildApp } from '../../src/http/app.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { Metrics } from '../../src/observability/metrics.js'
@@ -13,12 +14,14 @@ import { openAuthenticator, openAuthorizer } from '../helpers/open-access.js'
 t.test('the access line carries its fields and request id; other lines stay redacted', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const logger = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) })
+  const metrics = new Metrics({ processMetrics: false })
   const app = await buildApp({
     registry: new LocalRegistry(new MemoryDriver()),
     logger,
-    metrics: new Metrics({ processMetrics: false }),
+    metrics,
     authenticator: openAuthenticator,
     authorizer: openAuthorizer,
+    blobSender: composeTransfer({ sendfile: true, metrics }).sender,
   })
   // A line through a request's (lazily made) logger keeps the request id and the redaction.
   app.get('/probe', async (request) => {

@@ -1,4 +1,4 @@
-// Stored blobs over plain HTTP/1.1 go out with sendfile(2) (http/send-file.ts): the helper is
+// Stored blobs over plain HTTP/1.1 go out with sendfile(2) (transfer/send-file.ts): the helper is
 // built, it is the path taken (no shared blocks are used), the connection stays usable for the
 // next request, a client that leaves or stops reading never holds the server up, and a
 // stalled one is given up after the idle timeout instead of holding a thread forever.
@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import t from 'tap'
 import { Client } from 'undici'
-import { nativeSendfile } from '../../src/http/native-sendfile.js'
+import { nativeSendfile } from '../../src/transfer/native-sendfile.js'
 import { freshServer, type TestServer } from '../helpers/server.js'
 import { digestOf, makeBlob, pushBlob, request } from '../helpers/oci.js'
 
@@ -85,10 +85,11 @@ t.test('a client that leaves mid-download does not hold the server up', async (t
 
 t.test('a client that stops reading is given up after the idle timeout', async (t) => {
   const server = await freshServer(t)
-  server.app.server.timeout = 400
   const repo = 'sendfile/stall'
   const blob = makeBlob(randomBytes(64 * MiB))
   await pushBlob(server, repo, blob)
+  // Set after the push: on a busy machine the 64 MiB upload itself can pause for 400 ms.
+  server.app.server.timeout = 400
   const socket = await rawGet(server, `/v2/${repo}/blobs/${blob.digest}`)
   await once(socket, 'readable')
   // Read nothing for a while: the socket buffers fill up and the transfer makes no progress.

@@ -1,6 +1,6 @@
 // Cold fan-out through the real mirror: many clients on one uncached blob while it downloads.
 // Over plain HTTP/1.1 followers have the kernel send the upload file as it grows (sendfile);
-// otherwise they send the fill's shared 1 MiB blocks (core/shared-blocks.ts), and one that falls
+// otherwise they send the fill's shared 1 MiB blocks (transfer/shared-blocks.ts), and one that falls
 // behind the blocks in memory reads the upload file through its own handle into a shared block.
 // Every body must be byte-exact either way, and the memory held stays within a fixed budget.
 import { createHash, randomBytes } from 'node:crypto'

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import pino from 'pino'
 import t, { type Test } from 'tap'
 import type { Registry } from '../../src/core/registry.js'
+import { composeTransfer } from '../../src/app/compose-transfer.js'
 import { buildApp } from '../../src/http/app.js'
 import { Metrics } from '../../src/observability/metrics.js'
 import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
@@ -65,12 +66,14 @@ async function main(t: Test): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-h2-streams-'))
   const ca = await makeCa(join(dir, 'ca'))
   const cert = await issueServerCert(ca, { cn: 'ferry.test', name: 'server' })
+  const metrics = new Metrics({ processMetrics: false })
   const app = await buildApp({
     registry: breakingRegistry(new LocalRegistry(new FilesystemDriver(join(dir, 'data')))),
     logger: pino({ level: 'silent' }),
-    metrics: new Metrics({ processMetrics: false }),
+    metrics,
     authenticator: openAuthenticator,
     authorizer: openAuthorizer,
+    blobSender: composeTransfer({ sendfile: true, metrics }).sender,
     serverOptions: { http2: true, https: { cert: cert.certPem, key: cert.keyPem, allowHTTP1: true } },
   })
   await app.listen({ host: '127.0.0.1', port: 0 })

@@ -1,13 +1,9 @@
 import { parseDigest } from '../../core/digest.js'
 import { RegistryError } from '../../core/errors.js'
 import { mediaTypes } from '../../core/media-types.js'
-import { isFileDescriptorSource, isGrowingFileSource, isPositionalSource, isSharedChunkSource } from '../../core/pull-source.js'
 import { rangeLength } from '../../core/range.js'
 import type { RepositoryName } from '../../core/reference.js'
 import type { HandlerContext } from '../handler-context.js'
-import { nativeSendfile } from '../native-sendfile.js'
-import { sendFileRange, sendfileSocket, sendGrowingFile } from '../send-file.js'
-import { sendShared, sendStored } from '../send-pulled.js'
 
 type BlobEndpoint = { name: RepositoryName; digest: string }
 
@@ -35,16 +31,7 @@ export async function getBlob(ctx: HandlerContext, endpoint: BlobEndpoint, head:
   }
   ctx.reply.header('content-length', String(length))
   if (length === 0) return ctx.reply.send(body.stream)
-  // Over plain HTTP/1.1 the kernel sends a stored file, or a fill's upload file as it grows
-  // (sendfile). Otherwise a stored file goes out from blocks shared with concurrent downloads of
-  // the same blob, a fill from its shared blocks, anything else (e.g. the memory driver) piped.
-  const start = body.range?.start ?? 0
-  const sendfile = ctx.options.sendfile && sendfileSocket(ctx.reply) !== undefined ? nativeSendfile().native : undefined
-  if (sendfile && isFileDescriptorSource(body.stream)) return sendFileRange(ctx.reply, sendfile, body.stream, start, length)
-  if (sendfile && isGrowingFileSource(body.stream) && (await sendGrowingFile(ctx.reply, sendfile, body.stream))) return
-  if (isPositionalSource(body.stream)) return sendStored(ctx.reply, body.stream, digest, start, length, body.size)
-  if (isSharedChunkSource(body.stream)) return sendShared(ctx.reply, body.stream, length)
-  return ctx.reply.send(body.stream)
+  await ctx.sender.send(ctx.reply, body.stream, { digest, size: body.size, start: body.range?.start ?? 0, length })
 }
 
 export async function deleteBlob(ctx: HandlerContext, endpoint: BlobEndpoint): Promise<void> {

@@ -3,7 +3,7 @@
 // upload) reads it as an ordinary stream; over plain HTTP/1.1 the kernel sends it (its fd).
 import type { FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import type { FileDescriptorSource, PositionalSource } from '../../core/pull-source.js'
+import type { FileDescriptorSource, PositionalSource } from '../../transfer/body-sources.js'
 
 export class FileRangeStream extends Readable implements PositionalSource, FileDescriptorSource {
   #position: number

@@ -1,4 +1,4 @@
-// How deep a blob download's pipeline is (send-pulled.ts, shared-reads.ts).
+// How deep a blob download's pipeline is (send-lent.ts, shared-reads.ts).
 
 /**
  * Chunks lent per download: one leaving the socket, one queued behind it, one being read. With

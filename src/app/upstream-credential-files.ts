@@ -2,12 +2,12 @@
 // the upstreams using it), watches them, and reports every re-read as one log line and a
 // ferry_upstream_credentials_reload_total count per upstream using the file.
 import type { Logger } from 'pino'
-import type { CredentialProvider, FormPost } from './client/credentials.js'
-import { createFormPoster, type FormPoster } from './client/form-post.js'
-import type { DispatcherSource } from './client/transport.js'
-import type { MirrorConfig } from './config/schema.js'
-import { UpstreamCredentials } from './credentials/upstream-credentials.js'
-import type { Metrics } from './observability/metrics.js'
+import type { CredentialProvider, FormPost } from '../client/credentials.js'
+import { createFormPoster, type FormPoster } from '../client/form-post.js'
+import type { DispatcherSource } from '../client/transport.js'
+import type { MirrorConfig } from '../config/schema.js'
+import { UpstreamCredentials } from '../credentials/upstream-credentials.js'
+import type { Metrics } from '../observability/metrics.js'
 
 export interface MirrorCredentials {
   /** The provider of each upstream that has credentials configured. */

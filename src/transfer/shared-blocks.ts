@@ -4,7 +4,7 @@
 // these same Buffers to its socket (no copy per response). Memory is one process-wide budget,
 // whatever the number of readers: a block is kept only while it fits, and an unpinned block (no
 // write in flight) is dropped, least recently used first, to make room.
-import { RegistryError } from './errors.js'
+import { RegistryError } from '../core/errors.js'
 
 export const blockSize = 1024 * 1024
 
@@ -28,11 +28,11 @@ export class BlockBudget {
 }
 
 /**
- * Mirror fills and stored-blob downloads together: 16 concurrent downloads of different blobs
- * at three blocks each, or three fills' shares (containerd pulls three layers at once); past
- * it, a download reads into small private buffers (http/shared-reads.ts).
+ * The process-wide budget composition creates: mirror fills and stored-blob downloads together,
+ * 16 concurrent downloads of different blobs at three blocks each, or three fills' shares
+ * (containerd pulls three layers at once); past it, a download reads into small private buffers.
  */
-export const blockBudget = new BlockBudget(48 * blockSize)
+export const defaultBlockBudgetBytes = 48 * blockSize
 
 export interface Block {
   readonly index: number
@@ -55,7 +55,7 @@ export class SharedBlocks {
   constructor(
     /** How many blocks this blob may hold (a fill: its newest bytes and what followers send). */
     private readonly share: () => number,
-    private readonly memory: BlockBudget = blockBudget,
+    private readonly memory: BlockBudget,
   ) {}
 
   /** The fill's next bytes: copied into the newest block (kept when the budget allows). */

@@ -1,20 +1,25 @@
-// Composition root: the only place that knows which implementation backs which interface.
+// Composition root: the only place that knows which implementation backs which interface. Builds
+// the storage driver, the local and cache registries, the mirror, auth, blob transfer and the
+// fastify app from a Config, plus the housekeeping and live-reload hooks server.ts drives.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { buildAuth } from './auth/build-auth.js'
-import type { Config } from './config/schema.js'
-import { buildApp, type AppServerOptions } from './http/app.js'
-import { Metrics } from './observability/metrics.js'
-import type { StorageDriver } from './storage/driver/driver.js'
-import { FilesystemDriver } from './storage/driver/filesystem.js'
-import { LocalRegistry } from './storage/local-registry.js'
-import { composeMirror } from './mirror-compose.js'
+import { buildAuth } from './compose-auth.js'
+import type { Config } from '../config/schema.js'
+import { buildApp, type AppServerOptions } from '../http/app.js'
+import { Metrics } from '../observability/metrics.js'
+import type { StorageDriver } from '../storage/driver/driver.js'
+import { FilesystemDriver } from '../storage/driver/filesystem.js'
+import { LocalRegistry } from '../storage/local-registry.js'
+import { composeMirror } from './compose-mirror.js'
+import { composeTransfer } from './compose-transfer.js'
 
 export interface Composed {
   app: FastifyInstance
   /** Pushed content. */
   registry: LocalRegistry
   metrics: Metrics
+  /** Why blobs are not sent with sendfile(2) although http.sendfile asks for it (undefined: they are, or it is off). */
+  sendfileProblem: string | undefined
   /** Re-reads the htpasswd and token key files and upstream TLS files now (changes to them are picked up anyway). */
   reloadCredentials(): Promise<void>
   /** Applies what can change without a restart from a re-read config (role bindings, the mirror section). Never rejects. */
@@ -45,8 +50,14 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
+  const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   // Always composed, even without upstreams: a reloaded config may add the first one.
-  const mirror = await composeMirror(config.mirror, registry, cache, metrics, logger, config.http.shutdownTimeout)
+  const mirror = await composeMirror(config.mirror, registry, cache, {
+    metrics,
+    logger,
+    blockBudget: transfer.budget,
+    retireTimeoutMs: config.http.shutdownTimeout,
+  })
   let stopping = false
   let timer: NodeJS.Timeout | undefined
   // Always the real thing: there is no way to compose Ferry without authentication.
@@ -56,7 +67,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     registry: mirror.registry,
     logger,
     metrics,
-    options: { deleteEnabled: config.storage.deleteEnabled, sendfile: config.http.sendfile },
+    options: { deleteEnabled: config.storage.deleteEnabled },
+    blobSender: transfer.sender,
     ready: async () => !stopping && (await driver.list('').then(() => true)),
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
@@ -80,6 +92,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     app,
     registry,
     metrics,
+    sendfileProblem: transfer.sendfileProblem,
     reloadCredentials: async () => {
       // Upstream CA bundles and client certificates rotate like our own credentials.
       await Promise.all([auth.reload(), mirror.reloadTransports('SIGHUP'), mirror.reloadCredentials()])

@@ -1,12 +1,13 @@
 // Builds the pull-through mirror from config: a cache registry beside the local one on the same
-// storage, and the live set of upstreams (mirror-upstreams.ts) that a config reload replaces.
+// storage, and the live set of upstreams (live-upstreams.ts) that a config reload replaces.
 import type { Logger } from 'pino'
-import type { Registry } from './core/registry.js'
-import type { MirrorConfig } from './config/schema.js'
-import type { Metrics } from './observability/metrics.js'
-import { MirrorUpstreams } from './mirror-upstreams.js'
-import { MirrorContext } from './proxy/mirror-context.js'
-import { MirrorRegistry } from './proxy/mirror-registry.js'
+import type { Registry } from '../core/registry.js'
+import type { MirrorConfig } from '../config/schema.js'
+import type { Metrics } from '../observability/metrics.js'
+import { MirrorUpstreams } from './live-upstreams.js'
+import { MirrorContext } from '../proxy/mirror-context.js'
+import { MirrorRegistry } from '../proxy/mirror-registry.js'
+import type { BlockBudget } from '../transfer/shared-blocks.js'
 
 export interface Mirror {
   registry: Registry
@@ -23,15 +24,21 @@ export interface Mirror {
   apply(config: MirrorConfig): Promise<void>
 }
 
+export interface MirrorServices {
+  metrics: Metrics
+  logger: Logger
+  /** Memory for the blocks fills share with their followers (the process-wide budget). */
+  blockBudget: BlockBudget
+  /** Longest wait for a replaced upstream's downloads before its connections are closed. */
+  retireTimeoutMs: number
+}
+
 /** Rejects, naming upstream and file, when a credential, CA or certificate file the config names is unusable. */
 export async function composeMirror(
   config: MirrorConfig,
   local: Registry,
   cache: Registry,
-  metrics: Metrics,
-  logger: Logger,
-  /** Longest wait for a replaced upstream's downloads before its connections are closed. */
-  retireTimeoutMs: number,
+  { metrics, logger, blockBudget, retireTimeoutMs }: MirrorServices,
 ): Promise<Mirror> {
   let context: MirrorContext | undefined
   const upstreams = await MirrorUpstreams.start(config, {
@@ -40,7 +47,7 @@ export async function composeMirror(
     retireTimeoutMs,
     onReplaced: (name) => context?.forgetTagValidations(name),
   })
-  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger)
+  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget)
   const draining = context
   return {
     registry: new MirrorRegistry(local, context),

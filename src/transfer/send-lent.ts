@@ -1,4 +1,4 @@
-// Sends a blob body (core/pull-source.ts: a stored file read into shared blocks, or a fill's
+// Sends a blob body (body-sources.ts: a stored file read into shared blocks, or a fill's
 // shared blocks) straight to the raw response, pipelineDepth chunks deep: a chunk is written as
 // soon as it is read, queued behind the one leaving the socket, so the socket never waits for
 // JavaScript between chunks, and the next read runs meanwhile. A chunk is released only once the
@@ -11,9 +11,9 @@
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import type { PositionalSource, SharedChunkSource } from '../core/pull-source.js'
+import type { SharedChunkSource } from './body-sources.js'
 import { pipelineDepth } from './pipeline-depth.js'
-import { SharedRead } from './shared-reads.js'
+import type { SharedRead } from './shared-reads.js'
 
 type RawResponse = FastifyReply['raw']
 
@@ -30,15 +30,7 @@ interface Lent {
  * Sends bytes `start`..`start + length` of a stored blob from blocks shared with every other
  * download of the same digest (shared-reads.ts), read through this body's own file handle.
  */
-export function sendStored(
-  reply: FastifyReply,
-  body: Readable & PositionalSource,
-  digest: string,
-  start: number,
-  length: number,
-  size: number,
-): Promise<void> {
-  const read = new SharedRead(digest, body, start, start + length, size)
+export function sendStored(reply: FastifyReply, body: Readable, read: SharedRead, length: number): Promise<void> {
   return sendLent(reply, body, length, {
     next: () => read.next(),
     finish: () => read.close(),

@@ -30,16 +30,11 @@ export interface NativeSendfile {
 // The same path from src/http (tests, via tsx) and from dist/http (the compiled server).
 const modulePath = fileURLToPath(new URL('../../dist/native/ferry-sendfile.node', import.meta.url))
 
-let loaded: { native: NativeSendfile | undefined; problem: string | undefined } | undefined
-
-/** The helper, or undefined with the reason it is not available. */
+/** The helper, or undefined with the reason it is not available (Node's require cache loads it once per process). */
 export function nativeSendfile(): { native: NativeSendfile | undefined; problem: string | undefined } {
-  if (!loaded) {
-    try {
-      loaded = { native: createRequire(import.meta.url)(modulePath) as NativeSendfile, problem: undefined }
-    } catch (err) {
-      loaded = { native: undefined, problem: `${modulePath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` }
-    }
+  try {
+    return { native: createRequire(import.meta.url)(modulePath) as NativeSendfile, problem: undefined }
+  } catch (err) {
+    return { native: undefined, problem: `${modulePath}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` }
   }
-  return loaded
 }

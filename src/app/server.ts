@@ -6,15 +6,14 @@ import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import { compose } from './compose.js'
-import type { Config } from './config/schema.js'
+import { compose } from './compose-app.js'
+import type { Config } from '../config/schema.js'
 import { trackConnections } from './connection-tracker.js'
-import type { AppServerOptions } from './http/app.js'
-import { nativeSendfile } from './http/native-sendfile.js'
-import type { Metrics } from './observability/metrics.js'
-import { CertificateReloader } from './tls/certificate-reloader.js'
-import { loadCertificateSet, type CertificateSet, type TlsFiles } from './tls/certificate-set.js'
-import { httpsServerOptions, secureContextOptions } from './tls/server-options.js'
+import type { AppServerOptions } from '../http/app.js'
+import type { Metrics } from '../observability/metrics.js'
+import { CertificateReloader } from '../tls/certificate-reloader.js'
+import { loadCertificateSet, type CertificateSet, type TlsFiles } from '../tls/certificate-set.js'
+import { httpsServerOptions, secureContextOptions } from '../tls/server-options.js'
 
 export interface RunningServer {
   url: string
@@ -51,7 +50,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     'storage ready',
   )
   if (config.http.sendfile && tls === undefined) {
-    const { problem } = nativeSendfile()
+    const problem = composed.sendfileProblem
     if (problem)
       logger.warn(
         { problem },

@@ -6,16 +6,16 @@
 // or after `retireTimeoutMs`.
 import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
-import type { MirrorConfig, UpstreamConfig } from './config/schema.js'
-import { openMirrorCredentials, type MirrorCredentials } from './mirror-credentials.js'
-import type { Metrics } from './observability/metrics.js'
-import { BreakerUpstream, type CircuitState } from './proxy/circuit-breaker.js'
-import { InFlightUpstream } from './proxy/in-flight-upstream.js'
-import { MeteredUpstream } from './proxy/metered-upstream.js'
-import type { MirrorRoutes, MirrorUpstream } from './proxy/mirror-context.js'
-import { RegistryUpstream } from './upstream/registry-upstream.js'
-import { routeTable } from './upstream/routing.js'
-import { UpstreamTransport } from './upstream/upstream-transport.js'
+import type { MirrorConfig, UpstreamConfig } from '../config/schema.js'
+import { openMirrorCredentials, type MirrorCredentials } from './upstream-credential-files.js'
+import type { Metrics } from '../observability/metrics.js'
+import { BreakerUpstream, type CircuitState } from '../proxy/circuit-breaker.js'
+import { InFlightUpstream } from '../proxy/in-flight-upstream.js'
+import { MeteredUpstream } from '../proxy/metered-upstream.js'
+import type { MirrorRoutes, MirrorUpstream } from '../proxy/mirror-context.js'
+import { RegistryUpstream } from '../upstream/registry-upstream.js'
+import { routeTable } from '../upstream/routing.js'
+import { UpstreamTransport } from '../upstream/upstream-transport.js'
 
 const circuitValue: Record<CircuitState, number> = { closed: 0, open: 1, 'half-open': 2 }
 

@@ -1,14 +1,15 @@
 // One client's body while a blob fill runs: bytes `start`..`end` of the blob, following the
-// download. Chunks are slices of the fill's shared blocks (fill-blocks.ts), lent to the sender
-// (http/send-pulled.ts) until its write finished; a block no longer in memory is read from the
-// upload file (after the commit, the blob file) through the one handle this follower keeps.
-// Read as an ordinary stream (not over HTTP), chunks are copied. Over plain HTTP/1.1 the kernel
-// sends from the upload file instead (GrowingFileSource, http/send-file.ts).
+// download. Chunks are slices of the fill's shared blocks (block-reader.ts), lent to the sender
+// (send-lent.ts) until its write finished; a block no longer in memory is read from the upload
+// file (after the commit, the blob file) through the one handle this follower keeps. Read as an
+// ordinary stream (not over HTTP), chunks are copied. Over plain HTTP/1.1 the kernel sends from
+// the upload file instead (GrowingFileSource, send-file.ts).
 import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import { RegistryError } from '../core/errors.js'
-import type { FileDescriptorSource, GrowingFileSource, PositionalSource, SharedChunk, SharedChunkSource } from '../core/pull-source.js'
-import { blockSize, type Block, type SharedBlocks } from '../core/shared-blocks.js'
+import type { FileDescriptorSource, GrowingFileSource, PositionalSource, SharedChunk, SharedChunkSource } from './body-sources.js'
+import { BlockReader, type NotLent } from './block-reader.js'
+import { blockSize, type SharedBlocks } from './shared-blocks.js'
 
 /** What a follower sees of its fill. */
 export interface FollowedFill {
@@ -26,7 +27,7 @@ export interface FollowedFill {
   unfollow(): void
 }
 
-/** Reads when the budget has no block to spare: small, private, and rare. */
+/** Reads when the budget has no block to spare (the fill's share is pinned by writes in flight): small, private, and rare. */
 const overflowRead = 64 * 1024
 
 export class FillFollower extends Readable implements SharedChunkSource, GrowingFileSource {
@@ -36,7 +37,7 @@ export class FillFollower extends Readable implements SharedChunkSource, Growing
   readonly #end: number
   #file: Promise<PositionalSource & { destroy(): unknown }> | undefined
   #reading = false
-  #spare: Buffer[] = []
+  readonly #reader: BlockReader
 
   constructor(
     private readonly fill: FollowedFill,
@@ -47,6 +48,7 @@ export class FillFollower extends Readable implements SharedChunkSource, Growing
     this.start = start
     this.#position = start
     this.#end = endInclusive + 1
+    this.#reader = new BlockReader(fill.blocks, (buffer, position) => this.#readFully(buffer, position), overflowRead)
   }
 
   get end(): number {
@@ -97,8 +99,7 @@ export class FillFollower extends Readable implements SharedChunkSource, Growing
       const done = this.#complete()
       // The last byte waits for verification: a corrupt fill never completes anyone's body.
       const available = done ? fill.size : Math.min(fill.received, fill.size - 1)
-      const index = Math.floor(this.#position / blockSize)
-      const blockStart = index * blockSize
+      const blockStart = Math.floor(this.#position / blockSize) * blockSize
       const blockEnd = Math.min(blockStart + blockSize, fill.size)
       const stop = Math.min(this.#end, available, blockEnd)
       // Whole blocks (or the rest of the body), not every network chunk: fewer, larger writes.
@@ -106,63 +107,23 @@ export class FillFollower extends Readable implements SharedChunkSource, Growing
         await fill.nextChange()
         continue
       }
-      let block = fill.blocks.pin(index)
-      let mine = false
-      if (!block && (done || fill.received >= blockEnd)) {
-        block = fill.blocks.load(index, blockEnd - blockStart, (buffer) => this.#readFully(buffer, blockStart))
-        if (!block) return this.#overflow(stop)
-        mine = true
+      let lent: SharedChunk | NotLent
+      try {
+        // A block not in memory is read from the file once it is whole there.
+        lent = await this.#reader.lend(this.#position, stop, blockEnd - blockStart, done || fill.received >= blockEnd)
+      } catch (err) {
+        // A failed fill's own error says more than the read that failed with it.
+        throw (fill.state as FollowedFill['state']) === 'failed' ? fill.error : err
       }
-      if (!block) {
-        // The fill's newest block did not fit the budget: read it once it is whole.
+      if (lent === 'load-failed-elsewhere') continue
+      // The fill's newest block did not fit the budget, or is not filled that far yet.
+      if (typeof lent === 'string') {
         await fill.nextChange()
         continue
       }
-      const chunk = await this.#slice(block, stop, mine)
-      if (chunk) return chunk
+      this.#position += lent.bytes.length
+      return lent
     }
-  }
-
-  /** Bytes #position..stop of a pinned block, lent until released; undefined to look again. */
-  async #slice(block: Block, stop: number, mine: boolean): Promise<SharedChunk | undefined> {
-    const blocks = this.fill.blocks
-    try {
-      await block.ready
-    } catch (err) {
-      blocks.unpin(block)
-      if (this.fill.state === 'failed') throw this.fill.error
-      if (mine) throw err
-      return undefined // another follower's read failed (its client left): read it through this one's file
-    }
-    const from = this.#position - block.index * blockSize
-    const to = Math.min(stop - block.index * blockSize, block.filled)
-    if (to <= from) {
-      blocks.unpin(block)
-      await this.fill.nextChange()
-      return undefined
-    }
-    this.#position += to - from
-    let released = false
-    return {
-      bytes: block.buffer.subarray(from, to),
-      release: () => {
-        if (released) return
-        released = true
-        blocks.unpin(block)
-      },
-    }
-  }
-
-  /**
-   * No block to spare (the fill's share is pinned by writes in flight): a small read into one of
-   * this follower's two private buffers, so it never waits on other clients' sockets.
-   */
-  async #overflow(stop: number): Promise<SharedChunk> {
-    const own = this.#spare.pop() ?? Buffer.allocUnsafeSlow(overflowRead)
-    const bytes = own.subarray(0, Math.min(overflowRead, stop - this.#position))
-    await this.#readFully(bytes, this.#position)
-    this.#position += bytes.length
-    return { bytes, release: () => this.#spare.push(own) }
   }
 
   /** Fills `buffer` from the file at `position`; waits for bytes counted but not yet written. */

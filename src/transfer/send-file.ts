@@ -3,7 +3,7 @@
 // a read and a write per chunk (a third of the CPU per GiB of reading through Node, and no
 // memory per download). Two bodies go this way: a stored blob's range, and a mirror fill's
 // upload file while it is still being written (each transfer sends what is already in the
-// file). TLS, HTTP/2 and sources that are not local files use send-pulled.ts.
+// file). TLS, HTTP/2 and sources that are not local files use send-lent.ts.
 //
 // Node's HTTP layer writes the status line and headers; this module waits until they have left
 // for the kernel, lets the helper send the body on the same connection, and ends the response
@@ -16,8 +16,8 @@ import type { Socket } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { TLSSocket } from 'node:tls'
 import type { Readable } from 'node:stream'
-import type { FileDescriptorSource, GrowingFileSource } from '../core/pull-source.js'
-import { countKernelSent } from './kernel-sent.js'
+import type { FileDescriptorSource, GrowingFileSource } from './body-sources.js'
+import type { KernelSentBytes } from './kernel-sent.js'
 import { endOfFile, type NativeSendfile } from './native-sendfile.js'
 
 /** The socket's descriptor when sendfile can write to it: plain TCP under HTTP/1.1. */
@@ -31,18 +31,24 @@ export function sendfileSocket(reply: FastifyReply): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined
 }
 
+/** The helper, and where the bytes it sent are counted. */
+export interface Kernel {
+  native: NativeSendfile
+  sent: KernelSentBytes
+}
+
 /** One transfer's outcome: bytes sent, and the error (`endOfFile` when the file was shorter). */
 type Transfer = (fileFd: number, offset: number, length: number) => Promise<{ error: string | null; sent: number }>
 
 /** Sends bytes `start`..`start + length` of the stored file behind `body` as the reply's body. */
 export function sendFileRange(
   reply: FastifyReply,
-  native: NativeSendfile,
+  kernel: Kernel,
   body: Readable & FileDescriptorSource,
   start: number,
   length: number,
 ): Promise<void> {
-  return sendWith(reply, native, body, async (transfer) => {
+  return sendWith(reply, kernel, body, async (transfer) => {
     const { error, sent } = await transfer(body.fd, start, length)
     if (error !== null || sent !== length)
       throw new ShortBody(error === endOfFile ? `the file ended after ${sent} of ${length} bytes` : (error ?? 'short'))
@@ -53,10 +59,10 @@ export function sendFileRange(
  * Sends a body that follows a file still being written, or returns false (nothing sent) when
  * its storage has no local file to send from.
  */
-export async function sendGrowingFile(reply: FastifyReply, native: NativeSendfile, body: Readable & GrowingFileSource): Promise<boolean> {
+export async function sendGrowingFile(reply: FastifyReply, kernel: Kernel, body: Readable & GrowingFileSource): Promise<boolean> {
   const fd = await body.fileDescriptor()
   if (fd === undefined) return false
-  await sendWith(reply, native, body, async (transfer) => {
+  await sendWith(reply, kernel, body, async (transfer) => {
     for (let position = body.start; position < body.end;) {
       const limit = await body.sendableFrom(position)
       const wasGrowing = body.growing
@@ -79,7 +85,7 @@ class ShortBody extends Error {}
 
 async function sendWith(
   reply: FastifyReply,
-  native: NativeSendfile,
+  { native, sent: kernelSent }: Kernel,
   body: Readable,
   sendBody: (transfer: Transfer) => Promise<void>,
 ): Promise<void> {
@@ -98,7 +104,7 @@ async function sendWith(
       const socketFd = sendfileSocket(reply)
       if (socketFd === undefined) return reject(new ClientGone())
       const running = native.start(socketFd, fileFd, offset, length, idleTimeout, (error, sent) => {
-        countKernelSent(socket, sent)
+        kernelSent.add(socket, sent)
         resolve({ error, sent })
       })
       cancel = () => running.cancel()

@@ -1,0 +1,61 @@
+// The one place that decides how a blob body leaves the process, given what the body can do
+// (body-sources.ts) and what the connection allows:
+//   plain HTTP/1.1 + the sendfile(2) helper: the kernel sends a stored file, or a mirror fill's
+//     upload file as it grows (send-file.ts);
+//   otherwise a stored file goes out from 1 MiB blocks shared with the concurrent downloads of the
+//     same blob (shared-reads.ts), a fill from its own shared blocks (send-lent.ts);
+//   anything else (e.g. the memory driver's streams) is piped by fastify.
+// Composition builds one per process, with the block budget that mirror fills share too.
+import type { FastifyReply } from 'fastify'
+import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
+import { isFileDescriptorSource, isGrowingFileSource, isPositionalSource, isSharedChunkSource } from './body-sources.js'
+import { KernelSentBytes } from './kernel-sent.js'
+import type { NativeSendfile } from './native-sendfile.js'
+import { sendFileRange, sendfileSocket, sendGrowingFile, type Kernel } from './send-file.js'
+import { sendShared, sendStored } from './send-lent.js'
+import { SharedReads } from './shared-reads.js'
+import type { BlockBudget } from './shared-blocks.js'
+
+/** Which bytes of which blob a response carries. */
+export interface BlobBodyRange {
+  digest: string
+  /** The blob's size. */
+  size: number
+  start: number
+  length: number
+}
+
+export class BlobSender {
+  readonly #kernel: Kernel | undefined
+  readonly #sharedReads: SharedReads
+  readonly #kernelSent = new KernelSentBytes()
+
+  constructor(options: {
+    /** Memory for shared blocks, the same budget mirror fills use. */
+    budget: BlockBudget
+    /** The sendfile(2) helper, when it is built and allowed (http.sendfile). */
+    sendfile: NativeSendfile | undefined
+  }) {
+    this.#kernel = options.sendfile ? { native: options.sendfile, sent: this.#kernelSent } : undefined
+    this.#sharedReads = new SharedReads(options.budget)
+  }
+
+  /** Bytes the kernel sent on `socket` (Node's socket.bytesWritten never counts them). */
+  kernelSent(socket: Socket): number {
+    return this.#kernelSent.of(socket)
+  }
+
+  /** Sends `body` as the reply's body; status and headers are already set on `reply`. */
+  async send(reply: FastifyReply, body: Readable, range: BlobBodyRange): Promise<void> {
+    const kernel = this.#kernel && sendfileSocket(reply) !== undefined ? this.#kernel : undefined
+    if (kernel && isFileDescriptorSource(body)) return sendFileRange(reply, kernel, body, range.start, range.length)
+    if (kernel && isGrowingFileSource(body) && (await sendGrowingFile(reply, kernel, body))) return
+    if (isPositionalSource(body)) {
+      const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size)
+      return sendStored(reply, body, read, range.length)
+    }
+    if (isSharedChunkSource(body)) return sendShared(reply, body, range.length)
+    await reply.send(body)
+  }
+}
