@@ -2,6 +2,7 @@
 // the challenge names (the Docker token protocol). Tokens are cached per (realm, service, scope)
 // until shortly before they expire, and each registry origin's challenge is remembered so later
 // requests carry a token from the start instead of paying a 401 round trip each time.
+import { LRUCache } from 'lru-cache'
 import { ClientError } from './client-error.js'
 import { basicAuthorization, identityTokenUsername, type CredentialProvider, type Credentials } from './credentials.js'
 import { describe, type ClientResponse, type Exchange } from './http-exchange.js'
@@ -22,7 +23,8 @@ export interface AuthenticatorOptions {
 
 interface CachedToken {
   authorization: string
-  expiresAt: number
+  /** How long it may be used: its expires_in, less a margin. */
+  ttlMs: number
   /** The credential generation it was minted with. */
   generation: number
 }
@@ -36,7 +38,8 @@ export class Authenticator {
   readonly #now: () => number
   /** The last usable challenge per registry origin. */
   readonly #challenges = new Map<string, Challenge>()
-  readonly #tokens = new Map<string, CachedToken>()
+  /** Tokens by realm, service and scope, each kept for its own lifetime. */
+  readonly #tokens: LRUCache<string, CachedToken>
   /** Token requests in flight, so concurrent requests for one scope share one token fetch. */
   readonly #inflight = new Map<string, Promise<CachedToken>>()
   /** The credential generation the cached tokens belong to. */
@@ -45,6 +48,8 @@ export class Authenticator {
   constructor(options: AuthenticatorOptions) {
     this.#options = options
     this.#now = options.now ?? Date.now
+    const now = this.#now
+    this.#tokens = new LRUCache<string, CachedToken>({ max: maxCachedTokens, perf: { now } })
   }
 
   /** Authorization to send up front to `origin`, from what an earlier challenge taught us. */
@@ -115,7 +120,7 @@ export class Authenticator {
     const generation = this.#currentGeneration()
     const key = `${realm}\n${service ?? ''}\n${scope ?? ''}`
     const cached = this.#tokens.get(key)
-    if (cached !== undefined && cached.expiresAt > this.#now() && cached.authorization !== rejected) return cached.authorization
+    if (cached !== undefined && cached.authorization !== rejected) return cached.authorization
     this.#tokens.delete(key)
 
     // Keyed by generation too: a fetch that started with replaced credentials is not joined.
@@ -132,16 +137,7 @@ export class Authenticator {
   }
 
   #remember(key: string, token: CachedToken): void {
-    if (this.#tokens.size >= maxCachedTokens) {
-      const now = this.#now()
-      for (const [k, v] of this.#tokens) if (v.expiresAt <= now) this.#tokens.delete(k)
-      // Still full: drop the oldest entries (Map keeps insertion order).
-      for (const k of this.#tokens.keys()) {
-        if (this.#tokens.size < maxCachedTokens) break
-        this.#tokens.delete(k)
-      }
-    }
-    this.#tokens.set(key, token)
+    if (token.ttlMs > 0) this.#tokens.set(key, token, { ttl: token.ttlMs })
   }
 
   async #fetchToken(realm: string, service: string | undefined, scope: string | undefined, generation: number): Promise<CachedToken> {
@@ -206,7 +202,7 @@ export class Authenticator {
     const seconds = typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : defaultExpiresInSeconds
     // Renew a little early so a token never expires between our check and the upstream's.
     const margin = Math.min(30, seconds / 5)
-    return { authorization: `Bearer ${value}`, expiresAt: this.#now() + (seconds - margin) * 1000, generation }
+    return { authorization: `Bearer ${value}`, ttlMs: (seconds - margin) * 1000, generation }
   }
 }
 

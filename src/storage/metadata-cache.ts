@@ -22,56 +22,54 @@ export interface MetadataCacheOptions {
   maxEntries?: number
 }
 
+type Read<V> = () => Promise<V | undefined>
+
 /** One kind of answer (e.g. tag → digest), keyed by repository and name. */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- lru-cache's own value bound
 export class MetadataMap<V extends {}> {
-  private readonly entries: LRUCache<string, Entry<V>> | undefined
   /**
-   * Bumped by every write. A read that started before a write may carry the old answer; it is
-   * returned to its caller but not remembered, so it cannot overwrite what the write stored.
+   * lru-cache's fetch() reads a missing or expired key once however many requests ask for it,
+   * and a set() or delete() of the key aborts a read in flight, so an answer read before a write
+   * is never remembered over it.
    */
+  private readonly entries: LRUCache<string, Entry<V>, Read<V>> | undefined
+  /** Bumped by every write: tells a read aborted by a write from a read that failed. */
   private writes = 0
-  /** Reads in flight: when an entry expires under load, its key is read from storage once. */
-  private readonly loading = new Map<string, Promise<V | undefined>>()
 
   constructor(ttlMs: number, maxEntries: number) {
-    this.entries = ttlMs > 0 ? new LRUCache<string, Entry<V>>({ max: maxEntries, ttl: ttlMs }) : undefined
+    this.entries =
+      ttlMs > 0
+        ? new LRUCache<string, Entry<V>, Read<V>>({
+            max: maxEntries,
+            ttl: ttlMs,
+            fetchMethod: async (_key, _stale, { context: read }) => ({ value: await read() }),
+          })
+        : undefined
   }
 
   /** The remembered answer for `key`, else `read()`'s (then remembered). */
-  async get(key: string, read: () => Promise<V | undefined>): Promise<V | undefined> {
+  async get(key: string, read: Read<V>): Promise<V | undefined> {
     if (this.entries === undefined) return read()
-    const hit = this.entries.get(key)
-    if (hit) return hit.value
-    const pending = this.loading.get(key)
-    if (pending) return pending
-    const load = this.load(key, read)
-    this.loading.set(key, load)
-    try {
-      return await load
-    } finally {
-      if (this.loading.get(key) === load) this.loading.delete(key)
-    }
-  }
-
-  private async load(key: string, read: () => Promise<V | undefined>): Promise<V | undefined> {
     const writes = this.writes
-    const value = await read()
-    if (writes === this.writes) this.entries?.set(key, { value })
-    return value
+    try {
+      return (await this.entries.fetch(key, { context: read }))?.value
+    } catch (err) {
+      if (writes === this.writes) throw err
+      // A write of this key aborted the read: what the write recorded is newer (forgotten: read again).
+      const known = this.entries.get(key)
+      return known ? known.value : read()
+    }
   }
 
   /** Records what this process just wrote (undefined: just deleted). */
   set(key: string, value: V | undefined): void {
     this.writes++
-    this.loading.delete(key) // a read in flight may predate the write: later readers must not join it
     this.entries?.set(key, { value })
   }
 
   /** Forgets `key`: the next get() reads storage (for writes whose outcome is not known here). */
   forget(key: string): void {
     this.writes++
-    this.loading.delete(key)
     this.entries?.delete(key)
   }
 }
