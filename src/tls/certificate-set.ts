@@ -51,12 +51,15 @@ export interface CertificateSet {
 }
 
 export async function readTlsFiles(files: TlsFiles): Promise<TlsFileBytes> {
-  const [cert, key, clientCa] = await Promise.all([
-    readTlsFile('tls.cert', files.cert),
-    readTlsFile('tls.key', files.key),
-    files.clientCa === undefined ? undefined : readTlsFile('tls.clientCa', files.clientCa),
-  ])
-  return { cert, key, clientCa }
+  const contents = await Promise.all(
+    tlsFilePaths(files).map((file) =>
+      readFile(file).catch((err: unknown) => {
+        const code = (err as NodeJS.ErrnoException).code
+        throw unreadableTlsFile(files, file, code ?? (err as Error).message)
+      }),
+    ),
+  )
+  return tlsFileBytes(contents)
 }
 
 /** The files in the order a reload reads them: certificate, key, then the CA bundle if set. */
@@ -151,15 +154,6 @@ export function checkCertificateSet(files: TlsFiles, bytes: TlsFileBytes, now: D
     notBefore,
     notAfter,
     warnings,
-  }
-}
-
-async function readTlsFile(configKey: TlsFileKey, file: string): Promise<Buffer> {
-  try {
-    return await readFile(file)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new TlsFileError(configKey, file, unreadableProblem(code ?? (err as Error).message))
   }
 }
 

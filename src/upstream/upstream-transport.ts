@@ -5,11 +5,10 @@
 // ferry_upstream_transport_reload_total{result="error"}.
 import type { Logger } from 'pino'
 import type { ClientTimeouts } from '../client/http-exchange.js'
-import { SwitchableTransport, Transport, redactProxyUrl, type ProxyChoice } from '../client/transport.js'
+import { SwitchableTransport, Transport, redactProxyUrl, type ProxyChoice, type TlsMaterial } from '../client/transport.js'
 import type { ProxyConfig, UpstreamConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
-import type { TlsMaterial } from '../client/transport.js'
 import { TransportFileError, checkMaterial, transportFilePaths, unreadableTransportFile, type UpstreamFiles } from './transport-files.js'
 
 export type TransportReloadOutcome = 'reloaded' | 'unchanged' | 'failed'
