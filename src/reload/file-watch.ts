@@ -8,8 +8,8 @@ import { watch, type FSWatcher } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 
-/** One quiet time for every reloadable file: long enough for a cert and key renamed back to back. */
-export const defaultDebounceMs = 200
+/** The config file's quiet time; reloadable file sets use ReloadableFiles' longer one. */
+const defaultDebounceMs = 100
 
 export interface FileWatch {
   /** Settles once the folders the symlinks resolve to are watched too (the paths' own at once). */

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { defaultDebounceMs, watchFiles, type FileWatch } from './file-watch.js'
+import { watchFiles, type FileWatch } from './file-watch.js'
 
 export type ReloadResult = 'reloaded' | 'unchanged' | 'failed'
 
@@ -46,7 +46,7 @@ export interface ReloadableFilesOptions<T> {
   onEvent?(event: ReloadEvent<T>): void
   /** A folder that cannot be watched (explicit reloads still work). */
   onWatchError?(err: unknown, dir: string): void
-  /** Quiet time after the last file event before reloading (default 200 ms). */
+  /** Quiet time after the last file event before reloading (default 500 ms). */
   debounceMs?: number
   /** How long a failure found by the watch may be mid-rotation before it is reported (default 1 s). */
   settleMs?: number
@@ -54,6 +54,11 @@ export interface ReloadableFilesOptions<T> {
   watchReason?: string
 }
 
+/**
+ * One quiet time for every reloadable file set: a certificate and key renamed back to back are
+ * one reload, and a SIGHUP sent right after a rename is the reload that installs it.
+ */
+export const defaultDebounceMs = 500
 export const defaultSettleMs = 1000
 
 export class ReloadableFiles<T> {
