@@ -131,7 +131,23 @@ t.test('http/ never reaches tls/; tls/ only reads files and talks to node:tls', 
     for (const spec of imports) t.notMatch(spec, /(^|\/)tls\//, `${file} imports ${spec}: http/ is handed server options instead`)
   }
   for (const { file, imports } of importsOf('tls/')) {
-    for (const spec of imports) t.match(spec, /^(node:|pino$|\.\/|\.\.\/(config|observability)\/)/, `${file} imports ${spec}`)
+    for (const spec of imports) t.match(spec, /^(node:|pino$|\.\/|\.\.\/(config|observability|reload)\/)/, `${file} imports ${spec}`)
+  }
+})
+
+t.test('PEM is parsed in one place: tls/pem.ts, pure, for tls/ and upstream/', async (t) => {
+  for (const { file, text } of [...importsOf('tls/'), ...importsOf('upstream/')]) {
+    if (file === 'tls/pem.ts') continue
+    t.notMatch(text, /new X509Certificate\(|createPrivateKey\(|BEGIN CERTIFICATE/, `${file} parses PEM itself`)
+  }
+  const pem = files.find((f) => f.file === 'tls/pem.ts')
+  t.same(pem?.imports, ['node:crypto'], 'tls/pem.ts reads no files')
+})
+
+t.test('files that rotate are followed by reload/ alone: no fs.watch elsewhere', async (t) => {
+  for (const { file, text } of files) {
+    if (file.startsWith('reload/')) continue
+    t.notMatch(text, /^import \{[^}]*\b(watch|watchFile)\b[^}]*\} from 'node:fs(\/promises)?'/m, `${file} watches files itself`)
   }
 })
 

@@ -2,10 +2,9 @@
 // they signed has expired (the overlap), so rotating the key file never logs anyone out early.
 // Tokens name their key by `kid` (the RFC 7638 thumbprint of its public JWK).
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { calculateJwkThumbprint, exportJWK } from 'jose'
 import type { Logger } from 'pino'
-import { watchFile, type FileWatch } from '../reload/file-watch.js'
+import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
 
 export interface SigningKey {
   kid: string
@@ -51,18 +50,19 @@ async function thumbprint(publicKey: KeyObject): Promise<string> {
 }
 
 export interface KeyRingOptions {
-  /** PEM private key file, watched; undefined generates a key in memory. */
+  /** PEM private key file, watched (a ReloadableFiles); undefined generates a key in memory. */
   file: string | undefined
   /** How long a replaced key keeps verifying: the longest lifetime of a token it may have signed. */
   overlapMs: number
   logger: Logger
+  /** Told when a new key is in use (`ok`) and of every failed reload (`error`). */
   onReload?: (outcome: 'ok' | 'error') => void
   now?: () => number
 }
 
 export class KeyRing {
   private retired: Array<{ key: SigningKey; until: number }> = []
-  private watcher: FileWatch | undefined
+  private file: ReloadableFiles<SigningKey> | undefined
   private readonly now: () => number
 
   private constructor(
@@ -73,13 +73,18 @@ export class KeyRing {
   }
 
   static async open(options: KeyRingOptions): Promise<KeyRing> {
-    const key = options.file === undefined ? await generateSigningKey() : await readKey(options.file)
-    const ring = new KeyRing(key, options)
-    if (options.file !== undefined) {
-      ring.watcher = watchFile(options.file, () => void ring.reload(), {
-        onError: (err) => options.logger.error({ err, file: options.file }, 'cannot watch the token key file; changes need a restart'),
-      })
-    }
+    const path = options.file
+    if (path === undefined) return new KeyRing(await generateSigningKey(), options)
+    let ring: KeyRing | undefined
+    const file = await ReloadableFiles.open({
+      paths: [path],
+      parse: (contents) => readKey(path, contents[0]!),
+      onEvent: (event) => ring?.report(event),
+      onWatchError: (err) => options.logger.error({ err, file: path }, 'cannot watch the token key file; changes need a restart'),
+    })
+    ring = new KeyRing(file.value, options)
+    ring.file = file
+    void file.watch()
     return ring
   }
 
@@ -105,36 +110,36 @@ export class KeyRing {
     this.current = key
   }
 
-  /** Re-reads the key file; a broken one keeps the current key and logs one error. */
+  /** Re-reads the key file; a broken one keeps the current key and logs one error per problem. */
   async reload(): Promise<boolean> {
-    const file = this.options.file
-    if (file === undefined) return true
-    try {
-      const key = await readKey(file)
-      const changed = key.kid !== this.current.kid
-      this.rotate(key)
-      if (changed) this.options.logger.info({ file, kid: key.kid, alg: key.alg }, 'token signing key rotated')
-      this.options.onReload?.('ok')
-      return true
-    } catch (err) {
-      this.options.logger.error(
-        { file, problem: err instanceof Error ? err.message : String(err) },
-        `token key file ${file} is unusable, keeping the current key`,
-      )
-      this.options.onReload?.('error')
-      return false
-    }
+    return (await this.file?.reload('SIGHUP')) !== 'failed'
   }
 
   close(): void {
-    this.watcher?.close()
+    this.file?.close()
+  }
+
+  private report(event: ReloadEvent<SigningKey>): void {
+    const { logger, onReload, file } = this.options
+    if (event.result === 'reloaded') {
+      const key = event.value
+      const changed = key.kid !== this.current.kid
+      this.rotate(key)
+      if (changed) logger.info({ file, kid: key.kid, alg: key.alg }, 'token signing key rotated')
+      onReload?.('ok')
+    } else if (event.result === 'failed') {
+      if (!event.repeated) {
+        const problem = event.error instanceof Error ? event.error.message : String(event.error)
+        logger.error({ file, problem }, `token key file ${file} is unusable, keeping the current key`)
+      }
+      onReload?.('error')
+    }
   }
 }
 
-async function readKey(file: string): Promise<SigningKey> {
-  const pem = await readFile(file, 'utf8')
+async function readKey(file: string, pem: Buffer): Promise<SigningKey> {
   try {
-    return await signingKeyFromPem(pem)
+    return await signingKeyFromPem(pem.toString('utf8'))
   } catch (err) {
     throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
   }

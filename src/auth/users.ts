@@ -1,13 +1,12 @@
-// Accounts: the htpasswd file (watched, re-read on change) merged with the config's inline users.
-// A reload swaps the whole map at once, so a removed user's next request fails; a file that does
-// not parse keeps the previous accounts and logs one error naming the file.
+// Accounts: the htpasswd file (a ReloadableFiles: watched, re-read on change) merged with the
+// config's inline users. A reload swaps the whole map at once, so a removed user's next request
+// fails; a file that does not parse keeps the previous accounts and logs one error naming the file.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
 import type { AuthConfig } from '../config/schema.js'
-import { watchFile, type FileWatch } from '../reload/file-watch.js'
+import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
 import { parseHtpasswd } from './htpasswd.js'
 
 export interface Account {
@@ -21,16 +20,15 @@ export interface UserStoreOptions {
   htpasswd: string | undefined
   inline: AuthConfig['users']
   logger: Logger
-  /** Told the outcome of every reload of the htpasswd file. */
+  /** Told when new accounts are in use (`ok`) and of every failed reload (`error`). */
   onReload?: (outcome: 'ok' | 'error') => void
   /** Watch the htpasswd file (default true). */
   watch?: boolean
 }
 
 export class UserStore {
-  private accounts = new Map<string, Account>()
-  private watcher: FileWatch | undefined
-  private lastError: string | undefined
+  private file: ReloadableFiles<Map<string, Account>> | undefined
+  private inlineAccounts = new Map<string, Account>()
   // bcrypt is slow on purpose (tens of ms at cost 10 in JS), and clients using Basic directly
   // send the password on every request. A verified password is remembered as an HMAC under a
   // per-process key, tied to the account's current hash: a changed or removed account misses.
@@ -43,14 +41,22 @@ export class UserStore {
   /** Reads the htpasswd file (failing if it is missing or broken) and starts watching it. */
   static async open(options: UserStoreOptions): Promise<UserStore> {
     const store = new UserStore(options)
-    const file = options.htpasswd === undefined ? [] : parseFile(options.htpasswd, await readFile(options.htpasswd, 'utf8'))
-    store.accounts = merge(file, options.inline)
-    if (options.htpasswd !== undefined && options.watch !== false) {
-      store.watcher = watchFile(options.htpasswd, () => void store.reload(), {
-        onError: (err) => options.logger.error({ err, file: options.htpasswd }, 'cannot watch the htpasswd file; changes need a restart'),
-      })
-    }
+    const file = options.htpasswd
+    store.inlineAccounts = merge([], options.inline)
+    if (file === undefined) return store
+    store.file = await ReloadableFiles.open({
+      paths: [file],
+      parse: (contents) => merge(parseFile(file, contents[0]!.toString('utf8')), options.inline),
+      unreadable: (path, code) => Object.assign(new Error(`${path}: cannot be read (${code})`), { code }),
+      onEvent: (event) => store.report(event),
+      onWatchError: (err) => options.logger.error({ err, file }, 'cannot watch the htpasswd file; changes need a restart'),
+    })
+    if (options.watch !== false) void store.file.watch()
     return store
+  }
+
+  private get accounts(): Map<string, Account> {
+    return this.file?.value ?? this.inlineAccounts
   }
 
   get size(): number {
@@ -81,31 +87,28 @@ export class UserStore {
 
   /**
    * Re-reads the htpasswd file. On success the new accounts replace the old at once; on failure
-   * the old ones stay and one error is logged (not repeated while the file stays the same).
+   * the old ones stay and one error is logged (not repeated while the problem stays the same).
    */
   async reload(): Promise<boolean> {
-    const file = this.options.htpasswd
-    if (file === undefined) return true
-    try {
-      const entries = parseFile(file, await readFile(file, 'utf8'))
-      this.accounts = merge(entries, this.options.inline)
-      this.lastError = undefined
-      this.options.logger.info({ file, accounts: this.accounts.size }, 'htpasswd file reloaded')
-      this.options.onReload?.('ok')
-      return true
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err)
-      if (message !== this.lastError) {
-        this.lastError = message
-        this.options.logger.error({ file, problem: message }, `htpasswd file ${file} is unusable, keeping the previous accounts`)
-      }
-      this.options.onReload?.('error')
-      return false
-    }
+    return (await this.file?.reload('SIGHUP')) !== 'failed'
   }
 
   close(): void {
-    this.watcher?.close()
+    this.file?.close()
+  }
+
+  private report(event: ReloadEvent<Map<string, Account>>): void {
+    const { logger, onReload, htpasswd: file } = this.options
+    if (event.result === 'reloaded') {
+      logger.info({ file, accounts: event.value.size }, 'htpasswd file reloaded')
+      onReload?.('ok')
+    } else if (event.result === 'failed') {
+      if (!event.repeated) {
+        const problem = event.error instanceof Error ? event.error.message : String(event.error)
+        logger.error({ file, problem }, `htpasswd file ${file} is unusable, keeping the previous accounts`)
+      }
+      onReload?.('error')
+    }
   }
 
   // Same cost as the accounts', so an unknown name takes as long as a wrong password.

@@ -1,9 +1,7 @@
 // One credential file (a service-account key, a Docker config.json) held in memory, re-read
 // when it changes on disk or on demand (SIGHUP). A replacement that cannot be read or parsed
 // keeps the previous content and is reported once; content is never part of any report.
-import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { watchFile, type FileWatch } from '../reload/file-watch.js'
+import { ReloadableFiles } from '../reload/reloadable-files.js'
 
 /** Turns the file's bytes into usable material; throws an Error whose message never quotes them. */
 export type CredentialParser<T> = (text: string) => T
@@ -31,102 +29,72 @@ export class CredentialFileError extends Error {
 
 export class CredentialFile<T> {
   readonly path: string
-  readonly #parse: CredentialParser<T>
-  readonly #listeners = new Set<CredentialFileListener>()
-  #value: T
-  #generation = 1
-  /** Fingerprints of the content in use and of the last rejected content, to report each once. */
-  #inUse: string
-  #rejected: string | undefined
-  #watch: FileWatch | undefined
-  #reloading: Promise<void> | undefined
+  readonly #file: ReloadableFiles<T>
+  readonly #hooks: Hooks
 
-  private constructor(path: string, parse: CredentialParser<T>, value: T, fingerprint: string) {
+  private constructor(path: string, file: ReloadableFiles<T>, hooks: Hooks) {
     this.path = path
-    this.#parse = parse
-    this.#value = value
-    this.#inUse = fingerprint
+    this.#file = file
+    this.#hooks = hooks
   }
 
   /** Reads and parses the file now; rejects with CredentialFileError when it is unusable. */
   static async open<T>(path: string, parse: CredentialParser<T>): Promise<CredentialFile<T>> {
-    const outcome = await readAndParse(path, parse)
-    if ('error' in outcome) throw new CredentialFileError(path, outcome.error)
-    return new CredentialFile(path, parse, outcome.value, outcome.fingerprint)
+    const hooks: Hooks = { listeners: new Set() }
+    const emit = (report: CredentialFileReport): void => {
+      for (const listener of hooks.listeners) listener(report)
+    }
+    const file = await ReloadableFiles.open<T>({
+      paths: [path],
+      parse: (contents) => parse(contents[0]!.toString('utf8')),
+      unreadable: (_, code) => new Error(`cannot be read (${code})`),
+      onEvent: (event) => {
+        // Each distinct problem once; `ok` only when new content is in use.
+        if (event.result === 'reloaded') emit({ path, result: 'ok' })
+        if (event.result === 'failed' && !event.repeated) {
+          emit({ path, result: 'error', error: event.error instanceof Error ? event.error.message : 'is unusable' })
+        }
+      },
+      onWatchError: (err) => hooks.onWatchError?.(err),
+    }).catch((err: unknown) => {
+      throw new CredentialFileError(path, err instanceof Error ? err.message : 'is unusable')
+    })
+    return new CredentialFile(path, file, hooks)
   }
 
   get value(): T {
-    return this.#value
+    return this.#file.value
   }
 
   /** Bumped each time new content is taken into use. */
   get generation(): number {
-    return this.#generation
+    return this.#file.generation
   }
 
   onReport(listener: CredentialFileListener): () => void {
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
+    this.#hooks.listeners.add(listener)
+    return () => this.#hooks.listeners.delete(listener)
   }
 
   /** Re-reads the file; unchanged content is a no-op. Never rejects. */
-  reload(): Promise<void> {
-    // Watch events and SIGHUP can arrive together: one read at a time, the later one re-reads.
-    const previous = this.#reloading ?? Promise.resolve()
-    const next = previous.then(() => this.#reloadOnce())
-    this.#reloading = next
-    void next.finally(() => {
-      if (this.#reloading === next) this.#reloading = undefined
-    })
-    return next
+  async reload(): Promise<void> {
+    await this.#file.reload('SIGHUP')
   }
 
   /** Starts re-reading on every change of the file (renames and symlink swaps included). */
   watch(onWatchError?: (err: unknown) => void): void {
-    this.#watch ??= watchFile(this.path, () => void this.reload(), onWatchError ? { onError: onWatchError } : {})
+    this.#hooks.onWatchError = onWatchError
+    void this.#file.watch()
   }
 
   close(): void {
-    this.#watch?.close()
-    this.#watch = undefined
-    this.#listeners.clear()
-  }
-
-  async #reloadOnce(): Promise<void> {
-    const outcome = await readAndParse(this.path, this.#parse)
-    if ('error' in outcome) {
-      if (outcome.fingerprint !== undefined && outcome.fingerprint === this.#rejected) return
-      this.#rejected = outcome.fingerprint
-      this.#emit({ path: this.path, result: 'error', error: outcome.error })
-      return
-    }
-    this.#rejected = undefined
-    if (outcome.fingerprint === this.#inUse) return
-    this.#inUse = outcome.fingerprint
-    this.#value = outcome.value
-    this.#generation++
-    this.#emit({ path: this.path, result: 'ok' })
-  }
-
-  #emit(report: CredentialFileReport): void {
-    for (const listener of this.#listeners) listener(report)
+    this.#file.close()
+    this.#hooks.listeners.clear()
   }
 }
 
-type Outcome<T> = { value: T; fingerprint: string } | { error: string; fingerprint?: string }
-
-async function readAndParse<T>(path: string, parse: CredentialParser<T>): Promise<Outcome<T>> {
-  let bytes: Buffer
-  try {
-    bytes = await readFile(path)
-  } catch (err) {
-    const code = (err as { code?: unknown }).code
-    return { error: `cannot be read (${typeof code === 'string' ? code : 'error'})` }
-  }
-  const fingerprint = createHash('sha256').update(bytes).digest('hex')
-  try {
-    return { value: parse(bytes.toString('utf8')), fingerprint }
-  } catch (err) {
-    return { error: err instanceof Error ? err.message : 'is unusable', fingerprint }
-  }
+/** What the file's events reach: set after it was opened. */
+interface Hooks {
+  listeners: Set<CredentialFileListener>
+  onWatchError?: ((err: unknown) => void) | undefined
 }

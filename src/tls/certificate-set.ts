@@ -2,9 +2,10 @@
 // CA bundle) before anything serves with it: at start-up, and on every reload, where a set that
 // fails here never replaces the one in service. Errors name the config key and the file; they
 // never quote file contents (a key file's bytes must not reach a log).
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createSecureContext } from 'node:tls'
+import { PemError, keyPosition, parseCertificates, parsePrivateKey } from './pem.js'
 
 export interface TlsFiles {
   /** PEM: the serving certificate first, then its intermediates. */
@@ -50,12 +51,40 @@ export interface CertificateSet {
 }
 
 export async function readTlsFiles(files: TlsFiles): Promise<TlsFileBytes> {
-  const [cert, key, clientCa] = await Promise.all([
-    readTlsFile('tls.cert', files.cert),
-    readTlsFile('tls.key', files.key),
-    files.clientCa === undefined ? undefined : readTlsFile('tls.clientCa', files.clientCa),
-  ])
-  return { cert, key, clientCa }
+  const contents = await Promise.all(
+    tlsFilePaths(files).map((file) =>
+      readFile(file).catch((err: unknown) => {
+        const code = (err as NodeJS.ErrnoException).code
+        throw unreadableTlsFile(files, file, code ?? (err as Error).message)
+      }),
+    ),
+  )
+  return tlsFileBytes(contents)
+}
+
+/** The files in the order a reload reads them: certificate, key, then the CA bundle if set. */
+export function tlsFilePaths(files: TlsFiles): string[] {
+  return [files.cert, files.key, ...(files.clientCa === undefined ? [] : [files.clientCa])]
+}
+
+/** The inverse of tlsFileBytes. */
+export function tlsFileContents(bytes: TlsFileBytes): Buffer[] {
+  return [bytes.cert, bytes.key, ...(bytes.clientCa === undefined ? [] : [bytes.clientCa])]
+}
+
+/** The bytes of tlsFilePaths(files), as read. */
+export function tlsFileBytes(contents: readonly Buffer[]): TlsFileBytes {
+  return { cert: contents[0]!, key: contents[1]!, clientCa: contents[2] }
+}
+
+/** The error for one of the files that cannot be read (`code` as ENOENT). */
+export function unreadableTlsFile(files: TlsFiles, file: string, code: string): TlsFileError {
+  const configKey: TlsFileKey = file === files.cert ? 'tls.cert' : file === files.key ? 'tls.key' : 'tls.clientCa'
+  return new TlsFileError(configKey, file, unreadableProblem(code))
+}
+
+function unreadableProblem(code: string): string {
+  return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot be read (${code})`
 }
 
 /** Reads and checks the files; throws TlsFileError for the first problem. */
@@ -69,16 +98,18 @@ export async function loadCertificateSet(files: TlsFiles, now: Date = new Date()
  * OpenSSL accepts the whole set. Throws TlsFileError.
  */
 export function checkCertificateSet(files: TlsFiles, bytes: TlsFileBytes, now: Date = new Date()): CertificateSet {
-  const chain = parseCertificates('tls.cert', files.cert, bytes.cert)
-  const key = parsePrivateKey(files.key, bytes.key)
+  const chain = pem('tls.cert', files.cert, () => parseCertificates(bytes.cert, 'tls.key'))
+  const key = pem('tls.key', files.key, () => parsePrivateKey(bytes.key, 'tls.cert'))
   const leaf = chain[0]!
   const serialNumber = leaf.serialNumber.toUpperCase()
-  if (!leaf.checkPrivateKey(key)) {
-    // An intermediate listed first is a common slip; say so rather than blame the key.
-    if (chain.slice(1).some((c) => c.checkPrivateKey(key))) {
+  switch (keyPosition(chain, key)) {
+    case 'first':
+      break
+    case 'later':
+      // An intermediate listed first is a common slip; say so rather than blame the key.
       throw new TlsFileError('tls.cert', files.cert, 'the certificate of the key must come first, before its intermediates')
-    }
-    throw new TlsFileError('tls.key', files.key, `does not match the certificate in tls.cert (${files.cert}, serial ${serialNumber})`)
+    case 'none':
+      throw new TlsFileError('tls.key', files.key, `does not match the certificate in tls.cert (${files.cert}, serial ${serialNumber})`)
   }
   const notBefore = new Date(leaf.validFrom)
   const notAfter = new Date(leaf.validTo)
@@ -103,7 +134,7 @@ export function checkCertificateSet(files: TlsFiles, bytes: TlsFileBytes, now: D
     }
   })
   if (files.clientCa !== undefined && bytes.clientCa !== undefined) {
-    const cas = parseCertificates('tls.clientCa', files.clientCa, bytes.clientCa)
+    const cas = pem('tls.clientCa', files.clientCa, () => parseCertificates(bytes.clientCa!, 'tls.key'))
     cas.forEach((ca, i) => {
       if (!ca.ca) warnings.push(`tls.clientCa (${files.clientCa}): certificate ${i + 1} is not a CA certificate`)
     })
@@ -126,47 +157,12 @@ export function checkCertificateSet(files: TlsFiles, bytes: TlsFileBytes, now: D
   }
 }
 
-async function readTlsFile(configKey: TlsFileKey, file: string): Promise<Buffer> {
+/** Runs a PEM parse, naming the config key and file in its error. */
+function pem<T>(configKey: TlsFileKey, file: string, parse: () => T): T {
   try {
-    return await readFile(file)
+    return parse()
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const problem =
-      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : `cannot be read (${code ?? (err as Error).message})`
-    throw new TlsFileError(configKey, file, problem)
-  }
-}
-
-const certificateBlock = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
-
-function parseCertificates(configKey: TlsFileKey, file: string, bytes: Buffer): X509Certificate[] {
-  const text = bytes.toString('latin1')
-  const blocks = text.match(certificateBlock) ?? []
-  if (blocks.length === 0) {
-    const hint = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text) ? ' (it holds a private key: swapped with tls.key?)' : ''
-    throw new TlsFileError(configKey, file, `no PEM certificate (-----BEGIN CERTIFICATE-----) found${hint}`)
-  }
-  return blocks.map((block, i) => {
-    try {
-      return new X509Certificate(block)
-    } catch {
-      throw new TlsFileError(configKey, file, `certificate ${i + 1} is not a valid X.509 certificate`)
-    }
-  })
-}
-
-function parsePrivateKey(file: string, bytes: Buffer): KeyObject {
-  const text = bytes.toString('latin1')
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    const hint = text.includes('-----BEGIN CERTIFICATE-----') ? ' (it holds a certificate: swapped with tls.cert?)' : ''
-    throw new TlsFileError('tls.key', file, `no PEM private key (-----BEGIN PRIVATE KEY-----) found${hint}`)
-  }
-  if (text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /Proc-Type: 4,ENCRYPTED/.test(text)) {
-    throw new TlsFileError('tls.key', file, 'the private key is encrypted; Ferry needs it unencrypted (protect the file instead)')
-  }
-  try {
-    return createPrivateKey({ key: bytes, format: 'pem' })
-  } catch {
-    throw new TlsFileError('tls.key', file, 'the private key does not parse')
+    if (err instanceof PemError) throw new TlsFileError(configKey, file, err.message)
+    throw err
   }
 }

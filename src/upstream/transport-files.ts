@@ -1,13 +1,11 @@
-// Reading and checking an upstream's TLS files (CA bundle, client certificate and key) before a
-// transport is built from them: at start-up, where a problem stops Ferry, and on every reload,
-// where a problem keeps the transport in service. Errors name the config key and the file and
+// Checking an upstream's TLS files (CA bundle, client certificate and key, read together by
+// reload/) before a transport is built from them: at start-up, where a problem stops Ferry, and
+// on every reload, where a problem keeps the transport in service. Errors name the config key and the file and
 // never quote file contents (a key file's bytes must not reach a log).
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { createSecureContext } from 'node:tls'
 import type { TlsMaterial } from '../client/transport.js'
 import type { UpstreamTlsConfig } from '../config/schema.js'
+import { PemError, keyPosition, parseCertificates, parsePrivateKey } from '../tls/pem.js'
 
 type FileKey = 'caPath' | 'certPath' | 'keyPath'
 
@@ -33,82 +31,58 @@ export interface UpstreamFiles {
   tls: UpstreamTlsConfig
 }
 
-type FileBytes = Partial<Record<FileKey, Buffer>>
-
-/** The checked material, and its bytes joined, so a reload can tell whether anything changed. */
-export interface CheckedMaterial {
-  material: TlsMaterial
-  fingerprint: string
-}
-
-/** The files configured for this upstream (the ones to watch). */
-export function configuredFiles(files: UpstreamFiles): string[] {
-  const { caPath, certPath, keyPath } = files.tls
-  return [caPath, certPath, keyPath].filter((p): p is string => p !== undefined)
-}
-
-export async function loadMaterial(files: UpstreamFiles): Promise<CheckedMaterial> {
-  const bytes: FileBytes = {}
-  for (const key of fileKeys) {
-    const path = files.tls[key]
-    if (path === undefined) continue
-    try {
-      bytes[key] = await readFile(path)
-    } catch (err) {
-      throw unreadable(files, key, path, err)
-    }
-  }
-  return checkMaterial(files, bytes)
-}
-
-/** As loadMaterial, for start-up, where the mirror is composed synchronously. */
-export function loadMaterialSync(files: UpstreamFiles): CheckedMaterial {
-  const bytes: FileBytes = {}
-  for (const key of fileKeys) {
-    const path = files.tls[key]
-    if (path === undefined) continue
-    try {
-      bytes[key] = readFileSync(path)
-    } catch (err) {
-      throw unreadable(files, key, path, err)
-    }
-  }
-  return checkMaterial(files, bytes)
-}
-
 const fileKeys: FileKey[] = ['caPath', 'certPath', 'keyPath']
 
-function unreadable(files: UpstreamFiles, key: FileKey, path: string, err: unknown): TransportFileError {
-  const code = (err as { code?: unknown }).code
-  return new TransportFileError(
-    `${files.keyPrefix}.${key}`,
-    path,
-    `cannot be read (${typeof code === 'string' ? code : 'error'})`,
-    files.upstream,
-  )
+/** The keys of the files configured for this upstream, in the order they are read. */
+function configuredKeys(files: UpstreamFiles): FileKey[] {
+  return fileKeys.filter((key) => files.tls[key] !== undefined)
 }
 
-function checkMaterial(files: UpstreamFiles, bytes: FileBytes): CheckedMaterial {
+/** The files configured for this upstream (read together, and watched). */
+export function transportFilePaths(files: UpstreamFiles): string[] {
+  return configuredKeys(files).map((key) => files.tls[key]!)
+}
+
+/** The error for one of the files that cannot be read (`code` as ENOENT). */
+export function unreadableTransportFile(files: UpstreamFiles, path: string, code: string): TransportFileError {
+  const key = configuredKeys(files).find((k) => files.tls[k] === path) ?? 'caPath'
+  return new TransportFileError(`${files.keyPrefix}.${key}`, path, `cannot be read (${code})`, files.upstream)
+}
+
+/**
+ * Checks the contents of transportFilePaths(files), read together: the CA bundle parses, the
+ * client key parses and belongs to the client certificate (a rotation caught between two renames
+ * fails here rather than shows upstreams a mismatched pair), and OpenSSL accepts them. Throws
+ * TransportFileError.
+ */
+export function checkMaterial(files: UpstreamFiles, contents: readonly Buffer[]): TlsMaterial {
+  const bytes: Partial<Record<FileKey, Buffer>> = {}
+  configuredKeys(files).forEach((key, i) => (bytes[key] = contents[i]))
   const fail = (key: FileKey, problem: string): TransportFileError =>
     new TransportFileError(`${files.keyPrefix}.${key}`, files.tls[key] ?? '', problem, files.upstream)
+  const pem = <T>(key: FileKey, parse: () => T): T => {
+    try {
+      return parse()
+    } catch (err) {
+      if (err instanceof PemError) throw fail(key, err.message)
+      throw err
+    }
+  }
   const material: TlsMaterial = { insecureSkipVerify: files.tls.insecureSkipVerify }
   if (bytes.caPath !== undefined) {
-    parseCertificates(bytes.caPath, (problem) => fail('caPath', problem))
-    material.ca = bytes.caPath
+    const ca = bytes.caPath
+    pem('caPath', () => parseCertificates(ca, `${files.keyPrefix}.keyPath`))
+    material.ca = ca
   }
   if (bytes.certPath !== undefined && bytes.keyPath !== undefined) {
-    const chain = parseCertificates(bytes.certPath, (problem) => fail('certPath', problem))
-    let key: KeyObject
-    try {
-      key = createPrivateKey(bytes.keyPath)
-    } catch {
-      throw fail('keyPath', 'is not a PEM private key')
-    }
-    if (key.asymmetricKeyType === undefined || !chain[0]!.checkPrivateKey(key)) {
+    const { certPath, keyPath } = bytes
+    const chain = pem('certPath', () => parseCertificates(certPath, `${files.keyPrefix}.keyPath`))
+    const key = pem('keyPath', () => parsePrivateKey(keyPath, `${files.keyPrefix}.certPath`))
+    if (keyPosition(chain, key) !== 'first') {
       throw fail('keyPath', `is not the private key of the first certificate in ${files.tls.certPath}`)
     }
-    material.cert = bytes.certPath
-    material.key = bytes.keyPath
+    material.cert = certPath
+    material.key = keyPath
   }
   // OpenSSL has the last word (unsupported algorithms, odd encodings).
   try {
@@ -120,20 +94,5 @@ function checkMaterial(files: UpstreamFiles, bytes: FileBytes): CheckedMaterial 
     const code = (err as { code?: unknown }).code
     throw fail(material.cert ? 'certPath' : 'caPath', `rejected by OpenSSL (${typeof code === 'string' ? code : 'error'})`)
   }
-  const fingerprint = fileKeys.map((k) => bytes[k]?.toString('base64') ?? '-').join('|')
-  return { material, fingerprint }
-}
-
-const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
-
-function parseCertificates(pem: Buffer, fail: (problem: string) => Error): X509Certificate[] {
-  const blocks = pem.toString('utf8').match(pemCertificate) ?? []
-  if (blocks.length === 0) throw fail('holds no PEM certificate (-----BEGIN CERTIFICATE-----)')
-  return blocks.map((block, i) => {
-    try {
-      return new X509Certificate(block)
-    } catch {
-      throw fail(`certificate ${i + 1} of ${blocks.length} does not parse`)
-    }
-  })
+  return material
 }

@@ -5,18 +5,11 @@
 // ferry_upstream_transport_reload_total{result="error"}.
 import type { Logger } from 'pino'
 import type { ClientTimeouts } from '../client/http-exchange.js'
-import { SwitchableTransport, Transport, redactProxyUrl, type ProxyChoice } from '../client/transport.js'
+import { SwitchableTransport, Transport, redactProxyUrl, type ProxyChoice, type TlsMaterial } from '../client/transport.js'
 import type { ProxyConfig, UpstreamConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
-import { watchFile, type FileWatch } from '../reload/file-watch.js'
-import {
-  TransportFileError,
-  configuredFiles,
-  loadMaterial,
-  loadMaterialSync,
-  type CheckedMaterial,
-  type UpstreamFiles,
-} from './transport-files.js'
+import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
+import { TransportFileError, checkMaterial, transportFilePaths, unreadableTransportFile, type UpstreamFiles } from './transport-files.js'
 
 export type TransportReloadOutcome = 'reloaded' | 'unchanged' | 'failed'
 
@@ -37,22 +30,28 @@ export class UpstreamTransport {
   readonly #files: UpstreamFiles
   readonly #timeouts: ClientTimeouts
   readonly #proxy: ProxyChoice
-  #fingerprint: string
-  #lastProblem: string | undefined
-  #running: Promise<unknown> = Promise.resolve()
-  #watches: FileWatch[] = []
-  #closed = false
+  readonly #material: ReloadableFiles<TlsMaterial>
 
   /** Reads and checks the files; throws TransportFileError (start-up must fail on it). */
   constructor(options: UpstreamTransportOptions) {
     const { upstream, index, logger, metrics } = options
     this.#options = options
-    this.#files = { upstream: upstream.name, keyPrefix: `mirror.upstreams.${index}.tls`, tls: upstream.tls }
+    const files: UpstreamFiles = { upstream: upstream.name, keyPrefix: `mirror.upstreams.${index}.tls`, tls: upstream.tls }
+    this.#files = files
     this.#timeouts = { connectMs: upstream.timeouts.connect, headersMs: upstream.timeouts.headers, bodyIdleMs: upstream.timeouts.bodyIdle }
     this.#proxy = proxyChoice(upstream, options.proxyDefaults)
-    const checked = loadMaterialSync(this.#files)
-    this.#fingerprint = checked.fingerprint
-    this.source = new SwitchableTransport(this.#build(checked))
+    this.#material = ReloadableFiles.openSync({
+      paths: transportFilePaths(files),
+      parse: (contents) => checkMaterial(files, contents),
+      // Requests in flight finish on the previous connections.
+      install: (material) => void this.source.replace(this.#build(material)),
+      unreadable: (path, code) => unreadableTransportFile(files, path, code),
+      onEvent: (event) => this.#report(event),
+      onWatchError: (err, dir) =>
+        logger.warn({ upstream: upstream.name, dir, err }, 'cannot watch upstream tls file; SIGHUP still reloads it'),
+      watchReason: 'file changed',
+    })
+    this.source = new SwitchableTransport(this.#build(this.#material.value))
     // Both series exist from the start, so `increase(...{result="error"}[1h]) > 0` can alert.
     metrics.upstreamTransportReloads.inc({ upstream: upstream.name, result: 'ok' }, 0)
     metrics.upstreamTransportReloads.inc({ upstream: upstream.name, result: 'error' }, 0)
@@ -65,71 +64,54 @@ export class UpstreamTransport {
 
   /** Starts watching the configured files; a change reloads. */
   watch(): void {
-    for (const path of configuredFiles(this.#files)) {
-      this.#watches.push(
-        watchFile(path, () => void this.reload('file changed'), {
-          debounceMs: 300,
-          onError: (err) =>
-            this.#options.logger.warn(
-              { upstream: this.#files.upstream, file: path, err },
-              'cannot watch upstream tls file; SIGHUP still reloads it',
-            ),
-        }),
-      )
-    }
+    void this.#material.watch()
   }
 
   /** Re-reads the files and swaps in a new transport when they changed and are valid. Never rejects. */
   reload(reason: string): Promise<TransportReloadOutcome> {
-    const attempt = this.#running.then(() => this.#attempt(reason))
-    this.#running = attempt
-    return attempt
+    return this.#material.reload(reason)
   }
 
   /** Stops watching and closes every connection. */
   async close(): Promise<void> {
-    this.#closed = true
-    for (const watch of this.#watches) watch.close()
+    this.#material.close()
     await this.source.destroy()
   }
 
-  async #attempt(reason: string): Promise<TransportReloadOutcome> {
-    if (this.#closed) return 'unchanged'
+  #report(event: ReloadEvent<TlsMaterial>): void {
     const { logger, metrics } = this.#options
     const upstream = this.#files.upstream
-    this.#warnIfInsecure(reason)
-    let checked: CheckedMaterial
-    try {
-      checked = await loadMaterial(this.#files)
-    } catch (err) {
-      const fields = err instanceof TransportFileError ? { key: err.configKey, file: err.file } : {}
-      const message = err instanceof Error ? err.message : String(err)
-      metrics.upstreamTransportReloads.inc({ upstream, result: 'error' })
-      // One line per distinct problem, however many file events or signals repeat it.
-      if (message !== this.#lastProblem) {
-        logger.error({ upstream, reason, ...fields, error: message }, 'upstream tls reload failed; keeping the previous transport')
-        this.#lastProblem = message
-      }
-      return 'failed'
+    const { reason } = event
+    // Every attempt repeats the warning: the operator re-reading files should see it again.
+    if (event.result !== 'deferred') this.#warnIfInsecure(reason)
+    switch (event.result) {
+      case 'reloaded':
+        metrics.upstreamTransportReloads.inc({ upstream, result: 'ok' })
+        logger.info(
+          { upstream, reason, caPath: this.#files.tls.caPath, clientCertificate: this.#files.tls.certPath },
+          'upstream tls reloaded; new requests use the new files',
+        )
+        return
+      case 'unchanged':
+        if (event.recovered) logger.info({ upstream, reason }, 'upstream tls files are valid again; transport unchanged')
+        return
+      case 'deferred':
+        logger.debug({ upstream, reason, ...fields(event.error) }, 'upstream tls files not usable yet; checking again shortly')
+        return
+      case 'failed':
+        metrics.upstreamTransportReloads.inc({ upstream, result: 'error' })
+        // One line per distinct problem, however many file events or signals repeat it.
+        if (!event.repeated) {
+          logger.error(
+            { upstream, reason, ...fields(event.error), error: event.error instanceof Error ? event.error.message : String(event.error) },
+            'upstream tls reload failed; keeping the previous transport',
+          )
+        }
     }
-    const recovered = this.#lastProblem !== undefined
-    this.#lastProblem = undefined
-    if (checked.fingerprint === this.#fingerprint) {
-      if (recovered) logger.info({ upstream, reason }, 'upstream tls files are valid again; transport unchanged')
-      return 'unchanged'
-    }
-    this.#fingerprint = checked.fingerprint
-    void this.source.replace(this.#build(checked))
-    metrics.upstreamTransportReloads.inc({ upstream, result: 'ok' })
-    logger.info(
-      { upstream, reason, caPath: this.#files.tls.caPath, clientCertificate: this.#files.tls.certPath },
-      'upstream tls reloaded; new requests use the new files',
-    )
-    return 'reloaded'
   }
 
-  #build(checked: CheckedMaterial): Transport {
-    return new Transport({ timeouts: this.#timeouts, tls: checked.material, proxy: this.#proxy })
+  #build(material: TlsMaterial): Transport {
+    return new Transport({ timeouts: this.#timeouts, tls: material, proxy: this.#proxy })
   }
 
   #warnIfInsecure(reason: string): void {
@@ -139,6 +121,10 @@ export class UpstreamTransport {
       `upstream ${this.#files.upstream}: TLS certificate verification is OFF (insecureSkipVerify): anyone on the network path can impersonate it`,
     )
   }
+}
+
+function fields(err: unknown): { key?: string; file?: string } {
+  return err instanceof TransportFileError ? { key: err.configKey, file: err.file } : {}
 }
 
 function proxyChoice(upstream: UpstreamConfig, defaults: ProxyConfig | undefined): ProxyChoice {

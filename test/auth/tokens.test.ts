@@ -387,4 +387,10 @@ t.test('signing key rotation: new tokens use the new key, old tokens stay valid 
     ferry.records().some((r) => r.level === 50 && String(r.msg).includes(ferry.keyFile)),
     'and logs an error naming the file',
   )
+  await ferry.composed.reloadCredentials()
+  t.equal(
+    ferry.records().filter((r) => r.level === 50 && String(r.msg).includes(ferry.keyFile)).length,
+    1,
+    'once, however often the same broken file is re-read',
+  )
 })

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import type { TlsConfig } from '../../src/config/schema.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { Metrics } from '../../src/observability/metrics.js'
-import { CertificateReloader } from '../../src/tls/certificate-reloader.js'
+import { CertificateReloader, type CertificateReloaderOptions } from '../../src/tls/certificate-reloader.js'
 import { loadCertificateSet, type TlsFiles } from '../../src/tls/certificate-set.js'
 import { secureContextOptions } from '../../src/tls/server-options.js'
 import { issueServerCert, makeCa, pkiUnavailable, type IssuedCert } from '../helpers/pki.js'
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   }
 
   /** An echo TLS server serving `files`, with a reloader attached. */
-  const rig = async (t: Test, files: TlsFiles): Promise<Rig> => {
+  const rig = async (t: Test, files: TlsFiles, extra: Partial<CertificateReloaderOptions> = {}): Promise<Rig> => {
     const set = await loadCertificateSet(files)
     const server: Server = createServer(secureContextOptions(set, policy), (socket) => socket.pipe(socket))
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
       logger,
       metrics,
       debounceMs: 100,
+      ...extra,
     })
     t.teardown(async () => {
       reloader.close()
@@ -122,6 +123,22 @@ async function main(): Promise<void> {
     t.comment(`watch: new connections got the new certificate ${ms} ms after the rename`)
     t.equal(await counter('ok'), 1, 'cert and key renamed back to back: one reload')
     t.same(errors(), [], 'and no error for the moment the cert and key did not match')
+  })
+
+  t.test('a stall between the certificate and key renames: no mismatched pair, no error', async (t) => {
+    const files = await liveFiles('stalled', a)
+    // The re-check of a mismatch found by the watch is far away: only the key's rename resolves it.
+    const { port, reloader, errors, logs } = await rig(t, files, { settleMs: 3_600_000 })
+    await reloader.watch()
+    await replace(files.cert, b.certPem)
+    const deadline = Date.now() + 5_000
+    const seen = () => logs.some((l) => l.msg === 'tls files not usable yet; checking again shortly' && l.key === 'tls.key')
+    while (!seen() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25))
+    t.ok(seen(), 'the watch found the new certificate beside the old key')
+    t.equal((await probe(port, trust)).serialNumber, a.serialNumber, 'and kept serving the old pair')
+    await replace(files.key, b.keyPem)
+    await waitForSerial(port, b.serialNumber, trust)
+    t.same(errors(), [], 'no error for the moment in between')
   })
 
   t.test('a broken replacement keeps the current certificate, logs one error, counts every attempt', async (t) => {
