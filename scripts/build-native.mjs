@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds native/sendfile.c into dist/native/ferry-sendfile.node (part of `npm run build`). It
+// Builds native/*.c (sendfile.c and its loops) into dist/native/ferry-sendfile.node (part of `npm run build`). It
 // is a plain N-API module, so one C compiler call against Node's own headers builds it: no
 // node-gyp, no Python, no download. Without a compiler or headers Ferry still works: it sends
 // blobs through JavaScript buffers instead (slower), and this script says so without failing
@@ -10,12 +10,14 @@
 // N-API module runs on every Node version that has its N-API level, so one file per platform,
 // architecture and C library serves them all; a release package carries it and needs no compiler.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const source = join(root, 'native', 'sendfile.c')
+const native = join(root, 'native')
+const files = readdirSync(native).map((name) => join(native, name))
+const sources = files.filter((file) => file.endsWith('.c'))
 const prebuild = process.argv.includes('--prebuild')
 // glibc reports its version in Node's diagnostic report; musl (Alpine) does not.
 const libc = process.report?.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl'
@@ -37,7 +39,8 @@ const headerDirs = [
 ].filter(Boolean)
 const headers = headerDirs.find((dir) => existsSync(join(dir, 'node_api.h')))
 if (!headers) skip(`no node_api.h in ${headerDirs.join(', ')}`)
-if (!prebuild && existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs) process.exit(0)
+const newest = Math.max(...files.map((file) => statSync(file).mtimeMs))
+if (!prebuild && existsSync(output) && statSync(output).mtimeMs >= newest) process.exit(0)
 
 mkdirSync(dirname(output), { recursive: true })
 const compiler = process.env.CC || 'cc'
@@ -53,7 +56,7 @@ const args = [
   // 64-bit file offsets on 32-bit platforms too: blobs past 2 GiB (the source asserts it).
   '-D_FILE_OFFSET_BITS=64',
   `-I${headers}`,
-  source,
+  ...sources,
   '-o',
   output,
 ]
