@@ -39,7 +39,7 @@ static void wake(loop_t *loop) {
 
 // ---- Loop thread ----
 
-// Frees the lane's slot and closes its socket; the caller holds no lock.
+// Frees the lane's slot and closes its descriptors; the caller holds no lock.
 static void close_open_lane(lane_t *lane) {
   loop_t *loop = lane->loop;
   pthread_mutex_lock(&loop->lock);
@@ -48,6 +48,7 @@ static void close_open_lane(lane_t *lane) {
   if (lane->next_open) lane->next_open->prev_open = lane->prev_open;
   pthread_mutex_unlock(&loop->lock);
   close(lane->sock);
+  close(lane->file);
   atomic_fetch_sub(&loop->lanes, 1);
   atomic_fetch_sub(&loop->state->lanes, 1);
   release(lane);
@@ -62,8 +63,6 @@ static void finish(lane_t *lane, int error, bool report) {
   else loop->active = lane->next_active;
   if (lane->next_active) lane->next_active->prev_active = lane->prev_active;
   lane->active = false;
-  close(lane->file);
-  lane->file = -1;
   lane->error = error;
   if (!report) return;
   atomic_fetch_add(&lane->owners, 1);
@@ -142,8 +141,7 @@ static void *run_loop(void *arg) {
       int commands = lane->commands;
       lane->commands = 0;
       pthread_mutex_unlock(&loop->lock);
-      if ((commands & CMD_SEND) && stop) close(lane->file);
-      else if (commands & CMD_SEND) start_send(lane);
+      if ((commands & CMD_SEND) && !stop) start_send(lane);
       if (commands & CMD_CLOSE) {
         if (lane->active) finish(lane, ECANCELED, true);
         close_open_lane(lane);

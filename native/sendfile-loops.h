@@ -29,11 +29,11 @@ typedef struct loop loop_t;
 
 typedef struct lane {
   loop_t *loop;
-  int sock;
+  // The lane's own duplicates, closed with the lane.
+  int sock, file;
   int64_t stall_ms;
   // The range being sent: set by the JavaScript thread before CMD_SEND is posted, then the loop
   // thread's until the completion is queued; report() reads sent and error.
-  int file;
   off_t offset;
   int64_t remaining, sent;
   // 0: done; > 0: errno; -1: the file ended before the range did.

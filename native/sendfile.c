@@ -10,23 +10,24 @@
 // 311 threads). Loop threads start when first needed and stop when the environment is torn down
 // (a worker thread's exit, or the process's): they never keep a process alive.
 //
-// Lanes. A response holds a lane for its whole duration: open(socketFd, stallMs) takes one of a
-// capped number of slots (configure({ lanes }), default 1024) on a loop, or returns undefined
-// when every slot is taken or no loop thread can be started. The caller then sends that
-// response through JavaScript instead, before it wrote anything. A lane sends one range at a
-// time (lane.send(...)): a mirror fill's follower sends one range per MiB as the file grows, and
-// every one of them has its slot already, so a response never has to change paths midway.
+// Lanes. A response holds a lane for its whole duration: open(socketFd, fileFd, stallMs) takes
+// one of a capped number of slots (configure({ lanes }); by default 1024, or a quarter of the
+// descriptor limit when that is lower: a lane holds two) on a loop, or returns undefined when
+// every slot is taken, no loop thread can be started or no descriptor is left. The caller then
+// sends that response through JavaScript instead, before it wrote anything. A lane sends one
+// range of its file at a time (lane.send(offset, length, callback)): a mirror fill's follower
+// sends one range per MiB as the file grows, all through the lane it opened first, so a
+// response never has to change paths midway, and nothing after open() can run out of descriptors.
 //
 // Descriptors (the dup/close contract):
-//   - open() dup()s the socket (close-on-exec) and keeps that duplicate until the lane closes.
-//     The helper never uses the caller's number after open() returned, so Node may close its own
-//     descriptor at any time (a reset, a timeout) without the number ever pointing at another
-//     connection mid-transfer. The connection itself stays open until both are closed: close the
-//     lane as soon as the response ends or the client leaves.
-//   - send() dup()s the file for that range and closes the duplicate before the callback is
-//     queued: the caller may close its file descriptor as soon as send() returned.
+//   - open() dup()s the socket and the file (close-on-exec) and keeps both duplicates until the
+//     lane closes. The helper never uses the caller's numbers after open() returned: Node may
+//     close its socket descriptor at any time (a reset, a timeout) without the number ever
+//     pointing at another connection mid-transfer, and the caller may close its file descriptor
+//     at once. The connection itself stays open until both are closed: close the lane as soon
+//     as the response ends or the client leaves.
 //   - close() ends the lane: a running send stops at its next slice (its callback reports
-//     ECANCELED), then the helper closes its socket duplicate and frees the slot. close() is
+//     ECANCELED), then the helper closes both duplicates and frees the slot. close() is
 //     idempotent; a lane that is garbage collected unclosed is closed then.
 //   - Environment teardown closes every descriptor the helper still holds.
 // Completions reach the JavaScript thread through one unref'd thread-safe function per
@@ -43,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 // Throws a JavaScript error naming the call that failed (unless one is already pending).
@@ -120,31 +122,22 @@ static int dup_cloexec(int fd) {
   return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
-// lane.send(fileFd, offset, length, callback): one range; the previous one must have reported.
+// lane.send(offset, length, callback): one range; the previous one must have reported.
 static napi_value lane_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 3;
+  napi_value argv[3];
   lane_t *lane = lane_of(env, info, &argc, argv);
   if (lane == NULL) return NULL;
-  if (argc < 4) return throw_error(env, "send(fileFd, offset, length, callback)");
-  int32_t file;
+  if (argc < 3) return throw_error(env, "send(offset, length, callback)");
   int64_t offset, length;
   napi_valuetype kind;
-  CHECK(napi_get_value_int32(env, argv[0], &file));
-  CHECK(napi_get_value_int64(env, argv[1], &offset));
-  CHECK(napi_get_value_int64(env, argv[2], &length));
-  CHECK(napi_typeof(env, argv[3], &kind));
-  if (file < 0 || offset < 0 || length < 0 || kind != napi_function) return throw_error(env, "send: bad arguments");
+  CHECK(napi_get_value_int64(env, argv[0], &offset));
+  CHECK(napi_get_value_int64(env, argv[1], &length));
+  CHECK(napi_typeof(env, argv[2], &kind));
+  if (offset < 0 || length < 0 || kind != napi_function) return throw_error(env, "send: bad arguments");
   if (lane->closed) return throw_error(env, "send: the lane is closed");
   if (lane->busy) return throw_error(env, "send: the previous send has not finished");
-  CHECK(napi_create_reference(env, argv[3], 1, &lane->callback));
-  lane->file = dup_cloexec(file);
-  if (lane->file < 0) {
-    int error = errno;
-    napi_delete_reference(env, lane->callback);
-    lane->callback = NULL;
-    return throw_error(env, strerror(error));
-  }
+  CHECK(napi_create_reference(env, argv[2], 1, &lane->callback));
   lane->offset = (off_t)offset;
   lane->remaining = length;
   lane->sent = 0;
@@ -168,25 +161,22 @@ static napi_value lane_constructor(napi_env env, napi_callback_info info) {
   return self;
 }
 
-// open(socketFd, stallMs) -> lane, or undefined when no slot or loop thread is available.
+// open(socketFd, fileFd, stallMs) -> lane, or undefined when no slot, loop thread or descriptor is available.
 static napi_value open_lane(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], result;
+  size_t argc = 3;
+  napi_value argv[3], result;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return throw_error(env, "open(socketFd, stallMs)");
-  int32_t sock;
+  if (argc < 3) return throw_error(env, "open(socketFd, fileFd, stallMs)");
+  int32_t sock, file;
   int64_t stall_ms;
   CHECK(napi_get_value_int32(env, argv[0], &sock));
-  CHECK(napi_get_value_int64(env, argv[1], &stall_ms));
-  if (sock < 0 || stall_ms < 0) return throw_error(env, "open: bad arguments");
+  CHECK(napi_get_value_int32(env, argv[1], &file));
+  CHECK(napi_get_value_int64(env, argv[2], &stall_ms));
+  if (sock < 0 || file < 0 || stall_ms < 0) return throw_error(env, "open: bad arguments");
   state_t *state = state_of(env);
   if (state == NULL) return throw_error(env, "open: the helper is not initialised");
   CHECK(napi_get_undefined(env, &result));
-  if (atomic_load(&state->lanes) >= state->max_lanes) {
-    state->refused++;
-    return result;
-  }
-  loop_t *loop = choose_loop(state);
+  loop_t *loop = atomic_load(&state->lanes) < state->max_lanes ? choose_loop(state) : NULL;
   if (loop == NULL) {
     state->refused++;
     return result;
@@ -197,19 +187,21 @@ static napi_value open_lane(napi_env env, napi_callback_info info) {
   lane_t *lane = calloc(1, sizeof *lane);
   if (lane == NULL) return throw_error(env, "open: out of memory");
   lane->sock = dup_cloexec(sock);
-  if (lane->sock < 0) {
+  lane->file = lane->sock < 0 ? -1 : dup_cloexec(file);
+  if (lane->file < 0) {
     // Out of descriptors: this response goes the other way.
+    if (lane->sock >= 0) close(lane->sock);
     free(lane);
     state->refused++;
     return result;
   }
   lane->loop = loop;
   lane->stall_ms = stall_ms;
-  lane->file = -1;
   atomic_init(&lane->owners, 2);
   if (napi_wrap(env, handle, lane, collect, NULL, NULL) != napi_ok) {
     throw_failure(env, "napi_wrap");
     close(lane->sock);
+    close(lane->file);
     free(lane);
     return NULL;
   }
@@ -296,6 +288,9 @@ NAPI_MODULE_INIT() {
   if (state == NULL) return throw_error(env, "ferry-sendfile: out of memory");
   state->max_threads = DEFAULT_THREADS;
   state->max_lanes = DEFAULT_LANES;
+  struct rlimit descriptors;
+  if (getrlimit(RLIMIT_NOFILE, &descriptors) == 0 && descriptors.rlim_cur != RLIM_INFINITY && descriptors.rlim_cur / 4 < DEFAULT_LANES)
+    state->max_lanes = (int)(descriptors.rlim_cur / 4);
   for (int i = 0; i < MAX_THREADS; i++) pthread_mutex_init(&state->loops[i].lock, NULL);
   if (napi_set_instance_data(env, state, free_state, NULL) != napi_ok) {
     free_state(env, state, NULL);

@@ -12,16 +12,14 @@ import { fileURLToPath } from 'node:url'
 export const endOfFile = 'EOF'
 
 /**
- * One response's hold on the helper: its socket (dup()ed by open()) and a slot on a loop thread,
- * for ranges sent one at a time.
+ * One response's hold on the helper: duplicates of its socket and file (the caller may close its
+ * own file descriptor once open() returned) and a slot on a loop thread, for ranges sent one at
+ * a time.
  */
 export interface SendfileLane {
-  /**
-   * Sends `length` bytes of `fileFd` from `offset` (the file is dup()ed: the caller may close its
-   * descriptor once this returned). `done` runs once; the previous send must have reported.
-   */
-  send(fileFd: number, offset: number, length: number, done: (error: string | null, sent: number) => void): void
-  /** Ends the lane (idempotent): a running send stops (reports ECANCELED), the socket's duplicate is closed, the slot freed. */
+  /** Sends `length` bytes of the file from `offset`. `done` runs once; the previous send must have reported. */
+  send(offset: number, length: number, done: (error: string | null, sent: number) => void): void
+  /** Ends the lane (idempotent): a running send stops (reports ECANCELED), the duplicates are closed, the slot freed. */
   close(): void
 }
 
@@ -38,10 +36,11 @@ export interface SendfileStats {
 
 export interface NativeSendfile {
   /**
-   * A lane for a response on `socketFd`, giving a send up after `stallMs` without progress
-   * (0: never); undefined when every slot is taken or no loop thread could be started.
+   * A lane for a response of `fileFd`'s bytes on `socketFd`, giving a send up after `stallMs`
+   * without progress (0: never); undefined when every slot is taken, no loop thread could be
+   * started or no descriptor is left.
    */
-  open(socketFd: number, stallMs: number): SendfileLane | undefined
+  open(socketFd: number, fileFd: number, stallMs: number): SendfileLane | undefined
   stats(): SendfileStats
   /** Caps for new lanes, per thread (JavaScript environment) that loaded the helper. */
   configure(limits: { threads?: number; lanes?: number }): SendfileStats

@@ -43,7 +43,7 @@ export interface Kernel {
 }
 
 /** One transfer's outcome: bytes sent, and the error (`endOfFile` when the file was shorter). */
-type Transfer = (fileFd: number, offset: number, length: number) => Promise<{ error: string | null; sent: number }>
+type Transfer = (offset: number, length: number) => Promise<{ error: string | null; sent: number }>
 
 /**
  * Sends bytes `start`..`start + length` of the stored file behind `body` as the reply's body, or
@@ -56,10 +56,10 @@ export async function sendFileRange(
   start: number,
   length: number,
 ): Promise<boolean> {
-  const lane = openLane(reply, kernel)
+  const lane = openLane(reply, kernel, body.fd)
   if (!lane) return false
   await sendWith(reply, kernel, lane, body, async (transfer) => {
-    const { error, sent } = await transfer(body.fd, start, length)
+    const { error, sent } = await transfer(start, length)
     if (error !== null || sent !== length)
       throw new ShortBody(error === endOfFile ? `the file ended after ${sent} of ${length} bytes` : (error ?? 'short'))
   })
@@ -73,13 +73,13 @@ export async function sendFileRange(
 export async function sendGrowingFile(reply: FastifyReply, kernel: Kernel, body: Readable & GrowingFileSource): Promise<boolean> {
   const fd = await body.fileDescriptor()
   if (fd === undefined) return false
-  const lane = openLane(reply, kernel)
+  const lane = openLane(reply, kernel, fd)
   if (!lane) return false
   await sendWith(reply, kernel, lane, body, async (transfer) => {
     for (let position = body.start; position < body.end;) {
       const limit = await body.sendableFrom(position)
       const wasGrowing = body.growing
-      const { error, sent } = await transfer(fd, position, limit - position)
+      const { error, sent } = await transfer(position, limit - position)
       position += sent
       if (error === null) continue
       if (error !== endOfFile) throw new ShortBody(error)
@@ -93,11 +93,11 @@ export async function sendGrowingFile(reply: FastifyReply, kernel: Kernel, body:
   return true
 }
 
-/** The helper's lane for the reply's socket, given up after the connection's idle timeout without progress. */
-function openLane(reply: FastifyReply, { native }: Kernel): SendfileLane | undefined {
+/** The helper's lane for `fileFd` on the reply's socket, given up after the connection's idle timeout without progress. */
+function openLane(reply: FastifyReply, { native }: Kernel, fileFd: number): SendfileLane | undefined {
   const socketFd = sendfileSocket(reply)
   if (socketFd === undefined) return undefined
-  return native.open(socketFd, reply.raw.socket?.timeout ?? 0)
+  return native.open(socketFd, fileFd, reply.raw.socket?.timeout ?? 0)
 }
 
 /** The transfer failed or the file was short: the response must break, not end. */
@@ -120,10 +120,10 @@ async function sendWith(
   // the helper watches for a stalled client itself, with the same limit (given to open()).
   const idleTimeout = socket.timeout ?? 0
   socket.setTimeout(0)
-  const transfer: Transfer = (fileFd, offset, length) =>
+  const transfer: Transfer = (offset, length) =>
     new Promise((resolve, reject) => {
       if (socket.destroyed) return reject(new ClientGone())
-      lane.send(fileFd, offset, length, (error, sent) => {
+      lane.send(offset, length, (error, sent) => {
         kernelSent.add(socket, sent)
         resolve({ error, sent })
       })

@@ -20,18 +20,18 @@ const sendOverLoopback = `
       let outcome, digest
       const finish = () => outcome && digest && resolve({ ...outcome, digest })
       const server = net.createServer((socket) => {
-        const lane = native.open(socket._handle.fd, 0)
-        if (!lane) return reject(new Error('no lane'))
         const fd = fs.openSync(file, 'r')
-        lane.send(fd, 0, size, (error, sent) => {
+        const lane = native.open(socket._handle.fd, fd, 0)
+        // The helper has its own duplicate: the caller's descriptor may close at once.
+        fs.closeSync(fd)
+        if (!lane) return reject(new Error('no lane'))
+        lane.send(0, size, (error, sent) => {
           outcome = { error, sent, stats: native.stats() }
           lane.close()
           socket.end()
           server.close()
           finish()
         })
-        // The helper has its own duplicate: the caller's descriptor may close at once.
-        fs.closeSync(fd)
       })
       server.listen(0, '127.0.0.1', () => {
         const client = net.connect(server.address().port, '127.0.0.1')
