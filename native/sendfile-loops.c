@@ -172,7 +172,6 @@ void add_lane(lane_t *lane) {
   pthread_mutex_unlock(&loop->lock);
 }
 
-
 static int start_loop(state_t *state, loop_t *loop) {
   loop->state = state;
   loop->epoll = epoll_create1(EPOLL_CLOEXEC);
@@ -195,7 +194,6 @@ static int start_loop(state_t *state, loop_t *loop) {
     close(loop->epoll);
     return error;
   }
-  loop->running = true;
   return 0;
 }
 

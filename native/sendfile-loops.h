@@ -57,7 +57,6 @@ typedef struct lane {
 struct loop {
   state_t *state;
   pthread_t thread;
-  bool running;
   int epoll, wake;
   atomic_int lanes;
   pthread_mutex_t lock;
@@ -82,7 +81,7 @@ struct state {
 
 // JavaScript thread. The loop for a new lane (starting one if the cap allows), or NULL when none can run.
 loop_t *choose_loop(state_t *state);
-// JavaScript thread. Counts an open lane on its loop (the lane holds its socket's duplicate).
+// JavaScript thread. Counts an open lane on its loop (the lane holds its duplicates).
 void add_lane(lane_t *lane);
 // JavaScript thread. Hands a command to the lane's loop.
 void post(lane_t *lane, int command);

@@ -46,10 +46,11 @@ export interface NativeSendfile {
   configure(limits: { threads?: number; lanes?: number }): SendfileStats
 }
 
-const root = new URL('../../', import.meta.url)
+/** The package root: the same from src/ under tsx and from dist/. */
+const packageRoot = new URL('../../', import.meta.url)
 
-/** Where the helper may be, most specific first (the same paths from src/ under tsx and from dist/). */
-export function sendfileCandidates(): string[] {
+/** Where the helper may be under `root`, most specific first. */
+export function sendfileCandidates(root: URL = packageRoot): string[] {
   const folder = `${process.platform}-${process.arch}`
   const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
   const libc = report?.header?.glibcVersionRuntime ? 'glibc' : 'musl'
@@ -63,24 +64,22 @@ export interface LoadedSendfile {
   native: NativeSendfile | undefined
   /** The file loaded. */
   path: string | undefined
-  /** Why nothing loaded: each candidate's reason. */
+  /** Why nothing loaded, or why a more specific candidate did not: each such candidate's reason. */
   problem: string | undefined
 }
 
-/** The helper, or why it is not available (Node's require cache loads it once per thread). */
-export function nativeSendfile(): LoadedSendfile {
+/** The helper, or why it is not available (Node's require cache loads each file once per thread). */
+export function nativeSendfile(root: URL = packageRoot): LoadedSendfile {
   const problems: string[] = []
   const require = createRequire(import.meta.url)
-  for (const path of sendfileCandidates()) {
-    if (!existsSync(path)) {
-      problems.push(`${path}: not built`)
-      continue
-    }
+  for (const path of sendfileCandidates(root)) {
+    if (!existsSync(path)) continue
     try {
-      return { native: require(path) as NativeSendfile, path, problem: undefined }
+      return { native: require(path) as NativeSendfile, path, problem: problems.join('; ') || undefined }
     } catch (err) {
       problems.push(`${path}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`)
     }
   }
+  if (problems.length === 0) problems.push(`not built (${sendfileCandidates(root).join(', ')})`)
   return { native: undefined, path: undefined, problem: problems.join('; ') }
 }
