@@ -3,9 +3,12 @@
 // time as the main thread, and leave nothing running when they exit.
 import { randomBytes, createHash } from 'node:crypto'
 import { once } from 'node:events'
+import { closeSync, openSync, readdirSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { nativeSendfile } from '../../src/transfer/native-sendfile.js'
@@ -116,3 +119,74 @@ t.test('worker threads load the helper and send files of their own', { skip: pro
     "the workers' limits are their own",
   )
 })
+
+// A worker that stops with sends still running (its client reads nothing): the helper's teardown
+// stops that worker's loops and closes what they held, and nothing reports into the gone thread.
+const stalledWorkerSource = `
+  const { parentPort, workerData } = require('node:worker_threads')
+  const net = require('node:net')
+  const fs = require('node:fs')
+  const native = require(workerData.path)
+  const server = net.createServer((socket) => {
+    const fd = fs.openSync(workerData.file, 'r')
+    const lane = native.open(socket._handle.fd, fd, 0)
+    fs.closeSync(fd)
+    lane.send(0, workerData.size, () => parentPort.postMessage('reported'))
+    if (native.stats().lanes === 4) parentPort.postMessage('stalled')
+  })
+  server.listen(0, '127.0.0.1', () => {
+    // Clients that never read: the sends fill the socket buffers and wait.
+    for (let i = 0; i < 4; i++) net.connect(server.address().port, '127.0.0.1').pause()
+  })
+`
+
+t.test(
+  'a worker terminated mid-send leaves the process and the helper working',
+  { skip: process.platform !== 'linux' && 'Linux only' },
+  async (t) => {
+    const { native, path } = nativeSendfile()
+    if (!native || !path) return t.fail('the helper did not load')
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-sendfile-worker-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    const bytes = randomBytes(32 * MiB)
+    const file = join(dir, 'blob')
+    await writeFile(file, bytes)
+    const threads = (): number => readdirSync('/proc/self/task').length
+    const descriptors = (): number => readdirSync('/proc/self/fd').length
+    const before = { threads: threads(), descriptors: descriptors() }
+    const worker = new Worker(stalledWorkerSource, { eval: true, workerData: { path, file, size: bytes.length } })
+    const messages: unknown[] = []
+    worker.on('message', (message) => messages.push(message))
+    await new Promise<void>((resolve) => worker.on('message', (message) => message === 'stalled' && resolve()))
+    await worker.terminate()
+    t.notOk(messages.includes('reported'), 'the sends were still running when the worker stopped')
+    // Without the teardown its loop threads would wait forever, holding the sockets and files.
+    const deadline = Date.now() + 30_000
+    while ((threads() > before.threads || descriptors() > before.descriptors) && Date.now() < deadline) await delay(50)
+    t.ok(threads() <= before.threads, `the worker's loop threads stopped (${threads()} threads, ${before.threads} before)`)
+    t.ok(descriptors() <= before.descriptors, `its descriptors are closed (${descriptors()}, ${before.descriptors} before)`)
+    // The main thread's helper goes on as before.
+    const lanesBefore = native.stats().lanes
+    const { createServer, connect } = await import('node:net')
+    const digest = await new Promise<string>((resolve) => {
+      const server = createServer((socket) => {
+        const fd = openSync(file, 'r')
+        const lane = native.open((socket as unknown as { _handle: { fd: number } })._handle.fd, fd, 0)!
+        closeSync(fd)
+        lane.send(0, bytes.length, () => {
+          lane.close()
+          socket.end()
+          server.close()
+        })
+      })
+      server.listen(0, '127.0.0.1', () => {
+        const client = connect((server.address() as AddressInfo).port, '127.0.0.1')
+        const hash = createHash('sha256')
+        client.on('data', (chunk: Buffer) => hash.update(chunk))
+        client.on('end', () => resolve(hash.digest('hex')))
+      })
+    })
+    t.equal(digest, createHash('sha256').update(bytes).digest('hex'), 'a send on the main thread afterwards is whole')
+    t.equal(native.stats().lanes, lanesBefore, 'and its lane is freed')
+  },
+)
