@@ -1,265 +1,318 @@
-// Ferry's sendfile(2) helper: sends a byte range of an open file to a plain-TCP socket from the
-// page cache, without copying it through JavaScript buffers (issue #6: a 1 MiB read plus a
-// 1 MiB socket write per chunk cost Node ~0.5 CPU-s/GiB and up to 3 MiB of buffers per
-// download; sendfile costs ~0.15 and none).
+// Ferry's sendfile(2) helper: sends byte ranges of open files to plain-TCP sockets from the page
+// cache, without copying them through JavaScript buffers (issue #6: a 1 MiB read plus a 1 MiB
+// socket write per chunk cost Node ~0.5 CPU-s/GiB and up to 3 MiB of buffers per download;
+// sendfile costs ~0.15 and none).
 //
-// Each transfer runs on a thread of its own while it lasts: the socket is non-blocking
-// (libuv's), so the thread loops sendfile() and waits in poll() when the socket buffer is full,
-// and the event loop never blocks. Threads are kept for a while after a transfer and reused
-// (a mirror fill's followers start one short transfer per MiB as the file grows: creating a
-// thread each time cost ~130 µs of the event loop). Both descriptors are dup()ed first, so Node
-// closing its own descriptor (a client reset, a timeout) can never make the number point at
-// another connection mid-transfer. Completions reach the JavaScript thread through one
-// thread-safe function: callback(error message or null, bytes sent); the message is "EOF" when
-// the file ended before the range did (a file still being written, or one cut short).
-#define _GNU_SOURCE
+// Threads. A small, fixed number of loop threads (configure({ threads }), default 4) serve every
+// transfer: each runs one epoll loop over the non-blocking sockets it was given, and a socket
+// that is writable gets one sendfile() slice per turn, so a client that stops reading holds a
+// registration in a loop, never a thread (one thread per transfer made 300 stalled clients cost
+// 311 threads). Loop threads start when first needed and stop when the environment is torn down
+// (a worker thread's exit, or the process's): they never keep a process alive.
+//
+// Lanes. A response holds a lane for its whole duration: open(socketFd, fileFd, stallMs) takes
+// one of a capped number of slots (configure({ lanes }); by default 1024, or a quarter of the
+// descriptor limit when that is lower: a lane holds two) on a loop, or returns undefined when
+// every slot is taken, no loop thread can be started or no descriptor is left. The caller then
+// sends that response through JavaScript instead, before it wrote anything. A lane sends one
+// range of its file at a time (lane.send(offset, length, callback)): a mirror fill's follower
+// sends one range per MiB as the file grows, all through the lane it opened first, so a
+// response never has to change paths midway, and nothing after open() can run out of descriptors.
+//
+// Descriptors (the dup/close contract):
+//   - open() dup()s the socket and the file (close-on-exec) and keeps both duplicates until the
+//     lane closes. The helper never uses the caller's numbers after open() returned: Node may
+//     close its socket descriptor at any time (a reset, a timeout) without the number ever
+//     pointing at another connection mid-transfer, and the caller may close its file descriptor
+//     at once. The connection itself stays open until both are closed: close the lane as soon
+//     as the response ends or the client leaves.
+//   - close() ends the lane: a running send stops at its next slice (its callback reports
+//     ECANCELED), then the helper closes both duplicates and frees the slot. close() is
+//     idempotent; a lane that is garbage collected unclosed is closed then.
+//   - Environment teardown closes every descriptor the helper still holds.
+// Completions reach the JavaScript thread through one unref'd thread-safe function per
+// environment: callback(error message or null, bytes sent); the message is "EOF" when the file
+// ended before the range did (a file still being written, or one cut short), "ETIMEDOUT" after
+// stallMs without progress.
+//
+// Every piece of state lives in the environment's instance data: the addon loaded by several
+// worker threads runs one independent set of loops per thread.
+#include "sendfile-loops.h"
+
 #include <errno.h>
-#include <node_api.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
-#include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
-// Bytes per sendfile() call: small enough to notice a cancel promptly, large enough to be cheap.
-#define SLICE (8 << 20)
-// How long one poll() for a writable socket waits before checking for a cancel.
-#define POLL_MS 250
-// A thread only loops over syscalls: a small stack is plenty.
-#define STACK_BYTES (256 << 10)
-// How long an idle thread waits for the next transfer before it exits.
-#define IDLE_SECONDS 30
-
-typedef struct transfer {
-  int sock;
-  int file;
-  off_t offset;
-  int64_t remaining;
-  int64_t sent;
-  // Milliseconds without progress after which the client is given up on (0: never).
-  int64_t stall_ms;
-  // 0: done; > 0: errno; -1: the file ended before the range did.
-  int error;
-  atomic_int cancelled;
-  // The JavaScript callback, called once on the JavaScript thread.
-  napi_ref callback;
-  // Owners: the transfer (until its callback ran) and the JavaScript handle (until collected).
-  int owners;
-  struct transfer *next;
-} transfer_t;
-
-// Transfers waiting for a thread, and the threads waiting for a transfer.
-static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;
-static transfer_t *queue_head, *queue_tail;
-static int queued, idle_threads;
-// Created on the first start(); never released (it is unref'd: it keeps no process alive).
-static napi_threadsafe_function completions;
-
-static void release(transfer_t *t) {
-  if (--t->owners == 0) free(t);
+// Throws a JavaScript error naming the call that failed (unless one is already pending).
+static void throw_failure(napi_env env, const char *call) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  char message[256];
+  snprintf(message, sizeof message, "ferry-sendfile: %s failed (%s)", call,
+           info != NULL && info->error_message != NULL ? info->error_message : "unknown");
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) napi_throw_error(env, NULL, message);
 }
 
-static int64_t now_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static void send_range(transfer_t *t) {
-  int64_t progress_at = now_ms();
-  while (t->remaining > 0) {
-    if (atomic_load(&t->cancelled)) {
-      t->error = ECANCELED;
-      break;
-    }
-    size_t want = t->remaining > SLICE ? SLICE : (size_t)t->remaining;
-    ssize_t n = sendfile(t->sock, t->file, &t->offset, want);
-    if (n > 0) {
-      t->remaining -= n;
-      t->sent += n;
-      progress_at = now_ms();
-    } else if (n == 0) {
-      t->error = -1;
-      break;
-    } else if (errno == EAGAIN) {
-      if (t->stall_ms > 0 && now_ms() - progress_at >= t->stall_ms) {
-        t->error = ETIMEDOUT;
-        break;
-      }
-      struct pollfd p = {.fd = t->sock, .events = POLLOUT};
-      poll(&p, 1, POLL_MS);
-    } else if (errno != EINTR) {
-      t->error = errno;
-      break;
-    }
-  }
-  close(t->sock);
-  close(t->file);
-  napi_call_threadsafe_function(completions, t, napi_tsfn_blocking);
-}
-
-static void *worker(void *unused) {
-  pthread_mutex_lock(&queue_lock);
-  for (;;) {
-    while (queue_head == NULL) {
-      struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_sec += IDLE_SECONDS;
-      idle_threads++;
-      int waited = pthread_cond_timedwait(&queue_ready, &queue_lock, &until);
-      idle_threads--;
-      if (waited == ETIMEDOUT && queue_head == NULL) {
-        pthread_mutex_unlock(&queue_lock);
-        return NULL;
-      }
-    }
-    transfer_t *t = queue_head;
-    queue_head = t->next;
-    if (queue_head == NULL) queue_tail = NULL;
-    queued--;
-    pthread_mutex_unlock(&queue_lock);
-    send_range(t);
-    pthread_mutex_lock(&queue_lock);
-  }
-}
-
-// Queues a transfer for an idle thread, or starts a thread for it. Returns 0 or an errno.
-static int submit(transfer_t *t) {
-  pthread_mutex_lock(&queue_lock);
-  t->next = NULL;
-  if (queue_tail) queue_tail->next = t;
-  else queue_head = t;
-  queue_tail = t;
-  queued++;
-  int error = 0;
-  // Each idle thread takes one queued transfer: wake one if there are enough for this one too.
-  if (idle_threads >= queued) {
-    pthread_cond_signal(&queue_ready);
-  } else {
-    pthread_attr_t attributes;
-    pthread_attr_init(&attributes);
-    pthread_attr_setstacksize(&attributes, STACK_BYTES);
-    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
-    pthread_t thread;
-    error = pthread_create(&thread, &attributes, worker, NULL);
-    pthread_attr_destroy(&attributes);
-    if (error != 0) {
-      // Take it back out: the caller reports the failure.
-      transfer_t **link = &queue_head;
-      while (*link != t) link = &(*link)->next;
-      *link = t->next;
-      queued--;
-      queue_tail = NULL;
-      for (transfer_t *last = queue_head; last != NULL; last = last->next) queue_tail = last;
-    }
-  }
-  pthread_mutex_unlock(&queue_lock);
-  return error;
-}
-
-// On the JavaScript thread, once a transfer ended.
-static void report(napi_env env, napi_value unused, void *context, void *data) {
-  transfer_t *t = data;
-  if (env != NULL) {
-    napi_value callback, argv[2], undefined;
-    if (napi_get_reference_value(env, t->callback, &callback) == napi_ok && callback != NULL) {
-      if (t->error == 0) {
-        napi_get_null(env, &argv[0]);
-      } else {
-        const char *message = t->error < 0 ? "EOF" : strerror(t->error);
-        napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &argv[0]);
-      }
-      napi_create_double(env, (double)t->sent, &argv[1]);
-      napi_get_undefined(env, &undefined);
-      napi_call_function(env, undefined, callback, 2, argv, NULL);
-    }
-    napi_delete_reference(env, t->callback);
-  }
-  release(t);
-}
-
-static void collect(napi_env env, void *data, void *hint) {
-  release(data);
-}
+#define CHECK(call)                                                                                                    \
+  do {                                                                                                                 \
+    if ((call) != napi_ok) {                                                                                           \
+      throw_failure(env, #call);                                                                                       \
+      return NULL;                                                                                                     \
+    }                                                                                                                  \
+  } while (0)
 
 static napi_value throw_error(napi_env env, const char *message) {
   napi_throw_error(env, NULL, message);
   return NULL;
 }
 
-static napi_value cancel(napi_env env, napi_callback_info info) {
+static state_t *state_of(napi_env env) {
+  void *data = NULL;
+  return napi_get_instance_data(env, &data) == napi_ok ? data : NULL;
+}
+
+// On the JavaScript thread, once a send ended; env is NULL when the environment is torn down.
+static void report(napi_env env, napi_value unused, void *context, void *data) {
+  lane_t *lane = data;
+  if (env == NULL) return release(lane);
+  lane->busy = false;
+  napi_ref ref = lane->callback;
+  lane->callback = NULL;
+  napi_value callback, argv[2], undefined;
+  bool ok = napi_get_reference_value(env, ref, &callback) == napi_ok && callback != NULL;
+  if (ok && lane->error == 0) ok = napi_get_null(env, &argv[0]) == napi_ok;
+  else if (ok) {
+    const char *message = lane->error < 0 ? "EOF" : lane->error == ETIMEDOUT ? "ETIMEDOUT" : strerror(lane->error);
+    ok = napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &argv[0]) == napi_ok;
+  }
+  ok = ok && napi_create_double(env, (double)lane->sent, &argv[1]) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok;
+  napi_delete_reference(env, ref);
+  release(lane);
+  if (!ok) return;
+  if (napi_call_function(env, undefined, callback, 2, argv, NULL) != napi_ok) {
+    // A callback that threw: an uncaught exception, as from any other callback.
+    napi_value exception;
+    if (napi_get_and_clear_last_exception(env, &exception) == napi_ok) napi_fatal_exception(env, exception);
+  }
+}
+
+// A lane collected unclosed is closed now (after a teardown every lane is closed already).
+static void collect(napi_env env, void *data, void *hint) {
+  lane_t *lane = data;
+  close_lane(lane);
+  release(lane);
+}
+
+static lane_t *lane_of(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
   napi_value self;
   void *data = NULL;
-  napi_get_cb_info(env, info, NULL, NULL, &self, NULL);
-  if (napi_unwrap(env, self, &data) == napi_ok && data != NULL) atomic_store(&((transfer_t *)data)->cancelled, 1);
+  if (napi_get_cb_info(env, info, argc, argv, &self, NULL) != napi_ok || napi_unwrap(env, self, &data) != napi_ok) {
+    throw_failure(env, "lane");
+    return NULL;
+  }
+  return data;
+}
+
+static int dup_cloexec(int fd) {
+  return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+// lane.send(offset, length, callback): one range; the previous one must have reported.
+static napi_value lane_send(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  lane_t *lane = lane_of(env, info, &argc, argv);
+  if (lane == NULL) return NULL;
+  if (argc < 3) return throw_error(env, "send(offset, length, callback)");
+  int64_t offset, length;
+  napi_valuetype kind;
+  CHECK(napi_get_value_int64(env, argv[0], &offset));
+  CHECK(napi_get_value_int64(env, argv[1], &length));
+  CHECK(napi_typeof(env, argv[2], &kind));
+  if (offset < 0 || length < 0 || kind != napi_function) return throw_error(env, "send: bad arguments");
+  if (lane->closed) return throw_error(env, "send: the lane is closed");
+  if (lane->busy) return throw_error(env, "send: the previous send has not finished");
+  CHECK(napi_create_reference(env, argv[2], 1, &lane->callback));
+  lane->offset = (off_t)offset;
+  lane->remaining = length;
+  lane->sent = 0;
+  lane->error = 0;
+  lane->busy = true;
+  post(lane, CMD_SEND);
   return NULL;
 }
 
-// start(socketFd, fileFd, offset, length, stallMs, callback) -> { cancel() }
-static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6) return throw_error(env, "start(socketFd, fileFd, offset, length, stallMs, callback)");
+static napi_value lane_close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  lane_t *lane = lane_of(env, info, &argc, NULL);
+  if (lane == NULL) return NULL;
+  close_lane(lane);
+  return NULL;
+}
+
+static napi_value lane_constructor(napi_env env, napi_callback_info info) {
+  napi_value self;
+  CHECK(napi_get_cb_info(env, info, NULL, NULL, &self, NULL));
+  return self;
+}
+
+// open(socketFd, fileFd, stallMs) -> lane, or undefined when no slot, loop thread or descriptor is available.
+static napi_value open_lane(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_error(env, "open(socketFd, fileFd, stallMs)");
   int32_t sock, file;
-  int64_t offset, length, stall_ms;
-  napi_valuetype kind;
-  if (napi_get_value_int32(env, argv[0], &sock) != napi_ok || napi_get_value_int32(env, argv[1], &file) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &offset) != napi_ok || napi_get_value_int64(env, argv[3], &length) != napi_ok ||
-      napi_get_value_int64(env, argv[4], &stall_ms) != napi_ok || napi_typeof(env, argv[5], &kind) != napi_ok || kind != napi_function ||
-      sock < 0 || file < 0 || offset < 0 || length < 0 || stall_ms < 0)
-    return throw_error(env, "start: bad arguments");
-
-  if (completions == NULL) {
-    napi_value name;
-    napi_create_string_utf8(env, "ferry-sendfile", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, report, &completions) != napi_ok) {
-      completions = NULL;
-      return throw_error(env, "start: cannot create the completion channel");
-    }
-    napi_unref_threadsafe_function(env, completions);
+  int64_t stall_ms;
+  CHECK(napi_get_value_int32(env, argv[0], &sock));
+  CHECK(napi_get_value_int32(env, argv[1], &file));
+  CHECK(napi_get_value_int64(env, argv[2], &stall_ms));
+  if (sock < 0 || file < 0 || stall_ms < 0) return throw_error(env, "open: bad arguments");
+  state_t *state = state_of(env);
+  if (state == NULL) return throw_error(env, "open: the helper is not initialised");
+  CHECK(napi_get_undefined(env, &result));
+  loop_t *loop = atomic_load(&state->lanes) < state->max_lanes ? choose_loop(state) : NULL;
+  if (loop == NULL) {
+    state->refused++;
+    return result;
   }
-
-  transfer_t *t = calloc(1, sizeof *t);
-  if (t == NULL) return throw_error(env, "start: out of memory");
-  t->offset = (off_t)offset;
-  t->remaining = length;
-  t->stall_ms = stall_ms;
-  t->owners = 2;
-  t->sock = dup(sock);
-  t->file = t->sock < 0 ? -1 : dup(file);
-  if (t->file < 0) {
-    int error = errno;
-    if (t->sock >= 0) close(t->sock);
-    free(t);
-    return throw_error(env, strerror(error));
+  napi_value lane_class, handle;
+  CHECK(napi_get_reference_value(env, state->lane_class, &lane_class));
+  CHECK(napi_new_instance(env, lane_class, 0, NULL, &handle));
+  lane_t *lane = calloc(1, sizeof *lane);
+  if (lane == NULL) return throw_error(env, "open: out of memory");
+  lane->sock = dup_cloexec(sock);
+  lane->file = lane->sock < 0 ? -1 : dup_cloexec(file);
+  if (lane->file < 0) {
+    // Out of descriptors: this response goes the other way.
+    if (lane->sock >= 0) close(lane->sock);
+    free(lane);
+    state->refused++;
+    return result;
   }
-  napi_value handle, cancel_fn;
-  napi_create_reference(env, argv[5], 1, &t->callback);
-  napi_create_object(env, &handle);
-  napi_wrap(env, handle, t, collect, NULL, NULL);
-  napi_create_function(env, "cancel", NAPI_AUTO_LENGTH, cancel, NULL, &cancel_fn);
-  napi_set_named_property(env, handle, "cancel", cancel_fn);
-
-  int error = submit(t);
-  if (error != 0) {
-    // Reported through the callback like any other failure.
-    close(t->sock);
-    close(t->file);
-    t->error = error;
-    napi_call_threadsafe_function(completions, t, napi_tsfn_nonblocking);
+  lane->loop = loop;
+  lane->stall_ms = stall_ms;
+  atomic_init(&lane->owners, 2);
+  if (napi_wrap(env, handle, lane, collect, NULL, NULL) != napi_ok) {
+    throw_failure(env, "napi_wrap");
+    close(lane->sock);
+    close(lane->file);
+    free(lane);
+    return NULL;
   }
+  add_lane(lane);
   return handle;
 }
 
+static napi_value number_property(napi_env env, napi_value object, const char *name, double value) {
+  napi_value number;
+  CHECK(napi_create_double(env, value, &number));
+  CHECK(napi_set_named_property(env, object, name, number));
+  return object;
+}
+
+// stats() -> { threads, lanes, maxThreads, maxLanes, refused }
+static napi_value stats(napi_env env, napi_callback_info info) {
+  state_t *state = state_of(env);
+  if (state == NULL) return throw_error(env, "stats: the helper is not initialised");
+  napi_value result;
+  CHECK(napi_create_object(env, &result));
+  if (number_property(env, result, "threads", state->threads) == NULL ||
+      number_property(env, result, "lanes", atomic_load(&state->lanes)) == NULL ||
+      number_property(env, result, "maxThreads", state->max_threads) == NULL ||
+      number_property(env, result, "maxLanes", state->max_lanes) == NULL ||
+      number_property(env, result, "refused", state->refused) == NULL)
+    return NULL;
+  return result;
+}
+
+// Reads options[name] into *value when it is a number in 0..max.
+static bool limit_option(napi_env env, napi_value options, const char *name, int max, int *value) {
+  bool has = false;
+  napi_value property;
+  napi_valuetype kind;
+  int32_t number;
+  if (napi_has_named_property(env, options, name, &has) != napi_ok) return false;
+  if (!has) return true;
+  if (napi_get_named_property(env, options, name, &property) != napi_ok || napi_typeof(env, property, &kind) != napi_ok) return false;
+  if (kind != napi_number || napi_get_value_int32(env, property, &number) != napi_ok || number < 0 || number > max) {
+    char message[96];
+    snprintf(message, sizeof message, "configure: %s must be a number from 0 to %d", name, max);
+    napi_throw_range_error(env, NULL, message);
+    return false;
+  }
+  *value = number;
+  return true;
+}
+
+// configure({ threads, lanes }) -> stats(). Limits apply to new lanes: lanes open stay open, and
+// loops beyond a lowered thread cap run (idle once their lanes closed) until teardown.
+static napi_value configure(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value options;
+  napi_valuetype kind;
+  CHECK(napi_get_cb_info(env, info, &argc, &options, NULL, NULL));
+  state_t *state = state_of(env);
+  if (state == NULL) return throw_error(env, "configure: the helper is not initialised");
+  if (argc < 1) return throw_error(env, "configure({ threads, lanes })");
+  CHECK(napi_typeof(env, options, &kind));
+  if (kind != napi_object) return throw_error(env, "configure({ threads, lanes })");
+  int threads = state->max_threads, lanes = state->max_lanes;
+  if (!limit_option(env, options, "threads", MAX_THREADS, &threads) || !limit_option(env, options, "lanes", 1 << 20, &lanes)) {
+    throw_failure(env, "configure");
+    return NULL;
+  }
+  state->max_threads = threads;
+  state->max_lanes = lanes;
+  return stats(env, info);
+}
+
+// Before the thread-safe function closes (hooks run in reverse order of registration).
+static void tear_down(void *arg) {
+  stop_loops(arg);
+}
+
+static void free_state(napi_env env, void *data, void *hint) {
+  state_t *state = data;
+  for (int i = 0; i < MAX_THREADS; i++) pthread_mutex_destroy(&state->loops[i].lock);
+  free(state);
+}
+
 NAPI_MODULE_INIT() {
-  napi_value fn;
-  napi_create_function(env, "start", NAPI_AUTO_LENGTH, start, NULL, &fn);
-  napi_set_named_property(env, exports, "start", fn);
+  state_t *state = calloc(1, sizeof *state);
+  if (state == NULL) return throw_error(env, "ferry-sendfile: out of memory");
+  state->max_threads = DEFAULT_THREADS;
+  state->max_lanes = DEFAULT_LANES;
+  struct rlimit descriptors;
+  if (getrlimit(RLIMIT_NOFILE, &descriptors) == 0 && descriptors.rlim_cur != RLIM_INFINITY && descriptors.rlim_cur / 4 < DEFAULT_LANES)
+    state->max_lanes = (int)(descriptors.rlim_cur / 4);
+  for (int i = 0; i < MAX_THREADS; i++) pthread_mutex_init(&state->loops[i].lock, NULL);
+  if (napi_set_instance_data(env, state, free_state, NULL) != napi_ok) {
+    free_state(env, state, NULL);
+    return throw_error(env, "ferry-sendfile: cannot keep its state");
+  }
+  napi_value name, lane_class, fn;
+  CHECK(napi_create_string_utf8(env, "ferry-sendfile", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, report, &state->completions));
+  // Completions pending keep no process alive: a lane's owner (a response) does that.
+  CHECK(napi_unref_threadsafe_function(env, state->completions));
+  CHECK(napi_add_env_cleanup_hook(env, tear_down, state));
+  napi_property_descriptor methods[] = {
+      {"send", NULL, lane_send, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, lane_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_class(env, "SendfileLane", NAPI_AUTO_LENGTH, lane_constructor, NULL, 2, methods, &lane_class));
+  CHECK(napi_create_reference(env, lane_class, 1, &state->lane_class));
+  CHECK(napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_lane, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "open", fn));
+  CHECK(napi_create_function(env, "stats", NAPI_AUTO_LENGTH, stats, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "stats", fn));
+  CHECK(napi_create_function(env, "configure", NAPI_AUTO_LENGTH, configure, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "configure", fn));
   return exports;
 }

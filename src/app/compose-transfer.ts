@@ -17,5 +17,5 @@ export function composeTransfer(options: { sendfile: boolean; metrics: Metrics }
   const budget = new BlockBudget(defaultBlockBudgetBytes)
   options.metrics.reportBlockMemory(budget)
   const { native, problem } = options.sendfile ? nativeSendfile() : { native: undefined, problem: undefined }
-  return { budget, sender: new BlobSender({ budget, sendfile: native }), sendfileProblem: problem }
+  return { budget, sender: new BlobSender({ budget, sendfile: native }), sendfileProblem: native ? undefined : problem }
 }

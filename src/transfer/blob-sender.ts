@@ -48,8 +48,10 @@ export class BlobSender {
 
   /** Sends `body` as the reply's body; status and headers are already set on `reply`. */
   async send(reply: FastifyReply, body: Readable, range: BlobBodyRange): Promise<void> {
+    // The kernel when the helper has a lane for this response; otherwise (no lane to spare, no
+    // local file, not plain HTTP/1.1) the same bytes through JavaScript.
     const kernel = this.#kernel && sendfileSocket(reply) !== undefined ? this.#kernel : undefined
-    if (kernel && isFileDescriptorSource(body)) return sendFileRange(reply, kernel, body, range.start, range.length)
+    if (kernel && isFileDescriptorSource(body) && (await sendFileRange(reply, kernel, body, range.start, range.length))) return
     if (kernel && isGrowingFileSource(body) && (await sendGrowingFile(reply, kernel, body))) return
     if (isPositionalSource(body)) {
       const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size)

@@ -9,6 +9,11 @@
 // for the kernel, lets the helper send the body on the same connection, and ends the response
 // (keep-alive goes on as after any response). A transfer that fails or falls short destroys the
 // connection, so a client never sees a short 200.
+//
+// A response takes a lane of the helper before anything is written and keeps it to its end (a
+// growing file sends many ranges through it). When the helper has no lane to give (its cap is
+// reached, or no loop thread could be started) these functions return false with nothing sent,
+// and the caller sends the response through JavaScript: a response never changes paths midway.
 import { ServerResponse } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
@@ -18,7 +23,7 @@ import { TLSSocket } from 'node:tls'
 import type { Readable } from 'node:stream'
 import type { FileDescriptorSource, GrowingFileSource } from './body-sources.js'
 import type { KernelSentBytes } from './kernel-sent.js'
-import { endOfFile, type NativeSendfile } from './native-sendfile.js'
+import { endOfFile, type NativeSendfile, type SendfileLane } from './native-sendfile.js'
 
 /** The socket's descriptor when sendfile can write to it: plain TCP under HTTP/1.1. */
 export function sendfileSocket(reply: FastifyReply): number | undefined {
@@ -38,35 +43,43 @@ export interface Kernel {
 }
 
 /** One transfer's outcome: bytes sent, and the error (`endOfFile` when the file was shorter). */
-type Transfer = (fileFd: number, offset: number, length: number) => Promise<{ error: string | null; sent: number }>
+type Transfer = (offset: number, length: number) => Promise<{ error: string | null; sent: number }>
 
-/** Sends bytes `start`..`start + length` of the stored file behind `body` as the reply's body. */
-export function sendFileRange(
+/**
+ * Sends bytes `start`..`start + length` of the stored file behind `body` as the reply's body, or
+ * returns false (nothing sent) when the helper has no lane for it.
+ */
+export async function sendFileRange(
   reply: FastifyReply,
   kernel: Kernel,
   body: Readable & FileDescriptorSource,
   start: number,
   length: number,
-): Promise<void> {
-  return sendWith(reply, kernel, body, async (transfer) => {
-    const { error, sent } = await transfer(body.fd, start, length)
+): Promise<boolean> {
+  const lane = openLane(reply, kernel, body.fd)
+  if (!lane) return false
+  await sendWith(reply, kernel, lane, body, async (transfer) => {
+    const { error, sent } = await transfer(start, length)
     if (error !== null || sent !== length)
       throw new ShortBody(error === endOfFile ? `the file ended after ${sent} of ${length} bytes` : (error ?? 'short'))
   })
+  return true
 }
 
 /**
  * Sends a body that follows a file still being written, or returns false (nothing sent) when
- * its storage has no local file to send from.
+ * its storage has no local file to send from or the helper has no lane for it.
  */
 export async function sendGrowingFile(reply: FastifyReply, kernel: Kernel, body: Readable & GrowingFileSource): Promise<boolean> {
   const fd = await body.fileDescriptor()
   if (fd === undefined) return false
-  await sendWith(reply, kernel, body, async (transfer) => {
+  const lane = openLane(reply, kernel, fd)
+  if (!lane) return false
+  await sendWith(reply, kernel, lane, body, async (transfer) => {
     for (let position = body.start; position < body.end;) {
       const limit = await body.sendableFrom(position)
       const wasGrowing = body.growing
-      const { error, sent } = await transfer(fd, position, limit - position)
+      const { error, sent } = await transfer(position, limit - position)
       position += sent
       if (error === null) continue
       if (error !== endOfFile) throw new ShortBody(error)
@@ -80,34 +93,40 @@ export async function sendGrowingFile(reply: FastifyReply, kernel: Kernel, body:
   return true
 }
 
+/** The helper's lane for `fileFd` on the reply's socket, given up after the connection's idle timeout without progress. */
+function openLane(reply: FastifyReply, { native }: Kernel, fileFd: number): SendfileLane | undefined {
+  const socketFd = sendfileSocket(reply)
+  if (socketFd === undefined) return undefined
+  return native.open(socketFd, fileFd, reply.raw.socket?.timeout ?? 0)
+}
+
 /** The transfer failed or the file was short: the response must break, not end. */
 class ShortBody extends Error {}
 
 async function sendWith(
   reply: FastifyReply,
-  { native, sent: kernelSent }: Kernel,
+  { sent: kernelSent }: Kernel,
+  lane: SendfileLane,
   body: Readable,
   sendBody: (transfer: Transfer) => Promise<void>,
 ): Promise<void> {
   reply.hijack()
   const res = reply.raw as ServerResponse
   const socket = res.socket as Socket
-  let cancel = (): void => {}
-  const onClose = (): void => cancel()
+  // The client left: a running send stops, and the lane lets go of the connection.
+  const onClose = (): void => lane.close()
   res.once('close', onClose)
   // Node sees no writes while the kernel sends: its idle timer would cut a long download, so
-  // the helper watches for a stalled client itself, with the same limit.
+  // the helper watches for a stalled client itself, with the same limit (given to open()).
   const idleTimeout = socket.timeout ?? 0
   socket.setTimeout(0)
-  const transfer: Transfer = (fileFd, offset, length) =>
+  const transfer: Transfer = (offset, length) =>
     new Promise((resolve, reject) => {
-      const socketFd = sendfileSocket(reply)
-      if (socketFd === undefined) return reject(new ClientGone())
-      const running = native.start(socketFd, fileFd, offset, length, idleTimeout, (error, sent) => {
+      if (socket.destroyed) return reject(new ClientGone())
+      lane.send(offset, length, (error, sent) => {
         kernelSent.add(socket, sent)
         resolve({ error, sent })
       })
-      cancel = () => running.cancel()
     })
   try {
     res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
@@ -119,6 +138,7 @@ async function sendWith(
     if (!(err instanceof ClientGone) && !socket.destroyed) reply.log.warn({ err }, 'blob download failed midway')
     res.destroy(err instanceof Error ? err : new Error('blob download failed'))
   } finally {
+    lane.close()
     if (!socket.destroyed) socket.setTimeout(idleTimeout)
     res.removeListener('close', onClose)
     body.destroy()

@@ -1,13 +1,17 @@
 // Stored blobs over plain HTTP/1.1 go out with sendfile(2) (transfer/send-file.ts): the helper is
-// built, it is the path taken (no shared blocks are used), the connection stays usable for the
+// built (and loaded from a release prebuild first, as node-gyp-build would), it is the path taken (no shared blocks are used), the connection stays usable for the
 // next request, a client that leaves or stops reading never holds the server up, and a
-// stalled one is given up after the idle timeout instead of holding a thread forever.
+// stalled one is given up after the idle timeout instead of holding a lane forever.
 import { randomBytes } from 'node:crypto'
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import t from 'tap'
 import { Client } from 'undici'
-import { nativeSendfile } from '../../src/transfer/native-sendfile.js'
+import { nativeSendfile, sendfileCandidates } from '../../src/transfer/native-sendfile.js'
 import { freshServer, type TestServer } from '../helpers/server.js'
 import { digestOf, makeBlob, pushBlob, request } from '../helpers/oci.js'
 
@@ -30,6 +34,31 @@ t.test('the sendfile helper is built on Linux', { skip: process.platform !== 'li
   const { native, problem } = nativeSendfile()
   t.ok(native, `loaded (${problem ?? 'ok'}); npm run build compiles native/sendfile.c with cc`)
 })
+
+t.test(
+  'the loader takes a release prebuild first, then the local build',
+  { skip: process.platform !== 'linux' && 'Linux only' },
+  async (t) => {
+    const built = nativeSendfile().path
+    if (!built) return t.fail('the helper is not built')
+    const root = await mkdtemp(join(tmpdir(), 'ferry-loader-'))
+    t.teardown(() => rm(root, { recursive: true, force: true }))
+    const rootUrl = pathToFileURL(`${root}/`)
+    const [prebuild, local] = sendfileCandidates(rootUrl) as [string, string]
+    t.match(prebuild, new RegExp(`/prebuilds/linux-${process.arch}/ferry-sendfile\\.napi\\.(glibc|musl)\\.node$`), 'node-gyp-build layout')
+    t.match(nativeSendfile(rootUrl), { native: undefined, problem: /not built/ }, 'neither: why')
+    await mkdir(dirname(local), { recursive: true })
+    await copyFile(built, local)
+    t.match(nativeSendfile(rootUrl), { path: local, problem: undefined }, 'the local build')
+    await mkdir(dirname(prebuild), { recursive: true })
+    await writeFile(prebuild, 'not a shared object')
+    const fallen = nativeSendfile(rootUrl)
+    t.equal(fallen.path, local, 'a broken prebuild: the local build')
+    t.match(fallen.problem, prebuild, 'and why the prebuild was passed over')
+    await copyFile(built, prebuild)
+    t.equal(nativeSendfile(rootUrl).path, prebuild, 'a prebuild first')
+  },
+)
 
 t.test('downloads go out with sendfile: exact bytes, no shared blocks, the connection goes on', async (t) => {
   const server = await freshServer(t)
