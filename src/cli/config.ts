@@ -2,6 +2,7 @@
 // the effective config (file < FERRY_* env < flags) as YAML with every default filled in.
 import type { Command } from 'commander'
 import { stringify } from 'yaml'
+import type { IgnoredEnv } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
 import { toRawConfig } from '../config/resolve.js'
 import { TlsFileError, loadCertificateSet } from '../tls/certificate-set.js'
@@ -18,7 +19,7 @@ export function addConfigCommand(program: Command, io: CliIo): void {
     .argument('<file>', 'YAML config file')
     .action(
       reportingConfigErrors(io, async (file: string) => {
-        const config = await loadConfig({ file, env: io.env, defaults: proxyDefaultsFromEnv(io.env) })
+        const config = await loadConfig({ file, env: io.env, defaults: proxyDefaultsFromEnv(io.env), onIgnoredEnv: warnIgnoredEnv(io) })
         // The certificate files get the checks start-up and reloads make, so a rotation can be
         // tried before SIGHUP: `ferry config check` then `kill -HUP`.
         if (config.tls.serving !== undefined) {
@@ -47,8 +48,18 @@ export function addConfigCommand(program: Command, io: CliIo): void {
         env: io.env,
         overrides: overridesFrom(flags),
         defaults: proxyDefaultsFromEnv(io.env),
+        onIgnoredEnv: warnIgnoredEnv(io),
       })
       io.stdout.write(stringify(redactProxyPasswords(toRawConfig(effective))))
     }),
   )
+}
+
+// As serve logs them: a likely typo is a warning, Kubernetes service links pass silently.
+function warnIgnoredEnv(io: CliIo): (ignored: IgnoredEnv) => void {
+  return ({ variable, kind, didYouMean }) => {
+    if (kind !== 'unknown') return
+    const hint = didYouMean === undefined ? '' : ` (did you mean ${didYouMean}?)`
+    io.stderr.write(`ferry: warning: unknown environment variable ${variable} ignored${hint}\n`)
+  }
 }

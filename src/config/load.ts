@@ -3,7 +3,7 @@
 // offending value came from. The environment is passed in: only the CLI reads process.env.
 import { Value } from '@sinclair/typebox/value'
 import { ConfigError, ConfigIssue } from './errors.js'
-import { envOverrides, type EnvOverrides } from './env.js'
+import { envOverrides, type EnvOverrides, type IgnoredEnv } from './env.js'
 import { resolveConfig } from './resolve.js'
 import { configSchema, type Config, type DeepPartial, type RawConfig } from './schema.js'
 import { checkKeys, checkValues, isPlainObject, type PlainObject } from './validate.js'
@@ -26,6 +26,8 @@ export interface LoadConfigOptions {
    * HTTPS_PROXY; `sources` names the variable behind each dotted key for error messages.
    */
   defaults?: EnvOverrides
+  /** Told about each FERRY_* variable that names no config key (a service link, or a typo). */
+  onIgnoredEnv?: (ignored: IgnoredEnv) => void
 }
 
 interface Layers {
@@ -39,7 +41,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const file = options.file === undefined ? undefined : await readConfigFile(options.file)
   let layers: Layers | undefined
   try {
-    const env = envOverrides(configSchema, options.env ?? {}, nonConfigEnv)
+    const env = envOverrides(configSchema, options.env ?? {}, nonConfigEnv, options.onIgnoredEnv)
     const defaults = options.defaults ?? { data: {}, sources: new Map<string, string>() }
     layers = { defaults, file, env, overrides: (options.overrides ?? {}) as PlainObject }
     const merged = merge(merge(merge(merge({}, defaults.data), file?.data ?? {}), env.data), layers.overrides)
