@@ -72,23 +72,41 @@ function toConfigError(err: unknown, layers: Layers | undefined): unknown {
   return new ConfigError(`config error at ${key}: ${err.problem}`, { key })
 }
 
-// The layer whose value won at `path`, in merge order; only defaults hold no path, and they
-// never fail validation.
+// The layer the value at `path` came from: the one holding most of the path, the later layer on
+// a tie. Lists replace as a whole, so an error inside an item (or a key missing from it) belongs
+// to the layer that gave the list. Only defaults hold no path, and they never fail validation.
 function originOf(layers: Layers, path: readonly string[]): 'overrides' | 'env' | 'file' | 'env-default' | 'default' {
-  if (has(layers.overrides, path)) return 'overrides'
-  if (has(layers.env.data, path)) return 'env'
-  if (layers.file !== undefined && has(layers.file.data, path)) return 'file'
-  if (has(layers.defaults.data, path)) return 'env-default'
-  return 'default'
+  const candidates = [
+    ['overrides', layers.overrides],
+    ['env', layers.env.data],
+    ['file', layers.file?.data],
+    ['env-default', layers.defaults.data],
+  ] as const
+  let best: { origin: (typeof candidates)[number][0]; depth: number } | undefined
+  for (const [origin, data] of candidates) {
+    const held = data === undefined ? 0 : depth(data, path)
+    if (held > 0 && (best === undefined || held > best.depth)) best = { origin, depth: held }
+  }
+  return best?.origin ?? 'default'
 }
 
-function has(data: PlainObject, path: readonly string[]): boolean {
+// How many leading segments of `path` lead to a value in `data`, through sections and lists.
+function depth(data: PlainObject, path: readonly string[]): number {
   let node: unknown = data
+  let held = 0
   for (const key of path) {
-    if (!isPlainObject(node) || !Object.hasOwn(node, key) || node[key] === undefined) return false
-    node = node[key]
+    const next = Array.isArray(node)
+      ? /^\d+$/.test(key)
+        ? node[Number(key)]
+        : undefined
+      : isPlainObject(node) && Object.hasOwn(node, key)
+        ? node[key]
+        : undefined
+    if (next === undefined) break
+    node = next
+    held++
   }
-  return true
+  return held
 }
 
 // Sections merge key by key; anything else (scalars, lists) replaces. Inputs are not mutated.

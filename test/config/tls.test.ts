@@ -38,8 +38,13 @@ t.test('a file with cert, key and client CA', async (t) => {
 
 t.test('cert and key come in pairs; a client CA needs both; errors name the key', async (t) => {
   const cases: Array<[string, string, string]> = [
-    ['tls:\n  cert: /a.crt\n', 'tls.key', 'config error at tls.key: required when tls.cert is set (the private key of that certificate)'],
-    ['tls:\n  key: /a.key\n', 'tls.cert', 'config error at tls.cert: required when tls.key is set (the certificate of that key)'],
+    // A missing key is placed at its section, the deepest part of its path in the file.
+    [
+      'tls:\n  cert: /a.crt\n',
+      'tls.key',
+      'config error in FILE:1 at tls.key: required when tls.cert is set (the private key of that certificate)',
+    ],
+    ['tls:\n  key: /a.key\n', 'tls.cert', 'config error in FILE:1 at tls.cert: required when tls.key is set (the certificate of that key)'],
     [
       'tls:\n  clientCa: /ca.crt\n',
       'tls.clientCa',
