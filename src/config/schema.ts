@@ -37,17 +37,20 @@ function oneOf<T extends readonly string[]>(values: T, defaultValue: T[number]):
   return schema as TUnion as TUnion<Literals<T>>
 }
 
+// `unit` lets an error about a bare number show the fix (validate.ts).
 function duration(defaultValue: string) {
-  return Type.Union([Type.String({ pattern: durationPattern }), Type.Integer({ minimum: 0 })], {
+  return Type.Union([Type.String({ pattern: durationPattern }), Type.Literal(0)], {
     default: defaultValue,
     expected: durationExpected,
+    unit: 'duration',
   })
 }
 
 function size(defaultValue: string) {
-  return Type.Union([Type.String({ pattern: sizePattern }), Type.Integer({ minimum: 0 })], {
+  return Type.Union([Type.String({ pattern: sizePattern }), Type.Literal(0)], {
     default: defaultValue,
     expected: sizeExpected,
+    unit: 'size',
   })
 }
 

@@ -10,7 +10,7 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
       FERRY_STORAGE_FILESYSTEM_PATH: '/srv/ferry',
       FERRY_STORAGE_DELETE_ENABLED: 'false',
       FERRY_STORAGE_UPLOADS_MAXAGE: '2h',
-      FERRY_STORAGE_UPLOADS_PURGE_INTERVAL: '90000',
+      FERRY_STORAGE_UPLOADS_PURGE_INTERVAL: '90s',
       FERRY_HTTP_IDLE_TIMEOUT: '10s',
       FERRY_HTTP_SHUTDOWNTIMEOUT: '0',
       FERRY_HTTP_SENDFILE: 'false',
@@ -52,6 +52,15 @@ t.test('booleans coerce from the usual spellings', async (t) => {
 t.test('FERRY_CONFIG and empty values are not overrides', async (t) => {
   const config = await loadConfig({ env: { FERRY_CONFIG: '/etc/ferry.yaml', FERRY_LOG_LEVEL: '' } })
   t.equal(config.log.level, 'info')
+})
+
+t.test('a duration or size without a unit names the variable and shows the fix; 0 needs none', async (t) => {
+  await t.rejects(loadConfig({ env: { FERRY_HTTP_IDLE_TIMEOUT: '75' } }), {
+    key: 'http.idleTimeout',
+    message: 'config error at http.idleTimeout (from FERRY_HTTP_IDLE_TIMEOUT): 75 has no unit; write "75s" or "75ms"',
+  })
+  const config = await loadConfig({ env: { FERRY_CACHE_METADATA_TTL: '0', FERRY_CACHE_MANIFEST_MEMORY: '0' } })
+  t.same([config.cache.metadataTtl, config.cache.manifestMemory], [0, 0])
 })
 
 t.test('a bad value names the key and the variable', async (t) => {

@@ -25,7 +25,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
       '  uploads:',
       '    maxAge: 1h30m',
       'http:',
-      '  idleTimeout: 5000',
+      '  idleTimeout: 5s',
       'cache:',
       '  manifestMemory: 1GiB',
       'log:',
@@ -112,6 +112,24 @@ t.test('each error names the key, the file and the line', async (t) => {
       'storage.filesystem.path',
       'config error in FILE:3 at storage.filesystem.path: expected a non-empty path, got a list',
       3,
+    ],
+    [
+      'http:\n  idleTimeout: 75\n',
+      'http.idleTimeout',
+      'config error in FILE:2 at http.idleTimeout: 75 has no unit; write "75s" or "75ms"',
+      2,
+    ],
+    [
+      'cache:\n  manifestMemory: 67108864\n',
+      'cache.manifestMemory',
+      'config error in FILE:2 at cache.manifestMemory: 67108864 has no unit; write "64MiB" (67108864 bytes) or "67108864B"',
+      2,
+    ],
+    [
+      'cache:\n  manifestMemory: "100"\n',
+      'cache.manifestMemory',
+      'config error in FILE:2 at cache.manifestMemory: 100 has no unit; write "100MiB" or "100B"',
+      2,
     ],
     [
       'storage:\n  uploads:\n    purgeInterval: 0\n',
