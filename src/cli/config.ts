@@ -5,7 +5,6 @@ import { stringify } from 'yaml'
 import type { IgnoredEnv } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
 import { toRawConfig } from '../config/resolve.js'
-import { TlsFileError, loadCertificateSet } from '../tls/certificate-set.js'
 import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { configErrorExitCode, reportingConfigErrors, type CliIo } from './io.js'
 import { proxyDefaultsFromEnv, redactProxyPasswords } from './proxy-env.js'
@@ -15,23 +14,21 @@ export function addConfigCommand(program: Command, io: CliIo): void {
 
   config
     .command('check')
-    .description('validate a config file (FERRY_* environment overrides applied) and the TLS files it names; exit status 2 if invalid')
+    .description('validate a config file (FERRY_* environment overrides applied) and every file it names; exit status 2 if invalid')
     .argument('<file>', 'YAML config file')
     .action(
       reportingConfigErrors(io, async (file: string) => {
         const config = await loadConfig({ file, env: io.env, defaults: proxyDefaultsFromEnv(io.env), onIgnoredEnv: warnIgnoredEnv(io) })
-        // The certificate files get the checks start-up and reloads make, so a rotation can be
-        // tried before SIGHUP: `ferry config check` then `kill -HUP`.
-        if (config.tls.serving !== undefined) {
-          try {
-            const set = await loadCertificateSet({ ...config.tls.serving, clientCa: config.tls.clientCa })
-            for (const warning of set.warnings) io.stderr.write(`ferry: warning: ${warning}\n`)
-          } catch (err) {
-            if (!(err instanceof TlsFileError)) throw err
-            io.stderr.write(`ferry: ${err.message}\n`)
-            io.exit(configErrorExitCode)
-            return
-          }
+        // Every file the config names gets the checks start-up makes (and reloads make), so a
+        // rotation can be tried before SIGHUP: `ferry config check` then `kill -HUP`. Loaded on
+        // demand: it reaches the server's modules.
+        const { checkConfigFiles } = await import('./config-files.js')
+        const { problems, warnings } = await checkConfigFiles(config)
+        for (const warning of warnings) io.stderr.write(`ferry: warning: ${warning}\n`)
+        if (problems.length > 0) {
+          for (const problem of problems) io.stderr.write(`ferry: ${problem}\n`)
+          io.exit(configErrorExitCode)
+          return
         }
         io.stdout.write(`config ok: ${file}\n`)
       }),
