@@ -1,11 +1,10 @@
 // Loads the config: YAML file < FERRY_* environment < explicit overrides (CLI flags), then
-// defaults, validation and resolution. Every error is a ConfigError naming the key and where the
-// offending value came from. The environment is passed in: only the CLI reads process.env.
+// defaults, validation and decoding (schema.ts). Every error is a ConfigError naming the key and
+// where the offending value came from. The environment is passed in: only the CLI reads process.env.
 import { Value } from '@sinclair/typebox/value'
 import { ConfigError, ConfigIssue } from './errors.js'
 import { envOverrides, type EnvOverrides, type IgnoredEnv } from './env.js'
-import { resolveConfig } from './resolve.js'
-import { configSchema, type Config, type DeepPartial, type RawConfig } from './schema.js'
+import { configSchema, decodeConfig, type Config, type DeepPartial, type RawConfig } from './schema.js'
 import { checkKeys, checkValues, isPlainObject, type PlainObject } from './validate.js'
 import { readConfigFile, type ConfigFile } from './yaml-file.js'
 
@@ -48,7 +47,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     checkKeys(configSchema, merged)
     const raw: unknown = Value.Default(configSchema, merged)
     checkValues(configSchema, raw)
-    return resolveConfig(raw as RawConfig)
+    return decodeConfig(raw)
   } catch (err) {
     throw toConfigError(err, layers)
   }

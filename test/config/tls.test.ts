@@ -3,8 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { runCli } from '../../src/cli/main.js'
 import { ConfigError, loadConfig } from '../../src/config/load.js'
-import { toRawConfig } from '../../src/config/resolve.js'
-import { defaultConfig } from '../../src/config/schema.js'
+import { defaultConfig, toRawConfig } from '../../src/config/schema.js'
 import { fakeIo } from '../cli/fixtures/fake-io.js'
 
 t.test('defaults: plain HTTP, TLS 1.2 floor, HTTP/2 on', async (t) => {
