@@ -45,19 +45,14 @@ export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, ve
         program.error(`error: unknown command '${word}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`)
       }
       const file = configFile(flags, io)
-      // Loading comes before the logger exists (it sets the level): ignored variables are told after.
+      const options = { file, env: io.env, overrides: overridesFrom(flags), defaults: proxyDefaultsFromEnv(io.env) }
+      // Loading comes before the logger exists (it sets the level): ignored variables are told
+      // after, once; a reload reads the same environment.
       const ignored: IgnoredEnv[] = []
-      const load = () =>
-        loadConfig({
-          file,
-          env: io.env,
-          overrides: overridesFrom(flags),
-          defaults: proxyDefaultsFromEnv(io.env),
-          onIgnoredEnv: (i) => ignored.push(i),
-        })
-      const config = await load()
+      const config = await loadConfig({ ...options, onIgnoredEnv: (i) => ignored.push(i) })
+      const load = () => loadConfig(options)
       const logger = createLogger(config.log.level, io.logDestination)
-      logIgnoredEnv(logger, ignored.splice(0))
+      logIgnoredEnv(logger, ignored)
       await serve(config, logger, io, deps, version, { load, file })
     }),
   )
@@ -129,7 +124,6 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   if (watch) io.onSignal('SIGTERM', () => watch.close())
 }
 
-// Each variable once, at start; a reload re-reads the same environment.
 function logIgnoredEnv(logger: Logger, ignored: IgnoredEnv[]): void {
   const serviceLinks = ignored.filter((i) => i.kind === 'service-link').map((i) => i.variable)
   if (serviceLinks.length > 0) logger.debug({ variables: serviceLinks }, 'Kubernetes service-link variables ignored (not config keys)')
