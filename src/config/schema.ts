@@ -19,8 +19,6 @@ export type StorageDriverName = (typeof storageDrivers)[number]
 export const tlsVersions = ['TLSv1.2', 'TLSv1.3'] as const
 export type TlsVersion = (typeof tlsVersions)[number]
 
-export { gcrKeyFlows, type GcrKeyFlow } from './mirror-schema.js'
-
 // Only the pairing is checked here: whether the files exist and hold a matching certificate and
 // key is for start-up (src/tls), which reads them, and again on every reload.
 const tlsSchema = Type.Transform(
