@@ -40,7 +40,7 @@ const tlsSchema = Type.Transform(
     if (tls.clientCa !== undefined && cert === undefined) {
       throw new ConfigIssue(['clientCa'], 'needs tls.cert and tls.key: client certificates can only be verified over TLS')
     }
-    /** The serving certificate (+ intermediates) and its key; undefined serves plain HTTP. */
+    // The serving certificate (+ intermediates) and its key; undefined serves plain HTTP.
     const serving = cert === undefined || key === undefined ? undefined : { cert, key }
     return { serving, ...tls }
   })
