@@ -1,6 +1,6 @@
 // Checks the dependency direction ARCHITECTURE.md asks for by reading import lines.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import t from 'tap'
 
 const src = join(import.meta.dirname, '..', 'src')
@@ -126,6 +126,12 @@ t.test('auth/ never reaches http, storage or the network', async (t) => {
   }
 })
 
+t.test('the role vocabulary lives in core/auth.ts: auth/ never reads config/ (app/compose-auth.ts does)', async (t) => {
+  for (const { file, imports } of importsOf('auth/')) {
+    for (const spec of imports) t.notMatch(spec, /(^|\/)config\//, `${file} imports ${spec}`)
+  }
+})
+
 t.test('http/ never reaches tls/; tls/ only reads files and talks to node:tls', async (t) => {
   for (const { file, imports } of importsOf('http/')) {
     for (const spec of imports) t.notMatch(spec, /(^|\/)tls\//, `${file} imports ${spec}: http/ is handed server options instead`)
@@ -165,4 +171,34 @@ t.test('credentials/ reads files and signs JWTs; its network exchanges come from
     // client/credentials.js is shared for its types and the identity-token convention only.
     t.notMatch(text, /from '\.\.\/client\/(?!credentials\.js')/, `${file} reaches into client/`)
   }
+})
+
+// A cycle makes load order decide what is initialised, and says two files are one concern.
+// Type-only imports count: they still tie the two files' designs together.
+t.test('no import cycles in src/', async (t) => {
+  const known = new Set(files.map((f) => f.file))
+  const edges = new Map(
+    files.map(({ file, imports }) => [
+      file,
+      imports
+        .filter((spec) => spec.startsWith('.'))
+        .map((spec) => relative(src, join(src, dirname(file), spec)).replace(/\.js$/, '.ts'))
+        .filter((target) => known.has(target)),
+    ]),
+  )
+  const cycles: string[] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const stack: string[] = []
+  const visit = (file: string): void => {
+    state.set(file, 'open')
+    stack.push(file)
+    for (const next of edges.get(file) ?? []) {
+      if (state.get(next) === 'open') cycles.push([...stack.slice(stack.indexOf(next)), next].join(' -> '))
+      else if (state.get(next) === undefined) visit(next)
+    }
+    stack.pop()
+    state.set(file, 'done')
+  }
+  for (const file of [...known].sort()) if (state.get(file) === undefined) visit(file)
+  t.same(cycles, [], 'import cycles')
 })

@@ -24,6 +24,7 @@ t.test('the Kubernetes ConfigMap holds a valid Ferry config matching the volume 
     deployment.spec.template.spec.terminationGracePeriodSeconds * 1000 > config.http.shutdownTimeout,
     'grace period covers the shutdown timeout',
   )
+  t.equal(deployment.spec.template.spec.enableServiceLinks, false, 'no FERRY_* service-link variables from the Service named ferry')
 })
 
 t.test('the Dockerfile runs the built CLI and stores data on the declared volume', async (t) => {

@@ -5,8 +5,7 @@
 // account is an admin on "**", as with CNCF distribution's htpasswd auth, so `--htpasswd` alone
 // makes a working private registry. Whatever is configured, an anonymous principal can only
 // ever pull.
-import type { Action, Authorizer, Decision, Need, Principal } from '../core/auth.js'
-import type { AuthConfig, RoleName } from '../config/schema.js'
+import type { AccessPolicy, Action, Authorizer, Decision, Need, Principal, RoleName } from '../core/auth.js'
 import { compileNamespacePatterns, type NamespaceMatcher } from './namespace-pattern.js'
 
 const roleActions: Record<RoleName, readonly Action[]> = {
@@ -24,9 +23,6 @@ interface Binding {
   /** An admin binding on "**": may list the catalog. */
   registryAdmin: boolean
 }
-
-/** The parts of the `auth` config the authorizer applies; swapped whole on reload. */
-export type AccessPolicy = Pick<AuthConfig, 'roles' | 'anonymousPull' | 'anonymousMirrorPull'>
 
 export class RoleAuthorizer implements Authorizer {
   private bindings: Binding[] = []

@@ -5,7 +5,6 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
-import type { AuthConfig } from '../config/schema.js'
 import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
 import { parseHtpasswd } from './htpasswd.js'
 
@@ -16,9 +15,17 @@ export interface Account {
   groups: readonly string[]
 }
 
+/** An account written in the config; one without a password only gives groups to the htpasswd user of that name. */
+export interface InlineUser {
+  name: string
+  /** bcrypt hash. */
+  password?: string | undefined
+  groups: string[]
+}
+
 export interface UserStoreOptions {
   htpasswd: string | undefined
-  inline: AuthConfig['users']
+  inline: readonly InlineUser[]
   logger: Logger
   /** Told when new accounts are in use (`ok`) and of every failed reload (`error`). */
   onReload?: (outcome: 'ok' | 'error') => void
@@ -134,7 +141,7 @@ function parseFile(file: string, text: string) {
 
 // An htpasswd entry wins over an inline password (the file is what gets rotated); inline groups
 // always apply.
-function merge(file: Array<{ name: string; hash: string }>, inline: AuthConfig['users']): Map<string, Account> {
+function merge(file: Array<{ name: string; hash: string }>, inline: readonly InlineUser[]): Map<string, Account> {
   const accounts = new Map<string, Account>()
   const groups = new Map(inline.map((u) => [u.name, u.groups]))
   for (const user of inline) {

@@ -2,9 +2,9 @@
 // the effective config (file < FERRY_* env < flags) as YAML with every default filled in.
 import type { Command } from 'commander'
 import { stringify } from 'yaml'
+import type { IgnoredEnv } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
-import { toRawConfig } from '../config/resolve.js'
-import { TlsFileError, loadCertificateSet } from '../tls/certificate-set.js'
+import { toRawConfig } from '../config/schema.js'
 import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { configErrorExitCode, reportingConfigErrors, type CliIo } from './io.js'
 import { proxyDefaultsFromEnv, redactProxyPasswords } from './proxy-env.js'
@@ -14,23 +14,21 @@ export function addConfigCommand(program: Command, io: CliIo): void {
 
   config
     .command('check')
-    .description('validate a config file (FERRY_* environment overrides applied) and the TLS files it names; exit status 2 if invalid')
+    .description('validate a config file (FERRY_* environment overrides applied) and every file it names; exit status 2 if invalid')
     .argument('<file>', 'YAML config file')
     .action(
       reportingConfigErrors(io, async (file: string) => {
-        const config = await loadConfig({ file, env: io.env, defaults: proxyDefaultsFromEnv(io.env) })
-        // The certificate files get the checks start-up and reloads make, so a rotation can be
-        // tried before SIGHUP: `ferry config check` then `kill -HUP`.
-        if (config.tls.serving !== undefined) {
-          try {
-            const set = await loadCertificateSet({ ...config.tls.serving, clientCa: config.tls.clientCa })
-            for (const warning of set.warnings) io.stderr.write(`ferry: warning: ${warning}\n`)
-          } catch (err) {
-            if (!(err instanceof TlsFileError)) throw err
-            io.stderr.write(`ferry: ${err.message}\n`)
-            io.exit(configErrorExitCode)
-            return
-          }
+        const config = await loadConfig({ file, env: io.env, defaults: proxyDefaultsFromEnv(io.env), onIgnoredEnv: warnIgnoredEnv(io) })
+        // Every file the config names gets the checks start-up makes (and reloads make), so a
+        // rotation can be tried before SIGHUP: `ferry config check` then `kill -HUP`. Loaded on
+        // demand: it reaches the server's modules.
+        const { checkConfigFiles } = await import('./config-files.js')
+        const { problems, warnings } = await checkConfigFiles(config)
+        for (const warning of warnings) io.stderr.write(`ferry: warning: ${warning}\n`)
+        if (problems.length > 0) {
+          for (const problem of problems) io.stderr.write(`ferry: ${problem}\n`)
+          io.exit(configErrorExitCode)
+          return
         }
         io.stdout.write(`config ok: ${file}\n`)
       }),
@@ -47,8 +45,18 @@ export function addConfigCommand(program: Command, io: CliIo): void {
         env: io.env,
         overrides: overridesFrom(flags),
         defaults: proxyDefaultsFromEnv(io.env),
+        onIgnoredEnv: warnIgnoredEnv(io),
       })
       io.stdout.write(stringify(redactProxyPasswords(toRawConfig(effective))))
     }),
   )
+}
+
+// As serve logs them: a likely typo is a warning, Kubernetes service links pass silently.
+function warnIgnoredEnv(io: CliIo): (ignored: IgnoredEnv) => void {
+  return ({ variable, kind, didYouMean }) => {
+    if (kind !== 'unknown') return
+    const hint = didYouMean === undefined ? '' : ` (did you mean ${didYouMean}?)`
+    io.stderr.write(`ferry: warning: unknown environment variable ${variable} ignored${hint}\n`)
+  }
 }

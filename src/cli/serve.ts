@@ -2,6 +2,7 @@
 import type { Command } from 'commander'
 import type { Logger } from 'pino'
 import { closest } from '../config/errors.js'
+import type { IgnoredEnv } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { watchFile } from '../reload/file-watch.js'
@@ -44,9 +45,14 @@ export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, ve
         program.error(`error: unknown command '${word}'${hint === undefined ? '' : ` (did you mean '${hint}'?)`}`)
       }
       const file = configFile(flags, io)
-      const load = () => loadConfig({ file, env: io.env, overrides: overridesFrom(flags), defaults: proxyDefaultsFromEnv(io.env) })
-      const config = await load()
+      const options = { file, env: io.env, overrides: overridesFrom(flags), defaults: proxyDefaultsFromEnv(io.env) }
+      // Loading comes before the logger exists (it sets the level): ignored variables are told
+      // after, once; a reload reads the same environment.
+      const ignored: IgnoredEnv[] = []
+      const config = await loadConfig({ ...options, onIgnoredEnv: (i) => ignored.push(i) })
+      const load = () => loadConfig(options)
       const logger = createLogger(config.log.level, io.logDestination)
+      logIgnoredEnv(logger, ignored)
       await serve(config, logger, io, deps, version, { load, file })
     }),
   )
@@ -116,6 +122,14 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   io.onSignal('SIGHUP', () => void reload('SIGHUP'))
   const watch = source.file ? watchFile(source.file, () => void reload('config file changed')) : undefined
   if (watch) io.onSignal('SIGTERM', () => watch.close())
+}
+
+function logIgnoredEnv(logger: Logger, ignored: IgnoredEnv[]): void {
+  const serviceLinks = ignored.filter((i) => i.kind === 'service-link').map((i) => i.variable)
+  if (serviceLinks.length > 0) logger.debug({ variables: serviceLinks }, 'Kubernetes service-link variables ignored (not config keys)')
+  for (const { variable, didYouMean } of ignored.filter((i) => i.kind === 'unknown')) {
+    logger.warn({ variable, ...(didYouMean === undefined ? {} : { didYouMean }) }, 'unknown FERRY_* environment variable ignored')
+  }
 }
 
 // Imported on demand so that `ferry config check` and `--version` do not load the whole server.

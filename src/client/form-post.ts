@@ -3,9 +3,9 @@
 // that name the endpoint but never the form (it carries a signed assertion).
 import { ClientError } from './client-error.js'
 import type { FormPost } from './credentials.js'
-import { HttpTransport, describe, type ClientTimeouts } from './http-exchange.js'
+import { HttpTransport, describe } from './http-exchange.js'
 import { readTokenAnswer } from './token-answer.js'
-import type { DispatcherSource } from './transport.js'
+import type { ClientTimeouts, DispatcherSource } from './transport.js'
 
 const maxAnswerBytes = 1024 * 1024
 

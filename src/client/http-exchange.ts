@@ -4,16 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { ClientError, toClientError } from './client-error.js'
-import { Transport, type DispatcherSource } from './transport.js'
-
-export interface ClientTimeouts {
-  /** TCP + TLS connect. Default 5 s. */
-  connectMs?: number
-  /** From sending the request to the end of the response headers. Default 30 s. */
-  headersMs?: number
-  /** Longest gap between two chunks of a response body. Default 60 s. */
-  bodyIdleMs?: number
-}
+import { Transport, type ClientTimeouts, type DispatcherSource } from './transport.js'
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 

@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Authenticator } from './authenticator.js'
 import { ClientError } from './client-error.js'
 import type { CredentialProvider } from './credentials.js'
-import { HttpTransport, describe, type ClientResponse, type ClientTimeouts, type Exchange, type HttpMethod } from './http-exchange.js'
-import type { DispatcherSource } from './transport.js'
+import { HttpTransport, describe, type ClientResponse, type Exchange, type HttpMethod } from './http-exchange.js'
+import type { ClientTimeouts, DispatcherSource } from './transport.js'
 import { backoffDelay, retryDelayForResponse, retryPolicy, type RetryOptions, type RetryPolicy } from './retry.js'
 
 export interface RegistryClientOptions {

@@ -4,8 +4,16 @@
 // new requests use the new material while requests in flight finish on the connections they have.
 import { rootCertificates } from 'node:tls'
 import { Agent, ProxyAgent, type Dispatcher } from 'undici'
-import type { ClientTimeouts } from './http-exchange.js'
 import { NoProxy } from './no-proxy.js'
+
+export interface ClientTimeouts {
+  /** TCP + TLS connect. Default 5 s. */
+  connectMs?: number
+  /** From sending the request to the end of the response headers. Default 30 s. */
+  headersMs?: number
+  /** Longest gap between two chunks of a response body. Default 60 s. */
+  bodyIdleMs?: number
+}
 
 export interface TlsMaterial {
   /**

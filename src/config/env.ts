@@ -2,8 +2,12 @@
 // a time, case-insensitively, where a camelCase key may be spelled with or without underscores:
 // FERRY_HTTP_IDLE_TIMEOUT and FERRY_HTTP_IDLETIMEOUT both set http.idleTimeout. Values are
 // strings, so they are coerced to what the key accepts (booleans, integers) before validation.
+// A FERRY_* name that is no key is not fatal: Kubernetes injects FERRY_SERVICE_HOST,
+// FERRY_PORT_5000_TCP and the like into every pod when a Service is named `ferry`, and other
+// tools export FERRY_* helpers. Those shapes are noted at debug level; anything else is a warning
+// naming the closest key, so a typo is still visible at start.
 import type { TSchema } from '@sinclair/typebox'
-import { ConfigIssue, closest } from './errors.js'
+import { closest } from './errors.js'
 import { leafKinds, leafPaths, sectionProperties, type PlainObject } from './validate.js'
 
 export const envPrefix = 'FERRY_'
@@ -14,12 +18,37 @@ export interface EnvOverrides {
   sources: Map<string, string>
 }
 
+/** A FERRY_* variable that names no config key and was therefore ignored. */
+export interface IgnoredEnv {
+  variable: string
+  /** `service-link`: a Kubernetes service-link variable (debug); `unknown`: likely a typo (warning). */
+  kind: 'service-link' | 'unknown'
+  /** The closest config variable, for an unknown one. */
+  didYouMean?: string
+}
+
+// What Kubernetes injects for a Service <NAME> (dashes become underscores): <NAME>_SERVICE_HOST,
+// <NAME>_SERVICE_PORT, <NAME>_SERVICE_PORT_<PORT NAME>, <NAME>_PORT, <NAME>_PORT_<n>_<PROTO> and
+// <NAME>_PORT_<n>_<PROTO>_{PROTO,PORT,ADDR}. A Service named `ferry-cache` gives FERRY_CACHE_SERVICE_HOST.
+const serviceLinkPattern =
+  /^FERRY_(?:[A-Z0-9_]+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)?)$/
+
+/** Whether `name` has the shape of a Kubernetes service-link variable. */
+export function isServiceLinkVariable(name: string): boolean {
+  return serviceLinkPattern.test(name.toUpperCase())
+}
+
 /**
  * Reads FERRY_* variables (except `ignore`d ones that are not config keys, like FERRY_CONFIG).
  * Empty values count as unset, as `FOO=${FOO:-}` in compose files produces them.
- * Throws a ConfigIssue for a FERRY_* variable that names no config key.
+ * A FERRY_* variable that names no config key is skipped and told to `onIgnored`.
  */
-export function envOverrides(schema: TSchema, env: Record<string, string | undefined>, ignore: readonly string[] = []): EnvOverrides {
+export function envOverrides(
+  schema: TSchema,
+  env: Record<string, string | undefined>,
+  ignore: readonly string[] = [],
+  onIgnored: (ignored: IgnoredEnv) => void = () => {},
+): EnvOverrides {
   const data: PlainObject = {}
   const sources = new Map<string, string>()
   const names = Object.keys(env)
@@ -35,9 +64,12 @@ export function envOverrides(schema: TSchema, env: Record<string, string | undef
       .filter((s) => s !== '')
     const path = matchPath(schema, segments)
     if (path === undefined) {
-      const known = leafPaths(schema).map(envName)
-      const hint = closest(name.toUpperCase(), known)
-      throw new ConfigIssue([], `unknown environment variable ${name}${hint === undefined ? '' : ` (did you mean ${hint}?)`}`)
+      if (isServiceLinkVariable(name)) onIgnored({ variable: name, kind: 'service-link' })
+      else {
+        const hint = closest(name.toUpperCase(), leafPaths(schema).map(envName))
+        onIgnored({ variable: name, kind: 'unknown', ...(hint === undefined ? {} : { didYouMean: hint }) })
+      }
+      continue
     }
     setPath(data, path, coerce(value, leafSchema(schema, path)))
     sources.set(path.join('.'), name)

@@ -56,6 +56,7 @@ export function describeValue(value: unknown): string {
 }
 
 export function expectedGot(expected: string, value: unknown): string {
+  if (value === undefined) return `missing: expected ${expected}`
   return `expected ${expected}, got ${describeValue(value)}`
 }
 

@@ -1,11 +1,10 @@
 // Loads the config: YAML file < FERRY_* environment < explicit overrides (CLI flags), then
-// defaults, validation and resolution. Every error is a ConfigError naming the key and where the
-// offending value came from. The environment is passed in: only the CLI reads process.env.
+// defaults, validation and decoding (schema.ts). Every error is a ConfigError naming the key and
+// where the offending value came from. The environment is passed in: only the CLI reads process.env.
 import { Value } from '@sinclair/typebox/value'
 import { ConfigError, ConfigIssue } from './errors.js'
-import { envOverrides, type EnvOverrides } from './env.js'
-import { resolveConfig } from './resolve.js'
-import { configSchema, type Config, type DeepPartial, type RawConfig } from './schema.js'
+import { envOverrides, type EnvOverrides, type IgnoredEnv } from './env.js'
+import { configSchema, decodeConfig, type Config, type DeepPartial, type RawConfig } from './schema.js'
 import { checkKeys, checkValues, isPlainObject, type PlainObject } from './validate.js'
 import { readConfigFile, type ConfigFile } from './yaml-file.js'
 
@@ -26,6 +25,8 @@ export interface LoadConfigOptions {
    * HTTPS_PROXY; `sources` names the variable behind each dotted key for error messages.
    */
   defaults?: EnvOverrides
+  /** Told about each FERRY_* variable that names no config key (a service link, or a typo). */
+  onIgnoredEnv?: (ignored: IgnoredEnv) => void
 }
 
 interface Layers {
@@ -39,14 +40,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const file = options.file === undefined ? undefined : await readConfigFile(options.file)
   let layers: Layers | undefined
   try {
-    const env = envOverrides(configSchema, options.env ?? {}, nonConfigEnv)
+    const env = envOverrides(configSchema, options.env ?? {}, nonConfigEnv, options.onIgnoredEnv)
     const defaults = options.defaults ?? { data: {}, sources: new Map<string, string>() }
     layers = { defaults, file, env, overrides: (options.overrides ?? {}) as PlainObject }
     const merged = merge(merge(merge(merge({}, defaults.data), file?.data ?? {}), env.data), layers.overrides)
     checkKeys(configSchema, merged)
     const raw: unknown = Value.Default(configSchema, merged)
     checkValues(configSchema, raw)
-    return resolveConfig(raw as RawConfig)
+    return decodeConfig(raw)
   } catch (err) {
     throw toConfigError(err, layers)
   }
@@ -70,23 +71,41 @@ function toConfigError(err: unknown, layers: Layers | undefined): unknown {
   return new ConfigError(`config error at ${key}: ${err.problem}`, { key })
 }
 
-// The layer whose value won at `path`, in merge order; only defaults hold no path, and they
-// never fail validation.
+// The layer the value at `path` came from: the one holding most of the path, the later layer on
+// a tie. Lists replace as a whole, so an error inside an item (or a key missing from it) belongs
+// to the layer that gave the list. Only defaults hold no path, and they never fail validation.
 function originOf(layers: Layers, path: readonly string[]): 'overrides' | 'env' | 'file' | 'env-default' | 'default' {
-  if (has(layers.overrides, path)) return 'overrides'
-  if (has(layers.env.data, path)) return 'env'
-  if (layers.file !== undefined && has(layers.file.data, path)) return 'file'
-  if (has(layers.defaults.data, path)) return 'env-default'
-  return 'default'
+  const candidates = [
+    ['overrides', layers.overrides],
+    ['env', layers.env.data],
+    ['file', layers.file?.data],
+    ['env-default', layers.defaults.data],
+  ] as const
+  let best: { origin: (typeof candidates)[number][0]; depth: number } | undefined
+  for (const [origin, data] of candidates) {
+    const held = data === undefined ? 0 : depth(data, path)
+    if (held > 0 && (best === undefined || held > best.depth)) best = { origin, depth: held }
+  }
+  return best?.origin ?? 'default'
 }
 
-function has(data: PlainObject, path: readonly string[]): boolean {
+// How many leading segments of `path` lead to a value in `data`, through sections and lists.
+function depth(data: PlainObject, path: readonly string[]): number {
   let node: unknown = data
+  let held = 0
   for (const key of path) {
-    if (!isPlainObject(node) || !Object.hasOwn(node, key) || node[key] === undefined) return false
-    node = node[key]
+    const next = Array.isArray(node)
+      ? /^\d+$/.test(key)
+        ? node[Number(key)]
+        : undefined
+      : isPlainObject(node) && Object.hasOwn(node, key)
+        ? node[key]
+        : undefined
+    if (next === undefined) break
+    node = next
+    held++
   }
-  return true
+  return held
 }
 
 // Sections merge key by key; anything else (scalars, lists) replaces. Inputs are not mutated.

@@ -1,7 +1,9 @@
 // Human-friendly units used by the config file: durations, byte sizes and listen addresses.
 // Each parser returns undefined for input it does not accept; the caller owns the error message,
 // so every message can name the config key. The patterns are exported for the schema, which keeps
-// `Value.Check(configSchema, raw)` meaningful on its own.
+// `Value.Check(configSchema, raw)` meaningful on its own. Durations and sizes need a unit: a bare
+// number was once read as milliseconds or bytes, so `idleTimeout: 75` silently meant 75 ms. Only
+// 0 may stand alone, as it means the same in every unit.
 
 export interface ListenAddress {
   host: string
@@ -13,7 +15,7 @@ export const sizeExpected = 'a size like "64MiB", "1GiB" or "100MB"'
 export const listenExpected = 'a listen address like ":5000", "127.0.0.1:5000" or "[::1]:5000" (port 0-65535)'
 
 export const durationPattern = '^(?:\\d+(?:\\.\\d+)?(?:ms|s|m|h|d))+$'
-export const sizePattern = '^\\d+(?:\\.\\d+)?\\s*(?:[BbKkMmGgTt]|[KkMmGgTt][Ii]?[Bb])?$'
+export const sizePattern = '^\\d+(?:\\.\\d+)?\\s*(?:[BbKkMmGgTt]|[KkMmGgTt][Ii]?[Bb])$'
 // Unbracketed hosts cannot contain ':', so IPv6 literals must be bracketed as in URLs.
 export const listenPattern = '^(?:(?:\\[[0-9A-Za-z:.%]+\\]|[0-9A-Za-z.-]*):)?\\d{1,5}$'
 
@@ -36,9 +38,9 @@ const sizeUnits: Record<string, number> = {
   tib: 1024 ** 4,
 }
 
-/** `"1h30m"`, `"500ms"`, `"7d"` or a non-negative integer of milliseconds → milliseconds. */
+/** `"1h30m"`, `"500ms"`, `"7d"` or 0 → milliseconds. */
 export function parseDuration(input: unknown): number | undefined {
-  if (typeof input === 'number') return Number.isSafeInteger(input) && input >= 0 ? input : undefined
+  if (typeof input === 'number') return input === 0 ? 0 : undefined
   if (typeof input !== 'string' || !new RegExp(durationPattern).test(input)) return undefined
   let total = 0
   for (const [, amount, unit] of input.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
@@ -48,9 +50,9 @@ export function parseDuration(input: unknown): number | undefined {
   return Number.isSafeInteger(ms) ? ms : undefined
 }
 
-/** `"64MiB"`, `"100MB"`, `"512k"` or a non-negative integer of bytes → bytes. Units ignore case. */
+/** `"64MiB"`, `"100MB"`, `"512k"`, `"100B"` or 0 → bytes. Units ignore case. */
 export function parseSize(input: unknown): number | undefined {
-  if (typeof input === 'number') return Number.isSafeInteger(input) && input >= 0 ? input : undefined
+  if (typeof input === 'number') return input === 0 ? 0 : undefined
   if (typeof input !== 'string' || !new RegExp(sizePattern).test(input)) return undefined
   const match = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(input)
   const factor = sizeUnits[(match?.[2] ?? '').toLowerCase()]
@@ -80,14 +82,29 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`
 }
 
-/** Inverse of parseSize preferring binary units; sizes no unit divides stay plain byte counts. */
-export function formatSize(bytes: number): string | number {
+/** Inverse of parseSize preferring binary units; sizes no unit divides are written in bytes ("1234B"). */
+export function formatSize(bytes: number): string | 0 {
   if (bytes === 0) return 0
   for (const unit of ['TiB', 'GiB', 'MiB', 'KiB', 'TB', 'GB', 'MB', 'kB'] as const) {
     const factor = sizeUnits[unit.toLowerCase()] ?? 1
     if (bytes % factor === 0) return `${bytes / factor}${unit}`
   }
-  return bytes
+  return `${bytes}B`
+}
+
+/**
+ * For a bare number other than 0 where a duration or size is expected, the problem and its fix:
+ * `75 has no unit; write "75s" or "75ms"`. Undefined for anything else.
+ */
+export function missingUnit(kind: 'duration' | 'size', value: unknown): string | undefined {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : undefined
+  if (text === undefined || !/^\d+(?:\.\d+)?$/.test(text) || Number(text) === 0) return undefined
+  if (kind === 'duration') return `${text} has no unit; write "${text}s" or "${text}ms"`
+  const bytes = Number(text)
+  const formatted = Number.isSafeInteger(bytes) ? formatSize(bytes) : `${text}B`
+  return formatted === `${text}B` || formatted === 0
+    ? `${text} has no unit; write "${text}MiB" or "${text}B"`
+    : `${text} has no unit; write "${formatted}" (${text} bytes) or "${text}B"`
 }
 
 /** Inverse of parseListen: all IPv4 interfaces print as ":port", as they are usually written. */

@@ -4,6 +4,7 @@
 import { Kind, KindGuard, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { ConfigIssue, closest, expectedGot } from './errors.js'
+import { missingUnit } from './units.js'
 
 export type PlainObject = Record<string, unknown>
 
@@ -68,6 +69,8 @@ export function checkValues(schema: TSchema, value: unknown): void {
       .split('/')
       .slice(1)
       .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    const unit = error.schema.unit === 'duration' || error.schema.unit === 'size' ? missingUnit(error.schema.unit, error.value) : undefined
+    if (unit !== undefined) throw new ConfigIssue(path, unit)
     const expected = typeof error.schema.expected === 'string' ? error.schema.expected : fallbackExpected(error.schema)
     throw new ConfigIssue(path, expectedGot(expected, error.value))
   }

@@ -1,14 +1,14 @@
 // Reading the YAML config file. The parsed document is kept so that later errors about a key
 // can point at the line it is on.
 import { readFile } from 'node:fs/promises'
-import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml'
+import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml'
 import { ConfigError } from './errors.js'
 import { isPlainObject, type PlainObject } from './validate.js'
 
 export interface ConfigFile {
   file: string
   data: PlainObject
-  /** 1-based line of the key at `path` (the deepest part of it present in the file). */
+  /** 1-based line of the key or list item at `path` (the deepest part of it present in the file). */
   lineOf(path: readonly string[]): number | undefined
 }
 
@@ -44,11 +44,18 @@ function lineOf(doc: Document, lines: LineCounter, path: readonly string[]): num
   let node: unknown = doc.contents
   let line: number | undefined
   for (const key of path) {
-    if (!isMap(node)) break
-    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
-    if (pair === undefined || !isScalar(pair.key) || pair.key.range === undefined || pair.key.range === null) break
-    line = lines.linePos(pair.key.range[0]).line
-    node = pair.value
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
+      if (pair === undefined || !isScalar(pair.key) || !pair.key.range) break
+      line = lines.linePos(pair.key.range[0]).line
+      node = pair.value
+    } else if (isSeq(node) && /^\d+$/.test(key)) {
+      // A list item is placed by its own first line (the "- " of a block list).
+      const item = node.items[Number(key)]
+      if (!isNode(item) || !item.range) break
+      line = lines.linePos(item.range[0]).line
+      node = item
+    } else break
   }
   return line
 }

@@ -1,8 +1,31 @@
 // Who is asking and what they may do: the contracts between the HTTP layer and the auth
-// implementations (src/auth). Types only; the HTTP layer sees nothing else of auth.
+// implementations (src/auth), and the policy vocabulary (roles, bindings) the config is written
+// in. Types, and the list of role names; the HTTP layer sees nothing else of auth.
 
 /** What a request does to a repository. Catalog listing is a registry-wide right of its own. */
 export type Action = 'pull' | 'push' | 'delete'
+
+/** viewer: pull; editor: pull and push; admin: pull, push and delete (and the catalog when bound on "**"). */
+export const roleNames = ['viewer', 'editor', 'admin'] as const
+export type RoleName = (typeof roleNames)[number]
+
+/** Gives `role` on repositories matching `namespaces` to `subjects` (user names, `group:<name>`, `anonymous`). */
+export interface RoleBinding {
+  subjects: string[]
+  /** Patterns of "/"-separated components: "*" one component (or part of one), "**" any number. */
+  namespaces: string[]
+  role: RoleName
+}
+
+/** What the authorizer applies; replaced whole when the config is reloaded. */
+export interface AccessPolicy {
+  /** No binding at all makes every account an admin on "**". */
+  roles: RoleBinding[]
+  /** Patterns of pushed repositories anonymous clients may pull. Anonymous push and delete are never allowed. */
+  anonymousPull: string[]
+  /** Patterns over `<upstream>/<repository>` that anyone may pull from the mirror (content not pushed here). */
+  anonymousMirrorPull: string[]
+}
 
 /**
  * A right as the Docker token protocol writes it: `repository:<name>:pull,push`, or

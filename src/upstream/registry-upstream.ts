@@ -10,10 +10,10 @@ import { isRepositoryName, parseReference } from '../core/reference.js'
 import type { Op } from '../core/registry.js'
 import { ClientError } from '../client/client-error.js'
 import type { CredentialProvider } from '../client/credentials.js'
-import type { ClientResponse, ClientTimeouts } from '../client/http-exchange.js'
+import type { ClientResponse } from '../client/http-exchange.js'
 import { RegistryClient, pullScope, type ClientRequest } from '../client/registry-client.js'
 import type { RetryOptions } from '../client/retry.js'
-import type { DispatcherSource } from '../client/transport.js'
+import type { ClientTimeouts, DispatcherSource } from '../client/transport.js'
 import {
   UpstreamDeniedError,
   UpstreamUnavailableError,

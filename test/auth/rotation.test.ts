@@ -76,7 +76,7 @@ t.test('a broken file keeps the previous accounts and logs one error naming the 
 t.test('a missing or broken htpasswd file stops start-up with a message naming it', async (t) => {
   const dir = t.testdir({ 'broken.htpasswd': 'alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n' })
   const config = defaultConfig()
-  config.mirror = { upstreams: [], defaultUpstream: undefined, namespaces: [] }
+  config.mirror = { ...config.mirror, upstreams: [], defaultUpstream: undefined }
   config.storage.filesystem.path = dir
   const logger = createLogger('silent')
   config.auth.htpasswd = `${dir}/broken.htpasswd`

@@ -35,6 +35,15 @@ t.test('config check applies environment overrides', async (t) => {
   t.same(fake.exits, [2])
 })
 
+t.test('config check warns about an unknown FERRY_ variable and ignores service links', async (t) => {
+  const file = join(t.testdir({ 'ferry.yaml': 'log:\n  level: info\n' }), 'ferry.yaml')
+  const fake = fakeIo({ FERRY_LISTN: ':6000', FERRY_PORT: 'tcp://10.96.0.12:5000', FERRY_SERVICE_HOST: '10.96.0.12' })
+  await runCli(argv('config', 'check', file), fake.io)
+  t.equal(fake.stderr(), 'ferry: warning: unknown environment variable FERRY_LISTN ignored (did you mean FERRY_LISTEN?)\n')
+  t.equal(fake.stdout(), `config ok: ${file}\n`)
+  t.same(fake.exits, [])
+})
+
 t.test('config check of a missing or malformed file', async (t) => {
   const dir = t.testdir({ 'bad.yaml': 'a: [\n' })
   const missing = fakeIo()

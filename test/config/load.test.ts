@@ -25,7 +25,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
       '  uploads:',
       '    maxAge: 1h30m',
       'http:',
-      '  idleTimeout: 5000',
+      '  idleTimeout: 5s',
       'cache:',
       '  manifestMemory: 1GiB',
       'log:',
@@ -114,6 +114,24 @@ t.test('each error names the key, the file and the line', async (t) => {
       3,
     ],
     [
+      'http:\n  idleTimeout: 75\n',
+      'http.idleTimeout',
+      'config error in FILE:2 at http.idleTimeout: 75 has no unit; write "75s" or "75ms"',
+      2,
+    ],
+    [
+      'cache:\n  manifestMemory: 67108864\n',
+      'cache.manifestMemory',
+      'config error in FILE:2 at cache.manifestMemory: 67108864 has no unit; write "64MiB" (67108864 bytes) or "67108864B"',
+      2,
+    ],
+    [
+      'cache:\n  manifestMemory: "100"\n',
+      'cache.manifestMemory',
+      'config error in FILE:2 at cache.manifestMemory: 100 has no unit; write "100MiB" or "100B"',
+      2,
+    ],
+    [
       'storage:\n  uploads:\n    purgeInterval: 0\n',
       'storage.uploads.purgeInterval',
       'config error in FILE:3 at storage.uploads.purgeInterval: expected a duration greater than 0, got 0',
@@ -129,6 +147,70 @@ t.test('each error names the key, the file and the line', async (t) => {
     t.equal(err.file, file)
     t.equal(err.line, line)
   }
+})
+
+t.test('errors inside lists keep the file and the line', async (t) => {
+  const upstreams = [
+    'mirror:',
+    '  upstreams:',
+    '    - name: gcr.io',
+    '      url: https://gcr.io',
+    '    - name: docker.io',
+    '      url: https://registry-1.docker.io',
+  ]
+  const cases: Array<[string[], string, string, number]> = [
+    [
+      [...upstreams, '      tagTl: 5m'],
+      'mirror.upstreams.1.tagTl',
+      'config error in FILE:7 at mirror.upstreams.1.tagTl: unknown key (did you mean mirror.upstreams.1.tagTtl?)',
+      7,
+    ],
+    [
+      [...upstreams, '      retries: 99'],
+      'mirror.upstreams.1.retries',
+      'config error in FILE:7 at mirror.upstreams.1.retries: expected an integer from 0 to 10, got 99',
+      7,
+    ],
+    [
+      [...upstreams, '    - name: quay.io'],
+      'mirror.upstreams.2.url',
+      'config error in FILE:7 at mirror.upstreams.2.url: missing: expected an http(s) base URL like "https://gcr.io"',
+      7,
+    ],
+    [
+      [...upstreams, '      timeouts:', '        connect: 0s'],
+      'mirror.upstreams.1.timeouts.connect',
+      'config error in FILE:8 at mirror.upstreams.1.timeouts.connect: expected a duration greater than 0, got "0s"',
+      8,
+    ],
+    [
+      [...upstreams, '  namespaces:', '    - { name: team, upstream: gcr.io }', '    - { name: other, upstream: quay.io }'],
+      'mirror.namespaces.1.upstream',
+      'config error in FILE:9 at mirror.namespaces.1.upstream: no upstream named "quay.io" (known: gcr.io, docker.io)',
+      9,
+    ],
+    [
+      ['auth:', '  roles:', '    - subjects: [alice]', '      namespaces: ["**"]', '      role: owner'],
+      'auth.roles.0.role',
+      'config error in FILE:5 at auth.roles.0.role: expected one of viewer, editor, admin, got "owner"',
+      5,
+    ],
+  ]
+  for (const [yaml, key, message, line] of cases) {
+    const file = join(t.testdir({ 'ferry.yaml': yaml.join('\n') + '\n' }), 'ferry.yaml')
+    const err = await configError(loadConfig({ file }))
+    t.equal(err.message, message.replace('FILE', file), key)
+    t.equal(err.key, key)
+    t.equal(err.file, file)
+    t.equal(err.line, line)
+  }
+})
+
+t.test('a list given by a flag is blamed on the flag, not the file', async (t) => {
+  const file = join(t.testdir({ 'ferry.yaml': 'mirror:\n  upstreams:\n    - { name: gcr.io, url: https://gcr.io }\n' }), 'ferry.yaml')
+  const err = await configError(loadConfig({ file, overrides: { mirror: { upstreams: [{ name: 'gcr.io', url: 'ftp://x' }] } } as never }))
+  t.equal(err.file, undefined)
+  t.match(err.message, /^config error at mirror\.upstreams\.0\.url: /)
 })
 
 t.test('invalid YAML names the file and the line', async (t) => {

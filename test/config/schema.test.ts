@@ -4,8 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { Value } from '@sinclair/typebox/value'
 import { parse } from 'yaml'
 import { loadConfig } from '../../src/config/load.js'
-import { toRawConfig } from '../../src/config/resolve.js'
-import { configSchema, defaultConfig, defaultRawConfig } from '../../src/config/schema.js'
+import { configSchema, defaultConfig, defaultRawConfig, toRawConfig } from '../../src/config/schema.js'
 import { leafPaths } from '../../src/config/validate.js'
 
 const exampleFile = fileURLToPath(new URL('../../config/ferry.example.yaml', import.meta.url))

@@ -3,8 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { runCli } from '../../src/cli/main.js'
 import { ConfigError, loadConfig } from '../../src/config/load.js'
-import { toRawConfig } from '../../src/config/resolve.js'
-import { defaultConfig } from '../../src/config/schema.js'
+import { defaultConfig, toRawConfig } from '../../src/config/schema.js'
 import { fakeIo } from '../cli/fixtures/fake-io.js'
 
 t.test('defaults: plain HTTP, TLS 1.2 floor, HTTP/2 on', async (t) => {
@@ -38,8 +37,13 @@ t.test('a file with cert, key and client CA', async (t) => {
 
 t.test('cert and key come in pairs; a client CA needs both; errors name the key', async (t) => {
   const cases: Array<[string, string, string]> = [
-    ['tls:\n  cert: /a.crt\n', 'tls.key', 'config error at tls.key: required when tls.cert is set (the private key of that certificate)'],
-    ['tls:\n  key: /a.key\n', 'tls.cert', 'config error at tls.cert: required when tls.key is set (the certificate of that key)'],
+    // A missing key is placed at its section, the deepest part of its path in the file.
+    [
+      'tls:\n  cert: /a.crt\n',
+      'tls.key',
+      'config error in FILE:1 at tls.key: required when tls.cert is set (the private key of that certificate)',
+    ],
+    ['tls:\n  key: /a.key\n', 'tls.cert', 'config error in FILE:1 at tls.cert: required when tls.key is set (the certificate of that key)'],
     [
       'tls:\n  clientCa: /ca.crt\n',
       'tls.clientCa',

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../src/config/load.js'
-import { toRawConfig, resolveConfig } from '../../src/config/resolve.js'
+import { decodeConfig, toRawConfig } from '../../src/config/schema.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'ferry-upstream-credentials-config-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -29,7 +29,7 @@ t.test('keys resolve ("" is unset) and round-trip', async (t) => {
   })
   t.match(config.mirror.upstreams[0], { gcrKeyPath: '/k.json', gcrKeyFlow: 'oauth2', pullCredentialConfigPath: undefined })
   t.equal(config.mirror.pullCredentialConfigPath, '/c.json')
-  t.same(resolveConfig(toRawConfig(config)), config)
+  t.same(decodeConfig(toRawConfig(config)), config)
   const unset = await loadConfig({ file: await configFile([]) })
   t.match(unset.mirror.upstreams[0], { gcrKeyPath: undefined, gcrKeyFlow: 'jsonKey', pullCredentialConfigPath: undefined })
   t.equal(unset.mirror.pullCredentialConfigPath, undefined)

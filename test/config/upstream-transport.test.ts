@@ -4,9 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { toRawConfig } from '../../src/config/schema.js'
 import { proxyDefaultsFromEnv, redactProxyPasswords } from '../../src/cli/proxy-env.js'
 import { loadConfig } from '../../src/config/load.js'
-import { toRawConfig } from '../../src/config/resolve.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'ferry-upstream-transport-config-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))

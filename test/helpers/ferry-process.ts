@@ -21,7 +21,7 @@ export interface FerryProcess {
 }
 
 export interface StartOptions {
-  /** Extra environment; FERRY_* variables of the test runner are NOT inherited (unknown ones are fatal). */
+  /** Extra environment; FERRY_* variables of the test runner are NOT inherited. */
   env?: Record<string, string>
   startTimeoutMs?: number
 }
