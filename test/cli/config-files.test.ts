@@ -107,7 +107,7 @@ if (why !== undefined) {
     const garbage = await check(dir, upstream(['tls:', `  caPath: ${join(dir, 'garbage.pem')}`]))
     t.match(
       garbage.stderr,
-      `ferry: mirror.upstreams.0.tls.caPath (${join(dir, 'garbage.pem')}) of upstream gcr.io: holds no PEM certificate`,
+      `ferry: mirror.upstreams.0.tls.caPath (${join(dir, 'garbage.pem')}) of upstream gcr.io: no PEM certificate (-----BEGIN CERTIFICATE-----) found`,
     )
     t.same(garbage.exits, [2])
 
