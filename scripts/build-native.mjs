@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Builds native/sendfile.c into dist/native/ferry-sendfile.node (part of `npm run build`). It
-// is a plain N-API module, so one C compiler call against Node's own headers builds it: no
-// node-gyp, no Python, no download. Without a compiler or headers Ferry still works: it sends
-// blobs through JavaScript buffers instead (slower), and this script says so without failing
-// the build.
+// Builds native/sendfile.c into dist/native/<platform>-<arch>/ferry-sendfile.node (part of
+// `npm run build`, so `npm pack` ships it for the packing machine's platform, as prebuildify
+// does). It is a plain N-API module, so one C compiler call against Node's own headers builds it:
+// no node-gyp, no Python, no download. The package has no install script (npm blocks those of
+// unreviewed packages): on another platform, run this script once in the installed package.
+// Without a compiler or headers Ferry still works: it sends blobs through JavaScript buffers
+// instead (slower), and this script says so without failing the build.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -11,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const source = join(root, 'native', 'sendfile.c')
-const output = join(root, 'dist', 'native', 'ferry-sendfile.node')
+const output = join(root, 'dist', 'native', `${process.platform}-${process.arch}`, 'ferry-sendfile.node')
 
 function skip(reason) {
   console.error(`build-native: ${reason}; Ferry will send blobs without sendfile(2)`)

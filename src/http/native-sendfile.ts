@@ -1,6 +1,7 @@
 // Loads the sendfile(2) helper that `npm run build` compiles (native/sendfile.c, built by
-// scripts/build-native.mjs into dist/native/). Missing (no C compiler, not Linux) means blobs
-// are sent through JavaScript buffers instead: slower, same bytes.
+// scripts/build-native.mjs into dist/native/<platform>-<arch>/, so a package packed on one
+// platform never loads its binary on another). Missing (no C compiler, not Linux, another
+// platform's package) means blobs are sent through JavaScript buffers instead: slower, same bytes.
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
@@ -28,7 +29,7 @@ export interface NativeSendfile {
 }
 
 // The same path from src/http (tests, via tsx) and from dist/http (the compiled server).
-const modulePath = fileURLToPath(new URL('../../dist/native/ferry-sendfile.node', import.meta.url))
+const modulePath = fileURLToPath(new URL(`../../dist/native/${process.platform}-${process.arch}/ferry-sendfile.node`, import.meta.url))
 
 let loaded: { native: NativeSendfile | undefined; problem: string | undefined } | undefined
 
