@@ -3,24 +3,13 @@
 // installed `ferry` answers --version and serves /v2/. `npm start` in that copy stops when npm
 // is killed, as a service manager or a shell's `kill <pid>` expects.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { cp, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import t from 'tap'
+import { cleanEnv, copyCheckout, projectRoot as root } from '../helpers/checkout.js'
 import { freePort } from '../helpers/distribution.js'
 import { missingTools, run } from '../helpers/tools.js'
-
-const root = join(import.meta.dirname, '..', '..')
-const skipped = ['node_modules', 'dist', '.git', '.tap', 'data', 'bench/results', '.bench-tmp']
-
-// A nested npm must not inherit the npm_* settings of an `npm test` that runs this file.
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^(npm_|FERRY_)/i.test(k)) env[k] = v
-  }
-  return env
-}
 
 async function serving(url: string): Promise<boolean> {
   try {
@@ -57,9 +46,7 @@ const exited = (child: ChildProcess): Promise<void> =>
 t.test('npm pack → npm install -g → ferry runs', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-package-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const checkout = join(dir, 'checkout')
-  await cp(root, checkout, { recursive: true, filter: (src) => !skipped.includes(relative(root, src)) })
-  await symlink(join(root, 'node_modules'), join(checkout, 'node_modules'))
+  const checkout = await copyCheckout(join(dir, 'checkout'))
   const version = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }).version
 
   const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], { env: cleanEnv(), timeoutMs: 240_000, cwd: checkout })
