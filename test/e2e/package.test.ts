@@ -71,6 +71,7 @@ t.test('npm pack → npm install -g → ferry runs', async (t) => {
     { env: cleanEnv(), timeoutMs: 240_000 },
   )
   t.notMatch(installed.stdout + installed.stderr, /install-scripts|not allowed/, 'no install script for npm to block or warn about')
+  t.notMatch(installed.stdout + installed.stderr, /EBADENGINE/, 'every dependency supports this Node version')
 
   const ferry = join(prefix, 'bin', 'ferry')
   t.equal((await run(ferry, ['--version'], { env: cleanEnv() })).stdout.trim(), version, 'ferry --version')
