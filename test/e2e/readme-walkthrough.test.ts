@@ -21,13 +21,13 @@ import { distributionUnavailable, freePort, startDistribution } from '../helpers
 import { buildImage, initLayout } from '../helpers/oci-layout.js'
 import { missingTools, run } from '../helpers/tools.js'
 
-export interface WalkthroughBlock {
+interface WalkthroughBlock {
   name: string
   code: string
 }
 
 /** The marked ```sh blocks of a Markdown text, in order, with list indentation removed. */
-export function walkthroughBlocks(markdown: string): WalkthroughBlock[] {
+function walkthroughBlocks(markdown: string): WalkthroughBlock[] {
   const blocks: WalkthroughBlock[] = []
   const marked = /^([ \t]*)<!-- walkthrough: ([\w-]+) -->[ \t]*\n(?:[ \t]*\n)*[ \t]*```(?:sh|bash)[ \t]*\n([\s\S]*?)\n[ \t]*```/gm
   for (const match of markdown.matchAll(marked)) {
