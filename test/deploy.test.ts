@@ -33,3 +33,14 @@ t.test('the Dockerfile runs the built CLI and stores data on the declared volume
   t.match(dockerfile, /VOLUME \/var\/lib\/ferry/)
   t.match(dockerfile, /ENTRYPOINT \["node", "\/opt\/ferry\/bin\/ferry\.js"\]/)
 })
+
+t.test('the systemd unit runs ferry serve, reloads with SIGHUP and outwaits the graceful shutdown', async (t) => {
+  const unit = await readFile(join(root, 'deploy/systemd/ferry.service'), 'utf8')
+  const setting = (key: string): string | undefined => new RegExp(`^${key}=(.*)$`, 'm').exec(unit)?.[1]
+  t.match(setting('ExecStart'), /^ferry serve --config (\S+)$/)
+  t.equal(setting('ExecReload'), '/bin/kill -HUP $MAINPID')
+  t.equal(setting('StateDirectory'), 'ferry')
+  t.equal(setting('Environment'), 'FERRY_STORAGE_FILESYSTEM_PATH=/var/lib/ferry', 'storage is the StateDirectory')
+  const defaults = await loadConfig({ env: {} })
+  t.ok(Number(setting('TimeoutStopSec')) * 1000 > defaults.http.shutdownTimeout, 'systemd waits longer than the shutdown timeout')
+})

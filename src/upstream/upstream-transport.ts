@@ -4,7 +4,14 @@
 // broken set keeps the transport in service, logs one error naming the file and counts
 // ferry_upstream_transport_reload_total{result="error"}.
 import type { Logger } from 'pino'
-import { SwitchableTransport, Transport, redactProxyUrl, type ClientTimeouts, type ProxyChoice, type TlsMaterial } from '../client/transport.js'
+import {
+  SwitchableTransport,
+  Transport,
+  redactProxyUrl,
+  type ClientTimeouts,
+  type ProxyChoice,
+  type TlsMaterial,
+} from '../client/transport.js'
 import type { ProxyConfig, UpstreamConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'

@@ -26,6 +26,7 @@ export interface RunResult {
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv
+  cwd?: string
   timeoutMs?: number
 }
 
@@ -35,7 +36,13 @@ export function run(command: string, args: readonly string[], options: RunOption
     execFile(
       command,
       [...args],
-      { env: options.env ?? process.env, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' },
+      {
+        env: options.env ?? process.env,
+        cwd: options.cwd,
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: 64 * 1024 * 1024,
+        killSignal: 'SIGKILL',
+      },
       (err, stdout, stderr) => {
         if (err) {
           const status = err.killed ? `killed (timeout ${options.timeoutMs ?? 120_000} ms?)` : `exit ${String(err.code)}`
