@@ -238,6 +238,40 @@ t.test('ns is a key into configured upstreams, never a host to dial', async (t) 
   t.equal(viaPrefix.headers.get('docker-content-digest'), hub.manifest.digest, 'path-prefix route')
 })
 
+t.test("OCI-Namespace echoes the canonical upstream name, never the client's ns", async (t) => {
+  const upstream = await startDistribution()
+  t.teardown(() => upstream.stop())
+  const ferry = await startMirrorServer({
+    upstreams: [upstreamConfig('gcr.io', upstream.url, { aliases: ['mirror.gcr.io'] })],
+    defaultUpstream: 'gcr.io',
+  })
+  t.teardown(() => ferry.close())
+  const image = await seedImage(upstream.url, 'pause', '3.9')
+  for (const ns of ['gcr.io', 'mirror.gcr.io', 'GCR.IO', `${new URL(upstream.url).host}`]) {
+    const res = await fetch(`${ferry.url}/v2/pause/manifests/3.9?ns=${encodeURIComponent(ns)}`, { method: 'HEAD', headers: { accept } })
+    t.equal(res.status, 200, `ns=${ns}`)
+    t.equal(res.headers.get('docker-content-digest'), image.manifest.digest, `ns=${ns}`)
+    t.equal(res.headers.get('oci-namespace'), 'gcr.io', `ns=${ns} echoes the upstream's name`)
+  }
+  const plain = await fetch(`${ferry.url}/v2/pause/manifests/3.9`, { method: 'HEAD', headers: { accept } })
+  t.equal(plain.headers.get('oci-namespace'), null, 'no ns, no echo')
+  // Raw query strings: fetch would not send a bare %00 differently, but be explicit about the bytes.
+  for (const query of ['%00', 'gcr.io%0d%0aX', '%0d%0agcr.io', 'gcr.io%00', 'unknown.example', 'gcr.io%0d%0aSet-Cookie:%20x=1']) {
+    for (const method of ['GET', 'HEAD']) {
+      const res = await fetch(`${ferry.url}/v2/pause/manifests/3.9?ns=${query}`, { method, headers: { accept } })
+      t.equal(res.status, 404, `${method} ns=${query}`)
+      t.equal(res.headers.get('oci-namespace'), null, `${method} ns=${query}: no echo`)
+      t.equal(res.headers.get('set-cookie'), null, `${method} ns=${query}: nothing injected`)
+      if (method === 'GET') t.equal(((await res.json()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'NAME_UNKNOWN', query)
+      else await res.body?.cancel()
+    }
+  }
+  const blob = await fetch(`${ferry.url}/v2/pause/blobs/${image.config.digest}?ns=%00`)
+  t.equal(blob.status, 404, 'blob routes too')
+  t.equal(blob.headers.get('oci-namespace'), null)
+  await blob.body?.cancel()
+})
+
 t.test('a corrupt upstream never poisons the cache', async (t) => {
   const { createServer } = await import('node:http')
   const good = randomBytes(512 * 1024)
