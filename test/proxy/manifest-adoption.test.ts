@@ -1,0 +1,150 @@
+// A manifest pushed into a mirrored name may reference blobs the client never uploaded (its blob
+// HEADs answered from the upstream): Ferry copies those in. The manifest is the client's, so one
+// PUT must cost a bounded number of upstream requests however many digests it lists.
+import { createHash, randomBytes } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { startDistribution, distributionUnavailable, type Distribution, type AccessLogEntry } from '../helpers/distribution.js'
+import { eventually } from '../helpers/eventually.js'
+import { basic, htpasswdLine } from '../helpers/htpasswd.js'
+import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
+import { layerMediaType, seedImage, sha256 } from '../helpers/seed.js'
+
+const skip = distributionUnavailable()
+if (skip) t.plan(0, skip)
+
+const seeder = { username: 'seeder', password: 'seeder-pw' }
+const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
+const ociManifest = 'application/vnd.oci.image.manifest.v1+json'
+/** The existence checks Ferry runs at once (defaultAdoptionLimits.checks): the most a refused PUT may cost. */
+const checks = 8
+
+async function setup(t: Test): Promise<{ upstream: Distribution; ferry: MirrorServer }> {
+  const upstream = await startDistribution()
+  t.teardown(() => upstream.stop())
+  const ferry = await startMirrorServer(
+    {
+      upstreams: [upstreamConfig('gcr.io', upstream.url)],
+      defaultUpstream: 'gcr.io',
+      namespaces: [{ name: 'test-namespace', upstream: 'gcr.io' }],
+    },
+    {
+      auth: {
+        users: [{ name: seeder.username, password: seederHash, groups: [] }],
+        roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
+        anonymousPull: ['**'],
+      },
+    },
+  )
+  t.teardown(() => ferry.close())
+  return { upstream, ferry }
+}
+
+/** Every request the upstream has served so far: a marker request is awaited in its access log first. */
+async function upstreamRequests(upstream: Distribution): Promise<AccessLogEntry[]> {
+  const marker = `/v2/marker/manifests/m-${randomBytes(6).toString('hex')}`
+  await (await fetch(`${upstream.url}${marker}`)).body?.cancel()
+  return eventually(() => upstream.requests().some((r) => r.path === marker) && upstream.requests(), { message: 'the marker logged' })
+}
+
+function blobRequests(requests: AccessLogEntry[], method: string): number {
+  return requests.filter((r) => r.method === method && r.path.includes('/blobs/')).length
+}
+
+function manifestOf(config: { digest: string; size: number }, layers: Array<{ digest: string; size: number }>): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: ociManifest,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
+      layers: layers.map((l) => ({ mediaType: layerMediaType, digest: l.digest, size: l.size })),
+    }),
+  )
+}
+
+function randomDigest(): string {
+  return `sha256:${createHash('sha256').update(randomBytes(16)).digest('hex')}`
+}
+
+async function put(
+  ferry: MirrorServer,
+  repo: string,
+  tag: string,
+  bytes: Buffer,
+): Promise<{ status: number; code?: string; detail?: string }> {
+  const res = await fetch(`${ferry.url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { 'content-type': ociManifest, authorization: basic(seeder.username, seeder.password) },
+    body: bytes,
+  })
+  if (res.status === 201) {
+    await res.body?.cancel()
+    return { status: res.status }
+  }
+  const error = ((await res.json()) as { errors: Array<{ code: string; detail?: string }> }).errors[0]
+  return { status: res.status, ...error }
+}
+
+t.test('10,000 random layer digests: refused at once, at most a handful of upstream requests', async (t) => {
+  const { upstream, ferry } = await setup(t)
+  const image = await seedImage(upstream.url, 'big/app', 'v1')
+  const layers = Array.from({ length: 10_000 }, () => ({ digest: randomDigest(), size: 1 + Math.floor(Math.random() * 1e6) }))
+  const manifest = manifestOf(image.config, layers)
+  t.ok(manifest.length > 1_400_000, `a ${(manifest.length / 1e6).toFixed(1)} MB manifest`)
+  const before = await upstreamRequests(upstream)
+
+  const answer = await put(ferry, 'test-namespace/big/app', 'x', manifest)
+  t.equal(answer.status, 400)
+  t.equal(answer.code, 'MANIFEST_BLOB_UNKNOWN')
+
+  const after = await upstreamRequests(upstream)
+  t.ok(after.length - before.length <= checks + 1, `the upstream saw ${after.length - before.length - 1} requests besides the marker`)
+  t.equal(blobRequests(after, 'GET') - blobRequests(before, 'GET'), 0, 'nothing was downloaded')
+})
+
+t.test('under the count cap: the first digest the upstream lacks stops the checks, nothing is copied', async (t) => {
+  const { upstream, ferry } = await setup(t)
+  const image = await seedImage(upstream.url, 'some/app', 'v1', { layers: [randomBytes(2048), randomBytes(2048)] })
+  const random = Array.from({ length: 500 }, () => ({ digest: randomDigest(), size: 1000 }))
+  // Real layers first, then many the upstream has never heard of.
+  const manifest = manifestOf(image.config, [...image.layers, ...random])
+  const before = await upstreamRequests(upstream)
+
+  const answer = await put(ferry, 'test-namespace/some/app', 'x', manifest)
+  t.equal(answer.status, 400)
+  t.equal(answer.code, 'MANIFEST_BLOB_UNKNOWN')
+  t.match(answer.detail, /sha256:[0-9a-f]{64}/, 'the answer names a missing digest')
+
+  const after = await upstreamRequests(upstream)
+  const heads = blobRequests(after, 'HEAD') - blobRequests(before, 'HEAD')
+  t.ok(heads <= 3 + checks, `${heads} blob HEADs upstream: the existence checks stopped early`)
+  t.equal(blobRequests(after, 'GET') - blobRequests(before, 'GET'), 0, 'nothing was copied before every blob was known')
+
+  const stored = await fetch(`${ferry.url}/v2/test-namespace/some/app/blobs/${image.layers[0]!.digest}`, { method: 'HEAD' })
+  t.equal(stored.status, 200, 'the HEAD still answers from the upstream')
+  const manifestAfter = await fetch(`${ferry.url}/v2/test-namespace/some/app/manifests/x`, { method: 'HEAD' })
+  t.equal(manifestAfter.status, 404, 'the manifest was not stored')
+})
+
+t.test('a legitimate adoption of many blobs still works, each copied once', async (t) => {
+  const { upstream, ferry } = await setup(t)
+  const image = await seedImage(upstream.url, 'many/app', 'v1', { layers: Array.from({ length: 20 }, () => randomBytes(10_000)) })
+  const answer = await put(ferry, 'test-namespace/many/app', 'seeded', image.manifest.bytes)
+  t.equal(answer.status, 201, 'accepted: the skipped blobs were brought in')
+
+  const requests = await upstreamRequests(upstream)
+  for (const blob of [image.config, ...image.layers]) {
+    t.equal(
+      requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${blob.digest}`)).length,
+      1,
+      `${blob.digest.slice(0, 19)} fetched once`,
+    )
+  }
+  await upstream.stop()
+  for (const blob of [image.config, ...image.layers]) {
+    const res = await fetch(`${ferry.url}/v2/test-namespace/many/app/blobs/${blob.digest}`)
+    t.equal(sha256(Buffer.from(await res.arrayBuffer())), blob.digest, `${blob.digest.slice(0, 19)} is local now`)
+  }
+  const manifest = await fetch(`${ferry.url}/v2/test-namespace/many/app/manifests/seeded`, { headers: { accept: ociManifest } })
+  t.equal(manifest.status, 200, 'the pushed manifest is served with the upstream gone')
+  await manifest.body?.cancel()
+})
