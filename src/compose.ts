@@ -37,6 +37,8 @@ function buildDriver(config: Config): StorageDriver {
 export interface ComposeOptions {
   /** HTTPS/HTTP2 server options, built by the caller from certificate files it has checked. */
   serverOptions?: AppServerOptions | undefined
+  /** The mirror's clock (tag freshness); tests inject one to step past a TTL without waiting. */
+  now?: () => number
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
@@ -46,7 +48,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
   // Always composed, even without upstreams: a reloaded config may add the first one.
-  const mirror = await composeMirror(config.mirror, registry, cache, metrics, logger, config.http.shutdownTimeout)
+  const mirror = await composeMirror(config.mirror, registry, cache, metrics, logger, config.http.shutdownTimeout, options.now)
   let stopping = false
   let timer: NodeJS.Timeout | undefined
   // Always the real thing: there is no way to compose Ferry without authentication.

@@ -32,6 +32,7 @@ export async function composeMirror(
   logger: Logger,
   /** Longest wait for a replaced upstream's downloads before its connections are closed. */
   retireTimeoutMs: number,
+  now: () => number = Date.now,
 ): Promise<Mirror> {
   let context: MirrorContext | undefined
   const upstreams = await MirrorUpstreams.start(config, {
@@ -40,7 +41,7 @@ export async function composeMirror(
     retireTimeoutMs,
     onReplaced: (name) => context?.forgetTagValidations(name),
   })
-  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger)
+  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, now)
   const draining = context
   return {
     registry: new MirrorRegistry(local, context),
