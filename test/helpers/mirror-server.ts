@@ -35,7 +35,7 @@ export interface MirrorServerOptions {
   logLevel?: string
   /** http.sendfile (default true: plain HTTP/1.1 downloads go out with sendfile). */
   sendfile?: boolean
-  /** The mirror's clock (tag TTLs): a test steps it instead of sleeping past a TTL. */
+  /** The clock of tag TTLs and token expiry: a test steps it instead of sleeping past a TTL. */
   now?: () => number
 }
 
