@@ -2,7 +2,18 @@
 // HEADs answered from the upstream): Ferry copies those in. The manifest is the client's, so one
 // PUT must cost a bounded number of upstream requests however many digests it lists.
 import { createHash, randomBytes } from 'node:crypto'
+import pino from 'pino'
 import t, { type Test } from 'tap'
+import type { Digest } from '../../src/core/digest.js'
+import type { RepositoryName } from '../../src/core/reference.js'
+import { Metrics } from '../../src/observability/metrics.js'
+import { defaultAdoptionLimits } from '../../src/proxy/blob-adoption.js'
+import { MirrorContext } from '../../src/proxy/mirror-context.js'
+import { MirrorRegistry } from '../../src/proxy/mirror-registry.js'
+import { MemoryDriver } from '../../src/storage/driver/memory.js'
+import { LocalRegistry } from '../../src/storage/local-registry.js'
+import { RegistryUpstream } from '../../src/upstream/registry-upstream.js'
+import { routeTable } from '../../src/upstream/routing.js'
 import { startDistribution, distributionUnavailable, type Distribution, type AccessLogEntry } from '../helpers/distribution.js'
 import { basic, htpasswdLine } from '../helpers/htpasswd.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
@@ -139,4 +150,37 @@ t.test('a legitimate adoption of many blobs still works, each copied once', asyn
   const manifest = await fetch(`${ferry.url}/v2/test-namespace/many/app/manifests/seeded`, { headers: { accept: ociManifest } })
   t.equal(manifest.status, 200, 'the pushed manifest is served with the upstream gone')
   await manifest.body?.cancel()
+})
+
+t.test('the byte cap: blobs the upstream has, but more bytes than one push may copy, are refused before any download', async (t) => {
+  const upstream = await startDistribution()
+  t.teardown(() => upstream.stop())
+  const image = await seedImage(upstream.url, 'heavy/app', 'v1', { layers: [randomBytes(20_000), randomBytes(20_000)] })
+  // The mirror composed by hand around the real storage and upstream, with a small byte cap.
+  const driver = new MemoryDriver()
+  const local = new LocalRegistry(driver)
+  const cache = new LocalRegistry(driver, { storagePrefix: '_cache' })
+  const client = new RegistryUpstream({ name: 'gcr.io', url: upstream.url })
+  t.teardown(() => client.close())
+  const routes = {
+    table: routeTable({ upstreams: [{ name: 'gcr.io', url: upstream.url, aliases: [] }], defaultUpstream: 'gcr.io', namespaces: [] }),
+    upstreams: new Map([['gcr.io', { upstream: client, tagTtl: 60_000 }]]),
+  }
+  const limits = { ...defaultAdoptionLimits, bytes: 30_000 }
+  const context = new MirrorContext(cache, () => routes, new Metrics(), pino({ level: 'silent' }), Date.now, limits)
+  const repository = new MirrorRegistry(local, context).repository('heavy/app' as RepositoryName)
+  const before = await upstream.loggedRequests()
+
+  await t.rejects(repository.manifests.put(image.manifest.bytes, image.manifest.mediaType), {
+    code: 'MANIFEST_BLOB_UNKNOWN',
+    message: /at most 30000 are copied/,
+  })
+  const after = await upstream.loggedRequests()
+  t.equal(blobRequests(after, 'GET') - blobRequests(before, 'GET'), 0, 'nothing was downloaded')
+  t.equal(blobRequests(after, 'HEAD') - blobRequests(before, 'HEAD'), 3, 'one HEAD per missing blob')
+  t.equal(
+    await local.repository('heavy/app' as RepositoryName).blobs.stat(image.layers[0]!.digest as Digest),
+    undefined,
+    'nothing was copied',
+  )
 })
