@@ -42,6 +42,8 @@ function buildDriver(config: Config): StorageDriver {
 export interface ComposeOptions {
   /** HTTPS/HTTP2 server options, built by the caller from certificate files it has checked. */
   serverOptions?: AppServerOptions | undefined
+  /** The clock of tag freshness and token expiry; tests inject one to step past a TTL without waiting. */
+  now?: () => number
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
@@ -57,11 +59,12 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     logger,
     blockBudget: transfer.budget,
     retireTimeoutMs: config.http.shutdownTimeout,
+    ...(options.now ? { now: options.now } : {}),
   })
   let stopping = false
   let timer: NodeJS.Timeout | undefined
   // Always the real thing: there is no way to compose Ferry without authentication.
-  const auth = await buildAuth(config.auth, logger, metrics)
+  const auth = await buildAuth(config.auth, logger, metrics, options.now)
 
   const app = await buildApp({
     registry: mirror.registry,

@@ -25,7 +25,7 @@ export interface Auth {
   close(): void
 }
 
-export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Metrics): Promise<Auth> {
+export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Metrics, now?: () => number): Promise<Auth> {
   const log = logger.child({ component: 'auth' })
   const users = await UserStore.open({
     htpasswd: config.htpasswd,
@@ -45,6 +45,7 @@ export async function buildAuth(config: AuthConfig, logger: Logger, metrics?: Me
     service: config.token.service,
     ttlMs: config.token.ttl,
     refreshTtlMs: config.token.refreshTtl,
+    ...(now ? { now } : {}),
   })
   const limiter = new LoginLimiter({ max: config.failedLogins.max, windowMs: config.failedLogins.window })
   const authorizer = new RoleAuthorizer(config)

@@ -31,6 +31,8 @@ export interface MirrorServices {
   blockBudget: BlockBudget
   /** Longest wait for a replaced upstream's downloads before its connections are closed. */
   retireTimeoutMs: number
+  /** The mirror's clock (tag TTLs); tests step it. */
+  now?: () => number
 }
 
 /** Rejects, naming upstream and file, when a credential, CA or certificate file the config names is unusable. */
@@ -38,7 +40,7 @@ export async function composeMirror(
   config: MirrorConfig,
   local: Registry,
   cache: Registry,
-  { metrics, logger, blockBudget, retireTimeoutMs }: MirrorServices,
+  { metrics, logger, blockBudget, retireTimeoutMs, now = Date.now }: MirrorServices,
 ): Promise<Mirror> {
   let context: MirrorContext | undefined
   const upstreams = await MirrorUpstreams.start(config, {
@@ -47,7 +49,7 @@ export async function composeMirror(
     retireTimeoutMs,
     onReplaced: (name) => context?.forgetTagValidations(name),
   })
-  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget)
+  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget, now)
   const draining = context
   return {
     registry: new MirrorRegistry(local, context),

@@ -162,6 +162,8 @@ export interface Repository {
 export interface RepositoryMirror {
   /** The upstream-qualified name its cached content lives under, e.g. `gcr.io/pause`. */
   readonly upstreamName: string
+  /** The configured upstream's canonical name, e.g. `gcr.io` (never the client's spelling of it). */
+  readonly upstream: string
   /** Whether the repository was pushed here: pushed content is served locally, never mirrored. */
   pushed(): Promise<boolean>
 }

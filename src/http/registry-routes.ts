@@ -89,13 +89,15 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
       accept: acceptedMediaTypes(request.headers.accept),
       notify: (notice) => reportNotice(request, reply, notice),
     }
-    if (query.ns) {
-      op.ns = query.ns
-      reply.header('oci-namespace', query.ns) // the spec's echo of the registry a proxy served for
-    }
+    if (query.ns) op.ns = query.ns
     // Rights are on the repository the route reaches, which for a mirror may not be the path's
     // name (`/v2/pause?ns=docker.io` is `docker.io/pause`): the name pushed content lands under.
+    // An `ns` no upstream answers to is refused there (NAME_UNKNOWN).
     const named = 'name' in endpoint ? { requested: endpoint.name, repository: deps.registry.repository(endpoint.name, op) } : undefined
+    // The spec's echo of the registry a proxy served for: the canonical name of the upstream `ns`
+    // selected, never the client's own bytes (they would reach a response header).
+    const upstream = named?.repository.mirror?.upstream
+    if (op.ns !== undefined && upstream !== undefined) reply.header('oci-namespace', upstream)
     const localName = named?.repository.name
     if (request.ociAudit && localName !== undefined) request.ociAudit.repo = localName
     const principal = await admit(deps, request, requiredNeeds(endpoint, request.method, localName), () => mirroredName(named?.repository))

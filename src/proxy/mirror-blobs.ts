@@ -24,19 +24,24 @@ export class MirrorBlobs implements BlobService {
   async stat(digest: Digest, op?: Op): Promise<BlobInfo | undefined> {
     const local = await this.local.stat(digest, op)
     if (local || (await this.target.pushed())) return local
-    const found = await this.target.cache.blobs.stat(digest, op)
-    if (found) return found
-    const fill = this.context.fills.get(this.fillKey(digest))
-    if (fill) return { digest, size: await fill.ready }
-    // HEAD never downloads: it asks the upstream HEAD. An upstream that cannot answer means
-    // "not here": a client pushing into a mirrored name HEADs every blob before uploading it.
+    // An upstream that cannot answer means "not here": a client pushing into a mirrored name
+    // HEADs every blob before uploading it.
     try {
-      const upstream = await this.target.upstream.statBlob(this.target.repository, digest, op)
-      return upstream ? { digest, size: upstream.size } : undefined
+      return await this.statMirrored(digest, op)
     } catch (err) {
       if (isUpstreamFailure(err)) return undefined
       throw err
     }
+  }
+
+  /** The blob in the cache, in a fill, or at the upstream: a HEAD there, never a download. Upstream failures throw. */
+  async statMirrored(digest: Digest, op?: Op): Promise<BlobInfo | undefined> {
+    const found = await this.target.cache.blobs.stat(digest, op)
+    if (found) return found
+    const fill = this.context.fills.get(this.fillKey(digest))
+    if (fill) return { digest, size: await fill.ready }
+    const upstream = await this.target.upstream.statBlob(this.target.repository, digest, op)
+    return upstream ? { digest, size: upstream.size } : undefined
   }
 
   async open(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody | BlobRedirect> {

@@ -8,6 +8,7 @@ import type { Registry } from '../core/registry.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { RouteTable } from '../upstream/routing.js'
 import type { Upstream } from '../upstream/upstream.js'
+import { defaultAdoptionLimits, type AdoptionLimits } from './blob-adoption.js'
 import type { BlobFill } from './blob-fill.js'
 import { SingleFlight } from './single-flight.js'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
@@ -52,6 +53,8 @@ export class MirrorContext {
     /** Memory for the blocks fills share with their followers (and with stored-blob downloads). */
     readonly blockBudget: BlockBudget,
     readonly now: () => number = Date.now,
+    /** What one manifest push into a mirrored repository may copy from the upstream. */
+    readonly adoption: AdoptionLimits = defaultAdoptionLimits,
   ) {}
 
   /** Waits (at most `timeoutMs`) for the blob downloads in flight to be committed or discarded. */

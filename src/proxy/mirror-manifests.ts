@@ -1,11 +1,12 @@
 // Manifests of a mirrored repository. Content by digest never changes, so once fetched it is
 // served from the cache for good; a miss fetches once however many clients ask at the same time.
 import type { Digest } from '../core/digest.js'
-import { isRegistryError } from '../core/errors.js'
+import { isRegistryError, type RegistryError } from '../core/errors.js'
 import { parseManifest, type Descriptor } from '../core/manifest.js'
 import { manifestMediaTypes } from '../core/media-types.js'
 import type { BlobService, ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
 import { isUpstreamFailure } from '../upstream/upstream.js'
+import { adoptBlobs, missingLocally } from './blob-adoption.js'
 import type { MirrorBlobs } from './mirror-blobs.js'
 import type { MirrorContext } from './mirror-context.js'
 import type { MirrorTarget } from './mirror-target.js'
@@ -51,21 +52,12 @@ export class MirrorManifests implements ManifestService {
       if (!(isRegistryError(err) && err.code === 'MANIFEST_BLOB_UNKNOWN')) throw err
       // Our blob HEADs answer from the upstream, so a client seeding a mirrored name skips the
       // blobs the upstream has: bring those into the repository, then store the manifest.
-      await this.adoptMissingBlobs(parseManifest(bytes, contentType).blobs)
+      const blobs = new Set(parseManifest(bytes, contentType).blobs.map((d) => d.digest))
+      const missing = missingOf(err) ?? (await missingLocally([...blobs], this.localBlobs))
+      // A missing child manifest is not the upstream's to give: nothing to adopt would help.
+      if (missing.some((digest) => !blobs.has(digest))) throw err
+      await adoptBlobs(missing, this.blobs, this.localBlobs, this.context.adoption)
       return this.local.put(bytes, contentType, options)
-    }
-  }
-
-  private async adoptMissingBlobs(blobs: readonly Descriptor[]): Promise<void> {
-    for (const { digest } of blobs) {
-      if (await this.localBlobs.stat(digest)) continue
-      const body = await this.blobs.openMirrored(digest).catch((err: unknown) => {
-        if (isRegistryError(err) && err.code === 'BLOB_UNKNOWN') return undefined
-        throw err
-      })
-      if (!body || body.kind !== 'body') continue // still missing: the retried put reports it
-      const session = await this.localBlobs.uploads.start()
-      await this.localBlobs.uploads.complete(session.id, digest, body.stream)
     }
   }
 
@@ -111,4 +103,10 @@ export class MirrorManifests implements ManifestService {
   private fetch(digest: Digest): Promise<Descriptor | undefined> {
     return this.fetchIntoCache(digest, everyManifestType)
   }
+}
+
+/** The digests a MANIFEST_BLOB_UNKNOWN from storage names as missing, if it lists them. */
+function missingOf(err: RegistryError): Digest[] | undefined {
+  const missing = typeof err.detail === 'object' ? err.detail.missing : undefined
+  return Array.isArray(missing) && missing.every((d) => typeof d === 'string') ? (missing as Digest[]) : undefined
 }

@@ -40,7 +40,7 @@ export class MirrorRegistry implements Registry {
       blobs,
       manifests,
       tags: new MirrorTags(local.tags, target, this.context, manifests),
-      mirror: { upstreamName: route.upstream.cacheName, pushed: target.pushed },
+      mirror: { upstreamName: route.upstream.cacheName, upstream: route.upstream.name, pushed: target.pushed },
     }
   }
 

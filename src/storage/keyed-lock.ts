@@ -5,6 +5,11 @@
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>()
 
+  /** Whether work on `key` is running or queued. */
+  busy(key: string): boolean {
+    return this.tails.has(key)
+  }
+
   async run<T>(key: string, work: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve()
     const current = previous.then(work, work)

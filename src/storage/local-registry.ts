@@ -68,18 +68,29 @@ export class LocalRegistry implements Registry {
     return paginate(names.sort(compareLexically), page)
   }
 
-  /** Removes upload sessions that received no bytes since `olderThan`; returns how many. */
+  /**
+   * Removes upload sessions that received no bytes since `olderThan`; returns how many. A session
+   * in use (its lock held or awaited) is active whatever its age; the others are checked again
+   * under their lock, so a request resuming one waits for the purge and then finds it gone,
+   * rather than writing into a session being deleted.
+   */
   async purgeUploads(olderThan: Date): Promise<number> {
     let purged = 0
+    const locks = this.uploadState.locks
     for await (const repo of walkRepositories(this.driver, this.storagePrefix)) {
       if (!repo.internals.includes('_uploads')) continue
       const name = repo.name as RepositoryName
       for (const id of await this.driver.list(uploadsPath(name))) {
-        // No data file means a session broken by a crash: purge it too.
-        const data = await this.driver.stat(uploadDataPath(name, id))
-        if (data && data.modTime >= olderThan) continue
-        await this.driver.delete(uploadPath(name, id))
-        purged++
+        if (locks.busy(id)) continue
+        const removed = await locks.run(id, async () => {
+          // No data file means a session broken by a crash: purge it too.
+          const data = await this.driver.stat(uploadDataPath(name, id))
+          if (data && data.modTime >= olderThan) return false
+          this.uploadState.hashes.delete(id)
+          await this.driver.delete(uploadPath(name, id))
+          return true
+        })
+        if (removed) purged++
       }
     }
     return purged

@@ -42,13 +42,16 @@ export class RepositoryUploads implements UploadService {
     private readonly link: (digest: Digest) => Promise<void>,
   ) {}
 
-  async start(_op?: Op): Promise<UploadStatus> {
+  start(_op?: Op): Promise<UploadStatus> {
     const id = randomUUID()
-    const startedAt = new Date()
-    await this.driver.putContent(uploadStartedAtPath(this.name, id), startedAt.toISOString())
-    await this.driver.putContent(uploadDataPath(this.name, id), '')
-    this.state.hashes.set(id, { hash: createDigestHash(runningAlgorithm), offset: 0 })
-    return { id, size: 0, startedAt }
+    // Under the lock, so the purge never sees a session whose data file is not written yet.
+    return this.state.locks.run(id, async () => {
+      const startedAt = new Date()
+      await this.driver.putContent(uploadStartedAtPath(this.name, id), startedAt.toISOString())
+      await this.driver.putContent(uploadDataPath(this.name, id), '')
+      this.state.hashes.set(id, { hash: createDigestHash(runningAlgorithm), offset: 0 })
+      return { id, size: 0, startedAt }
+    })
   }
 
   async status(id: string, _op?: Op): Promise<UploadStatus> {

@@ -65,12 +65,21 @@ function route(localName: RepositoryName, upstream: RoutedUpstream, repository: 
 
 function upstreamForNs(table: RouteTable, ns: string): RoutedUpstream {
   const host = ns.trim().toLowerCase()
-  const found = table.upstreams.find((u) => u.hosts.includes(host))
+  // A host name holds no control characters: such an `ns` names nothing, even once trimmed.
+  const found = hasControlCharacter(ns) ? undefined : table.upstreams.find((u) => u.hosts.includes(host))
   // 404 rather than 403: containerd then tries its next host, as with any mirror that lacks an image.
   if (!found) {
     throw new RegistryError('NAME_UNKNOWN', 'no upstream is configured for this registry', { ns: ns.slice(0, 100) })
   }
   return found
+}
+
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x20 || code === 0x7f) return true
+  }
+  return false
 }
 
 function upstreamNamed(table: RouteTable, name: string): RoutedUpstream {

@@ -1,20 +1,21 @@
 // Live certificate rotation on a real `ferry serve` process while downloads are in flight.
 // A 64 MiB blob is pushed over HTTPS, then downloaded over HTTP/1.1 and HTTP/2 by clients that
 // read a few MiB and stop (backpressure holds the rest in Ferry). Meanwhile the certificate is
-// replaced three times: by atomic rename + SIGHUP, by atomic rename alone (the folder watch), and
-// by a broken key. New connections must see each good certificate's serial; the held downloads
-// must keep their original certificate and complete byte-exact; the broken key must leave the
-// last good certificate in service with one error log line and the error metric counting.
+// replaced three times: by SIGHUP alone (a change the folder watch cannot see), by atomic rename
+// alone (the folder watch), and by a broken key. New connections must see each good certificate's
+// serial; the held downloads must keep their original certificate and complete byte-exact; the
+// broken key must leave the last good certificate in service with one error log line and the
+// error metric counting. Nothing waits a fixed time: each step polls for what it expects.
 import { createHash, type Hash } from 'node:crypto'
-import { copyFile, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { copyFile, link, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { request as httpsGet } from 'node:https'
 import type { IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { TLSSocket } from 'node:tls'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
+import { eventually } from '../helpers/eventually.js'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
 import { h2Headers, h2Session, h2Stream } from '../helpers/h2.js'
 import { httpsRequest } from '../helpers/https.js'
@@ -95,7 +96,15 @@ async function main(t: Test): Promise<void> {
     await rename(`${certFile}.tmp`, certFile)
     await rename(`${keyFile}.tmp`, keyFile)
   }
-  await install(a)
+  // At first the live files are hard links into a folder Ferry does not watch: rewriting them
+  // there changes what the live paths hold without any event in the live folder, so only a
+  // SIGHUP can bring that change in (the watch would otherwise race the signal).
+  const hidden = join(work, 'hidden')
+  await mkdir(hidden)
+  await copyFile(a.certPath, join(hidden, 'tls.crt'))
+  await copyFile(a.keyPath, join(hidden, 'tls.key'))
+  await link(join(hidden, 'tls.crt'), certFile)
+  await link(join(hidden, 'tls.key'), keyFile)
 
   const config = await writeTlsFerryConfig(work, {})
   const auth = basicAuthorization(config.credentials)
@@ -112,6 +121,13 @@ async function main(t: Test): Promise<void> {
     const text = (await httpsRequest(`${url}/metrics`, { ...trust, headers: auth })).body.toString()
     const match = text.split('\n').find((l) => l.startsWith(`${line} `))
     return match === undefined ? undefined : Number(match.slice(line.length + 1))
+  }
+
+  /** Waits until a request made now has its access-log line read: every line logged before it is read too. */
+  const logMarker = async (): Promise<void> => {
+    const repo = `marker/m${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`
+    await httpsRequest(`${url}/v2/${repo}/tags/list`, { ...trust, headers: auth })
+    await eventually(() => logs().some((l) => l.msg === 'request' && l.repo === repo), { message: 'the marker request logged' })
   }
 
   // ---- a 64 MiB blob pushed over HTTPS -------------------------------------------------------
@@ -150,28 +166,28 @@ async function main(t: Test): Promise<void> {
   ]
   t.same(inFlightSerials(), [a.serialNumber, a.serialNumber], 'both downloads hold connections with certificate A')
 
-  // ---- rotation 1: rename + SIGHUP ------------------------------------------------------------
-  await install(b)
+  // ---- rotation 1: SIGHUP alone --------------------------------------------------------------
+  await writeFile(join(hidden, 'tls.crt'), await readFile(b.certPath))
+  await writeFile(join(hidden, 'tls.key'), await readFile(b.keyPath))
   const signalled = Date.now()
   process.kill(pid, 'SIGHUP')
   await waitForSerial(port, b.serialNumber, trust)
   const sighupMs = Date.now() - signalled
   t.pass(`after SIGHUP a new connection gets certificate B (${sighupMs} ms)`)
   t.match(
-    logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === b.serialNumber),
+    await eventually(() => logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === b.serialNumber)),
     { reason: 'SIGHUP', previousSerial: a.serialNumber },
     'logged as a SIGHUP reload from A to B',
   )
 
   // ---- rotation 2: rename only; the folder watch reloads -------------------------------------
-  await sleep(1_000) // the watch's debounced reload of rotation 1 has run (and found nothing new)
   const renamed = Date.now()
   await install(c)
   await waitForSerial(port, c.serialNumber, trust)
   const watchMs = Date.now() - renamed
   t.pass(`without a signal, the watch gave new connections certificate C (${watchMs} ms after the rename)`)
   t.match(
-    logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === c.serialNumber),
+    await eventually(() => logs().find((l) => l.msg === 'tls certificate reloaded' && l.serial === c.serialNumber)),
     { reason: 'file change', previousSerial: b.serialNumber },
     'logged as a file-change reload from B to C',
   )
@@ -182,8 +198,7 @@ async function main(t: Test): Promise<void> {
   await writeFile(`${keyFile}.tmp`, 'garbage, not a key\n')
   await rename(`${keyFile}.tmp`, keyFile)
   const errorLines = () => logs().filter((l) => l.level === 50)
-  const deadline = Date.now() + 10_000
-  while (errorLines().length === 0 && Date.now() < deadline) await sleep(50)
+  await eventually(() => errorLines().length > 0, { message: 'the broken key logged' })
   t.equal(errorLines().length, 1, 'one error logged')
   t.match(
     errorLines()[0],
@@ -192,9 +207,11 @@ async function main(t: Test): Promise<void> {
   )
   t.equal((await probe(port, trust)).serialNumber, c.serialNumber, 'new connections still get certificate C')
   process.kill(pid, 'SIGHUP')
-  await sleep(500)
+  await eventually(async () => (await metric('ferry_tls_reload_total{result="error"}')) === 2, { message: 'the SIGHUP reload counted' })
+  t.pass('both failed attempts counted')
+  // Log lines come in order: once a line written after the SIGHUP reload is read, any error it logged is too.
+  await logMarker()
   t.equal(errorLines().length, 1, 'a SIGHUP on the same broken file logs no second error')
-  t.equal(await metric('ferry_tls_reload_total{result="error"}'), 2, 'both failed attempts counted')
   t.equal(await metric('ferry_tls_certificate_expiry_seconds'), c.notAfter.getTime() / 1000, 'the expiry gauge still shows C')
 
   // ---- the held downloads finish byte-exact on their original connections ---------------------

@@ -22,6 +22,8 @@ export interface AuthServerOptions {
   users?: Record<string, string>
   auth?: Partial<AuthConfig>
   logLevel?: string
+  /** The server's clock (token expiry): a test steps it instead of sleeping. */
+  now?: () => number
 }
 
 export async function startAuthServer(t: Test, options: AuthServerOptions = {}): Promise<AuthServer> {
@@ -30,7 +32,11 @@ export async function startAuthServer(t: Test, options: AuthServerOptions = {}):
   await writeHtpasswd(htpasswd, options.users ?? {})
   const server = await startMirrorServer(
     { upstreams: [], defaultUpstream: undefined },
-    { auth: { htpasswd, ...options.auth }, ...(options.logLevel ? { logLevel: options.logLevel } : {}) },
+    {
+      auth: { htpasswd, ...options.auth },
+      ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    },
   )
   t.teardown(async () => {
     await server.close()

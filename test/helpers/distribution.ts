@@ -4,12 +4,14 @@
 // `clientCas` requires client certificates); restart() swaps the certificate on the same port
 // and storage, as an upstream's operator rotating to a new CA would.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stringify } from 'yaml'
+import { eventually } from './eventually.js'
 import { missingTools, run } from './tools.js'
 
 export const distributionBinary = '/usr/bin/docker-registry'
@@ -68,6 +70,11 @@ export interface Distribution {
   accessLog(): string[]
   /** The access log parsed. */
   requests(): AccessLogEntry[]
+  /**
+   * The access log parsed, once every request answered so far is in it: log lines follow their
+   * responses, so a marker request is sent and awaited in the log first (it is left out).
+   */
+  loggedRequests(): Promise<AccessLogEntry[]>
   /** Everything the process wrote. */
   output(): string
   /** SIGTERM, SIGKILL after 5 s, then removes the temp dir. Idempotent. */
@@ -214,13 +221,22 @@ async function launch(
     throw new Error(`${(err as Error).message}\n--- docker-registry output ---\n${output}`, { cause: err })
   }
   const accessLog = (): string[] => lines.filter((line) => accessLine.test(line))
+  const requests = (): AccessLogEntry[] => accessLog().map((line) => parseAccessLine(line)!)
+  const loggedRequests = async (): Promise<AccessLogEntry[]> => {
+    if (tls) throw new Error('loggedRequests() sends its marker over plain HTTP')
+    const marker = `/v2/ferry-test-marker/manifests/m${randomBytes(6).toString('hex')}`
+    await (await fetch(`${url}${marker}`)).arrayBuffer()
+    await eventually(() => requests().some((r) => r.path === marker), { message: `${marker} in the access log` })
+    return requests().filter((r) => r.path !== marker)
+  }
   return {
     url,
     host,
     pid: child.pid ?? -1,
     users,
     accessLog,
-    requests: () => accessLog().map((line) => parseAccessLine(line)!),
+    requests,
+    loggedRequests,
     output: () => output,
     stop,
     restart,

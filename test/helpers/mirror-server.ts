@@ -35,6 +35,8 @@ export interface MirrorServerOptions {
   logLevel?: string
   /** http.sendfile (default true: plain HTTP/1.1 downloads go out with sendfile). */
   sendfile?: boolean
+  /** The clock of tag TTLs and token expiry: a test steps it instead of sleeping past a TTL. */
+  now?: () => number
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
@@ -47,7 +49,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   const logs: string[] = []
   // The production logger options (redaction included), so tests see what operators see.
   const logger = createLogger(options.logLevel ?? 'info', { write: (line: string) => void logs.push(line) })
-  const composed = await compose(config, logger)
+  const composed = await compose(config, logger, options.now ? { now: options.now } : {})
   await composed.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = composed.app.server.address() as AddressInfo
   return {

@@ -5,7 +5,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readdir } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join, relative } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { mediaTypes } from '../../src/core/media-types.js'
 import type { TestServer } from './server.js'
@@ -287,13 +286,4 @@ export async function listFiles(dir: string): Promise<string[]> {
 /** Files in the server's global blob store. */
 export function storedBlobFiles(server: TestServer): Promise<string[]> {
   return listFiles(join(server.root, 'blobs'))
-}
-
-/** Polls `condition` until it holds; fails (rather than hangs) after a generous deadline. */
-export async function waitFor(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
 }

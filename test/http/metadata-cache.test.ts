@@ -2,7 +2,8 @@
 // HTTP server: this process's writes are visible at once, and replicas on shared storage converge.
 import t from 'tap'
 import { startTestServer, type TestServer } from '../helpers/server.js'
-import { pushImage, pushManifest, request, waitFor } from '../helpers/oci.js'
+import { eventually } from '../helpers/eventually.js'
+import { pushImage, pushManifest, request } from '../helpers/oci.js'
 
 const accept = 'application/vnd.oci.image.manifest.v1+json, */*'
 
@@ -68,18 +69,21 @@ t.test('two replicas on shared storage converge within the TTL', async (t) => {
   t.equal(await tagList(reader, repo), 404, 'and an unknown repository')
 
   const first = await pushImage(writer, repo, 'latest')
-  await waitFor(async () => (await manifest(reader, repo, 'latest')).digest === first.manifest.digest, 'the reader to see the push')
-  await waitFor(async () => Array.isArray(await tagList(reader, repo)), 'the reader to see the repository')
+  await eventually(async () => (await manifest(reader, repo, 'latest')).digest === first.manifest.digest, {
+    message: 'the reader to see the push',
+  })
+  await eventually(async () => Array.isArray(await tagList(reader, repo)), { message: 'the reader to see the repository' })
 
   const second = await pushImage(writer, repo, 'latest')
-  await waitFor(async () => (await manifest(reader, repo, 'latest')).digest === second.manifest.digest, 'the reader to see the re-tag')
+  await eventually(async () => (await manifest(reader, repo, 'latest')).digest === second.manifest.digest, {
+    message: 'the reader to see the re-tag',
+  })
 
   t.equal((await request(writer, `/v2/${repo}/manifests/${second.manifest.digest}`, { method: 'DELETE' })).status, 202)
-  await waitFor(async () => (await manifest(reader, repo, 'latest')).status === 404, 'the reader to see the delete (tag)')
-  await waitFor(
-    async () => (await manifest(reader, repo, second.manifest.digest, 'HEAD')).status === 404,
-    'the reader to see the delete (digest)',
-  )
+  await eventually(async () => (await manifest(reader, repo, 'latest')).status === 404, { message: 'the reader to see the delete (tag)' })
+  await eventually(async () => (await manifest(reader, repo, second.manifest.digest, 'HEAD')).status === 404, {
+    message: 'the reader to see the delete (digest)',
+  })
   t.pass('converged')
 })
 

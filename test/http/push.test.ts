@@ -28,9 +28,9 @@ import {
   rawHttp,
   request,
   storedBlobFiles,
-  waitFor,
   type Blob,
 } from '../helpers/oci.js'
+import { eventually } from '../helpers/eventually.js'
 
 let server: TestServer
 t.before(async () => {
@@ -307,7 +307,7 @@ t.test('a body shorter than its Content-Length commits nothing', async (t) => {
     await new Promise<void>((resolve) => socket.on('connect', resolve))
     socket.write(head)
     socket.write(partial)
-    await waitFor(received, 'the partial body to reach the session')
+    await eventually(received, { message: 'the partial body to reach the session' })
     socket.destroy()
   }
   const sessionSize = async (id: string) =>
@@ -322,7 +322,7 @@ t.test('a body shorter than its Content-Length commits nothing', async (t) => {
       return id !== undefined && (await sessionSize(id)) === partial.length
     },
   )
-  await waitFor(async () => (await uploadDirs(srv, repo)).length === 0, 'the aborted upload to be discarded')
+  await eventually(async () => (await uploadDirs(srv, repo)).length === 0, { message: 'the aborted upload to be discarded' })
   await expectNoBlob(t, repo, blob.digest, srv)
   t.same(await storedBlobFiles(srv), [], 'no file under blobs/')
 

@@ -1,7 +1,7 @@
 // Registry-level behaviour that HTTP tests cannot easily reach: sessions surviving a restart,
 // the abandoned-upload purge, and verify-then-commit leaving nothing behind.
 import { createHash } from 'node:crypto'
-import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -120,6 +120,67 @@ t.test('purgeUploads removes only sessions idle for longer than the cutoff', asy
   t.equal(await registry.purgeUploads(new Date(Date.now() - 3600_000)), 1)
   await t.rejects(uploads.status(stale.id), { code: 'BLOB_UPLOAD_UNKNOWN' })
   t.equal((await uploads.status(fresh.id)).size, 0)
+})
+
+t.test('the purge leaves alone a session a request is writing to, however old its data', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'ferry-purge-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const registry = new LocalRegistry(new FilesystemDriver(root))
+  const uploads = registry.repository(name).blobs.uploads
+  const session = await uploads.start()
+  await uploads.append(session.id, Readable.from([Buffer.from('first|')]), { offset: 0 })
+  const old = new Date(Date.now() - 3 * 3600_000)
+  await utimes(join(root, 'repositories', name, '_uploads', session.id, 'data'), old, old)
+
+  // A client resumes the session: the append holds the session and waits for the body's bytes,
+  // so the data file is still old when the purge runs.
+  let bodyPulled!: () => void
+  const pulled = new Promise<void>((resolve) => (bodyPulled = resolve))
+  const body = new Readable({ read: () => bodyPulled() })
+  const appending = uploads.append(session.id, body, { offset: 6 })
+  await pulled
+
+  t.equal(await registry.purgeUploads(new Date(Date.now() - 3600_000)), 0, 'a session in use is not abandoned')
+  body.push(Buffer.from('second'))
+  body.push(null)
+  t.equal((await appending).size, 12)
+  const data = Buffer.from('first|second')
+  t.same(await uploads.complete(session.id, sha(data)), { digest: sha(data), size: 12 }, 'every acknowledged byte is there')
+})
+
+t.test('a session resumed while the purge removes it is found gone, never written into', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'ferry-purge-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  // The real driver, with the purge's delete held until the test lets it go.
+  let deleteReached!: () => void
+  const reached = new Promise<void>((resolve) => (deleteReached = resolve))
+  let releaseDelete!: () => void
+  const released = new Promise<void>((resolve) => (releaseDelete = resolve))
+  class HeldDeletes extends FilesystemDriver {
+    override async delete(path: string): Promise<void> {
+      if (path.includes('/_uploads/')) {
+        deleteReached()
+        await released
+      }
+      return super.delete(path)
+    }
+  }
+  const registry = new LocalRegistry(new HeldDeletes(root))
+  const uploads = registry.repository(name).blobs.uploads
+  const session = await uploads.start()
+  await uploads.append(session.id, Readable.from([Buffer.from('first|')]), { offset: 0 })
+  const dataPath = join(root, 'repositories', name, '_uploads', session.id, 'data')
+  const old = new Date(Date.now() - 3 * 3600_000)
+  await utimes(dataPath, old, old)
+
+  const purging = registry.purgeUploads(new Date(Date.now() - 3600_000))
+  await reached
+  // Queued behind the purge the moment it is called.
+  const appending = uploads.append(session.id, Readable.from([Buffer.from('second')]), { offset: 6 })
+  releaseDelete()
+  t.equal(await purging, 1)
+  await t.rejects(appending, { code: 'BLOB_UPLOAD_UNKNOWN' }, 'the client learns its session is gone and starts over')
+  await t.rejects(stat(dataPath), { code: 'ENOENT' }, 'nothing was written into a half-deleted session')
 })
 
 t.test('catalog lists repositories with manifests, nested names included, in byte order', async (t) => {

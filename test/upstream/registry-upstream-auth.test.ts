@@ -222,10 +222,6 @@ t.test('Basic auth against a real distribution (htpasswd)', { skip: distribution
   const blob = await upstream.openBlob('private/app', image.layers[0]!.digest as Digest)
   t.ok(Buffer.concat(await blob!.stream.toArray()).equals(image.layers[0]!.bytes))
   t.same(await upstream.listTags('private/app'), ['v1'])
-  await new Promise((resolve) => setTimeout(resolve, 200)) // access log lines follow responses
-  const statuses = registry
-    .requests()
-    .filter((r) => r.userAgent === 'ferry-test-basic')
-    .map((r) => r.status)
+  const statuses = (await registry.loggedRequests()).filter((r) => r.userAgent === 'ferry-test-basic').map((r) => r.status)
   t.same(statuses, [401, 200, 200, 200, 200], 'challenged once, then Basic sent up front')
 })

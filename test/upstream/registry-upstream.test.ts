@@ -15,16 +15,6 @@ const registry = skip ? undefined : await startDistribution()
 t.teardown(() => registry?.stop())
 const url = registry?.url ?? ''
 
-async function eventually<T>(read: () => T[], count: number, timeoutMs = 2_000): Promise<T[]> {
-  const deadline = Date.now() + timeoutMs
-  let items = read()
-  while (items.length < count && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    items = read()
-  }
-  return items
-}
-
 function upstream(t: Test, options: { tagPageSize?: number } = {}): RegistryUpstream {
   const u = new RegistryUpstream({ name: 'test-upstream', url, ...options })
   t.teardown(() => u.close())
@@ -43,8 +33,7 @@ t.test('resolve: HEAD answers digest, size and type; 404 for unknown tags and re
   t.equal(await u.resolve('team/app', 'nope'), undefined)
   t.equal(await u.resolve('no/such-repo', 'v1'), undefined)
   t.equal(await u.resolve('team/app', sha256('missing')), undefined)
-  // The access log line is written after the response: give it a moment.
-  const reads = await eventually(() => registry!.requests().filter((r) => r.path === '/v2/team/app/manifests/v1' && r.method !== 'PUT'), 1)
+  const reads = (await registry!.loggedRequests()).filter((r) => r.path === '/v2/team/app/manifests/v1' && r.method !== 'PUT')
   t.same(
     reads.map((r) => r.method),
     ['HEAD'],

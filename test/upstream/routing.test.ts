@@ -44,6 +44,11 @@ t.test('?ns= selects the upstream by name, URL host or alias', async (t) => {
 t.test('an unknown ns is refused, never dialled', async (t) => {
   t.throws(() => resolveRoute(table, name('x/y'), 'evil.example.com'), { code: 'NAME_UNKNOWN', status: 404 })
   t.throws(() => resolveRoute(table, name('x/y'), 'gcr.io.evil.com'), { code: 'NAME_UNKNOWN' })
+  t.throws(
+    () => resolveRoute(table, name('x/y'), '\r\ngcr.io'),
+    { code: 'NAME_UNKNOWN' },
+    'control characters name nothing, even at the ends',
+  )
 })
 
 t.test('path prefixes select an upstream for clients that cannot send ns', async (t) => {
