@@ -48,7 +48,9 @@ export function addConfigCommand(program: Command, io: CliIo): void {
         overrides: overridesFrom(flags),
         defaults: proxyDefaultsFromEnv(io.env),
       })
-      io.stdout.write(stringify(redactProxyPasswords(toRawConfig(effective))))
+      const raw = redactProxyPasswords(toRawConfig(effective))
+      if (raw.storage.s3.secretAccessKey !== '') raw.storage.s3.secretAccessKey = '***'
+      io.stdout.write(stringify(raw))
     }),
   )
 }

@@ -1,6 +1,6 @@
 // Raw (file-shaped, schema-checked) config ↔ resolved Config. Resolution also enforces the
 // constraints a JSON schema cannot express, such as a port range or a non-zero interval.
-import type { AuthConfig, Config, MirrorConfig, RawConfig, TlsConfig, UpstreamConfig } from './schema.js'
+import type { AuthConfig, Config, MirrorConfig, RawConfig, S3StorageConfig, TlsConfig, UpstreamConfig } from './schema.js'
 import { ConfigIssue, expectedGot } from './errors.js'
 import {
   durationExpected,
@@ -21,6 +21,7 @@ export function resolveConfig(raw: RawConfig): Config {
     storage: {
       driver: raw.storage.driver,
       filesystem: { path: raw.storage.filesystem.path },
+      s3: resolveS3(raw.storage.s3, raw.storage.driver === 's3'),
       deleteEnabled: raw.storage.deleteEnabled,
       uploads: {
         maxAge: positiveDuration(['storage', 'uploads', 'maxAge'], raw.storage.uploads.maxAge),
@@ -41,6 +42,56 @@ export function resolveConfig(raw: RawConfig): Config {
     log: { level: raw.log.level },
     auth: resolveAuth(raw.auth),
     mirror: resolveMirror(raw.mirror),
+  }
+}
+
+// Checked only when S3 is the driver, so a filesystem config may keep an unused s3 section.
+function resolveS3(raw: RawConfig['storage']['s3'], inUse: boolean): S3StorageConfig {
+  const at = (key: string) => ['storage', 's3', key]
+  if (inUse && raw.bucket === '') throw new ConfigIssue(at('bucket'), 'required when storage.driver is s3 (the bucket to store in)')
+  if (inUse && raw.accessKeyId !== '' && raw.secretAccessKey === '')
+    throw new ConfigIssue(at('secretAccessKey'), 'required when storage.s3.accessKeyId is set (or set neither for the SDK default chain)')
+  if (inUse && raw.secretAccessKey !== '' && raw.accessKeyId === '')
+    throw new ConfigIssue(at('accessKeyId'), 'required when storage.s3.secretAccessKey is set (or set neither for the SDK default chain)')
+  if (inUse && raw.kmsKeyId !== '' && raw.sse !== 'aws:kms') throw new ConfigIssue(at('kmsKeyId'), 'needs storage.s3.sse: aws:kms')
+  return {
+    bucket: raw.bucket,
+    prefix: raw.prefix,
+    region: raw.region,
+    endpoint: raw.endpoint === '' ? undefined : raw.endpoint.replace(/\/$/, ''),
+    forcePathStyle: raw.forcePathStyle,
+    credentials:
+      raw.accessKeyId === '' || raw.secretAccessKey === ''
+        ? undefined
+        : { accessKeyId: raw.accessKeyId, secretAccessKey: raw.secretAccessKey },
+    storageClass: raw.storageClass === '' ? undefined : raw.storageClass,
+    sse:
+      raw.sse === ''
+        ? undefined
+        : raw.sse === 'AES256'
+          ? { type: 'AES256' }
+          : { type: 'aws:kms', kmsKeyId: raw.kmsKeyId === '' ? undefined : raw.kmsKeyId },
+    caPath: raw.caPath === '' ? undefined : raw.caPath,
+    maxSockets: raw.maxSockets,
+    requestChecksumCalculation: raw.requestChecksumCalculation,
+  }
+}
+
+function rawS3(s3: S3StorageConfig): RawConfig['storage']['s3'] {
+  return {
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    region: s3.region,
+    endpoint: s3.endpoint ?? '',
+    forcePathStyle: s3.forcePathStyle,
+    accessKeyId: s3.credentials?.accessKeyId ?? '',
+    secretAccessKey: s3.credentials?.secretAccessKey ?? '',
+    storageClass: s3.storageClass ?? '',
+    sse: s3.sse?.type ?? '',
+    kmsKeyId: s3.sse?.type === 'aws:kms' ? (s3.sse.kmsKeyId ?? '') : '',
+    caPath: s3.caPath ?? '',
+    maxSockets: s3.maxSockets,
+    requestChecksumCalculation: s3.requestChecksumCalculation,
   }
 }
 
@@ -234,6 +285,7 @@ export function toRawConfig(config: Config): RawConfig {
     storage: {
       driver: config.storage.driver,
       filesystem: { path: config.storage.filesystem.path },
+      s3: rawS3(config.storage.s3),
       deleteEnabled: config.storage.deleteEnabled,
       uploads: {
         maxAge: formatDuration(config.storage.uploads.maxAge),

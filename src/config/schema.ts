@@ -9,10 +9,12 @@ import { resolveConfig } from './resolve.js'
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof logLevels)[number]
 
-// Drivers name a sibling section holding their settings (storage.filesystem, later storage.s3),
-// so adding S3 means one more literal here and one more optional section below.
-export const storageDrivers = ['filesystem'] as const
+// Drivers name a sibling section holding their settings (storage.filesystem, storage.s3).
+export const storageDrivers = ['filesystem', 's3'] as const
 export type StorageDriverName = (typeof storageDrivers)[number]
+
+export const s3ChecksumModes = ['WHEN_SUPPORTED', 'WHEN_REQUIRED'] as const
+export type S3ChecksumMode = (typeof s3ChecksumModes)[number]
 
 export const tlsVersions = ['TLSv1.2', 'TLSv1.3'] as const
 export type TlsVersion = (typeof tlsVersions)[number]
@@ -155,6 +157,37 @@ export const configSchema = section({
     filesystem: section({
       path: Type.String({ minLength: 1, default: './data', expected: 'a non-empty path' }),
     }),
+    // "" means unset, as in the tls section. Secrets get no pattern: a schema error quotes the value.
+    s3: section({
+      bucket: Type.String({ default: '', expected: 'a bucket name (required when storage.driver is s3)' }),
+      prefix: Type.String({
+        default: '',
+        pattern: '^(?:[^/\\s]+(?:/[^/\\s]+)*)?$',
+        expected: 'a key prefix like "ferry" or "registry/prod" (no leading or trailing "/"), or "" for the bucket root',
+      }),
+      region: Type.String({ minLength: 1, default: 'us-east-1', expected: 'a region name like "eu-west-1"' }),
+      endpoint: Type.String({
+        default: '',
+        pattern: '^(?:https?://[^/?#\\s]+/?)?$',
+        expected: 'the http(s) base URL of an S3-compatible store like "https://minio.example:9000", or "" for AWS',
+      }),
+      forcePathStyle: Type.Boolean({ default: false, expected: 'true or false' }),
+      accessKeyId: Type.String({ default: '', expected: 'an access key id, or "" for the SDK default credential chain' }),
+      secretAccessKey: Type.String({ default: '', expected: 'the secret of accessKeyId, or ""' }),
+      storageClass: Type.String({
+        default: '',
+        pattern: '^[A-Z0-9_]*$',
+        expected: 'a storage class like "STANDARD" or "INTELLIGENT_TIERING", or "" for the bucket default',
+      }),
+      sse: Type.Union([Type.Literal(''), Type.Literal('AES256'), Type.Literal('aws:kms')], {
+        default: '',
+        expected: '"AES256", "aws:kms", or "" for the bucket default',
+      }),
+      kmsKeyId: Type.String({ default: '', expected: 'a KMS key id or ARN for sse aws:kms, or "" for the AWS managed key' }),
+      caPath: Type.String({ default: '', expected: 'a path to a PEM CA bundle trusted besides the public roots, or ""' }),
+      maxSockets: Type.Integer({ minimum: 1, default: 50, expected: 'an integer of at least 1' }),
+      requestChecksumCalculation: oneOf(s3ChecksumModes, 'WHEN_SUPPORTED'),
+    }),
     deleteEnabled: Type.Boolean({ default: true, expected: 'true or false' }),
     uploads: section({
       maxAge: duration('24h'),
@@ -248,6 +281,7 @@ export interface Config {
   storage: {
     driver: StorageDriverName
     filesystem: { path: string }
+    s3: S3StorageConfig
     /** Whether DELETE of manifests, tags and blobs is allowed. */
     deleteEnabled: boolean
     uploads: {
@@ -278,6 +312,25 @@ export interface Config {
   log: { level: LogLevel }
   auth: AuthConfig
   mirror: MirrorConfig
+}
+
+/** storage.s3; undefined means not set. Checked only when storage.driver is s3. */
+export interface S3StorageConfig {
+  bucket: string
+  /** Key prefix without leading or trailing "/"; "" for the bucket root. */
+  prefix: string
+  region: string
+  /** An S3-compatible store's URL; undefined for AWS. */
+  endpoint: string | undefined
+  forcePathStyle: boolean
+  /** Static credentials; undefined uses the SDK's default chain (env, shared files, web identity, instance metadata). */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined
+  storageClass: string | undefined
+  sse: { type: 'AES256' } | { type: 'aws:kms'; kmsKeyId: string | undefined } | undefined
+  caPath: string | undefined
+  maxSockets: number
+  /** WHEN_REQUIRED for stores that reject the SDK's default checksum headers. */
+  requestChecksumCalculation: S3ChecksumMode
 }
 
 export interface TlsConfig {
