@@ -2,13 +2,16 @@
 // temp folder, with one bucket. s3rver checks no signatures (any key works), and stores
 // aws-chunked bodies with their framing unless the client sends WHEN_REQUIRED checksums.
 //
-// One s3rver 3.7.1 bug is corrected here: with a delimiter, its listing never descends more than
-// one folder below the prefix, so a common prefix holding only deeper keys (`r/m/` for `r/m/n/o`)
-// is missing. S3, MinIO and Ceph return it, and the driver relies on that, so the helper lists
-// without the delimiter through s3rver's own store and groups the keys as S3 does.
-import { mkdtemp, rm } from 'node:fs/promises'
+// Two s3rver 3.7.1 bugs are corrected here, as S3, MinIO and Ceph behave and the driver relies on:
+// - with a delimiter, its listing never descends more than one folder below the prefix, so a
+//   common prefix holding only deeper keys (`r/m/` for `r/m/n/o`) is missing: the helper lists
+//   without the delimiter through s3rver's own store and groups the keys as S3 does;
+// - it answers a PUT before its file write has finished, so a GET right after can read a short
+//   object (no read-after-write consistency): the helper waits for the write to land.
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import S3rver from 's3rver'
 import type { S3DriverOptions } from '../../src/storage/driver/s3-client.js'
 
@@ -24,6 +27,7 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   const directory = await mkdtemp(join(tmpdir(), 'ferry-s3rver-'))
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] })
   groupCommonPrefixes(server)
+  awaitWrites(server)
   const { port } = await server.run()
   const endpoint = `http://127.0.0.1:${port}`
   return {
@@ -60,10 +64,30 @@ interface ListResult {
   commonPrefixes: string[]
   isTruncated: boolean
 }
-type Store = { listObjects(bucket: string, options: ListOptions): Promise<ListResult> }
+interface Store {
+  listObjects(bucket: string, options: ListOptions): Promise<ListResult>
+  putObject(object: { bucket: string; key: string }): Promise<{ size: number; md5: string }>
+  getResourcePath(bucket: string, key: string, resource: string): string
+}
+
+function storeOf(server: S3rver): Store {
+  return (server as unknown as { store: Store }).store
+}
+
+function awaitWrites(server: S3rver): void {
+  const store = storeOf(server)
+  const putObject = store.putObject.bind(store)
+  // Multipart completion goes through putObject too.
+  store.putObject = async (object) => {
+    const result = await putObject(object)
+    const file = store.getResourcePath(object.bucket, object.key, 'object')
+    while ((await stat(file)).size < result.size) await delay(1)
+    return result
+  }
+}
 
 function groupCommonPrefixes(server: S3rver): void {
-  const store = (server as unknown as { store: Store }).store
+  const store = storeOf(server)
   const listObjects = store.listObjects.bind(store)
   store.listObjects = async (bucket, options) => {
     const { delimiter = '', prefix = '' } = options
