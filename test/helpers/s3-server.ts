@@ -12,12 +12,15 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
+import type { IncomingMessage, Server } from 'node:http'
 import S3rver from 's3rver'
 import type { S3DriverOptions } from '../../src/storage/driver/s3-client.js'
 
 export interface S3TestServer {
   endpoint: string
   bucket: string
+  /** Every request the server received, as S3 operation names (`PutObject`, `UploadPart`, ...). */
+  readonly requests: string[]
   /** Driver options for this server (a fresh key prefix per call keeps tests apart). */
   driverOptions(prefix?: string): S3DriverOptions
   close(): Promise<void>
@@ -29,10 +32,15 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   groupCommonPrefixes(server)
   awaitWrites(server)
   const { port } = await server.run()
+  const requests: string[] = []
+  ;(server as unknown as { httpServer: Server }).httpServer.prependListener('request', (req: IncomingMessage) => {
+    requests.push(operationOf(req))
+  })
   const endpoint = `http://127.0.0.1:${port}`
   return {
     endpoint,
     bucket,
+    requests,
     driverOptions: (prefix = '') => ({
       bucket,
       prefix,
@@ -100,5 +108,28 @@ function groupCommonPrefixes(server: S3rver): void {
       return at === -1
     })
     return { objects, commonPrefixes: [...commonPrefixes].sort(), isTruncated: false }
+  }
+}
+
+/** The S3 operation of a request, from its method, query and copy-source header. */
+function operationOf(req: IncomingMessage): string {
+  const query = new URL(req.url ?? '/', 'http://s3').searchParams
+  const copy = req.headers['x-amz-copy-source'] !== undefined
+  switch (req.method) {
+    case 'HEAD':
+      return 'HeadObject'
+    case 'GET':
+      return query.has('list-type') || query.has('prefix') || query.has('delimiter') ? 'ListObjects' : 'GetObject'
+    case 'PUT':
+      if (query.has('uploadId')) return copy ? 'UploadPartCopy' : 'UploadPart'
+      return copy ? 'CopyObject' : 'PutObject'
+    case 'POST':
+      if (query.has('uploads')) return 'CreateMultipartUpload'
+      if (query.has('uploadId')) return 'CompleteMultipartUpload'
+      return query.has('delete') ? 'DeleteObjects' : 'PostObject'
+    case 'DELETE':
+      return query.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject'
+    default:
+      return String(req.method)
   }
 }

@@ -14,7 +14,7 @@ import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
 import { S3Driver } from '../../src/storage/driver/s3.js'
 import { LocalRegistry } from '../../src/storage/local-registry.js'
 import { openAuthenticator, openAuthorizer } from './open-access.js'
-import { startS3Server } from './s3-server.js'
+import { startS3Server, type S3TestServer } from './s3-server.js'
 
 export interface TestServer {
   url: string
@@ -37,13 +37,16 @@ export interface TestServerOptions extends Partial<Pick<AppDeps, 'options'>> {
   sendfile?: boolean
   /** The storage driver (default FERRY_TEST_STORAGE, else filesystem); s3 starts an s3rver of its own. */
   storage?: 'filesystem' | 's3'
+  /** The S3 server of `storage: 's3'` (the caller closes it); default one of the server's own. */
+  s3?: S3TestServer
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const root = options.root ?? (await mkdtemp(join(tmpdir(), 'ferry-test-')))
   const storage = options.storage ?? (process.env.FERRY_TEST_STORAGE === 's3' ? 's3' : 'filesystem')
-  const s3 = storage === 's3' ? await startS3Server() : undefined
-  const driver: StorageDriver = s3 ? await S3Driver.create(s3.driverOptions()) : new FilesystemDriver(root)
+  const ownS3 = storage === 's3' && options.s3 === undefined ? await startS3Server() : undefined
+  const s3 = options.s3 ?? ownS3
+  const driver: StorageDriver = storage === 's3' && s3 ? await S3Driver.create(s3.driverOptions()) : new FilesystemDriver(root)
   const registry = new LocalRegistry(driver, options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
   const metrics = new Metrics({ processMetrics: false })
   const app = await buildApp({
@@ -71,7 +74,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       // close until Node's headers timeout (~70 s).
       app.server.closeAllConnections()
       await closing
-      await s3?.close()
+      await ownS3?.close()
       await rm(root, { recursive: true, force: true })
     },
   }

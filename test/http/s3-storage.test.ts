@@ -3,6 +3,7 @@
 // catalog, and cancelled uploads. The push and pull suites also run on S3 with FERRY_TEST_STORAGE=s3.
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
+import { startS3Server, type S3TestServer } from '../helpers/s3-server.js'
 import { startTestServer, type TestServer } from '../helpers/server.js'
 import { imageManifest, makeBlob, pushBlob, pushManifest, randomConfig, request, type Blob } from '../helpers/oci.js'
 import { PseudoRandomSource } from '../helpers/pseudo-random.js'
@@ -20,10 +21,14 @@ function bytesOf(length: number, seed: string): Buffer {
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
 
 let server: TestServer
+let s3: S3TestServer
 t.before(async () => {
-  server = await startTestServer({ storage: 's3' })
+  server = await startTestServer({ storage: 's3', s3: (s3 = await startS3Server()) })
 })
-t.teardown(() => server?.close())
+t.teardown(async () => {
+  await server?.close()
+  await s3?.close()
+})
 
 async function expectBlobBack(t: Test, blob: Blob): Promise<void> {
   const res = await request(server, `/v2/${repo}/blobs/${blob.digest}`)
@@ -66,6 +71,20 @@ t.test('a 20 MiB monolithic push comes back byte-exact, and ranges read across p
   const ranged = await request(server, `/v2/${repo}/blobs/${blob.digest}`, { headers: { range: `bytes=${start}-${end}` } })
   t.equal(ranged.status, 206)
   t.same(Buffer.from(await ranged.arrayBuffer()), blob.bytes.subarray(start, end + 1))
+})
+
+t.test('what a monolithic push costs in S3 requests', async (t) => {
+  const blob = makeBlob(bytesOf(20 * MiB, 'counted'))
+  s3.requests.length = 0
+  await pushBlob(server, repo, blob)
+  const count = (operation: string): number => s3.requests.filter((r) => r === operation).length
+  t.equal(count('UploadPart'), 3, 'the bytes go up once, in equal 8 MiB parts')
+  t.equal(count('CreateMultipartUpload'), 1, 'one multipart upload: nothing is re-uploaded')
+  // The upload session holds the bytes until the digest is known; the interface's move is a copy.
+  t.equal(count('CopyObject'), 1, 'one server-side copy to the content address')
+  t.comment(
+    `S3 requests of a 20 MiB monolithic push: ${s3.requests.length} (${[...new Set(s3.requests)].map((r) => `${r} ${count(r)}`).join(', ')})`,
+  )
 })
 
 t.test('chunked pushes of any chunk size commit the whole blob', async (t) => {
