@@ -9,6 +9,7 @@ import { buildApp, type AppServerOptions } from '../http/app.js'
 import { Metrics } from '../observability/metrics.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
+import { S3Driver } from '../storage/driver/s3.js'
 import { LocalRegistry } from '../storage/local-registry.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
@@ -32,10 +33,12 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
-function buildDriver(config: Config): StorageDriver {
+async function buildDriver(config: Config): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FilesystemDriver(config.storage.filesystem.path)
+    case 's3':
+      return S3Driver.create(config.storage.s3)
   }
 }
 
@@ -47,7 +50,7 @@ export interface ComposeOptions {
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
-  const driver = buildDriver(config)
+  const driver = await buildDriver(config)
   const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })

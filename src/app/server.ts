@@ -45,10 +45,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   composed.startHousekeeping()
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  logger.info(
-    { driver: config.storage.driver, path: config.storage.filesystem.path, deleteEnabled: config.storage.deleteEnabled },
-    'storage ready',
-  )
+  const { s3 } = config.storage
+  // Where, never with what credentials.
+  const location =
+    config.storage.driver === 's3'
+      ? {
+          bucket: s3.bucket,
+          prefix: s3.prefix,
+          region: s3.region,
+          endpoint: s3.endpoint,
+          credentials: s3.credentials ? 'config' : 'sdk default chain',
+        }
+      : { path: config.storage.filesystem.path }
+  logger.info({ driver: config.storage.driver, ...location, deleteEnabled: config.storage.deleteEnabled }, 'storage ready')
   if (config.http.sendfile && tls === undefined) {
     const problem = composed.sendfileProblem
     if (problem)

@@ -47,7 +47,9 @@ export function addConfigCommand(program: Command, io: CliIo): void {
         defaults: proxyDefaultsFromEnv(io.env),
         onIgnoredEnv: warnIgnoredEnv(io),
       })
-      io.stdout.write(stringify(redactProxyPasswords(toRawConfig(effective))))
+      const raw = redactProxyPasswords(toRawConfig(effective))
+      if (raw.storage.s3.secretAccessKey !== '') raw.storage.s3.secretAccessKey = '***'
+      io.stdout.write(stringify(raw))
     }),
   )
 }

@@ -7,14 +7,12 @@ import { authSchema } from './auth-schema.js'
 import { ConfigIssue } from './errors.js'
 import { duration, listenAddress, oneOf, optionalPath, section, size } from './leaves.js'
 import { mirrorSchema } from './mirror-schema.js'
+import { storageSchema } from './storage-schema.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof logLevels)[number]
 
-// Drivers name a sibling section holding their settings (storage.filesystem, later storage.s3),
-// so adding S3 means one more literal here and one more optional section below.
-export const storageDrivers = ['filesystem'] as const
-export type StorageDriverName = (typeof storageDrivers)[number]
+export { storageDrivers, type StorageDriverName, type S3StorageConfig } from './storage-schema.js'
 
 export const tlsVersions = ['TLSv1.2', 'TLSv1.3'] as const
 export type TlsVersion = (typeof tlsVersions)[number]
@@ -49,20 +47,7 @@ const tlsSchema = Type.Transform(
 export const configSchema = section({
   /** Where the HTTP server listens; host '0.0.0.0' when the address was ':port'. */
   listen: listenAddress(':5000'),
-  storage: section({
-    driver: oneOf(storageDrivers, 'filesystem'),
-    filesystem: section({
-      path: Type.String({ minLength: 1, default: './data', expected: 'a non-empty path' }),
-    }),
-    /** Whether DELETE of manifests, tags and blobs is allowed. */
-    deleteEnabled: Type.Boolean({ default: true, expected: 'true or false' }),
-    uploads: section({
-      /** After which an abandoned upload session is purged. */
-      maxAge: duration('24h', { positive: true }),
-      /** Between purges of abandoned upload sessions. */
-      purgeInterval: duration('1h', { positive: true }),
-    }),
-  }),
+  storage: storageSchema,
   http: section({
     // 0 would disable the idle timeout and let dead keep-alive sockets pile up.
     /** An idle keep-alive socket is kept open this long. There is no request timeout. */

@@ -11,6 +11,7 @@ export const redactedPaths = [
   '*.password',
   '*.token',
   '*.secret',
+  '*.secretAccessKey',
   '*.privateKey',
   '*.private_key',
   '*.authorization',

@@ -6,21 +6,8 @@
 import type { Digest } from '../core/digest.js'
 import { isRegistryError, RegistryError } from '../core/errors.js'
 import type { BlobService } from '../core/registry.js'
+import type { AdoptionLimits } from './adoption-limits.js'
 import type { MirrorBlobs } from './mirror-blobs.js'
-
-export interface AdoptionLimits {
-  /** Most blobs one manifest PUT may copy from the upstream. */
-  blobs: number
-  /** Most bytes (by the upstream's sizes) one manifest PUT may copy. */
-  bytes: number
-  /** Existence checks (upstream HEADs) in flight at once. */
-  checks: number
-  /** Copies in flight at once. */
-  copies: number
-}
-
-// Far above any image (layer counts stop near 128) while keeping a hostile manifest cheap.
-export const defaultAdoptionLimits: AdoptionLimits = { blobs: 1000, bytes: 32 * 1024 ** 3, checks: 8, copies: 4 }
 
 /** Local existence checks in flight at once: cheap, but 10,000 at a time would flood the thread pool. */
 const localChecks = 16

@@ -24,6 +24,7 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
     storage: {
       driver: 'filesystem',
       filesystem: { path: '/srv/ferry' },
+      s3: defaultConfig().storage.s3,
       deleteEnabled: false,
       uploads: { maxAge: 7_200_000, purgeInterval: 90_000 },
     },

@@ -39,6 +39,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
     storage: {
       driver: 'filesystem',
       filesystem: { path: '/var/lib/ferry' },
+      s3: defaultConfig().storage.s3,
       deleteEnabled: false,
       uploads: { maxAge: 5_400_000, purgeInterval: 3_600_000 },
     },
@@ -106,7 +107,7 @@ t.test('each error names the key, the file and the line', async (t) => {
       'config error in FILE:2 at log.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
       2,
     ],
-    ['storage:\n  driver: s4\n', 'storage.driver', 'config error in FILE:2 at storage.driver: expected one of filesystem, got "s4"', 2],
+    ['storage:\n  driver: s4\n', 'storage.driver', 'config error in FILE:2 at storage.driver: expected one of filesystem, s3, got "s4"', 2],
     [
       'storage:\n  filesystem:\n    path: [a, b]\n',
       'storage.filesystem.path',

@@ -1,5 +1,6 @@
 // Starts Ferry composed from a real Config (as `ferry serve` does) with mirror upstreams, on an
-// ephemeral loopback port over a temp store.
+// ephemeral loopback port over a temp store: a folder, or with FERRY_TEST_STORAGE=s3 an s3rver
+// of its own (storage.driver s3, composed as configured).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { compose, type Composed } from '../../src/app/compose-app.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { defaultConfig, type AuthConfig, type Config, type UpstreamConfig } from '../../src/config/schema.js'
+import { startS3Server } from './s3-server.js'
 
 export interface MirrorServer {
   url: string
@@ -43,6 +45,8 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   const root = await mkdtemp(join(tmpdir(), 'ferry-mirror-'))
   const config = defaultConfig()
   config.storage.filesystem.path = root
+  const s3 = process.env.FERRY_TEST_STORAGE === 's3' ? await startS3Server() : undefined
+  if (s3) config.storage = { ...config.storage, driver: 's3', s3: s3.driverOptions() }
   config.mirror = { ...config.mirror, namespaces: [], ...mirror }
   config.auth = { ...config.auth, ...options.auth }
   if (options.sendfile !== undefined) config.http.sendfile = options.sendfile
@@ -65,6 +69,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
       composed.app.server.closeAllConnections()
       await closing
       await composed.close(10_000)
+      await s3?.close()
       await rm(root, { recursive: true, force: true })
     },
   }

@@ -1,4 +1,5 @@
-// Starts a real Ferry app on an ephemeral loopback port over a temp filesystem store.
+// Starts a real Ferry app on an ephemeral loopback port over a temp filesystem store, or over
+// S3 (an s3rver of its own) with `storage: 's3'` or FERRY_TEST_STORAGE=s3 in the environment.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,9 +9,12 @@ import type { FastifyInstance } from 'fastify'
 import { composeTransfer } from '../../src/app/compose-transfer.js'
 import { buildApp, type AppDeps } from '../../src/http/app.js'
 import { Metrics } from '../../src/observability/metrics.js'
+import type { StorageDriver } from '../../src/storage/driver/driver.js'
 import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
+import { S3Driver } from '../../src/storage/driver/s3.js'
 import { LocalRegistry } from '../../src/storage/local-registry.js'
 import { openAuthenticator, openAuthorizer } from './open-access.js'
+import { startS3Server, type S3TestServer } from './s3-server.js'
 
 export interface TestServer {
   url: string
@@ -31,14 +35,19 @@ export interface TestServerOptions extends Partial<Pick<AppDeps, 'options'>> {
   metadataTtlMs?: number
   /** http.sendfile: plain HTTP/1.1 downloads go out with sendfile(2) (default true). */
   sendfile?: boolean
+  /** The storage driver (default FERRY_TEST_STORAGE, else filesystem); s3 starts an s3rver of its own. */
+  storage?: 'filesystem' | 's3'
+  /** The S3 server of `storage: 's3'` (the caller closes it); default one of the server's own. */
+  s3?: S3TestServer
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const root = options.root ?? (await mkdtemp(join(tmpdir(), 'ferry-test-')))
-  const registry = new LocalRegistry(
-    new FilesystemDriver(root),
-    options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs },
-  )
+  const storage = options.storage ?? (process.env.FERRY_TEST_STORAGE === 's3' ? 's3' : 'filesystem')
+  const ownS3 = storage === 's3' && options.s3 === undefined ? await startS3Server() : undefined
+  const s3 = options.s3 ?? ownS3
+  const driver: StorageDriver = storage === 's3' && s3 ? await S3Driver.create(s3.driverOptions()) : new FilesystemDriver(root)
+  const registry = new LocalRegistry(driver, options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
   const metrics = new Metrics({ processMetrics: false })
   const app = await buildApp({
     registry,
@@ -65,6 +74,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       // close until Node's headers timeout (~70 s).
       app.server.closeAllConnections()
       await closing
+      await ownS3?.close()
       await rm(root, { recursive: true, force: true })
     },
   }

@@ -1,0 +1,81 @@
+// The S3 client and the settings every write carries, built once per driver from its options.
+// Credentials come from the options or, when absent, from the SDK's default chain (environment,
+// shared files, web identity, instance metadata): the SDK reads those itself.
+import { readFile } from 'node:fs/promises'
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
+import { rootCertificates } from 'node:tls'
+import { S3Client, S3ServiceException, type StorageClass } from '@aws-sdk/client-s3'
+
+export interface S3DriverOptions {
+  bucket: string
+  /** Key prefix without leading or trailing slash; '' for the bucket root. */
+  prefix: string
+  region: string
+  /** An S3-compatible endpoint URL; undefined for AWS. */
+  endpoint: string | undefined
+  forcePathStyle: boolean
+  /** Both or neither; neither uses the SDK's default credential chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined
+  storageClass: string | undefined
+  sse: { type: 'AES256' } | { type: 'aws:kms'; kmsKeyId: string | undefined } | undefined
+  /** PEM CA bundle trusted besides the public roots. */
+  caPath: string | undefined
+  maxSockets: number
+  /** WHEN_REQUIRED for stores that reject the SDK's default checksum headers. */
+  requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED'
+}
+
+/** Headers of every object write (PutObject, CreateMultipartUpload, CopyObject). */
+export interface WriteSettings {
+  /** Any class the store knows (AWS, or e.g. R2's); the store rejects one it does not. */
+  StorageClass?: StorageClass
+  ServerSideEncryption?: 'AES256' | 'aws:kms'
+  SSEKMSKeyId?: string
+}
+
+export async function createS3Client(options: S3DriverOptions): Promise<S3Client> {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets }
+  const ca = options.caPath === undefined ? undefined : [...rootCertificates, await readFile(options.caPath, 'utf8')]
+  return new S3Client({
+    region: options.region,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    forcePathStyle: options.forcePathStyle,
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    requestChecksumCalculation: options.requestChecksumCalculation,
+    requestHandler: {
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(ca === undefined ? agentOptions : { ...agentOptions, ca }),
+      connectionTimeout: 10_000,
+    },
+  })
+}
+
+export function writeSettings(options: S3DriverOptions): WriteSettings {
+  const settings: WriteSettings = {}
+  if (options.storageClass !== undefined) settings.StorageClass = options.storageClass as StorageClass
+  if (options.sse !== undefined) {
+    settings.ServerSideEncryption = options.sse.type
+    if (options.sse.type === 'aws:kms' && options.sse.kmsKeyId !== undefined) settings.SSEKMSKeyId = options.sse.kmsKeyId
+  }
+  return settings
+}
+
+function status(err: unknown): number | undefined {
+  return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined
+}
+
+/** NoSuchKey on GET, NotFound on HEAD (no body to name it). */
+export function isMissing(err: unknown): boolean {
+  return status(err) === 404 || (err instanceof Error && (err.name === 'NoSuchKey' || err.name === 'NotFound'))
+}
+
+/** A range starting at or past the end of the object. */
+export function isUnsatisfiableRange(err: unknown): boolean {
+  return status(err) === 416 || (err instanceof Error && err.name === 'InvalidRange')
+}
+
+/** CopySource is "bucket/key", URL-encoded per component. */
+export function copySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`
+}

@@ -1,0 +1,308 @@
+// StorageDriver on S3 and S3-compatible stores (@aws-sdk/client-s3). A path is the key
+// `<prefix>/<path>`; a "directory" is a key prefix and exists while some key has it.
+//
+//   stat        HeadObject; on a miss, ListObjectsV2 MaxKeys=1 under `<key>/` (is it a directory?)
+//   read        one GetObject, ranged when a range is asked (an append file: see s3-append.ts)
+//   writer      a new file: PutObject, or a multipart upload of equal 8 MiB parts with a few in
+//               flight (s3-upload.ts), visible only once commit() publishes it; cancel() aborts.
+//               append: the next segment of an append file (s3-append.ts), never a rewrite.
+//   getContent  GetObject; putContent: PutObject (atomic: readers see old or new, never a mix)
+//   move        S3 has no rename. A plain object, or an append file of one segment, is copied
+//               server-side (CopyObject, up to 5 GiB) and the source deleted; anything else is
+//               streamed into a new multipart upload at `to`. The interface forces this: upload
+//               sessions append to `_uploads/<id>/data` and only learn the digest at the end.
+//   delete      HeadObject then DeleteObject(s) for a file (an append file with its segments); a
+//               directory is listed and deleted in batches (DeleteObjects)
+//   list        ListObjectsV2 with Delimiter '/'
+//
+// Unlike a filesystem, S3 lets `a` and `a/b` both exist; checking for that would cost a LIST and
+// a HEAD per ancestor on every write, so this driver does not (storage/paths.ts never builds such
+// pairs). Only files move: the storage layer never moves a directory.
+import { Readable, addAbortSignal } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type GetObjectCommandOutput,
+  type HeadObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3'
+import { assertCleanPath, PathNotFoundError } from './driver.js'
+import type { FileInfo, FileWriter, ReadOptions, StorageDriver, WriteOptions } from './driver.js'
+import { readRange } from './read-range.js'
+import { exactRange } from './s3-range.js'
+import { appendSize, fetchIndex, isIndex, parseIndex, reservedName, segmentKey, segmentKeys } from './s3-append.js'
+import {
+  copySource,
+  createS3Client,
+  isMissing,
+  isUnsatisfiableRange,
+  writeSettings,
+  type S3DriverOptions,
+  type WriteSettings,
+} from './s3-client.js'
+import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
+
+/** CopyObject's limit; larger sources are streamed instead. */
+const maxCopySize = 5 * 1024 * 1024 * 1024
+/** DeleteObjects takes at most this many keys per request. */
+const deleteBatch = 1000
+
+export class S3Driver implements StorageDriver {
+  readonly name = 's3'
+  readonly #bucket: string
+  readonly #prefix: string
+  readonly #settings: WriteSettings
+
+  constructor(
+    private readonly client: S3Client,
+    options: S3DriverOptions,
+  ) {
+    this.#bucket = options.bucket
+    this.#prefix = options.prefix
+    this.#settings = writeSettings(options)
+  }
+
+  static async create(options: S3DriverOptions): Promise<S3Driver> {
+    return new S3Driver(await createS3Client(options), options)
+  }
+
+  async stat(path: string): Promise<FileInfo | undefined> {
+    this.#check(path)
+    const head = await this.#head(this.#key(path))
+    if (head !== undefined) {
+      const size = isIndex(head.Metadata) ? Number(head.Metadata?.[appendSize]) : (head.ContentLength ?? 0)
+      return { path, size, modTime: head.LastModified ?? new Date(), isDirectory: false }
+    }
+    const listed = await this.client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: this.#dirPrefix(path), MaxKeys: 1 }))
+    const first = listed.Contents?.[0]
+    return first === undefined ? undefined : { path, size: 0, modTime: first.LastModified ?? new Date(), isDirectory: true }
+  }
+
+  async read(path: string, options?: ReadOptions): Promise<Readable> {
+    this.#check(path)
+    const range = readRange(options)
+    const signal = options?.signal
+    signal?.throwIfAborted()
+    const key = this.#key(path)
+    if (range.empty) {
+      if ((await this.stat(path))?.isDirectory !== false) throw new PathNotFoundError(path)
+      return Readable.from([])
+    }
+    let response: GetObjectCommandOutput
+    try {
+      response = await this.#get(key, range.start, range.end, signal)
+    } catch (err) {
+      if (isMissing(err)) throw new PathNotFoundError(path)
+      if (!isUnsatisfiableRange(err)) throw err
+      // Past the end of a plain object, or past the end of an append file's small index.
+      const info = await this.stat(path)
+      if (info === undefined || info.isDirectory) throw new PathNotFoundError(path)
+      if (range.start >= info.size) return Readable.from([])
+      response = await this.#get(key, 0, undefined, signal)
+    }
+    let stream: Readable
+    if (isIndex(response.Metadata)) {
+      ;(response.Body as Readable | undefined)?.destroy()
+      const segments = await fetchIndex(this.client, this.#bucket, key)
+      stream = Readable.from(this.#segmentBytes(key, segments, range.start, range.end, signal), { objectMode: false })
+    } else {
+      stream = exactRange(response, range.start, range.end)
+    }
+    return signal === undefined ? stream : addAbortSignal(signal, stream)
+  }
+
+  async writer(path: string, options: WriteOptions = {}): Promise<FileWriter> {
+    this.#check(path)
+    options.signal?.throwIfAborted()
+    const key = this.#key(path)
+    const target = { client: this.client, bucket: this.#bucket, key, settings: this.#settings }
+    if (!options.append) return new S3ObjectWriter(target, options.signal)
+    let response: GetObjectCommandOutput | undefined
+    try {
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }))
+    } catch (err) {
+      if (!isMissing(err)) throw err
+    }
+    if (response === undefined) return new S3AppendWriter({ ...target, segments: [], exists: false }, options.signal)
+    if (isIndex(response.Metadata))
+      return new S3AppendWriter({ ...target, segments: await parseIndex(response), exists: true }, options.signal)
+    ;(response.Body as Readable | undefined)?.destroy()
+    // A plain file (an upload session starts as an empty one) becomes the first segment.
+    const size = response.ContentLength ?? 0
+    if (size > 0) await this.#copy(key, segmentKey(key, 1))
+    return new S3AppendWriter({ ...target, segments: size > 0 ? [size] : [], exists: true }, options.signal)
+  }
+
+  async getContent(path: string): Promise<Buffer | undefined> {
+    this.#check(path)
+    const key = this.#key(path)
+    let response: GetObjectCommandOutput
+    try {
+      response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }))
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+    if (!isIndex(response.Metadata)) return Buffer.from((await response.Body?.transformToByteArray()) ?? [])
+    const chunks: Buffer[] = []
+    for await (const chunk of this.#segmentBytes(key, await parseIndex(response), 0, undefined)) chunks.push(chunk)
+    return Buffer.concat(chunks)
+  }
+
+  async putContent(path: string, content: Uint8Array | string): Promise<void> {
+    this.#check(path)
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(path), Body: Buffer.from(content), ...this.#settings }),
+    )
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    this.#check(from)
+    this.#check(to)
+    const source = this.#key(from)
+    const head = await this.#head(source)
+    if (head === undefined) throw new PathNotFoundError(from)
+    if (from === to) return
+    const target = this.#key(to)
+    if (!isIndex(head.Metadata)) {
+      if ((head.ContentLength ?? 0) <= maxCopySize) await this.#copy(source, target)
+      else await this.#stream(from, target)
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: source }))
+      return
+    }
+    const segments = segmentKeys(source, head.Metadata)
+    const size = Number(head.Metadata?.[appendSize])
+    if (segments.length === 0) await this.putContent(to, '')
+    else if (segments.length === 1 && size <= maxCopySize) await this.#copy(segments[0]!, target)
+    else await this.#stream(from, target)
+    await this.#deleteKeys([source, ...segments])
+  }
+
+  async delete(path: string): Promise<void> {
+    this.#check(path)
+    const key = this.#key(path)
+    const head = await this.#head(key)
+    if (head === undefined) return this.#deleteKeys(await this.#keysUnder(this.#dirPrefix(path)))
+    await this.#deleteKeys([key, ...(isIndex(head.Metadata) ? segmentKeys(key, head.Metadata) : [])])
+  }
+
+  /** Also accepts '' for the root. */
+  async list(path: string): Promise<string[]> {
+    if (path !== '') this.#check(path)
+    const prefix = this.#dirPrefix(path)
+    const names = new Set<string>()
+    let token: string | undefined
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+      )
+      for (const { Prefix } of page.CommonPrefixes ?? []) if (Prefix !== undefined) names.add(Prefix.slice(prefix.length, -1))
+      for (const { Key } of page.Contents ?? []) if (Key !== undefined) names.add(Key.slice(prefix.length))
+      token = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+    names.delete(reservedName)
+    names.delete('')
+    return [...names].sort()
+  }
+
+  #key(path: string): string {
+    return this.#prefix === '' ? path : `${this.#prefix}/${path}`
+  }
+
+  /** The key prefix of the directory at `path` ('' is the root). */
+  #dirPrefix(path: string): string {
+    if (path === '') return this.#prefix === '' ? '' : `${this.#prefix}/`
+    return `${this.#key(path)}/`
+  }
+
+  #check(path: string): void {
+    assertCleanPath(path)
+    if (path.split('/').includes(reservedName)) throw new Error(`invalid storage path: ${JSON.stringify(path)} (reserved name)`)
+  }
+
+  async #head(key: string): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key }))
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+  }
+
+  #get(key: string, start: number, end: number | undefined, signal: AbortSignal | undefined): Promise<GetObjectCommandOutput> {
+    // No Range for the whole object: some stores answer `bytes=0-` on an empty object with 416.
+    const range = start === 0 && end === undefined ? undefined : `bytes=${start}-${end ?? ''}`
+    return this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: range }), { abortSignal: signal })
+  }
+
+  /** Bytes `start`..`end` (inclusive; undefined: to the end) of an append file, segment by segment. */
+  async *#segmentBytes(
+    key: string,
+    segments: number[],
+    start: number,
+    end: number | undefined,
+    signal?: AbortSignal,
+  ): AsyncGenerator<Buffer> {
+    const total = segments.reduce((sum, size) => sum + size, 0)
+    const last = Math.min(end ?? total - 1, total - 1)
+    let offset = 0
+    for (const [index, size] of segments.entries()) {
+      const segmentStart = Math.max(start, offset) - offset
+      const segmentEnd = Math.min(last, offset + size - 1) - offset
+      offset += size
+      if (size === 0 || segmentEnd < segmentStart) continue
+      const response = await this.#get(segmentKey(key, index + 1), segmentStart, segmentEnd, signal)
+      for await (const chunk of exactRange(response, segmentStart, segmentEnd)) yield chunk as Buffer
+    }
+  }
+
+  async #copy(source: string, target: string): Promise<void> {
+    await this.client.send(
+      new CopyObjectCommand({ Bucket: this.#bucket, Key: target, CopySource: copySource(this.#bucket, source), ...this.#settings }),
+    )
+  }
+
+  /** Re-uploads the file at `from` to `target` as a new object: equal parts, memory flat. */
+  async #stream(from: string, target: string): Promise<void> {
+    const writer = new S3ObjectWriter({ client: this.client, bucket: this.#bucket, key: target, settings: this.#settings }, undefined)
+    try {
+      await pipeline(await this.read(from), writer.stream)
+      await writer.commit()
+    } catch (err) {
+      await writer.cancel()
+      throw err
+    }
+  }
+
+  async #keysUnder(prefix: string): Promise<string[]> {
+    const keys: string[] = []
+    let token: string | undefined
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token }))
+      for (const { Key } of page.Contents ?? []) if (Key !== undefined) keys.push(Key)
+      token = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+    return keys
+  }
+
+  async #deleteKeys(keys: string[]): Promise<void> {
+    if (keys.length === 1) {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: keys[0] }))
+      return
+    }
+    for (let i = 0; i < keys.length; i += deleteBatch) {
+      const batch = keys.slice(i, i + deleteBatch)
+      const result = await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+      )
+      const failed = result.Errors?.[0]
+      if (failed !== undefined) throw new Error(`delete failed for ${failed.Key ?? 'a key'}: ${failed.Code ?? 'unknown error'}`)
+    }
+  }
+}

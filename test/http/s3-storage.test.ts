@@ -1,0 +1,129 @@
+// The registry API over the S3 driver (s3rver): monolithic and chunked pushes of blobs larger
+// than one part, byte-exact pulls and ranges, manifests by tag and digest, tag listing, the
+// catalog, and cancelled uploads. The push and pull suites also run on S3 with FERRY_TEST_STORAGE=s3.
+import { createHash } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { startS3Server, type S3TestServer } from '../helpers/s3-server.js'
+import { startTestServer, type TestServer } from '../helpers/server.js'
+import { imageManifest, makeBlob, pushBlob, pushManifest, randomConfig, request, type Blob } from '../helpers/oci.js'
+import { PseudoRandomSource } from '../helpers/pseudo-random.js'
+
+const MiB = 1024 * 1024
+const repo = 's3/app'
+
+function bytesOf(length: number, seed: string): Buffer {
+  const source = new PseudoRandomSource(seed)
+  const chunks: Buffer[] = []
+  for (let left = length; left > 0; left -= MiB) chunks.push(source.next(Math.min(left, MiB)))
+  return Buffer.concat(chunks)
+}
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
+
+let server: TestServer
+let s3: S3TestServer
+t.before(async () => {
+  server = await startTestServer({ storage: 's3', s3: (s3 = await startS3Server()) })
+})
+t.teardown(async () => {
+  await server?.close()
+  await s3?.close()
+})
+
+async function expectBlobBack(t: Test, blob: Blob): Promise<void> {
+  const res = await request(server, `/v2/${repo}/blobs/${blob.digest}`)
+  t.equal(res.status, 200)
+  t.equal(res.headers.get('docker-content-digest'), blob.digest)
+  const body = Buffer.from(await res.arrayBuffer())
+  t.equal(body.length, blob.bytes.length)
+  t.equal(sha256(body), sha256(blob.bytes), 'byte-exact')
+}
+
+/** POST, then PATCH each chunk with its Content-Range, then PUT with the digest (and `last`). */
+async function pushChunked(blob: Blob, chunkSize: number, last?: Buffer): Promise<Response> {
+  const start = await request(server, `/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+  if (start.status !== 202) throw new Error(`POST answered ${start.status}`)
+  let location = new URL(start.headers.get('location')!, server.url)
+  const body = last === undefined ? blob.bytes : blob.bytes.subarray(0, blob.bytes.length - last.length)
+  for (let offset = 0; offset < body.length; offset += chunkSize) {
+    const chunk = body.subarray(offset, offset + chunkSize)
+    const res = await fetch(location, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
+      body: chunk,
+    })
+    if (res.status !== 202) throw new Error(`PATCH answered ${res.status}: ${await res.text()}`)
+    if (res.headers.get('range') !== `0-${offset + chunk.length - 1}`) throw new Error(`PATCH Range ${res.headers.get('range')}`)
+    location = new URL(res.headers.get('location')!, server.url)
+  }
+  location.searchParams.set('digest', blob.digest)
+  return fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, ...(last ? { body: last } : {}) })
+}
+
+t.test('a 20 MiB monolithic push comes back byte-exact, and ranges read across parts', async (t) => {
+  const blob = makeBlob(bytesOf(20 * MiB, 'monolithic'))
+  await pushBlob(server, repo, blob)
+  await expectBlobBack(t, blob)
+  const head = await request(server, `/v2/${repo}/blobs/${blob.digest}`, { method: 'HEAD' })
+  t.equal(head.status, 200)
+  t.equal(head.headers.get('content-length'), String(blob.bytes.length))
+  const [start, end] = [8 * MiB - 3, 8 * MiB + 2]
+  const ranged = await request(server, `/v2/${repo}/blobs/${blob.digest}`, { headers: { range: `bytes=${start}-${end}` } })
+  t.equal(ranged.status, 206)
+  t.same(Buffer.from(await ranged.arrayBuffer()), blob.bytes.subarray(start, end + 1))
+})
+
+t.test('what a monolithic push costs in S3 requests', async (t) => {
+  const blob = makeBlob(bytesOf(20 * MiB, 'counted'))
+  s3.requests.length = 0
+  await pushBlob(server, repo, blob)
+  const count = (operation: string): number => s3.requests.filter((r) => r === operation).length
+  t.equal(count('UploadPart'), 3, 'the bytes go up once, in equal 8 MiB parts')
+  t.equal(count('CreateMultipartUpload'), 1, 'one multipart upload: nothing is re-uploaded')
+  // The upload session holds the bytes until the digest is known; the interface's move is a copy.
+  t.equal(count('CopyObject'), 1, 'one server-side copy to the content address')
+  t.comment(
+    `S3 requests of a 20 MiB monolithic push: ${s3.requests.length} (${[...new Set(s3.requests)].map((r) => `${r} ${count(r)}`).join(', ')})`,
+  )
+})
+
+t.test('chunked pushes of any chunk size commit the whole blob', async (t) => {
+  const large = makeBlob(bytesOf(20 * MiB + 5, 'chunked'))
+  const res = await pushChunked(large, 5 * MiB, large.bytes.subarray(20 * MiB - 100))
+  t.equal(res.status, 201, await res.text())
+  await expectBlobBack(t, large)
+  const small = makeBlob(bytesOf(1000, 'small chunks'))
+  t.equal((await pushChunked(small, 7)).status, 201, 'many tiny chunks')
+  await expectBlobBack(t, small)
+  const wrong = makeBlob(bytesOf(3 * MiB, 'wrong'))
+  const mismatch = await pushChunked({ ...wrong, digest: small.digest.replace(/.$/, (c) => (c === '0' ? '1' : '0')) }, MiB)
+  t.equal(mismatch.status, 400, 'a wrong digest is refused')
+})
+
+t.test('manifests by tag and digest, tag listing and the catalog', async (t) => {
+  const config = randomConfig()
+  const layer = makeBlob(bytesOf(MiB, 'layer'))
+  for (const blob of [config, layer]) await pushBlob(server, 's3/image', blob)
+  const manifest = imageManifest({ config, layers: [layer] })
+  for (const tag of ['v1', 'latest']) await pushManifest(server, 's3/image', tag, manifest)
+  for (const reference of ['v1', manifest.digest]) {
+    const res = await request(server, `/v2/s3/image/manifests/${reference}`, { headers: { accept: manifest.mediaType } })
+    t.equal(res.status, 200, reference)
+    t.equal(res.headers.get('docker-content-digest'), manifest.digest)
+    t.same(Buffer.from(await res.arrayBuffer()), manifest.bytes, `${reference}: byte-exact`)
+  }
+  const tags = await request(server, '/v2/s3/image/tags/list')
+  t.same(await tags.json(), { name: 's3/image', tags: ['latest', 'v1'] })
+  const catalog = (await (await request(server, '/v2/_catalog')).json()) as { repositories: string[] }
+  t.ok(catalog.repositories.includes('s3/image'), JSON.stringify(catalog))
+  t.equal((await request(server, '/v2/s3/image/manifests/v1', { method: 'DELETE' })).status, 202)
+  t.same(await (await request(server, '/v2/s3/image/tags/list')).json(), { name: 's3/image', tags: ['latest'] })
+})
+
+t.test('a cancelled upload is gone', async (t) => {
+  const start = await request(server, `/v2/${repo}/blobs/uploads/`, { method: 'POST' })
+  const location = new URL(start.headers.get('location')!, server.url)
+  await fetch(location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(100, 1) })
+  t.equal((await fetch(location, { method: 'DELETE' })).status, 204)
+  t.equal((await fetch(location)).status, 404)
+})
