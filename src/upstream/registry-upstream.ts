@@ -4,7 +4,7 @@
 import { digestAlgorithm, digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import { maxManifestBytes } from '../core/manifest.js'
-import { baseMediaType, isManifestMediaType, manifestMediaTypes } from '../core/media-types.js'
+import { acceptsEveryManifestType, baseMediaType, isManifestMediaType, manifestMediaTypes } from '../core/media-types.js'
 import type { ByteRange } from '../core/range.js'
 import { isRepositoryName, parseReference } from '../core/reference.js'
 import type { Op } from '../core/registry.js'
@@ -42,6 +42,8 @@ export interface RegistryUpstreamOptions {
 
 // Bounds one tags/list page like a manifest: the body is buffered to parse it.
 const maxTagPageBytes = 4 * 1024 * 1024
+// An error body is read only for its message.
+const maxErrorBodyBytes = 64 * 1024
 
 export class RegistryUpstream implements Upstream {
   readonly name: string
@@ -92,7 +94,7 @@ export class RegistryUpstream implements Upstream {
   async getManifest(repo: string, reference: string, op: Op = {}): Promise<UpstreamManifest | undefined> {
     const ref = parseReference(reference)
     const response = await this.#send(repo, 'GET', manifestPath(repo, reference), op, { accept: acceptHeader(op.accept) })
-    if (response.status === 404) return this.#notFound(response)
+    if (response.status === 404) return this.#manifestNotFound(response, repo, reference, op)
     if (response.status !== 200) throw await this.#failure(response, repo)
     const bytes = await this.#guard(repo, op, () => response.read(maxManifestBytes))
     const declared = tryParseDigest(response.header('docker-content-digest') ?? '')
@@ -189,6 +191,23 @@ export class RegistryUpstream implements Upstream {
     return undefined
   }
 
+  /**
+   * A manifest 404 is "no such manifest", unless the upstream says it has one in a type the Accept
+   * list excludes (distribution: "OCI manifest found, but accept header does not support OCI
+   * manifests"): that reason is the client's to hear, so it throws MANIFEST_UNKNOWN carrying it.
+   */
+  async #manifestNotFound(response: ClientResponse, repo: string, reference: string, op: Op): Promise<undefined> {
+    const message = upstreamErrorMessage(await response.read(maxErrorBodyBytes).catch(() => Buffer.alloc(0)))
+    if (message === undefined || !/\baccept|media.?type/i.test(message)) return undefined
+    throw new RegistryError('MANIFEST_UNKNOWN', `upstream ${this.name} has the manifest only in a media type the Accept header excludes`, {
+      upstream: this.name,
+      repo,
+      reference,
+      accepted: acceptHeader(op.accept),
+      upstreamMessage: message.slice(0, 300),
+    })
+  }
+
   async #failure(response: ClientResponse, repo: string): Promise<RegistryError> {
     await response.dump()
     const { status } = response
@@ -253,13 +272,28 @@ const clientFailure: Record<ClientError['kind'], string> = {
   tls: 'failed the TLS handshake (untrusted or mismatched certificate, or our client certificate was refused; see its tls settings)',
 }
 
+/** The first message of an OCI error body (`{"errors":[{"message":…}]}`), if it is one. */
+function upstreamErrorMessage(body: Buffer): string | undefined {
+  try {
+    const first = (JSON.parse(body.toString('utf8')) as { errors?: { message?: unknown }[] } | null)?.errors?.[0]
+    return typeof first?.message === 'string' ? first.message : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function manifestPath(repo: string, reference: string): string {
   return `/v2/${repo}/manifests/${reference}`
 }
 
-/** The client's Accept list forwarded whole; without one, every manifest type we serve. */
-function acceptHeader(accept: readonly string[] | undefined): string {
-  return (accept !== undefined && accept.length > 0 ? accept : manifestMediaTypes).join(', ')
+/**
+ * The client's Accept list forwarded whole. A client that takes any manifest (no Accept, curl's
+ * `*\/*`) gets every manifest type named as well: registries answer a bare `*\/*` with 404 for
+ * OCI manifests (distribution) or with a down-converted one.
+ */
+function acceptHeader(accept: readonly string[] = []): string {
+  if (!acceptsEveryManifestType(accept)) return accept.join(', ')
+  return [...manifestMediaTypes, ...accept.filter((type) => !isManifestMediaType(type))].join(', ')
 }
 
 /** The declared type when it is a manifest type, else the document's own `mediaType` field. */
