@@ -78,7 +78,8 @@ export class MirrorTags implements TagService {
     const anything = acceptsEveryManifestType(accept)
     const canonical = anything || manifestTypesIn(accept) >= 4
     const descriptor = await this.manifests.fetchIntoCache(tag, anything ? everyManifestType : accept)
-    if (descriptor && canonical) await this.remember(tag, key, descriptor)
+    if (!descriptor) throw this.manifests.unknownUpstream({ tag })
+    if (canonical) await this.remember(tag, key, descriptor)
     return descriptor
   }
 

@@ -8,6 +8,7 @@ import { acceptsEveryManifestType, baseMediaType, isManifestMediaType, manifestM
 import type { ByteRange } from '../core/range.js'
 import { isRepositoryName, parseReference } from '../core/reference.js'
 import type { Op } from '../core/registry.js'
+import type { Logger } from 'pino'
 import { ClientError } from '../client/client-error.js'
 import type { CredentialProvider } from '../client/credentials.js'
 import type { ClientResponse, ClientTimeouts } from '../client/http-exchange.js'
@@ -38,6 +39,8 @@ export interface RegistryUpstreamOptions {
   /** Pages of tags/list followed before the list is cut short. Default 100. */
   maxTagPages?: number
   userAgent?: string
+  /** Warned when the upstream wants a login that we cannot offer (no credentials configured for it). */
+  logger?: Pick<Logger, 'warn'>
 }
 
 // Bounds one tags/list page like a manifest: the body is buffered to parse it.
@@ -50,6 +53,8 @@ export class RegistryUpstream implements Upstream {
   readonly #client: RegistryClient
   readonly #tagPageSize: number | undefined
   readonly #maxTagPages: number
+  readonly #credentials: CredentialProvider | undefined
+  readonly #logger: Pick<Logger, 'warn'> | undefined
 
   constructor(options: RegistryUpstreamOptions) {
     this.name = options.name
@@ -63,6 +68,8 @@ export class RegistryUpstream implements Upstream {
     })
     this.#tagPageSize = options.tagPageSize
     this.#maxTagPages = options.maxTagPages ?? 100
+    this.#credentials = options.credentials
+    this.#logger = options.logger
   }
 
   async resolve(repo: string, reference: string, op: Op = {}): Promise<UpstreamDescriptor | undefined> {
@@ -182,8 +189,29 @@ export class RegistryUpstream implements Upstream {
       return await action()
     } catch (err) {
       if (op.signal?.aborted || !(err instanceof ClientError)) throw err
+      // A token service refusing an anonymous request wants a login, which we have none to give.
+      if (err.kind === 'auth' && (await this.#anonymous())) throw this.#loginWanted(repo, err.message)
       throw this.#unavailable(repo, clientFailure[err.kind], err)
     }
+  }
+
+  /** Whether we send no credentials to this upstream: none configured, or none for its host. */
+  async #anonymous(): Promise<boolean> {
+    if (this.#credentials === undefined) return true
+    try {
+      return (await this.#credentials.credentials(this.#client.url.host)) === undefined
+    } catch {
+      return false
+    }
+  }
+
+  /** DENIED with the settings that would provide a login, in the answer and in a warning. */
+  #loginWanted(repo: string, upstreamAnswer: string | number): UpstreamDeniedError {
+    const hint =
+      `no credentials are configured for upstream ${this.name}: set gcrKeyPath or pullCredentialConfigPath on it ` +
+      '(mirror.upstreams), or mirror.pullCredentialConfigPath'
+    this.#logger?.warn({ upstream: this.name, repo, answer: upstreamAnswer, hint }, 'upstream denied access')
+    return new UpstreamDeniedError(this.name, `upstream ${this.name} denied access: it wants a login`, { upstream: this.name, repo, hint })
   }
 
   async #notFound(response: ClientResponse): Promise<undefined> {
@@ -220,6 +248,7 @@ export class RegistryUpstream implements Upstream {
       })
     }
     if (status === 401 || status === 403) {
+      if (await this.#anonymous()) return this.#loginWanted(repo, status)
       // A repository-specific "no", after we presented whatever credentials we have.
       return new UpstreamDeniedError(this.name, `upstream ${this.name} denied access`, detail)
     }
