@@ -49,6 +49,16 @@ export function addConfigFlags(command: Command): Command {
     .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates issued by it (tls.clientCa)')
 }
 
+/** The flag that sets a config key, for messages that tell how to change it. */
+export const flagOfSetting: Readonly<Record<string, string>> = {
+  listen: '--listen',
+  'storage.filesystem.path': '--storage',
+  'log.level': '--log-level',
+  'tls.cert': '--tls-cert',
+  'tls.key': '--tls-key',
+  'tls.clientCa': '--tls-client-ca',
+}
+
 /** The config file named by --config, else by FERRY_CONFIG, else none. */
 export function configFile(flags: { config?: string }, io: CliIo): string | undefined {
   return flags.config ?? (io.env.FERRY_CONFIG || undefined)

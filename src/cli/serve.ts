@@ -2,11 +2,13 @@
 import type { Command } from 'commander'
 import type { Logger } from 'pino'
 import { closest } from '../config/errors.js'
+import { envName } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { StartupError } from '../core/startup-error.js'
 import { watchFile } from '../reload/file-watch.js'
 import { createLogger } from '../observability/logger.js'
-import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
+import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
 
@@ -64,7 +66,7 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
     const startServer = deps.startServer ?? (await loadStartServer())
     server = await startServer(config, logger)
   } catch (err) {
-    logger.fatal({ err }, 'startup failed')
+    reportStartupFailure(err, logger, io)
     io.exit(1)
     return
   }
@@ -116,6 +118,21 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   io.onSignal('SIGHUP', () => void reload('SIGHUP'))
   const watch = source.file ? watchFile(source.file, () => void reload('config file changed')) : undefined
   if (watch) io.onSignal('SIGTERM', () => watch.close())
+}
+
+/**
+ * One sentence on stderr, as for config errors: what failed, and for a setting the operator must
+ * change, how to set it. Only an unexpected failure (a bug) is logged with its stack.
+ */
+function reportStartupFailure(err: unknown, logger: Logger, io: CliIo): void {
+  if (err instanceof StartupError) {
+    const flag = flagOfSetting[err.setting]
+    const ways = [flag ?? `${err.setting} in the config file`, envName(err.setting.split('.'))]
+    io.stderr.write(`ferry: ${err.message} (set ${ways.join(' or ')})\n`)
+    return
+  }
+  logger.fatal({ err }, 'startup failed')
+  io.stderr.write(`ferry: startup failed: ${err instanceof Error ? err.message : String(err)}\n`)
 }
 
 // Imported on demand so that `ferry config check` and `--version` do not load the whole server.
