@@ -1,12 +1,13 @@
 // `ferry serve`: load the config, start the server, shut down gracefully on SIGTERM/SIGINT.
 import type { Command } from 'commander'
-import type { Logger } from 'pino'
+import type { DestinationStream, Logger } from 'pino'
 import { closest } from '../config/errors.js'
 import { envName } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
-import type { Config } from '../config/schema.js'
+import type { Config, LogFormat } from '../config/schema.js'
 import { StartupError } from '../core/startup-error.js'
 import { watchFile } from '../reload/file-watch.js'
+import { logOutput } from '../observability/log-output.js'
 import { createLogger } from '../observability/logger.js'
 import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
@@ -48,10 +49,18 @@ export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, ve
       const file = configFile(flags, io)
       const load = () => loadConfig({ file, env: io.env, overrides: overridesFrom(flags), defaults: proxyDefaultsFromEnv(io.env) })
       const config = await load()
-      const logger = createLogger(config.log.level, io.logDestination)
+      const logger = createLogger(config.log.level, logDestination(config.log.format, io))
       await serve(config, logger, io, deps, version, { load, file })
     }),
   )
+}
+
+/** Log lines go to stdout: readable on a terminal (or with log.format pretty), JSON lines otherwise. */
+function logDestination(format: LogFormat, io: CliIo): DestinationStream | undefined {
+  if (io.logDestination !== undefined || io.logSink === undefined) return io.logDestination
+  const terminal = io.logSink.isTTY === true
+  const pretty = format === 'pretty' || (format === 'auto' && terminal)
+  return logOutput(io.logSink, { pretty, colorize: pretty && terminal && !io.env.NO_COLOR })
 }
 
 /** How to read the config again (same file, environment and flags) on SIGHUP or a file change. */
@@ -90,7 +99,7 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
       () => {
         clearTimeout(backstop)
         logger.info('stopped')
-        io.exit(0)
+        io.finish(0, (resources) => logger.warn({ resources }, 'still busy after shutdown, exiting anyway'))
       },
       (err: unknown) => {
         clearTimeout(backstop)

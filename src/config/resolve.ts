@@ -38,7 +38,7 @@ export function resolveConfig(raw: RawConfig): Config {
       manifestMemory: parsed(['cache', 'manifestMemory'], raw.cache.manifestMemory, parseSize, sizeExpected),
       metadataTtl: parsed(['cache', 'metadataTtl'], raw.cache.metadataTtl, parseDuration, durationExpected),
     },
-    log: { level: raw.log.level },
+    log: { level: raw.log.level, format: raw.log.format },
     auth: resolveAuth(raw.auth),
     mirror: resolveMirror(raw.mirror),
   }
@@ -253,7 +253,7 @@ export function toRawConfig(config: Config): RawConfig {
       http2: config.tls.http2,
     },
     cache: { manifestMemory: formatSize(config.cache.manifestMemory), metadataTtl: formatDuration(config.cache.metadataTtl) },
-    log: { level: config.log.level },
+    log: { level: config.log.level, format: config.log.format },
     auth: rawAuth(config.auth),
     mirror: {
       ...rawDefaultUpstream(config.mirror),

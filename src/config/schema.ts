@@ -8,6 +8,9 @@ import { resolveConfig } from './resolve.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof logLevels)[number]
+// auto: readable lines on a terminal, JSON lines anywhere else (a pipe, a file, a log shipper).
+export const logFormats = ['auto', 'json', 'pretty'] as const
+export type LogFormat = (typeof logFormats)[number]
 
 // Drivers name a sibling section holding their settings (storage.filesystem, later storage.s3),
 // so adding S3 means one more literal here and one more optional section below.
@@ -180,6 +183,7 @@ export const configSchema = section({
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
+    format: oneOf(logFormats, 'auto'),
   }),
   // "" means unset, as in the tls section: env and flags can only carry strings.
   auth: section({
@@ -275,7 +279,7 @@ export interface Config {
      */
     metadataTtl: number
   }
-  log: { level: LogLevel }
+  log: { level: LogLevel; format: LogFormat }
   auth: AuthConfig
   mirror: MirrorConfig
 }
