@@ -227,6 +227,7 @@ async function buildSet(
         transport: transport.source,
         timeouts: { connectMs: upstream.timeouts.connect, headersMs: upstream.timeouts.headers, bodyIdleMs: upstream.timeouts.bodyIdle },
         retries: { maxRetries: upstream.retries },
+        logger,
       })
       metrics.breakerState.set({ upstream: upstream.name }, 0)
       let self: BuiltUpstream | undefined

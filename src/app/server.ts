@@ -2,17 +2,19 @@
 // in flight (long blob downloads included) finish for up to http.shutdownTimeout, then cut.
 // With a certificate configured it serves HTTPS (HTTP/2 and HTTP/1.1 on one port) and swaps the
 // certificate on reload() without dropping connections; without one, plain HTTP, with a warning.
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import { compose } from './compose-app.js'
 import type { Config } from '../config/schema.js'
+import { StartupError, describeSystemError } from '../core/startup-error.js'
 import { trackConnections } from './connection-tracker.js'
 import type { AppServerOptions } from '../http/app.js'
 import type { Metrics } from '../observability/metrics.js'
 import { CertificateReloader } from '../tls/certificate-reloader.js'
-import { loadCertificateSet, type CertificateSet, type TlsFiles } from '../tls/certificate-set.js'
+import { loadCertificateSet, TlsFileError, type CertificateSet, type TlsFiles } from '../tls/certificate-set.js'
 import { httpsServerOptions, secureContextOptions } from '../tls/server-options.js'
 
 export interface RunningServer {
@@ -29,9 +31,12 @@ interface ServingTls {
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  if (config.storage.driver === 'filesystem') await mkdir(config.storage.filesystem.path, { recursive: true })
+  if (config.storage.driver === 'filesystem') await prepareStorageFolder(config.storage.filesystem.path)
   // Checked before anything else starts: a bad certificate fails start-up naming key and file.
-  const tls = await loadServingTls(config)
+  const tls = await loadServingTls(config).catch((err: unknown) => {
+    if (err instanceof TlsFileError) throw new StartupError(err.configKey, `cannot serve HTTPS: ${err.message}`, { cause: err })
+    throw err
+  })
   const composed = await compose(config, logger, { serverOptions: tls?.serverOptions })
   const { app } = composed
   app.server.keepAliveTimeout = config.http.idleTimeout
@@ -41,7 +46,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   app.server.timeout = config.http.idleTimeout
   app.server.requestTimeout = 0
   const connections = trackConnections(app.server)
-  await app.listen({ host: config.listen.host, port: config.listen.port })
+  await app.listen({ host: config.listen.host, port: config.listen.port }).catch(async (err: unknown) => {
+    await composed.close(0).catch(() => {})
+    const where = config.listen.host.includes(':')
+      ? `[${config.listen.host}]:${config.listen.port}`
+      : `${config.listen.host}:${config.listen.port}`
+    throw new StartupError('listen', `cannot listen on ${where}: ${describeSystemError(err)}`, { cause: err })
+  })
   composed.startHousekeeping()
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -106,6 +117,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       clearTimeout(timer)
       await composed.close(Math.max(0, config.http.shutdownTimeout - (Date.now() - started)))
     },
+  }
+}
+
+// Created if missing and written to once, so an unusable folder fails the start, not the first push.
+async function prepareStorageFolder(path: string): Promise<void> {
+  const probe = join(path, `.ferry-write-check-${process.pid}`)
+  try {
+    await mkdir(path, { recursive: true })
+    await writeFile(probe, '')
+    await rm(probe, { force: true })
+  } catch (err) {
+    throw new StartupError('storage.filesystem.path', `cannot use storage.filesystem.path ${path}: ${describeSystemError(err)}`, {
+      cause: err,
+    })
   }
 }
 

@@ -9,6 +9,7 @@ export interface ConfigFlags {
   listen?: string
   storage?: string
   logLevel?: string
+  logFormat?: string
   upstream?: string[]
   defaultUpstream?: string
   namespace?: string[]
@@ -35,6 +36,7 @@ export function addConfigFlags(command: Command): Command {
     .option('--listen <addr>', 'listen address, e.g. ":5000" or "127.0.0.1:5000" (listen)')
     .option('--storage <path>', 'filesystem storage directory (storage.filesystem.path)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (log.level)')
+    .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal, JSON otherwise (log.format)')
     .option('--upstream <name=url>', 'an upstream registry, repeatable, e.g. gcr.io=https://gcr.io (mirror.upstreams)', collect)
     .option('--default-upstream <name>', 'upstream for unprefixed names; "" for none (mirror.defaultUpstream)')
     .option('--namespace <name=upstream>', 'a namespaced mirror path, repeatable, e.g. test-namespace=gcr.io (mirror.namespaces)', collect)
@@ -49,6 +51,17 @@ export function addConfigFlags(command: Command): Command {
     .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates issued by it (tls.clientCa)')
 }
 
+/** The flag that sets a config key, for messages that tell how to change it. */
+export const flagOfSetting: Readonly<Record<string, string>> = {
+  listen: '--listen',
+  'storage.filesystem.path': '--storage',
+  'log.level': '--log-level',
+  'log.format': '--log-format',
+  'tls.cert': '--tls-cert',
+  'tls.key': '--tls-key',
+  'tls.clientCa': '--tls-client-ca',
+}
+
 /** The config file named by --config, else by FERRY_CONFIG, else none. */
 export function configFile(flags: { config?: string }, io: CliIo): string | undefined {
   return flags.config ?? (io.env.FERRY_CONFIG || undefined)
@@ -59,7 +72,10 @@ export function overridesFrom(flags: ConfigFlags): DeepPartial<RawConfig> {
   return {
     listen: flags.listen,
     storage: flags.storage === undefined ? undefined : { filesystem: { path: flags.storage } },
-    log: flags.logLevel === undefined ? undefined : { level: flags.logLevel as RawConfig['log']['level'] },
+    log:
+      flags.logLevel === undefined && flags.logFormat === undefined
+        ? undefined
+        : { level: flags.logLevel as RawConfig['log']['level'], format: flags.logFormat as RawConfig['log']['format'] },
     tls: { cert: flags.tlsCert, key: flags.tlsKey, clientCa: flags.tlsClientCa },
     auth:
       flags.htpasswd === undefined && flags.anonymousPull === undefined

@@ -1,6 +1,7 @@
 // The process as the CLI sees it. Commands reach stdout, stderr, the environment, exit and signals
 // only through CliIo, so tests run them in-process with fakes; processIo() is the real thing.
 import type { DestinationStream } from 'pino'
+import type { LogSink } from '../observability/log-output.js'
 import { ConfigError } from '../config/load.js'
 
 export interface Output {
@@ -15,9 +16,17 @@ export interface CliIo {
   exit(code: number): void
   /** Registers a listener for every delivery of `signal`. */
   onSignal(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): void
-  /** Where `serve` writes its JSON logs; pino's default (fd 1) when absent. */
+  /** Ends the process with `code` when its work is done; see processIo(). Only `serve` uses it. */
+  finish(code: number, onLinger: (resources: string[]) => void): void
+  /** Where `serve` writes its log lines as they are (tests); else formatted onto `logSink`. */
   logDestination?: DestinationStream
+  /** process.stdout: `serve` logs to it as JSON lines, or readable ones when it is a terminal. */
+  logSink?: LogSink & { isTTY?: boolean }
 }
+
+// Time the event loop gets to run dry after a clean shutdown before the process exits anyway.
+// Closed handles end it in milliseconds; this is for what is still held (a stalled stdout).
+const lingerMs = 2_000
 
 /** Exit status for an invalid config, distinct from commander's 1 for usage errors. */
 export const configErrorExitCode = 2
@@ -28,6 +37,16 @@ export function processIo(): CliIo {
     stderr: process.stderr,
     env: process.env,
     exit: (code) => process.exit(code),
+    // Exiting by running dry rather than by process.exit() lets queued log lines reach a slow
+    // reader, and a handle left open shows up as a warning instead of going unnoticed.
+    finish: (code, onLinger) => {
+      process.exitCode = code
+      setTimeout(() => {
+        onLinger(process.getActiveResourcesInfo())
+        process.exit(code)
+      }, lingerMs).unref()
+    },
+    logSink: process.stdout,
     onSignal: (signal, listener) => {
       process.on(signal, listener)
     },

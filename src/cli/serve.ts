@@ -1,13 +1,15 @@
 // `ferry serve`: load the config, start the server, shut down gracefully on SIGTERM/SIGINT.
 import type { Command } from 'commander'
-import type { Logger } from 'pino'
+import type { DestinationStream, Logger } from 'pino'
 import { closest } from '../config/errors.js'
-import type { IgnoredEnv } from '../config/env.js'
+import { envName, type IgnoredEnv } from '../config/env.js'
 import { loadConfig } from '../config/load.js'
-import type { Config } from '../config/schema.js'
+import type { Config, LogFormat } from '../config/schema.js'
+import { StartupError } from '../core/startup-error.js'
 import { watchFile } from '../reload/file-watch.js'
+import { logOutput } from '../observability/log-output.js'
 import { createLogger } from '../observability/logger.js'
-import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
+import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
 
@@ -51,11 +53,19 @@ export function addServeCommand(program: Command, io: CliIo, deps: ServeDeps, ve
       const ignored: IgnoredEnv[] = []
       const config = await loadConfig({ ...options, onIgnoredEnv: (i) => ignored.push(i) })
       const load = () => loadConfig(options)
-      const logger = createLogger(config.log.level, io.logDestination)
+      const logger = createLogger(config.log.level, logDestination(config.log.format, io))
       logIgnoredEnv(logger, ignored)
       await serve(config, logger, io, deps, version, { load, file })
     }),
   )
+}
+
+/** Log lines go to stdout: readable on a terminal (or with log.format pretty), JSON lines otherwise. */
+function logDestination(format: LogFormat, io: CliIo): DestinationStream | undefined {
+  if (io.logDestination !== undefined || io.logSink === undefined) return io.logDestination
+  const terminal = io.logSink.isTTY === true
+  const pretty = format === 'pretty' || (format === 'auto' && terminal)
+  return logOutput(io.logSink, { pretty, colorize: pretty && terminal && !io.env.NO_COLOR })
 }
 
 /** How to read the config again (same file, environment and flags) on SIGHUP or a file change. */
@@ -70,7 +80,7 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
     const startServer = deps.startServer ?? (await loadStartServer())
     server = await startServer(config, logger)
   } catch (err) {
-    logger.fatal({ err }, 'startup failed')
+    reportStartupFailure(err, logger, io)
     io.exit(1)
     return
   }
@@ -94,7 +104,7 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
       () => {
         clearTimeout(backstop)
         logger.info('stopped')
-        io.exit(0)
+        io.finish(0, (resources) => logger.warn({ resources }, 'still busy after shutdown, exiting anyway'))
       },
       (err: unknown) => {
         clearTimeout(backstop)
@@ -130,6 +140,21 @@ function logIgnoredEnv(logger: Logger, ignored: IgnoredEnv[]): void {
   for (const { variable, didYouMean } of ignored.filter((i) => i.kind === 'unknown')) {
     logger.warn({ variable, ...(didYouMean === undefined ? {} : { didYouMean }) }, 'unknown FERRY_* environment variable ignored')
   }
+}
+
+/**
+ * One sentence on stderr, as for config errors: what failed, and for a setting the operator must
+ * change, how to set it. Only an unexpected failure (a bug) is logged with its stack.
+ */
+function reportStartupFailure(err: unknown, logger: Logger, io: CliIo): void {
+  if (err instanceof StartupError) {
+    const flag = flagOfSetting[err.setting]
+    const ways = [flag ?? `${err.setting} in the config file`, envName(err.setting.split('.'))]
+    io.stderr.write(`ferry: ${err.message} (set ${ways.join(' or ')})\n`)
+    return
+  }
+  logger.fatal({ err }, 'startup failed')
+  io.stderr.write(`ferry: startup failed: ${err instanceof Error ? err.message : String(err)}\n`)
 }
 
 // Imported on demand so that `ferry config check` and `--version` do not load the whole server.

@@ -11,6 +11,9 @@ import { storageSchema } from './storage-schema.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof logLevels)[number]
+// auto: readable lines on a terminal, JSON lines anywhere else (a pipe, a file, a log shipper).
+export const logFormats = ['auto', 'json', 'pretty'] as const
+export type LogFormat = (typeof logFormats)[number]
 
 export { storageDrivers, type StorageDriverName, type S3StorageConfig } from './storage-schema.js'
 
@@ -69,6 +72,7 @@ export const configSchema = section({
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
+    format: oneOf(logFormats, 'auto'),
   }),
   auth: authSchema,
   mirror: mirrorSchema,

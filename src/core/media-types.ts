@@ -40,3 +40,8 @@ export function isAcceptable(mediaType: string, accepted: readonly string[]): bo
   if (accepted.includes('*/*') || accepted.includes('application/*')) return true
   return !accepted.some(isManifestMediaType)
 }
+
+/** Whether `accepted` takes every manifest type (no Accept, `*\/*`, or no manifest type named): the upstream may send any. */
+export function acceptsEveryManifestType(accepted: readonly string[]): boolean {
+  return manifestMediaTypes.every((mediaType) => isAcceptable(mediaType, accepted))
+}

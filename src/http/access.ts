@@ -46,6 +46,8 @@ export async function admit(
   }
   if (result.outcome === 'invalid') throw unauthorized(deps, request, needs, undefined, result.reason)
   const principal = result.principal
+  // Known before the rights are checked, so the audit line of a refused request names who was refused.
+  request.principal = principal
   if (needs.length === 0 && principal.anonymous && principal.via === 'none' && deps.authenticator.hasAccounts()) {
     throw unauthorized(deps, request, needs)
   }

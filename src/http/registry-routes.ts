@@ -197,7 +197,11 @@ function decodePath(path: string): string {
  */
 function reportNotice(request: FastifyRequest, reply: FastifyReply, notice: Notice): void {
   if (reply.sent) return
-  const text = `served from cache: upstream ${notice.upstream} unavailable`.replace(/"/g, "'")
+  // The reason names the upstream and the cause (unreachable, refused our credentials, denied access).
+  const text = `served from cache: ${notice.reason}`
+    .replace(/[^ -~]/g, '?')
+    .replace(/["\\]/g, "'")
+    .slice(0, 300)
   reply.header('warning', `299 - "${text}"`).header('x-ferry-cache', 'stale')
   request.log.warn({ upstream: notice.upstream, reason: notice.reason }, 'served stale')
 }

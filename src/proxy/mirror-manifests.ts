@@ -1,7 +1,7 @@
 // Manifests of a mirrored repository. Content by digest never changes, so once fetched it is
 // served from the cache for good; a miss fetches once however many clients ask at the same time.
 import type { Digest } from '../core/digest.js'
-import { isRegistryError, type RegistryError } from '../core/errors.js'
+import { isRegistryError, RegistryError } from '../core/errors.js'
 import { parseManifest, type Descriptor } from '../core/manifest.js'
 import { manifestMediaTypes } from '../core/media-types.js'
 import type { BlobService, ManifestPutOptions, ManifestPutResult, ManifestService, Op, StoredManifest } from '../core/registry.js'
@@ -41,8 +41,20 @@ export class MirrorManifests implements ManifestService {
   async get(digest: Digest, op?: Op): Promise<StoredManifest | undefined> {
     const local = await this.local.get(digest, op)
     if (local || (await this.target.pushed())) return local
-    if (!(await this.cached(digest, op)) && !(await this.fetch(digest))) return undefined
+    if (!(await this.cached(digest, op)) && !(await this.fetch(digest))) throw this.unknownUpstream({ digest })
     return this.target.cache.manifests.get(digest, op)
+  }
+
+  /**
+   * The upstream has no such manifest: MANIFEST_UNKNOWN naming it and the repository asked there,
+   * which routing may have changed (`pause?ns=docker.io` is `library/pause` at docker.io).
+   */
+  unknownUpstream(reference: { tag: string } | { digest: Digest }): RegistryError {
+    return new RegistryError('MANIFEST_UNKNOWN', undefined, {
+      ...reference,
+      upstream: this.target.upstream.name,
+      upstreamRepository: this.target.repository,
+    })
   }
 
   async put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult> {

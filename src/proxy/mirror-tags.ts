@@ -5,7 +5,7 @@
 import type { Digest } from '../core/digest.js'
 import { isRegistryError } from '../core/errors.js'
 import type { Descriptor } from '../core/manifest.js'
-import { isManifestMediaType } from '../core/media-types.js'
+import { acceptsEveryManifestType, isManifestMediaType } from '../core/media-types.js'
 import { compareLexically, paginate, type Page, type PageResult } from '../core/pagination.js'
 import type { Op, TagService } from '../core/registry.js'
 import { isServableFromCache } from '../upstream/upstream.js'
@@ -75,9 +75,11 @@ export class MirrorTags implements TagService {
     this.context.metrics.cacheLookups.inc({ kind: 'tag', result: 'miss' })
     // Only an answer to "anything" is the tag's canonical manifest; one negotiated down for a
     // narrow Accept list is served to that client but never remembered under the tag.
-    const canonical = accept.length === 0 || accept.includes('*/*') || manifestTypesIn(accept) >= 4
-    const descriptor = await this.manifests.fetchIntoCache(tag, accept.length === 0 ? everyManifestType : accept)
-    if (descriptor && canonical) await this.remember(tag, key, descriptor)
+    const anything = acceptsEveryManifestType(accept)
+    const canonical = anything || manifestTypesIn(accept) >= 4
+    const descriptor = await this.manifests.fetchIntoCache(tag, anything ? everyManifestType : accept)
+    if (!descriptor) throw this.manifests.unknownUpstream({ tag })
+    if (canonical) await this.remember(tag, key, descriptor)
     return descriptor
   }
 

@@ -4,10 +4,11 @@
 import { digestAlgorithm, digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import { maxManifestBytes } from '../core/manifest.js'
-import { baseMediaType, isManifestMediaType, manifestMediaTypes } from '../core/media-types.js'
+import { acceptsEveryManifestType, baseMediaType, isManifestMediaType, manifestMediaTypes } from '../core/media-types.js'
 import type { ByteRange } from '../core/range.js'
 import { isRepositoryName, parseReference } from '../core/reference.js'
 import type { Op } from '../core/registry.js'
+import type { Logger } from 'pino'
 import { ClientError } from '../client/client-error.js'
 import type { CredentialProvider } from '../client/credentials.js'
 import type { ClientResponse } from '../client/http-exchange.js'
@@ -38,16 +39,22 @@ export interface RegistryUpstreamOptions {
   /** Pages of tags/list followed before the list is cut short. Default 100. */
   maxTagPages?: number
   userAgent?: string
+  /** Warned when the upstream wants a login that we cannot offer (no credentials configured for it). */
+  logger?: Pick<Logger, 'warn'>
 }
 
 // Bounds one tags/list page like a manifest: the body is buffered to parse it.
 const maxTagPageBytes = 4 * 1024 * 1024
+// An error body is read only for its message.
+const maxErrorBodyBytes = 64 * 1024
 
 export class RegistryUpstream implements Upstream {
   readonly name: string
   readonly #client: RegistryClient
   readonly #tagPageSize: number | undefined
   readonly #maxTagPages: number
+  readonly #credentials: CredentialProvider | undefined
+  readonly #logger: Pick<Logger, 'warn'> | undefined
 
   constructor(options: RegistryUpstreamOptions) {
     this.name = options.name
@@ -61,6 +68,8 @@ export class RegistryUpstream implements Upstream {
     })
     this.#tagPageSize = options.tagPageSize
     this.#maxTagPages = options.maxTagPages ?? 100
+    this.#credentials = options.credentials
+    this.#logger = options.logger
   }
 
   async resolve(repo: string, reference: string, op: Op = {}): Promise<UpstreamDescriptor | undefined> {
@@ -92,7 +101,7 @@ export class RegistryUpstream implements Upstream {
   async getManifest(repo: string, reference: string, op: Op = {}): Promise<UpstreamManifest | undefined> {
     const ref = parseReference(reference)
     const response = await this.#send(repo, 'GET', manifestPath(repo, reference), op, { accept: acceptHeader(op.accept) })
-    if (response.status === 404) return this.#notFound(response)
+    if (response.status === 404) return this.#manifestNotFound(response, repo, reference, op)
     if (response.status !== 200) throw await this.#failure(response, repo)
     const bytes = await this.#guard(repo, op, () => response.read(maxManifestBytes))
     const declared = tryParseDigest(response.header('docker-content-digest') ?? '')
@@ -180,13 +189,51 @@ export class RegistryUpstream implements Upstream {
       return await action()
     } catch (err) {
       if (op.signal?.aborted || !(err instanceof ClientError)) throw err
+      // A token service refusing an anonymous request wants a login, which we have none to give.
+      if (err.kind === 'auth' && (await this.#anonymous())) throw this.#loginWanted(repo, err.message)
       throw this.#unavailable(repo, clientFailure[err.kind], err)
     }
+  }
+
+  /** Whether we send no credentials to this upstream: none configured, or none for its host. */
+  async #anonymous(): Promise<boolean> {
+    if (this.#credentials === undefined) return true
+    try {
+      return (await this.#credentials.credentials(this.#client.url.host)) === undefined
+    } catch {
+      return false
+    }
+  }
+
+  /** DENIED with the settings that would provide a login, in the answer and in a warning. */
+  #loginWanted(repo: string, upstreamAnswer: string | number): UpstreamDeniedError {
+    const hint =
+      `no credentials are configured for upstream ${this.name}: set gcrKeyPath or pullCredentialConfigPath on it ` +
+      '(mirror.upstreams), or mirror.pullCredentialConfigPath'
+    this.#logger?.warn({ upstream: this.name, repo, answer: upstreamAnswer, hint }, 'upstream denied access')
+    return new UpstreamDeniedError(this.name, `upstream ${this.name} denied access: it wants a login`, { upstream: this.name, repo, hint })
   }
 
   async #notFound(response: ClientResponse): Promise<undefined> {
     await response.dump()
     return undefined
+  }
+
+  /**
+   * A manifest 404 is "no such manifest", unless the upstream says it has one in a type the Accept
+   * list excludes (distribution: "OCI manifest found, but accept header does not support OCI
+   * manifests"): that reason is the client's to hear, so it throws MANIFEST_UNKNOWN carrying it.
+   */
+  async #manifestNotFound(response: ClientResponse, repo: string, reference: string, op: Op): Promise<undefined> {
+    const message = upstreamErrorMessage(await response.read(maxErrorBodyBytes).catch(() => Buffer.alloc(0)))
+    if (message === undefined || !/\baccept|media.?type/i.test(message)) return undefined
+    throw new RegistryError('MANIFEST_UNKNOWN', `upstream ${this.name} has the manifest only in a media type the Accept header excludes`, {
+      upstream: this.name,
+      repo,
+      reference,
+      accepted: acceptHeader(op.accept),
+      upstreamMessage: message.slice(0, 300),
+    })
   }
 
   async #failure(response: ClientResponse, repo: string): Promise<RegistryError> {
@@ -201,6 +248,7 @@ export class RegistryUpstream implements Upstream {
       })
     }
     if (status === 401 || status === 403) {
+      if (await this.#anonymous()) return this.#loginWanted(repo, status)
       // A repository-specific "no", after we presented whatever credentials we have.
       return new UpstreamDeniedError(this.name, `upstream ${this.name} denied access`, detail)
     }
@@ -253,13 +301,28 @@ const clientFailure: Record<ClientError['kind'], string> = {
   tls: 'failed the TLS handshake (untrusted or mismatched certificate, or our client certificate was refused; see its tls settings)',
 }
 
+/** The first message of an OCI error body (`{"errors":[{"message":…}]}`), if it is one. */
+function upstreamErrorMessage(body: Buffer): string | undefined {
+  try {
+    const first = (JSON.parse(body.toString('utf8')) as { errors?: { message?: unknown }[] } | null)?.errors?.[0]
+    return typeof first?.message === 'string' ? first.message : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function manifestPath(repo: string, reference: string): string {
   return `/v2/${repo}/manifests/${reference}`
 }
 
-/** The client's Accept list forwarded whole; without one, every manifest type we serve. */
-function acceptHeader(accept: readonly string[] | undefined): string {
-  return (accept !== undefined && accept.length > 0 ? accept : manifestMediaTypes).join(', ')
+/**
+ * The client's Accept list forwarded whole. A client that takes any manifest (no Accept, curl's
+ * `*\/*`) gets every manifest type named as well: registries answer a bare `*\/*` with 404 for
+ * OCI manifests (distribution) or with a down-converted one.
+ */
+function acceptHeader(accept: readonly string[] = []): string {
+  if (!acceptsEveryManifestType(accept)) return accept.join(', ')
+  return [...manifestMediaTypes, ...accept.filter((type) => !isManifestMediaType(type))].join(', ')
 }
 
 /** The declared type when it is a manifest type, else the document's own `mediaType` field. */

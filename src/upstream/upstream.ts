@@ -40,7 +40,10 @@ export interface UpstreamBlob {
  * An upstream that answers a request 401 or 403 even after we authenticated has answered "no"
  * for that repository (Docker Hub says 401 for repositories that do not exist): that is a plain
  * UpstreamDeniedError (DENIED, 403) naming the upstream, not a failure, and never a 401, which
- * would make our client re-authenticate against us for nothing. Invalid names or references throw
+ * would make our client re-authenticate against us for nothing. When we have no credentials for
+ * the upstream, that DENIED (and a token service refusing our anonymous request) says which
+ * settings would provide a login. A manifest 404 whose message says the Accept list excludes the
+ * upstream's type throws MANIFEST_UNKNOWN carrying that message. Invalid names or references throw
  * NAME_INVALID / TAG_INVALID / DIGEST_INVALID before any request; an unsatisfiable range throws
  * RANGE_INVALID. An aborted `op.signal` rejects with the abort reason.
  */
@@ -48,8 +51,8 @@ export interface Upstream {
   /** The configured name, e.g. `gcr.io`; it names the upstream in error messages. */
   readonly name: string
   /**
-   * HEAD manifests/<reference>, forwarding `op.accept` as the Accept list (the four manifest
-   * types when empty). The upstream may answer with another type than asked, or 404 when it has
+   * HEAD manifests/<reference>, forwarding `op.accept` as the Accept list (with the four manifest
+   * types named when it takes any manifest: empty, or `*\/*`). The upstream may answer with another type than asked, or 404 when it has
    * the manifest only in a type the Accept list excludes (distribution does for OCI types).
    */
   resolve(repo: string, reference: string, op?: Op): Promise<UpstreamDescriptor | undefined>

@@ -135,3 +135,31 @@ t.test('audit lines for push, delete and login failure; no secret in any log lin
   t.notMatch(all, /"authorization"\s*:\s*"(?!\[redacted\])/i, 'no authorization header value')
   t.notMatch(all, /eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/, 'nothing that looks like a JWT')
 })
+
+t.test('a refused push (403) says who was refused and how they logged in', async (t) => {
+  const ferry = await startAuthServer(t, { users: { bob: 'bob-pw' }, auth: { roles } })
+  const refused = await fetch(`${ferry.url}/v2/other/app/blobs/uploads/`, {
+    method: 'POST',
+    headers: { authorization: basic('bob', 'bob-pw') },
+  })
+  t.equal(refused.status, 403, 'bob may not push outside team/**')
+  const token = (await (
+    await fetch(`${ferry.url}/token?scope=repository:team/app:pull,push,delete`, { headers: { authorization: basic('bob', 'bob-pw') } })
+  ).json()) as { token: string }
+  const deleted = await fetch(`${ferry.url}/v2/team/app/manifests/v1`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token.token}` },
+  })
+  t.equal(deleted.status, 403, 'an editor may not delete')
+  const audit = ferry.records().filter((r) => r.audit === true)
+  t.match(
+    audit.find((r) => r.status === 403),
+    { action: 'push', user: 'bob', via: 'basic', repo: 'other/app', method: 'POST' },
+    'the 403 names the user and how they authenticated',
+  )
+  t.match(
+    audit.find((r) => r.status === 403 && r.method === 'DELETE'),
+    { action: 'delete', user: 'bob', via: 'bearer' },
+    'and with a token',
+  )
+})

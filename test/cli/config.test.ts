@@ -70,7 +70,7 @@ t.test('config print shows the effective config: file < env < flags', async (t) 
   t.same(fake.exits, [])
   const printed = parse(fake.stdout()) as Record<string, Record<string, unknown>>
   t.equal(printed.listen, '127.0.0.1:3000')
-  t.same(printed.log, { level: 'error' })
+  t.same(printed.log, { level: 'error', format: 'auto' })
   t.same(printed.http, { idleTimeout: '2m', shutdownTimeout: '30s', sendfile: true })
   t.same(printed.cache, { manifestMemory: '64MiB', metadataTtl: '5s' })
 })

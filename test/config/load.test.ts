@@ -46,7 +46,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
     http: { idleTimeout: 5000, shutdownTimeout: 30_000, sendfile: true },
     tls: defaultConfig().tls,
     cache: { manifestMemory: 1024 ** 3, metadataTtl: 5000 },
-    log: { level: 'debug' },
+    log: { level: 'debug', format: 'auto' },
     auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
   })

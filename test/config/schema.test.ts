@@ -34,7 +34,7 @@ t.test('defaults', async (t) => {
     http: { idleTimeout: 75_000, shutdownTimeout: 30_000, sendfile: true },
     tls: { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: true },
     cache: { manifestMemory: 64 * 1024 * 1024, metadataTtl: 5000 },
-    log: { level: 'info' },
+    log: { level: 'info', format: 'auto' },
     auth: {
       htpasswd: undefined,
       users: [],

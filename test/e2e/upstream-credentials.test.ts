@@ -182,8 +182,8 @@ t.test('Docker config.json: auth, username/password, identitytoken and a credent
     t.equal(up.tokens.grants.at(-1), grant, `${name} authenticated as ${grant}`)
   }
   const anonymous = await pull(server.url, 'anonymous.test/library/app', 'v1', image)
-  t.equal(anonymous.status, 503, 'an upstream without an entry pulls anonymously, and is refused')
-  t.match(anonymous.error, { code: 'UNAVAILABLE', message: /anonymous\.test/ })
+  t.equal(anonymous.status, 403, 'an upstream without an entry pulls anonymously, and is refused')
+  t.match(anonymous.error, { code: 'DENIED', message: /anonymous\.test denied access/, detail: /no credentials are configured/ })
   assertNoSecrets(t, server.logs, [
     'hub:pass:with:colons',
     'harbor-robot-secret',

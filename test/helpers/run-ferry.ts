@@ -12,6 +12,8 @@ if (process.env.RUN_FERRY_EXIT_WITH_PARENT === '1') {
   process.stdin.on('end', die)
   process.stdin.on('error', die)
   process.stdin.resume()
+  // Watching the parent must not keep Ferry alive: a clean shutdown ends by the loop running dry.
+  ;(process.stdin as unknown as { unref?: () => void }).unref?.()
 }
 
 await runCli(process.argv)

@@ -127,7 +127,7 @@ t.test('a retag upstream is seen after the TTL; stale tags are served while the 
   t.equal(stale.status, 200, 'the tag is served however stale')
   t.equal(stale.headers.get('docker-content-digest'), second.manifest.digest)
   t.equal(stale.headers.get('x-ferry-cache'), 'stale')
-  t.match(stale.headers.get('warning') ?? '', /^299 - "served from cache: upstream gcr\.io unavailable"$/)
+  t.match(stale.headers.get('warning') ?? '', /^299 - "served from cache: upstream gcr\.io is unreachable"$/)
   const metrics = await (await fetch(`${ferry.url}/metrics`)).text()
   t.match(metrics, /ferry_mirror_stale_serves_total\{kind="tag"\} [1-9]/)
   t.ok(

@@ -178,10 +178,10 @@ async function main(): Promise<void> {
     const { file } = await writeTlsFerryConfig(dir, { cert: a.certPath, key: b.keyPath })
     const logger = createLogger('silent')
     await t.rejects(startServer(await loadConfig({ file }), logger), {
-      name: 'TlsFileError',
-      configKey: 'tls.key',
-      file: b.keyPath,
-      message: /^tls.key .*does not match the certificate/,
+      name: 'StartupError',
+      setting: 'tls.key',
+      message: /^cannot serve HTTPS: tls.key .*does not match the certificate/,
+      cause: { name: 'TlsFileError', configKey: 'tls.key', file: b.keyPath },
     })
   })
 
