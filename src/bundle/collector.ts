@@ -60,7 +60,12 @@ export class Collector {
         yield chunk as Buffer
       }
     }
-    await this.#readStream(Readable.from(counted()), source, 0)
+    try {
+      await this.#readStream(Readable.from(counted()), source, 0)
+    } catch (err) {
+      const message = (err as Error).message
+      throw message.includes(source) ? err : new Error(`${source}: ${message}`, { cause: err })
+    }
   }
 
   #archive(label: string): ArchiveFiles {

@@ -5,7 +5,7 @@
 // (xz even decodes multi-block files on every core with -T0). The tools are Debian's `zstd`,
 // `xz-utils` and `bzip2`.
 import { spawn } from 'node:child_process'
-import { PassThrough, type Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
 import type { Compression } from './magic.js'
@@ -26,13 +26,16 @@ const maxStderr = 4096
 export function decompress(kind: Compression, input: Readable, what: string): Readable {
   if (kind === 'gzip') {
     const gunzip = createGunzip()
-    input.once('error', (err) => gunzip.destroy(err))
-    gunzip.on('error', () => input.destroy())
-    const output = new PassThrough()
-    pipeline(input, gunzip, output).catch((err: unknown) =>
-      output.destroy(new Error(`${what}: gzip data is corrupt or truncated (${(err as Error).message})`)),
-    )
-    return output
+    // Errors of either side surface while reading gunzip's output, named after the archive.
+    pipeline(input, gunzip).catch(() => undefined)
+    async function* inflated(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of gunzip) yield chunk as Buffer
+      } catch (err) {
+        throw new Error(`${what}: gzip data is corrupt or truncated (${(err as Error).message})`, { cause: err })
+      }
+    }
+    return Readable.from(inflated())
   }
   const program = programs[kind]
   const child = spawn(program.command, program.args, { stdio: ['pipe', 'pipe', 'pipe'] })

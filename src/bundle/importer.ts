@@ -137,7 +137,7 @@ export class BundlePush {
       this.stats.phase = 'done'
       return { images: [], stats: this.stats, fatal: fatal.message }
     }
-    const plans = planImages(collector.content)
+    const plans = withoutConflicts(planImages(collector.content))
     this.#options.onEvent?.({ type: 'read.done', bytes: this.stats.readBytes, images: plans.length })
     this.stats.phase = 'pushing'
     try {
@@ -304,6 +304,22 @@ export class BundlePush {
     this.stats.blobsPushed++
     this.stats.bytesPushed += record.size
   }
+}
+
+/** Two different images under one name would make the tag depend on timing: the later ones are refused. */
+function withoutConflicts(plans: ImagePlan[]): ImagePlan[] {
+  const first = new Map<string, ImagePlan>()
+  return plans.map((plan) => {
+    if (plan.problem !== undefined || plan.path === '') return plan
+    const key = `${plan.path}:${plan.tag ?? plan.digest}`
+    const taken = first.get(key)
+    if (taken === undefined) {
+      first.set(key, plan)
+      return plan
+    }
+    if (taken.digest === plan.digest) return plan
+    return { ...plan, problem: `${plan.source ?? key} names a different image (${taken.digest}) in ${taken.archive} too` }
+  })
 }
 
 export function repositoryIn(namespace: string, path: string): string {

@@ -39,7 +39,7 @@ export class Spool {
   }
 
   /** Writes `content` (of `size` bytes) to a temp file, hashing it. Waits for room first. */
-  async write(content: AsyncIterable<Buffer>, size: number): Promise<SpooledBlob> {
+  async write(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number): Promise<SpooledBlob> {
     while (this.#used > 0 && this.#used + size > this.#budget) await new Promise<void>((resolve) => this.#waiters.push(resolve))
     this.#used += size
     this.peak = Math.max(this.peak, this.#used)
