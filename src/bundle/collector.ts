@@ -110,7 +110,7 @@ export class Collector {
   }
 
   async #readFile(entry: Entry, archive: ArchiveFiles, depth: number): Promise<void> {
-    const origin = `${archive.label}!/${entry.path}`
+    const origin = entry.file ?? `${archive.label}!/${entry.path}`
     const base = posix.basename(entry.path)
     const prefix = posix.dirname(entry.path) === '.' ? '' : posix.dirname(entry.path)
     const blob = blobPath.exec(entry.path)

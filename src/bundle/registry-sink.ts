@@ -46,7 +46,10 @@ export class RegistrySink implements BundleSink {
       })
     } catch (err) {
       if (err instanceof FatalSinkError) throw err
-      throw new FatalSinkError(`${this.#client.url.host}: ${(err as Error).message}`, { cause: err })
+      const fatal = this.#fatal(err)
+      throw fatal instanceof FatalSinkError
+        ? fatal
+        : new FatalSinkError(`${this.#client.url.host}: ${(err as Error).message}`, { cause: err })
     }
   }
 
@@ -60,7 +63,7 @@ export class RegistrySink implements BundleSink {
       })
       await response.dump()
       if (response.status === 200) return true
-      if (response.status === 404) return false
+      if (response.status === 404 || unsure(response.status)) return false
       throw await this.#failure(response, `HEAD ${repo} blob ${digest}`)
     })
   }
@@ -129,7 +132,7 @@ export class RegistrySink implements BundleSink {
         ...opt(signal),
       })
       await response.dump()
-      if (response.status === 404) return undefined
+      if (response.status === 404 || unsure(response.status)) return undefined
       if (response.status !== 200) throw await this.#failure(response, `HEAD ${repo} manifest ${reference}`)
       return tryParseDigest(response.header('docker-content-digest') ?? '')
     })
@@ -197,20 +200,35 @@ export class RegistrySink implements BundleSink {
     return new StatusError(message, response.status)
   }
 
+  /** Client failures other than a connection that failed or timed out (auth, TLS, protocol) end the run. */
+  #fatal(err: unknown): unknown {
+    if (!(err instanceof ClientError) || err.kind === 'timeout' || err.kind === 'unreachable') return err
+    const host = this.#client.url.host
+    const message = err.kind === 'auth' ? `${host} refused the credentials (${err.message})` : `${host}: ${err.message}`
+    return new FatalSinkError(message, { cause: err })
+  }
+
   async #retrying<T>(signal: AbortSignal | undefined, operation: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await operation()
       } catch (err) {
         if (!transient(err) || attempt >= this.#retry.maxRetries || signal?.aborted) {
-          if (err instanceof ClientError && err.kind !== 'timeout' && err.kind !== 'unreachable')
-            throw new FatalSinkError(err.message, { cause: err })
-          throw err
+          throw this.#fatal(err)
         }
         await sleep(backoffDelay(attempt, this.#retry), undefined, signal ? { signal } : {})
       }
     }
   }
+}
+
+/**
+ * A HEAD that cannot say whether the content is there: pushing it is then always right. A Ferry
+ * mirror answers 503 for what it has neither locally nor from an upstream it cannot reach, which
+ * is every new image on an air-gapped site.
+ */
+function unsure(status: number): boolean {
+  return status === 429 || status >= 500
 }
 
 function transient(err: unknown): boolean {
