@@ -38,6 +38,8 @@ export interface ImagePlan {
 
 const refName = 'org.opencontainers.image.ref.name'
 const containerdName = 'io.containerd.image.name'
+// Zarf names the images of a package this way in images/index.json (older Zarf leaves docker.io off).
+const baseName = 'org.opencontainers.image.base.name'
 const maxIndexDepth = 4
 
 export function planImages(content: BundleContent): ImagePlan[] {
@@ -82,12 +84,14 @@ function layoutImages(content: BundleContent, scope: Scope, where: string): Imag
   })
 }
 
-/** The image's name: containerd's annotation, a full ref.name, or docker save's RepoTags for its config. */
+/** The image's name: containerd's annotation, a full ref.name, Zarf's base.name, or docker save's RepoTags for its config. */
 function layoutName(annotations: Record<string, unknown>, plan: ImagePlan, saved: ReturnType<typeof parseSavedImages>, scope: Scope) {
   const containerd = annotations[containerdName]
   if (typeof containerd === 'string' && parseSourceName(containerd) !== undefined) return containerd
   const ref = annotations[refName]
   if (typeof ref === 'string' && isFullReference(ref) && parseSourceName(ref) !== undefined) return ref
+  const base = annotations[baseName]
+  if (typeof base === 'string' && isFullReference(base) && parseSourceName(base) !== undefined) return base
   const config = plan.manifests.at(-1) && configDigest(plan.manifests.at(-1)!)
   for (const image of saved ?? []) {
     if (config !== undefined && resolvePath(scope.archive, scope.prefix, image.Config) === config && image.RepoTags[0] !== undefined) {

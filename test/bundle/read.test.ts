@@ -72,6 +72,12 @@ async function main(bundles: Bundles, work: string): Promise<void> {
     t.same(summary(report), [{ source: names.docker25, destination: 'ns/x/d25:1.0', digest: bundles.amd64.digest }])
   })
 
+  t.test('a Zarf-shaped package: the images/ layout inside a .tar.zst, named by base.name; components passed over', async (t) => {
+    const report = await plan(bundles.zarfPackage)
+    t.equal(report.fatal, undefined)
+    t.same(summary(report), [{ source: names.zarf, destination: 'ns/stefanprodan/podinfo:6.4.0', digest: bundles.amd64.digest }])
+  })
+
   t.test('a tar of archives is read recursively; files that are no archive are passed over', async (t) => {
     const report = await plan(bundles.nestedTar)
     t.equal(report.fatal, undefined)

@@ -3,7 +3,7 @@
 // archives and a legacy docker-archive, compressed with the system's gzip, xz, zstd and bzip2,
 // a Docker-25-style save (OCI layout plus manifest.json) assembled by hand, and a tar of
 // several archives.
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   buildImage,
@@ -41,6 +41,8 @@ export interface Bundles {
   dockerArchive: string
   /** A Docker 25+ style save of amd64: OCI layout (ref.name only a tag) plus manifest.json naming gcr.io/x/d25:1.0. */
   docker25Tar: string
+  /** Shaped like a Zarf package (.tar.zst): zarf.yaml, checksums.txt, images/ (an OCI layout named by base.name), components/*.tar. */
+  zarfPackage: string
   /** A tar holding images/legacy.tar.xz (the docker-archive) and images/single.tar.zst (oci-archive gcr.io/x/single:1.0). */
   nestedTar: string
 }
@@ -50,6 +52,7 @@ export const names = {
   single: 'gcr.io/x/single:1.0',
   legacy: 'gcr.io/anthos-baremetal-release/foo:1.8.0',
   docker25: 'gcr.io/x/d25:1.0',
+  zarf: 'ghcr.io/stefanprodan/podinfo:6.4.0',
 } as const
 
 const skopeo = (...args: string[]) => run('skopeo', ['--insecure-policy', ...args], { timeoutMs: 120_000 })
@@ -112,6 +115,7 @@ export async function buildBundles(dir: string): Promise<Bundles> {
     ociTarBz2: await compressed('bzip2', ['-c'], 'bz2'),
     dockerArchive,
     docker25Tar,
+    zarfPackage: await zarfPackage(dir, layout),
     nestedTar,
   }
 }
@@ -129,6 +133,29 @@ async function docker25Save(dir: string, layout: string): Promise<string> {
   // Docker writes manifest.json after the blobs; so does this (tar keeps the order given).
   await run('tar', ['-cf', tar, '-C', folder, 'oci-layout', 'blobs', 'index.json', 'manifest.json'])
   return tar
+}
+
+/** A Zarf-shaped package: the images' OCI layout under images/, named by org.opencontainers.image.base.name only. */
+async function zarfPackage(dir: string, layout: string): Promise<string> {
+  const root = join(dir, 'zarf')
+  const images = join(root, 'images')
+  await mkdir(root, { recursive: true })
+  await skopeo('copy', '--preserve-digests', `oci:${layout}:amd64`, `oci:${images}:${names.zarf}`)
+  const index = JSON.parse(await readFile(join(images, 'index.json'), 'utf8')) as { manifests: Descriptor[] }
+  for (const d of index.manifests) d.annotations = { 'org.opencontainers.image.base.name': names.zarf }
+  await writeFile(join(images, 'index.json'), JSON.stringify(index))
+  await mkdir(join(root, 'components', 'main', 'files'), { recursive: true })
+  await writeFile(join(root, 'components', 'main', 'files', 'config.yaml'), 'replicas: 1\n')
+  await run('tar', ['-cf', join(root, 'components', 'main.tar'), '-C', join(root, 'components'), 'main'])
+  await rm(join(root, 'components', 'main'), { recursive: true })
+  await writeFile(
+    join(root, 'zarf.yaml'),
+    `kind: ZarfPackageConfig\nmetadata:\n  name: podinfo\ncomponents:\n  - name: main\n    images:\n      - ${names.zarf}\n`,
+  )
+  await run('sh', ['-c', `cd "${root}" && find . -type f ! -name checksums.txt | sort | xargs sha256sum > checksums.txt`])
+  const out = join(dir, 'zarf-package-podinfo-amd64-1.0.0.tar.zst')
+  await run('sh', ['-c', `tar -cf - -C "${root}" . | zstd -q -c > "${out}"`])
+  return out
 }
 
 /** `head -c`: the first `fraction` of a file, as a transfer cut short leaves it. */
