@@ -21,6 +21,8 @@ export type Stage = (blob: { digest: Digest; size: number; origin: string; open:
 export interface CollectorOptions {
   /** Absent in a dry run: blobs are only hashed. */
   stage?: Stage
+  /** Whether a blob whose digest the bundle names is in the staging repository already. */
+  isStaged?: (digest: Digest) => Promise<boolean>
   spool: Spool
   /** Bytes of the source file read so far (compressed), for progress. */
   onRead?: (bytes: number) => void
@@ -186,10 +188,13 @@ export class Collector {
       return record.digest
     }
     const stage = this.#options.stage
-    if (stage === undefined) {
+    // Already staged (a second run, or one after a crash): checked, never written to disk.
+    const staged = stage !== undefined && expectedDigest !== undefined && (await this.#options.isStaged?.(expectedDigest)) === true
+    if (stage === undefined || staged) {
       const { digest } = await digestOf(stream)
       if (!this.#matches(expectedDigest, digest, origin, entry.size)) return undefined
       record.digest = digest
+      if (staged) record.staged = Promise.resolve()
       this.#remember(record)
       return digest
     }

@@ -119,7 +119,7 @@ export class BundlePush {
       onRead: (bytes) => {
         this.stats.readBytes = bytes
       },
-      ...(this.#options.sink ? { stage: (blob) => this.#stage(blob) } : {}),
+      ...(this.#options.sink ? { stage: (blob) => this.#stage(blob), isStaged: (digest) => this.#isStaged(digest) } : {}),
     })
     try {
       await collector.read(this.#options.source)
@@ -160,6 +160,20 @@ export class BundlePush {
     if (err instanceof FatalSinkError && this.#fatalReason === undefined) {
       this.#fatalReason = err
       this.#abort.abort(err)
+    }
+  }
+
+  async #isStaged(digest: Digest): Promise<boolean> {
+    try {
+      const present = await this.#limiter.run(() => this.#options.sink!.hasBlob(this.#staging, digest, this.#signal))
+      if (present) {
+        this.stats.blobsSkipped++
+        this.#homes.set(digest, Promise.resolve(this.#staging))
+      }
+      return present
+    } catch (err) {
+      this.#fail(err)
+      throw err
     }
   }
 

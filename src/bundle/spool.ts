@@ -1,8 +1,8 @@
 // Blob bytes between the archive and the upload. A tar stream moves on to the next entry while a
 // blob is still being uploaded, and a failed upload must be sent again, so each blob is written
-// to a temp file as it passes (hashed on the way) and deleted once uploaded. The files together
-// stay under a budget: a blob waits for room unless nothing else is spooled, so the disk used is
-// at most the budget plus the largest blob.
+// to a temp file as it passes (hashed on the way) and deleted once uploaded. A blob is admitted
+// while the files spooled so far fit a budget, so the disk used is at most the budget plus the
+// largest blob.
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -40,7 +40,9 @@ export class Spool {
 
   /** Writes `content` (of `size` bytes) to a temp file, hashing it. Waits for room first. */
   async write(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number): Promise<SpooledBlob> {
-    while (this.#used > 0 && this.#used + size > this.#budget) await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    // Admitted while what is spooled fits the budget, whatever this blob's size: reading the next
+    // blob overlaps uploading the last, and the total stays under the budget plus one blob.
+    while (this.#used > this.#budget) await new Promise<void>((resolve) => this.#waiters.push(resolve))
     this.#used += size
     this.peak = Math.max(this.peak, this.#used)
     this.#dir ??= await mkdtemp(join(this.#parent, 'ferry-push-'))

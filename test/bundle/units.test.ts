@@ -42,22 +42,23 @@ t.test('the spool holds at most its budget plus one blob, and cleans up', async 
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const spool = new Spool(100, dir)
   const first = await spool.write([randomBytes(80)], 80)
-  let secondDone = false
-  const second = spool.write([randomBytes(80)], 80).then((blob) => {
-    secondDone = true
+  const second = await spool.write([randomBytes(80)], 80)
+  t.equal(spool.peak, 160, 'admitted while what is spooled (80) fits the budget (100)')
+  let thirdDone = false
+  const third = spool.write([randomBytes(30)], 30).then((blob) => {
+    thirdDone = true
     return blob
   })
-  // Give the second write every chance to run: it must still be waiting for room.
+  // Give the third write every chance to run: it must still be waiting for room.
   for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
-  t.notOk(secondDone, 'a blob that does not fit waits while another is spooled')
+  t.notOk(thirdDone, 'a blob waits while more than the budget is spooled')
   await first.release()
-  const blob = await second
-  t.ok(secondDone)
-  t.equal(spool.peak, 80, 'never more than one 80-byte blob at once under a 100-byte budget')
-  const big = spool.write([randomBytes(500)], 500)
-  await blob.release()
-  await (await big).release()
-  t.equal(spool.peak, 500, 'a blob larger than the budget goes alone')
+  await (await third).release()
+  t.equal(spool.peak, 160, 'never more than the budget plus one blob')
+  await second.release()
+  const big = await spool.write([randomBytes(500)], 500)
+  t.equal(spool.peak, 500, 'a blob larger than the budget is admitted alone')
+  await big.release()
   await spool.close()
   t.same(await readdir(dir), [], 'nothing left behind')
 })
