@@ -12,6 +12,7 @@ import { fakeIo } from '../cli/fixtures/fake-io.js'
 import { buildBundles, names, truncated } from '../helpers/bundles.js'
 import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
+import { issueServerCert, makeCa, pkiUnavailable } from '../helpers/pki.js'
 import { writeHtpasswd } from '../helpers/htpasswd.js'
 import { blobPath, readBlob, sha256, sha256File, tagDescriptor } from '../helpers/oci-layout.js'
 import { missingTools, run } from '../helpers/tools.js'
@@ -26,6 +27,7 @@ interface Summary {
   blobsSkipped: number
   blobsMounted: number
   bytesPushed: number
+  spoolPeakBytes: number
   failures: Array<{ source: string | null; destination: string; error: string }>
 }
 
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     const second = await pushImages(['--source', bundles.ociTarXz, ...into('test-namespace'), '--json', '--digest-map', digestMap])
     t.equal(second.exit, 0)
     t.equal(second.summary?.bytesPushed, 0, 'second run: no blob bytes uploaded')
+    t.equal(second.summary?.spoolPeakBytes, 0, 'and none written to the spool: staged blobs are only checked')
     t.equal(second.summary?.unchanged, 1)
     t.same(
       second.events.filter((e) => e.type === 'image.done').map((e) => [e.source, e.digest, e.unchanged]),
@@ -287,6 +290,37 @@ async function main(): Promise<void> {
         const again = await pushImages(['--source', source, ...args])
         t.equal(again.summary?.bytesPushed, 0, `${source}: second run uploads nothing`)
       }
+    },
+  )
+
+  await t.test(
+    'https with --cacert (the default scheme); without the CA the run stops naming TLS',
+    { skip: unavailable ?? pkiUnavailable() ?? false },
+    async (t) => {
+      const ca = await makeCa(join(work, 'ca'))
+      const cert = await issueServerCert(ca, { cn: '127.0.0.1' })
+      const registry = await startDistribution({
+        auth: 'htpasswd',
+        users: { pusher: 'pusher-pw' },
+        tls: { certificate: cert.fullChainPath, key: cert.keyPath },
+      })
+      t.teardown(() => registry.stop())
+      const args = [
+        '--source',
+        bundles.ociTarGz,
+        '--private-registry',
+        `${registry.host}/secure`,
+        ...creds,
+        '--json',
+        '--digest-map',
+        join(work, 'tls.json'),
+      ]
+      const refused = await pushImages(args)
+      t.equal(refused.exit, 1)
+      t.match(refused.stderr, /TLS|certificate/i)
+      const pushed = await pushImages([...args, '--cacert', ca.certPath])
+      t.equal(pushed.exit, 0, pushed.stderr)
+      t.equal(pushed.summary?.pushed, 1)
     },
   )
 }
