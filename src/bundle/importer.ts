@@ -21,7 +21,8 @@ import { isRepositoryName } from '../core/reference.js'
 import { Collector } from './collector.js'
 import type { BlobRecord, BundleContent } from './content.js'
 import { Limiter } from './limiter.js'
-import { planImages, type ImagePlan } from './plan.js'
+import { planImages, withoutConflicts, type ImagePlan } from './plan.js'
+import type { ImageResult, PushEvent, PushReport, PushStats } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
 
@@ -44,45 +45,6 @@ export interface PushOptions {
   signal?: AbortSignal
 }
 
-export type ImageStatus = 'pushed' | 'unchanged' | 'failed' | 'planned' | 'skipped'
-
-export interface ImageResult {
-  /** The name in the bundle; undefined for an image without one. */
-  source: string | undefined
-  archive: string
-  /** `<namespace>/<path>:<tag>` (or `@digest`) in the destination registry, '' when it has none. */
-  destination: string
-  digest: Digest | undefined
-  status: ImageStatus
-  error?: string
-}
-
-export type PushEvent =
-  | { type: 'read.done'; bytes: number; images: number }
-  | { type: 'image.start'; source: string | undefined; destination: string }
-  | { type: 'image.done'; source: string | undefined; destination: string; digest: Digest; unchanged: boolean }
-  | { type: 'image.failed'; source: string | undefined; destination: string; error: string }
-
-export interface PushStats {
-  /** Bytes of the bundle file read so far (before decompression). */
-  readBytes: number
-  blobsPushed: number
-  blobsSkipped: number
-  blobsMounted: number
-  /** Blob bytes uploaded. */
-  bytesPushed: number
-  /** The most bytes spooled on disk at once. */
-  spoolPeak: number
-  phase: 'reading' | 'pushing' | 'done'
-}
-
-export interface PushReport {
-  images: ImageResult[]
-  stats: PushStats
-  /** Set when nothing could be done (an unreadable bundle, a refused login). */
-  fatal?: string
-}
-
 export class BundlePush {
   readonly stats: PushStats = {
     readBytes: 0,
@@ -102,6 +64,8 @@ export class BundlePush {
   readonly #homes = new Map<Digest, Promise<string>>()
   readonly #ensured = new Map<string, Promise<void>>()
   #content: BundleContent | undefined
+  /** The failure that ended the run (credentials refused, destination unreachable). */
+  #fatalReason: Error | undefined
 
   constructor(options: PushOptions) {
     this.#options = options
@@ -153,8 +117,6 @@ export class BundlePush {
       this.stats.phase = 'done'
     }
   }
-
-  #fatalReason: Error | undefined
 
   #fail(err: unknown): void {
     if (err instanceof FatalSinkError && this.#fatalReason === undefined) {
@@ -318,22 +280,6 @@ export class BundlePush {
     this.stats.blobsPushed++
     this.stats.bytesPushed += record.size
   }
-}
-
-/** Two different images under one name would make the tag depend on timing: the later ones are refused. */
-function withoutConflicts(plans: ImagePlan[]): ImagePlan[] {
-  const first = new Map<string, ImagePlan>()
-  return plans.map((plan) => {
-    if (plan.problem !== undefined || plan.path === '') return plan
-    const key = `${plan.path}:${plan.tag ?? plan.digest}`
-    const taken = first.get(key)
-    if (taken === undefined) {
-      first.set(key, plan)
-      return plan
-    }
-    if (taken.digest === plan.digest) return plan
-    return { ...plan, problem: `${plan.source ?? key} names a different image (${taken.digest}) in ${taken.archive} too` }
-  })
 }
 
 export function repositoryIn(namespace: string, path: string): string {

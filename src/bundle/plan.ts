@@ -216,3 +216,19 @@ function name(plan: ImagePlan): ImagePlan {
   const unnamed = unnamedDestination(plan.digest)
   return { ...plan, source: undefined, path: unnamed.path, tag: unnamed.tag }
 }
+
+/** Two different images under one name would make the tag depend on timing: the later ones are refused. */
+export function withoutConflicts(plans: ImagePlan[]): ImagePlan[] {
+  const first = new Map<string, ImagePlan>()
+  return plans.map((plan) => {
+    if (plan.problem !== undefined || plan.path === '') return plan
+    const key = `${plan.path}:${plan.tag ?? plan.digest}`
+    const taken = first.get(key)
+    if (taken === undefined) {
+      first.set(key, plan)
+      return plan
+    }
+    if (taken.digest === plan.digest) return plan
+    return { ...plan, problem: `${plan.source ?? key} names a different image (${taken.digest}) in ${taken.archive} too` }
+  })
+}

@@ -1,5 +1,5 @@
 // The text `ferry push images` prints: progress lines, the dry-run table and the final summary.
-import type { ImageResult, PushReport, PushStats } from '../bundle/importer.js'
+import type { ImageResult, PushReport, PushStats } from '../bundle/results.js'
 
 const MB = 1_000_000
 
