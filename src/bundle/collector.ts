@@ -53,10 +53,12 @@ export class Collector {
       await this.#readEntries(folderEntries(source), this.#archive(source), 0)
       return
     }
-    const onRead = this.#options.onRead
+    const { onRead, signal } = this.#options
     async function* counted(): AsyncGenerator<Buffer> {
       let read = 0
       for await (const chunk of createReadStream(source, { highWaterMark: 1024 * 1024 })) {
+        // Checked per chunk: one blob of a bundle may take minutes to pass.
+        signal?.throwIfAborted()
         read += (chunk as Buffer).length
         onRead?.(read)
         yield chunk as Buffer

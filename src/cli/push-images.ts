@@ -84,7 +84,17 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
   try {
     const sink = client && new RegistrySink(client)
     if (sink) await sink.ping()
+    // Ctrl-C stops the run cleanly (uploads cancelled, the spool removed); a second one at once.
+    const interrupt = new AbortController()
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (interrupt.signal.aborted) return io.exit(130)
+      io.stderr.write(`ferry: ${signal}: stopping (again to quit at once)\n`)
+      interrupt.abort(new Error(`interrupted by ${signal}`))
+    }
+    io.onSignal('SIGINT', onSignal)
+    io.onSignal('SIGTERM', onSignal)
     const push = new BundlePush({
+      signal: interrupt.signal,
       source: options.source,
       namespace: destination.namespace,
       concurrency: options.concurrency,

@@ -3,6 +3,8 @@
 // CNCF distribution (Basic auth), then read back with skopeo: OCI inputs keep every digest and
 // byte, legacy docker saves land with their uncompressed layers, a second run uploads nothing,
 // and broken bundles leave nothing tagged.
+import { once } from 'node:events'
+import { createWriteStream } from 'node:fs'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -236,6 +238,30 @@ async function main(): Promise<void> {
     ])
     t.equal(refused.exit, 1)
     t.match(refused.stderr, /refused the credentials|401/)
+  })
+
+  await t.test('Ctrl-C stops a run midway: exit 1 naming the signal, nothing tagged', async (t) => {
+    // The bundle arrives through a named pipe, so the test decides when the rest of it comes.
+    const fifo = join(work, 'bundle.fifo')
+    await run('mkfifo', [fifo])
+    const fake = fakeIo()
+    const running = runCli(
+      ['node', 'ferry', 'push', 'images', '--source', fifo, ...into('interrupted'), '--digest-map', join(work, 'i.json')],
+      fake.io,
+    )
+    const bytes = await readFile(bundles.ociTar)
+    // Opening the pipe completes once the command reads it, after it installed its signal handlers.
+    const writer = createWriteStream(fifo)
+    // The reader gives up on the pipe once interrupted: the rest of the bundle meets EPIPE.
+    writer.on('error', () => undefined)
+    await once(writer, 'open')
+    writer.write(bytes.subarray(0, bytes.length / 2))
+    fake.signal('SIGINT')
+    writer.end(bytes.subarray(bytes.length / 2))
+    await running
+    t.same(fake.exits, [1])
+    t.match(fake.stderr(), 'interrupted by SIGINT')
+    t.equal(await tagged('interrupted/x/multi', '2.0'), 404)
   })
 
   await t.test('the real program (a separate process) exits 0 and prints the summary', async (t) => {
