@@ -90,6 +90,16 @@ async function main(bundles: Bundles, work: string): Promise<void> {
     t.equal(report.images.find((i) => i.source === names.single)?.digest, bundles.amd64.digest)
   })
 
+  t.test('images without a name (a ref.name that is only a tag) are named from their digest', async (t) => {
+    const report = await plan(bundles.layout)
+    t.equal(report.images.length, 3)
+    for (const image of report.images) {
+      t.equal(image.source, undefined)
+      t.equal(image.destination, `ns/unnamed:sha256-${image.digest!.slice('sha256:'.length)}`)
+    }
+    t.ok(report.images.some((i) => i.digest === bundles.index.digest))
+  })
+
   t.test('a truncated .tar.gz is refused, naming the file', async (t) => {
     const cut = await truncated(bundles.ociTarGz, 0.6)
     const report = await plan(cut)
