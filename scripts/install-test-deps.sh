@@ -2,6 +2,7 @@
 # Installs the system packages Ferry's end-to-end tests drive for real: skopeo and containerd as
 # clients, CNCF distribution (docker-registry) as an upstream, umoci to build images offline,
 # and a C compiler for Ferry's sendfile(2) helper (npm run build compiles it; a test checks it).
+# zstd, xz and bzip2: `ferry push images` runs them to decompress bundles (the tests to make them).
 # Idempotent: does nothing when every tool is already on PATH.
 set -euo pipefail
 
@@ -15,6 +16,9 @@ declare -A packages=(
   [openssl]=openssl
   [cc]=gcc
   [curl]=curl
+  [zstd]=zstd
+  [xz]=xz-utils
+  [bzip2]=bzip2
 )
 
 missing=()

@@ -202,3 +202,14 @@ t.test('no import cycles in src/', async (t) => {
   for (const file of [...known].sort()) if (state.get(file) === undefined) visit(file)
   t.same(cycles, [], 'import cycles')
 })
+
+t.test('bundle/ reads archives and pushes through client/: no storage, http, upstreams or composition', async (t) => {
+  for (const { file, imports } of importsOf('bundle/')) {
+    for (const spec of imports) t.match(spec, /^(node:|tar-stream$|\.\/|\.\.\/(core|client)\/)/, `${file} imports ${spec}`)
+  }
+  // Only the CLI (and later composition) picks the sink a bundle goes to.
+  for (const { file, imports } of files) {
+    if (/^(app|cli|bundle)\//.test(file)) continue
+    for (const spec of imports) t.notMatch(spec, /(^|\/)bundle\//, `${file} imports ${spec}`)
+  }
+})

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { addConfigCommand } from './config.js'
+import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
 import { addServeCommand, type ServeDeps } from './serve.js'
@@ -31,6 +32,7 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addServeCommand(program, io, deps, version)
   addConfigCommand(program, io)
   addRobotCommand(program, io)
+  addPushCommand(program, io)
   return program
 }
 

@@ -12,8 +12,11 @@ export interface Exchange {
   method: HttpMethod
   url: URL
   headers: Record<string, string>
-  /** Only replayable bodies: a request may be sent more than once (retries, auth). */
-  body?: Buffer | string
+  /**
+   * Only replayable bodies: a request may be sent more than once (retries, auth). A stream body
+   * comes from a function called once per send (an upload read from a file).
+   */
+  body?: Buffer | string | (() => Readable)
   signal?: AbortSignal
 }
 
@@ -116,7 +119,7 @@ export class HttpTransport {
         path: `${url.pathname}${url.search}`,
         method,
         headers,
-        body: body ?? null,
+        body: typeof body === 'function' ? body() : (body ?? null),
         signal: signal ?? null,
       })
       return new ClientResponse(response.statusCode, url, response.headers, response.body, what)

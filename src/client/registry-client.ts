@@ -2,6 +2,7 @@
 // exchange), retries with backoff for idempotent requests, and manual redirects that never
 // carry our Authorization to another origin (CDN and object-store URLs are pre-signed, and
 // must not learn the registry token).
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Authenticator } from './authenticator.js'
 import { ClientError } from './client-error.js'
@@ -29,8 +30,8 @@ export interface ClientRequest {
   /** Path and query on the registry, e.g. `/v2/library/nginx/manifests/latest`. */
   path: string
   headers?: Record<string, string>
-  /** Must be replayable: it may be sent again after a 401 or a retryable failure. */
-  body?: Buffer | string
+  /** Must be replayable: it may be sent again after a 401 or a retryable failure (a stream body: a function opening it). */
+  body?: Buffer | string | (() => Readable)
   /** The token scope this request needs (`repository:<repo>:pull`), used when a challenge names none. */
   scope?: string
   signal?: AbortSignal

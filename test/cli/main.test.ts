@@ -16,7 +16,7 @@ t.test('--version prints the package version', async (t) => {
 })
 
 t.test('--help works on every command', async (t) => {
-  for (const args of [[], ['serve'], ['config'], ['config', 'check'], ['config', 'print']]) {
+  for (const args of [[], ['serve'], ['config'], ['config', 'check'], ['config', 'print'], ['push', 'images']]) {
     const fake = fakeIo()
     await runCli(argv(...args, '--help'), fake.io)
     t.match(fake.stdout(), /^Usage: ferry/, `${args.join(' ')} --help`)
@@ -33,5 +33,5 @@ t.test('an unknown command is a usage error with a suggestion', async (t) => {
 
 t.test('buildProgram lists the commands', async (t) => {
   const names = buildProgram(fakeIo().io).commands.map((c) => c.name())
-  t.same(names.sort(), ['config', 'robot', 'serve'])
+  t.same(names.sort(), ['config', 'push', 'robot', 'serve'])
 })

@@ -1,5 +1,6 @@
 // RegistryClient behaviour not visible through RegistryUpstream: methods that must not be
 // retried or redirected, connection reuse across error paths, URL validation.
+import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { ClientError } from '../../src/client/client-error.js'
 import { staticCredentials } from '../../src/client/credentials.js'
@@ -84,4 +85,32 @@ t.test('the base URL must be a bare http(s) origin without credentials', async (
   const ok = new RegistryClient({ url: 'https://gcr.io' })
   t.equal(ok.url.origin, 'https://gcr.io')
   await ok.close()
+})
+
+t.test('a stream body is opened again for each send: the answer to a 401 carries the whole body', async (t) => {
+  const { stub } = await clientFor(t, (request, response) => {
+    if (request.headers.authorization === undefined) return sendJson(response, 401, {}, { 'www-authenticate': 'Basic realm="r"' })
+    response.writeHead(201).end()
+  })
+  const client = new RegistryClient({ url: stub.url, credentials: staticCredentials({ [stub.host]: { username: 'u', password: 'p' } }) })
+  t.teardown(() => client.close())
+  const payload = Buffer.alloc(256 * 1024, 'z')
+  let opened = 0
+  const response = await client.request({
+    method: 'PUT',
+    path: '/v2/foo/blobs/uploads/1?digest=x',
+    headers: { 'content-length': String(payload.length) },
+    body: () => {
+      opened++
+      return Readable.from([payload.subarray(0, 1000), payload.subarray(1000)])
+    },
+  })
+  t.equal(response.status, 201)
+  await response.dump()
+  t.equal(opened, 2, 'opened once per send')
+  t.same(
+    stub.requests.map((r) => r.body.length),
+    [payload.length, payload.length],
+  )
+  t.ok(stub.requests[1]!.body.equals(payload), 'the retried request carries every byte')
 })

@@ -1,0 +1,249 @@
+// Reads a bundle in one pass: a file (compressed or not, by its bytes) or a folder, nested
+// archives included, filing what it finds into BundleContent. Blobs that stream by are handed
+// to `stage` at once (through the spool) so nothing has to be read twice; small JSON documents
+// are kept in memory until the archive has ended and the manifests can be matched up.
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { posix } from 'node:path'
+import { Readable } from 'node:stream'
+import { digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
+import { maxManifestBytes } from '../core/manifest.js'
+import type { ArchiveFiles, BlobRecord, BundleContent, Scope } from './content.js'
+import { decompress } from './decompress.js'
+import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
+import { peek } from './head-stream.js'
+import { isCompression, sniff, sniffLength } from './magic.js'
+import { digestOf, type Spool } from './spool.js'
+
+/** Uploads a blob to the staging repository; `open` may be called again for a retry. */
+export type Stage = (blob: { digest: Digest; size: number; origin: string; open: () => Readable }) => Promise<void>
+
+export interface CollectorOptions {
+  /** Absent in a dry run: blobs are only hashed. */
+  stage?: Stage
+  /** Whether a blob whose digest the bundle names is in the staging repository already. */
+  isStaged?: (digest: Digest) => Promise<boolean>
+  spool: Spool
+  /** Bytes of the source file read so far (compressed), for progress. */
+  onRead?: (bytes: number) => void
+  signal?: AbortSignal
+}
+
+/** Nested archives deeper than this are not opened (a zip bomb of tars must end somewhere). */
+const maxDepth = 8
+const blobPath = /^(?:(.*)\/)?blobs\/(sha256|sha512)\/([0-9a-f]+)$/
+// How docker save (`<id>/layer.tar`), skopeo/podman (`<hex>.tar`) and go-containerregistry
+// (`<hex>.tar.gz`) name layer files. Inside an archive its paths are the format: a file named
+// like a layer is a layer, any other file whose bytes are an archive is a nested bundle.
+const layerPath = /(^|\/)([0-9a-f]{64}\/layer\.tar|[0-9a-f]{64}\.tar(\.gz)?)$/
+
+export class Collector {
+  readonly content: BundleContent = { blobs: new Map(), documents: new Map(), scopes: [], broken: [] }
+  readonly #options: CollectorOptions
+  readonly #scopes = new Map<string, Scope>()
+
+  constructor(options: CollectorOptions) {
+    this.#options = options
+  }
+
+  /** Reads `source` (a bundle file or folder) to the end. Throws only when the source cannot be read at all. */
+  async read(source: string): Promise<void> {
+    const stats = await stat(source)
+    if (stats.isDirectory()) {
+      await this.#readEntries(folderEntries(source), this.#archive(source), 0)
+      return
+    }
+    const { onRead, signal } = this.#options
+    async function* counted(): AsyncGenerator<Buffer> {
+      let read = 0
+      for await (const chunk of createReadStream(source, { highWaterMark: 1024 * 1024 })) {
+        // Checked per chunk: one blob of a bundle may take minutes to pass.
+        signal?.throwIfAborted()
+        read += (chunk as Buffer).length
+        onRead?.(read)
+        yield chunk as Buffer
+      }
+    }
+    try {
+      await this.#readStream(Readable.from(counted()), source, 0)
+    } catch (err) {
+      const message = (err as Error).message
+      throw message.includes(source) ? err : new Error(`${source}: ${message}`, { cause: err })
+    }
+  }
+
+  #archive(label: string): ArchiveFiles {
+    return { label, paths: new Map(), links: new Map() }
+  }
+
+  #scope(archive: ArchiveFiles, prefix: string): Scope {
+    const key = `${archive.label}\n${prefix}`
+    let scope = this.#scopes.get(key)
+    if (scope === undefined) {
+      scope = { archive, prefix }
+      this.#scopes.set(key, scope)
+      this.content.scopes.push(scope)
+    }
+    return scope
+  }
+
+  async #readStream(stream: Readable, label: string, depth: number): Promise<void> {
+    const { head, stream: whole } = await peek(stream, sniffLength)
+    const kind = sniff(head)
+    if (isCompression(kind)) return this.#readStream(decompress(kind, whole, label), label, depth)
+    if (kind !== 'tar') {
+      whole.destroy()
+      throw new Error(`${label}: not a bundle (neither a tar archive nor gzip, zstd, xz or bzip2 data)`)
+    }
+    await this.#readEntries(tarEntries(whole), this.#archive(label), depth)
+  }
+
+  async #readEntries(entries: AsyncIterable<Entry>, archive: ArchiveFiles, depth: number): Promise<void> {
+    for await (const entry of entries) {
+      this.#options.signal?.throwIfAborted()
+      if (entry.kind === 'symlink' && entry.linkname !== undefined) {
+        const target = entry.linkname.startsWith('/')
+          ? normalisePath(entry.linkname)
+          : normalisePath(posix.join(posix.dirname(entry.path), entry.linkname))
+        archive.links.set(entry.path, target)
+        continue
+      }
+      if (entry.kind !== 'file') continue
+      await this.#readFile(entry, archive, depth)
+    }
+  }
+
+  async #readFile(entry: Entry, archive: ArchiveFiles, depth: number): Promise<void> {
+    const origin = entry.file ?? `${archive.label}!/${entry.path}`
+    const base = posix.basename(entry.path)
+    const prefix = posix.dirname(entry.path) === '.' ? '' : posix.dirname(entry.path)
+    const blob = blobPath.exec(entry.path)
+    if (blob !== null) {
+      this.#scope(archive, blob[1] ?? '').hasBlobs = true
+      await this.#readBlob(entry, origin, `${blob[2]}:${blob[3]}`)
+      return
+    }
+    if (base === 'index.json' || base === 'manifest.json') {
+      const bytes = await readSmall(entry, origin)
+      const scope = this.#scope(archive, prefix)
+      if (base === 'index.json') scope.indexJson = bytes
+      else scope.dockerManifest = bytes
+      return
+    }
+    if (layerPath.test(entry.path)) {
+      const digest = await this.#readBlob(entry, origin, undefined)
+      if (digest !== undefined) archive.paths.set(entry.path, digest)
+      return
+    }
+    const { head, stream } = await peek(entry.read(), sniffLength)
+    const kind = sniff(head)
+    if (kind !== undefined) {
+      if (depth >= maxDepth) throw new Error(`${origin}: archives nested more than ${maxDepth} deep`)
+      try {
+        await this.#readStream(stream, origin, depth + 1)
+      } catch (err) {
+        // The parent archive goes on: only what this one holds is lost.
+        this.content.broken.push({ label: origin, error: (err as Error).message })
+      }
+      return
+    }
+    // docker save's image configs (`<hex>.json`), found by path from manifest.json.
+    if (entry.size <= maxManifestBytes && head.subarray(0, 1).toString() === '{') {
+      const bytes = await collect(stream)
+      const digest = digestBytes(bytes)
+      this.content.documents.set(digest, bytes)
+      this.#remember({ digest, size: bytes.length, origin, open: () => Readable.from([bytes]) })
+      archive.paths.set(entry.path, digest)
+      return
+    }
+    stream.destroy()
+  }
+
+  /**
+   * Files a blob: small JSON documents into memory, everything else through the spool to the
+   * staging repository. Returns its digest, or undefined when its bytes do not match `expected`.
+   */
+  async #readBlob(entry: Entry, origin: string, expected: string | undefined): Promise<Digest | undefined> {
+    const expectedDigest = expected === undefined ? undefined : tryParseDigest(expected)
+    if (expected !== undefined && expectedDigest === undefined) return undefined
+    const known = expectedDigest && this.content.blobs.get(expectedDigest)
+    if (known && known.problem === undefined) return expectedDigest
+    const { head, stream } = await peek(entry.read(), sniffLength)
+    const compression = sniff(head)
+    if (entry.size <= maxManifestBytes && head.subarray(0, 1).toString() === '{') {
+      const bytes = await collect(stream)
+      const digest = digestBytes(bytes)
+      if (!this.#matches(expectedDigest, digest, origin, bytes.length)) return undefined
+      this.content.documents.set(digest, bytes)
+      this.#remember({ digest, size: bytes.length, origin, open: () => Readable.from([bytes]) })
+      return digest
+    }
+    const record: BlobRecord = { digest: expectedDigest ?? ('' as Digest), size: entry.size, origin }
+    if (compression === 'tar' || isCompression(compression)) record.compression = compression === 'tar' ? undefined : compression
+    if (entry.file !== undefined) {
+      // A folder's file is read when it is uploaded, and verified then; a layer named by path needs its digest now.
+      const file = entry.file
+      record.open = () => createReadStream(file)
+      if (expectedDigest === undefined) record.digest = (await digestOf(stream)).digest
+      else stream.destroy()
+      this.#remember(record)
+      return record.digest
+    }
+    const stage = this.#options.stage
+    // Already staged (a second run, or one after a crash): checked, never written to disk.
+    const staged = stage !== undefined && expectedDigest !== undefined && (await this.#options.isStaged?.(expectedDigest)) === true
+    if (stage === undefined || staged) {
+      const { digest } = await digestOf(stream)
+      if (!this.#matches(expectedDigest, digest, origin, entry.size)) return undefined
+      record.digest = digest
+      if (staged) record.staged = Promise.resolve()
+      this.#remember(record)
+      return digest
+    }
+    const spooled = await this.#options.spool.write(stream, entry.size)
+    if (!this.#matches(expectedDigest, spooled.digest, origin, entry.size)) {
+      await spooled.release()
+      return undefined
+    }
+    record.digest = spooled.digest
+    const previous = this.content.blobs.get(spooled.digest)
+    if (previous?.staged !== undefined || previous?.open !== undefined) {
+      await spooled.release()
+      return spooled.digest
+    }
+    record.staged = stage({ digest: spooled.digest, size: spooled.size, origin, open: spooled.open }).finally(() => spooled.release())
+    // Awaited by the images that need it; a failure is theirs to report.
+    record.staged.catch(() => undefined)
+    this.#remember(record)
+    return spooled.digest
+  }
+
+  #matches(expected: Digest | undefined, actual: Digest, origin: string, size: number): boolean {
+    if (expected === undefined || expected === actual) return true
+    if (!this.content.blobs.has(expected)) {
+      this.content.blobs.set(expected, {
+        digest: expected,
+        size,
+        origin,
+        problem: `${origin}: content does not match its digest (${size} bytes hash to ${actual})`,
+      })
+    }
+    return false
+  }
+
+  #remember(record: BlobRecord): void {
+    const previous = this.content.blobs.get(record.digest)
+    if (previous === undefined || previous.problem !== undefined) this.content.blobs.set(record.digest, record)
+  }
+}
+
+async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+async function readSmall(entry: Entry, origin: string): Promise<Buffer> {
+  if (entry.size > maxManifestBytes) throw new Error(`${origin}: ${entry.size} bytes is too large for a bundle's ${posix.basename(origin)}`)
+  return collect(entry.read())
+}

@@ -1,0 +1,293 @@
+// Pushes the images of a bundle (a file of any supported format, or an OCI layout folder) into a
+// namespace of a registry, in one streaming pass with bounded disk and memory.
+//
+// Design. A compressed bundle cannot be seeked, and a docker save writes manifest.json last, so
+// which image a blob belongs to is often unknown while the blob streams by. Rather than extract
+// the bundle (disk as large as the bundle) or read it twice, every blob is uploaded as it passes,
+// once per digest, into a staging repository of the namespace (`<namespace>/ferry-bundle-staging`):
+// written to a temp file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk, so
+// the archive keeps streaming while up to --concurrency uploads run, and a failed upload can be
+// sent again), checked against its digest, uploaded, deleted. Only small JSON documents
+// (manifests, indexes, configs, index.json, manifest.json) stay in memory. Once the archive has
+// ended, the images are known (plan.ts); each is pushed in order: for every blob a HEAD in its
+// repository (present: skipped), else a cross-repository mount from the staging repository (or
+// from the repository a folder's blob was first uploaded to); then child manifests by digest,
+// and the root manifest under its tag last. An image already tagged with the same digest is left
+// alone, so a second run uploads no blob bytes. An image with a missing, corrupt or mismatching
+// blob (or from an archive that could not be read to its end) is never tagged; the others are.
+import type { Readable } from 'node:stream'
+import type { Digest } from '../core/digest.js'
+import { isRepositoryName } from '../core/reference.js'
+import { Collector } from './collector.js'
+import type { BlobRecord, BundleContent } from './content.js'
+import { Limiter } from './limiter.js'
+import { planImages, withoutConflicts, type ImagePlan } from './plan.js'
+import type { ImageResult, PushEvent, PushReport, PushStats } from './results.js'
+import { FatalSinkError, type BundleSink } from './sink.js'
+import { Spool, defaultSpoolBudget } from './spool.js'
+
+export const stagingRepository = 'ferry-bundle-staging'
+
+export interface PushOptions {
+  /** A bundle file or an OCI layout (or docker save) folder. */
+  source: string
+  /** Namespace inside the destination registry (`test-namespace`), '' for none. */
+  namespace: string
+  /** Absent: a dry run, which reads and checks the bundle and plans names without pushing. */
+  sink?: BundleSink
+  /** Blob uploads in flight at once. */
+  concurrency: number
+  /** Go on after an image failed (the default stops starting new images). */
+  keepGoing: boolean
+  spoolDir?: string
+  spoolBudget?: number
+  onEvent?: (event: PushEvent) => void
+  signal?: AbortSignal
+}
+
+export class BundlePush {
+  readonly stats: PushStats = {
+    readBytes: 0,
+    blobsPushed: 0,
+    blobsSkipped: 0,
+    blobsMounted: 0,
+    bytesPushed: 0,
+    spoolPeak: 0,
+    phase: 'reading',
+  }
+  readonly #options: PushOptions
+  readonly #limiter: Limiter
+  readonly #abort = new AbortController()
+  readonly #signal: AbortSignal
+  readonly #staging: string
+  /** Per digest, the repository this run first uploaded it into (mount source for the others). */
+  readonly #homes = new Map<Digest, Promise<string>>()
+  readonly #ensured = new Map<string, Promise<void>>()
+  #content: BundleContent | undefined
+  /** The failure that ended the run (credentials refused, destination unreachable). */
+  #fatalReason: Error | undefined
+
+  constructor(options: PushOptions) {
+    this.#options = options
+    this.#limiter = new Limiter(options.concurrency)
+    this.#signal = options.signal ? AbortSignal.any([options.signal, this.#abort.signal]) : this.#abort.signal
+    this.#staging = repositoryIn(options.namespace, stagingRepository)
+  }
+
+  async run(): Promise<PushReport> {
+    const spool = new Spool(this.#options.spoolBudget ?? defaultSpoolBudget, this.#options.spoolDir)
+    let fatal: Error | undefined
+    const collector = new Collector({
+      spool,
+      signal: this.#signal,
+      onRead: (bytes) => {
+        this.stats.readBytes = bytes
+      },
+      ...(this.#options.sink ? { stage: (blob) => this.#stage(blob), isStaged: (digest) => this.#isStaged(digest) } : {}),
+    })
+    try {
+      await collector.read(this.#options.source)
+    } catch (err) {
+      fatal = this.#fatalReason ?? (err as Error)
+    } finally {
+      this.stats.spoolPeak = spool.peak
+    }
+    this.#content = collector.content
+    if (fatal !== undefined) {
+      // Uploads still running are of no use now; let them settle before the spool goes.
+      this.#abort.abort(fatal)
+      await Promise.allSettled([...collector.content.blobs.values()].map((b) => b.staged))
+      await spool.close()
+      this.stats.phase = 'done'
+      return { images: [], stats: this.stats, fatal: fatal.message }
+    }
+    const plans = withoutConflicts(planImages(collector.content))
+    this.#options.onEvent?.({ type: 'read.done', bytes: this.stats.readBytes, images: plans.length })
+    this.stats.phase = 'pushing'
+    try {
+      if (plans.length === 0) return { images: [], stats: this.stats, fatal: `${this.#options.source}: no images found` }
+      const images = await this.#pushAll(plans)
+      const report: PushReport = { images, stats: this.stats }
+      if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
+      return report
+    } finally {
+      await Promise.allSettled([...collector.content.blobs.values()].map((b) => b.staged))
+      this.stats.spoolPeak = spool.peak
+      await spool.close()
+      this.stats.phase = 'done'
+    }
+  }
+
+  #fail(err: unknown): void {
+    if (err instanceof FatalSinkError && this.#fatalReason === undefined) {
+      this.#fatalReason = err
+      this.#abort.abort(err)
+    }
+  }
+
+  async #isStaged(digest: Digest): Promise<boolean> {
+    try {
+      const present = await this.#limiter.run(() => this.#options.sink!.hasBlob(this.#staging, digest, this.#signal))
+      if (present) {
+        this.stats.blobsSkipped++
+        this.#homes.set(digest, Promise.resolve(this.#staging))
+      }
+      return present
+    } catch (err) {
+      this.#fail(err)
+      throw err
+    }
+  }
+
+  /** Uploads a blob that streams by into the staging repository. */
+  async #stage(blob: { digest: Digest; size: number; origin: string; open: () => Readable }): Promise<void> {
+    const sink = this.#options.sink!
+    try {
+      await this.#limiter.run(async () => {
+        this.#signal.throwIfAborted()
+        if (await sink.hasBlob(this.#staging, blob.digest, this.#signal)) {
+          this.stats.blobsSkipped++
+          return
+        }
+        await sink.putBlob(this.#staging, blob.digest, blob.size, blob.open, this.#signal)
+        this.stats.blobsPushed++
+        this.stats.bytesPushed += blob.size
+      })
+      this.#homes.set(blob.digest, Promise.resolve(this.#staging))
+    } catch (err) {
+      this.#fail(err)
+      throw new Error(`${blob.origin}: upload failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async #pushAll(plans: ImagePlan[]): Promise<ImageResult[]> {
+    const results: ImageResult[] = plans.map((plan) => ({
+      source: plan.source,
+      archive: plan.archive,
+      destination: destinationOf(this.#options.namespace, plan),
+      digest: plan.digest === '' ? undefined : plan.digest,
+      status: 'planned',
+      ...(plan.problem !== undefined ? { error: plan.problem } : {}),
+    }))
+    if (this.#options.sink === undefined) {
+      for (const result of results) if (result.error !== undefined) result.status = 'failed'
+      return results
+    }
+    let stop = false
+    const pool = new Limiter(Math.max(1, this.#options.concurrency))
+    await Promise.all(
+      plans.map((plan, i) =>
+        pool.run(async () => {
+          const result = results[i]!
+          if (stop || this.#signal.aborted) {
+            result.status = 'skipped'
+            result.error ??= 'not attempted: an earlier image failed'
+            return
+          }
+          await this.#pushImage(plan, result)
+          if (result.status === 'failed' && !this.#options.keepGoing) stop = true
+        }),
+      ),
+    )
+    return results
+  }
+
+  async #pushImage(plan: ImagePlan, result: ImageResult): Promise<void> {
+    const sink = this.#options.sink!
+    const events = this.#options.onEvent
+    const { destination } = result
+    events?.({ type: 'image.start', source: plan.source, destination })
+    const failed = (error: string): void => {
+      result.status = 'failed'
+      result.error = error
+      events?.({ type: 'image.failed', source: plan.source, destination, error })
+    }
+    if (plan.problem !== undefined) return failed(plan.problem)
+    const repo = repositoryIn(this.#options.namespace, plan.path)
+    if (!isRepositoryName(repo)) return failed(`"${repo}" is not a valid repository name`)
+    const what = plan.source ?? plan.digest
+    try {
+      const reference = plan.tag ?? plan.digest
+      if ((await sink.resolveManifest(repo, reference, this.#signal)) === plan.digest) {
+        result.status = 'unchanged'
+        events?.({ type: 'image.done', source: plan.source, destination, digest: plan.digest, unchanged: true })
+        return
+      }
+      await Promise.all(plan.blobs.map((blob) => this.#ensureBlob(repo, blob.digest)))
+      for (const manifest of plan.manifests.slice(0, -1)) {
+        if ((await sink.resolveManifest(repo, manifest.digest, this.#signal)) !== manifest.digest) {
+          await sink.putManifest(repo, manifest.digest, manifest.bytes, manifest.mediaType, this.#signal)
+        }
+      }
+      const root = plan.manifests.at(-1)!
+      await sink.putManifest(repo, reference, root.bytes, root.mediaType, this.#signal)
+      result.status = 'pushed'
+      events?.({ type: 'image.done', source: plan.source, destination, digest: plan.digest, unchanged: false })
+    } catch (err) {
+      this.#fail(err)
+      failed(`${what} (from ${plan.archive}): ${(err as Error).message}`)
+    }
+  }
+
+  /** Makes `digest` present in `repo`: already there, mounted, or uploaded (once per run). */
+  #ensureBlob(repo: string, digest: Digest): Promise<void> {
+    const key = `${repo}\n${digest}`
+    let ensured = this.#ensured.get(key)
+    if (ensured === undefined) {
+      ensured = this.#placeBlob(repo, digest)
+      this.#ensured.set(key, ensured)
+    }
+    return ensured
+  }
+
+  async #placeBlob(repo: string, digest: Digest): Promise<void> {
+    const sink = this.#options.sink!
+    const record = this.#content!.blobs.get(digest)
+    if (record === undefined) throw new Error(`blob ${digest} is missing from the bundle`)
+    if (record.staged !== undefined) await record.staged
+    const signal = this.#signal
+    const present = await this.#limiter.run(() => sink.hasBlob(repo, digest, signal))
+    if (present) {
+      this.stats.blobsSkipped++
+      return
+    }
+    const home = this.#homes.get(digest)
+    if (home !== undefined) {
+      const from = await home
+      if (await this.#limiter.run(() => sink.mountBlob(repo, digest, from, signal))) {
+        this.stats.blobsMounted++
+        return
+      }
+      if (record.open === undefined)
+        throw new Error(`the registry would not mount blob ${digest} from ${from}, and the bundle's copy has streamed by`)
+      await this.#upload(repo, record)
+      return
+    }
+    const upload = this.#upload(repo, record).then(() => repo)
+    this.#homes.set(digest, upload)
+    await upload
+  }
+
+  async #upload(repo: string, record: BlobRecord): Promise<void> {
+    const open = record.open
+    if (open === undefined) throw new Error(`blob ${record.digest} has no readable copy`)
+    try {
+      await this.#limiter.run(() => this.#options.sink!.putBlob(repo, record.digest, record.size, open, this.#signal))
+    } catch (err) {
+      if (err instanceof FatalSinkError) throw err
+      throw new Error(`${record.origin}: ${(err as Error).message}`, { cause: err })
+    }
+    this.stats.blobsPushed++
+    this.stats.bytesPushed += record.size
+  }
+}
+
+export function repositoryIn(namespace: string, path: string): string {
+  return namespace === '' ? path : `${namespace}/${path}`
+}
+
+function destinationOf(namespace: string, plan: ImagePlan): string {
+  if (plan.path === '') return ''
+  const repo = repositoryIn(namespace, plan.path)
+  return plan.tag !== undefined ? `${repo}:${plan.tag}` : `${repo}@${plan.digest}`
+}

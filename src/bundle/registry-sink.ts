@@ -1,0 +1,269 @@
+// The bundle sink over Ferry's OCI client (client/registry-client.ts, the client the mirror uses
+// upstream): Basic or Bearer auth, CA bundles through its transport. Pushes are not idempotent at
+// the HTTP level, so each operation (an upload is POST + PUT) is retried here as a whole, with
+// backoff, when the connection failed or the registry answered 429 or 5xx. Uploads are hashed as
+// they are sent: bytes that do not match their digest break the request, so nothing is committed.
+import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
+import { manifestMediaTypes } from '../core/media-types.js'
+import { ClientError } from '../client/client-error.js'
+import type { ClientResponse } from '../client/http-exchange.js'
+import type { RegistryClient } from '../client/registry-client.js'
+import { backoffDelay, retryPolicy, type RetryOptions, type RetryPolicy } from '../client/retry.js'
+import { FatalSinkError, type BundleSink } from './sink.js'
+
+class StatusError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message)
+    this.name = 'StatusError'
+  }
+}
+
+class DigestMismatchError extends Error {}
+
+const maxErrorBody = 64 * 1024
+
+export class RegistrySink implements BundleSink {
+  readonly #client: RegistryClient
+  readonly #retry: RetryPolicy
+
+  constructor(client: RegistryClient, retries: RetryOptions = { maxRetries: 4, baseDelayMs: 500, maxDelayMs: 10_000 }) {
+    this.#client = client
+    this.#retry = retryPolicy(retries)
+  }
+
+  /** Checks that the registry answers and takes our credentials; throws FatalSinkError if not. */
+  async ping(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.#retrying(signal, async () => {
+        const response = await this.#client.request({ method: 'GET', path: '/v2/', ...opt(signal) })
+        if (response.status === 200) return void (await response.dump())
+        throw await this.#failure(response, 'GET /v2/')
+      })
+    } catch (err) {
+      if (err instanceof FatalSinkError) throw err
+      const fatal = this.#fatal(err)
+      throw fatal instanceof FatalSinkError
+        ? fatal
+        : new FatalSinkError(`${this.#client.url.host}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  hasBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    return this.#retrying(signal, async () => {
+      const response = await this.#client.request({
+        method: 'HEAD',
+        path: `/v2/${repo}/blobs/${digest}`,
+        scope: pull(repo),
+        ...opt(signal),
+      })
+      await response.dump()
+      if (response.status === 200) return true
+      if (response.status === 404 || unsure(response.status)) return false
+      throw await this.#failure(response, `HEAD ${repo} blob ${digest}`)
+    })
+  }
+
+  putBlob(repo: string, digest: Digest, size: number, open: () => Readable, signal?: AbortSignal): Promise<void> {
+    return this.#retrying(signal, async () => {
+      const location = await this.#startUpload(repo, signal)
+      location.searchParams.set('digest', digest)
+      let mismatch: string | undefined
+      const body = (): Readable => {
+        const checked = verifying(digest, size, (problem) => {
+          mismatch = problem
+        })
+        pipeline(open(), checked, () => undefined)
+        return checked
+      }
+      let response: ClientResponse
+      try {
+        response = await this.#client.request({
+          method: 'PUT',
+          path: `${location.pathname}${location.search}`,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+          body,
+          scope: push(repo),
+          ...opt(signal),
+        })
+      } catch (err) {
+        if (mismatch !== undefined) throw new DigestMismatchError(mismatch)
+        throw err
+      }
+      if (response.status === 201 && mismatch === undefined) return void (await response.dump())
+      const failure = await this.#failure(response, `PUT ${repo} blob ${digest}`)
+      throw mismatch !== undefined ? new DigestMismatchError(mismatch) : failure
+    })
+  }
+
+  mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean> {
+    return this.#retrying(signal, async () => {
+      const query = new URLSearchParams({ mount: digest, from })
+      const response = await this.#client.request({
+        method: 'POST',
+        path: `/v2/${repo}/blobs/uploads/?${query.toString()}`,
+        headers: { 'content-length': '0' },
+        scope: `${push(repo)} ${pull(from)}`,
+        ...opt(signal),
+      })
+      await response.dump()
+      if (response.status === 201) return true
+      if (response.status === 202) {
+        // The registry opened an upload session instead: close it, nothing was linked.
+        const location = response.header('location')
+        if (location !== undefined) await this.#cancel(repo, location, signal)
+        return false
+      }
+      throw await this.#failure(response, `mount ${digest} from ${from} into ${repo}`)
+    })
+  }
+
+  resolveManifest(repo: string, reference: string, signal?: AbortSignal): Promise<Digest | undefined> {
+    return this.#retrying(signal, async () => {
+      const response = await this.#client.request({
+        method: 'HEAD',
+        path: `/v2/${repo}/manifests/${reference}`,
+        headers: { accept: manifestMediaTypes.join(', ') },
+        scope: pull(repo),
+        ...opt(signal),
+      })
+      await response.dump()
+      if (response.status === 404 || unsure(response.status)) return undefined
+      if (response.status !== 200) throw await this.#failure(response, `HEAD ${repo} manifest ${reference}`)
+      return tryParseDigest(response.header('docker-content-digest') ?? '')
+    })
+  }
+
+  putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<void> {
+    return this.#retrying(signal, async () => {
+      const response = await this.#client.request({
+        method: 'PUT',
+        path: `/v2/${repo}/manifests/${reference}`,
+        headers: { 'content-type': mediaType },
+        body: bytes,
+        scope: push(repo),
+        ...opt(signal),
+      })
+      if (response.status === 201) return void (await response.dump())
+      throw await this.#failure(response, `PUT ${repo} manifest ${reference}`)
+    })
+  }
+
+  async #startUpload(repo: string, signal: AbortSignal | undefined): Promise<URL> {
+    const response = await this.#client.request({
+      method: 'POST',
+      path: `/v2/${repo}/blobs/uploads/`,
+      headers: { 'content-length': '0' },
+      scope: push(repo),
+      ...opt(signal),
+    })
+    const location = response.header('location')
+    if (response.status !== 202 || location === undefined) throw await this.#failure(response, `POST ${repo} upload`)
+    await response.dump()
+    const url = new URL(location, this.#client.url)
+    if (url.origin !== this.#client.url.origin) throw new Error(`${this.#client.url.host} sent uploads to another origin (${url.host})`)
+    return url
+  }
+
+  async #cancel(repo: string, location: string, signal: AbortSignal | undefined): Promise<void> {
+    const url = new URL(location, this.#client.url)
+    if (url.origin !== this.#client.url.origin) return
+    try {
+      const response = await this.#client.request({
+        method: 'DELETE',
+        path: `${url.pathname}${url.search}`,
+        scope: push(repo),
+        ...opt(signal),
+      })
+      await response.dump()
+    } catch {
+      // An abandoned session expires on its own.
+    }
+  }
+
+  /** An error for an unexpected answer: OCI error codes quoted; 401 ends the run. */
+  async #failure(response: ClientResponse, what: string): Promise<Error> {
+    let detail = ''
+    try {
+      const body = (await response.read(maxErrorBody)).toString('utf8')
+      const errors = (JSON.parse(body) as { errors?: Array<{ code?: string; message?: string }> }).errors ?? []
+      detail = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ')
+    } catch {
+      await response.dump()
+    }
+    const message = `${what}: ${response.status}${detail ? ` ${detail}` : ''}`
+    if (response.status === 401) return new FatalSinkError(`${this.#client.url.host} refused the credentials (${message})`)
+    return new StatusError(message, response.status)
+  }
+
+  /** Client failures other than a connection that failed or timed out (auth, TLS, protocol) end the run. */
+  #fatal(err: unknown): unknown {
+    if (!(err instanceof ClientError) || err.kind === 'timeout' || err.kind === 'unreachable') return err
+    const host = this.#client.url.host
+    const message = err.kind === 'auth' ? `${host} refused the credentials (${err.message})` : `${host}: ${err.message}`
+    return new FatalSinkError(message, { cause: err })
+  }
+
+  async #retrying<T>(signal: AbortSignal | undefined, operation: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await operation()
+      } catch (err) {
+        if (!transient(err) || attempt >= this.#retry.maxRetries || signal?.aborted) {
+          throw this.#fatal(err)
+        }
+        await sleep(backoffDelay(attempt, this.#retry), undefined, signal ? { signal } : {})
+      }
+    }
+  }
+}
+
+/**
+ * A HEAD that cannot say whether the content is there: pushing it is then always right. A Ferry
+ * mirror answers 503 for what it has neither locally nor from an upstream it cannot reach, which
+ * is every new image on an air-gapped site.
+ */
+function unsure(status: number): boolean {
+  return status === 429 || status >= 500
+}
+
+function transient(err: unknown): boolean {
+  if (err instanceof StatusError) return err.status === 429 || err.status >= 500
+  return err instanceof ClientError && (err.kind === 'unreachable' || err.kind === 'timeout')
+}
+
+function pull(repo: string): string {
+  return `repository:${repo}:pull`
+}
+
+function push(repo: string): string {
+  return `repository:${repo}:pull,push`
+}
+
+function opt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {}
+}
+
+/** Passes bytes through, failing at the end (before the request completes) unless they are `size` bytes hashing to `digest`. */
+function verifying(digest: Digest, size: number, onMismatch: (problem: string) => void): Transform {
+  const hash = createDigestHash('sha256')
+  let seen = 0
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      hash.update(chunk)
+      seen += chunk.length
+      callback(null, chunk)
+    },
+    flush(callback: TransformCallback) {
+      const actual = digestOfHash('sha256', hash)
+      if (actual === digest && seen === size) return callback()
+      const problem = `content does not match its digest ${digest} (${seen} bytes hash to ${actual})`
+      onMismatch(problem)
+      callback(new DigestMismatchError(problem))
+    },
+  })
+}

@@ -1,0 +1,41 @@
+// What a bundle push reports: per image, as events while it runs, and the counters behind the summary.
+import type { Digest } from '../core/digest.js'
+
+export type ImageStatus = 'pushed' | 'unchanged' | 'failed' | 'planned' | 'skipped'
+
+export interface ImageResult {
+  /** The name in the bundle; undefined for an image without one. */
+  source: string | undefined
+  archive: string
+  /** `<namespace>/<path>:<tag>` (or `@digest`) in the destination registry, '' when it has none. */
+  destination: string
+  digest: Digest | undefined
+  status: ImageStatus
+  error?: string
+}
+
+export type PushEvent =
+  | { type: 'read.done'; bytes: number; images: number }
+  | { type: 'image.start'; source: string | undefined; destination: string }
+  | { type: 'image.done'; source: string | undefined; destination: string; digest: Digest; unchanged: boolean }
+  | { type: 'image.failed'; source: string | undefined; destination: string; error: string }
+
+export interface PushStats {
+  /** Bytes of the bundle file read so far (before decompression). */
+  readBytes: number
+  blobsPushed: number
+  blobsSkipped: number
+  blobsMounted: number
+  /** Blob bytes uploaded. */
+  bytesPushed: number
+  /** The most bytes spooled on disk at once. */
+  spoolPeak: number
+  phase: 'reading' | 'pushing' | 'done'
+}
+
+export interface PushReport {
+  images: ImageResult[]
+  stats: PushStats
+  /** Set when nothing could be done (an unreadable bundle, a refused login). */
+  fatal?: string
+}

@@ -1,0 +1,28 @@
+// Where a bundle's images go. The CLI pushes through an OCI registry client (registry-sink.ts);
+// a server-side import can write into storage behind the same five calls.
+import type { Readable } from 'node:stream'
+import type { Digest } from '../core/digest.js'
+
+export interface BundleSink {
+  /** Whether `repo` already holds the blob. */
+  hasBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean>
+  /**
+   * Uploads a blob. `open` gives its bytes and may be called again for a retry. Rejects when the
+   * bytes do not hash to `digest` (nothing is then committed) or the upload failed for good.
+   */
+  putBlob(repo: string, digest: Digest, size: number, open: () => Readable, signal?: AbortSignal): Promise<void>
+  /** Links a blob `from` another repository; false when the destination would not (it then has nothing new). */
+  mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean>
+  /** The digest `reference` (a tag or digest) resolves to in `repo`, undefined when absent. */
+  resolveManifest(repo: string, reference: string, signal?: AbortSignal): Promise<Digest | undefined>
+  /** Stores manifest bytes under `reference` (a tag, or its digest). */
+  putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<void>
+}
+
+/** A failure that ends the whole run (credentials refused, destination unreachable), not one image. */
+export class FatalSinkError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'FatalSinkError'
+  }
+}

@@ -1,0 +1,279 @@
+// `ferry push images`: pushes the images of a bundle file or folder into a namespace of a
+// registry (src/bundle/importer.ts does the work). This file turns flags into a destination
+// client and reports: progress every few seconds, one line per image, a summary, NDJSON with
+// --json, the digest map, and the exit status (0 all landed, 2 some failed, 1 nothing done).
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import type { Command } from 'commander'
+import { InvalidArgumentError } from 'commander'
+import { staticCredentials, type CredentialProvider } from '../client/credentials.js'
+import { RegistryClient } from '../client/registry-client.js'
+import { Transport } from '../client/transport.js'
+import { isRepositoryName } from '../core/reference.js'
+import { runCredentialHelper } from '../credentials/credential-helper.js'
+import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-config.js'
+import { BundlePush } from '../bundle/importer.js'
+import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
+import { RegistrySink } from '../bundle/registry-sink.js'
+import type { CliIo } from './io.js'
+import { formatReport, formatStats, formatTable } from './push-report.js'
+
+export interface PushImagesOptions {
+  source: string
+  privateRegistry: string
+  cacert?: string
+  username?: string
+  password?: string
+  dockerConfig?: string
+  needCredential: boolean
+  concurrency: number
+  dryRun?: boolean
+  json?: boolean
+  keepGoing?: boolean
+  digestMap: string
+}
+
+export interface Destination {
+  /** https://host:port (http:// only when written so). */
+  url: string
+  host: string
+  namespace: string
+}
+
+const progressEveryMs = 5_000
+
+export function addPushCommand(program: Command, io: CliIo): void {
+  const push = program.command('push').description('push content into a registry')
+  push
+    .command('images')
+    .description(
+      'push the images of a bundle (docker save, OCI layout, a tar of them; plain, gzip, zstd, xz or bzip2) into a registry namespace',
+    )
+    .requiredOption('--source <path>', 'bundle file, or an OCI layout / docker save folder')
+    .requiredOption('--private-registry <host[:port][/namespace]>', 'destination registry and namespace (https unless written http://)')
+    .option('--cacert <file>', 'PEM CA certificate(s) the registry is verified against, besides the public roots')
+    .option('--username <user>', 'registry account')
+    .option('--password <password>', 'its password')
+    .option('--docker-config <file>', "a Docker config.json holding the registry's credentials")
+    .option('--need-credential <bool>', 'false: push anonymously', parseBoolean, true)
+    .option('--concurrency <n>', 'blob uploads in flight at once', parsePositive, 8)
+    .option('--dry-run', 'read the bundle and print where each image would go, without pushing')
+    .option('--json', 'NDJSON events on stdout instead of text')
+    .option('--keep-going', 'push the other images after one failed (exit status 2)')
+    .option('--digest-map <file>', 'where to write the source reference → pushed digest map', 'digest-map.json')
+    .action(async (options: PushImagesOptions) => {
+      io.exit(await pushImages(options, io))
+    })
+}
+
+/** Runs the push and returns the exit status. */
+export async function pushImages(options: PushImagesOptions, io: CliIo): Promise<number> {
+  const started = Date.now()
+  let destination: Destination
+  let client: RegistryClient | undefined
+  try {
+    destination = parseDestination(options.privateRegistry)
+    if (!options.dryRun) client = await destinationClient(options, destination)
+  } catch (err) {
+    io.stderr.write(`ferry: ${(err as Error).message}\n`)
+    return 1
+  }
+  const emit = (event: Record<string, unknown>): void => {
+    if (options.json) io.stdout.write(`${JSON.stringify(event)}\n`)
+  }
+  try {
+    const sink = client && new RegistrySink(client)
+    if (sink) await sink.ping()
+    // Ctrl-C stops the run cleanly (uploads cancelled, the spool removed); a second one at once.
+    const interrupt = new AbortController()
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (interrupt.signal.aborted) return io.exit(130)
+      io.stderr.write(`ferry: ${signal}: stopping (again to quit at once)\n`)
+      interrupt.abort(new Error(`interrupted by ${signal}`))
+    }
+    io.onSignal('SIGINT', onSignal)
+    io.onSignal('SIGTERM', onSignal)
+    const push = new BundlePush({
+      signal: interrupt.signal,
+      source: options.source,
+      namespace: destination.namespace,
+      concurrency: options.concurrency,
+      keepGoing: options.keepGoing === true,
+      ...(sink ? { sink } : {}),
+      onEvent: (event) => onEvent(event, destination, options, io, emit),
+    })
+    const timer = setInterval(() => {
+      const elapsed = (Date.now() - started) / 1000
+      if (options.json) emit({ type: 'progress', ...push.stats, seconds: elapsed })
+      else io.stderr.write(`${formatStats(push.stats, elapsed)}\n`)
+    }, progressEveryMs)
+    let report: PushReport
+    try {
+      report = await push.run()
+    } finally {
+      clearInterval(timer)
+    }
+    return await finish(report, destination, options, io, emit, (Date.now() - started) / 1000)
+  } catch (err) {
+    io.stderr.write(`ferry: ${(err as Error).message}\n`)
+    return 1
+  } finally {
+    await client?.close()
+  }
+}
+
+function onEvent(
+  event: PushEvent,
+  destination: Destination,
+  options: PushImagesOptions,
+  io: CliIo,
+  emit: (e: Record<string, unknown>) => void,
+): void {
+  const full = 'destination' in event && event.destination !== '' ? `${destination.host}/${event.destination}` : undefined
+  emit({ ...event, ...(full !== undefined ? { destination: full } : {}) })
+  if (options.json) return
+  if (event.type === 'read.done') io.stderr.write(`read the bundle: ${event.images} image(s)\n`)
+  if (event.type === 'image.done') {
+    io.stdout.write(`${event.unchanged ? 'unchanged' : 'pushed'}  ${event.source ?? '(no name)'} → ${full}@${event.digest}\n`)
+  }
+  if (event.type === 'image.failed') io.stdout.write(`FAILED  ${event.source ?? '(no name)'} → ${full ?? '?'}: ${event.error}\n`)
+}
+
+async function finish(
+  report: PushReport,
+  destination: Destination,
+  options: PushImagesOptions,
+  io: CliIo,
+  emit: (e: Record<string, unknown>) => void,
+  seconds: number,
+): Promise<number> {
+  const landed = report.images.filter((i) => i.status === 'pushed' || i.status === 'unchanged')
+  const failed = report.images.filter((i) => i.status === 'failed' || i.status === 'skipped')
+  const withHost = (image: ImageResult): string => (image.destination === '' ? '' : `${destination.host}/${image.destination}`)
+  if (options.dryRun && !options.json && report.fatal === undefined) io.stdout.write(formatTable(report.images, withHost))
+  if (!options.dryRun && landed.length > 0) {
+    await writeDigestMap(options.digestMap, landed, withHost)
+  }
+  const summary = {
+    type: 'summary',
+    images: report.images.length,
+    pushed: report.images.filter((i) => i.status === 'pushed').length,
+    unchanged: report.images.filter((i) => i.status === 'unchanged').length,
+    failed: failed.length,
+    blobsPushed: report.stats.blobsPushed,
+    blobsSkipped: report.stats.blobsSkipped,
+    blobsMounted: report.stats.blobsMounted,
+    bytesPushed: report.stats.bytesPushed,
+    seconds: Math.round(seconds * 1000) / 1000,
+    spoolPeakBytes: report.stats.spoolPeak,
+    ...(report.fatal !== undefined ? { error: report.fatal } : {}),
+    failures: failed.map((i) => ({ source: i.source ?? null, destination: withHost(i), error: i.error ?? 'failed' })),
+    ...(options.dryRun
+      ? {
+          dryRun: true,
+          plan: report.images.map((i) => ({
+            source: i.source ?? null,
+            destination: withHost(i),
+            digest: i.digest ?? null,
+            error: i.error ?? null,
+          })),
+        }
+      : {}),
+  }
+  emit(summary)
+  if (!options.json)
+    io.stderr.write(
+      formatReport(
+        report,
+        failed,
+        withHost,
+        seconds,
+        options.dryRun === true,
+        landed.length > 0 && !options.dryRun ? options.digestMap : undefined,
+      ),
+    )
+  if (report.fatal !== undefined) {
+    io.stderr.write(`ferry: ${report.fatal}\n`)
+    return 1
+  }
+  if (failed.length === 0) return 0
+  return landed.length > 0 ? 2 : 1
+}
+
+/** `host:port/namespace`, optionally with `http://` or `https://` in front. */
+export function parseDestination(value: string): Destination {
+  const match = /^(?:(https?):\/\/)?([^/]+)(?:\/(.*))?$/.exec(value.trim())
+  if (match === null) throw new Error(`--private-registry "${value}": expected HOST[:PORT][/NAMESPACE]`)
+  const scheme = match[1] ?? 'https'
+  const host = match[2]!
+  const namespace = (match[3] ?? '').replace(/\/+$/, '')
+  try {
+    new URL(`${scheme}://${host}`)
+  } catch {
+    throw new Error(`--private-registry "${value}": "${host}" is not a host`)
+  }
+  if (namespace !== '' && !isRepositoryName(namespace))
+    throw new Error(`--private-registry "${value}": "${namespace}" is not a valid namespace`)
+  return { url: `${scheme}://${host}`, host, namespace }
+}
+
+async function destinationClient(options: PushImagesOptions, destination: Destination): Promise<RegistryClient> {
+  const credentials = await credentialsFor(options, destination.host)
+  const ca = options.cacert === undefined ? undefined : await readFile(options.cacert)
+  const transport = new Transport({
+    timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 },
+    ...(ca ? { tls: { ca } } : {}),
+  })
+  return new RegistryClient({
+    url: destination.url,
+    transport,
+    ...(credentials ? { credentials } : {}),
+    userAgent: 'ferry-push',
+  })
+}
+
+async function credentialsFor(options: PushImagesOptions, host: string): Promise<CredentialProvider | undefined> {
+  if (options.username !== undefined || options.password !== undefined) {
+    if (options.username === undefined || options.password === undefined) throw new Error('--username and --password go together')
+    return staticCredentials({ [host]: { username: options.username, password: options.password } })
+  }
+  if (options.dockerConfig !== undefined) {
+    let config
+    try {
+      config = parseDockerConfig(await readFile(options.dockerConfig, 'utf8'))
+    } catch (err) {
+      throw new Error(`--docker-config ${options.dockerConfig}: ${(err as Error).message}`, { cause: err })
+    }
+    const found = lookupDockerConfig(config, [host])
+    if (found.kind === 'none') throw new Error(`--docker-config ${options.dockerConfig} has no credentials for ${host}`)
+    const credentials = found.kind === 'credentials' ? found.credentials : await runCredentialHelper(found.helper, found.serverUrl)
+    if (credentials === undefined) throw new Error(`the credential helper of ${options.dockerConfig} has no credentials for ${host}`)
+    return staticCredentials({ [host]: credentials })
+  }
+  if (options.needCredential) {
+    throw new Error(
+      'credentials needed: give --username and --password, or --docker-config, or --need-credential=false to push anonymously',
+    )
+  }
+  return undefined
+}
+
+async function writeDigestMap(path: string, landed: ImageResult[], withHost: (image: ImageResult) => string): Promise<void> {
+  const map: Record<string, { destination: string; digest: string }> = {}
+  for (const image of landed) map[image.source ?? withHost(image)] = { destination: withHost(image), digest: image.digest ?? '' }
+  const target = resolve(path)
+  await writeFile(`${target}.tmp`, `${JSON.stringify(map, null, 2)}\n`)
+  await rename(`${target}.tmp`, target)
+}
+
+function parseBoolean(value: string): boolean {
+  if (/^(true|1|yes)$/i.test(value)) return true
+  if (/^(false|0|no)$/i.test(value)) return false
+  throw new InvalidArgumentError('expected true or false')
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('expected a whole number from 1 to 256')
+  return n
+}

@@ -1,0 +1,56 @@
+// The text `ferry push images` prints: progress lines, the dry-run table and the final summary.
+import type { ImageResult, PushReport, PushStats } from '../bundle/results.js'
+
+const MB = 1_000_000
+
+function mb(bytes: number): string {
+  return `${(bytes / MB).toFixed(1)} MB`
+}
+
+export function formatStats(stats: PushStats, seconds: number): string {
+  const blobs = `blobs ${stats.blobsPushed} pushed, ${stats.blobsSkipped} skipped, ${stats.blobsMounted} mounted`
+  return `[${Math.round(seconds)}s] ${stats.phase}: read ${mb(stats.readBytes)}, pushed ${mb(stats.bytesPushed)}; ${blobs}`
+}
+
+export function formatTable(images: ImageResult[], withHost: (image: ImageResult) => string): string {
+  const rows = images.map((i) => [
+    i.source ?? '(no name)',
+    withHost(i) || '-',
+    i.error !== undefined ? `ERROR ${i.error}` : (i.digest ?? ''),
+  ])
+  const header = ['SOURCE', 'DESTINATION', 'DIGEST']
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, c) => (c < cells.length - 1 ? cell.padEnd(widths[c]!) : cell))
+      .join('  ')
+      .trimEnd()
+  return `${[header, ...rows].map(line).join('\n')}\n`
+}
+
+export function formatReport(
+  report: PushReport,
+  failed: ImageResult[],
+  withHost: (image: ImageResult) => string,
+  seconds: number,
+  dryRun: boolean,
+  digestMap: string | undefined,
+): string {
+  const { stats } = report
+  const count = (status: string): number => report.images.filter((i) => i.status === status).length
+  const lines: string[] = []
+  if (dryRun) {
+    lines.push(`dry run: ${report.images.length} image(s), ${failed.length + count('failed')} with problems; nothing pushed`)
+  } else {
+    const rate = seconds > 0 ? stats.bytesPushed / MB / seconds : 0
+    lines.push(`images: ${report.images.length} (${count('pushed')} pushed, ${count('unchanged')} unchanged, ${failed.length} failed)`)
+    lines.push(`blobs: ${stats.blobsPushed} pushed, ${stats.blobsSkipped} skipped, ${stats.blobsMounted} mounted`)
+    lines.push(`bytes: ${mb(stats.bytesPushed)} in ${seconds.toFixed(1)} s (${rate.toFixed(1)} MB/s); spool peak ${mb(stats.spoolPeak)}`)
+  }
+  if (failed.length > 0 && !dryRun) {
+    lines.push('failed:')
+    for (const image of failed) lines.push(`  ${image.source ?? '(no name)'} → ${withHost(image) || '?'}: ${image.error ?? 'failed'}`)
+  }
+  if (digestMap !== undefined) lines.push(`digest map: ${digestMap}`)
+  return `${lines.join('\n')}\n`
+}

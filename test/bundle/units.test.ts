@@ -1,0 +1,64 @@
+// The small pure parts of the bundle reader: magic bytes, source names, and the spool's bound.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { sniff } from '../../src/bundle/magic.js'
+import { isFullReference, parseSourceName } from '../../src/bundle/naming.js'
+import { Spool } from '../../src/bundle/spool.js'
+
+t.test('sniff: compressions by their magic, tar by ustar at 257, anything else undefined', async (t) => {
+  const tarHead = Buffer.alloc(512)
+  tarHead.write('ustar\0', 257, 'latin1')
+  t.equal(sniff(Buffer.from([0x1f, 0x8b, 8, 0])), 'gzip')
+  t.equal(sniff(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0])), 'zstd')
+  t.equal(sniff(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0])), 'xz')
+  t.equal(sniff(Buffer.from('BZh91AY')), 'bzip2')
+  t.equal(sniff(tarHead), 'tar')
+  t.equal(sniff(Buffer.from('{"schemaVersion":2}')), undefined)
+  t.equal(sniff(Buffer.alloc(0)), undefined)
+})
+
+t.test('parseSourceName: the host is split off, Docker Hub names normalised', async (t) => {
+  t.same(parseSourceName('gcr.io/anthos-baremetal-release/foo:1.8.0'), {
+    domain: 'gcr.io',
+    path: 'anthos-baremetal-release/foo',
+    tag: '1.8.0',
+  })
+  t.same(parseSourceName('127.0.0.1:5000/a/b'), { domain: '127.0.0.1:5000', path: 'a/b' })
+  t.same(parseSourceName('ubuntu:22.04'), { domain: 'docker.io', path: 'library/ubuntu', tag: '22.04' })
+  t.same(parseSourceName('bitnami/redis:7'), { domain: 'docker.io', path: 'bitnami/redis', tag: '7' })
+  const digest = `sha256:${'a'.repeat(64)}`
+  t.same(parseSourceName(`quay.io/x/y@${digest}`), { domain: 'quay.io', path: 'x/y', digest })
+  t.equal(parseSourceName('Gcr.io/X/Y:1'), undefined, 'uppercase paths are no repository')
+  t.equal(parseSourceName('x/y:bad tag'), undefined)
+  t.ok(isFullReference('gcr.io/x/y:1.0'))
+  t.notOk(isFullReference('1.0'), 'a ref.name that is only a tag')
+})
+
+t.test('the spool holds at most its budget plus one blob, and cleans up', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-spool-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const spool = new Spool(100, dir)
+  const first = await spool.write([randomBytes(80)], 80)
+  const second = await spool.write([randomBytes(80)], 80)
+  t.equal(spool.peak, 160, 'admitted while what is spooled (80) fits the budget (100)')
+  let thirdDone = false
+  const third = spool.write([randomBytes(30)], 30).then((blob) => {
+    thirdDone = true
+    return blob
+  })
+  // Give the third write every chance to run: it must still be waiting for room.
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(thirdDone, 'a blob waits while more than the budget is spooled')
+  await first.release()
+  await (await third).release()
+  t.equal(spool.peak, 160, 'never more than the budget plus one blob')
+  await second.release()
+  const big = await spool.write([randomBytes(500)], 500)
+  t.equal(spool.peak, 500, 'a blob larger than the budget is admitted alone')
+  await big.release()
+  await spool.close()
+  t.same(await readdir(dir), [], 'nothing left behind')
+})
