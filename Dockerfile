@@ -13,6 +13,8 @@ RUN npm ci --ignore-scripts && npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production FERRY_STORAGE_FILESYSTEM_PATH=/var/lib/ferry
+# `ferry push images` decompresses xz, zstd and bzip2 bundles through these programs.
+RUN apt-get update && apt-get install -y --no-install-recommends xz-utils zstd bzip2 && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/ferry
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
