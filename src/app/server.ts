@@ -74,7 +74,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     if (problem)
       logger.warn(
         { problem },
-        'sendfile(2) helper unavailable: blobs are sent through memory buffers (run `npm run build` with a C compiler to build it)',
+        'sendfile(2) helper unavailable: blobs are sent through memory buffers (build it with `node scripts/build-native.mjs` in the package folder; needs cc)',
       )
   }
 
