@@ -5,7 +5,7 @@
 // reader that falls behind costs at most `maxQueuedBytes` of memory, lines past that are dropped
 // and counted, and a broken pipe ends logging rather than the process.
 import type { DestinationStream } from 'pino'
-import { prettyFactory } from 'pino-pretty'
+import { createRequire } from 'node:module'
 
 /** What the output needs of process.stdout. */
 export interface LogSink {
@@ -27,7 +27,7 @@ export interface LogOutputOptions {
 export function logOutput(sink: LogSink, options: LogOutputOptions): DestinationStream {
   const maxQueuedBytes = options.maxQueuedBytes ?? 8 * 1024 * 1024
   const format = options.pretty
-    ? prettyFactory({ colorize: options.colorize ?? false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'name', singleLine: true })
+    ? loadPrettyFactory()({ colorize: options.colorize ?? false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'name', singleLine: true })
     : undefined
   let broken = false
   let dropped = 0
@@ -50,4 +50,10 @@ export function logOutput(sink: LogSink, options: LogOutputOptions): Destination
       sink.write(format ? format(line) : line)
     },
   }
+}
+
+// Loaded only when pretty lines are asked for: pino-pretty and its dependencies cost ~10 MiB of
+// RSS that a server logging JSON (a pipe, a file, a log shipper) never needs.
+function loadPrettyFactory(): typeof import('pino-pretty').prettyFactory {
+  return (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty')).prettyFactory
 }
