@@ -1,17 +1,20 @@
 // Composition root: the only place that knows which implementation backs which interface. Builds
 // the storage driver, the local and cache registries, the mirror, auth, blob transfer and the
 // fastify app from a Config, plus the housekeeping and live-reload hooks server.ts drives.
+import { statfs } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildAuth } from './compose-auth.js'
 import type { Config } from '../config/schema.js'
 import { buildApp, type AppServerOptions } from '../http/app.js'
 import { Metrics } from '../observability/metrics.js'
+import type { StatusFacts } from '../observability/status-report.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
+import { packageVersion } from './package-version.js'
 
 export interface Composed {
   app: FastifyInstance
@@ -68,6 +71,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   })
   let stopping = false
   let timer: NodeJS.Timeout | undefined
+  let mirrorConfig = config.mirror
   // Always the real thing: there is no way to compose Ferry without authentication.
   const auth = await buildAuth(config.auth, logger, metrics, options.now)
 
@@ -81,6 +85,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,
+    status: statusFacts(config, () => mirrorConfig.upstreams),
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
 
@@ -108,6 +113,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     applyConfig: async (next) => {
       auth.applyPolicy(next.auth)
       await mirror.apply(next.mirror)
+      mirrorConfig = next.mirror
     },
     startHousekeeping() {
       void housekeeping()
@@ -122,5 +128,33 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       auth.close()
       await mirror.close(timeoutMs)
     },
+  }
+}
+
+/** The facts of the status page that only composition knows. Upstream URLs are shown without any user info. */
+function statusFacts(config: Config, upstreams: () => Config['mirror']['upstreams']): StatusFacts {
+  const version = packageVersion()
+  const startedAt = new Date()
+  return {
+    version,
+    startedAt,
+    upstreams: () => upstreams().map(({ name, url }) => ({ name, url: withoutUserInfo(url) })),
+    async storage() {
+      if (config.storage.driver !== 'filesystem') return { driver: config.storage.driver }
+      const volume = await statfs(config.storage.filesystem.path).catch(() => undefined)
+      if (!volume) return { driver: 'filesystem' }
+      return { driver: 'filesystem', freeBytes: volume.bavail * volume.bsize, totalBytes: volume.blocks * volume.bsize }
+    },
+  }
+}
+
+function withoutUserInfo(url: string): string {
+  try {
+    const parsed = new URL(url)
+    parsed.username = ''
+    parsed.password = ''
+    return parsed.href.replace(/\/$/, '')
+  } catch {
+    return url
   }
 }

@@ -1,7 +1,7 @@
 // Builds the `ferry` program. Everything process-bound arrives through CliIo, so tests drive the
 // program in-process; bin/ferry.js calls runCli(process.argv).
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { packageVersion } from '../app/package-version.js'
 import { addConfigCommand } from './config.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
@@ -10,12 +10,6 @@ import { addServeCommand, type ServeDeps } from './serve.js'
 
 export type { CliIo } from './io.js'
 export type CliDeps = ServeDeps
-
-/** The package version; ../../package.json is right from both src/cli and dist/cli. */
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
-  return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
-}
 
 export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   const version = packageVersion()

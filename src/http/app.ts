@@ -11,6 +11,8 @@ import { lazyChildLoggerFactory } from './lazy-request-logger.js'
 import { resetHttp2StreamsWithError } from './http2-resets.js'
 import type { RegistryRouteOptions } from './handler-context.js'
 import { opsRoutes } from './ops-routes.js'
+import type { StatusFacts } from '../observability/status-report.js'
+import { statusRoutes } from './status-routes.js'
 import { registryRoutes } from './registry-routes.js'
 import { tokenRoutes } from './token-routes.js'
 import { observeRequests } from './request-observer.js'
@@ -30,6 +32,8 @@ export interface AppDeps {
   authorizer: Authorizer
   /** Serves the token endpoint (GET and POST /token) that challenges point at. */
   tokenService?: TokenService
+  /** What the status page (`/ui/`) shows beside the metrics; without it there is no status page. */
+  status?: StatusFacts
   /** HTTPS (and HTTP/2) instead of plain HTTP/1.1; the caller reads the certificate files. */
   serverOptions?: AppServerOptions
 }
@@ -76,6 +80,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticator: deps.authenticator,
     authorizer: deps.authorizer,
   })
+  if (deps.status) {
+    await app.register(statusRoutes, {
+      registry: deps.registry,
+      metrics: deps.metrics,
+      facts: deps.status,
+      authenticator: deps.authenticator,
+      authorizer: deps.authorizer,
+    })
+  }
   if (deps.tokenService) {
     await app.register(tokenRoutes, { tokenService: deps.tokenService, service: deps.authenticator.challenge.service })
   }
