@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { addConfigCommand } from './config.js'
 import { addContainerdConfigCommand } from './containerd-config.js'
+import { addHealthcheckCommand } from './healthcheck.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addRobotCommand(program, io)
   addPushCommand(program, io)
   addContainerdConfigCommand(program, io)
+  addHealthcheckCommand(program, io)
   return program
 }
 
