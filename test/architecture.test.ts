@@ -213,3 +213,13 @@ t.test('bundle/ reads archives and pushes through client/: no storage, http, ups
     for (const spec of imports) t.notMatch(spec, /(^|\/)bundle\//, `${file} imports ${spec}`)
   }
 })
+
+t.test('node-config/ renders text from a plan: no I/O, nothing else from src; only cli/ uses it', async (t) => {
+  for (const { file, imports } of importsOf('node-config/')) {
+    for (const spec of imports) t.match(spec, /^(yaml$|\.\/)/, `${file} imports ${spec}`)
+  }
+  for (const { file, imports } of files) {
+    if (/^(cli|node-config)\//.test(file)) continue
+    for (const spec of imports) t.notMatch(spec, /(^|\/)node-config\//, `${file} imports ${spec}`)
+  }
+})

@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander'
 import { packageVersion } from '../app/package-version.js'
 import { addConfigCommand } from './config.js'
+import { addContainerdConfigCommand } from './containerd-config.js'
+import { addHealthcheckCommand } from './healthcheck.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
@@ -27,6 +29,8 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addConfigCommand(program, io)
   addRobotCommand(program, io)
   addPushCommand(program, io)
+  addContainerdConfigCommand(program, io)
+  addHealthcheckCommand(program, io)
   return program
 }
 

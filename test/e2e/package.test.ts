@@ -52,7 +52,7 @@ t.test('npm pack → npm install -g → ferry runs', async (t) => {
   const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], { env: cleanEnv(), timeoutMs: 240_000, cwd: checkout })
   const [pack] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>
   const files = pack!.files.map((f) => f.path)
-  for (const needed of ['bin/ferry.js', 'dist/cli/main.js', 'config/ferry.example.yaml', 'README.md']) {
+  for (const needed of ['bin/ferry.js', 'dist/cli/main.js', 'config/ferry.example.yaml', 'deploy/systemd/ferry.service', 'README.md']) {
     t.ok(files.includes(needed), `ships ${needed}`)
   }
   // Where node-gyp-build's convention puts it, and where src/transfer/native-sendfile.ts looks first.
