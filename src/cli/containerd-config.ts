@@ -74,10 +74,14 @@ async function run(flags: Flags, io: CliIo): Promise<void> {
   const written: string[] = []
   for (const { path, text } of hostsFiles(plan)) {
     const target = join(flags.output, path)
-    await mkdir(dirname(target), { recursive: true })
-    // containerd re-reads hosts.toml on every pull: it must never see half a file.
-    await writeFile(`${target}.tmp`, text, { mode: 0o644 })
-    await rename(`${target}.tmp`, target)
+    try {
+      await mkdir(dirname(target), { recursive: true })
+      // containerd re-reads hosts.toml on every pull: it must never see half a file.
+      await writeFile(`${target}.tmp`, text, { mode: 0o644 })
+      await rename(`${target}.tmp`, target)
+    } catch (err) {
+      throw new NodeConfigError(`--output: cannot write ${target} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    }
     written.push(target)
   }
   io.stderr.write(`wrote ${written.join(', ')}\n`)

@@ -28,10 +28,14 @@ t.test('bad flags and a CA file that holds no certificate exit with status 2', a
     [['--endpoint', 'https://ferry:5000', '--ca', join(dir, 'key.pem')], /--ca .*key\.pem: no PEM certificate .*private key/],
     [['--endpoint', 'https://ferry:5000', '--ca', join(dir, 'missing.crt')], /--ca .*missing\.crt: no such file/],
     [['--endpoint', 'https://ferry:5000', '--registries', 'gcr.io,../x'], /"\.\.\/x" is not a registry host/],
+    [
+      ['--endpoint', 'https://ferry:5000', '--output', join(dir, 'key.pem')],
+      /--output: cannot write .*key\.pem\/certs\.d\/gcr\.io\/hosts\.toml \(ENOTDIR\)/,
+    ],
   ]
   for (const [flags, message] of cases) {
     const fake = fakeIo()
-    await runCli(argv(...flags, '--output', dir), fake.io)
+    await runCli(argv('--output', dir, ...flags), fake.io)
     t.same(fake.exits, [2], flags.join(' '))
     t.match(fake.stderr(), message)
   }
