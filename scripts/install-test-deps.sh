@@ -3,7 +3,8 @@
 # clients, CNCF distribution (docker-registry) as an upstream, umoci to build images offline,
 # and a C compiler for Ferry's sendfile(2) helper (npm run build compiles it; a test checks it).
 # zstd, xz and bzip2: `ferry push images` runs them to decompress bundles (the tests to make them).
-# chromium: the status page is checked in a real headless browser.
+# chromium: the status page is checked in a real headless browser; jq runs the Harbor-style API
+# line sites use; systemd-analyze verifies the systemd unit.
 # Idempotent: does nothing when every tool is already on PATH.
 set -euo pipefail
 
@@ -21,6 +22,8 @@ declare -A packages=(
   [xz]=xz-utils
   [bzip2]=bzip2
   [chromium]=chromium
+  [jq]=jq
+  [systemd-analyze]=systemd
 )
 
 missing=()
