@@ -10,6 +10,7 @@ import { Metrics } from '../observability/metrics.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
+import { composeImports } from './compose-imports.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
 
@@ -24,7 +25,7 @@ export interface Composed {
   reloadCredentials(): Promise<void>
   /** Applies what can change without a restart from a re-read config (role bindings, the mirror section). Never rejects. */
   applyConfig(config: Config): Promise<void>
-  /** Starts periodic housekeeping (abandoned upload purge). */
+  /** Starts periodic housekeeping (abandoned upload purge) and resumes imports a restart interrupted. */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
   stop(): void
@@ -70,6 +71,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   let timer: NodeJS.Timeout | undefined
   // Always the real thing: there is no way to compose Ferry without authentication.
   const auth = await buildAuth(config.auth, logger, metrics, options.now)
+  // Imports write pushed content: the local registry, not the mirror in front of it.
+  const imports = composeImports({ registry, driver, s3: config.storage.s3, metrics, logger })
 
   const app = await buildApp({
     registry: mirror.registry,
@@ -81,6 +84,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,
+    imports,
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
 
@@ -110,6 +114,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       await mirror.apply(next.mirror)
     },
     startHousekeeping() {
+      // Imports a restart interrupted: resumed (s3:// sources) or failed (bodies), never left running.
+      imports.resume().catch((err: unknown) => logger.error({ err }, 'could not resume imports'))
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
       timer.unref()
@@ -120,6 +126,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     },
     async close(timeoutMs) {
       auth.close()
+      await imports.close()
       await mirror.close(timeoutMs)
     },
   }

@@ -3,6 +3,7 @@ import type { Server } from 'node:http'
 import type { SecureServerOptions } from 'node:http2'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Authenticator, Authorizer, TokenService } from '../core/auth.js'
+import type { ImportService } from '../core/imports.js'
 import type { Registry } from '../core/registry.js'
 import type { BlobSender } from '../transfer/blob-sender.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -11,6 +12,7 @@ import { lazyChildLoggerFactory } from './lazy-request-logger.js'
 import { resetHttp2StreamsWithError } from './http2-resets.js'
 import type { RegistryRouteOptions } from './handler-context.js'
 import { opsRoutes } from './ops-routes.js'
+import { importRoutes } from './import-routes.js'
 import { registryRoutes } from './registry-routes.js'
 import { tokenRoutes } from './token-routes.js'
 import { observeRequests } from './request-observer.js'
@@ -30,6 +32,8 @@ export interface AppDeps {
   authorizer: Authorizer
   /** Serves the token endpoint (GET and POST /token) that challenges point at. */
   tokenService?: TokenService
+  /** Server-side bulk imports (`/ferry/v1/imports`); absent: no such routes. */
+  imports?: ImportService
   /** HTTPS (and HTTP/2) instead of plain HTTP/1.1; the caller reads the certificate files. */
   serverOptions?: AppServerOptions
 }
@@ -76,6 +80,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     authenticator: deps.authenticator,
     authorizer: deps.authorizer,
   })
+  if (deps.imports) {
+    await app.register(importRoutes, { imports: deps.imports, authenticator: deps.authenticator, authorizer: deps.authorizer })
+  }
   if (deps.tokenService) {
     await app.register(tokenRoutes, { tokenService: deps.tokenService, service: deps.authenticator.challenge.service })
   }
