@@ -194,6 +194,9 @@ export class ImportJobs implements ImportService {
       },
     )
     let stream: Readable | undefined
+    // A cancel or shutdown ends the read at once, even while the sender is between two bytes.
+    const stop = (): void => void counted.destroy(signal.reason as Error)
+    signal.addEventListener('abort', stop, { once: true })
     try {
       stream = open()
       stream.on('error', (err) => counted.destroy(err))
@@ -246,8 +249,11 @@ export class ImportJobs implements ImportService {
       status.error = signal.aborted ? (signal.reason as Error).message : (err as Error).message
     } finally {
       clearInterval(timer)
+      signal.removeEventListener('abort', stop)
     }
     await this.#save(status)
+    // Finished imports are read back from their records: memory does not grow with their number.
+    this.#jobs.delete(status.id)
     this.#options.onChange?.(status, {})
   }
 
