@@ -193,6 +193,14 @@ async function main(): Promise<void> {
     t.equal(status.state, 'failed')
     t.match(status.images[0]?.error, /content does not match its digest/)
     t.notOk(await tagged('ns-corrupt/x/multi', '2.0'), 'the index is not tagged')
+
+    // Bytes that are not the bundle the request named by its digest: refused before any tag.
+    const other = await readFile(bundles.ociTar)
+    const named = await post(other, 'ns-misnamed', 'editor', `&digest=${sha256('something else')}`)
+    const misnamed = await finished(named.headers.get('location') ?? '')
+    t.equal(misnamed.state, 'failed')
+    t.match(misnamed.error, /not sha256:/)
+    t.notOk(await tagged('ns-misnamed/x/multi', '2.0'))
   })
 
   await t.test('an s3:// source is read with ranged GETs; the same object again finds the first import', async (t) => {
