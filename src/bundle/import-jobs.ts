@@ -54,6 +54,7 @@ class Shutdown extends Error {}
 export class ImportJobs implements ImportService {
   readonly #options: ImportJobsOptions
   readonly #jobs = new Map<string, Job>()
+  readonly #saving = new Map<string, Promise<void>>()
 
   constructor(options: ImportJobsOptions) {
     this.#options = options
@@ -107,8 +108,9 @@ export class ImportJobs implements ImportService {
       if (earlier !== undefined) return { status: earlier, existing: true }
       status.object = object
       status.bytesTotal = object.size
+      await this.#save(status)
       this.#launch(status, () => this.#openObject(status), request.mayPush)
-      return { status: await this.#save(status), existing: false }
+      return { status, existing: false }
     }
     if (source.digest !== undefined) {
       const digest = source.digest
@@ -268,14 +270,23 @@ export class ImportJobs implements ImportService {
     return (await this.#options.records.list()).find(usable)
   }
 
-  async #save(status: ImportStatus): Promise<ImportStatus> {
-    status.updatedAt = new Date().toISOString()
-    try {
-      await this.#options.records.save(status)
-    } catch (err) {
-      this.#options.onError?.(err, status)
-    }
-    return status
+  /** Saves in order per import: a progress save that ended late must never overwrite the final state. */
+  #save(status: ImportStatus): Promise<ImportStatus> {
+    const previous = this.#saving.get(status.id) ?? Promise.resolve()
+    const saved = previous.then(async () => {
+      status.updatedAt = new Date().toISOString()
+      try {
+        await this.#options.records.save(status)
+      } catch (err) {
+        this.#options.onError?.(err, status)
+      }
+      return status
+    })
+    const settled = saved.then(() => {
+      if (this.#saving.get(status.id) === settled) this.#saving.delete(status.id)
+    })
+    this.#saving.set(status.id, settled)
+    return saved
   }
 }
 
