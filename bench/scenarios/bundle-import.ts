@@ -93,6 +93,9 @@ async function cliPush(server: Server, file: string, namespace: string): Promise
     benchCredentials.username,
     '--password',
     benchCredentials.password,
+    // Beside the bundle, not in the working folder.
+    '--digest-map',
+    `${file}.${namespace}.digest-map.json`,
   ]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
