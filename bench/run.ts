@@ -10,13 +10,14 @@ import { blobDownload } from './scenarios/blob-download.js'
 import { coldFanout } from './scenarios/cold-fanout.js'
 import { manifests } from './scenarios/manifests.js'
 import { upload } from './scenarios/upload.js'
+import { bundleImport } from './scenarios/bundle-import.js'
 import { projectRoot, stopAll } from './lib/processes.js'
 import type { Scenario, ScenarioResult } from './lib/scenario.js'
 import { disturbedMeasurements, waitForQuiet } from './lib/quiet.js'
 import { describeSettings, loadSettings } from './lib/settings.js'
 import { progress, table } from './lib/stats.js'
 
-const scenarios: Scenario[] = [blobDownload, manifests, coldFanout, upload]
+const scenarios: Scenario[] = [blobDownload, manifests, coldFanout, upload, bundleImport]
 
 function usage(): never {
   console.error(`usage: npm run bench -- [${scenarios.map((s) => s.name).join(' | ')} ...]

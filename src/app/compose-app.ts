@@ -12,6 +12,7 @@ import type { StatusFacts } from '../observability/status-report.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
+import { composeImports } from './compose-imports.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
 import { packageVersion } from './package-version.js'
@@ -27,7 +28,7 @@ export interface Composed {
   reloadCredentials(): Promise<void>
   /** Applies what can change without a restart from a re-read config (role bindings, the mirror section). Never rejects. */
   applyConfig(config: Config): Promise<void>
-  /** Starts periodic housekeeping (abandoned upload purge). */
+  /** Starts periodic housekeeping (abandoned upload purge) and resumes imports a restart interrupted. */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
   stop(): void
@@ -74,6 +75,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   let mirrorConfig = config.mirror
   // Always the real thing: there is no way to compose Ferry without authentication.
   const auth = await buildAuth(config.auth, logger, metrics, options.now)
+  // Imports write pushed content: the local registry, not the mirror in front of it.
+  const imports = composeImports({ registry, driver, s3: config.storage.s3, metrics, logger })
 
   const app = await buildApp({
     registry: mirror.registry,
@@ -86,6 +89,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,
     status: statusFacts(config, () => mirrorConfig.upstreams),
+    imports,
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
 
@@ -116,6 +120,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       mirrorConfig = next.mirror
     },
     startHousekeeping() {
+      // Imports a restart interrupted: resumed (s3:// sources) or failed (bodies), never left running.
+      imports.resume().catch((err: unknown) => logger.error({ err }, 'could not resume imports'))
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
       timer.unref()
@@ -126,6 +132,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     },
     async close(timeoutMs) {
       auth.close()
+      await imports.close()
       await mirror.close(timeoutMs)
     },
   }

@@ -18,9 +18,23 @@ import { digestOf, type Spool } from './spool.js'
 /** Uploads a blob to the staging repository; `open` may be called again for a retry. */
 export type Stage = (blob: { digest: Digest; size: number; origin: string; open: () => Readable }) => Promise<void>
 
+/**
+ * Stores a blob from the bytes as they pass (a sink writing into local storage needs no spool).
+ * Resolves to the digest of the bytes; it is stored only when that is `expected` (or none was).
+ */
+export type Ingest = (blob: { stream: Readable; size: number; expected: Digest | undefined; origin: string }) => Promise<Digest>
+
+/** A bundle that arrives as a stream (an HTTP request body, an object store read), named `label` in messages. */
+export interface StreamSource {
+  stream: Readable
+  label: string
+}
+
 export interface CollectorOptions {
   /** Absent in a dry run: blobs are only hashed. */
   stage?: Stage
+  /** Takes the place of the spool and `stage` when set. */
+  ingest?: Ingest
   /** Whether a blob whose digest the bundle names is in the staging repository already. */
   isStaged?: (digest: Digest) => Promise<boolean>
   spool: Spool
@@ -46,17 +60,19 @@ export class Collector {
     this.#options = options
   }
 
-  /** Reads `source` (a bundle file or folder) to the end. Throws only when the source cannot be read at all. */
-  async read(source: string): Promise<void> {
-    const stats = await stat(source)
+  /** Reads `source` (a bundle file or folder, or a stream) to the end. Throws only when the source cannot be read at all. */
+  async read(source: string | StreamSource): Promise<void> {
+    if (typeof source !== 'string') return this.#readSource(source.stream, source.label)
+    const path = source
+    const stats = await stat(path)
     if (stats.isDirectory()) {
-      await this.#readEntries(folderEntries(source), this.#archive(source), 0)
+      await this.#readEntries(folderEntries(path), this.#archive(path), 0)
       return
     }
     const { onRead, signal } = this.#options
     async function* counted(): AsyncGenerator<Buffer> {
       let read = 0
-      for await (const chunk of createReadStream(source, { highWaterMark: 1024 * 1024 })) {
+      for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
         // Checked per chunk: one blob of a bundle may take minutes to pass.
         signal?.throwIfAborted()
         read += (chunk as Buffer).length
@@ -64,11 +80,15 @@ export class Collector {
         yield chunk as Buffer
       }
     }
+    await this.#readSource(Readable.from(counted()), path)
+  }
+
+  async #readSource(stream: Readable, label: string): Promise<void> {
     try {
-      await this.#readStream(Readable.from(counted()), source, 0)
+      await this.#readStream(stream, label, 0)
     } catch (err) {
       const message = (err as Error).message
-      throw message.includes(source) ? err : new Error(`${source}: ${message}`, { cause: err })
+      throw message.includes(label) ? err : new Error(`${label}: ${message}`, { cause: err })
     }
   }
 
@@ -188,6 +208,16 @@ export class Collector {
       else stream.destroy()
       this.#remember(record)
       return record.digest
+    }
+    const ingest = this.#options.ingest
+    if (ingest !== undefined) {
+      const staged = expectedDigest !== undefined && (await this.#options.isStaged?.(expectedDigest)) === true
+      const digest = staged ? (await digestOf(stream)).digest : await ingest({ stream, size: entry.size, expected: expectedDigest, origin })
+      if (!this.#matches(expectedDigest, digest, origin, entry.size)) return undefined
+      record.digest = digest
+      record.staged = Promise.resolve()
+      this.#remember(record)
+      return digest
     }
     const stage = this.#options.stage
     // Already staged (a second run, or one after a crash): checked, never written to disk.

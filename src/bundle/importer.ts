@@ -17,8 +17,9 @@
 // blob (or from an archive that could not be read to its end) is never tagged; the others are.
 import type { Readable } from 'node:stream'
 import type { Digest } from '../core/digest.js'
+import { bundleStagingRepository } from '../core/imports.js'
 import { isRepositoryName } from '../core/reference.js'
-import { Collector } from './collector.js'
+import { Collector, type StreamSource } from './collector.js'
 import type { BlobRecord, BundleContent } from './content.js'
 import { Limiter } from './limiter.js'
 import { planImages, withoutConflicts, type ImagePlan } from './plan.js'
@@ -26,11 +27,11 @@ import type { ImageResult, PushEvent, PushReport, PushStats } from './results.js
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
 
-export const stagingRepository = 'ferry-bundle-staging'
+export const stagingRepository = bundleStagingRepository
 
 export interface PushOptions {
-  /** A bundle file or an OCI layout (or docker save) folder. */
-  source: string
+  /** A bundle file or an OCI layout (or docker save) folder, or a bundle streaming in. */
+  source: string | StreamSource
   /** Namespace inside the destination registry (`test-namespace`), '' for none. */
   namespace: string
   /** Absent: a dry run, which reads and checks the bundle and plans names without pushing. */
@@ -84,6 +85,7 @@ export class BundlePush {
         this.stats.readBytes = bytes
       },
       ...(this.#options.sink ? { stage: (blob) => this.#stage(blob), isStaged: (digest) => this.#isStaged(digest) } : {}),
+      ...(this.#options.sink?.writeBlob ? { ingest: (blob) => this.#ingest(blob) } : {}),
     })
     try {
       await collector.read(this.#options.source)
@@ -105,7 +107,7 @@ export class BundlePush {
     this.#options.onEvent?.({ type: 'read.done', bytes: this.stats.readBytes, images: plans.length })
     this.stats.phase = 'pushing'
     try {
-      if (plans.length === 0) return { images: [], stats: this.stats, fatal: `${this.#options.source}: no images found` }
+      if (plans.length === 0) return { images: [], stats: this.stats, fatal: `${this.#label}: no images found` }
       const images = await this.#pushAll(plans)
       const report: PushReport = { images, stats: this.stats }
       if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
@@ -116,6 +118,11 @@ export class BundlePush {
       await spool.close()
       this.stats.phase = 'done'
     }
+  }
+
+  get #label(): string {
+    const source = this.#options.source
+    return typeof source === 'string' ? source : source.label
   }
 
   #fail(err: unknown): void {
@@ -157,6 +164,23 @@ export class BundlePush {
     } catch (err) {
       this.#fail(err)
       throw new Error(`${blob.origin}: upload failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /** Stores a blob into the staging repository as it streams by (a sink that can take bytes once). */
+  async #ingest(blob: { stream: Readable; size: number; expected: Digest | undefined; origin: string }): Promise<Digest> {
+    try {
+      this.#signal.throwIfAborted()
+      const digest = await this.#options.sink!.writeBlob!(this.#staging, blob.stream, blob.size, blob.expected, this.#signal)
+      if (blob.expected === undefined || digest === blob.expected) {
+        this.#homes.set(digest, Promise.resolve(this.#staging))
+        this.stats.blobsPushed++
+        this.stats.bytesPushed += blob.size
+      }
+      return digest
+    } catch (err) {
+      this.#fail(err)
+      throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
     }
   }
 

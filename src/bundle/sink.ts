@@ -11,6 +11,12 @@ export interface BundleSink {
    * bytes do not hash to `digest` (nothing is then committed) or the upload failed for good.
    */
   putBlob(repo: string, digest: Digest, size: number, open: () => Readable, signal?: AbortSignal): Promise<void>
+  /**
+   * Optional: stores a blob in `repo` from its bytes as they stream by, read once (a sink over
+   * local storage, which needs no spool and no retry). Resolves to the digest of the bytes; the
+   * blob is stored only when that is `expected` (or nothing was expected).
+   */
+  writeBlob?(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest>
   /** Links a blob `from` another repository; false when the destination would not (it then has nothing new). */
   mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean>
   /** The digest `reference` (a tag or digest) resolves to in `repo`, undefined when absent. */

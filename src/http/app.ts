@@ -3,6 +3,7 @@ import type { Server } from 'node:http'
 import type { SecureServerOptions } from 'node:http2'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Authenticator, Authorizer, TokenService } from '../core/auth.js'
+import type { ImportService } from '../core/imports.js'
 import type { Registry } from '../core/registry.js'
 import type { BlobSender } from '../transfer/blob-sender.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -13,6 +14,7 @@ import type { RegistryRouteOptions } from './handler-context.js'
 import { opsRoutes } from './ops-routes.js'
 import type { StatusFacts } from '../observability/status-report.js'
 import { statusRoutes } from './status-routes.js'
+import { importRoutes } from './import-routes.js'
 import { registryRoutes } from './registry-routes.js'
 import { tokenRoutes } from './token-routes.js'
 import { observeRequests } from './request-observer.js'
@@ -34,6 +36,8 @@ export interface AppDeps {
   tokenService?: TokenService
   /** What the status page (`/ui/`) shows beside the metrics; without it there is no status page. */
   status?: StatusFacts
+  /** Server-side bulk imports (`/ferry/v1/imports`); absent: no such routes. */
+  imports?: ImportService
   /** HTTPS (and HTTP/2) instead of plain HTTP/1.1; the caller reads the certificate files. */
   serverOptions?: AppServerOptions
 }
@@ -88,6 +92,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       authenticator: deps.authenticator,
       authorizer: deps.authorizer,
     })
+  }
+  if (deps.imports) {
+    await app.register(importRoutes, { imports: deps.imports, authenticator: deps.authenticator, authorizer: deps.authorizer })
   }
   if (deps.tokenService) {
     await app.register(tokenRoutes, { tokenService: deps.tokenService, service: deps.authenticator.challenge.service })

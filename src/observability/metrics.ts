@@ -176,6 +176,26 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly imports = new Gauge({
+    name: 'ferry_imports',
+    help: 'Server-side bundle imports this process ran or resumed since it started, by state (reading, importing, done, partial, failed, cancelled)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  })
+
+  readonly importBytes = new Counter({
+    name: 'ferry_import_read_bytes_total',
+    help: 'Bytes of bundles read by server-side imports (as sent, before decompression)',
+    registers: [this.registry],
+  })
+
+  readonly importImages = new Counter({
+    name: 'ferry_import_images_total',
+    help: 'Images of server-side imports, by result (pushed, unchanged, failed, skipped)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import type { AuthConfig } from '../../src/config/schema.js'
+import type { AuthConfig, Config } from '../../src/config/schema.js'
 import { writeHtpasswd } from './htpasswd.js'
 import { startMirrorServer, type MirrorServer } from './mirror-server.js'
 
@@ -24,6 +24,8 @@ export interface AuthServerOptions {
   logLevel?: string
   /** The server's clock (token expiry): a test steps it instead of sleeping. */
   now?: () => number
+  /** Last changes to the config before it is composed. */
+  configure?: (config: Config) => void
 }
 
 export async function startAuthServer(t: Test, options: AuthServerOptions = {}): Promise<AuthServer> {
@@ -36,6 +38,7 @@ export async function startAuthServer(t: Test, options: AuthServerOptions = {}):
       auth: { htpasswd, ...options.auth },
       ...(options.logLevel ? { logLevel: options.logLevel } : {}),
       ...(options.now ? { now: options.now } : {}),
+      ...(options.configure ? { configure: options.configure } : {}),
     },
   )
   t.teardown(async () => {

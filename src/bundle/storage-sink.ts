@@ -1,0 +1,113 @@
+// The bundle sink of a server-side import: blobs and manifests go straight into the registry's
+// storage through the core Registry contract, with no HTTP round-trip per blob. Blobs are
+// written as they stream out of the bundle (writeBlob), verified by the upload service on the
+// way (a mismatch commits nothing); manifests are checked for their references as any push.
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
+import { RegistryError } from '../core/errors.js'
+import { isRepositoryName, type RepositoryName } from '../core/reference.js'
+import type { Registry, Repository } from '../core/registry.js'
+import type { BundleSink } from './sink.js'
+
+export interface StorageSinkOptions {
+  /** Whether the importing account may push into `repository`; refused ones fail their image. */
+  mayPush?: (repository: string) => boolean
+}
+
+export class StorageSink implements BundleSink {
+  readonly #registry: Registry
+  readonly #mayPush: (repository: string) => boolean
+
+  constructor(registry: Registry, options: StorageSinkOptions = {}) {
+    this.#registry = registry
+    this.#mayPush = options.mayPush ?? (() => true)
+  }
+
+  async hasBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    return (await this.#repository(repo, false).blobs.stat(digest, op(signal))) !== undefined
+  }
+
+  async putBlob(repo: string, digest: Digest, _size: number, open: () => Readable, signal?: AbortSignal): Promise<void> {
+    const uploads = this.#repository(repo, true).blobs.uploads
+    const { id } = await uploads.start(op(signal))
+    try {
+      await uploads.complete(id, digest, open(), op(signal))
+    } catch (err) {
+      await uploads.cancel(id).catch(() => undefined)
+      throw err
+    }
+  }
+
+  async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
+    const uploads = this.#repository(repo, true).blobs.uploads
+    const { id } = await uploads.start(op(signal))
+    try {
+      if (expected !== undefined) {
+        try {
+          // The upload service hashes as it writes: one pass, committed only when the digest matches.
+          await uploads.complete(id, expected, stream, { ...op(signal), length: size })
+          return expected
+        } catch (err) {
+          const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
+          if (actual !== undefined) return actual
+          throw err
+        }
+      }
+      // A docker-save layer is named by its path: its digest is known once its last byte passed.
+      const hash = createDigestHash('sha256')
+      const hashing = new Transform({
+        transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+          hash.update(chunk)
+          callback(null, chunk)
+        },
+      })
+      const appended = uploads.append(id, hashing, op(signal))
+      await Promise.all([pipeline(stream, hashing), appended])
+      const digest = digestOfHash('sha256', hash)
+      await uploads.complete(id, digest, undefined, op(signal))
+      return digest
+    } catch (err) {
+      await uploads.cancel(id).catch(() => undefined)
+      throw err
+    }
+  }
+
+  async mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean> {
+    if (!isRepositoryName(from)) return false
+    return (await this.#repository(repo, true).blobs.mount(from, digest, op(signal))) !== undefined
+  }
+
+  async resolveManifest(repo: string, reference: string, signal?: AbortSignal): Promise<Digest | undefined> {
+    const repository = this.#repository(repo, false)
+    const digest = tryParseDigest(reference)
+    const descriptor =
+      digest !== undefined ? await repository.manifests.stat(digest, op(signal)) : await repository.tags.resolve(reference, op(signal))
+    return descriptor?.digest
+  }
+
+  async putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<void> {
+    const repository = this.#repository(repo, true)
+    const digest = tryParseDigest(reference)
+    const result = await repository.manifests.put(bytes, mediaType, digest !== undefined ? { ...op(signal), digest } : op(signal))
+    if (digest === undefined) await repository.tags.tag(reference, result.descriptor.digest, op(signal))
+  }
+
+  #repository(name: string, write: boolean): Repository {
+    if (!isRepositoryName(name)) throw new RegistryError('NAME_INVALID', undefined, { name: name.slice(0, 200) })
+    if (write && !this.#mayPush(name)) throw new RegistryError('DENIED', `no push right on ${name}`)
+    return this.#registry.repository(name as RepositoryName)
+  }
+}
+
+function op(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {}
+}
+
+/** The digest the bytes had, from the upload service's DIGEST_INVALID detail. */
+function mismatchOf(err: RegistryError): Digest | undefined {
+  const detail = err.detail
+  if (detail === undefined || typeof detail === 'string') return undefined
+  const actual = detail.actual
+  return typeof actual === 'string' ? tryParseDigest(actual) : undefined
+}
