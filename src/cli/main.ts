@@ -2,7 +2,10 @@
 // program in-process; bin/ferry.js calls runCli(process.argv).
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
+import { addBundleCommand } from './bundle.js'
 import { addConfigCommand } from './config.js'
+import { addExtractCommand } from './extract.js'
+import { addPullCommand } from './pull.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
@@ -33,6 +36,9 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addConfigCommand(program, io)
   addRobotCommand(program, io)
   addPushCommand(program, io)
+  addBundleCommand(program, io)
+  addPullCommand(program, io)
+  addExtractCommand(program, io)
   return program
 }
 
