@@ -31,7 +31,9 @@ export function addBundleCommand(program: Command, io: CliIo): void {
       try {
         const listing = await listBundle(path)
         if (flags.json === true)
-          io.stdout.write(`${JSON.stringify({ bundle: path, from: listing.from, images: listing.images }, null, 2)}\n`)
+          io.stdout.write(
+            `${JSON.stringify({ bundle: path, from: listing.from, bytesRead: listing.bytesRead, images: listing.images }, null, 2)}\n`,
+          )
         else io.stdout.write(formatTree(listing.images))
         io.exit(listing.images.some((i) => i.problem !== undefined) ? 2 : 0)
       } catch (err) {
