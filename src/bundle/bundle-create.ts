@@ -15,6 +15,8 @@ export interface CreateOptions {
   platforms?: Platform[]
   concurrency: number
   onImage?: (reference: string, image: ResolvedImage) => void
+  /** Once every image is resolved: the bytes the bundle will hold. */
+  onPlan?: (bytes: number) => void
   onBlob?: (bytes: number) => void
   signal?: AbortSignal
 }
@@ -41,6 +43,8 @@ export async function createBundle(
     compression: options.compression,
     concurrency: options.concurrency,
     dockerPlatform: options.platforms?.[0] ?? hostPlatform(),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onPlan ? { onPlan: options.onPlan } : {}),
     ...(options.onBlob ? { onBlob: options.onBlob } : {}),
   })
   return { images: images.length, ...written }

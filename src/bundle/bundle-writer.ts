@@ -37,6 +37,10 @@ export interface WriteBundleOptions {
   concurrency: number
   /** Which platform of an index Docker's manifest.json names (docker load takes one per image). */
   dockerPlatform: Platform
+  /** Stops the downloads (and so the bundle). */
+  signal?: AbortSignal
+  /** Called once the content is known, with the bytes of every blob to write. */
+  onPlan?: (bytes: number) => void
   /** Called after each blob is in the tar, with its size. */
   onBlob?: (bytes: number) => void
 }
@@ -60,6 +64,7 @@ export async function writeBundle(images: ImageToWrite[], options: WriteBundleOp
   let bytes = 0
   for (const manifest of manifests.values()) bytes += manifest.bytes.length
   for (const { descriptor } of blobs.values()) bytes += descriptor.size
+  options.onPlan?.(bytes)
   const toc: BundleToc = {
     format: tocFormat,
     images: images.map((i): BundleImage => ({ reference: i.reference, ...i.image.tree })),
@@ -121,7 +126,7 @@ async function writeBlobs(
     if (i >= blobs.length || downloads[i] !== undefined) return
     const { descriptor, image } = blobs[i]!
     const path = join(tmp, `blob-${i}`)
-    downloads[i] = download(image, descriptor, path)
+    downloads[i] = download(image, descriptor, path, options.signal)
     downloads[i].catch(() => undefined)
   }
   for (let i = 0; i < options.concurrency; i++) start(i)
@@ -134,13 +139,13 @@ async function writeBlobs(
   }
 }
 
-async function download(image: ImageToWrite, descriptor: Descriptor, path: string): Promise<string> {
+async function download(image: ImageToWrite, descriptor: Descriptor, path: string, signal: AbortSignal | undefined): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     try {
       await pipeline(await image.openBlob(descriptor), createWriteStream(path))
       return path
     } catch (err) {
-      if (attempt >= downloadAttempts) throw err
+      if (attempt >= downloadAttempts || signal?.aborted === true) throw err
     }
   }
 }

@@ -95,7 +95,10 @@ export async function readLayoutImage(dir: string, name: string | undefined, opt
     openBlob: async (descriptor) => {
       const path = join(dir, blobName(descriptor.digest))
       await stat(path)
-      return createReadStream(path).pipe(verifying(descriptor.digest, descriptor.size, path))
+      const checked = verifying(descriptor.digest, descriptor.size, path)
+      const input = createReadStream(path)
+      input.once('error', (err) => checked.destroy(err))
+      return input.pipe(checked)
     },
   }
 }

@@ -42,7 +42,7 @@ export class RegistrySource {
 
   async #manifest(ref: ImageRef, reference: string, signal: AbortSignal | undefined): Promise<FetchedManifest> {
     const client = this.#client(ref.domain)
-    const what = `${ref.domain}/${ref.repository}@${reference}`
+    const what = `${ref.domain}/${ref.repository}${reference.includes(':') ? '@' : ':'}${reference}`
     const response = await client.request({
       method: 'GET',
       path: `/v2/${ref.repository}/manifests/${reference}`,

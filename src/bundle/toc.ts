@@ -35,31 +35,50 @@ export interface HeadRead {
   bytesRead: number
 }
 
+/** Bytes of the file fed to the decompressor at first: a table of contents of thousands of images fits. */
+const headBytes = 256 * 1024
+
 /** The table of contents when `file` is one of Ferry's bundles (plain or compressed); undefined otherwise. */
 export async function readToc(file: string): Promise<HeadRead> {
+  // A decompressor takes whatever it is fed, far beyond what was asked of it: the head is fed
+  // alone, and the whole file only when the table of contents did not fit in it.
+  const head = await readHead(file, headBytes)
+  if (head.found !== 'short') return { toc: head.found === 'toc' ? head.toc : undefined, bytesRead: head.bytesRead }
+  const whole = await readHead(file, Infinity)
+  return { toc: whole.found === 'toc' ? whole.toc : undefined, bytesRead: head.bytesRead + whole.bytesRead }
+}
+
+type FirstEntry = { found: 'toc'; toc: BundleToc } | { found: 'other' } | { found: 'short' }
+
+async function readHead(file: string, limit: number): Promise<FirstEntry & { bytesRead: number }> {
   let bytesRead = 0
   const input = createReadStream(file, { highWaterMark: 64 * 1024 })
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of input) {
       bytesRead += (chunk as Buffer).length
       yield chunk as Buffer
+      if (bytesRead >= limit) return
     }
   }
   try {
     const { head, stream } = await peek(counted(), sniffLength)
     const kind = sniff(head)
+    if (kind === undefined) {
+      stream.destroy()
+      return { found: 'other', bytesRead }
+    }
     const tar = isCompression(kind) ? decompress(kind, stream, file) : stream
-    const toc = kind === undefined ? undefined : await firstEntry(tar)
+    const entry = await firstEntry(tar).catch((): FirstEntry => ({ found: 'short' }))
     tar.destroy()
     stream.destroy()
-    return { toc, bytesRead }
+    return { ...entry, bytesRead }
   } finally {
     input.destroy()
   }
 }
 
 /** Reads the first tar header, and the entry when it is the table of contents. */
-async function firstEntry(tar: Readable): Promise<BundleToc | undefined> {
+async function firstEntry(tar: Readable): Promise<FirstEntry> {
   const chunks: Buffer[] = []
   let have = 0
   let need = 512
@@ -72,20 +91,20 @@ async function firstEntry(tar: Readable): Promise<BundleToc | undefined> {
     if (size < 0) {
       const name = bytes.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '')
       const type = String.fromCharCode(bytes[156] ?? 0)
-      if (name !== tocEntryName || (type !== '0' && type !== '\0')) return undefined
+      if (name !== tocEntryName || (type !== '0' && type !== '\0')) return { found: 'other' }
       size = parseInt(bytes.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8)
-      if (!Number.isSafeInteger(size) || size > maxTocBytes) return undefined
+      if (!Number.isSafeInteger(size) || size > maxTocBytes) return { found: 'other' }
       need = 512 + size
       if (have < need) continue
     }
     try {
       const toc = JSON.parse(bytes.subarray(512, 512 + size).toString('utf8')) as BundleToc
-      return toc.format === tocFormat && Array.isArray(toc.images) ? toc : undefined
+      return toc.format === tocFormat && Array.isArray(toc.images) ? { found: 'toc', toc } : { found: 'other' }
     } catch {
-      return undefined
+      return { found: 'other' }
     }
   }
-  return undefined
+  return { found: size < 0 ? 'other' : 'short' }
 }
 
 /** Bytes for people: 1.2 MiB. */

@@ -11,6 +11,8 @@ import { formatSize, formatTree } from '../bundle/toc.js'
 import type { CliIo } from './io.js'
 import { addAccessOptions, registrySource, type AccessOptions } from './registry-access.js'
 
+const progressEveryMs = 5_000
+
 interface CreateFlags extends AccessOptions {
   output: string
   images?: string
@@ -66,8 +68,23 @@ async function create(refs: string[], flags: CreateFlags, io: CliIo): Promise<nu
     const references = [...refs, ...(flags.images === undefined ? [] : listFile(await readFile(flags.images, 'utf8')))]
     if (references.length === 0) throw new Error('no images: give references or --images FILE')
     source = await registrySource(flags)
+    // Ctrl-C stops the downloads; the partial bundle and its temp files are removed.
+    const interrupt = new AbortController()
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (interrupt.signal.aborted) return io.exit(130)
+      io.stderr.write(`ferry: ${signal}: stopping (again to quit at once)\n`)
+      interrupt.abort(new Error(`interrupted by ${signal}`))
+    }
+    io.onSignal('SIGINT', onSignal)
+    io.onSignal('SIGTERM', onSignal)
     let done = 0
+    let total = 0
+    const timer = setInterval(() => {
+      if (flags.json !== true && total > 0) io.stderr.write(`written ${formatSize(done)} of ${formatSize(total)}\n`)
+    }, progressEveryMs)
     const result = await createBundle(source, {
+      signal: interrupt.signal,
+      onPlan: (bytes) => (total = bytes),
       references,
       output: flags.output,
       compression: flags.compression ?? compressionForName(flags.output),
@@ -77,7 +94,7 @@ async function create(refs: string[], flags: CreateFlags, io: CliIo): Promise<nu
         if (flags.json !== true) io.stderr.write(`resolved ${reference} → ${image.root.digest} (${formatSize(image.tree.size)})\n`)
       },
       onBlob: (bytes) => (done += bytes),
-    })
+    }).finally(() => clearInterval(timer))
     const seconds = (Date.now() - started) / 1000
     if (flags.json === true) io.stdout.write(`${JSON.stringify({ output: flags.output, ...result, seconds })}\n`)
     else

@@ -3,7 +3,7 @@
 // distribution and into a real Ferry process (both with htpasswd accounts), pulled back by the
 // real CLI, the bundles read by skopeo (oci-archive: and docker-archive:) and pushed again with
 // `ferry push images`, keeping every digest.
-import { readFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
       }
       t.equal(listing.from, 'toc', `${file}: answered from the table of contents`)
       const size = (await stat(file)).size
-      t.ok(listing.bytesRead < size / 4, `${file}: read ${listing.bytesRead} of ${size} bytes`)
+      t.ok(size > 3 * MiB && listing.bytesRead <= 320 * 1024, `${file}: read ${listing.bytesRead} of ${size} bytes`)
       t.same(
         listing.images.map((i) => [i.reference, i.digest, i.children?.map((c) => [c.platform, c.digest])]),
         [
@@ -138,6 +138,15 @@ async function main(): Promise<void> {
     t.match(tree.stdout, `${multi}  ${index.digest}  index of 2`)
     t.match(tree.stdout, `├── linux/amd64  ${amd64!.digest}`)
     t.match(tree.stdout, `└── linux/arm64  ${arm64!.digest}`)
+  })
+
+  await t.test('an image that is not there: exit 1 naming it, no bundle and no temp files left', async (t) => {
+    const out = join(work, 'failed', 'none.tar')
+    await mkdir(join(work, 'failed'))
+    const failed = await ferry('bundle', 'create', ...access, '--output', out, single, `${distribution!.host}/x/absent:1.0`)
+    t.equal(failed.exit, 1)
+    t.match(failed.stderr, `${distribution!.host}/x/absent:1.0: the registry answered 404 (no such image)`)
+    t.same(await readdir(join(work, 'failed')), [], 'nothing written')
   })
 
   await t.test('skopeo reads the bundle as oci-archive: and docker-archive:', async (t) => {
