@@ -94,7 +94,12 @@ async function main(): Promise<void> {
     t.equal(created.exit, 0, created.stderr)
     const list = join(work, 'images.txt')
     await writeFile(list, `# the same images, from a file\n${multi}\n\n${single}\n`)
-    const again = await ferry('bundle', 'create', ...access, '--output', join(work, 'again.tar'), '--images', list)
+    // The same images through a Docker config.json, looked up per registry host.
+    const auth = { auth: Buffer.from(`${user}:${password}`).toString('base64') }
+    const dockerConfig = join(work, 'config.json')
+    await writeFile(dockerConfig, JSON.stringify({ auths: { [distribution!.host]: auth, [server!.host]: auth } }))
+    const viaConfig = ['--plain-http', '--docker-config', dockerConfig]
+    const again = await ferry('bundle', 'create', ...viaConfig, '--output', join(work, 'again.tar'), '--images', list)
     t.equal(again.exit, 0, again.stderr)
     t.ok((await readFile(bundle)).equals(await readFile(join(work, 'again.tar'))), 'byte-identical bundles')
     const { stdout: entries } = await run('tar', ['-tf', bundle])
@@ -108,7 +113,12 @@ async function main(): Promise<void> {
     const { stdout: unpacked } = await run('sh', ['-c', `zstd -dc "${zst}" | cmp - "${bundle}" && echo same`])
     t.equal(unpacked.trim(), 'same', 'and hold the same tar')
 
-    for (const file of [bundle, zst]) {
+    const gz = join(work, 'images.tgz')
+    t.equal((await ferry('bundle', 'create', ...access, '--output', gz, multi, single)).exit, 0)
+    const { stdout: gunzipped } = await run('sh', ['-c', `gzip -dc "${gz}" | cmp - "${bundle}" && echo same`])
+    t.equal(gunzipped.trim(), 'same', 'gzip by the name (.tgz)')
+
+    for (const file of [bundle, zst, gz]) {
       const ls = await ferry('bundle', 'ls', '--json', file)
       t.equal(ls.exit, 0, ls.stderr)
       const listing = JSON.parse(ls.stdout) as {
@@ -221,6 +231,10 @@ async function main(): Promise<void> {
     const pulled = await ferry('pull', ...access, multi, folder)
     t.equal(pulled.exit, 0, pulled.stderr)
     t.ok(Buffer.from((await skopeo('inspect', '--raw', `oci:${folder}:${multi}`)).stdout).equals(indexBytes), 'the whole index')
+    const added = await ferry('pull', ...access, single, folder)
+    t.equal(added.exit, 0, added.stderr)
+    t.equal((await tagDescriptor(folder, single)).digest, amd64!.digest, 'a second image joins the layout')
+    t.equal((await tagDescriptor(folder, multi)).digest, index.digest, 'beside the first')
     const one = await ferry('pull', ...access, '--platform', 'linux/arm64', '--single-manifest', multi, join(work, 'pulled-arm'))
     t.equal(one.exit, 0, one.stderr)
     t.equal((await tagDescriptor(join(work, 'pulled-arm'), multi)).digest, arm64!.digest, '--single-manifest: the platform manifest')
@@ -240,7 +254,7 @@ async function main(): Promise<void> {
     t.equal(extracted.exit, 0, extracted.stderr)
     t.equal((await stat(join(fromRegistry, 'data/arm64/0/random-0.bin'))).size, MiB)
     const fromLayout = join(work, 'rootfs-amd')
-    const local = await ferry('extract', '--platform', 'linux/amd64', join(work, 'pulled'), fromLayout)
+    const local = await ferry('extract', '--platform', 'linux/amd64', '--ref', multi, join(work, 'pulled'), fromLayout)
     t.equal(local.exit, 0, local.stderr)
     t.equal((await stat(join(fromLayout, 'data/amd64/0/random-0.bin'))).size, 2 * MiB)
     t.equal((await stat(join(fromLayout, 'data/amd64/1/random-1.bin'))).size, 16 * 1024)
