@@ -38,7 +38,11 @@ async function extract(from: string, dir: string, flags: ExtractFlags, io: CliIo
     const options = { platforms: [platform], singleManifest: true }
     let source: ExtractSource
     let name = from
-    if ((await stat(join(from, 'index.json')).catch(() => undefined))?.isFile() === true) {
+    const folder = (await stat(from).catch(() => undefined))?.isDirectory() === true
+    if (folder && (await stat(join(from, 'index.json')).catch(() => undefined))?.isFile() !== true) {
+      throw new Error(`${from} is a folder but not an OCI image layout (it has no index.json)`)
+    }
+    if (folder) {
       const layout = await readLayoutImage(from, flags.ref, options)
       source = layout
       name = `${from} (${layout.name ?? 'no name'})`

@@ -217,3 +217,11 @@ t.test('a layer whose bytes do not match their digest fails the extraction, nami
     'the error names the blob file',
   )
 })
+
+t.test('a folder that is not an OCI layout is named as such, not read as a reference', async (t) => {
+  const folder = join(work, 'not-a-layout')
+  await mkdir(folder)
+  const result = await extract(folder, join(work, 'not-a-layout-out'))
+  t.equal(result.exit, 1)
+  t.match(result.stderr, `${folder} is a folder but not an OCI image layout`)
+})
