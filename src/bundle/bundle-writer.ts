@@ -132,7 +132,7 @@ async function writeBlobs(
   for (let i = 0; i < options.concurrency; i++) start(i)
   for (const [i, { descriptor }] of blobs.entries()) {
     const path = await downloads[i]!
-    await entry(tar, file(blobName(descriptor.digest), descriptor.size), createReadStream(path))
+    await entry(tar, file(blobName(descriptor.digest), descriptor.size), createReadStream(path, { highWaterMark: 1024 * 1024 }))
     await rm(path, { force: true })
     options.onBlob?.(descriptor.size)
     start(i + options.concurrency)
