@@ -12,6 +12,7 @@ import { fakeIo } from '../cli/fixtures/fake-io.js'
 import { distributionUnavailable, startDistribution, type Distribution } from '../helpers/distribution.js'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
 import { writeHtpasswd } from '../helpers/htpasswd.js'
+import { issueServerCert, makeCa, pkiUnavailable } from '../helpers/pki.js'
 import {
   buildImage,
   gcLayout,
@@ -298,5 +299,20 @@ async function main(): Promise<void> {
     t.equal((await ferry('bundle', 'create', ...access, '--output', chartBundle, ref)).exit, 0)
     t.match((await ferry('bundle', 'ls', chartBundle)).stdout, `${ref}  sha256:`)
     t.match((await ferry('bundle', 'ls', chartBundle)).stdout, 'application/vnd.example.chart')
+  })
+
+  await t.test('https with --cacert; without it, pull stops naming the certificate', { skip: pkiUnavailable() ?? false }, async (t) => {
+    const ca = await makeCa(join(work, 'ca'))
+    const cert = await issueServerCert(ca, { cn: '127.0.0.1' })
+    const secure = await startDistribution({ tls: { certificate: cert.fullChainPath, key: cert.keyPath } })
+    t.teardown(() => secure.stop())
+    const ref = `${secure.host}/x/single:1.0`
+    await skopeo('copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:amd64`, `docker://${ref}`)
+    const refused = await ferry('pull', ref, join(work, 'tls-refused'))
+    t.equal(refused.exit, 1)
+    t.match(refused.stderr, /certificate|TLS/i)
+    const pulled = await ferry('pull', '--cacert', ca.certPath, ref, join(work, 'tls-pulled'))
+    t.equal(pulled.exit, 0, pulled.stderr)
+    t.equal((await tagDescriptor(join(work, 'tls-pulled'), ref)).digest, amd64!.digest)
   })
 }
