@@ -6,7 +6,7 @@
 // each into a temp file beside the output that is deleted once written into the tar: the extra
 // disk is at most `concurrency` blobs.
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdtemp, rename, rm } from 'node:fs/promises'
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -84,7 +84,9 @@ export async function writeBundle(images: ImageToWrite[], options: WriteBundleOp
   const docker = images.flatMap((i) => dockerEntry(i, options.dockerPlatform))
   const algorithms = [...new Set([...manifests.keys(), ...blobs.keys()].map((d) => digestAlgorithm(d)))].sort()
 
-  const tmp = await mkdtemp(join(dirname(options.output), '.ferry-bundle-'))
+  const folder = dirname(options.output)
+  if ((await stat(folder).catch(() => undefined))?.isDirectory() !== true) throw new Error(`${options.output}: no such folder ${folder}`)
+  const tmp = await mkdtemp(join(folder, '.ferry-bundle-'))
   const partial = join(tmp, 'bundle.partial')
   const tar = pack()
   try {

@@ -1,6 +1,7 @@
 // `ferry bundle ls` and `ferry bundle create`: list what a bundle holds, and build one from a
 // registry on the connected side of an air gap (src/bundle/bundle-create.ts does the work).
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { createBundle } from '../bundle/bundle-create.js'
@@ -67,6 +68,10 @@ async function create(refs: string[], flags: CreateFlags, io: CliIo): Promise<nu
   try {
     const references = [...refs, ...(flags.images === undefined ? [] : listFile(await readFile(flags.images, 'utf8')))]
     if (references.length === 0) throw new Error('no images: give references or --images FILE')
+    // Before any download: a typo in the output folder should not cost a pull.
+    if ((await stat(dirname(resolve(flags.output))).catch(() => undefined))?.isDirectory() !== true) {
+      throw new Error(`--output ${flags.output}: its folder does not exist`)
+    }
     source = await registrySource(flags)
     // Ctrl-C stops the downloads; the partial bundle and its temp files are removed.
     const interrupt = new AbortController()
