@@ -2,9 +2,12 @@
 // program in-process; bin/ferry.js calls runCli(process.argv).
 import { Command, CommanderError } from 'commander'
 import { packageVersion } from '../app/package-version.js'
+import { addBundleCommand } from './bundle.js'
 import { addConfigCommand } from './config.js'
 import { addContainerdConfigCommand } from './containerd-config.js'
+import { addExtractCommand } from './extract.js'
 import { addHealthcheckCommand } from './healthcheck.js'
+import { addPullCommand } from './pull.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
@@ -31,6 +34,9 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addPushCommand(program, io)
   addContainerdConfigCommand(program, io)
   addHealthcheckCommand(program, io)
+  addBundleCommand(program, io)
+  addPullCommand(program, io)
+  addExtractCommand(program, io)
   return program
 }
 
