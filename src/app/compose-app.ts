@@ -10,6 +10,8 @@ import { Metrics } from '../observability/metrics.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
+import { peerRoutes } from '../coordination/peer-routes.js'
+import { composeCoordination } from './compose-coordination.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
 
@@ -58,12 +60,14 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
+  const coordinator = await composeCoordination(config.coordination, logger)
   // Always composed, even without upstreams: a reloaded config may add the first one.
   const mirror = await composeMirror(config.mirror, registry, cache, {
     metrics,
     logger,
     blockBudget: transfer.budget,
     retireTimeoutMs: config.http.shutdownTimeout,
+    coordinator,
     ...(options.now ? { now: options.now } : {}),
   })
   let stopping = false
@@ -83,6 +87,9 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     tokenService: auth.tokenService,
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
+
+  // Other replicas stream the fills this one holds the lease of.
+  if (coordinator.shared) await app.register(peerRoutes, { coordinator, fill: (key) => mirror.fill(key) })
 
   const housekeeping = async (): Promise<void> => {
     try {
@@ -121,6 +128,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     async close(timeoutMs) {
       auth.close()
       await mirror.close(timeoutMs)
+      await coordinator.close()
     },
   }
 }
