@@ -3,6 +3,7 @@
 # clients, CNCF distribution (docker-registry) as an upstream, umoci to build images offline,
 # and a C compiler for Ferry's sendfile(2) helper (npm run build compiles it; a test checks it).
 # zstd, xz and bzip2: `ferry push images` runs them to decompress bundles (the tests to make them).
+# redis-server: the lease store of the multi-replica test (test/e2e/replicas.test.ts).
 # Idempotent: does nothing when every tool is already on PATH.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ declare -A packages=(
   [zstd]=zstd
   [xz]=xz-utils
   [bzip2]=bzip2
+  [redis-server]=redis-server
 )
 
 missing=()
