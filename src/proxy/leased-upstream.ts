@@ -73,7 +73,22 @@ export class LeasedUpstream implements Upstream {
       return next.blob.stream
     }
     void options // a fill reads the whole blob: ranges are served from it
-    return { size: total, stream: Readable.from(spliced(first.blob.stream, total, resume), { objectMode: false }) }
+    const landed = (): Promise<void> => this.landed(digest)
+    return { size: total, stream: Readable.from(spliced(first.blob.stream, total, resume, landed), { objectMode: false }) }
+  }
+
+  /**
+   * Holds the end of a followed stream until the holder's commit landed (or this replica took the
+   * lease over), so this replica's fill finds the blob committed and does not write it again.
+   */
+  private async landed(digest: Digest): Promise<void> {
+    const deadline = Date.now() + Math.max(patienceInTtls * this.coordinator.leaseTtlMs, 10_000)
+    while (!this.lease && Date.now() < deadline) {
+      if (await this.cache.stat(digest)) return
+      const attempt = await this.coordinator.acquire(this.key)
+      if (attempt.held) this.lease = attempt.lease
+      else await delay(this.coordinator.retryMs)
+    }
   }
 
   /**
@@ -129,8 +144,16 @@ export class LeasedUpstream implements Upstream {
   }
 }
 
-/** `first`, and when a source breaks or ends short, the rest from `resume(offset)`, up to `size` bytes. */
-async function* spliced(first: Readable, size: number, resume: (offset: number) => Promise<Readable>): AsyncGenerator<Buffer> {
+/**
+ * `first`, and when a source breaks or ends short, the rest from `resume(offset)`, up to `size`
+ * bytes; the stream ends once `settled()` resolved.
+ */
+async function* spliced(
+  first: Readable,
+  size: number,
+  resume: (offset: number) => Promise<Readable>,
+  settled: () => Promise<void>,
+): AsyncGenerator<Buffer> {
   let offset = 0
   let source = first
   try {
@@ -140,12 +163,15 @@ async function* spliced(first: Readable, size: number, resume: (offset: number) 
           const part = chunk.length > size - offset ? chunk.subarray(0, size - offset) : chunk
           offset += part.length
           yield part
-          if (offset >= size) return
+          if (offset >= size) break
         }
       } catch {
         // The source broke: carry on from where it stopped.
       }
-      if (offset >= size) return
+      if (offset >= size) {
+        await settled()
+        return
+      }
       source.destroy()
       source = await resume(offset)
     }

@@ -33,7 +33,15 @@ async function main(): Promise<void> {
   const stops: Array<() => Promise<unknown>> = []
   const replicas: FerryProcess[] = []
   t.teardown(async () => {
-    if (!t.passing()) for (const r of replicas) t.comment(`replica ${r.url} output (tail):\n${r.logs().slice(-6000)}`)
+    if (!t.passing()) {
+      for (const r of replicas) {
+        const problems = r
+          .logs()
+          .split('\n')
+          .filter((l) => /"level":(40|50|60)/.test(l) && !l.includes('TLS is off'))
+        t.comment(`replica ${r.url} warnings and errors:\n${problems.join('\n')}\noutput (tail):\n${r.logs().slice(-3000)}`)
+      }
+    }
     for (const stop of stops.reverse()) await stop().catch(() => {})
     await rm(work, { recursive: true, force: true })
   })
@@ -47,13 +55,14 @@ async function main(): Promise<void> {
   stops.push(() => registry.stop())
 
   // One image, three layers: one per scenario, each behind its own gate (one upstream name each).
-  const layers = [randomBytes(6 * MiB), randomBytes(6 * MiB), randomBytes(3 * MiB)]
+  const layers = [randomBytes(4 * MiB), randomBytes(4 * MiB), randomBytes(2 * MiB)]
   const image = await seedImage(registry.url, 'team/app', 'v1', { layers })
   const [shared, killed, solo] = image.layers as [SeededImage['layers'][0], SeededImage['layers'][0], SeededImage['layers'][0]]
   const gates: Record<string, GateProxy> = {
     'shared.test': await startGateProxy(registry.url, shared.digest, 1 * MiB),
     'killed.test': await startGateProxy(registry.url, killed.digest, 1 * MiB),
     'solo.test': await startGateProxy(registry.url, solo.digest, 1 * MiB),
+    'manifest.test': await startGateProxy(registry.url, image.manifest.digest, 64),
   }
   for (const gate of Object.values(gates)) stops.push(() => gate.close())
 
@@ -97,9 +106,18 @@ async function main(): Promise<void> {
   await redis.config('SET', 'requirepass', 'never-logged')
   await redis.auth('never-logged')
   const trio = await Promise.all([start('shared', true), start('shared', true), start('shared', true)])
+  // Started now, used last: their start-up overlaps the other scenarios.
+  const uncoordinated = Promise.all([start('solo', false), start('solo', false)])
+  uncoordinated.catch(() => {})
 
   const upstreamBlobGets = async (digest: string): Promise<number> =>
     (await registry.loggedRequests()).filter((r) => r.method === 'GET' && r.path.includes(`/blobs/${digest}`) && r.status < 300).length
+  const upstreamManifestGets = async (digest: string): Promise<number> =>
+    (await registry.loggedRequests()).filter((r) => r.method === 'GET' && r.path.includes(`/manifests/${digest}`)).length
+  const metric = async (ferry: FerryProcess, pattern: RegExp): Promise<number> => {
+    const text = await (await fetch(`${ferry.url}/metrics`)).text()
+    return Number(pattern.exec(text)?.[1] ?? 0)
+  }
   const fillsInFlight = async (ferry: FerryProcess): Promise<number> => {
     const text = await (await fetch(`${ferry.url}/metrics`)).text()
     return Number(/^ferry_mirror_blob_fills_in_flight (\d+)/m.exec(text)?.[1] ?? 0)
@@ -124,6 +142,27 @@ async function main(): Promise<void> {
     t.notMatch(trio.map((r) => r.logs()).join('\n'), /never-logged/, 'the Redis password is in no log line')
   })
 
+  t.test('concurrent cold manifest GETs by digest over three replicas: one upstream fetch', async (t) => {
+    const get = async (ferry: FerryProcess): Promise<string> => {
+      const response = await fetch(`${ferry.url}/v2/manifest.test/team/app/manifests/${image.manifest.digest}`, {
+        headers: { accept: image.manifest.mediaType },
+      })
+      return response.status === 200
+        ? sha256(Buffer.from(await response.arrayBuffer()))
+        : `status ${response.status}: ${await response.text()}`
+    }
+    const gets = trio.flatMap((ferry) => [get(ferry), get(ferry), get(ferry)])
+    await gates['manifest.test']!.holding
+    const misses = /^ferry_mirror_cache_lookups_total\{kind="manifest",result="miss"\} (\d+)/m
+    // Every replica has missed it (the holder fetches; the others wait on its lease).
+    await eventually(async () => (await Promise.all(trio.map((r) => metric(r, misses)))).every((n) => n >= 1), {
+      message: 'a manifest miss on each replica',
+    })
+    gates['manifest.test']!.release()
+    t.same(new Set(await Promise.all(gets)), new Set([image.manifest.digest]), 'every replica serves the exact manifest')
+    t.equal(await upstreamManifestGets(image.manifest.digest), 1, 'the upstream served the manifest once')
+  })
+
   t.test('a filling replica killed mid-fill is taken over; pulls on the others complete', async (t) => {
     const pulls = trio.map((ferry, i) =>
       Array.from({ length: 4 }, () => pull(ferry, 'killed.test', killed.digest).catch((err: unknown) => `failed on ${i}: ${String(err)}`)),
@@ -135,6 +174,14 @@ async function main(): Promise<void> {
     const holderUrl = (await redis.get(leases[0]!))!.split(' ')[1]
     const victim = trio.findIndex((r) => r.url === holderUrl)
     t.not(victim, -1, 'the lease names a replica')
+    // The peer endpoint streams the fill only to a caller with the lease's token.
+    const [token] = (await redis.get(leases[0]!))!.split(' ')
+    const peer = `${holderUrl}/ferry/v1/peer/fills?key=${encodeURIComponent(leases[0]!.slice('ferry:fill:'.length))}`
+    t.equal((await fetch(peer)).status, 404, 'no token: 404')
+    t.equal((await fetch(peer, { headers: { authorization: `Bearer ${'0'.repeat(32)}` } })).status, 404, 'a wrong token: 404')
+    const allowed = await fetch(peer, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(60_000) })
+    t.equal(allowed.status, 200, "the lease's token: the fill")
+    await allowed.body?.cancel()
     process.kill(trio[victim]!.pid, 'SIGKILL')
     gates['killed.test']!.release()
     for (const [i, group] of pulls.entries()) {
@@ -178,7 +225,7 @@ async function main(): Promise<void> {
   })
 
   t.test('without Redis each replica fetches a cold blob once (as the README says)', async (t) => {
-    const pair = await Promise.all([start('solo', false), start('solo', false)])
+    const pair = await uncoordinated
     const pulls = pair.flatMap((ferry) => [0, 1, 2].map(() => pull(ferry, 'solo.test', solo.digest)))
     await gates['solo.test']!.holding
     await eventually(async () => (await Promise.all(pair.map(fillsInFlight))).every((n) => n === 1), { message: 'a fill on each replica' })
