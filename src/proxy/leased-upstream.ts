@@ -26,6 +26,8 @@ const patienceInTtls = 4
 
 export class LeasedUpstream implements Upstream {
   readonly name: string
+  /** Whether the bytes arriving now come from the upstream (not from a peer or the cache): for the upstream byte count. */
+  fromUpstream = false
   private lease: FillLease | undefined
 
   constructor(
@@ -113,6 +115,7 @@ export class LeasedUpstream implements Upstream {
         const blob = await this.upstream.openBlob(repo, digest, offset === 0 || end === undefined ? {} : { range: { start: offset, end } })
         if (!blob) return undefined
         onSize(blob.size)
+        this.fromUpstream = true
         // A 200 to a range request carries the whole blob: skip what the fill already has.
         const stream = offset > 0 && !blob.range ? Readable.from(skip(blob.stream, offset), { objectMode: false }) : blob.stream
         return { blob: { size: blob.size, stream }, fromUpstream: offset === 0 }

@@ -97,9 +97,10 @@ export class MirrorBlobs implements BlobService {
     const coordinator = this.context.coordinator
     const leased = coordinator?.shared ? new LeasedUpstream(this.target.upstream, coordinator, key, this.target.cache.blobs) : undefined
     const upstream = leased ?? this.target.upstream
-    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, this.context.blockBudget, (bytes) =>
-      this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes),
-    )
+    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, this.context.blockBudget, (bytes) => {
+      // Bytes streamed from another replica are not the upstream's.
+      if (!leased || leased.fromUpstream) this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes)
+    })
     this.context.fills.set(key, fill)
     this.context.metrics.fillsInFlight.inc()
     const started = this.context.now()

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   stops.push(() => registry.stop())
 
   // One image, three layers: one per scenario, each behind its own gate (one upstream name each).
-  const layers = [randomBytes(4 * MiB), randomBytes(4 * MiB), randomBytes(2 * MiB)]
+  const layers = [randomBytes(3 * MiB), randomBytes(3 * MiB), randomBytes(2 * MiB)]
   const image = await seedImage(registry.url, 'team/app', 'v1', { layers })
   const [shared, killed, solo] = image.layers as [SeededImage['layers'][0], SeededImage['layers'][0], SeededImage['layers'][0]]
   const gates: Record<string, GateProxy> = {
@@ -137,6 +137,13 @@ async function main(): Promise<void> {
     const digests = await Promise.all(pulls)
     t.same(new Set(digests), new Set([shared.digest]), 'all 32 bodies match the digest')
     t.equal(await upstreamBlobGets(shared.digest), 1, 'the upstream served the blob once')
+    const received = /^ferry_upstream_received_bytes_total\{upstream="shared\.test"\} (\d+)/m
+    const counted = await Promise.all(trio.map((r) => metric(r, received)))
+    t.equal(
+      counted.reduce((a, b) => a + b, 0),
+      shared.size,
+      'upstream bytes are counted once, by the replica that fetched them',
+    )
     t.equal(await pull(trio[1]!, 'shared.test', shared.digest), shared.digest, 'a later pull is served from the bucket')
     t.equal(await upstreamBlobGets(shared.digest), 1)
     t.notMatch(trio.map((r) => r.logs()).join('\n'), /never-logged/, 'the Redis password is in no log line')
