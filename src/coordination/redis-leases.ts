@@ -33,6 +33,8 @@ export class RedisCoordinator implements FillCoordinator {
   readonly leaseTtlMs: number
   /** Leases this process holds: key → token. */
   private readonly held = new Map<string, string>()
+  /** Stops the renewal of each lease held (by token). */
+  private readonly renewals = new Map<string, () => void>()
   private warnedAt = 0
 
   private constructor(
@@ -98,6 +100,7 @@ export class RedisCoordinator implements FillCoordinator {
   }
 
   async close(): Promise<void> {
+    for (const stop of [...this.renewals.values()]) stop()
     await this.redis.quit().catch(() => this.redis.disconnect())
   }
 
@@ -121,8 +124,10 @@ export class RedisCoordinator implements FillCoordinator {
     timer.unref()
     const stop = (): void => {
       clearInterval(timer)
+      this.renewals.delete(token)
       if (this.held.get(key) === token) this.held.delete(key)
     }
+    this.renewals.set(token, stop)
     return {
       token,
       release: async () => {
