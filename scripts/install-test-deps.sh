@@ -5,6 +5,7 @@
 # zstd, xz and bzip2: `ferry push images` runs them to decompress bundles (the tests to make them).
 # chromium: the status page is checked in a real headless browser; jq runs the Harbor-style API
 # line sites use; systemd-analyze verifies the systemd unit.
+# redis-server: the lease store of the multi-replica test (test/e2e/replicas.test.ts).
 # Idempotent: does nothing when every tool is already on PATH.
 set -euo pipefail
 
@@ -24,6 +25,7 @@ declare -A packages=(
   [chromium]=chromium
   [jq]=jq
   [systemd-analyze]=systemd
+  [redis-server]=redis-server
 )
 
 missing=()

@@ -112,6 +112,17 @@ t.test('undici only under client/, @aws-sdk only in the S3 driver', async (t) =>
   }
 })
 
+t.test('coordination/ reaches only core/, node, fastify, pino types and ioredis; ioredis only in its Redis leases', async (t) => {
+  for (const { file, imports } of files) {
+    if (imports.includes('ioredis')) t.equal(file, 'coordination/redis-leases.ts', `${file} imports ioredis`)
+    if (!/^(app|cli|coordination)\//.test(file))
+      for (const spec of imports) t.notMatch(spec, /(^|\/)coordination\//, `${file} imports ${spec}`)
+  }
+  for (const { file, imports } of importsOf('coordination/')) {
+    for (const spec of imports) t.match(spec, /^(node:|fastify$|pino$|ioredis$|\.\/|\.\.\/core\/)/, `${file} imports ${spec}`)
+  }
+})
+
 t.test('only main/server entry points and cli/ read process.env, argv or exit', async (t) => {
   for (const { file, text } of files) {
     if (file.startsWith('cli/')) continue

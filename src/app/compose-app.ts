@@ -13,6 +13,8 @@ import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
 import { composeImports } from './compose-imports.js'
+import { peerRoutes } from '../coordination/peer-routes.js'
+import { composeCoordination } from './compose-coordination.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
 import { packageVersion } from './package-version.js'
@@ -62,12 +64,14 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
+  const coordinator = await composeCoordination(config.coordination, logger)
   // Always composed, even without upstreams: a reloaded config may add the first one.
   const mirror = await composeMirror(config.mirror, registry, cache, {
     metrics,
     logger,
     blockBudget: transfer.budget,
     retireTimeoutMs: config.http.shutdownTimeout,
+    coordinator,
     ...(options.now ? { now: options.now } : {}),
   })
   let stopping = false
@@ -92,6 +96,9 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     imports,
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
+
+  // Other replicas stream the fills this one holds the lease of.
+  if (coordinator.shared) await app.register(peerRoutes, { coordinator, fill: (key) => mirror.fill(key) })
 
   const housekeeping = async (): Promise<void> => {
     try {
@@ -134,6 +141,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       auth.close()
       await imports.close()
       await mirror.close(timeoutMs)
+      await coordinator.close()
     },
   }
 }

@@ -5,6 +5,9 @@ import type { Registry } from '../core/registry.js'
 import type { MirrorConfig } from '../config/schema.js'
 import type { Metrics } from '../observability/metrics.js'
 import { MirrorUpstreams } from './live-upstreams.js'
+import type { FillCoordinator } from '../core/fill-lease.js'
+import { defaultAdoptionLimits } from '../proxy/adoption-limits.js'
+import type { BlobFill } from '../proxy/blob-fill.js'
 import { MirrorContext } from '../proxy/mirror-context.js'
 import { MirrorRegistry } from '../proxy/mirror-registry.js'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
@@ -22,6 +25,8 @@ export interface Mirror {
    * files): new requests route by it; replaced upstreams finish what they carry. Never rejects.
    */
   apply(config: MirrorConfig): Promise<void>
+  /** The blob fill running in this process under `key` (what the peer endpoint streams to other replicas). */
+  fill(key: string): BlobFill | undefined
 }
 
 export interface MirrorServices {
@@ -33,6 +38,8 @@ export interface MirrorServices {
   retireTimeoutMs: number
   /** The mirror's clock (tag TTLs); tests step it. */
   now?: () => number
+  /** Who fills a cold blob when replicas share the storage. */
+  coordinator?: FillCoordinator
 }
 
 /** Rejects, naming upstream and file, when a credential, CA or certificate file the config names is unusable. */
@@ -40,7 +47,7 @@ export async function composeMirror(
   config: MirrorConfig,
   local: Registry,
   cache: Registry,
-  { metrics, logger, blockBudget, retireTimeoutMs, now = Date.now }: MirrorServices,
+  { metrics, logger, blockBudget, retireTimeoutMs, now = Date.now, coordinator }: MirrorServices,
 ): Promise<Mirror> {
   let context: MirrorContext | undefined
   const upstreams = await MirrorUpstreams.start(config, {
@@ -49,7 +56,7 @@ export async function composeMirror(
     retireTimeoutMs,
     onReplaced: (name) => context?.forgetTagValidations(name),
   })
-  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget, now)
+  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget, now, defaultAdoptionLimits, coordinator)
   const draining = context
   return {
     registry: new MirrorRegistry(local, context),
@@ -60,5 +67,6 @@ export async function composeMirror(
     },
     reloadTransports: (reason) => upstreams.reloadTransports(reason),
     apply: (next) => upstreams.apply(next),
+    fill: (key) => draining.fills.get(key),
   }
 }

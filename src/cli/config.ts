@@ -7,6 +7,7 @@ import { loadConfig } from '../config/load.js'
 import { toRawConfig } from '../config/schema.js'
 import { addConfigFlags, configFile, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { configErrorExitCode, reportingConfigErrors, type CliIo } from './io.js'
+import { redactUrl } from '../coordination/redact-url.js'
 import { proxyDefaultsFromEnv, redactProxyPasswords } from './proxy-env.js'
 
 export function addConfigCommand(program: Command, io: CliIo): void {
@@ -49,6 +50,7 @@ export function addConfigCommand(program: Command, io: CliIo): void {
       })
       const raw = redactProxyPasswords(toRawConfig(effective))
       if (raw.storage.s3.secretAccessKey !== '') raw.storage.s3.secretAccessKey = '***'
+      raw.coordination.redis.url = redactUrl(raw.coordination.redis.url)
       io.stdout.write(stringify(raw))
     }),
   )

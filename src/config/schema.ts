@@ -4,6 +4,7 @@
 import { KindGuard, TransformKind, Type, type StaticDecode, type StaticEncode, type TSchema } from '@sinclair/typebox'
 import { TransformDecodeError, Value } from '@sinclair/typebox/value'
 import { authSchema } from './auth-schema.js'
+import { coordinationSchema } from './coordination-schema.js'
 import { ConfigIssue } from './errors.js'
 import { duration, listenAddress, oneOf, optionalPath, section, size } from './leaves.js'
 import { mirrorSchema } from './mirror-schema.js'
@@ -76,6 +77,7 @@ export const configSchema = section({
   }),
   auth: authSchema,
   mirror: mirrorSchema,
+  coordination: coordinationSchema,
 })
 
 /** What code reads: the decoded config. */
@@ -86,6 +88,7 @@ export type RawConfig = StaticEncode<typeof configSchema>
 export type TlsConfig = Config['tls']
 export type AuthConfig = Config['auth']
 export type MirrorConfig = Config['mirror']
+export type { CoordinationConfig } from './coordination-schema.js'
 export type UpstreamConfig = MirrorConfig['upstreams'][number]
 export type UpstreamTlsConfig = UpstreamConfig['tls']
 /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as config; proxy URLs may carry user:pass@ (never logged). */

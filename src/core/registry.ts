@@ -16,6 +16,8 @@ export interface Op {
   ns?: string
   /** Told when the answer did not come fresh from where it normally would (e.g. served stale). */
   notify?: (notice: Notice) => void
+  /** Read storage, not what this process remembers of it: another replica has just written there. */
+  fresh?: boolean
 }
 
 /** Something the HTTP layer should surface in a header, log line or metric. */

@@ -7,6 +7,7 @@ import { rangeToServe, type RangeOptions } from '../core/range.js'
 import type { BlobBody, BlobInfo, BlobRedirect, BlobService, Op, UploadService } from '../core/registry.js'
 import { isUpstreamFailure } from '../upstream/upstream.js'
 import { BlobFill } from './blob-fill.js'
+import { BlobLanded, LeasedUpstream } from './leased-upstream.js'
 import type { MirrorContext } from './mirror-context.js'
 import type { MirrorTarget } from './mirror-target.js'
 
@@ -39,7 +40,13 @@ export class MirrorBlobs implements BlobService {
     const found = await this.target.cache.blobs.stat(digest, op)
     if (found) return found
     const fill = this.context.fills.get(this.fillKey(digest))
-    if (fill) return { digest, size: await fill.ready }
+    if (fill) {
+      const size = await fill.ready.catch(async (err: unknown) => {
+        if (err instanceof BlobLanded) return (await this.target.cache.blobs.stat(digest, op))?.size
+        throw err
+      })
+      if (size !== undefined) return { digest, size }
+    }
     const upstream = await this.target.upstream.statBlob(this.target.repository, digest, op)
     return upstream ? { digest, size: upstream.size } : undefined
   }
@@ -56,7 +63,14 @@ export class MirrorBlobs implements BlobService {
       return this.target.cache.blobs.open(digest, options)
     }
     const fill = this.fill(digest)
-    const size = await fill.ready
+    let size: number
+    try {
+      size = await fill.ready
+    } catch (err) {
+      // Another replica filled it while this one waited for the lease.
+      if (err instanceof BlobLanded) return this.target.cache.blobs.open(digest, options)
+      throw err
+    }
     const range = rangeToServe(size, options)
     const stream = size === 0 ? Readable.from([]) : fill.follow(range)
     return range ? { kind: 'body', digest, size, range, stream } : { kind: 'body', digest, size, stream }
@@ -78,10 +92,15 @@ export class MirrorBlobs implements BlobService {
       return existing
     }
     this.context.metrics.cacheLookups.inc({ kind: 'blob', result: 'miss' })
-    const { upstream, repository } = this.target
-    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, this.context.blockBudget, (bytes) =>
-      this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes),
-    )
+    const { repository } = this.target
+    // Replicas on one storage: the fill takes the blob's lease, or follows the replica holding it.
+    const coordinator = this.context.coordinator
+    const leased = coordinator?.shared ? new LeasedUpstream(this.target.upstream, coordinator, key, this.target.cache.blobs) : undefined
+    const upstream = leased ?? this.target.upstream
+    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, this.context.blockBudget, (bytes) => {
+      // Bytes streamed from another replica are not the upstream's.
+      if (!leased || leased.fromUpstream) this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes)
+    })
     this.context.fills.set(key, fill)
     this.context.metrics.fillsInFlight.inc()
     const started = this.context.now()
@@ -91,11 +110,12 @@ export class MirrorBlobs implements BlobService {
           this.context.logger.info({ upstream: upstream.name, repo: repository, digest, ms: this.context.now() - started }, 'blob cached'),
         (err: unknown) => {
           // "The upstream does not have it" is an answer, not a failure worth a warning.
-          const level = isRegistryError(err) && err.code === 'BLOB_UNKNOWN' ? 'debug' : 'warn'
+          const level = (isRegistryError(err) && err.code === 'BLOB_UNKNOWN') || err instanceof BlobLanded ? 'debug' : 'warn'
           this.context.logger[level]({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed')
         },
       )
       .finally(() => {
+        void leased?.release()
         this.context.fills.delete(key)
         this.context.metrics.fillsInFlight.dec()
       })

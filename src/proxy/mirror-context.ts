@@ -12,6 +12,7 @@ import { defaultAdoptionLimits, type AdoptionLimits } from './adoption-limits.js
 import type { BlobFill } from './blob-fill.js'
 import { SingleFlight } from './single-flight.js'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
+import type { FillCoordinator } from '../core/fill-lease.js'
 
 export interface MirrorUpstream {
   upstream: Upstream
@@ -55,6 +56,8 @@ export class MirrorContext {
     readonly now: () => number = Date.now,
     /** What one manifest push into a mirrored repository may copy from the upstream. */
     readonly adoption: AdoptionLimits = defaultAdoptionLimits,
+    /** Who fills a cold blob when replicas share the storage; undefined: this process fills its own misses. */
+    readonly coordinator?: FillCoordinator,
   ) {}
 
   /** Waits (at most `timeoutMs`) for the blob downloads in flight to be committed or discarded. */

@@ -1,6 +1,6 @@
 // Manifests of a mirrored repository. Content by digest never changes, so once fetched it is
 // served from the cache for good; a miss fetches once however many clients ask at the same time.
-import type { Digest } from '../core/digest.js'
+import { tryParseDigest, type Digest } from '../core/digest.js'
 import { isRegistryError, RegistryError } from '../core/errors.js'
 import { parseManifest, type Descriptor } from '../core/manifest.js'
 import { manifestMediaTypes } from '../core/media-types.js'
@@ -10,6 +10,7 @@ import { adoptBlobs, missingLocally } from './blob-adoption.js'
 import type { MirrorBlobs } from './mirror-blobs.js'
 import type { MirrorContext } from './mirror-context.js'
 import type { MirrorTarget } from './mirror-target.js'
+import { leasedFetch } from './leased-fetch.js'
 
 /** By digest any representation is the right one: ask for every manifest type. */
 export const everyManifestType: readonly string[] = [...manifestMediaTypes, '*/*']
@@ -96,11 +97,23 @@ export class MirrorManifests implements ManifestService {
       key,
       async () => {
         this.context.metrics.cacheLookups.inc({ kind: 'manifest', result: 'miss' })
-        // Shared work: no client's signal may cancel it.
-        const manifest = await this.target.upstream.getManifest(this.target.repository, reference, { accept })
-        if (!manifest) return undefined
-        await this.target.cache.manifests.put(manifest.bytes, manifest.mediaType, { digest: manifest.digest, trustReferences: true })
-        return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size }
+        const fetch = async (): Promise<Descriptor | undefined> => {
+          // Shared work: no client's signal may cancel it.
+          const manifest = await this.target.upstream.getManifest(this.target.repository, reference, { accept })
+          if (!manifest) return undefined
+          await this.target.cache.manifests.put(manifest.bytes, manifest.mediaType, { digest: manifest.digest, trustReferences: true })
+          return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size }
+        }
+        // Replicas on one storage fetch a manifest by digest once: one holds its lease, the others find it in the cache.
+        const coordinator = this.context.coordinator
+        const digest = tryParseDigest(reference)
+        if (!coordinator?.shared || !digest) return fetch()
+        return leasedFetch(
+          coordinator,
+          `manifest:${this.target.cache.name}@${digest}`,
+          () => this.target.cache.manifests.stat(digest, { fresh: true }),
+          fetch,
+        )
       },
       () => this.context.metrics.coalescedWaiters.inc({ kind: 'manifest' }),
     )

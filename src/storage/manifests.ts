@@ -28,8 +28,10 @@ export class RepositoryManifests implements ManifestService {
     private readonly metadata: MetadataCache,
   ) {}
 
-  stat(digest: Digest, _op?: Op): Promise<Descriptor | undefined> {
-    return this.metadata.revisions.get(revisionKey(this.name, digest), () => this.readRevision(digest))
+  stat(digest: Digest, op?: Op): Promise<Descriptor | undefined> {
+    const key = revisionKey(this.name, digest)
+    if (op?.fresh === true) this.metadata.revisions.forget(key)
+    return this.metadata.revisions.get(key, () => this.readRevision(digest))
   }
 
   async get(digest: Digest, op?: Op): Promise<StoredManifest | undefined> {

@@ -34,6 +34,7 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
     log: { level: 'trace', format: 'auto' },
     auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
+    coordination: defaultConfig().coordination,
   })
 })
 

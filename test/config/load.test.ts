@@ -49,6 +49,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
     log: { level: 'debug', format: 'auto' },
     auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
+    coordination: defaultConfig().coordination,
   })
 })
 

@@ -66,6 +66,7 @@ t.test('defaults', async (t) => {
       pullCredentialConfigPath: undefined,
       proxy: { httpsProxy: undefined, httpProxy: undefined, noProxy: '' },
     },
+    coordination: { redis: undefined, leaseTtl: 15_000, advertiseUrl: undefined },
   })
   t.ok(Value.Check(configSchema, defaultRawConfig()), 'default raw config satisfies the schema')
   t.not(defaultConfig(), defaultConfig(), 'each call returns a fresh object')
@@ -85,8 +86,16 @@ t.test('the example config documents every key', async (t) => {
   const lines = (await readFile(exampleFile, 'utf8')).split('\n')
   for (const path of leafPaths(configSchema)) {
     const key = path[path.length - 1] ?? ''
-    // Optional keys without a default are shown commented out.
-    const at = lines.findIndex((l) => l.trimStart().replace(/^#\s*/, '').startsWith(`${key}:`))
+    // Optional keys without a default are shown commented out. A key is looked for below its
+    // sections' lines, so `coordination.redis.url` is not found at an upstream's `url:`.
+    const names = (l: string, name: string): boolean => l.trimStart().replace(/^#\s*/, '').startsWith(`${name}:`)
+    let from = 0
+    for (const section of path.slice(0, -1))
+      from = Math.max(
+        from,
+        lines.findIndex((l, n) => n >= from && names(l, section)),
+      )
+    const at = lines.findIndex((l, n) => n >= from && names(l, key))
     t.ok(at > 0, `${path.join('.')} is in the example`)
     t.match(lines[at - 1], /^\s*#/, `${path.join('.')} has a comment above it`)
   }

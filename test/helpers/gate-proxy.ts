@@ -34,6 +34,7 @@ export async function startGateProxy(target: string, holdPath: string, holdAfter
           return
         }
         let sent = 0
+        let held = false
         answer.on('data', (chunk: Buffer) => {
           if (released || sent >= holdAfterBytes) {
             res.write(chunk)
@@ -45,13 +46,15 @@ export async function startGateProxy(target: string, holdPath: string, holdAfter
           if (sent < holdAfterBytes) return
           const rest = chunk.subarray(part.length)
           answer.pause()
+          held = true
           markHolding()
           void open.then(() => {
             if (rest.length > 0) res.write(rest)
             answer.resume()
           })
         })
-        answer.on('end', () => res.end())
+        // A body that came in one chunk may end while held: its rest is written on release, then the end.
+        answer.on('end', () => (held ? void open.then(() => res.end()) : res.end()))
         answer.on('error', () => res.destroy())
       },
     )

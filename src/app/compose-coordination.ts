@@ -1,0 +1,20 @@
+// Picks how replicas share cold fills: leases in Redis when coordination.redis.url is set (the
+// client library is loaded only then), else none: each replica fills its own misses.
+import type { Logger } from 'pino'
+import type { CoordinationConfig } from '../config/schema.js'
+import type { FillCoordinator } from '../core/fill-lease.js'
+import { InProcessCoordinator } from '../coordination/in-process.js'
+
+/** Rejects with a StartupError naming coordination.redis.url when Redis does not answer. */
+export async function composeCoordination(config: CoordinationConfig, logger: Logger): Promise<FillCoordinator> {
+  if (!config.redis || config.advertiseUrl === undefined) return new InProcessCoordinator()
+  const { RedisCoordinator } = await import('../coordination/redis-leases.js')
+  return RedisCoordinator.connect({
+    url: config.redis.url,
+    keyPrefix: config.redis.keyPrefix,
+    caPath: config.redis.caPath,
+    leaseTtlMs: config.leaseTtl,
+    advertiseUrl: config.advertiseUrl,
+    logger,
+  })
+}
