@@ -6,9 +6,10 @@
 // A client sends the same access token on every request of a pull, and a signature check costs
 // more than the rest of a manifest GET (#18): a verified access token is remembered, bounded,
 // under a digest of it (no token kept in memory), until it expires, and only while the key that
-// signed it still verifies (a key past its overlap ends its tokens' entries too).
+// signed it still verifies (a key past its overlap ends its tokens' entries too). jose is loaded
+// on the first token signed or checked: a server nobody asks for a token never holds it.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
-import { SignJWT, jwtVerify, type JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
 import { LRUCache } from 'lru-cache'
 import type { Access } from '../core/auth.js'
 import { tokenAlgorithms, type KeyRing, type SigningKey } from './key-ring.js'
@@ -54,6 +55,7 @@ const verifiedTokens = 4096
 export class TokenCodec {
   private readonly now: () => number
   private readonly verified = new LRUCache<string, VerifiedEntry>({ max: verifiedTokens })
+  private jose: Promise<typeof import('jose')> | undefined
 
   constructor(
     private readonly ring: KeyRing,
@@ -105,6 +107,7 @@ export class TokenCodec {
   }
 
   private async sign(claims: JWTPayload, subject: string, ttlMs: number): Promise<{ token: string; issuedAt: Date }> {
+    const { SignJWT } = await (this.jose ??= import('jose'))
     const key = this.ring.signing
     const issuedAt = Math.floor(this.now() / 1000)
     const token = await new SignJWT(claims)
@@ -123,6 +126,7 @@ export class TokenCodec {
   /** The payload of a token signed by one of the ring's keys (told to `onKey`), valid now. */
   private async verify(token: string, onKey: (key: SigningKey) => void = () => {}): Promise<JWTPayload | undefined> {
     if (token.length > 16_384) return undefined
+    const { jwtVerify } = await (this.jose ??= import('jose'))
     try {
       const { payload } = await jwtVerify(
         token,

@@ -2,7 +2,6 @@
 // config's inline users. A reload swaps the whole map at once, so a removed user's next request
 // fails; a file that does not parse keeps the previous accounts and logs one error naming the file.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import bcrypt from 'bcryptjs'
 import { LRUCache } from 'lru-cache'
 import type { Logger } from 'pino'
 import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
@@ -33,6 +32,8 @@ export interface UserStoreOptions {
   watch?: boolean
 }
 
+type Bcrypt = (typeof import('bcryptjs'))['default']
+
 export class UserStore {
   private file: ReloadableFiles<Map<string, Account>> | undefined
   private inlineAccounts = new Map<string, Account>()
@@ -42,6 +43,8 @@ export class UserStore {
   private readonly verified = new LRUCache<string, { hash: string; mac: Buffer }>({ max: 1000 })
   private readonly macKey = randomBytes(32)
   private readonly dummyHashes = new Map<number, string>()
+  /** bcryptjs, loaded on the first password checked: a server without Basic logins never holds it. */
+  private bcrypt: Promise<typeof import('bcryptjs')> | undefined
 
   private constructor(private readonly options: UserStoreOptions) {}
 
@@ -84,7 +87,8 @@ export class UserStore {
       const known = this.verified.get(name)
       if (known && known.hash === account.hash && timingSafeEqual(known.mac, mac)) return account
     }
-    const hash = account?.hash ?? this.dummyHash()
+    const bcrypt = (await (this.bcrypt ??= import('bcryptjs'))).default
+    const hash = account?.hash ?? this.dummyHash(bcrypt)
     const ok = await bcrypt.compare(password, hash)
     if (!ok || !account) return undefined
     // The accounts may have been swapped while bcrypt ran: answer from the current map.
@@ -121,7 +125,7 @@ export class UserStore {
   }
 
   // Same cost as the accounts', so an unknown name takes as long as a wrong password.
-  private dummyHash(): string {
+  private dummyHash(bcrypt: Bcrypt): string {
     const first = this.accounts.values().next().value
     const rounds = first ? bcrypt.getRounds(first.hash) : 10
     let hash = this.dummyHashes.get(rounds)
