@@ -121,6 +121,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     async close(timeoutMs) {
       auth.close()
       await mirror.close(timeoutMs)
+      transfer.stop()
     },
   }
 }
