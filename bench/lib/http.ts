@@ -12,6 +12,8 @@ interface Download {
   bytes: number
   /** From `startedAt` to the first body byte. */
   firstByteMs: number
+  /** From this client's own start (curl spawned) to its first body byte. */
+  ownFirstByteMs: number
 }
 
 /**
@@ -26,7 +28,7 @@ export async function concurrentDownloads(
   paths: string[],
   clients: number,
   expectedBytes: number,
-): Promise<{ seconds: number; bytes: number; lastFirstByteMs: number }> {
+): Promise<{ seconds: number; bytes: number; lastFirstByteMs: number; firstFirstByteMs: number; slowestOwnFirstByteMs: number }> {
   const startedAt = performance.now()
   const results = await Promise.all(
     Array.from({ length: clients }, (_, i) => curlDownload(server, paths[i % paths.length]!, startedAt, expectedBytes)),
@@ -35,6 +37,9 @@ export async function concurrentDownloads(
     seconds: (performance.now() - startedAt) / 1000,
     bytes: results.reduce((sum, r) => sum + r.bytes, 0),
     lastFirstByteMs: Math.max(...results.map((r) => r.firstByteMs)),
+    firstFirstByteMs: Math.min(...results.map((r) => r.firstByteMs)),
+    // Without curl's spawn offsets: how long the slowest client waited for its first byte.
+    slowestOwnFirstByteMs: Math.max(...results.map((r) => r.ownFirstByteMs)),
   }
 }
 
@@ -60,7 +65,7 @@ async function curlDownload(server: Server, path: string, startedAt: number, exp
     if (status !== '200') throw new Error(`${server.name} GET ${path}: ${status}`)
     const bytes = Number(size)
     if (bytes !== expectedBytes) throw new Error(`${server.name} GET ${path}: ${bytes} bytes, expected ${expectedBytes}`)
-    return { bytes, firstByteMs: spawnedAt - startedAt + Number(firstByte) * 1000 }
+    return { bytes, firstByteMs: spawnedAt - startedAt + Number(firstByte) * 1000, ownFirstByteMs: Number(firstByte) * 1000 }
   }
 }
 

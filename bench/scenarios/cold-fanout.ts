@@ -65,6 +65,8 @@ export const coldFanout: Scenario = {
         samples.add(target.name, 'cold MB/s', cold.value.bytes / MB / cold.value.seconds)
         samples.add(target.name, 'cached MB/s', cached.value.bytes / MB / cached.value.seconds)
         samples.add(target.name, 'last first byte ms', cold.value.lastFirstByteMs)
+        samples.add(target.name, 'first byte spread ms', cold.value.lastFirstByteMs - cold.value.firstFirstByteMs)
+        samples.add(target.name, 'slowest own first byte ms', cold.value.slowestOwnFirstByteMs)
         samples.add(target.name, 'cached last first byte ms', cached.value.lastFirstByteMs)
         samples.add(target.name, 'upstream fetches', fetches)
         samples.add(target.name, 'upstream fetches incl. cached run', afterCached)
@@ -93,6 +95,8 @@ export const coldFanout: Scenario = {
         row('cold aggregate MB/s', 'cold MB/s', 0),
         row('cached aggregate MB/s', 'cached MB/s', 0),
         row('time to first byte of the last client, cold, ms', 'last first byte ms', 0),
+        row("last client's first byte after the first client's, cold, ms", 'first byte spread ms', 0),
+        row('longest wait for a first byte after curl started, cold, ms', 'slowest own first byte ms', 0),
         row('upstream fetches of the blob (cold run)', 'upstream fetches', 0),
         row('server peak RSS MiB, cold', 'cold rss MiB', 0),
         row('server peak RSS MiB, cached', 'cached rss MiB', 0),
@@ -111,6 +115,11 @@ export const coldFanout: Scenario = {
         target: `cold fan-out of ${s.fanoutClients} within 1.2× the cached fan-out`,
         holds: m(names[0]!, 'cold/cached') <= 1.2,
         measured: `${fmt(m(names[0]!, 'cold/cached'), 2)}× (distribution proxy: ${fmt(m(names[1]!, 'cold/cached'), 2)}×)`,
+      },
+      {
+        target: "cold fan-out: the last client's first byte within 100 ms of the first's (#18)",
+        holds: m(names[0]!, 'first byte spread ms') <= 100,
+        measured: `${fmt(m(names[0]!, 'first byte spread ms'))} ms (longest wait after curl started: ${fmt(m(names[0]!, 'slowest own first byte ms'))} ms)`,
       },
       {
         target: 'peak RSS ≤ 150 MiB in the fan-out',

@@ -142,6 +142,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       await imports.close()
       await mirror.close(timeoutMs)
       await coordinator.close()
+      transfer.stop()
     },
   }
 }

@@ -5,17 +5,22 @@ import type { Metrics } from '../observability/metrics.js'
 import { BlobSender } from '../transfer/blob-sender.js'
 import { nativeSendfile } from '../transfer/native-sendfile.js'
 import { BlockBudget, defaultBlockBudgetBytes } from '../transfer/shared-blocks.js'
+import { majorGc, reclaimWhenIdle } from './memory-reclaim.js'
 
 export interface Transfer {
   budget: BlockBudget
   sender: BlobSender
   /** Why the sendfile(2) helper is not used although http.sendfile asks for it (undefined: it is, or it is off). */
   sendfileProblem: string | undefined
+  /** Stops reclaiming the blocks' memory after transfers (the app is closing). */
+  stop(): void
 }
 
 export function composeTransfer(options: { sendfile: boolean; metrics: Metrics }): Transfer {
   const budget = new BlockBudget(defaultBlockBudgetBytes)
   options.metrics.reportBlockMemory(budget)
   const { native, problem } = options.sendfile ? nativeSendfile() : { native: undefined, problem: undefined }
-  return { budget, sender: new BlobSender({ budget, sendfile: native }), sendfileProblem: native ? undefined : problem }
+  const gc = majorGc()
+  const stop = gc ? reclaimWhenIdle(budget, gc) : () => {}
+  return { budget, sender: new BlobSender({ budget, sendfile: native }), sendfileProblem: native ? undefined : problem, stop }
 }

@@ -28,6 +28,8 @@ export function decodeBasic(value: string): { username: string; password: string
 
 export class CredentialAuthenticator implements Authenticator {
   readonly challenge: { service: string; realm?: string | undefined }
+  /** Credential versions by password hash: a bearer request compares one, a hash per request cost as much as the rest. */
+  private readonly versions = new Map<string, string | undefined>()
 
   constructor(private readonly deps: CredentialAuthenticatorDeps) {
     this.challenge = deps.challenge
@@ -71,12 +73,23 @@ export class CredentialAuthenticator implements Authenticator {
     if (verified.subject === '') return { outcome: 'ok', principal: { ...anonymous, access: verified.access, via: 'bearer' } }
     // Checked on every request, so removing an account or changing its password ends its tokens.
     const account = this.deps.users.get(verified.subject)
-    if (!account || !sameCredentialVersion(credentialVersion(account.hash), verified.credentialVersion)) {
+    if (!account || !sameCredentialVersion(this.versionOf(account.hash), verified.credentialVersion)) {
       return { outcome: 'invalid', reason: 'token of a removed or changed account' }
     }
     return {
       outcome: 'ok',
       principal: { name: account.name, groups: account.groups, anonymous: false, access: verified.access, via: 'bearer' },
     }
+  }
+
+  private versionOf(hash: string): string | undefined {
+    let version = this.versions.get(hash)
+    if (version === undefined) {
+      // Bounded by the accounts in use; a file rotated many times only empties it now and then.
+      if (this.versions.size >= 1024) this.versions.clear()
+      version = credentialVersion(hash)
+      this.versions.set(hash, version)
+    }
+    return version
   }
 }

@@ -1,8 +1,7 @@
 // Token signing keys. One current key signs; keys it replaced keep verifying until every token
 // they signed has expired (the overlap), so rotating the key file never logs anyone out early.
 // Tokens name their key by `kid` (the RFC 7638 thumbprint of its public JWK).
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { calculateJwkThumbprint, exportJWK } from 'jose'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import type { Logger } from 'pino'
 import { ReloadableFiles, type ReloadEvent } from '../reload/reloadable-files.js'
 
@@ -45,8 +44,17 @@ export async function generateSigningKey(): Promise<SigningKey> {
   return { kid: await thumbprint(publicKey), alg: 'ES256', privateKey, publicKey }
 }
 
+/** The RFC 7638 thumbprint (SHA-256) of the key's public JWK, by node:crypto: jose is loaded only once tokens are used. */
 async function thumbprint(publicKey: KeyObject): Promise<string> {
-  return calculateJwkThumbprint(await exportJWK(publicKey))
+  const jwk = publicKey.export({ format: 'jwk' })
+  // The required members only, in lexicographic order, no whitespace (RFC 7638 §3.2).
+  const members =
+    jwk.kty === 'RSA'
+      ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
+      : jwk.kty === 'EC'
+        ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+        : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
 }
 
 export interface KeyRingOptions {

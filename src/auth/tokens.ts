@@ -2,10 +2,17 @@
 // Docker `access` claim (what it allows, per repository); a refresh token carries
 // `token_use: "refresh"` and no access, and is only accepted by the token endpoint. Both carry
 // `cv`, a digest of the account's password hash when issued: a changed password revokes them.
+//
+// A client sends the same access token on every request of a pull, and a signature check costs
+// more than the rest of a manifest GET (#18): a verified access token is remembered, bounded,
+// under a digest of it (no token kept in memory), until it expires, and only while the key that
+// signed it still verifies (a key past its overlap ends its tokens' entries too). jose is loaded
+// on the first token signed or checked: a server nobody asks for a token never holds it.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
-import { SignJWT, jwtVerify, type JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
+import { LRUCache } from 'lru-cache'
 import type { Access } from '../core/auth.js'
-import { tokenAlgorithms, type KeyRing } from './key-ring.js'
+import { tokenAlgorithms, type KeyRing, type SigningKey } from './key-ring.js'
 
 export interface TokenSettings {
   issuer: string
@@ -35,8 +42,20 @@ export function sameCredentialVersion(a: string | undefined, b: string | undefin
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
+/** A verified access token: what it says, the key that verified it, and when it expires (ms). */
+interface VerifiedEntry {
+  token: VerifiedToken
+  key: SigningKey
+  expiresAt: number
+}
+
+/** Access tokens remembered as verified: a few per client, a pull's worth each. */
+const verifiedTokens = 4096
+
 export class TokenCodec {
   private readonly now: () => number
+  private readonly verified = new LRUCache<string, VerifiedEntry>({ max: verifiedTokens })
+  private jose: Promise<typeof import('jose')> | undefined
 
   constructor(
     private readonly ring: KeyRing,
@@ -63,11 +82,22 @@ export class TokenCodec {
 
   /** The token's subject and access; undefined for anything not a valid, current access token of ours. */
   async verifyAccess(token: string): Promise<VerifiedToken | undefined> {
-    const payload = await this.verify(token)
+    if (token.length > 16_384) return undefined
+    const id = createHash('sha256').update(token).digest('base64url')
+    const known = this.verified.get(id)
+    if (known) {
+      if (known.expiresAt > this.now() && this.ring.verifying(known.key.kid) === known.key) return known.token
+      this.verified.delete(id)
+    }
+    let key: SigningKey | undefined
+    const payload = await this.verify(token, (used) => (key = used))
     if (!payload || payload.token_use !== undefined) return undefined
     const access = parseAccess(payload.access)
     if (!access) return undefined
-    return { subject: payload.sub ?? '', access, credentialVersion: typeof payload.cv === 'string' ? payload.cv : undefined }
+    const verified = { subject: payload.sub ?? '', access, credentialVersion: typeof payload.cv === 'string' ? payload.cv : undefined }
+    // jwtVerify required `exp`; the entry is never used at or past it.
+    if (key && typeof payload.exp === 'number') this.verified.set(id, { token: verified, key, expiresAt: payload.exp * 1000 })
+    return verified
   }
 
   async verifyRefresh(token: string): Promise<VerifiedToken | undefined> {
@@ -77,6 +107,7 @@ export class TokenCodec {
   }
 
   private async sign(claims: JWTPayload, subject: string, ttlMs: number): Promise<{ token: string; issuedAt: Date }> {
+    const { SignJWT } = await (this.jose ??= import('jose'))
     const key = this.ring.signing
     const issuedAt = Math.floor(this.now() / 1000)
     const token = await new SignJWT(claims)
@@ -92,14 +123,17 @@ export class TokenCodec {
     return { token, issuedAt: new Date(issuedAt * 1000) }
   }
 
-  private async verify(token: string): Promise<JWTPayload | undefined> {
+  /** The payload of a token signed by one of the ring's keys (told to `onKey`), valid now. */
+  private async verify(token: string, onKey: (key: SigningKey) => void = () => {}): Promise<JWTPayload | undefined> {
     if (token.length > 16_384) return undefined
+    const { jwtVerify } = await (this.jose ??= import('jose'))
     try {
       const { payload } = await jwtVerify(
         token,
         (header) => {
           const key = this.ring.verifying(header.kid)
           if (!key || key.alg !== header.alg) throw new Error('unknown signing key')
+          onKey(key)
           return key.publicKey
         },
         {

@@ -3,7 +3,6 @@
 // robot's old one, atomically, so a running Ferry picks it up); the secret is printed once.
 import { randomBytes } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
-import bcrypt from 'bcryptjs'
 import type { Command } from 'commander'
 import { isRepositoryName } from '../core/reference.js'
 import type { CliIo } from './io.js'
@@ -24,6 +23,8 @@ export function addRobotCommand(program: Command, io: CliIo): void {
         return
       }
       const secret = randomBytes(32).toString('base64url')
+      // Loaded here: every other command (serve above all) would carry it for nothing.
+      const { default: bcrypt } = await import('bcryptjs')
       const line = `${name}:${await bcrypt.hash(secret, bcryptCost)}`
       if (options.htpasswd === undefined) {
         io.stdout.write(`${line}\n`)

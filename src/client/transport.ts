@@ -3,7 +3,8 @@
 // A Transport is immutable; rotation builds a new one and swaps it in (SwitchableTransport), so
 // new requests use the new material while requests in flight finish on the connections they have.
 import { rootCertificates } from 'node:tls'
-import { Agent, ProxyAgent, type Dispatcher } from 'undici'
+import { createRequire } from 'node:module'
+import type { Agent, Dispatcher, ProxyAgent } from 'undici'
 import { NoProxy } from './no-proxy.js'
 
 export interface ClientTimeouts {
@@ -52,6 +53,14 @@ export interface DispatcherSource {
 
 const keepAliveTimeout = 30_000
 
+/**
+ * undici, loaded by the first transport: ~10 MiB of RSS that a registry without upstreams never
+ * needs (#18). Node's module cache keeps the one copy.
+ */
+function undici(): typeof import('undici') {
+  return createRequire(import.meta.url)('undici') as typeof import('undici')
+}
+
 export class Transport implements DispatcherSource {
   readonly #direct: Agent
   /** By proxy URL: one ProxyAgent per distinct proxy. */
@@ -67,6 +76,7 @@ export class Transport implements DispatcherSource {
       bodyTimeout: timeouts.bodyIdleMs ?? 60_000,
       keepAliveTimeout,
     }
+    const { Agent, ProxyAgent } = undici()
     this.#direct = new Agent({ ...agentOptions, connect: { timeout: connectTimeout, ...tls } })
     this.#choose = proxyChooser(options.proxy ?? { kind: 'direct' })
     for (const url of proxyUrls(options.proxy)) {

@@ -5,7 +5,6 @@
 // - oauth2: an RS256 JWT signed with the key (iss = client_email, aud = token_uri) exchanged at
 //   token_uri for an access token, used as `oauth2accesstoken:<access token>`. The private key
 //   never leaves the machine, but token_uri must be reachable.
-import { SignJWT, importPKCS8 } from 'jose'
 import type { CredentialProvider, Credentials, FormPost } from '../client/credentials.js'
 import type { CredentialFile } from './credential-file.js'
 import type { ServiceAccountKey } from './service-account-key.js'
@@ -73,6 +72,8 @@ export class GcrKeyCredentials implements CredentialProvider {
 
   async #exchangeAssertion(key: ServiceAccountKey, generation: number): Promise<AccessToken> {
     const issuedAt = Math.floor(this.#now() / 1000)
+    // Loaded here: only a site with a gcr.io key file needs jose for it.
+    const { SignJWT, importPKCS8 } = await import('jose')
     const privateKey = await importPKCS8(key.privateKey, 'RS256')
     const assertion = await new SignJWT({ scope: cloudPlatformScope })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', ...(key.privateKeyId ? { kid: key.privateKeyId } : {}) })

@@ -1,9 +1,11 @@
 // The one place that decides how a blob body leaves the process, given what the body can do
 // (body-sources.ts) and what the connection allows:
-//   plain HTTP/1.1 + the sendfile(2) helper: the kernel sends a stored file, or a mirror fill's
-//     upload file as it grows (send-file.ts);
+//   a mirror fill still running: its own shared blocks as the upstream's bytes arrive (send-lent.ts),
+//     never read back from the upload file at the disk's pace (#18);
+//   plain HTTP/1.1 + the sendfile(2) helper: the kernel sends a stored file, or a verified fill's
+//     upload file before its commit (send-file.ts);
 //   otherwise a stored file goes out from 1 MiB blocks shared with the concurrent downloads of the
-//     same blob (shared-reads.ts), a fill from its own shared blocks (send-lent.ts);
+//     same blob (shared-reads.ts);
 //   anything else (e.g. the memory driver's streams) is piped by fastify.
 // Composition builds one per process, with the block budget that mirror fills share too.
 import type { FastifyReply } from 'fastify'
@@ -52,7 +54,16 @@ export class BlobSender {
     // local file, not plain HTTP/1.1) the same bytes through JavaScript.
     const kernel = this.#kernel && sendfileSocket(reply) !== undefined ? this.#kernel : undefined
     if (kernel && isFileDescriptorSource(body) && (await sendFileRange(reply, kernel, body, range.start, range.length))) return
-    if (kernel && isGrowingFileSource(body) && (await sendGrowingFile(reply, kernel, body))) return
+    // A fill still running goes out of its shared blocks as the upstream's bytes arrive: the
+    // upload file lags behind the network by the disk's write speed (#18). Once verified, the
+    // kernel sends it from the file.
+    if (
+      kernel &&
+      isGrowingFileSource(body) &&
+      (!body.growing || !isSharedChunkSource(body)) &&
+      (await sendGrowingFile(reply, kernel, body))
+    )
+      return
     if (isPositionalSource(body)) {
       const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size)
       return sendStored(reply, body, read, range.length)

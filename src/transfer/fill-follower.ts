@@ -2,8 +2,8 @@
 // download. Chunks are slices of the fill's shared blocks (block-reader.ts), lent to the sender
 // (send-lent.ts) until its write finished; a block no longer in memory is read from the upload
 // file (after the commit, the blob file) through the one handle this follower keeps. Read as an
-// ordinary stream (not over HTTP), chunks are copied. Over plain HTTP/1.1 the kernel sends from
-// the upload file instead (GrowingFileSource, send-file.ts).
+// ordinary stream (not over HTTP), chunks are copied. A follower that starts once the fill is
+// verified may have the kernel send the upload file instead (GrowingFileSource, send-file.ts).
 import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import { RegistryError } from '../core/errors.js'

@@ -12,6 +12,8 @@ export const blockSize = 1024 * 1024
 export class BlockBudget {
   held = 0
   peak = 0
+  /** Told when the last block held is given back (composition reclaims the memory then). */
+  onEmpty: (() => void) | undefined
   constructor(readonly budget: number) {}
 
   /** Reserves one block's bytes if they fit. */
@@ -24,6 +26,7 @@ export class BlockBudget {
 
   free(): void {
     this.held -= blockSize
+    if (this.held === 0) this.onEmpty?.()
   }
 }
 

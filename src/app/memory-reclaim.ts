@@ -1,0 +1,40 @@
+// Gives the memory of finished transfers back soon after they end (#18). The 1 MiB blocks of
+// fills and downloads are external memory that only a major GC frees, and an idle server runs
+// none: RSS stayed at its peak for as long as nothing else allocated. Once the process-wide block
+// budget has been empty for a moment, one major GC runs (a few ms on Ferry's heap, while idle).
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import type { BlockBudget } from '../transfer/shared-blocks.js'
+
+/** How long the budget stays empty before the GC: a pull's next layer usually starts sooner. */
+export const reclaimDelayMs = 2_000
+
+/** V8's full GC: the one --expose-gc exposes, obtained without the flag at start; undefined if V8 refuses. */
+export function majorGc(): (() => void) | undefined {
+  const exposed = (globalThis as { gc?: unknown }).gc
+  if (typeof exposed === 'function') return exposed as () => void
+  try {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as unknown
+    return typeof gc === 'function' ? (gc as () => void) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Runs `collect` once the budget has held no block for `delayMs`; returns a stop function. */
+export function reclaimWhenIdle(budget: BlockBudget, collect: () => void, delayMs = reclaimDelayMs): () => void {
+  let timer: NodeJS.Timeout | undefined
+  budget.onEmpty = () => {
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      timer = undefined
+      if (budget.held === 0) collect()
+    }, delayMs)
+    timer.unref()
+  }
+  return () => {
+    clearTimeout(timer)
+    budget.onEmpty = undefined
+  }
+}
