@@ -7,11 +7,13 @@
 // once per digest, into a staging repository of the namespace (`<namespace>/ferry-bundle-staging`):
 // written to a temp file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk, so
 // the archive keeps streaming while up to --concurrency uploads run, and a failed upload can be
-// sent again), checked against its digest, uploaded, deleted. Only small JSON documents
+// sent again; uploads read the file as it is written, so several overlap the reading), checked
+// against its digest, uploaded, deleted. Only small JSON documents
 // (manifests, indexes, configs, index.json, manifest.json) stay in memory. Once the archive has
-// ended, the images are known (plan.ts); each is pushed in order: for every blob a HEAD in its
-// repository (present: skipped), else a cross-repository mount from the staging repository (or
-// from the repository a folder's blob was first uploaded to); then child manifests by digest,
+// ended, the images are known (plan.ts); each is pushed in order: every blob mounted from the
+// staging repository (or from the repository a folder's blob was first uploaded to; a mount of
+// a blob already there succeeds as well), or, with no copy yet, a HEAD in its repository
+// (present: skipped) and an upload; then child manifests by digest,
 // and the root manifest under its tag last. An image already tagged with the same digest is left
 // alone, so a second run uploads no blob bytes. An image with a missing, corrupt or mismatching
 // blob (or from an archive that could not be read to its end) is never tagged; the others are.
@@ -96,7 +98,7 @@ export class BundlePush {
     if (fatal !== undefined) {
       // Uploads still running are of no use now; let them settle before the spool goes.
       this.#abort.abort(fatal)
-      await Promise.allSettled([...collector.content.blobs.values()].map((b) => b.staged))
+      await collector.settled()
       await spool.close()
       this.stats.phase = 'done'
       return { images: [], stats: this.stats, fatal: fatal.message }
@@ -111,7 +113,7 @@ export class BundlePush {
       if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
       return report
     } finally {
-      await Promise.allSettled([...collector.content.blobs.values()].map((b) => b.staged))
+      await collector.settled()
       this.stats.spoolPeak = spool.peak
       await spool.close()
       this.stats.phase = 'done'
@@ -145,10 +147,7 @@ export class BundlePush {
     try {
       await this.#limiter.run(async () => {
         this.#signal.throwIfAborted()
-        if (await sink.hasBlob(this.#staging, blob.digest, this.#signal)) {
-          this.stats.blobsSkipped++
-          return
-        }
+        // Not asked again here: the collector asked isStaged just before reading it.
         await sink.putBlob(this.#staging, blob.digest, blob.size, blob.open, this.#signal)
         this.stats.blobsPushed++
         this.stats.bytesPushed += blob.size
@@ -246,12 +245,12 @@ export class BundlePush {
     if (record === undefined) throw new Error(`blob ${digest} is missing from the bundle`)
     if (record.staged !== undefined) await record.staged
     const signal = this.#signal
-    const present = await this.#limiter.run(() => sink.hasBlob(repo, digest, signal))
-    if (present) {
+    const home = this.#homes.get(digest)
+    // A mount of a blob the repository has already succeeds too: no HEAD first.
+    if (home === undefined && (await this.#limiter.run(() => sink.hasBlob(repo, digest, signal)))) {
       this.stats.blobsSkipped++
       return
     }
-    const home = this.#homes.get(digest)
     if (home !== undefined) {
       const from = await home
       if (await this.#limiter.run(() => sink.mountBlob(repo, digest, from, signal))) {

@@ -26,3 +26,11 @@ export class FatalSinkError extends Error {
     this.name = 'FatalSinkError'
   }
 }
+
+/** What a blob's bytes end with when they do not match its digest: an upload of them fails, and is not retried. */
+export class ContentMismatchError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ContentMismatchError'
+  }
+}

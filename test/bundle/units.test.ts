@@ -1,4 +1,4 @@
-// The small pure parts of the bundle reader: magic bytes, source names, and the spool's bound.
+// The small pure parts of the bundle reader: magic bytes, source names, and the spool (its bound, and tee).
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -6,7 +6,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { sniff } from '../../src/bundle/magic.js'
 import { isFullReference, parseSourceName } from '../../src/bundle/naming.js'
+import { ContentMismatchError } from '../../src/bundle/sink.js'
 import { Spool } from '../../src/bundle/spool.js'
+import { digestBytes } from '../../src/core/digest.js'
 
 t.test('sniff: compressions by their magic, tar by ustar at 257, anything else undefined', async (t) => {
   const tarHead = Buffer.alloc(512)
@@ -59,6 +61,47 @@ t.test('the spool holds at most its budget plus one blob, and cleans up', async 
   const big = await spool.write([randomBytes(500)], 500)
   t.equal(spool.peak, 500, 'a blob larger than the budget is admitted alone')
   await big.release()
+  await spool.close()
+  t.same(await readdir(dir), [], 'nothing left behind')
+})
+
+t.test('tee: an upload reads a blob while it is being written, and a mismatch ends it with an error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-spool-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const spool = new Spool(1024 * 1024, dir)
+  const first = randomBytes(64 * 1024)
+  const second = randomBytes(64 * 1024)
+  const whole = Buffer.concat([first, second])
+  let letSecondThrough!: () => void
+  const gate = new Promise<void>((resolve) => (letSecondThrough = resolve))
+  async function* slowly(): AsyncGenerator<Buffer> {
+    yield first
+    await gate
+    yield second
+  }
+  const { open, spooled } = spool.tee(slowly(), whole.length, digestBytes(whole))
+  const reader = open()[Symbol.asyncIterator]()
+  const head = await reader.next()
+  t.ok(Buffer.from(head.value as Buffer).equals(first), 'the first bytes arrive before the rest was read')
+  letSecondThrough()
+  const rest: Buffer[] = []
+  for (let next = await reader.next(); next.done !== true; next = await reader.next()) rest.push(next.value as Buffer)
+  t.ok(Buffer.concat([first, ...rest]).equals(whole), 'then the rest, byte-exact')
+  const blob = await spooled
+  const again: Buffer[] = []
+  for await (const chunk of open()) again.push(chunk as Buffer)
+  t.ok(Buffer.concat(again).equals(whole), 'a retry reads it again from the start')
+  await blob.release()
+
+  const wrong = spool.tee([whole], whole.length, digestBytes(Buffer.from('something else')))
+  await t.rejects(
+    (async () => {
+      for await (const chunk of wrong.open()) void chunk
+    })(),
+    ContentMismatchError,
+    'bytes that do not match the digest end with ContentMismatchError, not an end',
+  )
+  await (await wrong.spooled).release()
   await spool.close()
   t.same(await readdir(dir), [], 'nothing left behind')
 })
