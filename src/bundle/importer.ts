@@ -15,16 +15,23 @@
 // a blob already there succeeds as well), or, with no copy yet, a HEAD in its repository
 // (present: skipped) and an upload; then child manifests by digest,
 // and the root manifest under its tag last. An image already tagged with the same digest is left
-// alone, so a second run uploads no blob bytes. An image with a missing, corrupt or mismatching
-// blob (or from an archive that could not be read to its end) is never tagged; the others are.
+// alone. An image with a missing, corrupt or mismatching blob (or from an archive that could not
+// be read to its end) is never tagged; the others are.
+//
+// The staging repository is emptied once every image landed (blob DELETEs: the registry unlinks
+// them there only, and Ferry drops the empty repository); after a failure or a kill it keeps its
+// blobs, so the rerun finds them there (a HEAD each) and sends only what is missing. A rerun after
+// a complete run finds the blobs through the digest map instead: the images it lists are read
+// first (a manifest GET each) and their blobs mounted from there, so it uploads no blob bytes.
 import type { Readable } from 'node:stream'
-import type { Digest } from '../core/digest.js'
+import { digestBytes, type Digest } from '../core/digest.js'
+import { parseManifest } from '../core/manifest.js'
 import { isRepositoryName } from '../core/reference.js'
 import { Collector } from './collector.js'
 import type { BlobRecord, BundleContent } from './content.js'
 import { Limiter } from './limiter.js'
 import { planImages, withoutConflicts, type ImagePlan } from './plan.js'
-import type { ImageResult, PushEvent, PushReport, PushStats } from './results.js'
+import type { ImageResult, PushEvent, PushReport, PushStats, StagingOutcome } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
 
@@ -41,6 +48,8 @@ export interface PushOptions {
   concurrency: number
   /** Go on after an image failed (the default stops starting new images). */
   keepGoing: boolean
+  /** Images an earlier run pushed (from its digest map): their blobs count as present, with that repository to mount from. */
+  earlier?: Array<{ repository: string; digest: Digest }>
   spoolDir?: string
   spoolBudget?: number
   onEvent?: (event: PushEvent) => void
@@ -65,6 +74,8 @@ export class BundlePush {
   /** Per digest, the repository this run first uploaded it into (mount source for the others). */
   readonly #homes = new Map<Digest, Promise<string>>()
   readonly #ensured = new Map<string, Promise<void>>()
+  /** Blobs this run uploaded into, or found in, the staging repository. */
+  readonly #inStaging = new Set<Digest>()
   #content: BundleContent | undefined
   /** The failure that ended the run (credentials refused, destination unreachable). */
   #fatalReason: Error | undefined
@@ -77,6 +88,7 @@ export class BundlePush {
   }
 
   async run(): Promise<PushReport> {
+    await this.#recallEarlier()
     const spool = new Spool(this.#options.spoolBudget ?? defaultSpoolBudget, this.#options.spoolDir)
     let fatal: Error | undefined
     const collector = new Collector({
@@ -111,6 +123,9 @@ export class BundlePush {
       const images = await this.#pushAll(plans)
       const report: PushReport = { images, stats: this.stats }
       if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
+      await collector.settled()
+      const staging = await this.#emptyStaging(images)
+      if (staging !== undefined) report.staging = staging
       return report
     } finally {
       await collector.settled()
@@ -118,6 +133,30 @@ export class BundlePush {
       await spool.close()
       this.stats.phase = 'done'
     }
+  }
+
+  /**
+   * The blobs of the images an earlier run pushed, by digest, with a repository holding each: a
+   * rerun then mounts them instead of uploading them again, although the staging repository was
+   * emptied. A few manifest GETs per image; what cannot be read is simply not known.
+   */
+  async #recallEarlier(): Promise<void> {
+    const sink = this.#options.sink
+    if (sink?.readManifest === undefined) return
+    const read = async (repository: string, digest: Digest, depth: number): Promise<void> => {
+      const found = await sink.readManifest!(repository, digest, this.#signal).catch(() => undefined)
+      if (found === undefined || digestBytes(found.bytes) !== digest) return
+      let parsed
+      try {
+        parsed = parseManifest(found.bytes, found.mediaType)
+      } catch {
+        return
+      }
+      for (const blob of parsed.blobs) if (!this.#homes.has(blob.digest)) this.#homes.set(blob.digest, Promise.resolve(repository))
+      if (depth < 2) await Promise.all(parsed.manifests.map((child) => read(repository, child.digest, depth + 1)))
+    }
+    const pool = new Limiter(this.#options.concurrency)
+    await Promise.all((this.#options.earlier ?? []).map((image) => pool.run(() => read(image.repository, image.digest, 0))))
   }
 
   #fail(err: unknown): void {
@@ -128,11 +167,17 @@ export class BundlePush {
   }
 
   async #isStaged(digest: Digest): Promise<boolean> {
+    if (this.#homes.has(digest)) {
+      // Pushed by an earlier run: mounted from where it is.
+      this.stats.blobsSkipped++
+      return true
+    }
     try {
       const present = await this.#limiter.run(() => this.#options.sink!.hasBlob(this.#staging, digest, this.#signal))
       if (present) {
         this.stats.blobsSkipped++
         this.#homes.set(digest, Promise.resolve(this.#staging))
+        this.#inStaging.add(digest)
       }
       return present
     } catch (err) {
@@ -148,6 +193,7 @@ export class BundlePush {
       await this.#limiter.run(async () => {
         this.#signal.throwIfAborted()
         // Not asked again here: the collector asked isStaged just before reading it.
+        this.#inStaging.add(blob.digest)
         await sink.putBlob(this.#staging, blob.digest, blob.size, blob.open, this.#signal)
         this.stats.blobsPushed++
         this.stats.bytesPushed += blob.size
@@ -157,6 +203,34 @@ export class BundlePush {
       this.#fail(err)
       throw new Error(`${blob.origin}: upload failed: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /**
+   * Once every image landed, the staging repository is emptied again (on a registry that allows
+   * deletes: Ferry and distribution unlink the blob only, the content stays with the images, and
+   * Ferry drops the emptied repository). After a failure its blobs are kept for the rerun.
+   */
+  async #emptyStaging(images: ImageResult[]): Promise<StagingOutcome | undefined> {
+    const sink = this.#options.sink
+    if (sink === undefined || this.#inStaging.size === 0) return undefined
+    const outcome: StagingOutcome = { repository: this.#staging, blobs: this.#inStaging.size, removed: 0 }
+    if (this.#fatalReason !== undefined || images.some((i) => i.status !== 'pushed' && i.status !== 'unchanged')) {
+      outcome.kept = 'some images did not land; a rerun reuses these blobs'
+      return outcome
+    }
+    if (sink.deleteBlob === undefined) {
+      outcome.kept = 'the destination cannot delete blobs'
+      return outcome
+    }
+    for (const digest of this.#inStaging) {
+      if (this.#signal.aborted) break
+      if (!(await sink.deleteBlob(this.#staging, digest, this.#signal))) {
+        outcome.kept = 'the registry refused to delete blobs (deletes disabled, or no delete permission)'
+        break
+      }
+      outcome.removed++
+    }
+    return outcome
   }
 
   async #pushAll(plans: ImagePlan[]): Promise<ImageResult[]> {

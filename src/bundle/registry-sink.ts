@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { tryParseDigest, type Digest } from '../core/digest.js'
+import { maxManifestBytes } from '../core/manifest.js'
 import { manifestMediaTypes } from '../core/media-types.js'
 import { ClientError } from '../client/client-error.js'
 import type { ClientResponse } from '../client/http-exchange.js'
@@ -150,6 +151,44 @@ export class RegistrySink implements BundleSink {
       if (response.status === 201) return void (await response.dump())
       throw await this.#failure(response, `PUT ${repo} manifest ${reference}`)
     })
+  }
+
+  readManifest(repo: string, reference: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+    return this.#retrying(signal, async () => {
+      const response = await this.#client.request({
+        method: 'GET',
+        path: `/v2/${repo}/manifests/${reference}`,
+        headers: { accept: manifestMediaTypes.join(', ') },
+        scope: pull(repo),
+        ...opt(signal),
+      })
+      if (response.status !== 200) {
+        if (response.status === 404 || unsure(response.status)) return void (await response.dump())
+        throw await this.#failure(response, `GET ${repo} manifest ${reference}`)
+      }
+      const mediaType = response.header('content-type') ?? ''
+      return { bytes: await response.read(maxManifestBytes), mediaType }
+    })
+  }
+
+  /**
+   * DELETE of a blob link. Best effort, not retried: a registry that refuses it (deletes disabled,
+   * no delete permission) or fails answers false, and the blob stays where it was.
+   */
+  async deleteBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    try {
+      const response = await this.#client.request({
+        method: 'DELETE',
+        path: `/v2/${repo}/blobs/${digest}`,
+        scope: `repository:${repo}:delete`,
+        ...opt(signal),
+      })
+      await response.dump()
+      return response.status === 202 || response.status === 200 || response.status === 404
+    } catch (err) {
+      if (signal?.aborted) throw err
+      return false
+    }
   }
 
   async #startUpload(repo: string, signal: AbortSignal | undefined): Promise<URL> {

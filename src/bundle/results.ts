@@ -33,9 +33,21 @@ export interface PushStats {
   phase: 'reading' | 'pushing' | 'done'
 }
 
+/** What became of the staging repository blobs were uploaded into while the bundle streamed by. */
+export interface StagingOutcome {
+  repository: string
+  /** Blobs this run found or put there. */
+  blobs: number
+  /** Unlinked again after every image landed. */
+  removed: number
+  /** Why blobs were left there (a rerun reuses them). */
+  kept?: string
+}
+
 export interface PushReport {
   images: ImageResult[]
   stats: PushStats
+  staging?: StagingOutcome
   /** Set when nothing could be done (an unreadable bundle, a refused login). */
   fatal?: string
 }

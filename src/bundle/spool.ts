@@ -71,14 +71,18 @@ export class Spool {
    * ContentMismatchError instead of its last byte when the bytes are not `size` bytes hashing to
    * `expected`, so an upload of them never completes.
    */
-  tee(content: AsyncIterable<Buffer>, size: number, expected: Digest): { open: () => Readable; spooled: Promise<SpooledBlob> } {
+  tee(
+    content: AsyncIterable<Buffer> | Iterable<Buffer>,
+    size: number,
+    expected: Digest,
+  ): { open: () => Readable; spooled: Promise<SpooledBlob> } {
     const progress: Progress = { path: undefined, flushed: 0, done: false, failure: undefined, waiters: [] }
     const spooled = this.#tee(content, size, expected, progress)
     spooled.catch(() => undefined)
     return { open: () => Readable.from(follow(progress), { objectMode: false }), spooled }
   }
 
-  async #tee(content: AsyncIterable<Buffer>, size: number, expected: Digest, progress: Progress): Promise<SpooledBlob> {
+  async #tee(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number, expected: Digest, progress: Progress): Promise<SpooledBlob> {
     const wake = (): void => {
       for (const waiter of progress.waiters.splice(0)) waiter()
     }

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from 'commander'
 import { staticCredentials, type CredentialProvider } from '../client/credentials.js'
 import { RegistryClient } from '../client/registry-client.js'
 import { Transport } from '../client/transport.js'
+import { tryParseDigest, type Digest } from '../core/digest.js'
 import { isRepositoryName } from '../core/reference.js'
 import { runCredentialHelper } from '../credentials/credential-helper.js'
 import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-config.js'
@@ -93,8 +94,10 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
     }
     io.onSignal('SIGINT', onSignal)
     io.onSignal('SIGTERM', onSignal)
+    const earlier = sink ? await earlierImages(options.digestMap, destination.host) : []
     const push = new BundlePush({
       signal: interrupt.signal,
+      earlier,
       source: options.source,
       namespace: destination.namespace,
       concurrency: options.concurrency,
@@ -166,6 +169,7 @@ async function finish(
     bytesPushed: report.stats.bytesPushed,
     seconds: Math.round(seconds * 1000) / 1000,
     spoolPeakBytes: report.stats.spoolPeak,
+    ...(report.staging !== undefined ? { staging: report.staging } : {}),
     ...(report.fatal !== undefined ? { error: report.fatal } : {}),
     failures: failed.map((i) => ({ source: i.source ?? null, destination: withHost(i), error: i.error ?? 'failed' })),
     ...(options.dryRun
@@ -258,8 +262,41 @@ async function credentialsFor(options: PushImagesOptions, host: string): Promise
   return undefined
 }
 
+/**
+ * The images a previous run wrote to the digest map (repository and digest on this registry), so
+ * a rerun finds their blobs; a missing or unreadable map is no error, only a slower rerun.
+ */
+async function earlierImages(path: string, host: string): Promise<Array<{ repository: string; digest: Digest }>> {
+  let map: unknown
+  try {
+    map = JSON.parse(await readFile(resolve(path), 'utf8'))
+  } catch {
+    return []
+  }
+  if (typeof map !== 'object' || map === null) return []
+  const images: Array<{ repository: string; digest: Digest }> = []
+  for (const entry of Object.values(map as Record<string, unknown>)) {
+    const { destination, digest } = (entry ?? {}) as { destination?: unknown; digest?: unknown }
+    if (typeof destination !== 'string' || typeof digest !== 'string' || !destination.startsWith(`${host}/`)) continue
+    const parsed = tryParseDigest(digest)
+    const repository = destination
+      .slice(host.length + 1)
+      .replace(/@.*$/, '')
+      .replace(/:[^/]*$/, '')
+    if (parsed !== undefined && isRepositoryName(repository)) images.push({ repository, digest: parsed })
+  }
+  return images
+}
+
 async function writeDigestMap(path: string, landed: ImageResult[], withHost: (image: ImageResult) => string): Promise<void> {
-  const map: Record<string, { destination: string; digest: string }> = {}
+  // Entries of earlier runs (other bundles) stay: the map is also what lets a rerun skip their blobs.
+  let map: Record<string, { destination: string; digest: string }> = {}
+  try {
+    const previous = JSON.parse(await readFile(resolve(path), 'utf8')) as unknown
+    if (typeof previous === 'object' && previous !== null && !Array.isArray(previous)) map = previous as typeof map
+  } catch {
+    // none yet, or not ours to keep
+  }
   for (const image of landed) map[image.source ?? withHost(image)] = { destination: withHost(image), digest: image.digest ?? '' }
   const target = resolve(path)
   await writeFile(`${target}.tmp`, `${JSON.stringify(map, null, 2)}\n`)

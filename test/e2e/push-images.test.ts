@@ -124,6 +124,17 @@ async function main(): Promise<void> {
     }
     const map = JSON.parse(await readFile(digestMap, 'utf8')) as Record<string, { destination: string; digest: string }>
     t.same(map, { [names.multi]: { destination: `${host}/test-namespace/x/multi:2.0`, digest: bundles.index.digest } })
+    t.match(first.stderr, /staging: test-namespace\/ferry-bundle-staging emptied \(\d+ blob\(s\)\)/)
+    const catalog = (await (
+      await fetch(`http://${host}/v2/_catalog`, {
+        headers: { authorization: `Basic ${Buffer.from('pusher:pusher-pw').toString('base64')}` },
+      })
+    ).json()) as { repositories: string[] }
+    t.same(
+      catalog.repositories.filter((r) => r.startsWith('test-namespace/')),
+      ['test-namespace/x/multi'],
+      'no staging repository is left in the namespace',
+    )
 
     const second = await pushImages(['--source', bundles.ociTarXz, ...into('test-namespace'), '--json', '--digest-map', digestMap])
     t.equal(second.exit, 0)
