@@ -30,7 +30,8 @@ import { isRepositoryName } from '../core/reference.js'
 import { Collector } from './collector.js'
 import type { BlobRecord, BundleContent } from './content.js'
 import { Limiter } from './limiter.js'
-import { planImages, withoutConflicts, type ImagePlan } from './plan.js'
+import { renamePath, selected, type NameStrategy } from './naming.js'
+import { planImages, withoutConflicts, type ImagePlan, type Platform } from './plan.js'
 import type { ImageResult, PushEvent, PushReport, PushStats, StagingOutcome } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
@@ -48,6 +49,14 @@ export interface PushOptions {
   concurrency: number
   /** Go on after an image failed (the default stops starting new images). */
   keepGoing: boolean
+  /** Push only these platforms of multi-arch indexes. */
+  platforms?: Platform[]
+  /** How source paths become repository paths (default keep-path), and their most components. */
+  nameStrategy?: NameStrategy
+  maxDepth?: number
+  /** Globs over image names: only images matching one of `include` (when given) and none of `exclude`. */
+  include?: string[]
+  exclude?: string[]
   /** Images an earlier run pushed (from its digest map): their blobs count as present, with that repository to mount from. */
   earlier?: Array<{ repository: string; digest: Digest }>
   spoolDir?: string
@@ -64,6 +73,7 @@ export class BundlePush {
     blobsMounted: 0,
     bytesPushed: 0,
     spoolPeak: 0,
+    imagesExcluded: 0,
     phase: 'reading',
   }
   readonly #options: PushOptions
@@ -115,7 +125,9 @@ export class BundlePush {
       this.stats.phase = 'done'
       return { images: [], stats: this.stats, fatal: fatal.message }
     }
-    const plans = withoutConflicts(planImages(collector.content))
+    const planned = planImages(collector.content, this.#options.platforms ? { platforms: this.#options.platforms } : {})
+    const plans = withoutConflicts(this.#select(planned))
+    this.stats.imagesExcluded = planned.length - plans.length
     this.#options.onEvent?.({ type: 'read.done', bytes: this.stats.readBytes, images: plans.length })
     this.stats.phase = 'pushing'
     try {
@@ -157,6 +169,16 @@ export class BundlePush {
     }
     const pool = new Limiter(this.#options.concurrency)
     await Promise.all((this.#options.earlier ?? []).map((image) => pool.run(() => read(image.repository, image.digest, 0))))
+  }
+
+  /** --include/--exclude, then --name-strategy and --max-depth. An archive that broke is always reported. */
+  #select(plans: ImagePlan[]): ImagePlan[] {
+    const { include = [], exclude = [], nameStrategy = 'keep-path', maxDepth } = this.#options
+    return plans
+      .filter((plan) => (plan.path === '' && plan.problem !== undefined) || selected(plan.source, include, exclude))
+      .map((plan) =>
+        plan.source === undefined || plan.path === '' ? plan : { ...plan, path: renamePath(plan.path, nameStrategy, maxDepth) },
+      )
   }
 
   #fail(err: unknown): void {

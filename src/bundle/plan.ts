@@ -42,12 +42,30 @@ const containerdName = 'io.containerd.image.name'
 const baseName = 'org.opencontainers.image.base.name'
 const maxIndexDepth = 4
 
-export function planImages(content: BundleContent): ImagePlan[] {
+/** `os/architecture[/variant]`, as --platform takes it. */
+export interface Platform {
+  os: string
+  architecture: string
+  variant?: string
+}
+
+export interface PlanOptions {
+  /** Push only these platforms of multi-arch indexes (the index is rewritten); all when absent. */
+  platforms?: Platform[]
+}
+
+export function parsePlatform(value: string): Platform | undefined {
+  const [os, architecture, variant, extra] = value.trim().split('/')
+  if (!os || !architecture || extra !== undefined) return undefined
+  return { os, architecture, ...(variant ? { variant } : {}) }
+}
+
+export function planImages(content: BundleContent, options: PlanOptions = {}): ImagePlan[] {
   const plans: ImagePlan[] = []
   for (const scope of content.scopes) {
     const where = scope.prefix === '' ? scope.archive.label : `${scope.archive.label}!/${scope.prefix}`
     const broken = content.broken.find((b) => isWithin(scope.archive.label, b.label))
-    if (scope.indexJson !== undefined) plans.push(...layoutImages(content, scope, where))
+    if (scope.indexJson !== undefined) plans.push(...layoutImages(content, scope, where, options))
     else if (scope.dockerManifest !== undefined) plans.push(...savedImages(content, scope, where))
     if (broken !== undefined) for (const plan of plans) if (plan.archive === where) plan.problem ??= broken.error
   }
@@ -58,7 +76,7 @@ export function planImages(content: BundleContent): ImagePlan[] {
   return plans
 }
 
-function layoutImages(content: BundleContent, scope: Scope, where: string): ImagePlan[] {
+function layoutImages(content: BundleContent, scope: Scope, where: string, options: PlanOptions): ImagePlan[] {
   let descriptors: Array<{ mediaType?: unknown; digest?: unknown; annotations?: Record<string, unknown> }>
   try {
     const index = JSON.parse(scope.indexJson!.toString('utf8')) as { manifests?: unknown }
@@ -75,7 +93,8 @@ function layoutImages(content: BundleContent, scope: Scope, where: string): Imag
     const mediaType = typeof descriptor.mediaType === 'string' ? descriptor.mediaType : mediaTypes.ociManifest
     const plan: ImagePlan = { source: undefined, archive: where, path: '', tag: undefined, digest, mediaType, manifests: [], blobs: [] }
     try {
-      collectManifest(content, plan, digest, mediaType, 0, new Set())
+      if (options.platforms !== undefined) plan.digest = selectPlatforms(content, digest, mediaType, options.platforms, where)
+      collectManifest(content, plan, plan.digest, mediaType, 0, new Set())
     } catch (err) {
       plan.problem = (err as Error).message
     }
@@ -99,6 +118,44 @@ function layoutName(annotations: Record<string, unknown>, plan: ImagePlan, saved
     }
   }
   return undefined
+}
+
+/**
+ * An index with only the children of the given platforms, as new bytes under a new digest (added
+ * to the documents): the original's key order and formatting are not kept, its other fields are.
+ * The original digest when every child is kept, or when it is no index. Entries that refer to a
+ * kept child (Docker's attestation manifests) stay with it.
+ */
+function selectPlatforms(content: BundleContent, digest: Digest, mediaType: string, platforms: Platform[], where: string): Digest {
+  const bytes = content.documents.get(digest)
+  if (bytes === undefined) return digest
+  const parsed = parseManifest(bytes, mediaType)
+  if (parsed.manifests.length === 0) return digest
+  const index = JSON.parse(bytes.toString('utf8')) as { manifests: Array<Record<string, unknown>> }
+  const wanted = (entry: Record<string, unknown>): boolean => {
+    const platform = entry.platform as { os?: unknown; architecture?: unknown; variant?: unknown } | undefined
+    return platforms.some(
+      (p) =>
+        platform?.os === p.os && platform.architecture === p.architecture && (p.variant === undefined || platform.variant === p.variant),
+    )
+  }
+  const kept = index.manifests.filter(wanted)
+  const keptDigests = new Set(kept.map((entry) => entry.digest))
+  const referring = index.manifests.filter((entry) => {
+    const annotations = entry.annotations as Record<string, unknown> | undefined
+    return !wanted(entry) && keptDigests.has(annotations?.['vnd.docker.reference.digest'])
+  })
+  if (kept.length === 0) {
+    const wantedList = platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')).join(', ')
+    throw new Error(`${where}: index ${digest} has no manifest for ${wantedList}`)
+  }
+  if (kept.length + referring.length === index.manifests.length) return digest
+  const subset = Buffer.from(
+    JSON.stringify({ ...index, manifests: index.manifests.filter((e) => kept.includes(e) || referring.includes(e)) }),
+  )
+  const subsetDigest = digestBytes(subset)
+  content.documents.set(subsetDigest, subset)
+  return subsetDigest
 }
 
 function configDigest(manifest: PlannedManifest): Digest | undefined {

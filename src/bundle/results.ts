@@ -30,6 +30,8 @@ export interface PushStats {
   bytesPushed: number
   /** The most bytes spooled on disk at once. */
   spoolPeak: number
+  /** Images left out by --include/--exclude. */
+  imagesExcluded: number
   phase: 'reading' | 'pushing' | 'done'
 }
 

@@ -16,6 +16,8 @@ import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-con
 import { BundlePush } from '../bundle/importer.js'
 import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
 import { RegistrySink } from '../bundle/registry-sink.js'
+import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
+import { parsePlatform, type Platform } from '../bundle/plan.js'
 import type { CliIo } from './io.js'
 import { formatReport, formatStats, formatTable } from './push-report.js'
 
@@ -32,6 +34,11 @@ export interface PushImagesOptions {
   json?: boolean
   keepGoing?: boolean
   digestMap: string
+  platform?: Platform[]
+  nameStrategy: NameStrategy
+  maxDepth?: number
+  include: string[]
+  exclude: string[]
 }
 
 export interface Destination {
@@ -62,6 +69,11 @@ export function addPushCommand(program: Command, io: CliIo): void {
     .option('--json', 'NDJSON events on stdout instead of text')
     .option('--keep-going', 'push the other images after one failed (exit status 2)')
     .option('--digest-map <file>', 'where to write the source reference → pushed digest map', 'digest-map.json')
+    .option('--platform <os/arch,...>', 'push only these platforms of multi-arch images (the index is rewritten)', parsePlatforms)
+    .option('--name-strategy <strategy>', 'keep-path, flatten (a-b-foo) or basename (foo)', parseStrategy, 'keep-path')
+    .option('--max-depth <n>', 'at most n path components under the namespace (leading ones joined with -)', parsePositive)
+    .option('--include <glob>', 'only images whose name matches (* within a path component, ** across); repeatable', collect, [])
+    .option('--exclude <glob>', 'leave out images whose name matches; repeatable', collect, [])
     .action(async (options: PushImagesOptions) => {
       io.exit(await pushImages(options, io))
     })
@@ -98,6 +110,11 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
     const push = new BundlePush({
       signal: interrupt.signal,
       earlier,
+      ...(options.platform ? { platforms: options.platform } : {}),
+      nameStrategy: options.nameStrategy,
+      ...(options.maxDepth !== undefined ? { maxDepth: options.maxDepth } : {}),
+      include: options.include,
+      exclude: options.exclude,
       source: options.source,
       namespace: destination.namespace,
       concurrency: options.concurrency,
@@ -169,6 +186,7 @@ async function finish(
     bytesPushed: report.stats.bytesPushed,
     seconds: Math.round(seconds * 1000) / 1000,
     spoolPeakBytes: report.stats.spoolPeak,
+    excluded: report.stats.imagesExcluded,
     ...(report.staging !== undefined ? { staging: report.staging } : {}),
     ...(report.fatal !== undefined ? { error: report.fatal } : {}),
     failures: failed.map((i) => ({ source: i.source ?? null, destination: withHost(i), error: i.error ?? 'failed' })),
@@ -301,6 +319,21 @@ async function writeDigestMap(path: string, landed: ImageResult[], withHost: (im
   const target = resolve(path)
   await writeFile(`${target}.tmp`, `${JSON.stringify(map, null, 2)}\n`)
   await rename(`${target}.tmp`, target)
+}
+
+function parsePlatforms(value: string): Platform[] {
+  const platforms = value.split(',').map((item) => parsePlatform(item))
+  if (platforms.length === 0 || platforms.some((p) => p === undefined)) throw new InvalidArgumentError('expected os/arch[/variant],...')
+  return platforms as Platform[]
+}
+
+function parseStrategy(value: string): NameStrategy {
+  if (!(nameStrategies as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${nameStrategies.join(', ')}`)
+  return value as NameStrategy
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value]
 }
 
 function parseBoolean(value: string): boolean {

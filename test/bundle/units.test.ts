@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { sniff } from '../../src/bundle/magic.js'
-import { isFullReference, parseSourceName } from '../../src/bundle/naming.js'
+import { isFullReference, parseSourceName, renamePath, selected } from '../../src/bundle/naming.js'
 import { ContentMismatchError } from '../../src/bundle/sink.js'
 import { Spool } from '../../src/bundle/spool.js'
 import { digestBytes } from '../../src/core/digest.js'
@@ -104,4 +104,19 @@ t.test('tee: an upload reads a blob while it is being written, and a mismatch en
   await (await wrong.spooled).release()
   await spool.close()
   t.same(await readdir(dir), [], 'nothing left behind')
+})
+
+t.test('names: strategies, max depth, include and exclude globs', async (t) => {
+  t.equal(renamePath('anthos-baremetal-release/foo', 'keep-path'), 'anthos-baremetal-release/foo')
+  t.equal(renamePath('anthos-baremetal-release/foo', 'flatten'), 'anthos-baremetal-release-foo')
+  t.equal(renamePath('anthos-baremetal-release/foo', 'basename'), 'foo')
+  t.equal(renamePath('a/b/c/foo', 'keep-path', 2), 'a-b-c/foo', 'leading components joined')
+  t.equal(renamePath('a/b/c/foo', 'keep-path', 1), 'a-b-c-foo')
+  t.equal(renamePath('a/foo', 'keep-path', 3), 'a/foo', 'shallow enough already')
+  t.ok(selected('gcr.io/x/multi:2.0', ['gcr.io/x/*'], []), '* matches within a component, tag included')
+  t.notOk(selected('gcr.io/x/y/z:1', ['gcr.io/x/*'], []), 'but not across one')
+  t.ok(selected('gcr.io/x/y/z:1', ['gcr.io/**'], []), '** crosses components')
+  t.ok(selected('gcr.io/x/multi:2.0', ['gcr.io/x/multi'], []), 'a name without its tag matches')
+  t.notOk(selected('gcr.io/x/multi:2.0', [], ['**/multi']), 'exclude wins')
+  t.ok(selected(undefined, [], ['gcr.io/**']), 'unnamed images are matched as "unnamed"')
 })

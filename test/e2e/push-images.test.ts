@@ -197,6 +197,50 @@ async function main(): Promise<void> {
     t.ok((pushed.summary?.blobsMounted ?? 0) > 0, 'blobs staged while streaming were mounted into their repositories')
   })
 
+  await t.test('--platform pushes a subset: a rewritten index listing only it, whose digest the map records', async (t) => {
+    const digestMap = join(work, 'platform-map.json')
+    const pushed = await pushImages([
+      '--source',
+      bundles.ociTar,
+      ...into('platform'),
+      '--platform',
+      'linux/arm64',
+      '--digest-map',
+      digestMap,
+    ])
+    t.equal(pushed.exit, 0, pushed.stderr)
+    const map = JSON.parse(await readFile(digestMap, 'utf8')) as Record<string, { destination: string; digest: string }>
+    const digest = map[names.multi]?.digest ?? ''
+    t.not(digest, bundles.index.digest, 'a new index digest')
+    const raw = await inspectRaw(`${host}/platform/x/multi:2.0`)
+    t.equal(sha256(raw), digest, 'the tag serves the rewritten index, under the recorded digest')
+    const index = JSON.parse(raw.toString('utf8')) as { manifests: Array<{ digest: string; platform?: { architecture?: string } }> }
+    t.same(
+      index.manifests.map((m) => [m.digest, m.platform?.architecture]),
+      [[bundles.arm64.digest, 'arm64']],
+      'only the arm64 child',
+    )
+    t.equal(await tagged('platform/x/multi', bundles.amd64.digest), 404, 'the amd64 manifest was not pushed')
+    const none = await pushImages(['--source', bundles.ociTar, ...into('platform'), '--platform', 'linux/s390x', '--json'])
+    t.equal(none.exit, 1, 'no image has the platform: nothing done')
+    t.match(none.summary?.failures[0]?.error, /has no manifest for linux\/s390x/)
+  })
+
+  await t.test('--name-strategy, --max-depth, --include and --exclude choose what goes where (dry run)', async (t) => {
+    const plan = async (...flags: string[]): Promise<string[]> => {
+      const result = await pushImages(['--source', bundles.nestedTar, ...into('names'), '--dry-run', '--json', ...flags])
+      t.equal(result.exit, 0, result.stderr)
+      const summary = result.summary as unknown as { plan: Array<{ destination: string }> }
+      return summary.plan.map((p) => p.destination).sort()
+    }
+    t.same(await plan(), [`${host}/names/anthos-baremetal-release/foo:1.8.0`, `${host}/names/x/single:1.0`])
+    t.same(await plan('--name-strategy', 'basename'), [`${host}/names/foo:1.8.0`, `${host}/names/single:1.0`])
+    t.same(await plan('--name-strategy', 'flatten'), [`${host}/names/anthos-baremetal-release-foo:1.8.0`, `${host}/names/x-single:1.0`])
+    t.same(await plan('--max-depth', '1'), [`${host}/names/anthos-baremetal-release-foo:1.8.0`, `${host}/names/x-single:1.0`])
+    t.same(await plan('--include', 'gcr.io/x/*'), [`${host}/names/x/single:1.0`])
+    t.same(await plan('--exclude', 'gcr.io/x/**'), [`${host}/names/anthos-baremetal-release/foo:1.8.0`])
+  })
+
   await t.test('a truncated .tar.gz: a clear error naming the file, exit 1, nothing tagged', async (t) => {
     const cut = await truncated(bundles.ociTarGz, 0.6)
     const pushed = await pushImages(['--source', cut, ...into('truncated'), '--digest-map', join(work, 'cut.json')])
