@@ -86,7 +86,7 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
   let client: RegistryClient | undefined
   try {
     destination = parseDestination(options.privateRegistry)
-    if (!options.dryRun) client = await destinationClient(options, destination)
+    if (!options.dryRun) client = await destinationClient(options, destination, io)
   } catch (err) {
     io.stderr.write(`ferry: ${(err as Error).message}\n`)
     return 1
@@ -239,8 +239,8 @@ export function parseDestination(value: string): Destination {
   return { url: `${scheme}://${host}`, host, namespace }
 }
 
-async function destinationClient(options: PushImagesOptions, destination: Destination): Promise<RegistryClient> {
-  const credentials = await credentialsFor(options, destination.host)
+async function destinationClient(options: PushImagesOptions, destination: Destination, io: CliIo): Promise<RegistryClient> {
+  const credentials = await credentialsFor(options, destination.host, io)
   const ca = options.cacert === undefined ? undefined : await readFile(options.cacert)
   const transport = new Transport({
     timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 },
@@ -254,10 +254,16 @@ async function destinationClient(options: PushImagesOptions, destination: Destin
   })
 }
 
-async function credentialsFor(options: PushImagesOptions, host: string): Promise<CredentialProvider | undefined> {
+async function credentialsFor(options: PushImagesOptions, host: string, io: CliIo): Promise<CredentialProvider | undefined> {
   if (options.username !== undefined || options.password !== undefined) {
-    if (options.username === undefined || options.password === undefined) throw new Error('--username and --password go together')
-    return staticCredentials({ [host]: { username: options.username, password: options.password } })
+    let password = options.password
+    // On a terminal, a missing password is asked for rather than taken from the command line.
+    if (options.username !== undefined && password === undefined && io.ask !== undefined) {
+      password = await io.ask(`password for ${options.username}@${host}: `, true)
+      if (password === undefined) throw new Error('no password given')
+    }
+    if (options.username === undefined || password === undefined) throw new Error('--username and --password go together')
+    return staticCredentials({ [host]: { username: options.username, password } })
   }
   if (options.dockerConfig !== undefined) {
     let config
@@ -271,6 +277,12 @@ async function credentialsFor(options: PushImagesOptions, host: string): Promise
     const credentials = found.kind === 'credentials' ? found.credentials : await runCredentialHelper(found.helper, found.serverUrl)
     if (credentials === undefined) throw new Error(`the credential helper of ${options.dockerConfig} has no credentials for ${host}`)
     return staticCredentials({ [host]: credentials })
+  }
+  if (options.needCredential && io.ask !== undefined) {
+    const username = await io.ask(`username for ${host}: `, false)
+    const password = username ? await io.ask(`password for ${username}@${host}: `, true) : undefined
+    if (!username || password === undefined) throw new Error('no credentials given')
+    return staticCredentials({ [host]: { username, password } })
   }
   if (options.needCredential) {
     throw new Error(

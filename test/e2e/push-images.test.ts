@@ -226,6 +226,65 @@ async function main(): Promise<void> {
     t.match(none.summary?.failures[0]?.error, /has no manifest for linux\/s390x/)
   })
 
+  await t.test('on a terminal, missing credentials are asked for (the password hidden)', async (t) => {
+    const fake = fakeIo()
+    const asked: Array<[string, boolean]> = []
+    fake.io.ask = async (prompt, hidden) => {
+      asked.push([prompt, hidden])
+      return hidden ? 'pusher-pw' : 'pusher'
+    }
+    await runCli(
+      [
+        'node',
+        'ferry',
+        'push',
+        'images',
+        '--source',
+        bundles.ociTar,
+        '--private-registry',
+        `http://${host}/prompted`,
+        '--digest-map',
+        join(work, 'prompted.json'),
+      ],
+      fake.io,
+    )
+    t.equal(fake.exits[0], 0, fake.stderr())
+    t.same(asked, [
+      [`username for ${host}: `, false],
+      [`password for pusher@${host}: `, true],
+    ])
+    const withUser = fakeIo()
+    withUser.io.ask = async () => 'pusher-pw'
+    await runCli(
+      [
+        'node',
+        'ferry',
+        'push',
+        'images',
+        '--source',
+        bundles.ociTar,
+        '--private-registry',
+        `http://${host}/prompted`,
+        '--username',
+        'pusher',
+        '--digest-map',
+        join(work, 'prompted.json'),
+      ],
+      withUser.io,
+    )
+    t.equal(withUser.exits[0], 0, withUser.stderr())
+    const noTerminal = await pushImages([
+      '--source',
+      bundles.ociTar,
+      '--private-registry',
+      `http://${host}/prompted`,
+      '--username',
+      'pusher',
+    ])
+    t.equal(noTerminal.exit, 1, 'off a terminal a missing password is an error')
+    t.match(noTerminal.stderr, '--username and --password go together')
+  })
+
   await t.test('--name-strategy, --max-depth, --include and --exclude choose what goes where (dry run)', async (t) => {
     const plan = async (...flags: string[]): Promise<string[]> => {
       const result = await pushImages(['--source', bundles.nestedTar, ...into('names'), '--dry-run', '--json', ...flags])
