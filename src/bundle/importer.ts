@@ -217,8 +217,7 @@ export class BundlePush {
         // Not asked again here: the collector asked isStaged just before reading it.
         this.#inStaging.add(blob.digest)
         await sink.putBlob(this.#staging, blob.digest, blob.size, blob.open, this.#signal)
-        this.stats.blobsPushed++
-        this.stats.bytesPushed += blob.size
+        this.#pushed(blob.digest, blob.size)
       })
       this.#homes.set(blob.digest, Promise.resolve(this.#staging))
     } catch (err) {
@@ -372,8 +371,13 @@ export class BundlePush {
       if (err instanceof FatalSinkError) throw err
       throw new Error(`${record.origin}: ${(err as Error).message}`, { cause: err })
     }
+    this.#pushed(record.digest, record.size)
+  }
+
+  #pushed(digest: Digest, size: number): void {
     this.stats.blobsPushed++
-    this.stats.bytesPushed += record.size
+    this.stats.bytesPushed += size
+    this.#options.onEvent?.({ type: 'blob.progress', digest, size, bytesPushed: this.stats.bytesPushed })
   }
 }
 

@@ -17,6 +17,8 @@ export interface ImageResult {
 export type PushEvent =
   | { type: 'read.done'; bytes: number; images: number }
   | { type: 'image.start'; source: string | undefined; destination: string }
+  /** A blob finished uploading; `bytesPushed` is the run's total so far (it only grows). */
+  | { type: 'blob.progress'; digest: Digest; size: number; bytesPushed: number }
   | { type: 'image.done'; source: string | undefined; destination: string; digest: Digest; unchanged: boolean }
   | { type: 'image.failed'; source: string | undefined; destination: string; error: string }
 

@@ -2,7 +2,7 @@
 // registry (src/bundle/importer.ts does the work). This file turns flags into a destination
 // client and reports: progress every few seconds, one line per image, a summary, NDJSON with
 // --json, the digest map, and the exit status (0 all landed, 2 some failed, 1 nothing done).
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
@@ -19,7 +19,8 @@ import { RegistrySink } from '../bundle/registry-sink.js'
 import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
 import type { CliIo } from './io.js'
-import { formatReport, formatStats, formatTable } from './push-report.js'
+import { PushProgress } from './push-progress.js'
+import { formatReport, formatTable } from './push-report.js'
 
 export interface PushImagesOptions {
   source: string
@@ -120,18 +121,25 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
       concurrency: options.concurrency,
       keepGoing: options.keepGoing === true,
       ...(sink ? { sink } : {}),
-      onEvent: (event) => onEvent(event, destination, options, io, emit),
+      onEvent: (event) => {
+        if (event.type === 'read.done') progress.imagesTotal = event.images
+        if (event.type === 'image.done' || event.type === 'image.failed') progress.imagesDone++
+        progress.clear()
+        onEvent(event, destination, options, io, emit)
+      },
     })
-    const timer = setInterval(() => {
-      const elapsed = (Date.now() - started) / 1000
-      if (options.json) emit({ type: 'progress', ...push.stats, seconds: elapsed })
-      else io.stderr.write(`${formatStats(push.stats, elapsed)}\n`)
-    }, progressEveryMs)
+    const progress = new PushProgress(io, push.stats, await fileSize(options.source))
+    // With --json, a progress event every few seconds instead of the text.
+    const timer = options.json
+      ? setInterval(() => emit({ type: 'progress', ...push.stats, seconds: (Date.now() - started) / 1000 }), progressEveryMs)
+      : undefined
+    if (!options.json) progress.start()
     let report: PushReport
     try {
       report = await push.run()
     } finally {
       clearInterval(timer)
+      progress.stop()
     }
     return await finish(report, destination, options, io, emit, (Date.now() - started) / 1000)
   } catch (err) {
@@ -316,6 +324,16 @@ async function earlierImages(path: string, host: string): Promise<Array<{ reposi
     if (parsed !== undefined && isRepositoryName(repository)) images.push({ repository, digest: parsed })
   }
   return images
+}
+
+/** The bundle file's size, for the progress bar; undefined for a folder. */
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const stats = await stat(path)
+    return stats.isFile() ? stats.size : undefined
+  } catch {
+    return undefined
+  }
 }
 
 async function writeDigestMap(path: string, landed: ImageResult[], withHost: (image: ImageResult) => string): Promise<void> {

@@ -414,6 +414,13 @@ async function main(): Promise<void> {
       for (const source of [bundles.ociTarZst, bundles.nestedTar]) {
         const pushed = await pushImages(['--source', source, ...args])
         t.equal(pushed.exit, 0, `${source}: ${pushed.stderr}`)
+        const progress = pushed.events.filter((e) => e.type === 'blob.progress').map((e) => e.bytesPushed as number)
+        t.ok(progress.length > 0, `${source}: NDJSON blob.progress events`)
+        t.same(
+          progress,
+          [...progress].sort((a, b) => a - b),
+          'whose byte counts never go back',
+        )
       }
       t.ok((await inspectRaw(`${registry.host}/test-namespace/x/multi:2.0`)).equals(bundles.index.bytes), 'the index byte-exact')
       t.ok(
