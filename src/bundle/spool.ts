@@ -5,7 +5,7 @@
 // largest blob. `tee` lets uploads read a blob's file while it is still being written, so the
 // archive is read once, each byte hashed once here, and uploads start at once and overlap.
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Transform, type TransformCallback } from 'node:stream'
@@ -130,7 +130,10 @@ export class Spool {
     while (this.#used > this.#budget) await new Promise<void>((resolve) => this.#waiters.push(resolve))
     this.#used += size
     this.peak = Math.max(this.peak, this.#used)
-    this.#dir ??= await mkdtemp(join(this.#parent, 'ferry-push-'))
+    if (this.#dir === undefined) {
+      await removeOrphans(this.#parent)
+      this.#dir = await mkdtemp(join(this.#parent, `ferry-push-${process.pid}-`))
+    }
     const path = join(this.#dir, `blob-${this.#sequence++}`)
     let released = false
     const release = async (): Promise<void> => {
@@ -232,4 +235,29 @@ export function verified(open: () => Readable, digest: Digest, size: number): Re
   const source = open()
   source.once('error', (err) => check.destroy(err))
   return source.pipe(check)
+}
+
+/** Spool folders of runs that were killed (SIGKILL leaves them): named after a process that is gone. */
+async function removeOrphans(parent: string): Promise<void> {
+  let names: string[]
+  try {
+    names = await readdir(parent)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = Number(/^ferry-push-(\d+)-/.exec(name)?.[1])
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue
+    await rm(join(parent, name), { recursive: true, force: true })
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, as another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
