@@ -174,11 +174,11 @@ export class BundlePush {
   /** --include/--exclude, then --name-strategy and --max-depth. An archive that broke is always reported. */
   #select(plans: ImagePlan[]): ImagePlan[] {
     const { include = [], exclude = [], nameStrategy = 'keep-path', maxDepth } = this.#options
+    // Referrers go with the image they refer to: chosen and renamed as it is.
+    const named = (plan: ImagePlan): boolean => plan.source !== undefined || plan.referrerOf !== undefined
     return plans
-      .filter((plan) => (plan.path === '' && plan.problem !== undefined) || selected(plan.source, include, exclude))
-      .map((plan) =>
-        plan.source === undefined || plan.path === '' ? plan : { ...plan, path: renamePath(plan.path, nameStrategy, maxDepth) },
-      )
+      .filter((plan) => (plan.path === '' && plan.problem !== undefined) || selected(plan.source ?? plan.referrerOf, include, exclude))
+      .map((plan) => (!named(plan) || plan.path === '' ? plan : { ...plan, path: renamePath(plan.path, nameStrategy, maxDepth) }))
   }
 
   #fail(err: unknown): void {

@@ -34,6 +34,8 @@ export interface ImagePlan {
   blobs: Array<{ digest: Digest; size: number }>
   /** Why it cannot be pushed (the other images still are). */
   problem?: string
+  /** A referrer (signature, SBOM: a manifest with a `subject`): the name of the image it goes with, into whose repository it is pushed by digest. */
+  referrerOf?: string | undefined
 }
 
 const refName = 'org.opencontainers.image.ref.name'
@@ -87,19 +89,44 @@ function layoutImages(content: BundleContent, scope: Scope, where: string, optio
     return [failed(where, `${where}/index.json is not an OCI image index (${(err as Error).message})`)]
   }
   const saved = scope.dockerManifest === undefined ? [] : (parseSavedImages(scope.dockerManifest) ?? [])
-  return descriptors.map((descriptor) => {
-    const digest = typeof descriptor.digest === 'string' ? tryParseDigest(descriptor.digest) : undefined
-    if (digest === undefined) return failed(where, `${where}/index.json lists an entry without a valid digest`)
-    const mediaType = typeof descriptor.mediaType === 'string' ? descriptor.mediaType : mediaTypes.ociManifest
-    const plan: ImagePlan = { source: undefined, archive: where, path: '', tag: undefined, digest, mediaType, manifests: [], blobs: [] }
+  return withReferrers(
+    content,
+    descriptors.map((descriptor) => {
+      const digest = typeof descriptor.digest === 'string' ? tryParseDigest(descriptor.digest) : undefined
+      if (digest === undefined) return failed(where, `${where}/index.json lists an entry without a valid digest`)
+      const mediaType = typeof descriptor.mediaType === 'string' ? descriptor.mediaType : mediaTypes.ociManifest
+      const plan: ImagePlan = { source: undefined, archive: where, path: '', tag: undefined, digest, mediaType, manifests: [], blobs: [] }
+      try {
+        if (options.platforms !== undefined) plan.digest = selectPlatforms(content, digest, mediaType, options.platforms, where)
+        collectManifest(content, plan, plan.digest, mediaType, 0, new Set())
+      } catch (err) {
+        plan.problem = (err as Error).message
+      }
+      plan.source = layoutName(descriptor.annotations ?? {}, plan, saved, scope)
+      return name(plan)
+    }),
+  )
+}
+
+/**
+ * Referrers listed in index.json (cosign signatures, SBOMs: manifests whose `subject` is an image
+ * of the same layout) travel with their subject: into its repository, by digest, never as an
+ * unnamed image of their own.
+ */
+function withReferrers(content: BundleContent, plans: ImagePlan[]): ImagePlan[] {
+  return plans.map((plan) => {
+    const root = plan.problem === undefined ? content.documents.get(plan.digest) : undefined
+    if (root === undefined) return plan
+    let subject: unknown
     try {
-      if (options.platforms !== undefined) plan.digest = selectPlatforms(content, digest, mediaType, options.platforms, where)
-      collectManifest(content, plan, plan.digest, mediaType, 0, new Set())
-    } catch (err) {
-      plan.problem = (err as Error).message
+      subject = (JSON.parse(root.toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest
+    } catch {
+      return plan
     }
-    plan.source = layoutName(descriptor.annotations ?? {}, plan, saved, scope)
-    return name(plan)
+    if (typeof subject !== 'string') return plan
+    const owner = plans.find((other) => other !== plan && other.path !== '' && other.manifests.some((m) => m.digest === subject))
+    if (owner === undefined) return plan
+    return { ...plan, source: undefined, path: owner.path, tag: undefined, referrerOf: owner.source }
   })
 }
 

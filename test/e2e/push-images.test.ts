@@ -226,6 +226,55 @@ async function main(): Promise<void> {
     t.match(none.summary?.failures[0]?.error, /has no manifest for linux\/s390x/)
   })
 
+  await t.test('a referrer (an SBOM whose subject is an image) travels with its subject', async (t) => {
+    const folder = join(work, 'referrer-folder')
+    await cp(bundles.ociFolder, folder, { recursive: true })
+    const put = async (bytes: Buffer): Promise<string> => {
+      const digest = sha256(bytes)
+      await writeFile(blobPath(folder, digest), bytes)
+      return digest
+    }
+    const empty = Buffer.from('{}')
+    const payload = Buffer.from('{"spdxVersion":"SPDX-2.3"}')
+    const artifact = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/spdx+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await put(empty), size: empty.length },
+        layers: [{ mediaType: 'application/spdx+json', digest: await put(payload), size: payload.length }],
+        subject: {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: bundles.amd64.digest,
+          size: bundles.amd64.bytes.length,
+        },
+      }),
+    )
+    const artifactDigest = await put(artifact)
+    const index = JSON.parse(await readFile(join(folder, 'index.json'), 'utf8')) as { manifests: unknown[] }
+    index.manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: artifactDigest, size: artifact.length })
+    await writeFile(join(folder, 'index.json'), JSON.stringify(index))
+
+    const pushed = await pushImages(['--source', folder, ...into('refs'), '--json', '--digest-map', join(work, 'refs.json')])
+    t.equal(pushed.exit, 0, pushed.stderr)
+    const destinations = pushed.events.filter((e) => e.type === 'image.done').map((e) => e.destination as string)
+    t.ok(destinations.includes(`${host}/refs/x/multi@${artifactDigest}`), "pushed by digest into its subject's repository")
+    t.notOk(
+      destinations.some((d) => d.includes('/unnamed')),
+      'not as an unnamed image',
+    )
+    const referrers = (await (
+      await fetch(`http://${host}/v2/refs/x/multi/referrers/${bundles.amd64.digest}`, {
+        headers: { authorization: `Basic ${Buffer.from('pusher:pusher-pw').toString('base64')}` },
+      })
+    ).json()) as { manifests: Array<{ digest: string; artifactType?: string }> }
+    t.same(
+      referrers.manifests.map((m) => [m.digest, m.artifactType]),
+      [[artifactDigest, 'application/spdx+json']],
+      'the registry lists it as a referrer of the image',
+    )
+  })
+
   await t.test('on a terminal, missing credentials are asked for (the password hidden)', async (t) => {
     const fake = fakeIo()
     const asked: Array<[string, boolean]> = []
