@@ -1,12 +1,13 @@
 // `npm run bench -- [scenario...]`: builds Ferry, starts every server on loopback itself, runs
 // the scenarios (all by default) in alternating rounds, prints Markdown tables of medians with
 // ratios against CNCF distribution, writes bench/results/latest.json, and stops every process it
-// started by PID. Scenarios: blobs, manifests, fanout, upload, cold, auth, memory. See bench/README.md.
+// started by PID. Scenarios: blobs, manifests, fanout, upload, cold, auth, memory, bundles, bundle-import. See bench/README.md.
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { blobDownload } from './scenarios/blob-download.js'
+import { bundles } from './scenarios/bundles.js'
 import { coldFanout } from './scenarios/cold-fanout.js'
 import { coldSingle } from './scenarios/cold-single.js'
 import { authPulls } from './scenarios/auth.js'
@@ -20,7 +21,7 @@ import { disturbedMeasurements, waitForQuiet } from './lib/quiet.js'
 import { describeSettings, loadSettings } from './lib/settings.js'
 import { progress, table } from './lib/stats.js'
 
-const scenarios: Scenario[] = [blobDownload, manifests, coldFanout, upload, coldSingle, authPulls, memory, bundleImport]
+const scenarios: Scenario[] = [blobDownload, manifests, coldFanout, upload, coldSingle, authPulls, memory, bundles, bundleImport]
 
 function usage(): never {
   console.error(`usage: npm run bench -- [${scenarios.map((s) => s.name).join(' | ')} ...]

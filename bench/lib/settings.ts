@@ -20,6 +20,8 @@ export interface Settings {
   /** Scenario 5: the uploaded blob and the chunk size of the chunked upload. */
   uploadBytes: number
   uploadChunkBytes: number
+  /** Scenario 6: the blob bytes of the multi-image bundle. */
+  bundleBytes: number
   /** Keep the work folder (blobs, server logs, storage) instead of deleting it. */
   keep: boolean
 }
@@ -51,6 +53,7 @@ export function loadSettings(): Settings {
     fanoutBlobBytes: positiveInt('BENCH_FANOUT_MIB', quick ? 64 : 256) * MiB,
     uploadBytes: positiveInt('BENCH_UPLOAD_MIB', quick ? 256 : 1024) * MiB,
     uploadChunkBytes: 64 * MiB,
+    bundleBytes: positiveInt('BENCH_BUNDLE_MIB', quick ? 240 : 1100) * MiB,
     keep: flag('BENCH_KEEP'),
   }
 }
@@ -64,5 +67,6 @@ export function describeSettings(s: Settings): string {
     `manifests ${s.manifestConnections} connections × ${s.manifestSeconds} s`,
     `fan-out ${s.fanoutClients}×${mib(s.fanoutBlobBytes)}`,
     `upload ${mib(s.uploadBytes)} (chunks of ${mib(s.uploadChunkBytes)})`,
+    `bundle ${mib(s.bundleBytes)}`,
   ].join(', ')
 }

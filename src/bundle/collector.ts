@@ -13,7 +13,7 @@ import { decompress } from './decompress.js'
 import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
-import { digestOf, type Spool } from './spool.js'
+import { digestOf, verified, type Spool } from './spool.js'
 
 /** Uploads a blob to the staging repository; `open` may be called again for a retry. */
 export type Stage = (blob: { digest: Digest; size: number; origin: string; open: () => Readable }) => Promise<void>
@@ -55,6 +55,7 @@ export class Collector {
   readonly content: BundleContent = { blobs: new Map(), documents: new Map(), scopes: [], broken: [] }
   readonly #options: CollectorOptions
   readonly #scopes = new Map<string, Scope>()
+  readonly #uploads: Array<Promise<void>> = []
 
   constructor(options: CollectorOptions) {
     this.#options = options
@@ -203,9 +204,10 @@ export class Collector {
     if (entry.file !== undefined) {
       // A folder's file is read when it is uploaded, and verified then; a layer named by path needs its digest now.
       const file = entry.file
-      record.open = () => createReadStream(file)
       if (expectedDigest === undefined) record.digest = (await digestOf(stream)).digest
       else stream.destroy()
+      const digest = record.digest
+      record.open = () => verified(() => createReadStream(file), digest, record.size)
       this.#remember(record)
       return record.digest
     }
@@ -230,6 +232,7 @@ export class Collector {
       this.#remember(record)
       return digest
     }
+    if (expectedDigest !== undefined) return this.#tee(stage, stream, record, expectedDigest)
     const spooled = await this.#options.spool.write(stream, entry.size)
     if (!this.#matches(expectedDigest, spooled.digest, origin, entry.size)) {
       await spooled.release()
@@ -241,11 +244,46 @@ export class Collector {
       await spooled.release()
       return spooled.digest
     }
-    record.staged = stage({ digest: spooled.digest, size: spooled.size, origin, open: spooled.open }).finally(() => spooled.release())
-    // Awaited by the images that need it; a failure is theirs to report.
-    record.staged.catch(() => undefined)
+    if ((await this.#options.isStaged?.(spooled.digest)) === true) {
+      await spooled.release()
+      record.staged = Promise.resolve()
+      this.#remember(record)
+      return spooled.digest
+    }
+    record.staged = this.#track(
+      stage({ digest: spooled.digest, size: spooled.size, origin, open: spooled.open }).finally(() => spooled.release()),
+    )
     this.#remember(record)
     return spooled.digest
+  }
+
+  /**
+   * A blob whose digest the bundle names: its upload starts at once and reads the spool file as
+   * it is written (spool.ts `tee`), so reading and uploading overlap, for several blobs at a time.
+   */
+  async #tee(stage: Stage, stream: AsyncIterable<Buffer>, record: BlobRecord, digest: Digest): Promise<Digest | undefined> {
+    const { open, spooled } = this.#options.spool.tee(stream, record.size, digest)
+    const staging = stage({ digest, size: record.size, origin: record.origin, open }).finally(async () => {
+      await (await spooled.catch(() => undefined))?.release()
+    })
+    this.#track(staging)
+    const blob = await spooled
+    if (!this.#matches(digest, blob.digest, record.origin, record.size)) return undefined
+    record.staged = staging
+    this.#remember(record)
+    return digest
+  }
+
+  /** Keeps an upload for settled(); its failure is for the images that need the blob to report. */
+  #track(upload: Promise<void>): Promise<void> {
+    upload.catch(() => undefined)
+    this.#uploads.push(upload)
+    return upload
+  }
+
+  /** Waits until every upload started while reading has ended, one way or the other. */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.#uploads)
   }
 
   #matches(expected: Digest | undefined, actual: Digest, origin: string, size: number): boolean {

@@ -7,23 +7,33 @@
 // once per digest, into a staging repository of the namespace (`<namespace>/ferry-bundle-staging`):
 // written to a temp file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk, so
 // the archive keeps streaming while up to --concurrency uploads run, and a failed upload can be
-// sent again), checked against its digest, uploaded, deleted. Only small JSON documents
+// sent again; uploads read the file as it is written, so several overlap the reading), checked
+// against its digest, uploaded, deleted. Only small JSON documents
 // (manifests, indexes, configs, index.json, manifest.json) stay in memory. Once the archive has
-// ended, the images are known (plan.ts); each is pushed in order: for every blob a HEAD in its
-// repository (present: skipped), else a cross-repository mount from the staging repository (or
-// from the repository a folder's blob was first uploaded to); then child manifests by digest,
+// ended, the images are known (plan.ts); each is pushed in order: every blob mounted from the
+// staging repository (or from the repository a folder's blob was first uploaded to; a mount of
+// a blob already there succeeds as well), or, with no copy yet, a HEAD in its repository
+// (present: skipped) and an upload; then child manifests by digest,
 // and the root manifest under its tag last. An image already tagged with the same digest is left
-// alone, so a second run uploads no blob bytes. An image with a missing, corrupt or mismatching
-// blob (or from an archive that could not be read to its end) is never tagged; the others are.
+// alone. An image with a missing, corrupt or mismatching blob (or from an archive that could not
+// be read to its end) is never tagged; the others are.
+//
+// The staging repository is emptied once every image landed (blob DELETEs: the registry unlinks
+// them there only, and Ferry drops the empty repository); after a failure or a kill it keeps its
+// blobs, so the rerun finds them there (a HEAD each) and sends only what is missing. A rerun after
+// a complete run finds the blobs through the digest map instead: the images it lists are read
+// first (a manifest GET each) and their blobs mounted from there, so it uploads no blob bytes.
 import type { Readable } from 'node:stream'
-import type { Digest } from '../core/digest.js'
+import { digestBytes, type Digest } from '../core/digest.js'
 import { bundleStagingRepository } from '../core/imports.js'
+import { parseManifest } from '../core/manifest.js'
 import { isRepositoryName } from '../core/reference.js'
 import { Collector, type StreamSource } from './collector.js'
 import type { BlobRecord, BundleContent } from './content.js'
 import { Limiter } from './limiter.js'
-import { planImages, withoutConflicts, type ImagePlan } from './plan.js'
-import type { ImageResult, PushEvent, PushReport, PushStats } from './results.js'
+import { renamePath, selected, type NameStrategy } from './naming.js'
+import { planImages, withoutConflicts, type ImagePlan, type Platform } from './plan.js'
+import type { ImageResult, PushEvent, PushReport, PushStats, StagingOutcome } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
 
@@ -40,6 +50,16 @@ export interface PushOptions {
   concurrency: number
   /** Go on after an image failed (the default stops starting new images). */
   keepGoing: boolean
+  /** Push only these platforms of multi-arch indexes. */
+  platforms?: Platform[]
+  /** How source paths become repository paths (default keep-path), and their most components. */
+  nameStrategy?: NameStrategy
+  maxDepth?: number
+  /** Globs over image names: only images matching one of `include` (when given) and none of `exclude`. */
+  include?: string[]
+  exclude?: string[]
+  /** Images an earlier run pushed (from its digest map): their blobs count as present, with that repository to mount from. */
+  earlier?: Array<{ repository: string; digest: Digest }>
   spoolDir?: string
   spoolBudget?: number
   onEvent?: (event: PushEvent) => void
@@ -54,6 +74,7 @@ export class BundlePush {
     blobsMounted: 0,
     bytesPushed: 0,
     spoolPeak: 0,
+    imagesExcluded: 0,
     phase: 'reading',
   }
   readonly #options: PushOptions
@@ -64,6 +85,8 @@ export class BundlePush {
   /** Per digest, the repository this run first uploaded it into (mount source for the others). */
   readonly #homes = new Map<Digest, Promise<string>>()
   readonly #ensured = new Map<string, Promise<void>>()
+  /** Blobs this run uploaded into, or found in, the staging repository. */
+  readonly #inStaging = new Set<Digest>()
   #content: BundleContent | undefined
   /** The failure that ended the run (credentials refused, destination unreachable). */
   #fatalReason: Error | undefined
@@ -76,6 +99,7 @@ export class BundlePush {
   }
 
   async run(): Promise<PushReport> {
+    await this.#recallEarlier()
     const spool = new Spool(this.#options.spoolBudget ?? defaultSpoolBudget, this.#options.spoolDir)
     let fatal: Error | undefined
     const collector = new Collector({
@@ -98,12 +122,14 @@ export class BundlePush {
     if (fatal !== undefined) {
       // Uploads still running are of no use now; let them settle before the spool goes.
       this.#abort.abort(fatal)
-      await Promise.allSettled([...collector.content.blobs.values()].map((b) => b.staged))
+      await collector.settled()
       await spool.close()
       this.stats.phase = 'done'
       return { images: [], stats: this.stats, fatal: fatal.message }
     }
-    const plans = withoutConflicts(planImages(collector.content))
+    const planned = planImages(collector.content, this.#options.platforms ? { platforms: this.#options.platforms } : {})
+    const plans = withoutConflicts(this.#select(planned))
+    this.stats.imagesExcluded = planned.length - plans.length
     this.#options.onEvent?.({ type: 'read.done', bytes: this.stats.readBytes, images: plans.length })
     this.stats.phase = 'pushing'
     try {
@@ -111,9 +137,12 @@ export class BundlePush {
       const images = await this.#pushAll(plans)
       const report: PushReport = { images, stats: this.stats }
       if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
+      await collector.settled()
+      const staging = await this.#emptyStaging(images)
+      if (staging !== undefined) report.staging = staging
       return report
     } finally {
-      await Promise.allSettled([...collector.content.blobs.values()].map((b) => b.staged))
+      await collector.settled()
       this.stats.spoolPeak = spool.peak
       await spool.close()
       this.stats.phase = 'done'
@@ -125,6 +154,40 @@ export class BundlePush {
     return typeof source === 'string' ? source : source.label
   }
 
+  /**
+   * The blobs of the images an earlier run pushed, by digest, with a repository holding each: a
+   * rerun then mounts them instead of uploading them again, although the staging repository was
+   * emptied. A few manifest GETs per image; what cannot be read is simply not known.
+   */
+  async #recallEarlier(): Promise<void> {
+    const sink = this.#options.sink
+    if (sink?.readManifest === undefined) return
+    const read = async (repository: string, digest: Digest, depth: number): Promise<void> => {
+      const found = await sink.readManifest!(repository, digest, this.#signal).catch(() => undefined)
+      if (found === undefined || digestBytes(found.bytes) !== digest) return
+      let parsed
+      try {
+        parsed = parseManifest(found.bytes, found.mediaType)
+      } catch {
+        return
+      }
+      for (const blob of parsed.blobs) if (!this.#homes.has(blob.digest)) this.#homes.set(blob.digest, Promise.resolve(repository))
+      if (depth < 2) await Promise.all(parsed.manifests.map((child) => read(repository, child.digest, depth + 1)))
+    }
+    const pool = new Limiter(this.#options.concurrency)
+    await Promise.all((this.#options.earlier ?? []).map((image) => pool.run(() => read(image.repository, image.digest, 0))))
+  }
+
+  /** --include/--exclude, then --name-strategy and --max-depth. An archive that broke is always reported. */
+  #select(plans: ImagePlan[]): ImagePlan[] {
+    const { include = [], exclude = [], nameStrategy = 'keep-path', maxDepth } = this.#options
+    // Referrers go with the image they refer to: chosen and renamed as it is.
+    const named = (plan: ImagePlan): boolean => plan.source !== undefined || plan.referrerOf !== undefined
+    return plans
+      .filter((plan) => (plan.path === '' && plan.problem !== undefined) || selected(plan.source ?? plan.referrerOf, include, exclude))
+      .map((plan) => (!named(plan) || plan.path === '' ? plan : { ...plan, path: renamePath(plan.path, nameStrategy, maxDepth) }))
+  }
+
   #fail(err: unknown): void {
     if (err instanceof FatalSinkError && this.#fatalReason === undefined) {
       this.#fatalReason = err
@@ -133,11 +196,17 @@ export class BundlePush {
   }
 
   async #isStaged(digest: Digest): Promise<boolean> {
+    if (this.#homes.has(digest)) {
+      // Pushed by an earlier run: mounted from where it is.
+      this.stats.blobsSkipped++
+      return true
+    }
     try {
       const present = await this.#limiter.run(() => this.#options.sink!.hasBlob(this.#staging, digest, this.#signal))
       if (present) {
         this.stats.blobsSkipped++
         this.#homes.set(digest, Promise.resolve(this.#staging))
+        this.#inStaging.add(digest)
       }
       return present
     } catch (err) {
@@ -152,13 +221,10 @@ export class BundlePush {
     try {
       await this.#limiter.run(async () => {
         this.#signal.throwIfAborted()
-        if (await sink.hasBlob(this.#staging, blob.digest, this.#signal)) {
-          this.stats.blobsSkipped++
-          return
-        }
+        // Not asked again here: the collector asked isStaged just before reading it.
+        this.#inStaging.add(blob.digest)
         await sink.putBlob(this.#staging, blob.digest, blob.size, blob.open, this.#signal)
-        this.stats.blobsPushed++
-        this.stats.bytesPushed += blob.size
+        this.#pushed(blob.digest, blob.size)
       })
       this.#homes.set(blob.digest, Promise.resolve(this.#staging))
     } catch (err) {
@@ -182,6 +248,34 @@ export class BundlePush {
       this.#fail(err)
       throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /**
+   * Once every image landed, the staging repository is emptied again (on a registry that allows
+   * deletes: Ferry and distribution unlink the blob only, the content stays with the images, and
+   * Ferry drops the emptied repository). After a failure its blobs are kept for the rerun.
+   */
+  async #emptyStaging(images: ImageResult[]): Promise<StagingOutcome | undefined> {
+    const sink = this.#options.sink
+    if (sink === undefined || this.#inStaging.size === 0) return undefined
+    const outcome: StagingOutcome = { repository: this.#staging, blobs: this.#inStaging.size, removed: 0 }
+    if (this.#fatalReason !== undefined || images.some((i) => i.status !== 'pushed' && i.status !== 'unchanged')) {
+      outcome.kept = 'some images did not land; a rerun reuses these blobs'
+      return outcome
+    }
+    if (sink.deleteBlob === undefined) {
+      outcome.kept = 'the destination cannot delete blobs'
+      return outcome
+    }
+    for (const digest of this.#inStaging) {
+      if (this.#signal.aborted) break
+      if (!(await sink.deleteBlob(this.#staging, digest, this.#signal))) {
+        outcome.kept = 'the registry refused to delete blobs (deletes disabled, or no delete permission)'
+        break
+      }
+      outcome.removed++
+    }
+    return outcome
   }
 
   async #pushAll(plans: ImagePlan[]): Promise<ImageResult[]> {
@@ -270,12 +364,12 @@ export class BundlePush {
     if (record === undefined) throw new Error(`blob ${digest} is missing from the bundle`)
     if (record.staged !== undefined) await record.staged
     const signal = this.#signal
-    const present = await this.#limiter.run(() => sink.hasBlob(repo, digest, signal))
-    if (present) {
+    const home = this.#homes.get(digest)
+    // A mount of a blob the repository has already succeeds too: no HEAD first.
+    if (home === undefined && (await this.#limiter.run(() => sink.hasBlob(repo, digest, signal)))) {
       this.stats.blobsSkipped++
       return
     }
-    const home = this.#homes.get(digest)
     if (home !== undefined) {
       const from = await home
       if (await this.#limiter.run(() => sink.mountBlob(repo, digest, from, signal))) {
@@ -301,8 +395,13 @@ export class BundlePush {
       if (err instanceof FatalSinkError) throw err
       throw new Error(`${record.origin}: ${(err as Error).message}`, { cause: err })
     }
+    this.#pushed(record.digest, record.size)
+  }
+
+  #pushed(digest: Digest, size: number): void {
     this.stats.blobsPushed++
-    this.stats.bytesPushed += record.size
+    this.stats.bytesPushed += size
+    this.#options.onEvent?.({ type: 'blob.progress', digest, size, bytesPushed: this.stats.bytesPushed })
   }
 }
 

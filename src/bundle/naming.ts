@@ -53,3 +53,46 @@ export const unnamedRepository = 'unnamed'
 export function unnamedDestination(digest: Digest): { path: string; tag: string } {
   return { path: unnamedRepository, tag: `sha256-${digestEncoded(digest)}` }
 }
+
+export type NameStrategy = 'keep-path' | 'flatten' | 'basename'
+export const nameStrategies: readonly NameStrategy[] = ['keep-path', 'flatten', 'basename']
+
+/**
+ * The repository path under the namespace, for registries that limit depth: `keep-path` keeps
+ * `anthos-baremetal-release/foo`, `flatten` joins it into `anthos-baremetal-release-foo`,
+ * `basename` keeps `foo`. `maxDepth` then joins the leading components with `-` so at most that
+ * many remain (`a/b/c/foo` with 2: `a-b-c/foo`).
+ */
+export function renamePath(path: string, strategy: NameStrategy, maxDepth?: number): string {
+  let parts = path.split('/')
+  if (strategy === 'flatten') parts = [parts.join('-')]
+  if (strategy === 'basename') parts = [parts.at(-1)!]
+  if (maxDepth !== undefined && maxDepth >= 1 && parts.length > maxDepth) {
+    parts = [parts.slice(0, parts.length - maxDepth + 1).join('-'), ...parts.slice(parts.length - maxDepth + 1)]
+  }
+  return parts.join('/')
+}
+
+/** A glob over image names: `*` and `?` stay within one path component, `**` crosses them. */
+export function globMatcher(glob: string): (name: string) => boolean {
+  let source = ''
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!
+    if (c === '*' && glob[i + 1] === '*') {
+      source += '.*'
+      i++
+    } else if (c === '*') source += '[^/]*'
+    else if (c === '?') source += '[^/]'
+    else source += c.replace(/[.+^${}()|[\]\\]/g, '\\$&')
+  }
+  const pattern = new RegExp(`^${source}$`)
+  return (name) => pattern.test(name)
+}
+
+/** Whether an image passes --include (any, when given) and --exclude (none). Matched against its name with and without the tag. */
+export function selected(source: string | undefined, include: string[], exclude: string[]): boolean {
+  const name = source ?? unnamedRepository
+  const forms = [name, name.replace(/@.*$/, '').replace(/:[^/]*$/, '')]
+  const hits = (globs: string[]): boolean => globs.some((glob) => forms.some(globMatcher(glob)))
+  return (include.length === 0 || hits(include)) && !hits(exclude)
+}

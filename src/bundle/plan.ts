@@ -34,6 +34,8 @@ export interface ImagePlan {
   blobs: Array<{ digest: Digest; size: number }>
   /** Why it cannot be pushed (the other images still are). */
   problem?: string
+  /** A referrer (signature, SBOM: a manifest with a `subject`): the name of the image it goes with, into whose repository it is pushed by digest. */
+  referrerOf?: string | undefined
 }
 
 const refName = 'org.opencontainers.image.ref.name'
@@ -42,12 +44,30 @@ const containerdName = 'io.containerd.image.name'
 const baseName = 'org.opencontainers.image.base.name'
 const maxIndexDepth = 4
 
-export function planImages(content: BundleContent): ImagePlan[] {
+/** `os/architecture[/variant]`, as --platform takes it. */
+export interface Platform {
+  os: string
+  architecture: string
+  variant?: string
+}
+
+export interface PlanOptions {
+  /** Push only these platforms of multi-arch indexes (the index is rewritten); all when absent. */
+  platforms?: Platform[]
+}
+
+export function parsePlatform(value: string): Platform | undefined {
+  const [os, architecture, variant, extra] = value.trim().split('/')
+  if (!os || !architecture || extra !== undefined) return undefined
+  return { os, architecture, ...(variant ? { variant } : {}) }
+}
+
+export function planImages(content: BundleContent, options: PlanOptions = {}): ImagePlan[] {
   const plans: ImagePlan[] = []
   for (const scope of content.scopes) {
     const where = scope.prefix === '' ? scope.archive.label : `${scope.archive.label}!/${scope.prefix}`
     const broken = content.broken.find((b) => isWithin(scope.archive.label, b.label))
-    if (scope.indexJson !== undefined) plans.push(...layoutImages(content, scope, where))
+    if (scope.indexJson !== undefined) plans.push(...layoutImages(content, scope, where, options))
     else if (scope.dockerManifest !== undefined) plans.push(...savedImages(content, scope, where))
     if (broken !== undefined) for (const plan of plans) if (plan.archive === where) plan.problem ??= broken.error
   }
@@ -58,7 +78,7 @@ export function planImages(content: BundleContent): ImagePlan[] {
   return plans
 }
 
-function layoutImages(content: BundleContent, scope: Scope, where: string): ImagePlan[] {
+function layoutImages(content: BundleContent, scope: Scope, where: string, options: PlanOptions): ImagePlan[] {
   let descriptors: Array<{ mediaType?: unknown; digest?: unknown; annotations?: Record<string, unknown> }>
   try {
     const index = JSON.parse(scope.indexJson!.toString('utf8')) as { manifests?: unknown }
@@ -69,18 +89,44 @@ function layoutImages(content: BundleContent, scope: Scope, where: string): Imag
     return [failed(where, `${where}/index.json is not an OCI image index (${(err as Error).message})`)]
   }
   const saved = scope.dockerManifest === undefined ? [] : (parseSavedImages(scope.dockerManifest) ?? [])
-  return descriptors.map((descriptor) => {
-    const digest = typeof descriptor.digest === 'string' ? tryParseDigest(descriptor.digest) : undefined
-    if (digest === undefined) return failed(where, `${where}/index.json lists an entry without a valid digest`)
-    const mediaType = typeof descriptor.mediaType === 'string' ? descriptor.mediaType : mediaTypes.ociManifest
-    const plan: ImagePlan = { source: undefined, archive: where, path: '', tag: undefined, digest, mediaType, manifests: [], blobs: [] }
+  return withReferrers(
+    content,
+    descriptors.map((descriptor) => {
+      const digest = typeof descriptor.digest === 'string' ? tryParseDigest(descriptor.digest) : undefined
+      if (digest === undefined) return failed(where, `${where}/index.json lists an entry without a valid digest`)
+      const mediaType = typeof descriptor.mediaType === 'string' ? descriptor.mediaType : mediaTypes.ociManifest
+      const plan: ImagePlan = { source: undefined, archive: where, path: '', tag: undefined, digest, mediaType, manifests: [], blobs: [] }
+      try {
+        if (options.platforms !== undefined) plan.digest = selectPlatforms(content, digest, mediaType, options.platforms, where)
+        collectManifest(content, plan, plan.digest, mediaType, 0, new Set())
+      } catch (err) {
+        plan.problem = (err as Error).message
+      }
+      plan.source = layoutName(descriptor.annotations ?? {}, plan, saved, scope)
+      return name(plan)
+    }),
+  )
+}
+
+/**
+ * Referrers listed in index.json (cosign signatures, SBOMs: manifests whose `subject` is an image
+ * of the same layout) travel with their subject: into its repository, by digest, never as an
+ * unnamed image of their own.
+ */
+function withReferrers(content: BundleContent, plans: ImagePlan[]): ImagePlan[] {
+  return plans.map((plan) => {
+    const root = plan.problem === undefined ? content.documents.get(plan.digest) : undefined
+    if (root === undefined) return plan
+    let subject: unknown
     try {
-      collectManifest(content, plan, digest, mediaType, 0, new Set())
-    } catch (err) {
-      plan.problem = (err as Error).message
+      subject = (JSON.parse(root.toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest
+    } catch {
+      return plan
     }
-    plan.source = layoutName(descriptor.annotations ?? {}, plan, saved, scope)
-    return name(plan)
+    if (typeof subject !== 'string') return plan
+    const owner = plans.find((other) => other !== plan && other.path !== '' && other.manifests.some((m) => m.digest === subject))
+    if (owner === undefined) return plan
+    return { ...plan, source: undefined, path: owner.path, tag: undefined, referrerOf: owner.source }
   })
 }
 
@@ -99,6 +145,44 @@ function layoutName(annotations: Record<string, unknown>, plan: ImagePlan, saved
     }
   }
   return undefined
+}
+
+/**
+ * An index with only the children of the given platforms, as new bytes under a new digest (added
+ * to the documents): the original's key order and formatting are not kept, its other fields are.
+ * The original digest when every child is kept, or when it is no index. Entries that refer to a
+ * kept child (Docker's attestation manifests) stay with it.
+ */
+function selectPlatforms(content: BundleContent, digest: Digest, mediaType: string, platforms: Platform[], where: string): Digest {
+  const bytes = content.documents.get(digest)
+  if (bytes === undefined) return digest
+  const parsed = parseManifest(bytes, mediaType)
+  if (parsed.manifests.length === 0) return digest
+  const index = JSON.parse(bytes.toString('utf8')) as { manifests: Array<Record<string, unknown>> }
+  const wanted = (entry: Record<string, unknown>): boolean => {
+    const platform = entry.platform as { os?: unknown; architecture?: unknown; variant?: unknown } | undefined
+    return platforms.some(
+      (p) =>
+        platform?.os === p.os && platform.architecture === p.architecture && (p.variant === undefined || platform.variant === p.variant),
+    )
+  }
+  const kept = index.manifests.filter(wanted)
+  const keptDigests = new Set(kept.map((entry) => entry.digest))
+  const referring = index.manifests.filter((entry) => {
+    const annotations = entry.annotations as Record<string, unknown> | undefined
+    return !wanted(entry) && keptDigests.has(annotations?.['vnd.docker.reference.digest'])
+  })
+  if (kept.length === 0) {
+    const wantedList = platforms.map((p) => [p.os, p.architecture, p.variant].filter(Boolean).join('/')).join(', ')
+    throw new Error(`${where}: index ${digest} has no manifest for ${wantedList}`)
+  }
+  if (kept.length + referring.length === index.manifests.length) return digest
+  const subset = Buffer.from(
+    JSON.stringify({ ...index, manifests: index.manifests.filter((e) => kept.includes(e) || referring.includes(e)) }),
+  )
+  const subsetDigest = digestBytes(subset)
+  content.documents.set(subsetDigest, subset)
+  return subsetDigest
 }
 
 function configDigest(manifest: PlannedManifest): Digest | undefined {

@@ -1,17 +1,18 @@
 // The bundle sink over Ferry's OCI client (client/registry-client.ts, the client the mirror uses
 // upstream): Basic or Bearer auth, CA bundles through its transport. Pushes are not idempotent at
 // the HTTP level, so each operation (an upload is POST + PUT) is retried here as a whole, with
-// backoff, when the connection failed or the registry answered 429 or 5xx. Uploads are hashed as
-// they are sent: bytes that do not match their digest break the request, so nothing is committed.
-import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream'
+// backoff, when the connection failed or the registry answered 429 or 5xx. Uploads carry their
+// digest (`PUT ?digest=`), which the registry verifies before committing anything.
+import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
+import { tryParseDigest, type Digest } from '../core/digest.js'
+import { maxManifestBytes } from '../core/manifest.js'
 import { manifestMediaTypes } from '../core/media-types.js'
 import { ClientError } from '../client/client-error.js'
 import type { ClientResponse } from '../client/http-exchange.js'
 import type { RegistryClient } from '../client/registry-client.js'
 import { backoffDelay, retryPolicy, type RetryOptions, type RetryPolicy } from '../client/retry.js'
-import { FatalSinkError, type BundleSink } from './sink.js'
+import { ContentMismatchError, FatalSinkError, type BundleSink } from './sink.js'
 
 class StatusError extends Error {
   constructor(
@@ -22,8 +23,6 @@ class StatusError extends Error {
     this.name = 'StatusError'
   }
 }
-
-class DigestMismatchError extends Error {}
 
 const maxErrorBody = 64 * 1024
 
@@ -72,13 +71,15 @@ export class RegistrySink implements BundleSink {
     return this.#retrying(signal, async () => {
       const location = await this.#startUpload(repo, signal)
       location.searchParams.set('digest', digest)
-      let mismatch: string | undefined
+      // The registry checks the digest (the OCI spec says it must); bytes that the bundle reader
+      // found not to match end their stream with ContentMismatchError, which is final.
+      let mismatch: ContentMismatchError | undefined
       const body = (): Readable => {
-        const checked = verifying(digest, size, (problem) => {
-          mismatch = problem
+        const stream = open()
+        stream.once('error', (err) => {
+          if (err instanceof ContentMismatchError) mismatch = err
         })
-        pipeline(open(), checked, () => undefined)
-        return checked
+        return stream
       }
       let response: ClientResponse
       try {
@@ -91,12 +92,11 @@ export class RegistrySink implements BundleSink {
           ...opt(signal),
         })
       } catch (err) {
-        if (mismatch !== undefined) throw new DigestMismatchError(mismatch)
-        throw err
+        throw mismatch ?? err
       }
       if (response.status === 201 && mismatch === undefined) return void (await response.dump())
       const failure = await this.#failure(response, `PUT ${repo} blob ${digest}`)
-      throw mismatch !== undefined ? new DigestMismatchError(mismatch) : failure
+      throw mismatch ?? failure
     })
   }
 
@@ -151,6 +151,44 @@ export class RegistrySink implements BundleSink {
       if (response.status === 201) return void (await response.dump())
       throw await this.#failure(response, `PUT ${repo} manifest ${reference}`)
     })
+  }
+
+  readManifest(repo: string, reference: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+    return this.#retrying(signal, async () => {
+      const response = await this.#client.request({
+        method: 'GET',
+        path: `/v2/${repo}/manifests/${reference}`,
+        headers: { accept: manifestMediaTypes.join(', ') },
+        scope: pull(repo),
+        ...opt(signal),
+      })
+      if (response.status !== 200) {
+        if (response.status === 404 || unsure(response.status)) return void (await response.dump())
+        throw await this.#failure(response, `GET ${repo} manifest ${reference}`)
+      }
+      const mediaType = response.header('content-type') ?? ''
+      return { bytes: await response.read(maxManifestBytes), mediaType }
+    })
+  }
+
+  /**
+   * DELETE of a blob link. Best effort, not retried: a registry that refuses it (deletes disabled,
+   * no delete permission) or fails answers false, and the blob stays where it was.
+   */
+  async deleteBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    try {
+      const response = await this.#client.request({
+        method: 'DELETE',
+        path: `/v2/${repo}/blobs/${digest}`,
+        scope: `repository:${repo}:delete`,
+        ...opt(signal),
+      })
+      await response.dump()
+      return response.status === 202 || response.status === 200 || response.status === 404
+    } catch (err) {
+      if (signal?.aborted) throw err
+      return false
+    }
   }
 
   async #startUpload(repo: string, signal: AbortSignal | undefined): Promise<URL> {
@@ -246,24 +284,4 @@ function push(repo: string): string {
 
 function opt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {}
-}
-
-/** Passes bytes through, failing at the end (before the request completes) unless they are `size` bytes hashing to `digest`. */
-function verifying(digest: Digest, size: number, onMismatch: (problem: string) => void): Transform {
-  const hash = createDigestHash('sha256')
-  let seen = 0
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      hash.update(chunk)
-      seen += chunk.length
-      callback(null, chunk)
-    },
-    flush(callback: TransformCallback) {
-      const actual = digestOfHash('sha256', hash)
-      if (actual === digest && seen === size) return callback()
-      const problem = `content does not match its digest ${digest} (${seen} bytes hash to ${actual})`
-      onMismatch(problem)
-      callback(new DigestMismatchError(problem))
-    },
-  })
 }

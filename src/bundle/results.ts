@@ -17,6 +17,8 @@ export interface ImageResult {
 export type PushEvent =
   | { type: 'read.done'; bytes: number; images: number }
   | { type: 'image.start'; source: string | undefined; destination: string }
+  /** A blob finished uploading; `bytesPushed` is the run's total so far (it only grows). */
+  | { type: 'blob.progress'; digest: Digest; size: number; bytesPushed: number }
   | { type: 'image.done'; source: string | undefined; destination: string; digest: Digest; unchanged: boolean }
   | { type: 'image.failed'; source: string | undefined; destination: string; error: string }
 
@@ -30,12 +32,26 @@ export interface PushStats {
   bytesPushed: number
   /** The most bytes spooled on disk at once. */
   spoolPeak: number
+  /** Images left out by --include/--exclude. */
+  imagesExcluded: number
   phase: 'reading' | 'pushing' | 'done'
+}
+
+/** What became of the staging repository blobs were uploaded into while the bundle streamed by. */
+export interface StagingOutcome {
+  repository: string
+  /** Blobs this run found or put there. */
+  blobs: number
+  /** Unlinked again after every image landed. */
+  removed: number
+  /** Why blobs were left there (a rerun reuses them). */
+  kept?: string
 }
 
 export interface PushReport {
   images: ImageResult[]
   stats: PushStats
+  staging?: StagingOutcome
   /** Set when nothing could be done (an unreadable bundle, a refused login). */
   fatal?: string
 }

@@ -1,5 +1,5 @@
 // Where a bundle's images go. The CLI pushes through an OCI registry client (registry-sink.ts);
-// a server-side import can write into storage behind the same five calls.
+// a server-side import can write into storage behind the same five calls (and an optional sixth).
 import type { Readable } from 'node:stream'
 import type { Digest } from '../core/digest.js'
 
@@ -23,6 +23,13 @@ export interface BundleSink {
   resolveManifest(repo: string, reference: string, signal?: AbortSignal): Promise<Digest | undefined>
   /** Stores manifest bytes under `reference` (a tag, or its digest). */
   putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<void>
+  /**
+   * Optional: unlinks a blob from `repo` (the content stays wherever else it is linked). False
+   * when the destination does not allow it. Used to empty the staging repository after a run.
+   */
+  deleteBlob?(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean>
+  /** Optional: a manifest's bytes and media type, undefined when absent. Lets a rerun find the blobs an earlier run pushed. */
+  readManifest?(repo: string, reference: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string } | undefined>
 }
 
 /** A failure that ends the whole run (credentials refused, destination unreachable), not one image. */
@@ -30,5 +37,13 @@ export class FatalSinkError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'FatalSinkError'
+  }
+}
+
+/** What a blob's bytes end with when they do not match its digest: an upload of them fails, and is not retried. */
+export class ContentMismatchError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ContentMismatchError'
   }
 }

@@ -2,14 +2,16 @@
 // blob is still being uploaded, and a failed upload must be sent again, so each blob is written
 // to a temp file as it passes (hashed on the way) and deleted once uploaded. A blob is admitted
 // while the files spooled so far fit a budget, so the disk used is at most the budget plus the
-// largest blob.
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+// largest blob. `tee` lets uploads read a blob's file while it is still being written, so the
+// archive is read once, each byte hashed once here, and uploads start at once and overlap.
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
 import { createDigestHash, digestOfHash, type Digest } from '../core/digest.js'
+import { ContentMismatchError } from './sink.js'
 
 export const defaultSpoolBudget = 64 * 1024 * 1024
 
@@ -42,19 +44,7 @@ export class Spool {
   async write(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number): Promise<SpooledBlob> {
     // Admitted while what is spooled fits the budget, whatever this blob's size: reading the next
     // blob overlaps uploading the last, and the total stays under the budget plus one blob.
-    while (this.#used > this.#budget) await new Promise<void>((resolve) => this.#waiters.push(resolve))
-    this.#used += size
-    this.peak = Math.max(this.peak, this.#used)
-    this.#dir ??= await mkdtemp(join(this.#parent, 'ferry-push-'))
-    const path = join(this.#dir, `blob-${this.#sequence++}`)
-    let released = false
-    const release = async (): Promise<void> => {
-      if (released) return
-      released = true
-      await rm(path, { force: true })
-      this.#used -= size
-      for (const wake of this.#waiters.splice(0)) wake()
-    }
+    const { path, release } = await this.#admit(size)
     try {
       const hash = createDigestHash('sha256')
       let written = 0
@@ -74,6 +64,88 @@ export class Spool {
     }
   }
 
+  /**
+   * Like write, and `open` reads the file while it is being written (following the writer), so an
+   * upload starts with the blob's first bytes and runs alongside the reading, and several uploads
+   * overlap while the spool has room; a retry opens it again. What `open` gives ends with
+   * ContentMismatchError instead of its last byte when the bytes are not `size` bytes hashing to
+   * `expected`, so an upload of them never completes.
+   */
+  tee(
+    content: AsyncIterable<Buffer> | Iterable<Buffer>,
+    size: number,
+    expected: Digest,
+  ): { open: () => Readable; spooled: Promise<SpooledBlob> } {
+    const progress: Progress = { path: undefined, flushed: 0, done: false, failure: undefined, waiters: [] }
+    const spooled = this.#tee(content, size, expected, progress)
+    spooled.catch(() => undefined)
+    return { open: () => Readable.from(follow(progress), { objectMode: false }), spooled }
+  }
+
+  async #tee(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number, expected: Digest, progress: Progress): Promise<SpooledBlob> {
+    const wake = (): void => {
+      for (const waiter of progress.waiters.splice(0)) waiter()
+    }
+    const { path, release } = await this.#admit(size)
+    progress.path = path
+    const file = createWriteStream(path)
+    try {
+      let fileError: Error | undefined
+      file.on('error', (err) => (fileError = err))
+      const hash = createDigestHash('sha256')
+      let written = 0
+      for await (const chunk of content) {
+        if (fileError !== undefined) throw fileError
+        hash.update(chunk)
+        written += chunk.length
+        const length = chunk.length
+        // Counted once the bytes are in the file, where a follower reads them.
+        const full = !file.write(chunk, (err) => {
+          if (err) return
+          progress.flushed += length
+          wake()
+        })
+        if (full) await drained(file)
+      }
+      file.end()
+      await finished(file)
+      const digest = digestOfHash('sha256', hash)
+      if (written !== size || digest !== expected) {
+        progress.failure = new ContentMismatchError(`content does not match its digest ${expected} (${written} bytes hash to ${digest})`)
+      }
+      progress.done = true
+      wake()
+      return { digest, size: written, open: () => createReadStream(path), release }
+    } catch (err) {
+      file.destroy()
+      progress.failure = err as Error
+      progress.done = true
+      wake()
+      await release()
+      throw err
+    }
+  }
+
+  async #admit(size: number): Promise<{ path: string; release: () => Promise<void> }> {
+    while (this.#used > this.#budget) await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    this.#used += size
+    this.peak = Math.max(this.peak, this.#used)
+    if (this.#dir === undefined) {
+      await removeOrphans(this.#parent)
+      this.#dir = await mkdtemp(join(this.#parent, `ferry-push-${process.pid}-`))
+    }
+    const path = join(this.#dir, `blob-${this.#sequence++}`)
+    let released = false
+    const release = async (): Promise<void> => {
+      if (released) return
+      released = true
+      await rm(path, { force: true })
+      this.#used -= size
+      for (const wake of this.#waiters.splice(0)) wake()
+    }
+    return { path, release }
+  }
+
   /** Removes the spool folder and whatever is left in it. */
   async close(): Promise<void> {
     if (this.#dir !== undefined) await rm(this.#dir, { recursive: true, force: true })
@@ -89,4 +161,103 @@ export async function digestOf(content: AsyncIterable<Buffer>): Promise<{ digest
     size += chunk.length
   }
   return { digest: digestOfHash('sha256', hash), size }
+}
+
+interface Progress {
+  /** Set once the blob was admitted. */
+  path: string | undefined
+  /** Bytes written to the file so far. */
+  flushed: number
+  done: boolean
+  failure: Error | undefined
+  waiters: Array<() => void>
+}
+
+const followChunk = 1024 * 1024
+
+/** The bytes of a spool file being written, as they land, until the writer is done. */
+async function* follow(progress: Progress): AsyncGenerator<Buffer> {
+  const next = (): Promise<void> => new Promise((resolve) => progress.waiters.push(resolve))
+  while (progress.path === undefined && !progress.done) await next()
+  if (progress.path === undefined) throw progress.failure ?? new Error('spool write failed')
+  const handle = await open(progress.path, 'r')
+  try {
+    let position = 0
+    for (;;) {
+      if (position < progress.flushed) {
+        const buffer = Buffer.allocUnsafe(Math.min(followChunk, progress.flushed - position))
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position)
+        if (bytesRead === 0) throw new Error(`spool file ${progress.path} ended early`)
+        position += bytesRead
+        yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)
+        continue
+      }
+      if (progress.failure !== undefined) throw progress.failure
+      if (progress.done) return
+      await next()
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Resolves once `stream` can take more, or is gone. */
+function drained(stream: WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      stream.off('error', done)
+      resolve()
+    }
+    stream.once('drain', done)
+    stream.once('close', done)
+    stream.once('error', done)
+  })
+}
+
+/** The bytes `open` gives, ending with ContentMismatchError instead of their end unless they are `size` bytes hashing to `digest`. */
+export function verified(open: () => Readable, digest: Digest, size: number): Readable {
+  const hash = createDigestHash('sha256')
+  let seen = 0
+  const check = new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      hash.update(chunk)
+      seen += chunk.length
+      callback(null, chunk)
+    },
+    flush(callback: TransformCallback) {
+      const actual = digestOfHash('sha256', hash)
+      if (actual === digest && seen === size) return callback()
+      callback(new ContentMismatchError(`content does not match its digest ${digest} (${seen} bytes hash to ${actual})`))
+    },
+  })
+  const source = open()
+  source.once('error', (err) => check.destroy(err))
+  return source.pipe(check)
+}
+
+/** Spool folders of runs that were killed (SIGKILL leaves them): named after a process that is gone. */
+async function removeOrphans(parent: string): Promise<void> {
+  let names: string[]
+  try {
+    names = await readdir(parent)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = Number(/^ferry-push-(\d+)-/.exec(name)?.[1])
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue
+    await rm(join(parent, name), { recursive: true, force: true })
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, as another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }

@@ -20,6 +20,13 @@ export interface CliIo {
   finish(code: number, onLinger: (resources: string[]) => void): void
   /** Where `serve` writes its log lines as they are (tests); else formatted onto `logSink`. */
   logDestination?: DestinationStream
+  /** Whether stderr is a terminal (progress bars redraw in place there). */
+  stderrIsTTY?: boolean
+  /**
+   * Asks for a line on the terminal (`hidden`: echoing nothing, for a password); absent when
+   * stdin is no terminal. Resolves undefined when the user gave up (Ctrl-C, Ctrl-D).
+   */
+  ask?(prompt: string, hidden: boolean): Promise<string | undefined>
   /** process.stdout: `serve` logs to it as JSON lines, or readable ones when it is a terminal. */
   logSink?: LogSink & { isTTY?: boolean }
 }
@@ -47,6 +54,8 @@ export function processIo(): CliIo {
       }, lingerMs).unref()
     },
     logSink: process.stdout,
+    stderrIsTTY: process.stderr.isTTY === true,
+    ...(process.stdin.isTTY === true ? { ask: (prompt: string, hidden: boolean) => ask(prompt, hidden) } : {}),
     onSignal: (signal, listener) => {
       process.on(signal, listener)
     },
@@ -67,4 +76,36 @@ export function reportingConfigErrors<A extends unknown[]>(
       io.exit(configErrorExitCode)
     }
   }
+}
+
+/** Reads a line from the terminal in raw mode, echoing it unless `hidden`. */
+function ask(prompt: string, hidden: boolean): Promise<string | undefined> {
+  const stdin = process.stdin
+  process.stderr.write(prompt)
+  return new Promise((resolve) => {
+    let secret = ''
+    const done = (value: string | undefined): void => {
+      stdin.off('data', onData)
+      stdin.setRawMode(false)
+      stdin.pause()
+      process.stderr.write('\n')
+      resolve(value)
+    }
+    const onData = (chunk: Buffer): void => {
+      for (const char of chunk.toString('utf8')) {
+        if (char === '\r' || char === '\n') return done(secret)
+        if (char === '\u0003' || char === '\u0004') return done(undefined)
+        if (char === '\u007f' || char === '\b') {
+          if (!hidden && secret.length > 0) process.stderr.write('\b \b')
+          secret = secret.slice(0, -1)
+        } else {
+          secret += char
+          if (!hidden) process.stderr.write(char)
+        }
+      }
+    }
+    stdin.setRawMode(true)
+    stdin.resume()
+    stdin.on('data', onData)
+  })
 }

@@ -2,21 +2,25 @@
 // registry (src/bundle/importer.ts does the work). This file turns flags into a destination
 // client and reports: progress every few seconds, one line per image, a summary, NDJSON with
 // --json, the digest map, and the exit status (0 all landed, 2 some failed, 1 nothing done).
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { staticCredentials, type CredentialProvider } from '../client/credentials.js'
 import { RegistryClient } from '../client/registry-client.js'
 import { Transport } from '../client/transport.js'
+import { tryParseDigest, type Digest } from '../core/digest.js'
 import { isRepositoryName } from '../core/reference.js'
 import { runCredentialHelper } from '../credentials/credential-helper.js'
 import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-config.js'
 import { BundlePush } from '../bundle/importer.js'
 import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
 import { RegistrySink } from '../bundle/registry-sink.js'
+import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
+import { parsePlatform, type Platform } from '../bundle/plan.js'
 import type { CliIo } from './io.js'
-import { formatReport, formatStats, formatTable } from './push-report.js'
+import { PushProgress } from './push-progress.js'
+import { formatReport, formatTable } from './push-report.js'
 
 export interface PushImagesOptions {
   source: string
@@ -31,6 +35,11 @@ export interface PushImagesOptions {
   json?: boolean
   keepGoing?: boolean
   digestMap: string
+  platform?: Platform[]
+  nameStrategy: NameStrategy
+  maxDepth?: number
+  include: string[]
+  exclude: string[]
 }
 
 export interface Destination {
@@ -61,6 +70,11 @@ export function addPushCommand(program: Command, io: CliIo): void {
     .option('--json', 'NDJSON events on stdout instead of text')
     .option('--keep-going', 'push the other images after one failed (exit status 2)')
     .option('--digest-map <file>', 'where to write the source reference → pushed digest map', 'digest-map.json')
+    .option('--platform <os/arch,...>', 'push only these platforms of multi-arch images (the index is rewritten)', parsePlatforms)
+    .option('--name-strategy <strategy>', 'keep-path, flatten (a-b-foo) or basename (foo)', parseStrategy, 'keep-path')
+    .option('--max-depth <n>', 'at most n path components under the namespace (leading ones joined with -)', parsePositive)
+    .option('--include <glob>', 'only images whose name matches (* within a path component, ** across); repeatable', collect, [])
+    .option('--exclude <glob>', 'leave out images whose name matches; repeatable', collect, [])
     .action(async (options: PushImagesOptions) => {
       io.exit(await pushImages(options, io))
     })
@@ -73,7 +87,7 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
   let client: RegistryClient | undefined
   try {
     destination = parseDestination(options.privateRegistry)
-    if (!options.dryRun) client = await destinationClient(options, destination)
+    if (!options.dryRun) client = await destinationClient(options, destination, io)
   } catch (err) {
     io.stderr.write(`ferry: ${(err as Error).message}\n`)
     return 1
@@ -93,25 +107,39 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
     }
     io.onSignal('SIGINT', onSignal)
     io.onSignal('SIGTERM', onSignal)
+    const earlier = sink ? await earlierImages(options.digestMap, destination.host) : []
     const push = new BundlePush({
       signal: interrupt.signal,
+      earlier,
+      ...(options.platform ? { platforms: options.platform } : {}),
+      nameStrategy: options.nameStrategy,
+      ...(options.maxDepth !== undefined ? { maxDepth: options.maxDepth } : {}),
+      include: options.include,
+      exclude: options.exclude,
       source: options.source,
       namespace: destination.namespace,
       concurrency: options.concurrency,
       keepGoing: options.keepGoing === true,
       ...(sink ? { sink } : {}),
-      onEvent: (event) => onEvent(event, destination, options, io, emit),
+      onEvent: (event) => {
+        if (event.type === 'read.done') progress.imagesTotal = event.images
+        if (event.type === 'image.done' || event.type === 'image.failed') progress.imagesDone++
+        progress.clear()
+        onEvent(event, destination, options, io, emit)
+      },
     })
-    const timer = setInterval(() => {
-      const elapsed = (Date.now() - started) / 1000
-      if (options.json) emit({ type: 'progress', ...push.stats, seconds: elapsed })
-      else io.stderr.write(`${formatStats(push.stats, elapsed)}\n`)
-    }, progressEveryMs)
+    const progress = new PushProgress(io, push.stats, await fileSize(options.source))
+    // With --json, a progress event every few seconds instead of the text.
+    const timer = options.json
+      ? setInterval(() => emit({ type: 'progress', ...push.stats, seconds: (Date.now() - started) / 1000 }), progressEveryMs)
+      : undefined
+    if (!options.json) progress.start()
     let report: PushReport
     try {
       report = await push.run()
     } finally {
       clearInterval(timer)
+      progress.stop()
     }
     return await finish(report, destination, options, io, emit, (Date.now() - started) / 1000)
   } catch (err) {
@@ -166,6 +194,8 @@ async function finish(
     bytesPushed: report.stats.bytesPushed,
     seconds: Math.round(seconds * 1000) / 1000,
     spoolPeakBytes: report.stats.spoolPeak,
+    excluded: report.stats.imagesExcluded,
+    ...(report.staging !== undefined ? { staging: report.staging } : {}),
     ...(report.fatal !== undefined ? { error: report.fatal } : {}),
     failures: failed.map((i) => ({ source: i.source ?? null, destination: withHost(i), error: i.error ?? 'failed' })),
     ...(options.dryRun
@@ -217,8 +247,8 @@ export function parseDestination(value: string): Destination {
   return { url: `${scheme}://${host}`, host, namespace }
 }
 
-async function destinationClient(options: PushImagesOptions, destination: Destination): Promise<RegistryClient> {
-  const credentials = await credentialsFor(options, destination.host)
+async function destinationClient(options: PushImagesOptions, destination: Destination, io: CliIo): Promise<RegistryClient> {
+  const credentials = await credentialsFor(options, destination.host, io)
   const ca = options.cacert === undefined ? undefined : await readFile(options.cacert)
   const transport = new Transport({
     timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 },
@@ -232,10 +262,16 @@ async function destinationClient(options: PushImagesOptions, destination: Destin
   })
 }
 
-async function credentialsFor(options: PushImagesOptions, host: string): Promise<CredentialProvider | undefined> {
+async function credentialsFor(options: PushImagesOptions, host: string, io: CliIo): Promise<CredentialProvider | undefined> {
   if (options.username !== undefined || options.password !== undefined) {
-    if (options.username === undefined || options.password === undefined) throw new Error('--username and --password go together')
-    return staticCredentials({ [host]: { username: options.username, password: options.password } })
+    let password = options.password
+    // On a terminal, a missing password is asked for rather than taken from the command line.
+    if (options.username !== undefined && password === undefined && io.ask !== undefined) {
+      password = await io.ask(`password for ${options.username}@${host}: `, true)
+      if (password === undefined) throw new Error('no password given')
+    }
+    if (options.username === undefined || password === undefined) throw new Error('--username and --password go together')
+    return staticCredentials({ [host]: { username: options.username, password } })
   }
   if (options.dockerConfig !== undefined) {
     let config
@@ -250,6 +286,12 @@ async function credentialsFor(options: PushImagesOptions, host: string): Promise
     if (credentials === undefined) throw new Error(`the credential helper of ${options.dockerConfig} has no credentials for ${host}`)
     return staticCredentials({ [host]: credentials })
   }
+  if (options.needCredential && io.ask !== undefined) {
+    const username = await io.ask(`username for ${host}: `, false)
+    const password = username ? await io.ask(`password for ${username}@${host}: `, true) : undefined
+    if (!username || password === undefined) throw new Error('no credentials given')
+    return staticCredentials({ [host]: { username, password } })
+  }
   if (options.needCredential) {
     throw new Error(
       'credentials needed: give --username and --password, or --docker-config, or --need-credential=false to push anonymously',
@@ -258,12 +300,70 @@ async function credentialsFor(options: PushImagesOptions, host: string): Promise
   return undefined
 }
 
+/**
+ * The images a previous run wrote to the digest map (repository and digest on this registry), so
+ * a rerun finds their blobs; a missing or unreadable map is no error, only a slower rerun.
+ */
+async function earlierImages(path: string, host: string): Promise<Array<{ repository: string; digest: Digest }>> {
+  let map: unknown
+  try {
+    map = JSON.parse(await readFile(resolve(path), 'utf8'))
+  } catch {
+    return []
+  }
+  if (typeof map !== 'object' || map === null) return []
+  const images: Array<{ repository: string; digest: Digest }> = []
+  for (const entry of Object.values(map as Record<string, unknown>)) {
+    const { destination, digest } = (entry ?? {}) as { destination?: unknown; digest?: unknown }
+    if (typeof destination !== 'string' || typeof digest !== 'string' || !destination.startsWith(`${host}/`)) continue
+    const parsed = tryParseDigest(digest)
+    const repository = destination
+      .slice(host.length + 1)
+      .replace(/@.*$/, '')
+      .replace(/:[^/]*$/, '')
+    if (parsed !== undefined && isRepositoryName(repository)) images.push({ repository, digest: parsed })
+  }
+  return images
+}
+
+/** The bundle file's size, for the progress bar; undefined for a folder. */
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const stats = await stat(path)
+    return stats.isFile() ? stats.size : undefined
+  } catch {
+    return undefined
+  }
+}
+
 async function writeDigestMap(path: string, landed: ImageResult[], withHost: (image: ImageResult) => string): Promise<void> {
-  const map: Record<string, { destination: string; digest: string }> = {}
+  // Entries of earlier runs (other bundles) stay: the map is also what lets a rerun skip their blobs.
+  let map: Record<string, { destination: string; digest: string }> = {}
+  try {
+    const previous = JSON.parse(await readFile(resolve(path), 'utf8')) as unknown
+    if (typeof previous === 'object' && previous !== null && !Array.isArray(previous)) map = previous as typeof map
+  } catch {
+    // none yet, or not ours to keep
+  }
   for (const image of landed) map[image.source ?? withHost(image)] = { destination: withHost(image), digest: image.digest ?? '' }
   const target = resolve(path)
   await writeFile(`${target}.tmp`, `${JSON.stringify(map, null, 2)}\n`)
   await rename(`${target}.tmp`, target)
+}
+
+function parsePlatforms(value: string): Platform[] {
+  const platforms = value.split(',').map((item) => parsePlatform(item))
+  if (platforms.length === 0 || platforms.some((p) => p === undefined)) throw new InvalidArgumentError('expected os/arch[/variant],...')
+  return platforms as Platform[]
+}
+
+function parseStrategy(value: string): NameStrategy {
+  if (!(nameStrategies as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${nameStrategies.join(', ')}`)
+  return value as NameStrategy
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value]
 }
 
 function parseBoolean(value: string): boolean {

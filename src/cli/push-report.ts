@@ -47,6 +47,10 @@ export function formatReport(
     lines.push(`blobs: ${stats.blobsPushed} pushed, ${stats.blobsSkipped} skipped, ${stats.blobsMounted} mounted`)
     lines.push(`bytes: ${mb(stats.bytesPushed)} in ${seconds.toFixed(1)} s (${rate.toFixed(1)} MB/s); spool peak ${mb(stats.spoolPeak)}`)
   }
+  const staging = report.staging
+  if (staging !== undefined && staging.kept === undefined) lines.push(`staging: ${staging.repository} emptied (${staging.removed} blob(s))`)
+  if (staging?.kept !== undefined)
+    lines.push(`staging: ${staging.repository} keeps ${staging.blobs - staging.removed} blob(s): ${staging.kept}`)
   if (failed.length > 0 && !dryRun) {
     lines.push('failed:')
     for (const image of failed) lines.push(`  ${image.source ?? '(no name)'} → ${withHost(image) || '?'}: ${image.error ?? 'failed'}`)

@@ -1,12 +1,14 @@
-// The small pure parts of the bundle reader: magic bytes, source names, and the spool's bound.
+// The small pure parts of the bundle reader: magic bytes, source names, and the spool (its bound, and tee).
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { sniff } from '../../src/bundle/magic.js'
-import { isFullReference, parseSourceName } from '../../src/bundle/naming.js'
+import { isFullReference, parseSourceName, renamePath, selected } from '../../src/bundle/naming.js'
+import { ContentMismatchError } from '../../src/bundle/sink.js'
 import { Spool } from '../../src/bundle/spool.js'
+import { digestBytes } from '../../src/core/digest.js'
 
 t.test('sniff: compressions by their magic, tar by ustar at 257, anything else undefined', async (t) => {
   const tarHead = Buffer.alloc(512)
@@ -61,4 +63,60 @@ t.test('the spool holds at most its budget plus one blob, and cleans up', async 
   await big.release()
   await spool.close()
   t.same(await readdir(dir), [], 'nothing left behind')
+})
+
+t.test('tee: an upload reads a blob while it is being written, and a mismatch ends it with an error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-spool-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const spool = new Spool(1024 * 1024, dir)
+  const first = randomBytes(64 * 1024)
+  const second = randomBytes(64 * 1024)
+  const whole = Buffer.concat([first, second])
+  let letSecondThrough!: () => void
+  const gate = new Promise<void>((resolve) => (letSecondThrough = resolve))
+  async function* slowly(): AsyncGenerator<Buffer> {
+    yield first
+    await gate
+    yield second
+  }
+  const { open, spooled } = spool.tee(slowly(), whole.length, digestBytes(whole))
+  const reader = open()[Symbol.asyncIterator]()
+  const head = await reader.next()
+  t.ok(Buffer.from(head.value as Buffer).equals(first), 'the first bytes arrive before the rest was read')
+  letSecondThrough()
+  const rest: Buffer[] = []
+  for (let next = await reader.next(); next.done !== true; next = await reader.next()) rest.push(next.value as Buffer)
+  t.ok(Buffer.concat([first, ...rest]).equals(whole), 'then the rest, byte-exact')
+  const blob = await spooled
+  const again: Buffer[] = []
+  for await (const chunk of open()) again.push(chunk as Buffer)
+  t.ok(Buffer.concat(again).equals(whole), 'a retry reads it again from the start')
+  await blob.release()
+
+  const wrong = spool.tee([whole], whole.length, digestBytes(Buffer.from('something else')))
+  await t.rejects(
+    (async () => {
+      for await (const chunk of wrong.open()) void chunk
+    })(),
+    ContentMismatchError,
+    'bytes that do not match the digest end with ContentMismatchError, not an end',
+  )
+  await (await wrong.spooled).release()
+  await spool.close()
+  t.same(await readdir(dir), [], 'nothing left behind')
+})
+
+t.test('names: strategies, max depth, include and exclude globs', async (t) => {
+  t.equal(renamePath('anthos-baremetal-release/foo', 'keep-path'), 'anthos-baremetal-release/foo')
+  t.equal(renamePath('anthos-baremetal-release/foo', 'flatten'), 'anthos-baremetal-release-foo')
+  t.equal(renamePath('anthos-baremetal-release/foo', 'basename'), 'foo')
+  t.equal(renamePath('a/b/c/foo', 'keep-path', 2), 'a-b-c/foo', 'leading components joined')
+  t.equal(renamePath('a/b/c/foo', 'keep-path', 1), 'a-b-c-foo')
+  t.equal(renamePath('a/foo', 'keep-path', 3), 'a/foo', 'shallow enough already')
+  t.ok(selected('gcr.io/x/multi:2.0', ['gcr.io/x/*'], []), '* matches within a component, tag included')
+  t.notOk(selected('gcr.io/x/y/z:1', ['gcr.io/x/*'], []), 'but not across one')
+  t.ok(selected('gcr.io/x/y/z:1', ['gcr.io/**'], []), '** crosses components')
+  t.ok(selected('gcr.io/x/multi:2.0', ['gcr.io/x/multi'], []), 'a name without its tag matches')
+  t.notOk(selected('gcr.io/x/multi:2.0', [], ['**/multi']), 'exclude wins')
+  t.ok(selected(undefined, [], ['gcr.io/**']), 'unnamed images are matched as "unnamed"')
 })

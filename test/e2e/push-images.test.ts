@@ -124,6 +124,17 @@ async function main(): Promise<void> {
     }
     const map = JSON.parse(await readFile(digestMap, 'utf8')) as Record<string, { destination: string; digest: string }>
     t.same(map, { [names.multi]: { destination: `${host}/test-namespace/x/multi:2.0`, digest: bundles.index.digest } })
+    t.match(first.stderr, /staging: test-namespace\/ferry-bundle-staging emptied \(\d+ blob\(s\)\)/)
+    const catalog = (await (
+      await fetch(`http://${host}/v2/_catalog`, {
+        headers: { authorization: `Basic ${Buffer.from('pusher:pusher-pw').toString('base64')}` },
+      })
+    ).json()) as { repositories: string[] }
+    t.same(
+      catalog.repositories.filter((r) => r.startsWith('test-namespace/')),
+      ['test-namespace/x/multi'],
+      'no staging repository is left in the namespace',
+    )
 
     const second = await pushImages(['--source', bundles.ociTarXz, ...into('test-namespace'), '--json', '--digest-map', digestMap])
     t.equal(second.exit, 0)
@@ -184,6 +195,158 @@ async function main(): Promise<void> {
     t.ok((await inspectRaw(`${host}/nested/x/single:1.0`)).equals(bundles.amd64.bytes), 'the OCI image byte-exact')
     t.equal(await tagged('nested/anthos-baremetal-release/foo', '1.8.0'), 200, 'the docker save tagged')
     t.ok((pushed.summary?.blobsMounted ?? 0) > 0, 'blobs staged while streaming were mounted into their repositories')
+  })
+
+  await t.test('--platform pushes a subset: a rewritten index listing only it, whose digest the map records', async (t) => {
+    const digestMap = join(work, 'platform-map.json')
+    const pushed = await pushImages([
+      '--source',
+      bundles.ociTar,
+      ...into('platform'),
+      '--platform',
+      'linux/arm64',
+      '--digest-map',
+      digestMap,
+    ])
+    t.equal(pushed.exit, 0, pushed.stderr)
+    const map = JSON.parse(await readFile(digestMap, 'utf8')) as Record<string, { destination: string; digest: string }>
+    const digest = map[names.multi]?.digest ?? ''
+    t.not(digest, bundles.index.digest, 'a new index digest')
+    const raw = await inspectRaw(`${host}/platform/x/multi:2.0`)
+    t.equal(sha256(raw), digest, 'the tag serves the rewritten index, under the recorded digest')
+    const index = JSON.parse(raw.toString('utf8')) as { manifests: Array<{ digest: string; platform?: { architecture?: string } }> }
+    t.same(
+      index.manifests.map((m) => [m.digest, m.platform?.architecture]),
+      [[bundles.arm64.digest, 'arm64']],
+      'only the arm64 child',
+    )
+    t.equal(await tagged('platform/x/multi', bundles.amd64.digest), 404, 'the amd64 manifest was not pushed')
+    const none = await pushImages(['--source', bundles.ociTar, ...into('platform'), '--platform', 'linux/s390x', '--json'])
+    t.equal(none.exit, 1, 'no image has the platform: nothing done')
+    t.match(none.summary?.failures[0]?.error, /has no manifest for linux\/s390x/)
+  })
+
+  await t.test('a referrer (an SBOM whose subject is an image) travels with its subject', async (t) => {
+    const folder = join(work, 'referrer-folder')
+    await cp(bundles.ociFolder, folder, { recursive: true })
+    const put = async (bytes: Buffer): Promise<string> => {
+      const digest = sha256(bytes)
+      await writeFile(blobPath(folder, digest), bytes)
+      return digest
+    }
+    const empty = Buffer.from('{}')
+    const payload = Buffer.from('{"spdxVersion":"SPDX-2.3"}')
+    const artifact = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/spdx+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await put(empty), size: empty.length },
+        layers: [{ mediaType: 'application/spdx+json', digest: await put(payload), size: payload.length }],
+        subject: {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: bundles.amd64.digest,
+          size: bundles.amd64.bytes.length,
+        },
+      }),
+    )
+    const artifactDigest = await put(artifact)
+    const index = JSON.parse(await readFile(join(folder, 'index.json'), 'utf8')) as { manifests: unknown[] }
+    index.manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: artifactDigest, size: artifact.length })
+    await writeFile(join(folder, 'index.json'), JSON.stringify(index))
+
+    const pushed = await pushImages(['--source', folder, ...into('refs'), '--json', '--digest-map', join(work, 'refs.json')])
+    t.equal(pushed.exit, 0, pushed.stderr)
+    const destinations = pushed.events.filter((e) => e.type === 'image.done').map((e) => e.destination as string)
+    t.ok(destinations.includes(`${host}/refs/x/multi@${artifactDigest}`), "pushed by digest into its subject's repository")
+    t.notOk(
+      destinations.some((d) => d.includes('/unnamed')),
+      'not as an unnamed image',
+    )
+    const referrers = (await (
+      await fetch(`http://${host}/v2/refs/x/multi/referrers/${bundles.amd64.digest}`, {
+        headers: { authorization: `Basic ${Buffer.from('pusher:pusher-pw').toString('base64')}` },
+      })
+    ).json()) as { manifests: Array<{ digest: string; artifactType?: string }> }
+    t.same(
+      referrers.manifests.map((m) => [m.digest, m.artifactType]),
+      [[artifactDigest, 'application/spdx+json']],
+      'the registry lists it as a referrer of the image',
+    )
+  })
+
+  await t.test('on a terminal, missing credentials are asked for (the password hidden)', async (t) => {
+    const fake = fakeIo()
+    const asked: Array<[string, boolean]> = []
+    fake.io.ask = async (prompt, hidden) => {
+      asked.push([prompt, hidden])
+      return hidden ? 'pusher-pw' : 'pusher'
+    }
+    await runCli(
+      [
+        'node',
+        'ferry',
+        'push',
+        'images',
+        '--source',
+        bundles.ociTar,
+        '--private-registry',
+        `http://${host}/prompted`,
+        '--digest-map',
+        join(work, 'prompted.json'),
+      ],
+      fake.io,
+    )
+    t.equal(fake.exits[0], 0, fake.stderr())
+    t.same(asked, [
+      [`username for ${host}: `, false],
+      [`password for pusher@${host}: `, true],
+    ])
+    const withUser = fakeIo()
+    withUser.io.ask = async () => 'pusher-pw'
+    await runCli(
+      [
+        'node',
+        'ferry',
+        'push',
+        'images',
+        '--source',
+        bundles.ociTar,
+        '--private-registry',
+        `http://${host}/prompted`,
+        '--username',
+        'pusher',
+        '--digest-map',
+        join(work, 'prompted.json'),
+      ],
+      withUser.io,
+    )
+    t.equal(withUser.exits[0], 0, withUser.stderr())
+    const noTerminal = await pushImages([
+      '--source',
+      bundles.ociTar,
+      '--private-registry',
+      `http://${host}/prompted`,
+      '--username',
+      'pusher',
+    ])
+    t.equal(noTerminal.exit, 1, 'off a terminal a missing password is an error')
+    t.match(noTerminal.stderr, '--username and --password go together')
+  })
+
+  await t.test('--name-strategy, --max-depth, --include and --exclude choose what goes where (dry run)', async (t) => {
+    const plan = async (...flags: string[]): Promise<string[]> => {
+      const result = await pushImages(['--source', bundles.nestedTar, ...into('names'), '--dry-run', '--json', ...flags])
+      t.equal(result.exit, 0, result.stderr)
+      const summary = result.summary as unknown as { plan: Array<{ destination: string }> }
+      return summary.plan.map((p) => p.destination).sort()
+    }
+    t.same(await plan(), [`${host}/names/anthos-baremetal-release/foo:1.8.0`, `${host}/names/x/single:1.0`])
+    t.same(await plan('--name-strategy', 'basename'), [`${host}/names/foo:1.8.0`, `${host}/names/single:1.0`])
+    t.same(await plan('--name-strategy', 'flatten'), [`${host}/names/anthos-baremetal-release-foo:1.8.0`, `${host}/names/x-single:1.0`])
+    t.same(await plan('--max-depth', '1'), [`${host}/names/anthos-baremetal-release-foo:1.8.0`, `${host}/names/x-single:1.0`])
+    t.same(await plan('--include', 'gcr.io/x/*'), [`${host}/names/x/single:1.0`])
+    t.same(await plan('--exclude', 'gcr.io/x/**'), [`${host}/names/anthos-baremetal-release/foo:1.8.0`])
   })
 
   await t.test('a truncated .tar.gz: a clear error naming the file, exit 1, nothing tagged', async (t) => {
@@ -300,6 +463,13 @@ async function main(): Promise<void> {
       for (const source of [bundles.ociTarZst, bundles.nestedTar]) {
         const pushed = await pushImages(['--source', source, ...args])
         t.equal(pushed.exit, 0, `${source}: ${pushed.stderr}`)
+        const progress = pushed.events.filter((e) => e.type === 'blob.progress').map((e) => e.bytesPushed as number)
+        t.ok(progress.length > 0, `${source}: NDJSON blob.progress events`)
+        t.same(
+          progress,
+          [...progress].sort((a, b) => a - b),
+          'whose byte counts never go back',
+        )
       }
       t.ok((await inspectRaw(`${registry.host}/test-namespace/x/multi:2.0`)).equals(bundles.index.bytes), 'the index byte-exact')
       t.ok(
