@@ -32,14 +32,15 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
-async function buildDriver(config: Config): Promise<StorageDriver> {
+async function buildDriver(config: Config, metrics: Metrics): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FilesystemDriver(config.storage.filesystem.path)
     case 's3': {
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
-      return S3Driver.create(config.storage.s3)
+      const onRequest = (operation: string): void => metrics.s3Requests.inc({ operation })
+      return S3Driver.create({ ...config.storage.s3, onRequest })
     }
   }
 }
@@ -52,11 +53,11 @@ export interface ComposeOptions {
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
-  const driver = await buildDriver(config)
+  const metrics = new Metrics()
+  const driver = await buildDriver(config, metrics)
   const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
-  const metrics = new Metrics()
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   // Always composed, even without upstreams: a reloaded config may add the first one.
   const mirror = await composeMirror(config.mirror, registry, cache, {

@@ -14,7 +14,7 @@ export class BlobStore {
   constructor(private readonly driver: StorageDriver) {}
 
   async size(digest: Digest): Promise<number | undefined> {
-    const info = await this.driver.stat(blobDataPath(digest))
+    const info = await this.driver.stat(blobDataPath(digest), { fileOnly: true })
     return info && !info.isDirectory ? info.size : undefined
   }
 
@@ -35,10 +35,12 @@ export class BlobStore {
 
   /**
    * Streams `body` into the store under `digest`, verifying digest (and `size` when known) on
-   * the way. DIGEST_INVALID / SIZE_INVALID on mismatch, and nothing becomes visible.
+   * the way. DIGEST_INVALID / SIZE_INVALID on mismatch, and nothing becomes visible. On S3 this
+   * is one multipart upload at the content address, completed only after the digest matched.
+   * `onVerified` runs once every byte is written and matched, before the commit.
    */
-  async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal): Promise<number> {
-    const writer = await this.driver.writer(blobDataPath(digest), { signal })
+  async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal, onVerified?: () => void): Promise<number> {
+    const writer = await this.driver.writer(blobDataPath(digest), { signal, size })
     const digesting = new DigestingStream(createDigestHash(digestAlgorithm(digest)), size)
     try {
       await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
@@ -47,6 +49,7 @@ export class BlobStore {
       }
       const actual = digestOfHash(digestAlgorithm(digest), digesting.hash)
       if (actual !== digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
+      onVerified?.()
       await writer.commit()
       return digesting.bytes
     } catch (err) {

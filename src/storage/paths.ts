@@ -6,7 +6,7 @@
 //   repositories/<name>/_manifests/revisions/<alg>/<hex>/link     manifest is in <name>: {"mediaType","size"}
 //   repositories/<name>/_manifests/tags/<tag>/link                tag → digest
 //   repositories/<name>/_manifests/referrers/<alg>/<hex>/<alg>-<hex>   referrer descriptor (JSON) of a subject
-//   repositories/<name>/_uploads/<id>/{data,startedat}            upload in progress
+//   repositories/<name>/_uploads/<id>/data                        upload in progress (older versions also wrote `startedat`)
 //
 // Repository name components start with [a-z0-9], so `_layers`, `_manifests` and `_uploads`
 // can never collide with a nested repository name.

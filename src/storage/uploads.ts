@@ -2,12 +2,16 @@
 // (fsynced per request, so a session survives restarts); the running hash is kept in memory so
 // completing an upload does not re-read it, and is rebuilt from the data file when missing
 // (after a restart, or on another replica).
+//
+// On a driver with directWrites (S3), a session that is still empty when complete() brings the
+// whole body (a monolithic push, a mirror fill) is bypassed: the body goes straight to its
+// content address through BlobStore.write, verified before it becomes visible, and never copied.
 import { randomUUID, type Hash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { LRUCache } from 'lru-cache'
 import { createDigestHash, digestAlgorithm, digestOfHash, type Digest, type DigestAlgorithm } from '../core/digest.js'
-import { RegistryError } from '../core/errors.js'
+import { isRegistryError, RegistryError } from '../core/errors.js'
 import { uploadRangeHeader, type ByteRange } from '../core/range.js'
 import type { RepositoryName } from '../core/reference.js'
 import type { AppendOptions, BlobInfo, Op, UploadService, UploadStatus } from '../core/registry.js'
@@ -15,7 +19,7 @@ import type { BlobStore } from './blob-store.js'
 import { DigestingStream } from './digesting-stream.js'
 import { PathNotFoundError, type StorageDriver } from './driver/driver.js'
 import type { KeyedLock } from './keyed-lock.js'
-import { isUploadId, uploadDataPath, uploadPath, uploadStartedAtPath } from './paths.js'
+import { isUploadId, uploadDataPath } from './paths.js'
 
 /** The hash of an upload's first `offset` bytes. */
 interface HashState {
@@ -46,9 +50,9 @@ export class RepositoryUploads implements UploadService {
     const id = randomUUID()
     // Under the lock, so the purge never sees a session whose data file is not written yet.
     return this.state.locks.run(id, async () => {
-      const startedAt = new Date()
-      await this.driver.putContent(uploadStartedAtPath(this.name, id), startedAt.toISOString())
+      // One file per session: its modification time is the session's age (the purge reads it).
       await this.driver.putContent(uploadDataPath(this.name, id), '')
+      const startedAt = new Date()
       this.state.hashes.set(id, { hash: createDigestHash(runningAlgorithm), offset: 0 })
       return { id, size: 0, startedAt }
     })
@@ -56,13 +60,9 @@ export class RepositoryUploads implements UploadService {
 
   async status(id: string, _op?: Op): Promise<UploadStatus> {
     if (!isUploadId(id)) throw unknownUpload(id)
-    const [data, startedAt] = await Promise.all([
-      this.driver.stat(uploadDataPath(this.name, id)),
-      this.driver.getContent(uploadStartedAtPath(this.name, id)),
-    ])
+    const data = await this.driver.stat(uploadDataPath(this.name, id), { fileOnly: true })
     if (!data || data.isDirectory) throw unknownUpload(id)
-    const started = startedAt ? new Date(startedAt.toString('utf8')) : data.modTime
-    return { id, size: data.size, startedAt: Number.isNaN(started.getTime()) ? data.modTime : started }
+    return { id, size: data.size, startedAt: data.modTime }
   }
 
   append(id: string, body: Readable, options: AppendOptions = {}): Promise<UploadStatus> {
@@ -76,6 +76,9 @@ export class RepositoryUploads implements UploadService {
     return this.state.locks.run(id, async () => {
       const status = await this.status(id)
       const { onVerified, ...appendOptions } = options
+      if (body && status.size === 0 && this.driver.directWrites && (options.offset ?? 0) === 0) {
+        return this.completeDirect(id, digest, body, options)
+      }
       // The running sha256 is checked as soon as the last byte is written, before the fsync.
       const onWritten =
         onVerified && digestAlgorithm(digest) === runningAlgorithm
@@ -94,6 +97,35 @@ export class RepositoryUploads implements UploadService {
       await this.discard(id)
       return { digest, size }
     })
+  }
+
+  async put(digest: Digest, body: Readable, options: AppendOptions = {}): Promise<BlobInfo> {
+    if (this.driver.directWrites) {
+      const size = await this.blobStore.write(digest, body, options.length, options.signal, options.onVerified)
+      await this.link(digest)
+      return { digest, size }
+    }
+    const session = await this.start(options)
+    try {
+      return await this.complete(session.id, digest, body, options)
+    } catch (err) {
+      await this.cancel(session.id).catch(() => {})
+      throw err
+    }
+  }
+
+  /** The whole blob in complete()'s body: written at its content address, the session only discarded. */
+  private async completeDirect(id: string, digest: Digest, body: Readable, options: AppendOptions): Promise<BlobInfo> {
+    let size: number
+    try {
+      size = await this.blobStore.write(digest, body, options.length, options.signal, options.onVerified)
+    } catch (err) {
+      if (isRegistryError(err) && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')) await this.discard(id)
+      throw err
+    }
+    await this.link(digest)
+    await this.discard(id)
+    return { digest, size }
   }
 
   cancel(id: string, _op?: Op): Promise<void> {
@@ -176,7 +208,8 @@ export class RepositoryUploads implements UploadService {
 
   private async discard(id: string): Promise<void> {
     this.state.hashes.delete(id)
-    await this.driver.delete(uploadPath(this.name, id))
+    // By its known key, never as a folder (a LIST on S3); the filesystem prunes the empty folder.
+    await this.driver.delete(uploadDataPath(this.name, id))
   }
 }
 

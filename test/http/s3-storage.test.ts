@@ -18,6 +18,9 @@ function bytesOf(length: number, seed: string): Buffer {
   return Buffer.concat(chunks)
 }
 
+const summary = (requests: string[]): string =>
+  [...new Set(requests)].map((r) => `${r} ${requests.filter((x) => x === r).length}`).join(', ')
+
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
 
 let server: TestServer
@@ -73,18 +76,33 @@ t.test('a 20 MiB monolithic push comes back byte-exact, and ranges read across p
   t.same(Buffer.from(await ranged.arrayBuffer()), blob.bytes.subarray(start, end + 1))
 })
 
-t.test('what a monolithic push costs in S3 requests', async (t) => {
-  const blob = makeBlob(bytesOf(20 * MiB, 'counted'))
+t.test('a 100 MiB monolithic push goes straight to its content address in 10 S3 requests', async (t) => {
+  const blob = makeBlob(bytesOf(100 * MiB, 'counted'))
   s3.requests.length = 0
   await pushBlob(server, repo, blob)
   const count = (operation: string): number => s3.requests.filter((r) => r === operation).length
-  t.equal(count('UploadPart'), 3, 'the bytes go up once, in equal 8 MiB parts')
-  t.equal(count('CreateMultipartUpload'), 1, 'one multipart upload: nothing is re-uploaded')
-  // The upload session holds the bytes until the digest is known; the interface's move is a copy.
-  t.equal(count('CopyObject'), 1, 'one server-side copy to the content address')
-  t.comment(
-    `S3 requests of a 20 MiB monolithic push: ${s3.requests.length} (${[...new Set(s3.requests)].map((r) => `${r} ${count(r)}`).join(', ')})`,
-  )
+  t.comment(`S3 requests of a 100 MiB monolithic push: ${s3.requests.length} (${summary(s3.requests)})`)
+  // 7 equal 16 MiB parts, completed once the digest matched, then the repository's link.
+  t.same(s3.requests, ['CreateMultipartUpload', ...Array<string>(7).fill('UploadPart'), 'CompleteMultipartUpload', 'PutObject'])
+  t.equal(count('CopyObject') + count('UploadPartCopy'), 0, 'no server-side copy')
+  const metrics = await (await request(server, '/metrics')).text()
+  t.match(metrics, /ferry_storage_s3_requests_total\{operation="UploadPart"\} \d+/, 'counted on /metrics')
+  await expectBlobBack(t, blob)
+})
+
+t.test('a wrong digest is refused before anything becomes visible', async (t) => {
+  const blob = makeBlob(bytesOf(20 * MiB, 'wrong digest'))
+  const other = makeBlob(bytesOf(10, 'other'))
+  s3.requests.length = 0
+  const res = await request(server, `/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(other.digest)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: blob.bytes,
+  })
+  t.equal(res.status, 400)
+  t.notOk(s3.requests.includes('CompleteMultipartUpload'), 'never completed')
+  t.ok(s3.requests.includes('AbortMultipartUpload'), `aborted (${summary(s3.requests)})`)
+  t.equal((await request(server, `/v2/${repo}/blobs/${other.digest}`, { method: 'HEAD' })).status, 404)
 })
 
 t.test('chunked pushes of any chunk size commit the whole blob', async (t) => {

@@ -17,7 +17,17 @@ export interface ReadOptions {
   signal?: AbortSignal
 }
 
+export interface StatOptions {
+  /**
+   * Only a file is of interest: a store that tells directories apart at extra cost (a LIST on
+   * S3) answers undefined for anything but a file, without that cost. Every request path asks so.
+   */
+  fileOnly?: boolean
+}
+
 export interface WriteOptions {
+  /** The size the new file will have, when known (S3 sizes its parts by it). */
+  size?: number | undefined
   /**
    * Append to the existing file (upload sessions grow across requests). Without it a writer
    * produces a new file that becomes visible at `path` only on commit().
@@ -41,8 +51,14 @@ export interface FileWriter {
 
 export interface StorageDriver {
   readonly name: string
+  /**
+   * True when a blob whose digest is known up front should be written straight to its content
+   * address rather than through an upload session: moving a session's bytes would copy them
+   * (S3). False or absent where a move is a rename and readers follow a growing file (filesystem).
+   */
+  readonly directWrites?: boolean
   /** Metadata of a file or directory; undefined when nothing is at `path`. */
-  stat(path: string): Promise<FileInfo | undefined>
+  stat(path: string, options?: StatOptions): Promise<FileInfo | undefined>
   /** Streams a file or a byte range of it. Throws PathNotFoundError when absent. */
   read(path: string, options?: ReadOptions): Promise<Readable>
   writer(path: string, options?: WriteOptions): Promise<FileWriter>

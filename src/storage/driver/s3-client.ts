@@ -24,6 +24,8 @@ export interface S3DriverOptions {
   maxSockets: number
   /** WHEN_REQUIRED for stores that reject the SDK's default checksum headers. */
   requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED'
+  /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
+  onRequest?: ((operation: string) => void) | undefined
 }
 
 /** Headers of every object write (PutObject, CreateMultipartUpload, CopyObject). */
@@ -37,7 +39,7 @@ export interface WriteSettings {
 export async function createS3Client(options: S3DriverOptions): Promise<S3Client> {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets }
   const ca = options.caPath === undefined ? undefined : [...rootCertificates, await readFile(options.caPath, 'utf8')]
-  return new S3Client({
+  const client = new S3Client({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle,
@@ -49,6 +51,21 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
       connectionTimeout: 10_000,
     },
   })
+  const onRequest = options.onRequest
+  if (onRequest !== undefined) countRequests(client, onRequest)
+  return client
+}
+
+/** Calls `onRequest` with the operation of every request sent, retries included. */
+export function countRequests(client: S3Client, onRequest: (operation: string) => void): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      onRequest(String(context.commandName).replace(/Command$/, ''))
+      return next(args)
+    },
+    // After the retry step: each attempt is a request the store sees (and may bill).
+    { step: 'finalizeRequest', name: 'ferryRequestCounter', priority: 'low' },
+  )
 }
 
 export function writeSettings(options: S3DriverOptions): WriteSettings {

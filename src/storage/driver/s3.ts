@@ -1,10 +1,12 @@
 // StorageDriver on S3 and S3-compatible stores (@aws-sdk/client-s3). A path is the key
 // `<prefix>/<path>`; a "directory" is a key prefix and exists while some key has it.
 //
-//   stat        HeadObject; on a miss, ListObjectsV2 MaxKeys=1 under `<key>/` (is it a directory?)
+//   stat        HeadObject; on a miss, ListObjectsV2 MaxKeys=1 under `<key>/` (is it a directory?),
+//               unless the caller asks about a file only (every request path does: no LIST there)
 //   read        one GetObject, ranged when a range is asked (an append file: see s3-append.ts)
-//   writer      a new file: PutObject, or a multipart upload of equal 8 MiB parts with a few in
-//               flight (s3-upload.ts), visible only once commit() publishes it; cancel() aborts.
+//   writer      a new file: PutObject, or a multipart upload of equal parts (≥ 16 MiB, larger
+//               for a large known size) with a few in flight per file and a process-wide budget
+//               (s3-upload.ts), visible only once commit() publishes it; cancel() aborts.
 //               append: the next segment of an append file (s3-append.ts), never a rewrite.
 //   getContent  GetObject; putContent: PutObject (atomic: readers see old or new, never a mix)
 //   move        S3 has no rename. A plain object, or an append file of one segment, is copied
@@ -33,7 +35,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3'
 import { assertCleanPath, PathNotFoundError } from './driver.js'
-import type { FileInfo, FileWriter, ReadOptions, StorageDriver, WriteOptions } from './driver.js'
+import type { FileInfo, FileWriter, ReadOptions, StatOptions, StorageDriver, WriteOptions } from './driver.js'
 import { readRange } from './read-range.js'
 import { exactRange } from './s3-range.js'
 import { appendSize, fetchIndex, isIndex, parseIndex, reservedName, segmentKey, segmentKeys } from './s3-append.js'
@@ -46,6 +48,7 @@ import {
   type S3DriverOptions,
   type WriteSettings,
 } from './s3-client.js'
+import { defaultPartBudget, PartBudget } from './s3-upload.js'
 import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
 
 /** CopyObject's limit; larger sources are streamed instead. */
@@ -55,6 +58,10 @@ const deleteBatch = 1000
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3'
+  // An upload session's bytes would have to be copied to the content address: write there directly.
+  readonly directWrites = true
+  /** Parts uploading at once over every writer of this driver. */
+  readonly partBudget: PartBudget
   readonly #bucket: string
   readonly #prefix: string
   readonly #settings: WriteSettings
@@ -62,23 +69,26 @@ export class S3Driver implements StorageDriver {
   constructor(
     private readonly client: S3Client,
     options: S3DriverOptions,
+    partBudget = new PartBudget(defaultPartBudget),
   ) {
     this.#bucket = options.bucket
     this.#prefix = options.prefix
     this.#settings = writeSettings(options)
+    this.partBudget = partBudget
   }
 
   static async create(options: S3DriverOptions): Promise<S3Driver> {
     return new S3Driver(await createS3Client(options), options)
   }
 
-  async stat(path: string): Promise<FileInfo | undefined> {
+  async stat(path: string, options?: StatOptions): Promise<FileInfo | undefined> {
     this.#check(path)
     const head = await this.#head(this.#key(path))
     if (head !== undefined) {
       const size = isIndex(head.Metadata) ? Number(head.Metadata?.[appendSize]) : (head.ContentLength ?? 0)
       return { path, size, modTime: head.LastModified ?? new Date(), isDirectory: false }
     }
+    if (options?.fileOnly) return undefined
     const listed = await this.client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: this.#dirPrefix(path), MaxKeys: 1 }))
     const first = listed.Contents?.[0]
     return first === undefined ? undefined : { path, size: 0, modTime: first.LastModified ?? new Date(), isDirectory: true }
@@ -91,7 +101,7 @@ export class S3Driver implements StorageDriver {
     signal?.throwIfAborted()
     const key = this.#key(path)
     if (range.empty) {
-      if ((await this.stat(path))?.isDirectory !== false) throw new PathNotFoundError(path)
+      if ((await this.stat(path, { fileOnly: true })) === undefined) throw new PathNotFoundError(path)
       return Readable.from([])
     }
     let response: GetObjectCommandOutput
@@ -101,8 +111,8 @@ export class S3Driver implements StorageDriver {
       if (isMissing(err)) throw new PathNotFoundError(path)
       if (!isUnsatisfiableRange(err)) throw err
       // Past the end of a plain object, or past the end of an append file's small index.
-      const info = await this.stat(path)
-      if (info === undefined || info.isDirectory) throw new PathNotFoundError(path)
+      const info = await this.stat(path, { fileOnly: true })
+      if (info === undefined) throw new PathNotFoundError(path)
       if (range.start >= info.size) return Readable.from([])
       response = await this.#get(key, 0, undefined, signal)
     }
@@ -121,8 +131,8 @@ export class S3Driver implements StorageDriver {
     this.#check(path)
     options.signal?.throwIfAborted()
     const key = this.#key(path)
-    const target = { client: this.client, bucket: this.#bucket, key, settings: this.#settings }
-    if (!options.append) return new S3ObjectWriter(target, options.signal)
+    const target = { client: this.client, bucket: this.#bucket, key, settings: this.#settings, budget: this.partBudget }
+    if (!options.append) return new S3ObjectWriter({ ...target, size: options.size }, options.signal)
     let response: GetObjectCommandOutput | undefined
     try {
       response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }))
@@ -270,7 +280,11 @@ export class S3Driver implements StorageDriver {
 
   /** Re-uploads the file at `from` to `target` as a new object: equal parts, memory flat. */
   async #stream(from: string, target: string): Promise<void> {
-    const writer = new S3ObjectWriter({ client: this.client, bucket: this.#bucket, key: target, settings: this.#settings }, undefined)
+    const size = (await this.stat(from, { fileOnly: true }))?.size
+    const writer = new S3ObjectWriter(
+      { client: this.client, bucket: this.#bucket, key: target, settings: this.#settings, budget: this.partBudget, size },
+      undefined,
+    )
     try {
       await pipeline(await this.read(from), writer.stream)
       await writer.commit()
