@@ -7,6 +7,7 @@
 //   repositories/<name>/_manifests/tags/<tag>/link                tag → digest
 //   repositories/<name>/_manifests/referrers/<alg>/<hex>/<alg>-<hex>   referrer descriptor (JSON) of a subject
 //   repositories/<name>/_uploads/<id>/data                        upload in progress (older versions also wrote `startedat`)
+//   repositories/<name>/_uploads/<id>/hashstate                   its running sha256's saved state (S3 only)
 //
 // Repository name components start with [a-z0-9], so `_layers`, `_manifests` and `_uploads`
 // can never collide with a nested repository name.
@@ -66,6 +67,10 @@ export function uploadPath(name: RepositoryName, id: string): string {
 
 export function uploadDataPath(name: RepositoryName, id: string): string {
   return `${uploadPath(name, id)}/data`
+}
+
+export function uploadHashStatePath(name: RepositoryName, id: string): string {
+  return `${uploadPath(name, id)}/hashstate`
 }
 
 export function uploadStartedAtPath(name: RepositoryName, id: string): string {

@@ -1,12 +1,14 @@
 // Upload sessions of one repository. Bytes are appended to `_uploads/<id>/data` as they arrive
 // (fsynced per request, so a session survives restarts); the running hash is kept in memory so
 // completing an upload does not re-read it, and is rebuilt from the data file when missing
-// (after a restart, or on another replica).
+// (after a restart, or on another replica). On a driver with directWrites (shared object storage,
+// where any replica may receive the next chunk) the hash's state is also saved after every append
+// in `_uploads/<id>/hashstate` (running-hash.ts), so another replica continues it without a re-read.
 //
 // On a driver with directWrites (S3), a session that is still empty when complete() brings the
 // whole body (a monolithic push, a mirror fill) is bypassed: the body goes straight to its
 // content address through BlobStore.write, verified before it becomes visible, and never copied.
-import { randomUUID, type Hash } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { LRUCache } from 'lru-cache'
@@ -19,12 +21,20 @@ import type { BlobStore } from './blob-store.js'
 import { DigestingStream } from './digesting-stream.js'
 import { PathNotFoundError, type StorageDriver } from './driver/driver.js'
 import type { KeyedLock } from './keyed-lock.js'
-import { isUploadId, uploadDataPath } from './paths.js'
+import { isUploadId, uploadDataPath, uploadHashStatePath } from './paths.js'
+import { runningSha256, type RunningHash } from './running-hash.js'
 
 /** The hash of an upload's first `offset` bytes. */
 interface HashState {
-  hash: Hash
+  hash: RunningHash
   offset: number
+}
+
+/** `_uploads/<id>/hashstate`: the saved running hash after `offset` bytes. */
+interface SavedHashState {
+  offset: number
+  /** base64 of hash-wasm's sha256 state. */
+  state: string
 }
 
 /** State shared by every repository's uploads within one registry instance. */
@@ -53,7 +63,7 @@ export class RepositoryUploads implements UploadService {
       // One file per session: its modification time is the session's age (the purge reads it).
       await this.driver.putContent(uploadDataPath(this.name, id), '')
       const startedAt = new Date()
-      this.state.hashes.set(id, { hash: createDigestHash(runningAlgorithm), offset: 0 })
+      this.state.hashes.set(id, { hash: await runningSha256(this.savesHash), offset: 0 })
       return { id, size: 0, startedAt }
     })
   }
@@ -82,19 +92,19 @@ export class RepositoryUploads implements UploadService {
       // The running sha256 is checked as soon as the last byte is written, before the fsync.
       const onWritten =
         onVerified && digestAlgorithm(digest) === runningAlgorithm
-          ? (hash: Hash) => digestOfHash(runningAlgorithm, hash.copy()) === digest && onVerified()
+          ? (hash: RunningHash) => `${runningAlgorithm}:${hash.peek()}` === digest && onVerified()
           : undefined
       const size = body ? await this.appendLocked(status, body, appendOptions, onWritten) : status.size
       const actual = await this.finalDigest(id, digestAlgorithm(digest), size)
       if (actual !== digest) {
-        await this.discard(id)
+        await this.discard(id, size)
         throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
       }
       if ((await this.blobStore.size(digest)) === undefined) {
         await this.blobStore.adopt(uploadDataPath(this.name, id), digest)
       }
       await this.link(digest)
-      await this.discard(id)
+      await this.discard(id, size)
       return { digest, size }
     })
   }
@@ -130,8 +140,7 @@ export class RepositoryUploads implements UploadService {
 
   cancel(id: string, _op?: Op): Promise<void> {
     return this.state.locks.run(id, async () => {
-      await this.status(id)
-      await this.discard(id)
+      await this.discard(id, (await this.status(id)).size)
     })
   }
 
@@ -150,7 +159,7 @@ export class RepositoryUploads implements UploadService {
     status: UploadStatus,
     body: Readable,
     options: AppendOptions,
-    onWritten?: (hash: Hash) => unknown,
+    onWritten?: (hash: RunningHash) => unknown,
   ): Promise<number> {
     const { id, size } = status
     if (options.offset !== undefined && options.offset !== size) {
@@ -182,34 +191,51 @@ export class RepositoryUploads implements UploadService {
     }
     const newSize = size + digesting.bytes
     this.state.hashes.set(id, { hash: running.hash, offset: newSize })
+    const saved = running.hash.save()
+    if (saved !== undefined) {
+      const record: SavedHashState = { offset: newSize, state: Buffer.from(saved).toString('base64') }
+      await this.driver.putContent(uploadHashStatePath(this.name, id), JSON.stringify(record))
+    }
     return newSize
   }
 
+  /** Saves hash state where a session may continue on another replica (shared object storage). */
+  private get savesHash(): boolean {
+    return this.driver.directWrites === true
+  }
+
+  /** The sha256 of the session's first `size` bytes: from memory, the saved state, or a re-read. */
   private async runningHash(id: string, size: number): Promise<HashState> {
     const cached = this.state.hashes.get(id)
     if (cached && cached.offset === size) return cached
-    return { hash: await this.hashData(id, runningAlgorithm), offset: size }
+    if (size === 0) return { hash: await runningSha256(this.savesHash), offset: 0 }
+    if (this.savesHash) {
+      const saved = await this.driver.getContent(uploadHashStatePath(this.name, id))
+      const record = saved === undefined ? undefined : (JSON.parse(saved.toString('utf8')) as SavedHashState)
+      // A state of another size was saved before a crash or a failed append: re-read instead.
+      if (record?.offset === size) return { hash: await runningSha256(true, Buffer.from(record.state, 'base64')), offset: size }
+    }
+    const hash = await runningSha256(this.savesHash)
+    for await (const chunk of await this.driver.read(uploadDataPath(this.name, id))) hash.update(chunk as Buffer)
+    return { hash, offset: size }
   }
 
   private async finalDigest(id: string, algorithm: DigestAlgorithm, size: number): Promise<Digest> {
-    const cached = this.state.hashes.get(id)
-    if (algorithm === runningAlgorithm && cached && cached.offset === size) {
+    if (algorithm === runningAlgorithm) {
+      const running = await this.runningHash(id, size)
       this.state.hashes.delete(id)
-      return digestOfHash(algorithm, cached.hash)
+      return `${algorithm}:${running.hash.peek()}` as Digest
     }
-    return digestOfHash(algorithm, await this.hashData(id, algorithm))
-  }
-
-  private async hashData(id: string, algorithm: DigestAlgorithm): Promise<Hash> {
     const hash = createDigestHash(algorithm)
     for await (const chunk of await this.driver.read(uploadDataPath(this.name, id))) hash.update(chunk as Buffer)
-    return hash
+    return digestOfHash(algorithm, hash)
   }
 
-  private async discard(id: string): Promise<void> {
+  private async discard(id: string, size = 0): Promise<void> {
     this.state.hashes.delete(id)
-    // By its known key, never as a folder (a LIST on S3); the filesystem prunes the empty folder.
-    await this.driver.delete(uploadDataPath(this.name, id))
+    // By known keys, never as a folder (a LIST on S3); the filesystem prunes the empty folder.
+    await this.driver.delete(uploadDataPath(this.name, id), { fileOnly: true })
+    if (this.savesHash && size > 0) await this.driver.delete(uploadHashStatePath(this.name, id), { fileOnly: true })
   }
 }
 

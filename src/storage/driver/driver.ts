@@ -68,8 +68,8 @@ export interface StorageDriver {
   putContent(path: string, content: Uint8Array | string): Promise<void>
   /** Moves a file, replacing the destination atomically. Throws PathNotFoundError when `from` is absent. */
   move(from: string, to: string): Promise<void>
-  /** Deletes a file or a whole directory tree; no error when absent. */
-  delete(path: string): Promise<void>
+  /** Deletes a file or a whole directory tree (not with `fileOnly`); no error when absent. */
+  delete(path: string, options?: StatOptions): Promise<void>
   /** Names of the direct children of a directory, sorted; [] when absent. */
   list(path: string): Promise<string[]>
 }

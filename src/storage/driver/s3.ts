@@ -14,7 +14,8 @@
 //               streamed into a new multipart upload at `to`. The interface forces this: upload
 //               sessions append to `_uploads/<id>/data` and only learn the digest at the end.
 //   delete      HeadObject then DeleteObject(s) for a file (an append file with its segments); a
-//               directory is listed and deleted in batches (DeleteObjects)
+//               directory (unless the caller deletes a file only) is listed and deleted in
+//               batches (DeleteObjects)
 //   list        ListObjectsV2 with Delimiter '/'
 //
 // Unlike a filesystem, S3 lets `a` and `a/b` both exist; checking for that would cost a LIST and
@@ -194,10 +195,11 @@ export class S3Driver implements StorageDriver {
     await this.#deleteKeys([source, ...segments])
   }
 
-  async delete(path: string): Promise<void> {
+  async delete(path: string, options?: StatOptions): Promise<void> {
     this.#check(path)
     const key = this.#key(path)
     const head = await this.#head(key)
+    if (head === undefined && options?.fileOnly) return
     if (head === undefined) return this.#deleteKeys(await this.#keysUnder(this.#dirPrefix(path)))
     await this.#deleteKeys([key, ...(isIndex(head.Metadata) ? segmentKeys(key, head.Metadata) : [])])
   }
