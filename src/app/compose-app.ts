@@ -32,7 +32,7 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
-async function buildDriver(config: Config, metrics: Metrics): Promise<StorageDriver> {
+async function buildDriver(config: Config, metrics: Metrics, logger: Logger): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FilesystemDriver(config.storage.filesystem.path)
@@ -40,7 +40,13 @@ async function buildDriver(config: Config, metrics: Metrics): Promise<StorageDri
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
       const onRequest = (operation: string): void => metrics.s3Requests.inc({ operation })
-      return S3Driver.create({ ...config.storage.s3, onRequest })
+      const driver = await S3Driver.create({ ...config.storage.s3, onRequest })
+      if (driver.conditionalWrites) logger.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
+      else
+        logger.warn(
+          'S3 store ignores conditional writes (If-None-Match: *): falling back to unconditional writes; two replicas committing one blob both write it (same bytes, last one wins)',
+        )
+      return driver
     }
   }
 }
@@ -54,7 +60,7 @@ export interface ComposeOptions {
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
   const metrics = new Metrics()
-  const driver = await buildDriver(config, metrics)
+  const driver = await buildDriver(config, metrics, logger)
   const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
@@ -78,7 +84,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     metrics,
     options: { deleteEnabled: config.storage.deleteEnabled },
     blobSender: transfer.sender,
-    ready: async () => !stopping && (await driver.list('').then(() => true)),
+    ready: async () => !stopping && (await (driver.check ? driver.check() : driver.list('')).then(() => true)),
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,

@@ -7,7 +7,7 @@ import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, type Dige
 import { RegistryError } from '../core/errors.js'
 import type { ByteRange } from '../core/range.js'
 import { DigestingStream } from './digesting-stream.js'
-import type { StorageDriver } from './driver/driver.js'
+import { FileExistsError, type StorageDriver } from './driver/driver.js'
 import { blobDataPath } from './paths.js'
 
 export class BlobStore {
@@ -40,7 +40,10 @@ export class BlobStore {
    * `onVerified` runs once every byte is written and matched, before the commit.
    */
   async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal, onVerified?: () => void): Promise<number> {
-    const writer = await this.driver.writer(blobDataPath(digest), { signal, size })
+    // Two commits of one digest (two replicas filling it, two clients pushing it) both succeed:
+    // where the store has conditional writes the second is refused and dropped, else it
+    // replaces the first with the same bytes.
+    const writer = await this.driver.writer(blobDataPath(digest), { signal, size, ifAbsent: true })
     const digesting = new DigestingStream(createDigestHash(digestAlgorithm(digest)), size)
     try {
       await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
@@ -50,7 +53,9 @@ export class BlobStore {
       const actual = digestOfHash(digestAlgorithm(digest), digesting.hash)
       if (actual !== digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
       onVerified?.()
-      await writer.commit()
+      await writer.commit().catch((err: unknown) => {
+        if (!(err instanceof FileExistsError)) throw err
+      })
       return digesting.bytes
     } catch (err) {
       await writer.cancel().catch(() => {})

@@ -105,6 +105,23 @@ t.test('a wrong digest is refused before anything becomes visible', async (t) =>
   t.equal((await request(server, `/v2/${repo}/blobs/${other.digest}`, { method: 'HEAD' })).status, 404)
 })
 
+t.test('two concurrent pushes of one blob both succeed (no conditional writes on s3rver: the fallback)', async (t) => {
+  const blob = makeBlob(bytesOf(18 * MiB, 'concurrent'))
+  const statuses = await Promise.all(
+    ['a', 'b', 'c'].map(async (suffix) => {
+      const res = await request(server, `/v2/${repo}-${suffix}/blobs/uploads/?digest=${encodeURIComponent(blob.digest)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: blob.bytes,
+      })
+      return res.status
+    }),
+  )
+  t.same(statuses, [201, 201, 201])
+  const back = await request(server, `/v2/${repo}-b/blobs/${blob.digest}`)
+  t.equal(sha256(Buffer.from(await back.arrayBuffer())), sha256(blob.bytes))
+})
+
 t.test('chunked pushes of any chunk size commit the whole blob', async (t) => {
   const large = makeBlob(bytesOf(20 * MiB + 5, 'chunked'))
   const res = await pushChunked(large, 5 * MiB, large.bytes.subarray(20 * MiB - 100))

@@ -29,6 +29,12 @@ export interface WriteOptions {
   /** The size the new file will have, when known (S3 sizes its parts by it). */
   size?: number | undefined
   /**
+   * Never replace an existing file (S3 with conditional writes: If-None-Match: *): commit()
+   * rejects with FileExistsError when one is already there, and this writer's bytes are dropped.
+   * A store without conditional writes replaces it, as without the option.
+   */
+  ifAbsent?: boolean
+  /**
    * Append to the existing file (upload sessions grow across requests). Without it a writer
    * produces a new file that becomes visible at `path` only on commit().
    */
@@ -57,6 +63,8 @@ export interface StorageDriver {
    * (S3). False or absent where a move is a rename and readers follow a growing file (filesystem).
    */
   readonly directWrites?: boolean
+  /** Whether the store is reachable (for /readyz): never a listing. Absent: list('') is used. */
+  check?(): Promise<void>
   /** Metadata of a file or directory; undefined when nothing is at `path`. */
   stat(path: string, options?: StatOptions): Promise<FileInfo | undefined>
   /** Streams a file or a byte range of it. Throws PathNotFoundError when absent. */
@@ -72,6 +80,16 @@ export interface StorageDriver {
   delete(path: string, options?: StatOptions): Promise<void>
   /** Names of the direct children of a directory, sorted; [] when absent. */
   list(path: string): Promise<string[]>
+}
+
+/** A commit with `ifAbsent` found a file at its path: someone else wrote it first. */
+export class FileExistsError extends Error {
+  readonly path: string
+  constructor(path: string) {
+    super(`file exists: ${path}`)
+    this.name = 'FileExistsError'
+    this.path = path
+  }
 }
 
 export class PathNotFoundError extends Error {

@@ -24,6 +24,13 @@ export interface S3DriverOptions {
   maxSockets: number
   /** WHEN_REQUIRED for stores that reject the SDK's default checksum headers. */
   requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED'
+  /**
+   * Whether the store honours If-None-Match: * on writes; undefined detects it at start-up
+   * (S3Driver.create). Stores that ignore the header (s3rver) would silently replace objects.
+   */
+  conditionalWrites?: boolean | undefined
+  /** Milliseconds a request may go without socket activity before it is retried; default 60 s. */
+  idleTimeoutMs?: number | undefined
   /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
   onRequest?: ((operation: string) => void) | undefined
 }
@@ -49,6 +56,8 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(ca === undefined ? agentOptions : { ...agentOptions, ca }),
       connectionTimeout: 10_000,
+      // A request whose socket is idle this long (a stalled part) fails and is retried.
+      socketTimeout: options.idleTimeoutMs ?? 60_000,
     },
   })
   const onRequest = options.onRequest
@@ -85,6 +94,16 @@ function status(err: unknown): number | undefined {
 /** NoSuchKey on GET, NotFound on HEAD (no body to name it). */
 export function isMissing(err: unknown): boolean {
   return status(err) === 404 || (err instanceof Error && (err.name === 'NoSuchKey' || err.name === 'NotFound'))
+}
+
+/** A conditional write whose condition failed (412), or a conflicting one in progress (409). */
+export function isPreconditionFailed(err: unknown): boolean {
+  const code = status(err)
+  return (
+    code === 412 ||
+    code === 409 ||
+    (err instanceof Error && (err.name === 'PreconditionFailed' || err.name === 'ConditionalRequestConflict'))
+  )
 }
 
 /** A range starting at or past the end of the object. */

@@ -14,7 +14,8 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3'
-import type { WriteSettings } from './s3-client.js'
+import { FileExistsError } from './driver.js'
+import { isPreconditionFailed, type WriteSettings } from './s3-client.js'
 
 const MiB = 1024 * 1024
 /**
@@ -113,8 +114,20 @@ export class ObjectUpload {
     }
   }
 
-  /** Publishes the object: one PutObject, or the last part and CompleteMultipartUpload. */
+  /**
+   * Publishes the object: one PutObject, or the last part and CompleteMultipartUpload. With
+   * `ifNoneMatch`, FileExistsError when the store already has an object at the key.
+   */
   async finish(): Promise<void> {
+    try {
+      await this.#publish()
+    } catch (err) {
+      if (this.target.ifNoneMatch && isPreconditionFailed(err)) throw new FileExistsError(this.target.key)
+      throw err
+    }
+  }
+
+  async #publish(): Promise<void> {
     this.#throwIfFailed()
     if (this.#uploadId === undefined) {
       const body = this.#buffer?.subarray(0, this.#filled) ?? Buffer.alloc(0)

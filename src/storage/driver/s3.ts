@@ -23,8 +23,10 @@
 // pairs). Only files move: the storage layer never moves a directory.
 import { Readable, addAbortSignal } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { randomUUID } from 'node:crypto'
 import {
   CopyObjectCommand,
+  HeadBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -44,6 +46,7 @@ import {
   copySource,
   createS3Client,
   isMissing,
+  isPreconditionFailed,
   isUnsatisfiableRange,
   writeSettings,
   type S3DriverOptions,
@@ -63,6 +66,8 @@ export class S3Driver implements StorageDriver {
   readonly directWrites = true
   /** Parts uploading at once over every writer of this driver. */
   readonly partBudget: PartBudget
+  /** Whether writes with `ifAbsent` are conditional (If-None-Match: *); see create(). */
+  readonly conditionalWrites: boolean
   readonly #bucket: string
   readonly #prefix: string
   readonly #settings: WriteSettings
@@ -76,10 +81,18 @@ export class S3Driver implements StorageDriver {
     this.#prefix = options.prefix
     this.#settings = writeSettings(options)
     this.partBudget = partBudget
+    this.conditionalWrites = options.conditionalWrites ?? false
   }
 
+  /** A driver for `options`; unless they say, probes whether the store honours conditional writes. */
   static async create(options: S3DriverOptions): Promise<S3Driver> {
-    return new S3Driver(await createS3Client(options), options)
+    const client = await createS3Client(options)
+    const conditionalWrites = options.conditionalWrites ?? (await probeConditionalWrites(client, options))
+    return new S3Driver(client, { ...options, conditionalWrites })
+  }
+
+  async check(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.#bucket }))
   }
 
   async stat(path: string, options?: StatOptions): Promise<FileInfo | undefined> {
@@ -133,7 +146,10 @@ export class S3Driver implements StorageDriver {
     options.signal?.throwIfAborted()
     const key = this.#key(path)
     const target = { client: this.client, bucket: this.#bucket, key, settings: this.#settings, budget: this.partBudget }
-    if (!options.append) return new S3ObjectWriter({ ...target, size: options.size }, options.signal)
+    if (!options.append) {
+      const ifNoneMatch = options.ifAbsent === true && this.conditionalWrites
+      return new S3ObjectWriter({ ...target, size: options.size, ifNoneMatch }, options.signal)
+    }
     let response: GetObjectCommandOutput | undefined
     try {
       response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }))
@@ -320,5 +336,32 @@ export class S3Driver implements StorageDriver {
       const failed = result.Errors?.[0]
       if (failed !== undefined) throw new Error(`delete failed for ${failed.Key ?? 'a key'}: ${failed.Code ?? 'unknown error'}`)
     }
+  }
+}
+
+/**
+ * Writes a probe object twice with If-None-Match: *: a store that honours the header refuses the
+ * second write (412). One that ignores it (s3rver, older S3-compatible stores) accepts both, and
+ * the driver then never relies on it. The probe is deleted; 3 requests at start-up.
+ */
+async function probeConditionalWrites(client: S3Client, options: S3DriverOptions): Promise<boolean> {
+  const key = `${options.prefix === '' ? '' : `${options.prefix}/`}.ferry-probe/${randomUUID()}`
+  const put = () => client.send(new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: 'probe', IfNoneMatch: '*' }))
+  try {
+    await put()
+    try {
+      await put()
+      return false
+    } catch (err) {
+      if (isPreconditionFailed(err)) return true
+      throw err
+    }
+  } catch (err) {
+    // 501 NotImplemented or 400 on the header itself: unsupported.
+    const code = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+    if (code === 501 || code === 400) return false
+    throw err
+  } finally {
+    await client.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: key })).catch(() => {})
   }
 }
