@@ -162,3 +162,54 @@ t.test('a cancelled upload is gone', async (t) => {
   t.equal((await fetch(location, { method: 'DELETE' })).status, 204)
   t.equal((await fetch(location)).status, 404)
 })
+
+t.test('no LIST on any request path; a warm manifest GET costs 0 S3 requests, a blob HEAD 2', async (t) => {
+  const name = 's3/nolist'
+  const config = randomConfig()
+  const layer = makeBlob(bytesOf(MiB, 'nolist'))
+  s3.requests.length = 0
+  for (const blob of [config, layer]) await pushBlob(server, name, blob)
+  const manifest = imageManifest({ config, layers: [layer] })
+  for (const tag of ['a', 'b']) await pushManifest(server, name, tag, manifest)
+  const referrer = imageManifest({ config, layers: [], subject: manifest })
+  await pushManifest(server, name, referrer.digest, referrer)
+  const accept = { accept: manifest.mediaType }
+
+  // Warm: inside the metadata TTL, tag → digest → descriptor → bytes are all in memory.
+  await request(server, `/v2/${name}/manifests/a`, { headers: accept })
+  const before = s3.requests.length
+  for (let i = 0; i < 5; i++) {
+    const res = await request(server, `/v2/${name}/manifests/a`, { headers: accept })
+    t.equal(res.status, 200)
+    await res.arrayBuffer()
+  }
+  t.equal(s3.requests.length - before, 0, 'warm manifest GETs by tag: no S3 request')
+
+  let mark = s3.requests.length
+  t.equal((await request(server, `/v2/${name}/blobs/${layer.digest}`, { method: 'HEAD' })).status, 200)
+  t.same(s3.requests.slice(mark), ['GetObject', 'HeadObject'], 'blob HEAD: the link, then the blob')
+  mark = s3.requests.length
+  const absent = makeBlob(Buffer.from('absent'))
+  t.equal((await request(server, `/v2/${name}/blobs/${absent.digest}`, { method: 'HEAD' })).status, 404)
+  t.same(s3.requests.slice(mark), ['GetObject'], 'blob HEAD miss: one GET of the link')
+
+  t.same(await (await request(server, `/v2/${name}/tags/list`)).json(), { name, tags: ['a', 'b'] })
+  const referrers = (await (await request(server, `/v2/${name}/referrers/${manifest.digest}`)).json()) as { manifests: unknown[] }
+  t.equal(referrers.manifests.length, 1)
+  const catalog = (await (await request(server, '/v2/_catalog')).json()) as { repositories: string[] }
+  t.ok(catalog.repositories.includes(name))
+  t.equal((await request(server, `/v2/s3/never-pushed/tags/list`)).status, 404)
+  t.equal((await request(server, `/v2/${name}/manifests/b`, { method: 'DELETE' })).status, 202)
+  t.equal((await request(server, `/v2/${name}/manifests/${referrer.digest}`, { method: 'DELETE' })).status, 202)
+  t.equal((await request(server, `/v2/${name}/blobs/${layer.digest}`, { method: 'DELETE' })).status, 202)
+  t.same(await (await request(server, `/v2/${name}/tags/list`)).json(), { name, tags: ['a'] })
+  const after = (await (await request(server, `/v2/${name}/referrers/${manifest.digest}`)).json()) as { manifests: unknown[] }
+  t.equal(after.manifests.length, 0)
+  const cancelled = await request(server, `/v2/${name}/blobs/uploads/`, { method: 'POST' })
+  t.equal((await fetch(new URL(cancelled.headers.get('location')!, server.url), { method: 'DELETE' })).status, 204)
+  t.same(
+    s3.requests.filter((r) => r === 'ListObjects'),
+    [],
+    `no LIST (${summary(s3.requests)})`,
+  )
+})

@@ -63,6 +63,18 @@ export interface StorageDriver {
    * (S3). False or absent where a move is a rename and readers follow a growing file (filesystem).
    */
   readonly directWrites?: boolean
+  /**
+   * True when list() is a billed request that scans keys (S3): request paths then read small
+   * index objects instead (storage/name-index.ts). Absent or false: listing is cheap (readdir).
+   */
+  readonly costlyLists?: boolean
+  /**
+   * Compare-and-swap of a small file, where the store has it (S3 with conditional writes):
+   * getVersioned() returns the content with a version (the ETag), putIfVersion() writes only
+   * if the file is still at that version (undefined: still absent) and tells whether it did.
+   */
+  getVersioned?(path: string): Promise<{ content: Buffer; version: string } | undefined>
+  putIfVersion?(path: string, content: string, version: string | undefined): Promise<boolean>
   /** Whether the store is reachable (for /readyz): never a listing. Absent: list('') is used. */
   check?(): Promise<void>
   /** Metadata of a file or directory; undefined when nothing is at `path`. */

@@ -64,6 +64,7 @@ export class S3Driver implements StorageDriver {
   readonly name = 's3'
   // An upload session's bytes would have to be copied to the content address: write there directly.
   readonly directWrites = true
+  readonly costlyLists = true
   /** Parts uploading at once over every writer of this driver. */
   readonly partBudget: PartBudget
   /** Whether writes with `ifAbsent` are conditional (If-None-Match: *); see create(). */
@@ -89,6 +90,33 @@ export class S3Driver implements StorageDriver {
     const client = await createS3Client(options)
     const conditionalWrites = options.conditionalWrites ?? (await probeConditionalWrites(client, options))
     return new S3Driver(client, { ...options, conditionalWrites })
+  }
+
+  async getVersioned(path: string): Promise<{ content: Buffer; version: string } | undefined> {
+    this.#check(path)
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(path) }))
+      const content = Buffer.from((await response.Body?.transformToByteArray()) ?? [])
+      return { content, version: response.ETag ?? '' }
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+  }
+
+  /** Without conditional writes the store cannot compare: the write is unconditional (see create()). */
+  async putIfVersion(path: string, content: string, version: string | undefined): Promise<boolean> {
+    this.#check(path)
+    const condition = !this.conditionalWrites ? {} : version === undefined ? { IfNoneMatch: '*' } : { IfMatch: version }
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(path), Body: content, ...condition, ...this.#settings }),
+      )
+      return true
+    } catch (err) {
+      if (this.conditionalWrites && isPreconditionFailed(err)) return false
+      throw err
+    }
   }
 
   async check(): Promise<void> {
