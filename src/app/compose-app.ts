@@ -91,10 +91,19 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   })
 
+  let unlistedUploadsLogged = false
   const housekeeping = async (): Promise<void> => {
     try {
       const cutoff = new Date(Date.now() - config.storage.uploads.maxAge)
       const purged = (await registry.purgeUploads(cutoff)) + (await cache.purgeUploads(cutoff))
+      const aborted = await driver.abortStaleUploads?.(cutoff)
+      if (aborted === undefined && driver.abortStaleUploads && !unlistedUploadsLogged) {
+        unlistedUploadsLogged = true
+        logger.warn(
+          'the S3 store cannot list multipart uploads (ListMultipartUploads): abandoned ones are not aborted by Ferry; set a lifecycle rule for incomplete multipart uploads',
+        )
+      }
+      if (aborted) logger.info({ aborted }, 'aborted abandoned multipart uploads')
       if (driver instanceof FilesystemDriver) await driver.purgeTemp(config.storage.uploads.maxAge)
       metrics.uploadsPurged.inc(purged)
       if (purged > 0) logger.info({ purged }, 'purged abandoned uploads')

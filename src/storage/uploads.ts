@@ -40,6 +40,11 @@ interface SavedHashState {
 /** State shared by every repository's uploads within one registry instance. */
 export class UploadState {
   readonly hashes = new LRUCache<string, HashState>({ max: 10_000 })
+  /**
+   * Sessions whose body is written straight to its content address: `committed` resolves true
+   * once it is there. Kept after the session is discarded, for followers still reading it.
+   */
+  readonly direct = new LRUCache<string, { digest: Digest; committed: Promise<boolean> }>({ max: 10_000 })
   constructor(readonly locks: KeyedLock) {}
 }
 
@@ -127,9 +132,19 @@ export class RepositoryUploads implements UploadService {
   /** The whole blob in complete()'s body: written at its content address, the session only discarded. */
   private async completeDirect(id: string, digest: Digest, body: Readable, options: AppendOptions): Promise<BlobInfo> {
     let size: number
+    const writing = this.blobStore.write(digest, body, options.length, options.signal, options.onVerified)
+    // read() of this session (a mirror fill's lagging follower) waits for the blob instead.
+    this.state.direct.set(id, {
+      digest,
+      committed: writing.then(
+        () => true,
+        () => false,
+      ),
+    })
     try {
-      size = await this.blobStore.write(digest, body, options.length, options.signal, options.onVerified)
+      size = await writing
     } catch (err) {
+      this.state.direct.delete(id)
       if (isRegistryError(err) && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID')) await this.discard(id)
       throw err
     }
@@ -146,6 +161,12 @@ export class RepositoryUploads implements UploadService {
 
   async read(id: string, range: ByteRange, op?: Op): Promise<Readable> {
     if (!isUploadId(id)) throw unknownUpload(id)
+    const direct = this.state.direct.get(id)
+    if (direct !== undefined) {
+      // The bytes are not in the session: they become readable at the content address once committed.
+      if (!(await direct.committed)) throw unknownUpload(id)
+      return this.blobStore.read(direct.digest, range, op?.signal)
+    }
     try {
       return await this.driver.read(uploadDataPath(this.name, id), { start: range.start, end: range.end, signal: op?.signal })
     } catch (err) {

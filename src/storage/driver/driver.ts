@@ -75,6 +75,11 @@ export interface StorageDriver {
    */
   getVersioned?(path: string): Promise<{ content: Buffer; version: string } | undefined>
   putIfVersion?(path: string, content: string, version: string | undefined): Promise<boolean>
+  /**
+   * Housekeeping only (a listing): aborts multipart uploads under this driver's keys started
+   * before `olderThan`; how many, or undefined when the store cannot list them.
+   */
+  abortStaleUploads?(olderThan: Date): Promise<number | undefined>
   /** Whether the store is reachable (for /readyz): never a listing. Absent: list('') is used. */
   check?(): Promise<void>
   /** Metadata of a file or directory; undefined when nothing is at `path`. */

@@ -106,6 +106,11 @@ export function isPreconditionFailed(err: unknown): boolean {
   )
 }
 
+/** 501, or NotImplemented: the store lacks the operation (s3rver's ListMultipartUploads). */
+export function isNotImplemented(err: unknown): boolean {
+  return status(err) === 501 || (err instanceof Error && err.name === 'NotImplemented')
+}
+
 /** A range starting at or past the end of the object. */
 export function isUnsatisfiableRange(err: unknown): boolean {
   return status(err) === 416 || (err instanceof Error && err.name === 'InvalidRange')

@@ -25,7 +25,9 @@ import { Readable, addAbortSignal } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { randomUUID } from 'node:crypto'
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
+  ListMultipartUploadsCommand,
   HeadBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -35,6 +37,7 @@ import {
   PutObjectCommand,
   type GetObjectCommandOutput,
   type HeadObjectCommandOutput,
+  type ListMultipartUploadsCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3'
 import { assertCleanPath, PathNotFoundError } from './driver.js'
@@ -46,6 +49,7 @@ import {
   copySource,
   createS3Client,
   isMissing,
+  isNotImplemented,
   isPreconditionFailed,
   isUnsatisfiableRange,
   writeSettings,
@@ -117,6 +121,42 @@ export class S3Driver implements StorageDriver {
       if (this.conditionalWrites && isPreconditionFailed(err)) return false
       throw err
     }
+  }
+
+  /**
+   * The janitor's ListMultipartUploads, the only place it is used. A store without it (s3rver
+   * answers with an object listing) gives undefined: its lifecycle rules must do this instead.
+   */
+  async abortStaleUploads(olderThan: Date): Promise<number | undefined> {
+    let aborted = 0
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    do {
+      let page: ListMultipartUploadsCommandOutput
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.#bucket,
+            Prefix: this.#dirPrefix(''),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
+      } catch (err) {
+        if (isNotImplemented(err)) return undefined
+        throw err
+      }
+      // A store that answered with something else (an object listing) has no Bucket element.
+      if (page.Bucket === undefined) return undefined
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined || (upload.Initiated ?? olderThan) >= olderThan) continue
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: upload.Key, UploadId: upload.UploadId }))
+        aborted++
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
+    } while (keyMarker !== undefined)
+    return aborted
   }
 
   async check(): Promise<void> {

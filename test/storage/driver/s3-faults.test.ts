@@ -28,7 +28,7 @@ function bytes(length: number, seed: string): Buffer {
 t.test('500, 503 SlowDown and a stalled part are retried; the object lands exact', async (t) => {
   const proxy = await startS3FaultProxy(s3.endpoint)
   t.teardown(() => proxy.close())
-  const driver = await S3Driver.create({ ...s3.driverOptions('faults'), endpoint: proxy.endpoint, idleTimeoutMs: 1000 })
+  const driver = await S3Driver.create({ ...s3.driverOptions('faults'), endpoint: proxy.endpoint, idleTimeoutMs: 3000 })
   proxy.inject({ operation: 'UploadPart', kind: 500 })
   proxy.inject({ operation: 'UploadPart', kind: 503 })
   proxy.inject({ operation: 'UploadPart', kind: 'stall' })
@@ -73,4 +73,9 @@ t.test('conditional writes: detected on a store that has them, not on s3rver', a
   const sizes = await Promise.all([1, 2].map(() => store.write(digest, Readable.from([blob]), blob.length)))
   t.same(sizes, [blob.length, blob.length])
   t.equal(await store.size(digest), blob.length)
+})
+
+t.test('the janitor: s3rver cannot list multipart uploads, and the driver says so rather than guess', async (t) => {
+  const driver = await S3Driver.create(s3.driverOptions('janitor'))
+  t.equal(await driver.abortStaleUploads(new Date()), undefined)
 })
