@@ -24,6 +24,8 @@ export interface TestServer {
   app: FastifyInstance
   registry: LocalRegistry
   metrics: Metrics
+  /** The storage under `registry` (filesystem at `root`, or S3): tests inspect what is stored through it. */
+  driver: StorageDriver
   close(): Promise<void>
 }
 
@@ -70,6 +72,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     app,
     registry,
     metrics,
+    driver,
     async close() {
       const closing = app.close()
       // A test is over: connections a client opened but never used would otherwise hold the

@@ -90,7 +90,9 @@ for (const mode of ['sendfile', 'sendfile for 10 clients', 'shared blocks'] as c
       t.equal(fetches, 1, 'the upstream served the blob once')
       const bodyBytes = [...bodies, ...rangedBodies, ...lateBodies].reduce((sum, body) => sum + body.length, 0)
       const byKernel = await counterTotal(ferry.url, 'ferry_http_sendfile_bytes_total')
-      if (lanes === undefined)
+      // On S3 there is no file to hand the kernel: shared blocks send every byte.
+      if (process.env.FERRY_TEST_STORAGE === 's3') t.equal(byKernel, 0, 'S3: no sendfile, shared blocks send it all')
+      else if (lanes === undefined)
         t.equal(byKernel, sendfile ? bodyBytes : 0, sendfile ? 'every body byte was sent by the kernel' : 'no sendfile when it is off')
       else t.ok(byKernel > 0 && byKernel < bodyBytes, `the kernel sent ${byKernel} of ${bodyBytes} body bytes, shared blocks the rest`)
     },
