@@ -38,14 +38,21 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
-async function buildDriver(config: Config): Promise<StorageDriver> {
+async function buildDriver(config: Config, metrics: Metrics, logger: Logger): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FilesystemDriver(config.storage.filesystem.path)
     case 's3': {
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
-      return S3Driver.create(config.storage.s3)
+      const onRequest = (operation: string): void => metrics.s3Requests.inc({ operation })
+      const driver = await S3Driver.create({ ...config.storage.s3, onRequest })
+      if (driver.conditionalWrites) logger.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
+      else
+        logger.warn(
+          'S3 store ignores conditional writes (If-None-Match: *): falling back to unconditional writes; two replicas committing one blob both write it (same bytes, last one wins)',
+        )
+      return driver
     }
   }
 }
@@ -58,11 +65,11 @@ export interface ComposeOptions {
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
-  const driver = await buildDriver(config)
+  const metrics = new Metrics()
+  const driver = await buildDriver(config, metrics, logger)
   const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
-  const metrics = new Metrics()
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   const coordinator = await composeCoordination(config.coordination, logger)
   // Always composed, even without upstreams: a reloaded config may add the first one.
@@ -88,7 +95,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     metrics,
     options: { deleteEnabled: config.storage.deleteEnabled },
     blobSender: transfer.sender,
-    ready: async () => !stopping && (await driver.list('').then(() => true)),
+    ready: async () => !stopping && (await (driver.check ? driver.check() : driver.list('')).then(() => true)),
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,
@@ -100,10 +107,19 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   // Other replicas stream the fills this one holds the lease of.
   if (coordinator.shared) await app.register(peerRoutes, { coordinator, fill: (key) => mirror.fill(key) })
 
+  let unlistedUploadsLogged = false
   const housekeeping = async (): Promise<void> => {
     try {
       const cutoff = new Date(Date.now() - config.storage.uploads.maxAge)
       const purged = (await registry.purgeUploads(cutoff)) + (await cache.purgeUploads(cutoff))
+      const aborted = await driver.abortStaleUploads?.(cutoff)
+      if (aborted === undefined && driver.abortStaleUploads && !unlistedUploadsLogged) {
+        unlistedUploadsLogged = true
+        logger.warn(
+          'the S3 store cannot list multipart uploads (ListMultipartUploads): abandoned ones are not aborted by Ferry; set a lifecycle rule for incomplete multipart uploads',
+        )
+      }
+      if (aborted) logger.info({ aborted }, 'aborted abandoned multipart uploads')
       if (driver instanceof FilesystemDriver) await driver.purgeTemp(config.storage.uploads.maxAge)
       metrics.uploadsPurged.inc(purged)
       if (purged > 0) logger.info({ purged }, 'purged abandoned uploads')

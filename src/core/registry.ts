@@ -96,6 +96,12 @@ export interface UploadService {
    * DIGEST_INVALID or SIZE_INVALID on mismatch: nothing is stored and the upload is discarded.
    */
   complete(id: string, digest: Digest, body?: Readable, options?: AppendOptions): Promise<BlobInfo>
+  /**
+   * A whole blob in one request (`POST ?digest=`), with no session anyone could resume: stores
+   * that can (S3) write it straight to its content address. Optional: without it, the caller
+   * runs start() then complete(). DIGEST_INVALID or SIZE_INVALID on mismatch, nothing stored.
+   */
+  put?(digest: Digest, body: Readable, options?: AppendOptions): Promise<BlobInfo>
   /** Throws BLOB_UPLOAD_UNKNOWN for an unknown id. */
   cancel(id: string, op?: Op): Promise<void>
   /**

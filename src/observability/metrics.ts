@@ -60,6 +60,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly s3Requests = new Counter({
+    name: 'ferry_storage_s3_requests_total',
+    help: 'Requests sent to the S3 store (retries included), by S3 operation.',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  })
+
   readonly cacheLookups = new Counter({
     name: 'ferry_mirror_cache_lookups_total',
     help: 'Mirror lookups by kind (blob, manifest, tag) and result (local, hit, miss, stale)',

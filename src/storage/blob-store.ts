@@ -7,14 +7,14 @@ import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, type Dige
 import { RegistryError } from '../core/errors.js'
 import type { ByteRange } from '../core/range.js'
 import { DigestingStream } from './digesting-stream.js'
-import type { StorageDriver } from './driver/driver.js'
+import { FileExistsError, type StorageDriver } from './driver/driver.js'
 import { blobDataPath } from './paths.js'
 
 export class BlobStore {
   constructor(private readonly driver: StorageDriver) {}
 
   async size(digest: Digest): Promise<number | undefined> {
-    const info = await this.driver.stat(blobDataPath(digest))
+    const info = await this.driver.stat(blobDataPath(digest), { fileOnly: true })
     return info && !info.isDirectory ? info.size : undefined
   }
 
@@ -35,10 +35,15 @@ export class BlobStore {
 
   /**
    * Streams `body` into the store under `digest`, verifying digest (and `size` when known) on
-   * the way. DIGEST_INVALID / SIZE_INVALID on mismatch, and nothing becomes visible.
+   * the way. DIGEST_INVALID / SIZE_INVALID on mismatch, and nothing becomes visible. On S3 this
+   * is one multipart upload at the content address, completed only after the digest matched.
+   * `onVerified` runs once every byte is written and matched, before the commit.
    */
-  async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal): Promise<number> {
-    const writer = await this.driver.writer(blobDataPath(digest), { signal })
+  async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal, onVerified?: () => void): Promise<number> {
+    // Two commits of one digest (two replicas filling it, two clients pushing it) both succeed:
+    // where the store has conditional writes the second is refused and dropped, else it
+    // replaces the first with the same bytes.
+    const writer = await this.driver.writer(blobDataPath(digest), { signal, size, ifAbsent: true })
     const digesting = new DigestingStream(createDigestHash(digestAlgorithm(digest)), size)
     try {
       await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
@@ -47,7 +52,10 @@ export class BlobStore {
       }
       const actual = digestOfHash(digestAlgorithm(digest), digesting.hash)
       if (actual !== digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
-      await writer.commit()
+      onVerified?.()
+      await writer.commit().catch((err: unknown) => {
+        if (!(err instanceof FileExistsError)) throw err
+      })
       return digesting.bytes
     } catch (err) {
       await writer.cancel().catch(() => {})

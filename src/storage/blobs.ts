@@ -6,6 +6,7 @@ import type { BlobBody, BlobInfo, BlobService, Op, UploadService } from '../core
 import type { BlobStore } from './blob-store.js'
 import type { StorageDriver } from './driver/driver.js'
 import type { MetadataCache } from './metadata-cache.js'
+import type { RegistryIndexes } from './name-index.js'
 import { layerLinkPath } from './paths.js'
 import { RepositoryUploads, type UploadState } from './uploads.js'
 
@@ -19,6 +20,8 @@ export class RepositoryBlobs implements BlobService {
     private readonly blobStore: BlobStore,
     uploadState: UploadState,
     private readonly metadata: MetadataCache,
+    /** Where listing is costly (S3): a marker object says the repository exists. */
+    private readonly indexes?: RegistryIndexes,
   ) {
     this.uploads = new RepositoryUploads(name, driver, blobStore, uploadState, (digest) => this.link(this.name, digest))
   }
@@ -45,7 +48,7 @@ export class RepositoryBlobs implements BlobService {
     if (!(await this.driver.getContent(layerLinkPath(this.name, digest)))) {
       throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
     }
-    await this.driver.delete(layerLinkPath(this.name, digest))
+    await this.driver.delete(layerLinkPath(this.name, digest), { fileOnly: true })
     // Unlinking the last blob prunes empty folders, possibly the repository's own.
     this.metadata.repositories.forget(this.name)
   }
@@ -58,6 +61,7 @@ export class RepositoryBlobs implements BlobService {
 
   private async link(name: RepositoryName, digest: Digest): Promise<void> {
     await this.driver.putContent(layerLinkPath(name, digest), digest)
+    await this.indexes?.markRepository(name)
     this.metadata.repositories.set(name, true)
   }
 }

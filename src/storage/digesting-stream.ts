@@ -6,12 +6,12 @@ import { RegistryError } from '../core/errors.js'
  * Passes bytes through while feeding them to a hash and counting them. With `limit`, a body
  * longer than declared fails before the excess byte is written anywhere.
  */
-export class DigestingStream extends Transform {
+export class DigestingStream<H extends { update(data: Buffer): unknown } = Hash> extends Transform {
   bytes = 0
-  readonly hash: Hash
+  readonly hash: H
   private readonly limit: number | undefined
 
-  constructor(hash: Hash, limit?: number) {
+  constructor(hash: H, limit?: number) {
     super()
     this.hash = hash
     this.limit = limit

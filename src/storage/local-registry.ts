@@ -9,6 +9,7 @@ import type { StorageDriver } from './driver/driver.js'
 import { KeyedLock } from './keyed-lock.js'
 import { RepositoryManifests } from './manifests.js'
 import { MetadataCache } from './metadata-cache.js'
+import { RegistryIndexes } from './name-index.js'
 import { uploadDataPath, uploadPath, uploadsPath } from './paths.js'
 import { walkRepositories } from './repository-walk.js'
 import { RepositoryTags } from './tags.js'
@@ -36,6 +37,8 @@ export class LocalRegistry implements Registry {
   private readonly manifestCache: LRUCache<string, Buffer>
   private readonly metadata: MetadataCache
   private readonly storagePrefix: string
+  /** Index objects instead of listings, where listing is costly (S3). */
+  private readonly indexes: RegistryIndexes | undefined
 
   constructor(
     private readonly driver: StorageDriver,
@@ -43,6 +46,7 @@ export class LocalRegistry implements Registry {
   ) {
     this.blobStore = new BlobStore(driver)
     this.storagePrefix = options.storagePrefix ?? ''
+    this.indexes = driver.costlyLists ? new RegistryIndexes(driver, new KeyedLock(), this.storagePrefix) : undefined
     this.metadata = new MetadataCache({ ttlMs: options.metadataTtlMs ?? 5000 })
     this.manifestCache = new LRUCache<string, Buffer>({
       maxSize: Math.max(1, options.manifestCacheBytes ?? 64 * 1024 * 1024),
@@ -53,15 +57,19 @@ export class LocalRegistry implements Registry {
   repository(name: RepositoryName): Repository {
     // Storage classes see the prefixed name, so every path they build lands under the prefix.
     const stored = (this.storagePrefix ? `${this.storagePrefix}/${name}` : name) as RepositoryName
-    const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState, this.metadata)
-    const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache, this.metadata)
-    const tags = new RepositoryTags(stored, this.driver, manifests, this.metadata)
+    const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState, this.metadata, this.indexes)
+    const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache, this.metadata, this.indexes)
+    const tags = new RepositoryTags(stored, this.driver, manifests, this.metadata, this.indexes)
     return { name, blobs, manifests, tags }
   }
 
   async catalog(page: Page, _op?: Op): Promise<PageResult> {
     const names: string[] = []
     const strip = this.storagePrefix ? this.storagePrefix.length + 1 : 0
+    if (this.indexes) {
+      const stored = await this.indexes.names.read(this.indexes.catalogPath)
+      return paginate(stored.map((name) => name.slice(strip)).sort(compareLexically), page)
+    }
     for await (const repo of walkRepositories(this.driver, this.storagePrefix)) {
       if (repo.internals.includes('_manifests')) names.push(repo.name.slice(strip))
     }

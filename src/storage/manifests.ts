@@ -10,7 +10,8 @@ import type { BlobService, ManifestPutOptions, ManifestPutResult, ManifestServic
 import type { BlobStore } from './blob-store.js'
 import type { StorageDriver } from './driver/driver.js'
 import { revisionKey, tagKey, type MetadataCache } from './metadata-cache.js'
-import { referrerLinkPath, referrersPath, revisionLinkPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
+import type { RegistryIndexes } from './name-index.js'
+import { referrerIndexPath, referrerLinkPath, referrersPath, revisionLinkPath, tagIndexPath, tagLinkPath, tagsPath } from './paths.js'
 
 interface RevisionLink {
   mediaType: string
@@ -26,6 +27,8 @@ export class RepositoryManifests implements ManifestService {
     /** Manifest bytes by digest, shared by all repositories: content by digest never changes. */
     private readonly cache: LRUCache<string, Buffer>,
     private readonly metadata: MetadataCache,
+    /** Where listing is costly (S3): tags, referrers and the catalog come from index objects. */
+    private readonly indexes?: RegistryIndexes,
   ) {}
 
   stat(digest: Digest, op?: Op): Promise<Descriptor | undefined> {
@@ -63,11 +66,13 @@ export class RepositoryManifests implements ManifestService {
     const descriptor: Descriptor = { mediaType: manifest.mediaType, digest, size: bytes.length }
     this.metadata.revisions.set(revisionKey(this.name, digest), descriptor)
     this.metadata.repositories.set(this.name, true)
+    await this.indexes?.catalogue(this.name)
     if (manifest.subject) {
       await this.driver.putContent(
         referrerLinkPath(this.name, manifest.subject.digest, digest),
         JSON.stringify(referrerDescriptor(descriptor, manifest)),
       )
+      await this.indexes?.names.add(referrerIndexPath(this.name, manifest.subject.digest), referrerEntry(digest))
       return { descriptor, subject: manifest.subject.digest }
     }
     return { descriptor }
@@ -78,8 +83,11 @@ export class RepositoryManifests implements ManifestService {
     if (!stored) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { digest })
     await this.untagAll(digest)
     const subject = subjectOf(stored)
-    if (subject) await this.driver.delete(referrerLinkPath(this.name, subject, digest))
-    await this.driver.delete(revisionLinkPath(this.name, digest))
+    if (subject) {
+      await this.driver.delete(referrerLinkPath(this.name, subject, digest), { fileOnly: true })
+      await this.indexes?.names.remove(referrerIndexPath(this.name, subject), referrerEntry(digest))
+    }
+    await this.driver.delete(revisionLinkPath(this.name, digest), { fileOnly: true })
     this.metadata.revisions.set(revisionKey(this.name, digest), undefined)
     // Deleting the last manifest prunes empty folders, possibly the repository's own.
     this.metadata.repositories.forget(this.name)
@@ -87,7 +95,9 @@ export class RepositoryManifests implements ManifestService {
 
   async referrers(digest: Digest, filter: { artifactType?: string } = {}, _op?: Op): Promise<Descriptor[]> {
     const dir = referrersPath(this.name, digest)
-    const entries = await this.driver.list(dir)
+    const entries = this.indexes
+      ? await this.indexes.names.read(referrerIndexPath(this.name, digest))
+      : (await this.driver.list(dir)).filter((entry) => entry !== 'index')
     const found = await Promise.all(entries.map((entry) => this.driver.getContent(`${dir}/${entry}`)))
     return found
       .filter((content): content is Buffer => content !== undefined)
@@ -115,12 +125,16 @@ export class RepositoryManifests implements ManifestService {
 
   // Tags pointing at a deleted manifest would dangle; CNCF distribution removes them too.
   private async untagAll(digest: Digest): Promise<void> {
-    for (const tag of await this.driver.list(tagsPath(this.name))) {
+    const tags = this.indexes ? await this.indexes.names.read(tagIndexPath(this.name)) : await this.driver.list(tagsPath(this.name))
+    const removed: string[] = []
+    for (const tag of tags) {
       const target = await this.driver.getContent(tagLinkPath(this.name, tag))
       if (target?.toString('utf8') !== digest) continue
-      await this.driver.delete(tagPath(this.name, tag))
+      await this.driver.delete(tagLinkPath(this.name, tag), { fileOnly: true })
       this.metadata.tags.set(tagKey(this.name, tag), undefined)
+      removed.push(tag)
     }
+    if (removed.length > 0) await this.indexes?.names.remove(tagIndexPath(this.name), ...removed)
   }
 }
 
@@ -130,6 +144,11 @@ function referrerDescriptor(descriptor: Descriptor, manifest: ParsedManifest): D
   if (manifest.artifactType !== undefined) result.artifactType = manifest.artifactType
   if (manifest.annotations !== undefined) result.annotations = manifest.annotations
   return result
+}
+
+/** A referrer's entry name under its subject (as in referrerLinkPath). */
+function referrerEntry(referrer: Digest): string {
+  return referrer.replace(':', '-')
 }
 
 function subjectOf(stored: StoredManifest): Digest | undefined {

@@ -6,7 +6,13 @@
 //   repositories/<name>/_manifests/revisions/<alg>/<hex>/link     manifest is in <name>: {"mediaType","size"}
 //   repositories/<name>/_manifests/tags/<tag>/link                tag → digest
 //   repositories/<name>/_manifests/referrers/<alg>/<hex>/<alg>-<hex>   referrer descriptor (JSON) of a subject
-//   repositories/<name>/_uploads/<id>/{data,startedat}            upload in progress
+//   where listing is costly (S3), index objects instead of listings:
+//   repositories/<name>/_manifests/tag-index                     ["tag", ...]
+//   repositories/<name>/_manifests/referrers/<alg>/<hex>/index   ["<alg>-<hex>", ...]
+//   repositories/<name>/_repository                              the repository exists
+//   repositories/[<storage prefix>/]_catalog                     ["name", ...] with manifests
+//   repositories/<name>/_uploads/<id>/data                        upload in progress (older versions also wrote `startedat`)
+//   repositories/<name>/_uploads/<id>/hashstate                   its running sha256's saved state (S3 only)
 //
 // Repository name components start with [a-z0-9], so `_layers`, `_manifests` and `_uploads`
 // can never collide with a nested repository name.
@@ -56,6 +62,26 @@ export function referrerLinkPath(name: RepositoryName, subject: Digest, referrer
   return `${referrersPath(name, subject)}/${digestAlgorithm(referrer)}-${digestEncoded(referrer)}`
 }
 
+/** Sorted tag names of a repository (an index object, used where listing is costly). */
+export function tagIndexPath(name: RepositoryName): string {
+  return `${manifestsPath(name)}/tag-index`
+}
+
+/** Referrer entries of a subject (an index object; entry names always hold a '-'). */
+export function referrerIndexPath(name: RepositoryName, subject: Digest): string {
+  return `${referrersPath(name, subject)}/index`
+}
+
+/** Present once the repository holds (or held) a blob or manifest: existence without a listing. */
+export function repositoryMarkerPath(name: RepositoryName): string {
+  return `${repositoryPath(name)}/_repository`
+}
+
+/** The repositories of a registry that hold manifests (storage prefix '' or `_cache`). */
+export function catalogIndexPath(storagePrefix: string): string {
+  return storagePrefix === '' ? `${repositoriesRoot}/_catalog` : `${repositoriesRoot}/${storagePrefix}/_catalog`
+}
+
 export function uploadsPath(name: RepositoryName): string {
   return `${repositoryPath(name)}/_uploads`
 }
@@ -66,6 +92,10 @@ export function uploadPath(name: RepositoryName, id: string): string {
 
 export function uploadDataPath(name: RepositoryName, id: string): string {
   return `${uploadPath(name, id)}/data`
+}
+
+export function uploadHashStatePath(name: RepositoryName, id: string): string {
+  return `${uploadPath(name, id)}/hashstate`
 }
 
 export function uploadStartedAtPath(name: RepositoryName, id: string): string {

@@ -6,7 +6,8 @@ import type { RepositoryName } from '../core/reference.js'
 import type { ManifestService, Op, TagService } from '../core/registry.js'
 import type { StorageDriver } from './driver/driver.js'
 import { tagKey, type MetadataCache } from './metadata-cache.js'
-import { repositoryPath, tagLinkPath, tagPath, tagsPath } from './paths.js'
+import type { RegistryIndexes } from './name-index.js'
+import { repositoryPath, tagIndexPath, tagLinkPath, tagsPath } from './paths.js'
 
 export class RepositoryTags implements TagService {
   constructor(
@@ -14,6 +15,8 @@ export class RepositoryTags implements TagService {
     private readonly driver: StorageDriver,
     private readonly manifests: ManifestService,
     private readonly metadata: MetadataCache,
+    /** Where listing is costly (S3): the tag list and existence come from index objects. */
+    private readonly indexes?: RegistryIndexes,
   ) {}
 
   async resolve(tag: string, op?: Op): Promise<Descriptor | undefined> {
@@ -24,6 +27,7 @@ export class RepositoryTags implements TagService {
   async tag(tag: string, digest: Digest, _op?: Op): Promise<void> {
     await this.driver.putContent(tagLinkPath(this.name, tag), digest)
     this.metadata.tags.set(tagKey(this.name, tag), digest)
+    await this.indexes?.names.add(tagIndexPath(this.name), tag)
   }
 
   async untag(tag: string, _op?: Op): Promise<void> {
@@ -32,8 +36,10 @@ export class RepositoryTags implements TagService {
       this.metadata.tags.set(tagKey(this.name, tag), undefined)
       throw new RegistryError('MANIFEST_UNKNOWN', 'tag unknown', { tag })
     }
-    await this.driver.delete(tagPath(this.name, tag))
+    // The link by its key (the filesystem prunes the emptied folder): never a folder delete, a LIST on S3.
+    await this.driver.delete(tagLinkPath(this.name, tag), { fileOnly: true })
     this.metadata.tags.set(tagKey(this.name, tag), undefined)
+    await this.indexes?.names.remove(tagIndexPath(this.name), tag)
     // Deleting the last entry prunes empty folders, possibly the repository's own.
     this.metadata.repositories.forget(this.name)
   }
@@ -41,7 +47,8 @@ export class RepositoryTags implements TagService {
   async list(page: Page, _op?: Op): Promise<PageResult | undefined> {
     if (!(await this.exists())) return undefined
     if (page.n === 0) return { items: [] } // "does it exist?" (the mirror asks it on every request)
-    const tags = (await this.driver.list(tagsPath(this.name))).sort(compareLexically)
+    const stored = this.indexes ? await this.indexes.names.read(tagIndexPath(this.name)) : await this.driver.list(tagsPath(this.name))
+    const tags = stored.sort(compareLexically)
     return paginate(tags, page)
   }
 
@@ -49,6 +56,7 @@ export class RepositoryTags implements TagService {
   // an empty list, not an unknown name (the conformance suite lists tags right after that).
   private exists(): Promise<true | undefined> {
     return this.metadata.repositories.get(this.name, async () => {
+      if (this.indexes) return (await this.indexes.repositoryExists(this.name)) ? true : undefined
       const entries = await this.driver.list(repositoryPath(this.name))
       return entries.includes('_manifests') || entries.includes('_layers') ? true : undefined
     })

@@ -285,5 +285,16 @@ export async function listFiles(dir: string): Promise<string[]> {
 
 /** Files in the server's global blob store. */
 export function storedBlobFiles(server: TestServer): Promise<string[]> {
-  return listFiles(join(server.root, 'blobs'))
+  return storedFiles(server, 'blobs')
+}
+
+/** Files under `dir` in the server's storage (filesystem or S3), relative to it, sorted. */
+export async function storedFiles(server: Pick<TestServer, 'driver'>, dir: string): Promise<string[]> {
+  const files: string[] = []
+  for (const name of await server.driver.list(dir)) {
+    const info = await server.driver.stat(`${dir}/${name}`)
+    if (info?.isDirectory) files.push(...(await storedFiles(server, `${dir}/${name}`)).map((file) => `${name}/${file}`))
+    else if (info) files.push(name)
+  }
+  return files.sort()
 }

@@ -112,7 +112,7 @@ function groupCommonPrefixes(server: S3rver): void {
 }
 
 /** The S3 operation of a request, from its method, query and copy-source header. */
-function operationOf(req: IncomingMessage): string {
+export function operationOf(req: IncomingMessage): string {
   const query = new URL(req.url ?? '/', 'http://s3').searchParams
   const copy = req.headers['x-amz-copy-source'] !== undefined
   switch (req.method) {

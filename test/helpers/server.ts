@@ -24,6 +24,8 @@ export interface TestServer {
   app: FastifyInstance
   registry: LocalRegistry
   metrics: Metrics
+  /** The storage under `registry` (filesystem at `root`, or S3): tests inspect what is stored through it. */
+  driver: StorageDriver
   close(): Promise<void>
 }
 
@@ -46,9 +48,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const storage = options.storage ?? (process.env.FERRY_TEST_STORAGE === 's3' ? 's3' : 'filesystem')
   const ownS3 = storage === 's3' && options.s3 === undefined ? await startS3Server() : undefined
   const s3 = options.s3 ?? ownS3
-  const driver: StorageDriver = storage === 's3' && s3 ? await S3Driver.create(s3.driverOptions()) : new FilesystemDriver(root)
-  const registry = new LocalRegistry(driver, options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
   const metrics = new Metrics({ processMetrics: false })
+  const onRequest = (operation: string): void => metrics.s3Requests.inc({ operation })
+  const driver: StorageDriver =
+    storage === 's3' && s3 ? await S3Driver.create({ ...s3.driverOptions(), onRequest }) : new FilesystemDriver(root)
+  const registry = new LocalRegistry(driver, options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
   const app = await buildApp({
     registry,
     metrics,
@@ -68,6 +72,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     app,
     registry,
     metrics,
+    driver,
     async close() {
       const closing = app.close()
       // A test is over: connections a client opened but never used would otherwise hold the

@@ -1,9 +1,7 @@
 // Push workflow over HTTP against a real server (conformance 02_push + checklist §4): blob
 // uploads (monolithic, POST+PUT, chunked, streamed), verification, mounts, manifest PUT.
 import { randomBytes } from 'node:crypto'
-import { readdir, stat } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { freshServer, startTestServer, type TestServer } from '../helpers/server.js'
@@ -15,7 +13,6 @@ import {
   expectError,
   imageIndex,
   imageManifest,
-  listFiles,
   makeBlob,
   mediaTypes,
   pushBlob,
@@ -28,6 +25,7 @@ import {
   rawHttp,
   request,
   storedBlobFiles,
+  storedFiles,
   type Blob,
 } from '../helpers/oci.js'
 import { eventually } from '../helpers/eventually.js'
@@ -84,7 +82,7 @@ async function expectNoBlob(t: Test, repo: string, digest: string, srv = server)
 
 /** Upload session folders of a repository on disk. */
 async function uploadDirs(srv: TestServer, repo: string): Promise<string[]> {
-  return readdir(join(srv.root, 'repositories', repo, '_uploads')).catch(() => [])
+  return srv.driver.list(`repositories/${repo}/_uploads`)
 }
 
 function chunkedBody(...parts: Buffer[]): ReadableStream<Uint8Array> {
@@ -310,14 +308,17 @@ t.test('a body shorter than its Content-Length commits nothing', async (t) => {
     await eventually(received, { message: 'the partial body to reach the session' })
     socket.destroy()
   }
-  const sessionSize = async (id: string) =>
-    (await stat(join(srv.root, 'repositories', repo, '_uploads', id, 'data')).catch(() => undefined))?.size
+  const sessionSize = async (id: string) => (await srv.driver.stat(`repositories/${repo}/_uploads/${id}/data`))?.size
+  // On S3 a body whose digest is known goes straight to a multipart upload at the blob's key: no
+  // session holds the bytes, and 100 bytes stay in memory below the first part (nothing to wait for).
+  const direct = srv.driver.name === 's3'
 
   // Monolithic POST: the session it opened disappears once the server sees the abort.
   await sendAndAbort(
     `POST /v2/${repo}/blobs/uploads/?digest=${blob.digest} HTTP/1.1\r\nHost: ${srv.host}\r\n` +
       `Content-Type: application/octet-stream\r\nContent-Length: ${blob.size}\r\n\r\n`,
     async () => {
+      if (direct) return true
       const [id] = await uploadDirs(srv, repo)
       return id !== undefined && (await sessionSize(id)) === partial.length
     },
@@ -332,12 +333,13 @@ t.test('a body shorter than its Content-Length commits nothing', async (t) => {
   await sendAndAbort(
     `PUT ${session.pathname}?digest=${blob.digest} HTTP/1.1\r\nHost: ${srv.host}\r\n` +
       `Content-Type: application/octet-stream\r\nContent-Length: ${blob.size}\r\n\r\n`,
-    async () => (await sessionSize(id)) === partial.length,
+    async () => direct || (await sessionSize(id)) === partial.length,
   )
   // Appends take the session's lock, so this empty PATCH runs after the aborted PUT settled.
   const after = await fetch(session, { method: 'PATCH', body: Buffer.alloc(0) })
   t.equal(after.status, 202)
-  t.equal(after.headers.get('range'), '0-99', 'received bytes stay in the session')
+  if (direct) t.equal(after.headers.get('range'), '0-0', 'S3: the session stays empty (the body went to an aborted multipart upload)')
+  else t.equal(after.headers.get('range'), '0-99', 'received bytes stay in the session')
   await expectNoBlob(t, repo, blob.digest, srv)
   t.same(await storedBlobFiles(srv), [], 'no file under blobs/')
   const close = await fetch(withDigest(session, blob.digest), { method: 'PUT' })
@@ -723,7 +725,7 @@ t.test('sha512 content end to end', async (t) => {
 
   const tagged = await putManifest(server, repo, 'by-tag', manifest)
   t.equal(tagged.headers.get('docker-content-digest'), digestOfSha256(manifest.bytes), 'by tag, the registry chooses sha256')
-  const files = await listFiles(join(server.root, 'blobs', 'sha512'))
+  const files = await storedFiles(server, 'blobs/sha512')
   t.ok(files.length >= 4, 'sha512 content lives under blobs/sha512')
 })
 

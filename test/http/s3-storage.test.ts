@@ -18,6 +18,9 @@ function bytesOf(length: number, seed: string): Buffer {
   return Buffer.concat(chunks)
 }
 
+const summary = (requests: string[]): string =>
+  [...new Set(requests)].map((r) => `${r} ${requests.filter((x) => x === r).length}`).join(', ')
+
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
 
 let server: TestServer
@@ -73,18 +76,50 @@ t.test('a 20 MiB monolithic push comes back byte-exact, and ranges read across p
   t.same(Buffer.from(await ranged.arrayBuffer()), blob.bytes.subarray(start, end + 1))
 })
 
-t.test('what a monolithic push costs in S3 requests', async (t) => {
-  const blob = makeBlob(bytesOf(20 * MiB, 'counted'))
+t.test('a 100 MiB monolithic push goes straight to its content address in 10 S3 requests', async (t) => {
+  const blob = makeBlob(bytesOf(100 * MiB, 'counted'))
   s3.requests.length = 0
   await pushBlob(server, repo, blob)
   const count = (operation: string): number => s3.requests.filter((r) => r === operation).length
-  t.equal(count('UploadPart'), 3, 'the bytes go up once, in equal 8 MiB parts')
-  t.equal(count('CreateMultipartUpload'), 1, 'one multipart upload: nothing is re-uploaded')
-  // The upload session holds the bytes until the digest is known; the interface's move is a copy.
-  t.equal(count('CopyObject'), 1, 'one server-side copy to the content address')
-  t.comment(
-    `S3 requests of a 20 MiB monolithic push: ${s3.requests.length} (${[...new Set(s3.requests)].map((r) => `${r} ${count(r)}`).join(', ')})`,
+  t.comment(`S3 requests of a 100 MiB monolithic push: ${s3.requests.length} (${summary(s3.requests)})`)
+  // 7 equal 16 MiB parts, completed once the digest matched, then the repository's link.
+  t.same(s3.requests, ['CreateMultipartUpload', ...Array<string>(7).fill('UploadPart'), 'CompleteMultipartUpload', 'PutObject'])
+  t.equal(count('CopyObject') + count('UploadPartCopy'), 0, 'no server-side copy')
+  const metrics = await (await request(server, '/metrics')).text()
+  t.match(metrics, /ferry_storage_s3_requests_total\{operation="UploadPart"\} \d+/, 'counted on /metrics')
+  await expectBlobBack(t, blob)
+})
+
+t.test('a wrong digest is refused before anything becomes visible', async (t) => {
+  const blob = makeBlob(bytesOf(20 * MiB, 'wrong digest'))
+  const other = makeBlob(bytesOf(10, 'other'))
+  s3.requests.length = 0
+  const res = await request(server, `/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(other.digest)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: blob.bytes,
+  })
+  t.equal(res.status, 400)
+  t.notOk(s3.requests.includes('CompleteMultipartUpload'), 'never completed')
+  t.ok(s3.requests.includes('AbortMultipartUpload'), `aborted (${summary(s3.requests)})`)
+  t.equal((await request(server, `/v2/${repo}/blobs/${other.digest}`, { method: 'HEAD' })).status, 404)
+})
+
+t.test('two concurrent pushes of one blob both succeed (no conditional writes on s3rver: the fallback)', async (t) => {
+  const blob = makeBlob(bytesOf(18 * MiB, 'concurrent'))
+  const statuses = await Promise.all(
+    ['a', 'b', 'c'].map(async (suffix) => {
+      const res = await request(server, `/v2/${repo}-${suffix}/blobs/uploads/?digest=${encodeURIComponent(blob.digest)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: blob.bytes,
+      })
+      return res.status
+    }),
   )
+  t.same(statuses, [201, 201, 201])
+  const back = await request(server, `/v2/${repo}-b/blobs/${blob.digest}`)
+  t.equal(sha256(Buffer.from(await back.arrayBuffer())), sha256(blob.bytes))
 })
 
 t.test('chunked pushes of any chunk size commit the whole blob', async (t) => {
@@ -126,4 +161,55 @@ t.test('a cancelled upload is gone', async (t) => {
   await fetch(location, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(100, 1) })
   t.equal((await fetch(location, { method: 'DELETE' })).status, 204)
   t.equal((await fetch(location)).status, 404)
+})
+
+t.test('no LIST on any request path; a warm manifest GET costs 0 S3 requests, a blob HEAD 2', async (t) => {
+  const name = 's3/nolist'
+  const config = randomConfig()
+  const layer = makeBlob(bytesOf(MiB, 'nolist'))
+  s3.requests.length = 0
+  for (const blob of [config, layer]) await pushBlob(server, name, blob)
+  const manifest = imageManifest({ config, layers: [layer] })
+  for (const tag of ['a', 'b']) await pushManifest(server, name, tag, manifest)
+  const referrer = imageManifest({ config, layers: [], subject: manifest })
+  await pushManifest(server, name, referrer.digest, referrer)
+  const accept = { accept: manifest.mediaType }
+
+  // Warm: inside the metadata TTL, tag → digest → descriptor → bytes are all in memory.
+  await request(server, `/v2/${name}/manifests/a`, { headers: accept })
+  const before = s3.requests.length
+  for (let i = 0; i < 5; i++) {
+    const res = await request(server, `/v2/${name}/manifests/a`, { headers: accept })
+    t.equal(res.status, 200)
+    await res.arrayBuffer()
+  }
+  t.equal(s3.requests.length - before, 0, 'warm manifest GETs by tag: no S3 request')
+
+  let mark = s3.requests.length
+  t.equal((await request(server, `/v2/${name}/blobs/${layer.digest}`, { method: 'HEAD' })).status, 200)
+  t.same(s3.requests.slice(mark), ['GetObject', 'HeadObject'], 'blob HEAD: the link, then the blob')
+  mark = s3.requests.length
+  const absent = makeBlob(Buffer.from('absent'))
+  t.equal((await request(server, `/v2/${name}/blobs/${absent.digest}`, { method: 'HEAD' })).status, 404)
+  t.same(s3.requests.slice(mark), ['GetObject'], 'blob HEAD miss: one GET of the link')
+
+  t.same(await (await request(server, `/v2/${name}/tags/list`)).json(), { name, tags: ['a', 'b'] })
+  const referrers = (await (await request(server, `/v2/${name}/referrers/${manifest.digest}`)).json()) as { manifests: unknown[] }
+  t.equal(referrers.manifests.length, 1)
+  const catalog = (await (await request(server, '/v2/_catalog')).json()) as { repositories: string[] }
+  t.ok(catalog.repositories.includes(name))
+  t.equal((await request(server, `/v2/s3/never-pushed/tags/list`)).status, 404)
+  t.equal((await request(server, `/v2/${name}/manifests/b`, { method: 'DELETE' })).status, 202)
+  t.equal((await request(server, `/v2/${name}/manifests/${referrer.digest}`, { method: 'DELETE' })).status, 202)
+  t.equal((await request(server, `/v2/${name}/blobs/${layer.digest}`, { method: 'DELETE' })).status, 202)
+  t.same(await (await request(server, `/v2/${name}/tags/list`)).json(), { name, tags: ['a'] })
+  const after = (await (await request(server, `/v2/${name}/referrers/${manifest.digest}`)).json()) as { manifests: unknown[] }
+  t.equal(after.manifests.length, 0)
+  const cancelled = await request(server, `/v2/${name}/blobs/uploads/`, { method: 'POST' })
+  t.equal((await fetch(new URL(cancelled.headers.get('location')!, server.url), { method: 'DELETE' })).status, 204)
+  t.same(
+    s3.requests.filter((r) => r === 'ListObjects'),
+    [],
+    `no LIST (${summary(s3.requests)})`,
+  )
 })

@@ -90,8 +90,9 @@ for (const mode of ['sendfile', 'sendfile for 10 clients', 'shared blocks'] as c
       const lateBytes = lateBodies.reduce((sum, body) => sum + body.length, 0)
       const byKernel = await counterTotal(ferry.url, 'ferry_http_sendfile_bytes_total')
       // Followers of the running fill send its shared blocks (#18); only a client that came once
-      // the fill was verified may have the kernel send the file.
-      if (!sendfile) t.equal(byKernel, 0, 'no sendfile when it is off')
+      // the fill was verified may have the kernel send the file. On S3 there is no file to hand the kernel.
+      if (process.env.FERRY_TEST_STORAGE === 's3') t.equal(byKernel, 0, 'S3: no sendfile, shared blocks send it all')
+      else if (!sendfile) t.equal(byKernel, 0, 'no sendfile when it is off')
       else t.ok(byKernel <= lateBytes, `the kernel sent ${byKernel} B, at most the ${lateBytes} B of the late clients`)
     },
   )

@@ -21,6 +21,10 @@ export async function startUpload(ctx: HandlerContext, { name }: { name: Reposit
   }
   if (digest !== undefined && mount === undefined) {
     const expected = parseDigest(digest)
+    if (blobs.uploads.put) {
+      await blobs.uploads.put(expected, ctx.request.raw, appendOptions(ctx, undefined))
+      return sendBlobCreated(ctx, name, expected)
+    }
     const session = await blobs.uploads.start(ctx.op)
     try {
       await blobs.uploads.complete(session.id, expected, ctx.request.raw, appendOptions(ctx, undefined))

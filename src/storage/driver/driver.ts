@@ -17,7 +17,23 @@ export interface ReadOptions {
   signal?: AbortSignal
 }
 
+export interface StatOptions {
+  /**
+   * Only a file is of interest: a store that tells directories apart at extra cost (a LIST on
+   * S3) answers undefined for anything but a file, without that cost. Every request path asks so.
+   */
+  fileOnly?: boolean
+}
+
 export interface WriteOptions {
+  /** The size the new file will have, when known (S3 sizes its parts by it). */
+  size?: number | undefined
+  /**
+   * Never replace an existing file (S3 with conditional writes: If-None-Match: *): commit()
+   * rejects with FileExistsError when one is already there, and this writer's bytes are dropped.
+   * A store without conditional writes replaces it, as without the option.
+   */
+  ifAbsent?: boolean
   /**
    * Append to the existing file (upload sessions grow across requests). Without it a writer
    * produces a new file that becomes visible at `path` only on commit().
@@ -41,8 +57,33 @@ export interface FileWriter {
 
 export interface StorageDriver {
   readonly name: string
+  /**
+   * True when a blob whose digest is known up front should be written straight to its content
+   * address rather than through an upload session: moving a session's bytes would copy them
+   * (S3). False or absent where a move is a rename and readers follow a growing file (filesystem).
+   */
+  readonly directWrites?: boolean
+  /**
+   * True when list() is a billed request that scans keys (S3): request paths then read small
+   * index objects instead (storage/name-index.ts). Absent or false: listing is cheap (readdir).
+   */
+  readonly costlyLists?: boolean
+  /**
+   * Compare-and-swap of a small file, where the store has it (S3 with conditional writes):
+   * getVersioned() returns the content with a version (the ETag), putIfVersion() writes only
+   * if the file is still at that version (undefined: still absent) and tells whether it did.
+   */
+  getVersioned?(path: string): Promise<{ content: Buffer; version: string } | undefined>
+  putIfVersion?(path: string, content: string, version: string | undefined): Promise<boolean>
+  /**
+   * Housekeeping only (a listing): aborts multipart uploads under this driver's keys started
+   * before `olderThan`; how many, or undefined when the store cannot list them.
+   */
+  abortStaleUploads?(olderThan: Date): Promise<number | undefined>
+  /** Whether the store is reachable (for /readyz): never a listing. Absent: list('') is used. */
+  check?(): Promise<void>
   /** Metadata of a file or directory; undefined when nothing is at `path`. */
-  stat(path: string): Promise<FileInfo | undefined>
+  stat(path: string, options?: StatOptions): Promise<FileInfo | undefined>
   /** Streams a file or a byte range of it. Throws PathNotFoundError when absent. */
   read(path: string, options?: ReadOptions): Promise<Readable>
   writer(path: string, options?: WriteOptions): Promise<FileWriter>
@@ -52,10 +93,20 @@ export interface StorageDriver {
   putContent(path: string, content: Uint8Array | string): Promise<void>
   /** Moves a file, replacing the destination atomically. Throws PathNotFoundError when `from` is absent. */
   move(from: string, to: string): Promise<void>
-  /** Deletes a file or a whole directory tree; no error when absent. */
-  delete(path: string): Promise<void>
+  /** Deletes a file or a whole directory tree (not with `fileOnly`); no error when absent. */
+  delete(path: string, options?: StatOptions): Promise<void>
   /** Names of the direct children of a directory, sorted; [] when absent. */
   list(path: string): Promise<string[]>
+}
+
+/** A commit with `ifAbsent` found a file at its path: someone else wrote it first. */
+export class FileExistsError extends Error {
+  readonly path: string
+  constructor(path: string) {
+    super(`file exists: ${path}`)
+    this.name = 'FileExistsError'
+    this.path = path
+  }
 }
 
 export class PathNotFoundError extends Error {

@@ -12,6 +12,7 @@
 // GET per segment touched.
 import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3'
 import type { WriteSettings } from './s3-client.js'
+import type { PartBudget } from './s3-upload.js'
 
 export const reservedName = '.ferry-append'
 /** Object metadata (x-amz-meta-ferry-append) marking an index; its value is the format version. */
@@ -27,6 +28,7 @@ export interface AppendTarget {
   /** The index key (the file's own key). */
   key: string
   settings: WriteSettings
+  budget: PartBudget
   /** Sizes of the segments already committed, in order. */
   segments: number[]
   /** Whether anything is at the key yet (a new file's index is written even when empty). */
@@ -48,7 +50,7 @@ export function segmentKeys(key: string, metadata: Record<string, string> | unde
   return Array.from({ length: Number.isSafeInteger(count) ? count : 0 }, (_, i) => segmentKey(key, i + 1))
 }
 
-export async function writeIndex(file: Omit<AppendTarget, 'segments' | 'exists'>, segments: number[]): Promise<void> {
+export async function writeIndex(file: Omit<AppendTarget, 'segments' | 'exists' | 'budget'>, segments: number[]): Promise<void> {
   const size = segments.reduce((sum, s) => sum + s, 0)
   await file.client.send(
     new PutObjectCommand({

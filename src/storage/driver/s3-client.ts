@@ -24,6 +24,15 @@ export interface S3DriverOptions {
   maxSockets: number
   /** WHEN_REQUIRED for stores that reject the SDK's default checksum headers. */
   requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED'
+  /**
+   * Whether the store honours If-None-Match: * on writes; undefined detects it at start-up
+   * (S3Driver.create). Stores that ignore the header (s3rver) would silently replace objects.
+   */
+  conditionalWrites?: boolean | undefined
+  /** Milliseconds a request may go without socket activity before it is retried; default 60 s. */
+  idleTimeoutMs?: number | undefined
+  /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
+  onRequest?: ((operation: string) => void) | undefined
 }
 
 /** Headers of every object write (PutObject, CreateMultipartUpload, CopyObject). */
@@ -37,7 +46,7 @@ export interface WriteSettings {
 export async function createS3Client(options: S3DriverOptions): Promise<S3Client> {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets }
   const ca = options.caPath === undefined ? undefined : [...rootCertificates, await readFile(options.caPath, 'utf8')]
-  return new S3Client({
+  const client = new S3Client({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle,
@@ -47,8 +56,25 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(ca === undefined ? agentOptions : { ...agentOptions, ca }),
       connectionTimeout: 10_000,
+      // A request whose socket is idle this long (a stalled part) fails and is retried.
+      socketTimeout: options.idleTimeoutMs ?? 60_000,
     },
   })
+  const onRequest = options.onRequest
+  if (onRequest !== undefined) countRequests(client, onRequest)
+  return client
+}
+
+/** Calls `onRequest` with the operation of every request sent, retries included. */
+export function countRequests(client: S3Client, onRequest: (operation: string) => void): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      onRequest(String(context.commandName).replace(/Command$/, ''))
+      return next(args)
+    },
+    // After the retry step: each attempt is a request the store sees (and may bill).
+    { step: 'finalizeRequest', name: 'ferryRequestCounter', priority: 'low' },
+  )
 }
 
 export function writeSettings(options: S3DriverOptions): WriteSettings {
@@ -68,6 +94,21 @@ function status(err: unknown): number | undefined {
 /** NoSuchKey on GET, NotFound on HEAD (no body to name it). */
 export function isMissing(err: unknown): boolean {
   return status(err) === 404 || (err instanceof Error && (err.name === 'NoSuchKey' || err.name === 'NotFound'))
+}
+
+/** A conditional write whose condition failed (412), or a conflicting one in progress (409). */
+export function isPreconditionFailed(err: unknown): boolean {
+  const code = status(err)
+  return (
+    code === 412 ||
+    code === 409 ||
+    (err instanceof Error && (err.name === 'PreconditionFailed' || err.name === 'ConditionalRequestConflict'))
+  )
+}
+
+/** 501, or NotImplemented: the store lacks the operation (s3rver's ListMultipartUploads). */
+export function isNotImplemented(err: unknown): boolean {
+  return status(err) === 501 || (err instanceof Error && err.name === 'NotImplemented')
 }
 
 /** A range starting at or past the end of the object. */

@@ -1,7 +1,8 @@
-// One object written to S3 from a stream of unknown length. Content that fits one part is sent
-// as a single PutObject on finish(); anything larger becomes a multipart upload of equal parts
-// (stores such as R2 require equal sizes), with at most `partsInFlight` parts uploading at once
-// so memory stays flat whatever the size. Nothing is visible at the key before finish(): the
+// One object written to S3 from a stream. Content that fits one part is sent as a single
+// PutObject on finish(); anything larger becomes a multipart upload of equal parts (stores such
+// as R2 require equal sizes), sized so that 10,000 parts cover the object when its size is known,
+// with at most `partsInFlight` parts uploading at once per object and a process-wide budget
+// (PartBudget) over all of them, so memory stays flat whatever the size and the concurrency. Nothing is visible at the key before finish(): the
 // object appears whole with PutObject or CompleteMultipartUpload, both atomic on S3. Parts are
 // always Buffers of known length, so the SDK never streams an aws-chunked body.
 import {
@@ -13,13 +14,54 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3'
-import type { WriteSettings } from './s3-client.js'
+import { FileExistsError } from './driver.js'
+import { isPreconditionFailed, type WriteSettings } from './s3-client.js'
 
-/** Equal part size: ≥ 8 MiB as the issue asks; 10,000 parts then cover 78 GiB. */
-export const partSize = 8 * 1024 * 1024
+const MiB = 1024 * 1024
+/**
+ * The smallest part: 16 MiB (S3 allows 5, the issue asks ≥ 8); a 100 MiB blob is then 7 parts
+ * rather than 13, and 10,000 parts cover 156 GiB of unknown length.
+ */
+export const partSize = 16 * MiB
 /** Parts uploading at once per object, on top of the one being filled. */
 export const partsInFlight = 3
+/** Parts uploading at once in the whole process (per driver), by default. */
+export const defaultPartBudget = 8
 const maxParts = 10_000
+
+/** Equal parts of at least `minimum` bytes, whole MiBs, that cover `size` in at most 10,000 parts. */
+export function partSizeFor(size: number | undefined, minimum = partSize): number {
+  if (size === undefined) return minimum
+  return Math.max(minimum, Math.ceil(size / maxParts / MiB) * MiB)
+}
+
+/** Parts in flight across every upload of a driver: a part waits for a slot before it is sent. */
+export class PartBudget {
+  #free: number
+  readonly #waiting: Array<() => void> = []
+
+  constructor(readonly slots: number) {
+    this.#free = slots
+  }
+
+  get inUse(): number {
+    return this.slots - this.#free
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--
+      return
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve))
+  }
+
+  release(): void {
+    const next = this.#waiting.shift()
+    if (next) next()
+    else this.#free++
+  }
+}
 /** A part buffer starts small and doubles, so small files do not cost a whole part of memory. */
 const initialBuffer = 64 * 1024
 
@@ -28,6 +70,11 @@ export interface ObjectTarget {
   bucket: string
   key: string
   settings: WriteSettings
+  budget: PartBudget
+  /** The object's size when known: larger objects get larger parts. */
+  size?: number | undefined
+  /** Send CompleteMultipartUpload / PutObject with If-None-Match: * (never replace an existing object). */
+  ifNoneMatch?: boolean
 }
 
 export class ObjectUpload {
@@ -41,39 +88,56 @@ export class ObjectUpload {
   readonly #inFlight = new Set<Promise<void>>()
   #failure: unknown
   readonly #abort = new AbortController()
+  readonly #partSize: number
 
-  constructor(private readonly target: ObjectTarget) {}
+  constructor(private readonly target: ObjectTarget) {
+    this.#partSize = partSizeFor(target.size)
+  }
 
   /** Copies `chunk` into the current part; resolves once there is room for more. */
   async write(chunk: Buffer): Promise<void> {
     this.#throwIfFailed()
     let offset = 0
     while (offset < chunk.length) {
-      const room = partSize - this.#filled
+      const room = this.#partSize - this.#filled
       const take = Math.min(room, chunk.length - offset)
       this.#reserve(this.#filled + take)
       chunk.copy(this.#buffer!, this.#filled, offset, offset + take)
       this.#filled += take
       offset += take
       this.bytes += take
-      if (this.#filled === partSize) {
-        this.#sendPart()
+      if (this.#filled === this.#partSize) {
+        await this.#sendPart()
         while (this.#inFlight.size >= partsInFlight) await Promise.race(this.#inFlight)
         this.#throwIfFailed()
       }
     }
   }
 
-  /** Publishes the object: one PutObject, or the last part and CompleteMultipartUpload. */
+  /**
+   * Publishes the object: one PutObject, or the last part and CompleteMultipartUpload. With
+   * `ifNoneMatch`, FileExistsError when the store already has an object at the key.
+   */
   async finish(): Promise<void> {
+    try {
+      await this.#publish()
+    } catch (err) {
+      if (this.target.ifNoneMatch && isPreconditionFailed(err)) throw new FileExistsError(this.target.key)
+      throw err
+    }
+  }
+
+  async #publish(): Promise<void> {
     this.#throwIfFailed()
     if (this.#uploadId === undefined) {
       const body = this.#buffer?.subarray(0, this.#filled) ?? Buffer.alloc(0)
       const { client, bucket, key, settings } = this.target
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...settings }), { abortSignal: this.#abort.signal })
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ...settings, ...this.#condition() }), {
+        abortSignal: this.#abort.signal,
+      })
       return
     }
-    if (this.#filled > 0) this.#sendPart()
+    if (this.#filled > 0) await this.#sendPart()
     while (this.#inFlight.size > 0) await Promise.race(this.#inFlight)
     this.#throwIfFailed()
     const { client, bucket, key } = this.target
@@ -83,6 +147,7 @@ export class ObjectUpload {
         Key: key,
         UploadId: await this.#uploadId,
         MultipartUpload: { Parts: [...this.#parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0)) },
+        ...this.#condition(),
       }),
       { abortSignal: this.#abort.signal },
     )
@@ -105,24 +170,29 @@ export class ObjectUpload {
   #reserve(size: number): void {
     const current = this.#buffer?.length ?? 0
     if (size <= current) return
-    const grown = Buffer.allocUnsafe(Math.min(partSize, Math.max(initialBuffer, current * 2, size)))
+    const grown = Buffer.allocUnsafe(Math.min(this.#partSize, Math.max(initialBuffer, current * 2, size)))
     this.#buffer?.copy(grown, 0, 0, this.#filled)
     this.#buffer = grown
   }
 
-  #sendPart(): void {
+  #condition(): { IfNoneMatch?: string } {
+    return this.target.ifNoneMatch ? { IfNoneMatch: '*' } : {}
+  }
+
+  /** Starts sending the filled part once the process-wide budget has a slot for it. */
+  async #sendPart(): Promise<void> {
     const number = ++this.#partNumber
-    if (number > maxParts) throw new Error(`object exceeds ${maxParts} parts of ${partSize} bytes`)
+    if (number > maxParts) throw new Error(`object exceeds ${maxParts} parts of ${this.#partSize} bytes`)
     const body = this.#buffer!.subarray(0, this.#filled)
     this.#buffer = undefined
     this.#filled = 0
-    const { client, bucket, key, settings } = this.target
-    this.#uploadId ??= client
-      .send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...settings }), { abortSignal: this.#abort.signal })
-      .then(({ UploadId }) => {
-        if (UploadId === undefined) throw new Error('CreateMultipartUpload returned no upload id')
-        return UploadId
-      })
+    const { client, bucket, key, settings, budget } = this.target
+    await budget.acquire()
+    // Never cut short: an upload created but not known here could not be aborted.
+    this.#uploadId ??= client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...settings })).then(({ UploadId }) => {
+      if (UploadId === undefined) throw new Error('CreateMultipartUpload returned no upload id')
+      return UploadId
+    })
     const sending = this.#uploadId
       .then((uploadId) =>
         client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: number, Body: body }), {
@@ -139,7 +209,10 @@ export class ObjectUpload {
           this.#failure ??= err
         },
       )
-      .finally(() => this.#inFlight.delete(sending))
+      .finally(() => {
+        budget.release()
+        this.#inFlight.delete(sending)
+      })
     this.#inFlight.add(sending)
   }
 

@@ -73,8 +73,8 @@ export class S3AppendWriter extends WriterBase implements FileWriter {
   constructor(file: AppendTarget, signal: AbortSignal | undefined) {
     super()
     this.#file = file
-    const { client, bucket, key, settings } = file
-    this.stream = uploadStream({ client, bucket, key: segmentKey(key, file.segments.length + 1), settings }, signal)
+    const { client, bucket, key, settings, budget } = file
+    this.stream = uploadStream({ client, bucket, key: segmentKey(key, file.segments.length + 1), settings, budget }, signal)
   }
 
   get size(): number {

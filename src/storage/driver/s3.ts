@@ -1,10 +1,12 @@
 // StorageDriver on S3 and S3-compatible stores (@aws-sdk/client-s3). A path is the key
 // `<prefix>/<path>`; a "directory" is a key prefix and exists while some key has it.
 //
-//   stat        HeadObject; on a miss, ListObjectsV2 MaxKeys=1 under `<key>/` (is it a directory?)
+//   stat        HeadObject; on a miss, ListObjectsV2 MaxKeys=1 under `<key>/` (is it a directory?),
+//               unless the caller asks about a file only (every request path does: no LIST there)
 //   read        one GetObject, ranged when a range is asked (an append file: see s3-append.ts)
-//   writer      a new file: PutObject, or a multipart upload of equal 8 MiB parts with a few in
-//               flight (s3-upload.ts), visible only once commit() publishes it; cancel() aborts.
+//   writer      a new file: PutObject, or a multipart upload of equal parts (≥ 16 MiB, larger
+//               for a large known size) with a few in flight per file and a process-wide budget
+//               (s3-upload.ts), visible only once commit() publishes it; cancel() aborts.
 //               append: the next segment of an append file (s3-append.ts), never a rewrite.
 //   getContent  GetObject; putContent: PutObject (atomic: readers see old or new, never a mix)
 //   move        S3 has no rename. A plain object, or an append file of one segment, is copied
@@ -12,7 +14,8 @@
 //               streamed into a new multipart upload at `to`. The interface forces this: upload
 //               sessions append to `_uploads/<id>/data` and only learn the digest at the end.
 //   delete      HeadObject then DeleteObject(s) for a file (an append file with its segments); a
-//               directory is listed and deleted in batches (DeleteObjects)
+//               directory (unless the caller deletes a file only) is listed and deleted in
+//               batches (DeleteObjects)
 //   list        ListObjectsV2 with Delimiter '/'
 //
 // Unlike a filesystem, S3 lets `a` and `a/b` both exist; checking for that would cost a LIST and
@@ -20,8 +23,12 @@
 // pairs). Only files move: the storage layer never moves a directory.
 import { Readable, addAbortSignal } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { randomUUID } from 'node:crypto'
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
+  ListMultipartUploadsCommand,
+  HeadBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -30,10 +37,11 @@ import {
   PutObjectCommand,
   type GetObjectCommandOutput,
   type HeadObjectCommandOutput,
+  type ListMultipartUploadsCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3'
 import { assertCleanPath, PathNotFoundError } from './driver.js'
-import type { FileInfo, FileWriter, ReadOptions, StorageDriver, WriteOptions } from './driver.js'
+import type { FileInfo, FileWriter, ReadOptions, StatOptions, StorageDriver, WriteOptions } from './driver.js'
 import { readRange } from './read-range.js'
 import { exactRange } from './s3-range.js'
 import { appendSize, fetchIndex, isIndex, parseIndex, reservedName, segmentKey, segmentKeys } from './s3-append.js'
@@ -41,11 +49,14 @@ import {
   copySource,
   createS3Client,
   isMissing,
+  isNotImplemented,
+  isPreconditionFailed,
   isUnsatisfiableRange,
   writeSettings,
   type S3DriverOptions,
   type WriteSettings,
 } from './s3-client.js'
+import { defaultPartBudget, PartBudget } from './s3-upload.js'
 import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
 
 /** CopyObject's limit; larger sources are streamed instead. */
@@ -55,6 +66,13 @@ const deleteBatch = 1000
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3'
+  // An upload session's bytes would have to be copied to the content address: write there directly.
+  readonly directWrites = true
+  readonly costlyLists = true
+  /** Parts uploading at once over every writer of this driver. */
+  readonly partBudget: PartBudget
+  /** Whether writes with `ifAbsent` are conditional (If-None-Match: *); see create(). */
+  readonly conditionalWrites: boolean
   readonly #bucket: string
   readonly #prefix: string
   readonly #settings: WriteSettings
@@ -62,23 +80,97 @@ export class S3Driver implements StorageDriver {
   constructor(
     private readonly client: S3Client,
     options: S3DriverOptions,
+    partBudget = new PartBudget(defaultPartBudget),
   ) {
     this.#bucket = options.bucket
     this.#prefix = options.prefix
     this.#settings = writeSettings(options)
+    this.partBudget = partBudget
+    this.conditionalWrites = options.conditionalWrites ?? false
   }
 
+  /** A driver for `options`; unless they say, probes whether the store honours conditional writes. */
   static async create(options: S3DriverOptions): Promise<S3Driver> {
-    return new S3Driver(await createS3Client(options), options)
+    const client = await createS3Client(options)
+    const conditionalWrites = options.conditionalWrites ?? (await probeConditionalWrites(client, options))
+    return new S3Driver(client, { ...options, conditionalWrites })
   }
 
-  async stat(path: string): Promise<FileInfo | undefined> {
+  async getVersioned(path: string): Promise<{ content: Buffer; version: string } | undefined> {
+    this.#check(path)
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key(path) }))
+      const content = Buffer.from((await response.Body?.transformToByteArray()) ?? [])
+      return { content, version: response.ETag ?? '' }
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+  }
+
+  /** Without conditional writes the store cannot compare: the write is unconditional (see create()). */
+  async putIfVersion(path: string, content: string, version: string | undefined): Promise<boolean> {
+    this.#check(path)
+    const condition = !this.conditionalWrites ? {} : version === undefined ? { IfNoneMatch: '*' } : { IfMatch: version }
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key(path), Body: content, ...condition, ...this.#settings }),
+      )
+      return true
+    } catch (err) {
+      if (this.conditionalWrites && isPreconditionFailed(err)) return false
+      throw err
+    }
+  }
+
+  /**
+   * The janitor's ListMultipartUploads, the only place it is used. A store without it (s3rver
+   * answers with an object listing) gives undefined: its lifecycle rules must do this instead.
+   */
+  async abortStaleUploads(olderThan: Date): Promise<number | undefined> {
+    let aborted = 0
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    do {
+      let page: ListMultipartUploadsCommandOutput
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.#bucket,
+            Prefix: this.#dirPrefix(''),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        )
+      } catch (err) {
+        if (isNotImplemented(err)) return undefined
+        throw err
+      }
+      // A store that answered with something else (an object listing) has no Bucket element.
+      if (page.Bucket === undefined) return undefined
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined || (upload.Initiated ?? olderThan) >= olderThan) continue
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: upload.Key, UploadId: upload.UploadId }))
+        aborted++
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
+    } while (keyMarker !== undefined)
+    return aborted
+  }
+
+  async check(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.#bucket }))
+  }
+
+  async stat(path: string, options?: StatOptions): Promise<FileInfo | undefined> {
     this.#check(path)
     const head = await this.#head(this.#key(path))
     if (head !== undefined) {
       const size = isIndex(head.Metadata) ? Number(head.Metadata?.[appendSize]) : (head.ContentLength ?? 0)
       return { path, size, modTime: head.LastModified ?? new Date(), isDirectory: false }
     }
+    if (options?.fileOnly) return undefined
     const listed = await this.client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: this.#dirPrefix(path), MaxKeys: 1 }))
     const first = listed.Contents?.[0]
     return first === undefined ? undefined : { path, size: 0, modTime: first.LastModified ?? new Date(), isDirectory: true }
@@ -91,7 +183,7 @@ export class S3Driver implements StorageDriver {
     signal?.throwIfAborted()
     const key = this.#key(path)
     if (range.empty) {
-      if ((await this.stat(path))?.isDirectory !== false) throw new PathNotFoundError(path)
+      if ((await this.stat(path, { fileOnly: true })) === undefined) throw new PathNotFoundError(path)
       return Readable.from([])
     }
     let response: GetObjectCommandOutput
@@ -101,8 +193,8 @@ export class S3Driver implements StorageDriver {
       if (isMissing(err)) throw new PathNotFoundError(path)
       if (!isUnsatisfiableRange(err)) throw err
       // Past the end of a plain object, or past the end of an append file's small index.
-      const info = await this.stat(path)
-      if (info === undefined || info.isDirectory) throw new PathNotFoundError(path)
+      const info = await this.stat(path, { fileOnly: true })
+      if (info === undefined) throw new PathNotFoundError(path)
       if (range.start >= info.size) return Readable.from([])
       response = await this.#get(key, 0, undefined, signal)
     }
@@ -121,8 +213,11 @@ export class S3Driver implements StorageDriver {
     this.#check(path)
     options.signal?.throwIfAborted()
     const key = this.#key(path)
-    const target = { client: this.client, bucket: this.#bucket, key, settings: this.#settings }
-    if (!options.append) return new S3ObjectWriter(target, options.signal)
+    const target = { client: this.client, bucket: this.#bucket, key, settings: this.#settings, budget: this.partBudget }
+    if (!options.append) {
+      const ifNoneMatch = options.ifAbsent === true && this.conditionalWrites
+      return new S3ObjectWriter({ ...target, size: options.size, ifNoneMatch }, options.signal)
+    }
     let response: GetObjectCommandOutput | undefined
     try {
       response = await this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key }))
@@ -184,10 +279,11 @@ export class S3Driver implements StorageDriver {
     await this.#deleteKeys([source, ...segments])
   }
 
-  async delete(path: string): Promise<void> {
+  async delete(path: string, options?: StatOptions): Promise<void> {
     this.#check(path)
     const key = this.#key(path)
     const head = await this.#head(key)
+    if (head === undefined && options?.fileOnly) return
     if (head === undefined) return this.#deleteKeys(await this.#keysUnder(this.#dirPrefix(path)))
     await this.#deleteKeys([key, ...(isIndex(head.Metadata) ? segmentKeys(key, head.Metadata) : [])])
   }
@@ -270,7 +366,11 @@ export class S3Driver implements StorageDriver {
 
   /** Re-uploads the file at `from` to `target` as a new object: equal parts, memory flat. */
   async #stream(from: string, target: string): Promise<void> {
-    const writer = new S3ObjectWriter({ client: this.client, bucket: this.#bucket, key: target, settings: this.#settings }, undefined)
+    const size = (await this.stat(from, { fileOnly: true }))?.size
+    const writer = new S3ObjectWriter(
+      { client: this.client, bucket: this.#bucket, key: target, settings: this.#settings, budget: this.partBudget, size },
+      undefined,
+    )
     try {
       await pipeline(await this.read(from), writer.stream)
       await writer.commit()
@@ -304,5 +404,32 @@ export class S3Driver implements StorageDriver {
       const failed = result.Errors?.[0]
       if (failed !== undefined) throw new Error(`delete failed for ${failed.Key ?? 'a key'}: ${failed.Code ?? 'unknown error'}`)
     }
+  }
+}
+
+/**
+ * Writes a probe object twice with If-None-Match: *: a store that honours the header refuses the
+ * second write (412). One that ignores it (s3rver, older S3-compatible stores) accepts both, and
+ * the driver then never relies on it. The probe is deleted; 3 requests at start-up.
+ */
+async function probeConditionalWrites(client: S3Client, options: S3DriverOptions): Promise<boolean> {
+  const key = `${options.prefix === '' ? '' : `${options.prefix}/`}.ferry-probe/${randomUUID()}`
+  const put = () => client.send(new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: 'probe', IfNoneMatch: '*' }))
+  try {
+    await put()
+    try {
+      await put()
+      return false
+    } catch (err) {
+      if (isPreconditionFailed(err)) return true
+      throw err
+    }
+  } catch (err) {
+    // 501 NotImplemented or 400 on the header itself: unsupported.
+    const code = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+    if (code === 501 || code === 400) return false
+    throw err
+  } finally {
+    await client.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: key })).catch(() => {})
   }
 }

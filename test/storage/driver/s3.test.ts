@@ -7,6 +7,7 @@ import t from 'tap'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { createS3Client, type S3DriverOptions } from '../../../src/storage/driver/s3-client.js'
 import { S3Driver } from '../../../src/storage/driver/s3.js'
+import { PartBudget, partSizeFor } from '../../../src/storage/driver/s3-upload.js'
 import { PseudoRandomSource } from '../../helpers/pseudo-random.js'
 import { startS3Server } from '../../helpers/s3-server.js'
 import { driverContract, readAll, write } from './driver-contract.js'
@@ -51,7 +52,7 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex')
 }
 
-t.test('a 20 MiB file goes up in equal 8 MiB parts and comes back exact', async (t) => {
+t.test('a 20 MiB file goes up in equal 16 MiB parts and comes back exact', async (t) => {
   const { driver, sent } = await recordingDriver()
   const content = pseudoRandom(20 * MiB, 7)
   const writer = await driver.writer('blobs/big/data')
@@ -62,11 +63,11 @@ t.test('a 20 MiB file goes up in equal 8 MiB parts and comes back exact', async 
   await writer.commit()
   t.same(
     sent.filter((c) => c !== 'HeadObject' && c !== 'ListObjectsV2'),
-    ['CreateMultipartUpload', 'UploadPart', 'UploadPart', 'UploadPart', 'CompleteMultipartUpload'],
+    ['CreateMultipartUpload', 'UploadPart', 'UploadPart', 'CompleteMultipartUpload'],
   )
   t.match(await driver.stat('blobs/big/data'), { size: 20 * MiB, isDirectory: false })
   t.equal(sha256(await readAll(await driver.read('blobs/big/data'))), sha256(content), 'whole object')
-  const start = 8 * MiB - 10
+  const start = 16 * MiB - 10
   const end = 16 * MiB + 10
   sent.length = 0
   const ranged = await readAll(await driver.read('blobs/big/data', { start, end }))
@@ -74,10 +75,44 @@ t.test('a 20 MiB file goes up in equal 8 MiB parts and comes back exact', async 
   t.same(sent, ['GetObject'], 'one ranged GET')
 })
 
+t.test('parts are equal, ≥ 16 MiB, and 10,000 of them cover a known size', async (t) => {
+  t.equal(partSizeFor(undefined), 16 * MiB)
+  t.equal(partSizeFor(100 * MiB), 16 * MiB)
+  t.equal(partSizeFor(200 * 1024 * MiB), 21 * MiB, '200 GiB: whole MiBs, 10,000 parts at most')
+  t.ok(partSizeFor(200 * 1024 * MiB) * 10_000 >= 200 * 1024 * MiB)
+})
+
+t.test('a process-wide budget bounds the parts in flight across writers', async (t) => {
+  const config = s3.driverOptions(freshPrefix())
+  const client = await createS3Client(config)
+  const budget = new PartBudget(2)
+  let peak = 0
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'UploadPartCommand') peak = Math.max(peak, budget.inUse)
+      return next(args)
+    },
+    { step: 'initialize' },
+  )
+  const driver = new S3Driver(client, config, budget)
+  const content = pseudoRandom(33 * MiB, 21)
+  // Four writers of three parts each would put up to 12 parts in flight without the budget.
+  await Promise.all(
+    [1, 2, 3, 4].map(async (n) => {
+      const writer = await driver.writer(`budget/${n}`)
+      await pipeline(Readable.from([content]), writer.stream)
+      await writer.commit()
+    }),
+  )
+  t.ok(peak >= 1 && peak <= 2, `at most 2 parts in flight (saw ${peak})`)
+  t.equal(budget.inUse, 0, 'every slot given back')
+  t.ok((await driver.getContent('budget/3'))?.equals(content))
+})
+
 t.test('a cancelled multipart writer leaves nothing visible', async (t) => {
   const { driver } = await recordingDriver()
   const writer = await driver.writer('dir/cancelled')
-  await write(writer.stream, pseudoRandom(9 * MiB, 3))
+  await write(writer.stream, pseudoRandom(17 * MiB, 3))
   await writer.cancel()
   t.equal(await driver.stat('dir/cancelled'), undefined)
   t.same(await driver.list('dir'), [])
