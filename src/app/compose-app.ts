@@ -10,6 +10,7 @@ import { Metrics } from '../observability/metrics.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
+import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
 
@@ -18,13 +19,15 @@ export interface Composed {
   /** Pushed content. */
   registry: LocalRegistry
   metrics: Metrics
+  /** Quota and eviction, GC, scrub, pull and push times, the full-volume condition. */
+  lifecycle: Lifecycle
   /** Why blobs are not sent with sendfile(2) although http.sendfile asks for it (undefined: they are, or it is off). */
   sendfileProblem: string | undefined
   /** Re-reads the htpasswd and token key files and upstream TLS files now (changes to them are picked up anyway). */
   reloadCredentials(): Promise<void>
   /** Applies what can change without a restart from a re-read config (role bindings, the mirror section). Never rejects. */
   applyConfig(config: Config): Promise<void>
-  /** Starts periodic housekeeping (abandoned upload purge). */
+  /** Starts periodic housekeeping (abandoned upload purge, the storage lifecycle's jobs). */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
   stop(): void
@@ -32,7 +35,7 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
-async function buildDriver(config: Config): Promise<StorageDriver> {
+export async function buildDriver(config: Config): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FilesystemDriver(config.storage.filesystem.path)
@@ -57,9 +60,10 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const metrics = new Metrics()
+  const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger)
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   // Always composed, even without upstreams: a reloaded config may add the first one.
-  const mirror = await composeMirror(config.mirror, registry, cache, {
+  const mirror = await composeMirror(config.mirror, lifecycle.registry, lifecycle.cache, {
     metrics,
     logger,
     blockBudget: transfer.budget,
@@ -78,6 +82,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     options: { deleteEnabled: config.storage.deleteEnabled },
     blobSender: transfer.sender,
     ready: async () => !stopping && (await driver.list('').then(() => true)),
+    storageProblem: () => lifecycle.problem(),
+    maintenance: lifecycle,
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,
@@ -100,6 +106,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     app,
     registry,
     metrics,
+    lifecycle,
     sendfileProblem: transfer.sendfileProblem,
     reloadCredentials: async () => {
       // Upstream CA bundles and client certificates rotate like our own credentials.
@@ -110,6 +117,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       await mirror.apply(next.mirror)
     },
     startHousekeeping() {
+      lifecycle.start()
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
       timer.unref()
@@ -121,6 +129,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     async close(timeoutMs) {
       auth.close()
       await mirror.close(timeoutMs)
+      await lifecycle.stop()
     },
   }
 }

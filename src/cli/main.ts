@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { addConfigCommand } from './config.js'
+import { addMaintenanceCommands } from './maintenance.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addConfigCommand(program, io)
   addRobotCommand(program, io)
   addPushCommand(program, io)
+  addMaintenanceCommands(program, io)
   return program
 }
 

@@ -6,6 +6,7 @@ import { TransformDecodeError, Value } from '@sinclair/typebox/value'
 import { authSchema } from './auth-schema.js'
 import { ConfigIssue } from './errors.js'
 import { duration, listenAddress, oneOf, optionalPath, section, size } from './leaves.js'
+import { cacheQuotaKeys, maintenanceSchema } from './lifecycle-schema.js'
 import { mirrorSchema } from './mirror-schema.js'
 import { storageSchema } from './storage-schema.js'
 
@@ -69,6 +70,7 @@ export const configSchema = section({
      * it (this process's own writes update it at once); 0 reads storage every time.
      */
     metadataTtl: duration('5s'),
+    ...cacheQuotaKeys,
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
@@ -76,6 +78,7 @@ export const configSchema = section({
   }),
   auth: authSchema,
   mirror: mirrorSchema,
+  maintenance: maintenanceSchema,
 })
 
 /** What code reads: the decoded config. */

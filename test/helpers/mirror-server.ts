@@ -39,6 +39,8 @@ export interface MirrorServerOptions {
   sendfile?: boolean
   /** The clock of tag TTLs and token expiry: a test steps it instead of sleeping past a TTL. */
   now?: () => number
+  /** Changes the composed config before start (cache quota, maintenance settings). */
+  configure?: (config: Config) => void
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
@@ -50,6 +52,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   config.mirror = { ...config.mirror, namespaces: [], ...mirror }
   config.auth = { ...config.auth, ...options.auth }
   if (options.sendfile !== undefined) config.http.sendfile = options.sendfile
+  options.configure?.(config)
   const logs: string[] = []
   // The production logger options (redaction included), so tests see what operators see.
   const logger = createLogger(options.logLevel ?? 'info', { write: (line: string) => void logs.push(line) })
