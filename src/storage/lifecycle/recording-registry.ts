@@ -59,12 +59,18 @@ export class RecordingRegistry implements Registry {
 }
 
 function recordingBlobs(inner: BlobService, { activity, space, stored }: RecordingServices): BlobService {
+  // A session a full volume cut short holds bytes nobody can finish: give the space back.
+  const discard = (id: string) => () => inner.uploads.cancel(id).catch(() => {})
   const uploads: UploadService = {
     start: (op) => space.write(() => inner.uploads.start(op)),
     status: (id, op) => inner.uploads.status(id, op),
-    append: (id, body, options) => space.write(() => inner.uploads.append(id, body, options)),
+    append: (id, body, options) => space.write(() => inner.uploads.append(id, body, options), discard(id)),
     complete: async (id: string, digest: Digest, body?: Readable, options?: AppendOptions) => {
-      const info = await activity.using(digest, () => space.write(() => inner.uploads.complete(id, digest, body, options)), true)
+      const info = await activity.using(
+        digest,
+        () => space.write(() => inner.uploads.complete(id, digest, body, options), discard(id)),
+        true,
+      )
       stored?.(info.size)
       return info
     },

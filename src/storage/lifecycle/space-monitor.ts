@@ -27,10 +27,10 @@ export class SpaceMonitor {
   }
 
   /**
-   * Runs a write; an out-of-space failure enters the condition and becomes a RegistryError a
-   * client understands, anything else passes through. A success ends the condition.
+   * Runs a write; an out-of-space failure enters the condition, runs `onFull` (cleanup), and
+   * becomes a RegistryError a client understands; anything else passes through. A success ends the condition.
    */
-  async write<T>(work: () => Promise<T>): Promise<T> {
+  async write<T>(work: () => Promise<T>, onFull?: () => Promise<unknown>): Promise<T> {
     try {
       const result = await work()
       this.clear()
@@ -38,6 +38,7 @@ export class SpaceMonitor {
     } catch (err) {
       if (!isOutOfSpace(err)) throw err
       this.enter(err.code === 'EDQUOT' ? 'disk quota exceeded (EDQUOT)' : 'no space left on device (ENOSPC)')
+      await onFull?.()
       throw new RegistryError('UNKNOWN', `registry storage is full: ${this.cause}; retry once space is freed`, undefined, { status: 507 })
     }
   }
