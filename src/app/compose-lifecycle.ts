@@ -136,14 +136,20 @@ export function composeLifecycle(
     }
   }
   const runScrub = (dryRun: boolean): Promise<ScrubReport> =>
-    scrub(driver, activity, { bytesPerSecond: config.maintenance.scrub.rate, dryRun }, (found) => {
-      metrics.scrubCorrupt.inc({ kind: found.kind })
-      const message =
-        found.kind === 'pushed'
-          ? 'pushed content is corrupt and lost: push it again'
-          : 'corrupt content quarantined; it is fetched again on its next pull'
-      logger.error({ digest: found.digest, kind: found.kind }, message)
-    })
+    scrub(
+      driver,
+      activity,
+      { bytesPerSecond: config.maintenance.scrub.rate, dryRun },
+      (found) => {
+        metrics.scrubCorrupt.inc({ kind: found.kind })
+        const message =
+          found.kind === 'pushed'
+            ? 'pushed content is corrupt and lost: push it again'
+            : 'corrupt content quarantined; it is fetched again on its next pull'
+        logger.error({ digest: found.digest, kind: found.kind }, message)
+      },
+      stores.cache,
+    )
 
   const timers: NodeJS.Timeout[] = []
   const every = (ms: number, job: () => Promise<unknown>, what: string): void => {

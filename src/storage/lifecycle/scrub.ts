@@ -4,10 +4,11 @@
 // manifest is refetched as well); a pushed one is reported as lost.
 import { createDigestHash, digestAlgorithm, digestOfHash, type Digest } from '../../core/digest.js'
 import type { RepositoryName } from '../../core/reference.js'
+import type { Registry } from '../../core/registry.js'
 import type { StorageDriver } from '../driver/driver.js'
 import { blobDataPath, revisionLinkPath } from '../paths.js'
 import type { BlobActivity } from './blob-activity.js'
-import { takeInventory } from './inventory.js'
+import { cachePrefix, takeInventory } from './inventory.js'
 import { quarantinePath } from './lifecycle-paths.js'
 
 export interface ScrubOptions {
@@ -36,6 +37,8 @@ export async function scrub(
   activity: BlobActivity,
   options: ScrubOptions,
   onCorrupt: (found: CorruptObject) => void = () => {},
+  /** The mirror's cache registry (undecorated): a corrupt cached manifest is unlinked through it, so its remembered answers go too. */
+  cache?: Registry,
 ): Promise<ScrubReport> {
   const inventory = await takeInventory(driver)
   const pushed = new Set<Digest>()
@@ -67,16 +70,22 @@ export async function scrub(
     report.corrupt.push(found)
     onCorrupt(found)
     if (options.dryRun === true) continue
+    // A cached manifest must be fetched again too: unlinked (while its bytes are still there to
+    // read), the cache no longer claims it, and its tags resolve at the upstream again.
+    for (const repo of inventory.repositories) {
+      if (repo.upstream === undefined || !repo.manifests.has(blob.digest)) continue
+      const name = repo.name.slice(cachePrefix.length + 1) as RepositoryName
+      if (cache)
+        await cache
+          .repository(name)
+          .manifests.delete(blob.digest)
+          .catch(() => {})
+      else await driver.delete(revisionLinkPath(repo.name as RepositoryName, blob.digest).replace(/\/link$/, ''))
+    }
     await activity.delete(blob.digest, Infinity, async () => {
       await driver.move(blobDataPath(blob.digest), quarantinePath(blob.digest))
       await driver.delete(blobDataPath(blob.digest).replace(/\/data$/, ''))
     })
-    // A cached manifest must be fetched again too: without its link the cache no longer claims it.
-    for (const repo of inventory.repositories) {
-      if (repo.upstream !== undefined && repo.manifests.has(blob.digest)) {
-        await driver.delete(revisionLinkPath(repo.name as RepositoryName, blob.digest).replace(/\/link$/, ''))
-      }
-    }
   }
   return report
 }
