@@ -48,6 +48,8 @@ interface Image {
 
 export class Evictor {
   private running: Promise<EvictionResult> | undefined
+  private queued: Promise<EvictionResult> | undefined
+  private queuedAtLeast = 0
   /** The cache's size as last measured plus what fills stored since: a run starts when it passes a limit. */
   private estimate = 0
 
@@ -73,10 +75,31 @@ export class Evictor {
       .catch((err: unknown) => this.events.failed?.(err))
   }
 
-  /** One eviction pass (joins the one running). `atLeast` bytes are freed even under the quota (a full disk). */
+  /**
+   * One eviction pass. While one runs, another is queued (once) to start after it: the running
+   * pass may have measured before the bytes that asked for this one landed. `atLeast` bytes are
+   * freed even under the quota (a full disk).
+   */
   run(atLeast = 0): Promise<EvictionResult> {
-    this.running ??= this.evict(atLeast).finally(() => (this.running = undefined))
-    return this.running
+    if (!this.running) return this.start(atLeast)
+    this.queuedAtLeast = Math.max(this.queuedAtLeast, atLeast)
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        const wanted = this.queuedAtLeast
+        this.queued = undefined
+        this.queuedAtLeast = 0
+        return this.start(wanted)
+      })
+    return this.queued
+  }
+
+  private start(atLeast: number): Promise<EvictionResult> {
+    const pass = this.evict(atLeast).finally(() => {
+      if (this.running === pass) this.running = undefined
+    })
+    this.running = pass
+    return pass
   }
 
   private async evict(atLeast: number): Promise<EvictionResult> {
