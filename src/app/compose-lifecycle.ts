@@ -104,7 +104,7 @@ export function composeLifecycle(
     activity,
     space,
     storagePrefix: cachePrefix,
-    ...(bounded ? { stored: (bytes: number) => evictor.stored(bytes) } : {}),
+    ...(bounded ? { stored: (bytes: number, repository: string) => evictor.stored(bytes, repository) } : {}),
   })
 
   const evict = async (): Promise<{ images: number; bytesFreed: number }> => {
@@ -189,7 +189,11 @@ export function composeLifecycle(
     },
     start() {
       every(config.maintenance.accessTimesFlush, () => times.flush(), 'writing pull times')
-      if (bounded) every(config.maintenance.evictionInterval, evict, 'eviction')
+      if (bounded) {
+        every(config.maintenance.evictionInterval, evict, 'eviction')
+        // A cache over its quota at start (a lowered limit) need not wait for the first interval.
+        void evict().catch((err: unknown) => logger.error({ err }, 'eviction failed'))
+      }
       every(config.maintenance.gc.interval, () => gc(false), 'garbage collection')
       every(config.maintenance.scrub.interval, () => runScrub(false), 'scrub')
       every(10_000, readSpace, 'reading free space')
@@ -198,6 +202,7 @@ export function composeLifecycle(
     async stop() {
       for (const timer of timers) clearInterval(timer)
       timers.length = 0
+      await evictor.close()
       await times.flush()
     },
   }

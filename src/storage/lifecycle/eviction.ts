@@ -12,7 +12,7 @@ import type { StorageDriver } from '../driver/driver.js'
 import { blobDataPath } from '../paths.js'
 import type { AccessTimes } from './access-times.js'
 import type { BlobActivity } from './blob-activity.js'
-import { cachePrefix, takeInventory, type Inventory, type ManifestEntry, type RepositoryEntry } from './inventory.js'
+import { cachePrefix, takeInventory, upstreamOf, type Inventory, type ManifestEntry, type RepositoryEntry } from './inventory.js'
 import { heldBy, measureUsage, type Usage } from './usage.js'
 
 export interface CacheLimits {
@@ -50,8 +50,10 @@ export class Evictor {
   private running: Promise<EvictionResult> | undefined
   private queued: Promise<EvictionResult> | undefined
   private queuedAtLeast = 0
+  private closed = false
   /** The cache's size as last measured plus what fills stored since: a run starts when it passes a limit. */
   private estimate = 0
+  private upstreamEstimates = new Map<string, number>()
 
   constructor(
     private readonly driver: StorageDriver,
@@ -64,15 +66,22 @@ export class Evictor {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A fill stored `bytes` in the cache: evict now if that puts the cache over its limit. */
-  stored(bytes: number): void {
+  /** A fill stored `bytes` in cached `repository`: evict now if that puts the cache, or its upstream's share, over a limit. */
+  stored(bytes: number, repository: string): void {
+    if (this.closed) return
     this.estimate += bytes
+    const upstream = upstreamOf(repository)
+    if (upstream !== undefined) this.upstreamEstimates.set(upstream, (this.upstreamEstimates.get(upstream) ?? 0) + bytes)
     this.limits()
       .then((limits) => {
-        if ((limits.total !== undefined && this.estimate > limits.total) || limits.upstreams.size > 0) return this.run()
-        return undefined
+        const overTotal = limits.total !== undefined && this.estimate > limits.total
+        const max = upstream === undefined ? undefined : limits.upstreams.get(upstream)
+        const overUpstream = max !== undefined && (this.upstreamEstimates.get(upstream!) ?? 0) > max
+        return overTotal || overUpstream ? this.run() : undefined
       })
-      .catch((err: unknown) => this.events.failed?.(err))
+      .catch((err: unknown) => {
+        if (!this.closed) this.events.failed?.(err)
+      })
   }
 
   /**
@@ -81,17 +90,25 @@ export class Evictor {
    * freed even under the quota (a full disk).
    */
   run(atLeast = 0): Promise<EvictionResult> {
+    if (this.closed) return Promise.reject(new Error('eviction stopped: the server is shutting down'))
     if (!this.running) return this.start(atLeast)
     this.queuedAtLeast = Math.max(this.queuedAtLeast, atLeast)
     this.queued ??= this.running
       .catch(() => undefined)
       .then(() => {
+        if (this.closed) throw new Error('eviction stopped: the server is shutting down')
         const wanted = this.queuedAtLeast
         this.queued = undefined
         this.queuedAtLeast = 0
         return this.start(wanted)
       })
     return this.queued
+  }
+
+  /** Starts no more passes; waits for the running and queued ones. */
+  async close(): Promise<void> {
+    this.closed = true
+    await Promise.allSettled([this.running, this.queued])
   }
 
   private start(atLeast: number): Promise<EvictionResult> {
@@ -113,6 +130,7 @@ export class Evictor {
     const result: EvictionResult = { images: 0, bytesFreed: 0, before: usage, cachedBytesAfter: usage.cachedBytes }
     if (!target) {
       this.estimate = usage.cachedBytes
+      this.upstreamEstimates = new Map(usage.cachedByUpstream)
       return result
     }
     const holders = holderCounts(inventory)
@@ -136,6 +154,7 @@ export class Evictor {
     result.bytesFreed = freed
     result.cachedBytesAfter = cached
     this.estimate = cached
+    this.upstreamEstimates = byUpstream
     await this.times.flush()
     return result
   }

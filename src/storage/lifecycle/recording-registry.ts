@@ -33,8 +33,8 @@ export interface RecordingServices {
   space: SpaceMonitor
   /** The registry's storage prefix (`_cache` for the mirror's cache), so times are kept by stored name. */
   storagePrefix?: string
-  /** A blob of `bytes` was stored (the cache's quota watches it). */
-  stored?(bytes: number): void
+  /** A blob of `bytes` was stored in `repository` (stored name; the cache's quota watches it). */
+  stored?(bytes: number, repository: string): void
 }
 
 export class RecordingRegistry implements Registry {
@@ -47,7 +47,7 @@ export class RecordingRegistry implements Registry {
     const repo = this.inner.repository(name, op)
     const prefix = this.services.storagePrefix
     const stored = prefix ? `${prefix}/${name}` : name
-    const blobs = recordingBlobs(repo.blobs, this.services)
+    const blobs = recordingBlobs(repo.blobs, stored, this.services)
     const manifests = recordingManifests(repo.manifests, stored, this.services)
     const tags = recordingTags(repo.tags, stored, this.services)
     return { ...repo, blobs, manifests, tags }
@@ -58,7 +58,7 @@ export class RecordingRegistry implements Registry {
   }
 }
 
-function recordingBlobs(inner: BlobService, { activity, space, stored }: RecordingServices): BlobService {
+function recordingBlobs(inner: BlobService, name: string, { activity, space, stored }: RecordingServices): BlobService {
   // A session a full volume cut short holds bytes nobody can finish: give the space back.
   const discard = (id: string) => () => inner.uploads.cancel(id).catch(() => {})
   const uploads: UploadService = {
@@ -71,7 +71,7 @@ function recordingBlobs(inner: BlobService, { activity, space, stored }: Recordi
         () => space.write(() => inner.uploads.complete(id, digest, body, options), discard(id)),
         true,
       )
-      stored?.(info.size)
+      stored?.(info.size, name)
       return info
     },
     cancel: (id, op) => inner.uploads.cancel(id, op),
