@@ -15,6 +15,7 @@ import { LocalRegistry } from '../storage/local-registry.js'
 import { composeImports } from './compose-imports.js'
 import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
+import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
 import { composeTransfer } from './compose-transfer.js'
 import { packageVersion } from './package-version.js'
@@ -24,13 +25,15 @@ export interface Composed {
   /** Pushed content. */
   registry: LocalRegistry
   metrics: Metrics
+  /** Quota and eviction, GC, scrub, pull and push times, the full-volume condition. */
+  lifecycle: Lifecycle
   /** Why blobs are not sent with sendfile(2) although http.sendfile asks for it (undefined: they are, or it is off). */
   sendfileProblem: string | undefined
   /** Re-reads the htpasswd and token key files and upstream TLS files now (changes to them are picked up anyway). */
   reloadCredentials(): Promise<void>
   /** Applies what can change without a restart from a re-read config (role bindings, the mirror section). Never rejects. */
   applyConfig(config: Config): Promise<void>
-  /** Starts periodic housekeeping (abandoned upload purge) and resumes imports a restart interrupted. */
+  /** Starts periodic housekeeping (abandoned upload purge, the storage lifecycle's jobs) and resumes imports a restart interrupted. */
   startHousekeeping(): void
   /** Stops housekeeping; marks the instance not ready. */
   stop(): void
@@ -38,18 +41,19 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
-async function buildDriver(config: Config, metrics: Metrics, logger: Logger): Promise<StorageDriver> {
+/** The configured storage driver; `metrics` and `logger`, when given, count S3 requests and report the store's capabilities. */
+export async function buildDriver(config: Config, metrics?: Metrics, logger?: Logger): Promise<StorageDriver> {
   switch (config.storage.driver) {
     case 'filesystem':
       return new FilesystemDriver(config.storage.filesystem.path)
     case 's3': {
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
-      const onRequest = (operation: string): void => metrics.s3Requests.inc({ operation })
+      const onRequest = (operation: string): void => metrics?.s3Requests.inc({ operation })
       const driver = await S3Driver.create({ ...config.storage.s3, onRequest })
-      if (driver.conditionalWrites) logger.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
+      if (driver.conditionalWrites) logger?.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
       else
-        logger.warn(
+        logger?.warn(
           'S3 store ignores conditional writes (If-None-Match: *): falling back to unconditional writes; two replicas committing one blob both write it (same bytes, last one wins)',
         )
       return driver
@@ -70,10 +74,11 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
+  const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger)
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   const coordinator = await composeCoordination(config.coordination, logger)
   // Always composed, even without upstreams: a reloaded config may add the first one.
-  const mirror = await composeMirror(config.mirror, registry, cache, {
+  const mirror = await composeMirror(config.mirror, lifecycle.registry, lifecycle.cache, {
     metrics,
     logger,
     blockBudget: transfer.budget,
@@ -96,6 +101,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     options: { deleteEnabled: config.storage.deleteEnabled },
     blobSender: transfer.sender,
     ready: async () => !stopping && (await (driver.check ? driver.check() : driver.list('')).then(() => true)),
+    storageProblem: () => lifecycle.problem(),
+    maintenance: lifecycle,
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,
     tokenService: auth.tokenService,
@@ -132,6 +139,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     app,
     registry,
     metrics,
+    lifecycle,
     sendfileProblem: transfer.sendfileProblem,
     reloadCredentials: async () => {
       // Upstream CA bundles and client certificates rotate like our own credentials.
@@ -145,6 +153,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     startHousekeeping() {
       // Imports a restart interrupted: resumed (s3:// sources) or failed (bodies), never left running.
       imports.resume().catch((err: unknown) => logger.error({ err }, 'could not resume imports'))
+      lifecycle.start()
       void housekeeping()
       timer = setInterval(() => void housekeeping(), config.storage.uploads.purgeInterval)
       timer.unref()
@@ -159,6 +168,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
       await mirror.close(timeoutMs)
       await coordinator.close()
       transfer.stop()
+      await lifecycle.stop()
     },
   }
 }

@@ -8,6 +8,7 @@ import { addContainerdConfigCommand } from './containerd-config.js'
 import { addExtractCommand } from './extract.js'
 import { addHealthcheckCommand } from './healthcheck.js'
 import { addPullCommand } from './pull.js'
+import { addMaintenanceCommands } from './maintenance.js'
 import { addPushCommand } from './push-images.js'
 import { addRobotCommand } from './robot.js'
 import { processIo, type CliIo } from './io.js'
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
   addBundleCommand(program, io)
   addPullCommand(program, io)
   addExtractCommand(program, io)
+  addMaintenanceCommands(program, io)
   return program
 }
 

@@ -7,6 +7,7 @@ import { authSchema } from './auth-schema.js'
 import { coordinationSchema } from './coordination-schema.js'
 import { ConfigIssue } from './errors.js'
 import { duration, listenAddress, oneOf, optionalPath, section, size } from './leaves.js'
+import { cacheQuotaKeys, maintenanceSchema } from './lifecycle-schema.js'
 import { mirrorSchema } from './mirror-schema.js'
 import { storageSchema } from './storage-schema.js'
 
@@ -70,6 +71,7 @@ export const configSchema = section({
      * it (this process's own writes update it at once); 0 reads storage every time.
      */
     metadataTtl: duration('5s'),
+    ...cacheQuotaKeys,
   }),
   log: section({
     level: oneOf(logLevels, 'info'),
@@ -78,6 +80,7 @@ export const configSchema = section({
   auth: authSchema,
   mirror: mirrorSchema,
   coordination: coordinationSchema,
+  maintenance: maintenanceSchema,
 })
 
 /** What code reads: the decoded config. */

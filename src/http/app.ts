@@ -11,6 +11,7 @@ import { handleError } from './error-handler.js'
 import { lazyChildLoggerFactory } from './lazy-request-logger.js'
 import { resetHttp2StreamsWithError } from './http2-resets.js'
 import type { RegistryRouteOptions } from './handler-context.js'
+import { maintenanceRoutes, type MaintenanceService } from './maintenance-routes.js'
 import { opsRoutes } from './ops-routes.js'
 import type { StatusFacts } from '../observability/status-report.js'
 import { statusRoutes } from './status-routes.js'
@@ -28,6 +29,10 @@ export interface AppDeps {
   blobSender: BlobSender
   /** Readiness probe: storage reachable and not shutting down. */
   ready?: () => Promise<boolean>
+  /** A storage condition /readyz reports without failing (the volume is full), while it lasts. */
+  storageProblem?: () => string | undefined
+  /** GC and scrub on demand (admin endpoints under /ferry/v1/). */
+  maintenance?: MaintenanceService
   /** Who is asking: every /v2 request is authenticated (Basic, or a Bearer token of ours). */
   authenticator: Authenticator
   /** What they may do: checked per endpoint and action before any handler runs. */
@@ -76,7 +81,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) => {
     handleError(Object.assign(new Error('not found'), { statusCode: 404 }), request, reply)
   })
-  await app.register(opsRoutes, { metrics: deps.metrics, ready: deps.ready ?? (async () => true) })
+  await app.register(opsRoutes, {
+    metrics: deps.metrics,
+    ready: deps.ready ?? (async () => true),
+    ...(deps.storageProblem ? { storageProblem: deps.storageProblem } : {}),
+  })
+  if (deps.maintenance) {
+    await app.register(maintenanceRoutes, { maintenance: deps.maintenance, authenticator: deps.authenticator, authorizer: deps.authorizer })
+  }
   await app.register(registryRoutes, {
     registry: deps.registry,
     options: { deleteEnabled: deps.options?.deleteEnabled ?? true },

@@ -203,6 +203,59 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  // Storage lifecycle (src/storage/lifecycle/): quota, eviction, GC, scrub, a full volume.
+  readonly storageBytes = new Gauge({
+    name: 'ferry_storage_bytes',
+    help: 'Bytes stored as last measured, by kind (pushed, cached, unreferenced) and upstream ("" unless cached)',
+    labelNames: ['kind', 'upstream'] as const,
+    registers: [this.registry],
+  })
+
+  readonly storageFreeBytes = new Gauge({
+    name: 'ferry_storage_free_bytes',
+    help: 'Free bytes on the storage volume (filesystem driver)',
+    registers: [this.registry],
+  })
+
+  readonly storageFull = new Gauge({
+    name: 'ferry_storage_full',
+    help: '1 while writes fail for lack of space (ENOSPC, EDQUOT), else 0',
+    registers: [this.registry],
+  })
+
+  readonly cacheEvictions = new Counter({
+    name: 'ferry_cache_evictions_total',
+    help: 'Cached images evicted to keep the cache within its quota (or to free a full volume), by upstream',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
+  readonly cacheEvictedBytes = new Counter({
+    name: 'ferry_cache_evicted_bytes_total',
+    help: 'Bytes eviction released from the cache',
+    registers: [this.registry],
+  })
+
+  readonly gcRuns = new Counter({
+    name: 'ferry_gc_runs_total',
+    help: 'Garbage collections, by result (ok, error)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+
+  readonly gcFreedBytes = new Counter({
+    name: 'ferry_gc_freed_bytes_total',
+    help: 'Bytes of unreferenced blobs garbage collection deleted',
+    registers: [this.registry],
+  })
+
+  readonly scrubCorrupt = new Counter({
+    name: 'ferry_scrub_corrupt_total',
+    help: 'Corrupt blobs and manifests scrub found and quarantined, by kind (pushed: lost; cached: fetched again; unreferenced)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' })
   }

@@ -72,7 +72,7 @@ t.test('config print shows the effective config: file < env < flags', async (t) 
   t.equal(printed.listen, '127.0.0.1:3000')
   t.same(printed.log, { level: 'error', format: 'auto' })
   t.same(printed.http, { idleTimeout: '2m', shutdownTimeout: '30s', sendfile: true })
-  t.same(printed.cache, { manifestMemory: '64MiB', metadataTtl: '5s' })
+  t.same(printed.cache, { manifestMemory: '64MiB', metadataTtl: '5s', maxSize: 0, lowWatermark: '90%', upstreams: [] })
 })
 
 t.test('config print reads FERRY_CONFIG when no file is given', async (t) => {

@@ -30,11 +30,12 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
     },
     http: { idleTimeout: 10_000, shutdownTimeout: 0, sendfile: false },
     tls: defaultConfig().tls,
-    cache: { manifestMemory: 1024 * 1024, metadataTtl: 5000 },
+    cache: { ...defaultConfig().cache, manifestMemory: 1024 * 1024, metadataTtl: 5000 },
     log: { level: 'trace', format: 'auto' },
     auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
     coordination: defaultConfig().coordination,
+    maintenance: defaultConfig().maintenance,
   })
 })
 

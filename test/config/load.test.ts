@@ -45,11 +45,12 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
     },
     http: { idleTimeout: 5000, shutdownTimeout: 30_000, sendfile: true },
     tls: defaultConfig().tls,
-    cache: { manifestMemory: 1024 ** 3, metadataTtl: 5000 },
+    cache: { ...defaultConfig().cache, manifestMemory: 1024 ** 3, metadataTtl: 5000 },
     log: { level: 'debug', format: 'auto' },
     auth: defaultConfig().auth,
     mirror: defaultConfig().mirror,
     coordination: defaultConfig().coordination,
+    maintenance: defaultConfig().maintenance,
   })
 })
 

@@ -33,7 +33,7 @@ t.test('defaults', async (t) => {
     },
     http: { idleTimeout: 75_000, shutdownTimeout: 30_000, sendfile: true },
     tls: { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: true },
-    cache: { manifestMemory: 64 * 1024 * 1024, metadataTtl: 5000 },
+    cache: { manifestMemory: 64 * 1024 * 1024, metadataTtl: 5000, maxSize: undefined, lowWatermark: 0.9, upstreams: [] },
     log: { level: 'info', format: 'auto' },
     auth: {
       htpasswd: undefined,
@@ -67,6 +67,12 @@ t.test('defaults', async (t) => {
       proxy: { httpsProxy: undefined, httpProxy: undefined, noProxy: '' },
     },
     coordination: { redis: undefined, leaseTtl: 15_000, advertiseUrl: undefined },
+    maintenance: {
+      gc: { interval: 86_400_000, grace: 3_600_000 },
+      scrub: { interval: 7 * 86_400_000, rate: 50 * 1024 * 1024 },
+      evictionInterval: 60_000,
+      accessTimesFlush: 30_000,
+    },
   })
   t.ok(Value.Check(configSchema, defaultRawConfig()), 'default raw config satisfies the schema')
   t.not(defaultConfig(), defaultConfig(), 'each call returns a fresh object')

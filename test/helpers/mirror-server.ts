@@ -39,7 +39,7 @@ export interface MirrorServerOptions {
   sendfile?: boolean
   /** The clock of tag TTLs and token expiry: a test steps it instead of sleeping past a TTL. */
   now?: () => number
-  /** Last changes to the config before it is composed. */
+  /** Last changes to the config before it is composed (cache quota, maintenance settings, …). */
   configure?: (config: Config) => void
 }
 

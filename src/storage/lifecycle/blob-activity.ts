@@ -1,0 +1,68 @@
+// Which blobs are being read or written right now, and when each was last written or linked, so
+// eviction and GC never delete a blob under a request or a fill. A deletion and a reader or
+// writer of the same digest exclude each other: the deleter checks for users and publishes its
+// deletion in one synchronous step, and a user arriving later waits for the deletion to finish
+// (then finds the blob gone and fetches or uploads it again) instead of racing it.
+import { LRUCache } from 'lru-cache'
+
+export class BlobActivity {
+  private readonly users = new Map<string, number>()
+  private readonly deletions = new Map<string, Promise<unknown>>()
+  /** Last write or link per digest; a sweep keeps what changed after it began marking. */
+  private readonly written = new LRUCache<string, number>({ max: 200_000 })
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Runs `work` as a user of `digest` (a read until its stream closes is `begin`/`end`). */
+  async using<T>(digest: string, work: () => Promise<T>, write = false): Promise<T> {
+    const end = await this.begin(digest, write)
+    try {
+      return await work()
+    } finally {
+      end()
+    }
+  }
+
+  /** Marks `digest` in use until the returned function is called. */
+  async begin(digest: string, write = false): Promise<() => void> {
+    this.users.set(digest, (this.users.get(digest) ?? 0) + 1)
+    if (write) this.written.set(digest, this.now())
+    const deletion = this.deletions.get(digest)
+    if (deletion) await deletion.catch(() => {})
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      const left = (this.users.get(digest) ?? 1) - 1
+      if (left > 0) this.users.set(digest, left)
+      else this.users.delete(digest)
+      if (write) this.written.set(digest, this.now())
+    }
+  }
+
+  inUse(digest: string): boolean {
+    return (this.users.get(digest) ?? 0) > 0
+  }
+
+  /** Written or linked at or after `since` (ms since the epoch). */
+  writtenSince(digest: string, since: number): boolean {
+    const at = this.written.get(digest)
+    return at !== undefined && at >= since
+  }
+
+  /**
+   * Deletes through `remove` unless the digest is in use or was written since `since`; true when
+   * it ran. Users arriving while it runs wait for it.
+   */
+  async delete(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    if (this.inUse(digest) || this.writtenSince(digest, since) || this.deletions.has(digest)) return false
+    const deletion = remove()
+    this.deletions.set(digest, deletion)
+    try {
+      await deletion
+      return true
+    } finally {
+      this.deletions.delete(digest)
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// A decorator of a storage-backed Registry that tells the lifecycle what requests do: manifest and
+// tag pulls and pushes go to the access-time recorder (memory only), and blob reads, uploads,
+// mounts and manifest pushes mark their blobs in use (BlobActivity), so eviction and GC leave
+// them alone. Nothing here writes to storage.
+import type { Readable } from 'node:stream'
+import type { Digest } from '../../core/digest.js'
+import { parseManifest } from '../../core/manifest.js'
+import type { RangeOptions } from '../../core/range.js'
+import type { RepositoryName } from '../../core/reference.js'
+import type {
+  AppendOptions,
+  BlobBody,
+  BlobInfo,
+  BlobRedirect,
+  BlobService,
+  ManifestPutOptions,
+  ManifestPutResult,
+  ManifestService,
+  Op,
+  Registry,
+  Repository,
+  TagService,
+  UploadService,
+} from '../../core/registry.js'
+import type { AccessTimeRecorder } from './access-times.js'
+import type { BlobActivity } from './blob-activity.js'
+import type { SpaceMonitor } from './space-monitor.js'
+
+export interface RecordingServices {
+  times: AccessTimeRecorder
+  activity: BlobActivity
+  /** Turns a full volume into a clear error and a known condition. */
+  space: SpaceMonitor
+  /** The registry's storage prefix (`_cache` for the mirror's cache), so times are kept by stored name. */
+  storagePrefix?: string
+  /** A blob of `bytes` was stored in `repository` (stored name; the cache's quota watches it). */
+  stored?(bytes: number, repository: string): void
+}
+
+export class RecordingRegistry implements Registry {
+  constructor(
+    private readonly inner: Registry,
+    private readonly services: RecordingServices,
+  ) {}
+
+  repository(name: RepositoryName, op?: Op): Repository {
+    const repo = this.inner.repository(name, op)
+    const prefix = this.services.storagePrefix
+    const stored = prefix ? `${prefix}/${name}` : name
+    const blobs = recordingBlobs(repo.blobs, stored, this.services)
+    const manifests = recordingManifests(repo.manifests, stored, this.services)
+    const tags = recordingTags(repo.tags, stored, this.services)
+    return { ...repo, blobs, manifests, tags }
+  }
+
+  catalog(...args: Parameters<Registry['catalog']>): ReturnType<Registry['catalog']> {
+    return this.inner.catalog(...args)
+  }
+}
+
+function recordingBlobs(inner: BlobService, name: string, { activity, space, stored }: RecordingServices): BlobService {
+  // A session a full volume cut short holds bytes nobody can finish: give the space back.
+  const discard = (id: string) => () => inner.uploads.cancel(id).catch(() => {})
+  const uploads: UploadService = {
+    start: (op) => space.write(() => inner.uploads.start(op)),
+    status: (id, op) => inner.uploads.status(id, op),
+    append: (id, body, options) => space.write(() => inner.uploads.append(id, body, options), discard(id)),
+    complete: async (id: string, digest: Digest, body?: Readable, options?: AppendOptions) => {
+      const info = await activity.using(
+        digest,
+        () => space.write(() => inner.uploads.complete(id, digest, body, options), discard(id)),
+        true,
+      )
+      stored?.(info.size, name)
+      return info
+    },
+    cancel: (id, op) => inner.uploads.cancel(id, op),
+    read: (id, range, op) => inner.uploads.read(id, range, op),
+  }
+  return {
+    uploads,
+    stat: (digest, op) => inner.stat(digest, op),
+    async open(digest: Digest, options?: RangeOptions & Op): Promise<BlobBody | BlobRedirect> {
+      const end = await activity.begin(digest)
+      try {
+        const body = await inner.open(digest, options)
+        // In use until the stream is done with the file (a redirect leaves at once).
+        if (body.kind === 'body') body.stream.once('close', end)
+        else end()
+        return body
+      } catch (err) {
+        end()
+        throw err
+      }
+    },
+    mount: (from, digest, op): Promise<BlobInfo | undefined> =>
+      activity.using(digest, () => space.write(() => inner.mount(from, digest, op)), true),
+    delete: (digest, op) => inner.delete(digest, op),
+  }
+}
+
+function recordingManifests(inner: ManifestService, stored: string, { times, activity, space }: RecordingServices): ManifestService {
+  return {
+    stat: (digest, op) => inner.stat(digest, op),
+    async get(digest, op) {
+      const found = await inner.get(digest, op)
+      if (found) times.pulled(stored, digest)
+      return found
+    },
+    async put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult> {
+      // The blobs it references are being linked: no sweep may take them from under the push.
+      const ends = await Promise.all(referencedBy(bytes, contentType).map((digest) => activity.begin(digest, true)))
+      try {
+        const result = await space.write(() => inner.put(bytes, contentType, options))
+        times.pushed(stored, result.descriptor.digest)
+        return result
+      } finally {
+        for (const end of ends) end()
+      }
+    },
+    delete: (digest, op) => inner.delete(digest, op),
+    referrers: (digest, filter, op) => inner.referrers(digest, filter, op),
+  }
+}
+
+function recordingTags(inner: TagService, stored: string, { times, space }: RecordingServices): TagService {
+  return {
+    async resolve(tag, op) {
+      const found = await inner.resolve(tag, op)
+      if (found) times.pulled(stored, found.digest, tag)
+      return found
+    },
+    async tag(tag, digest, op) {
+      await space.write(() => inner.tag(tag, digest, op))
+      times.pushed(stored, digest, tag)
+    },
+    untag: (tag, op) => inner.untag(tag, op),
+    list: (page, op) => inner.list(page, op),
+  }
+}
+
+function referencedBy(bytes: Buffer, contentType: string): Digest[] {
+  try {
+    const manifest = parseManifest(bytes, contentType)
+    return [...new Set([...manifest.blobs, ...manifest.manifests].map((d) => d.digest))]
+  } catch {
+    return [] // the put itself reports what is wrong with it
+  }
+}

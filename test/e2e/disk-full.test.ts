@@ -1,0 +1,109 @@
+// A full volume, for real: Ferry's storage on a small tmpfs, filled up by another writer. A push
+// fails with a clear OCI error (507, "storage is full") and a log line naming the cause, /readyz
+// reports the condition, no temp file or half-written session is left, what was stored before
+// still pulls byte for byte, and once space is freed the same push succeeds with no restart.
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, rm, statfs, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { eventually } from '../helpers/eventually.js'
+import { htpasswdLine } from '../helpers/htpasswd.js'
+import { startMirrorServer, upstreamConfig } from '../helpers/mirror-server.js'
+import { seedImage, sha256 } from '../helpers/seed.js'
+import { run } from '../helpers/tools.js'
+
+const MiB = 1024 * 1024
+
+const mountPoint = await mkdtemp(join(tmpdir(), 'ferry-full-'))
+const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]).then(
+  () => true,
+  () => false,
+)
+if (!mounted) {
+  await rm(mountPoint, { recursive: true, force: true })
+  t.plan(0, 'cannot mount a tmpfs here (needs root)')
+} else {
+  t.teardown(async () => {
+    await run('umount', [mountPoint]).catch(() => {})
+    await rm(mountPoint, { recursive: true, force: true })
+  })
+  t.test('a push into a full volume fails cleanly and succeeds once space is freed', main)
+}
+
+async function main(t: Test): Promise<void> {
+  const seeder = { username: 'seeder', password: 'seeder-pw' }
+  const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
+  const storage = join(mountPoint, 'data')
+  const ferry = await startMirrorServer(
+    // Never reached: the test only pushes and pulls pushed content.
+    { upstreams: [upstreamConfig('gcr.io', 'http://127.0.0.1:9')], defaultUpstream: 'gcr.io' },
+    {
+      auth: {
+        users: [{ name: seeder.username, password: seederHash, groups: [] }],
+        roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
+      },
+      configure: (config) => {
+        config.storage.filesystem.path = storage
+      },
+    },
+  )
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(ferry.logs.slice(-10).join(''))
+    await ferry.close()
+  })
+  const auth = { authorization: `Basic ${Buffer.from(`${seeder.username}:${seeder.password}`).toString('base64')}` }
+
+  const kept = await seedImage(ferry.url, 'team/kept', 'v1', { layers: [randomBytes(MiB)], auth: seeder })
+
+  // Another writer takes all but 256 KiB of the volume.
+  const { bavail, bsize } = await statfs(mountPoint)
+  const filler = join(mountPoint, 'filler')
+  await writeFile(filler, Buffer.alloc(Math.max(0, bavail * bsize - 256 * 1024)))
+
+  const big = randomBytes(2 * MiB)
+  const failure = await seedImage(ferry.url, 'team/big', 'v1', { layers: [big], auth: seeder }).then(
+    () => undefined,
+    (err: unknown) => String(err),
+  )
+  t.ok(failure, 'the push failed')
+  t.match(failure, /got 507/, 'with 507 Insufficient Storage')
+  t.match(
+    failure,
+    /"code":"UNKNOWN","message":"registry storage is full: no space left on device \(ENOSPC\)/,
+    'and an OCI error saying why',
+  )
+  t.ok(
+    ferry.logs.some((line) => line.includes('storage is full') && line.includes('ENOSPC')),
+    'a log line names the cause',
+  )
+  const ready = await fetch(`${ferry.url}/readyz`)
+  t.equal(ready.status, 200, 'still ready: stored content is served')
+  t.match(await ready.json(), { status: 'degraded', storage: /ENOSPC/ }, '/readyz reports the full volume')
+  const full = await fetch(`${ferry.url}/metrics`).then((r) => r.text())
+  t.match(full, /^ferry_storage_full 1$/m)
+
+  t.same(await readdir(join(storage, '_tmp')).catch(() => []), [], 'no temp file left behind')
+  const sessions = await readdir(join(storage, 'repositories/team/big/_uploads')).catch(() => [])
+  t.same(sessions, [], 'the upload session cut short was discarded')
+
+  for (const blob of [kept.config, ...kept.layers]) {
+    const res = await fetch(`${ferry.url}/v2/team/kept/blobs/${blob.digest}`, { headers: auth })
+    t.equal(res.status, 200)
+    t.equal(sha256(Buffer.from(await res.arrayBuffer())), blob.digest, 'content stored before is intact')
+  }
+
+  await rm(filler)
+  const pushed = await seedImage(ferry.url, 'team/big', 'v1', { layers: [big], auth: seeder })
+  const res = await fetch(`${ferry.url}/v2/team/big/blobs/${pushed.layers[0]!.digest}`, { headers: auth })
+  t.equal(sha256(Buffer.from(await res.arrayBuffer())), pushed.layers[0]!.digest, 'the same push succeeds once space is freed')
+  await eventually(async () => ((await (await fetch(`${ferry.url}/readyz`)).json()) as { status: string }).status === 'ready', {
+    message: '/readyz back to ready',
+  })
+  const scrub = await ferry.composed.lifecycle.scrub(false)
+  t.same(scrub.corrupt, [], 'scrub finds nothing corrupt')
+  t.ok(
+    ferry.logs.some((line) => line.includes('storage accepts writes again')),
+    'recovery is logged',
+  )
+}
