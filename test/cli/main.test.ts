@@ -33,5 +33,18 @@ t.test('an unknown command is a usage error with a suggestion', async (t) => {
 
 t.test('buildProgram lists the commands', async (t) => {
   const names = buildProgram(fakeIo().io).commands.map((c) => c.name())
-  t.same(names.sort(), ['bundle', 'config', 'containerd-config', 'extract', 'gc', 'healthcheck', 'pull', 'push', 'robot', 'scrub', 'serve', 'storage'])
+  t.same(names.sort(), [
+    'bundle',
+    'config',
+    'containerd-config',
+    'extract',
+    'gc',
+    'healthcheck',
+    'pull',
+    'push',
+    'robot',
+    'scrub',
+    'serve',
+    'storage',
+  ])
 })
