@@ -13,6 +13,8 @@ import type { RegistryRouteOptions } from './handler-context.js'
 import { opsRoutes } from './ops-routes.js'
 import type { StatusFacts } from '../observability/status-report.js'
 import { statusRoutes } from './status-routes.js'
+import type { AccessTimeReader } from '../core/access-times.js'
+import { harborRoutes } from './harbor/harbor-routes.js'
 import { registryRoutes } from './registry-routes.js'
 import { tokenRoutes } from './token-routes.js'
 import { observeRequests } from './request-observer.js'
@@ -32,6 +34,8 @@ export interface AppDeps {
   authorizer: Authorizer
   /** Serves the token endpoint (GET and POST /token) that challenges point at. */
   tokenService?: TokenService
+  /** Push and pull times of manifests and tags, for the Harbor-compatible listing API. */
+  accessTimes?: AccessTimeReader
   /** What the status page (`/ui/`) shows beside the metrics; without it there is no status page. */
   status?: StatusFacts
   /** HTTPS (and HTTP/2) instead of plain HTTP/1.1; the caller reads the certificate files. */
@@ -89,6 +93,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       authorizer: deps.authorizer,
     })
   }
+  await app.register(harborRoutes, {
+    registry: deps.registry,
+    authenticator: deps.authenticator,
+    authorizer: deps.authorizer,
+    ...(deps.accessTimes ? { times: deps.accessTimes } : {}),
+  })
   if (deps.tokenService) {
     await app.register(tokenRoutes, { tokenService: deps.tokenService, service: deps.authenticator.challenge.service })
   }
