@@ -5,23 +5,13 @@
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
-import { basic, htpasswdLine } from '../helpers/htpasswd.js'
+import { basic } from '../helpers/htpasswd.js'
+import { asEditor, asViewer, editor, teamAuth, viewer } from '../helpers/team-accounts.js'
 import { startMirrorServer, type MirrorServer } from '../helpers/mirror-server.js'
 import { seedImage, seedIndex, type SeededImage } from '../helpers/seed.js'
 import { missingTools } from '../helpers/tools.js'
 
-const editor = { username: 'ed', password: 'ed-pw' }
-const viewer = { username: 'vi', password: 'vi-pw' }
-const users = [
-  { name: editor.username, password: (await htpasswdLine(editor.username, editor.password)).split(':')[1]!, groups: [] },
-  { name: viewer.username, password: (await htpasswdLine(viewer.username, viewer.password)).split(':')[1]!, groups: [] },
-]
-const roles = [
-  { subjects: [editor.username], namespaces: ['**'], role: 'editor' as const },
-  { subjects: [viewer.username], namespaces: ['team-a/**'], role: 'viewer' as const },
-]
-const asEditor = basic(editor.username, editor.password)
-const asViewer = basic(viewer.username, viewer.password)
+const { users, roles } = await teamAuth()
 
 // Harbor v2.0 swagger: the fields of Artifact, Tag, Reference and Repository that scripts read, and their JSON types.
 const artifactFields = {
