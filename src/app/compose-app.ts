@@ -102,6 +102,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     blobSender: transfer.sender,
     ready: async () => !stopping && (await (driver.check ? driver.check() : driver.list('')).then(() => true)),
     storageProblem: () => lifecycle.problem(),
+    accessTimes: lifecycle.times,
     maintenance: lifecycle,
     authenticator: auth.authenticator,
     authorizer: auth.authorizer,

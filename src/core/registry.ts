@@ -18,6 +18,8 @@ export interface Op {
   notify?: (notice: Notice) => void
   /** Read storage, not what this process remembers of it: another replica has just written there. */
   fresh?: boolean
+  /** A listing reads it (the Harbor-compatible API), not a client pulling: no pull time is recorded. */
+  listing?: boolean
 }
 
 /** Something the HTTP layer should surface in a header, log line or metric. */

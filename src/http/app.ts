@@ -16,6 +16,8 @@ import { opsRoutes } from './ops-routes.js'
 import type { StatusFacts } from '../observability/status-report.js'
 import { statusRoutes } from './status-routes.js'
 import { importRoutes } from './import-routes.js'
+import type { AccessTimeReader } from '../core/access-times.js'
+import { harborRoutes } from './harbor/harbor-routes.js'
 import { registryRoutes } from './registry-routes.js'
 import { tokenRoutes } from './token-routes.js'
 import { observeRequests } from './request-observer.js'
@@ -39,6 +41,8 @@ export interface AppDeps {
   authorizer: Authorizer
   /** Serves the token endpoint (GET and POST /token) that challenges point at. */
   tokenService?: TokenService
+  /** Push and pull times of manifests and tags, for the Harbor-compatible listing API. */
+  accessTimes?: AccessTimeReader
   /** What the status page (`/ui/`) shows beside the metrics; without it there is no status page. */
   status?: StatusFacts
   /** Server-side bulk imports (`/ferry/v1/imports`); absent: no such routes. */
@@ -108,6 +112,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.imports) {
     await app.register(importRoutes, { imports: deps.imports, authenticator: deps.authenticator, authorizer: deps.authorizer })
   }
+  await app.register(harborRoutes, {
+    registry: deps.registry,
+    authenticator: deps.authenticator,
+    authorizer: deps.authorizer,
+    ...(deps.accessTimes ? { times: deps.accessTimes } : {}),
+  })
   if (deps.tokenService) {
     await app.register(tokenRoutes, { tokenService: deps.tokenService, service: deps.authenticator.challenge.service })
   }

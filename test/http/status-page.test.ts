@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
-import { basic, htpasswdLine } from '../helpers/htpasswd.js'
+import { basic } from '../helpers/htpasswd.js'
+import { asEditor, asViewer, editor, teamAuth, viewer } from '../helpers/team-accounts.js'
 import { startMirrorServer, upstreamConfig, type MirrorServer } from '../helpers/mirror-server.js'
 import { seedImage, type SeededImage } from '../helpers/seed.js'
 import { missingTools } from '../helpers/tools.js'
@@ -17,16 +18,7 @@ import type { StatusReport } from '../../src/observability/status-report.js'
 
 const skip = distributionUnavailable()
 const noBrowser = missingTools('chromium').length > 0 ? 'chromium is not installed' : undefined
-const editor = { username: 'ed', password: 'ed-pw' }
-const viewer = { username: 'vi', password: 'vi-pw' }
-const users = [
-  { name: editor.username, password: (await htpasswdLine(editor.username, editor.password)).split(':')[1]!, groups: [] },
-  { name: viewer.username, password: (await htpasswdLine(viewer.username, viewer.password)).split(':')[1]!, groups: [] },
-]
-const roles = [
-  { subjects: [editor.username], namespaces: ['**'], role: 'editor' as const },
-  { subjects: [viewer.username], namespaces: ['team-a/**'], role: 'viewer' as const },
-]
+const { users, roles } = await teamAuth()
 
 interface Site {
   ferry: MirrorServer
@@ -114,9 +106,8 @@ t.test('with accounts: a login, and only the repositories the account may pull',
     t.match(anonymous.headers.get('www-authenticate'), /^Basic realm="Ferry"/, 'with a challenge a browser answers')
     t.equal((await json(`${ferry.url}${path}`, basic(viewer.username, 'wrong'))).status, 401, `${path}: a wrong password too`)
   }
-  const asViewer = basic(viewer.username, viewer.password)
   t.same((await json<Listing>(`${ferry.url}/ui/api/repositories`, asViewer)).body, { repositories: ['team-a/app', 'team-a/tools'] })
-  t.same((await json<Listing>(`${ferry.url}/ui/api/repositories`, basic(editor.username, editor.password))).body.repositories, [
+  t.same((await json<Listing>(`${ferry.url}/ui/api/repositories`, asEditor)).body.repositories, [
     'team-a/app',
     'team-a/tools',
     'team-b/secret',

@@ -3,15 +3,10 @@
 // JSON file per repository, merged with what is stored (the newest time wins), so replicas on
 // one storage and a restart see the same times. Eviction orders cached images by it; a listing
 // API can read `pushTime`/`pullTime` from it.
+import type { AccessTime, AccessTimeReader } from '../../core/access-times.js'
 import type { Digest } from '../../core/digest.js'
 import type { StorageDriver } from '../driver/driver.js'
 import { accessTimesPath, accessTimesRoot } from './lifecycle-paths.js'
-
-/** Milliseconds since the epoch; undefined when never seen (since recording began). */
-export interface AccessTime {
-  pushTime?: number
-  pullTime?: number
-}
 
 /** What the recorder knows about one repository. Keys are digests or tags. */
 interface RepositoryTimes {
@@ -26,11 +21,6 @@ interface RepositoryTimes {
 interface StoredTimes {
   manifests?: Record<string, [number | null, number | null]>
   tags?: Record<string, [number | null, number | null]>
-}
-
-export interface AccessTimeReader {
-  manifest(repository: string, digest: Digest): Promise<AccessTime>
-  tag(repository: string, tag: string): Promise<AccessTime>
 }
 
 export interface AccessTimeRecorder extends AccessTimeReader {

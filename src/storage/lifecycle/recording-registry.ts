@@ -104,7 +104,7 @@ function recordingManifests(inner: ManifestService, stored: string, { times, act
     stat: (digest, op) => inner.stat(digest, op),
     async get(digest, op) {
       const found = await inner.get(digest, op)
-      if (found) times.pulled(stored, digest)
+      if (found && !op?.listing) times.pulled(stored, digest)
       return found
     },
     async put(bytes: Buffer, contentType: string, options?: ManifestPutOptions): Promise<ManifestPutResult> {
@@ -127,7 +127,7 @@ function recordingTags(inner: TagService, stored: string, { times, space }: Reco
   return {
     async resolve(tag, op) {
       const found = await inner.resolve(tag, op)
-      if (found) times.pulled(stored, found.digest, tag)
+      if (found && !op?.listing) times.pulled(stored, found.digest, tag)
       return found
     },
     async tag(tag, digest, op) {
