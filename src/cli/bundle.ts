@@ -9,7 +9,7 @@ import { listBundle } from '../bundle/bundle-list.js'
 import { compressionForName, outputCompressions, type OutputCompression } from '../bundle/compress.js'
 import { parsePlatform, type Platform } from '../bundle/image-graph.js'
 import { formatSize, formatTree } from '../bundle/toc.js'
-import type { CliIo } from './io.js'
+import { interruptedBySignals, type CliIo } from './io.js'
 import { addAccessOptions, registrySource, type AccessOptions } from './registry-access.js'
 
 const progressEveryMs = 5_000
@@ -74,21 +74,14 @@ async function create(refs: string[], flags: CreateFlags, io: CliIo): Promise<nu
     }
     source = await registrySource(flags)
     // Ctrl-C stops the downloads; the partial bundle and its temp files are removed.
-    const interrupt = new AbortController()
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (interrupt.signal.aborted) return io.exit(130)
-      io.stderr.write(`ferry: ${signal}: stopping (again to quit at once)\n`)
-      interrupt.abort(new Error(`interrupted by ${signal}`))
-    }
-    io.onSignal('SIGINT', onSignal)
-    io.onSignal('SIGTERM', onSignal)
+    const interrupted = interruptedBySignals(io)
     let done = 0
     let total = 0
     const timer = setInterval(() => {
       if (flags.json !== true && total > 0) io.stderr.write(`written ${formatSize(done)} of ${formatSize(total)}\n`)
     }, progressEveryMs)
     const result = await createBundle(source, {
-      signal: interrupt.signal,
+      signal: interrupted,
       onPlan: (bytes) => (total = bytes),
       references,
       output: flags.output,

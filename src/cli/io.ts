@@ -35,6 +35,22 @@ export interface CliIo {
 // Closed handles end it in milliseconds; this is for what is still held (a stalled stdout).
 const lingerMs = 2_000
 
+/**
+ * Ctrl-C (or SIGTERM) aborts the returned signal, so a long command stops cleanly (transfers
+ * cancelled, temp files removed); a second one quits at once with 130.
+ */
+export function interruptedBySignals(io: CliIo): AbortSignal {
+  const interrupt = new AbortController()
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupt.signal.aborted) return io.exit(130)
+    io.stderr.write(`ferry: ${signal}: stopping (again to quit at once)\n`)
+    interrupt.abort(new Error(`interrupted by ${signal}`))
+  }
+  io.onSignal('SIGINT', onSignal)
+  io.onSignal('SIGTERM', onSignal)
+  return interrupt.signal
+}
+
 /** Exit status for an invalid config, distinct from commander's 1 for usage errors. */
 export const configErrorExitCode = 2
 

@@ -18,7 +18,7 @@ import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
 import { RegistrySink } from '../bundle/registry-sink.js'
 import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
-import type { CliIo } from './io.js'
+import { interruptedBySignals, type CliIo } from './io.js'
 import { PushProgress } from './push-progress.js'
 import { formatReport, formatTable } from './push-report.js'
 
@@ -99,17 +99,10 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
     const sink = client && new RegistrySink(client)
     if (sink) await sink.ping()
     // Ctrl-C stops the run cleanly (uploads cancelled, the spool removed); a second one at once.
-    const interrupt = new AbortController()
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (interrupt.signal.aborted) return io.exit(130)
-      io.stderr.write(`ferry: ${signal}: stopping (again to quit at once)\n`)
-      interrupt.abort(new Error(`interrupted by ${signal}`))
-    }
-    io.onSignal('SIGINT', onSignal)
-    io.onSignal('SIGTERM', onSignal)
+    const interrupted = interruptedBySignals(io)
     const earlier = sink ? await earlierImages(options.digestMap, destination.host) : []
     const push = new BundlePush({
-      signal: interrupt.signal,
+      signal: interrupted,
       earlier,
       ...(options.platform ? { platforms: options.platform } : {}),
       nameStrategy: options.nameStrategy,
