@@ -71,7 +71,12 @@ export interface ComposeOptions {
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
   const metrics = new Metrics()
   const driver = await buildDriver(config, metrics, logger)
-  const storageCaches = { manifestCacheBytes: config.cache.manifestMemory, metadataTtlMs: config.cache.metadataTtl }
+  const redirectMs = config.storage.driver === 's3' ? config.storage.s3.redirectMs : undefined
+  const storageCaches = {
+    manifestCacheBytes: config.cache.manifestMemory,
+    metadataTtlMs: config.cache.metadataTtl,
+    ...(redirectMs === undefined ? {} : { redirectSeconds: Math.floor(redirectMs / 1000) }),
+  }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger)

@@ -1,7 +1,7 @@
 // The `storage` section: which driver, and each driver's settings in a sibling section of its
 // name (storage.filesystem, storage.s3). A driver's section is checked only when it is the driver,
 // so a filesystem config may keep an unused s3 section.
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type StaticDecode } from '@sinclair/typebox'
 import { ConfigIssue } from './errors.js'
 import { duration, oneOf, section } from './leaves.js'
 
@@ -42,8 +42,12 @@ const s3Section = section({
   maxSockets: Type.Integer({ minimum: 1, default: 50, expected: 'an integer of at least 1' }),
   /** WHEN_REQUIRED for stores that store the SDK's aws-chunked framing with the data. */
   requestChecksumCalculation: oneOf(s3ChecksumModes, 'WHEN_SUPPORTED'),
+  /** Blob GETs answer 307 with a presigned URL of the store, so the bytes go from the store to the client. */
+  redirect: Type.Boolean({ default: false, expected: 'true or false' }),
+  /** How long a presigned URL stays valid. */
+  redirectExpiry: duration('20m', { positive: true }),
 })
-type RawS3 = Static<typeof s3Section>
+type RawS3 = StaticDecode<typeof s3Section>
 
 /** storage.s3 as code reads it; undefined means not set. */
 export interface S3StorageConfig {
@@ -61,6 +65,8 @@ export interface S3StorageConfig {
   caPath: string | undefined
   maxSockets: number
   requestChecksumCalculation: S3ChecksumMode
+  /** Whole-blob GETs are redirected to a presigned URL valid this many milliseconds; undefined: served by Ferry. */
+  redirectMs: number | undefined
 }
 
 export const storageSchema = Type.Transform(
@@ -109,6 +115,7 @@ function decodeS3(raw: RawS3, inUse: boolean): S3StorageConfig {
     caPath: unset(raw.caPath),
     maxSockets: raw.maxSockets,
     requestChecksumCalculation: raw.requestChecksumCalculation,
+    redirectMs: raw.redirect ? raw.redirectExpiry : undefined,
   }
 }
 
@@ -127,5 +134,7 @@ function encodeS3(s3: S3StorageConfig): RawS3 {
     caPath: s3.caPath ?? '',
     maxSockets: s3.maxSockets,
     requestChecksumCalculation: s3.requestChecksumCalculation,
+    redirect: s3.redirectMs !== undefined,
+    redirectExpiry: s3.redirectMs ?? 20 * 60_000,
   }
 }

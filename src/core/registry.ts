@@ -20,6 +20,8 @@ export interface Op {
   fresh?: boolean
   /** A listing reads it (the Harbor-compatible API), not a client pulling: no pull time is recorded. */
   listing?: boolean
+  /** The caller reads the bytes itself (it copies them elsewhere): a blob is never answered with a redirect. */
+  wantBytes?: boolean
 }
 
 /** Something the HTTP layer should surface in a header, log line or metric. */

@@ -61,7 +61,7 @@ export async function adoptBlobs(
     )
   }
   await eachBounded(digests, limits.copies, async (digest) => {
-    const body = await mirrored.openMirrored(digest)
+    const body = await mirrored.openMirrored(digest, { wantBytes: true })
     if (body.kind !== 'body') return true // a redirect is not bytes to copy: the retried put reports the blob
     const session = await local.uploads.start()
     await local.uploads.complete(session.id, digest, body.stream)

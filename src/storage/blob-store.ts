@@ -11,7 +11,11 @@ import { FileExistsError, type StorageDriver } from './driver/driver.js'
 import { blobDataPath } from './paths.js'
 
 export class BlobStore {
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    /** Whole-blob reads are redirected to a URL of the store valid this long, where the driver can sign one. */
+    private readonly redirectSeconds?: number,
+  ) {}
 
   async size(digest: Digest): Promise<number | undefined> {
     const info = await this.driver.stat(blobDataPath(digest), { fileOnly: true })
@@ -20,6 +24,12 @@ export class BlobStore {
 
   read(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
     return this.driver.read(blobDataPath(digest), range ? { start: range.start, end: range.end, signal } : { signal })
+  }
+
+  /** Where redirects are on and the driver can sign one: a URL the client may fetch the blob from directly. */
+  async redirectUrl(digest: Digest): Promise<string | undefined> {
+    if (this.redirectSeconds === undefined) return undefined
+    return this.driver.downloadUrl?.(blobDataPath(digest), this.redirectSeconds)
   }
 
   async getContent(digest: Digest): Promise<Buffer | undefined> {

@@ -2,7 +2,7 @@ import type { Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import { rangeToServe, type RangeOptions } from '../core/range.js'
 import type { RepositoryName } from '../core/reference.js'
-import type { BlobBody, BlobInfo, BlobService, Op, UploadService } from '../core/registry.js'
+import type { BlobBody, BlobInfo, BlobRedirect, BlobService, Op, UploadService } from '../core/registry.js'
 import type { BlobStore } from './blob-store.js'
 import type { StorageDriver } from './driver/driver.js'
 import type { MetadataCache } from './metadata-cache.js'
@@ -30,10 +30,13 @@ export class RepositoryBlobs implements BlobService {
     return this.statIn(this.name, digest)
   }
 
-  async open(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody> {
+  async open(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody | BlobRedirect> {
     const info = await this.stat(digest)
     if (!info) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
     const range = rangeToServe(info.size, options)
+    // Ranges are served here: not every client sends its Range header again after a redirect.
+    const url = range === undefined && !options.wantBytes ? await this.blobStore.redirectUrl(digest) : undefined
+    if (url !== undefined) return { kind: 'redirect', digest, size: info.size, url }
     const stream = await this.blobStore.read(digest, range, options.signal)
     return range ? { kind: 'body', digest, size: info.size, range, stream } : { kind: 'body', digest, size: info.size, stream }
   }

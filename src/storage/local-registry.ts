@@ -29,6 +29,8 @@ export interface LocalRegistryOptions {
    * the mirror's cache is a second registry that stores each blob once with pushed content.
    */
   storagePrefix?: `_${string}`
+  /** Whole-blob GETs answer with a URL of the store valid this many seconds (S3: presigned), not the bytes. */
+  redirectSeconds?: number
 }
 
 export class LocalRegistry implements Registry {
@@ -44,7 +46,7 @@ export class LocalRegistry implements Registry {
     private readonly driver: StorageDriver,
     options: LocalRegistryOptions = {},
   ) {
-    this.blobStore = new BlobStore(driver)
+    this.blobStore = new BlobStore(driver, options.redirectSeconds)
     this.storagePrefix = options.storagePrefix ?? ''
     this.indexes = driver.costlyLists ? new RegistryIndexes(driver, new KeyedLock(), this.storagePrefix) : undefined
     this.metadata = new MetadataCache({ ttlMs: options.metadataTtlMs ?? 5000 })

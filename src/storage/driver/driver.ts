@@ -68,6 +68,8 @@ export interface StorageDriver {
    * index objects instead (storage/name-index.ts). Absent or false: listing is cheap (readdir).
    */
   readonly costlyLists?: boolean
+  /** A URL clients may GET the file from directly for `expiresInSeconds` (a presigned S3 GET); absent where the store has none. */
+  downloadUrl?(path: string, expiresInSeconds: number): Promise<string>
   /**
    * Compare-and-swap of a small file, where the store has it (S3 with conditional writes):
    * getVersioned() returns the content with a version (the ETag), putIfVersion() writes only

@@ -17,6 +17,7 @@
 //               directory (unless the caller deletes a file only) is listed and deleted in
 //               batches (DeleteObjects)
 //   list        ListObjectsV2 with Delimiter '/'
+//   downloadUrl a presigned GetObject URL (s3-presign.ts), for blob redirects
 //
 // Unlike a filesystem, S3 lets `a` and `a/b` both exist; checking for that would cost a LIST and
 // a HEAD per ancestor on every write, so this driver does not (storage/paths.ts never builds such
@@ -57,6 +58,7 @@ import {
   type WriteSettings,
 } from './s3-client.js'
 import { defaultPartBudget, PartBudget } from './s3-upload.js'
+import { presignGet } from './s3-presign.js'
 import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
 
 /** CopyObject's limit; larger sources are streamed instead. */
@@ -94,6 +96,11 @@ export class S3Driver implements StorageDriver {
     const client = await createS3Client(options)
     const conditionalWrites = options.conditionalWrites ?? (await probeConditionalWrites(client, options))
     return new S3Driver(client, { ...options, conditionalWrites })
+  }
+
+  downloadUrl(path: string, expiresInSeconds: number): Promise<string> {
+    this.#check(path)
+    return presignGet(this.client, this.#bucket, this.#key(path), expiresInSeconds)
   }
 
   async getVersioned(path: string): Promise<{ content: Buffer; version: string } | undefined> {
