@@ -86,10 +86,11 @@ export class AccessTimes implements AccessTimeRecorder {
   }
 
   private touch(repository: string, digest: Digest, tag: string | undefined, field: keyof AccessTime): void {
+    // Updated in place (readers get copies): this runs on every manifest request.
     const at = this.now()
     const times = this.memory(repository)
-    times.manifests.set(digest, { ...times.manifests.get(digest), [field]: at })
-    if (tag !== undefined) times.tags.set(tag, { ...times.tags.get(tag), [field]: at })
+    stamp(times.manifests, digest, field, at)
+    if (tag !== undefined) stamp(times.tags, tag, field, at)
     this.dirty.add(repository)
   }
 
@@ -160,4 +161,10 @@ function encode(times: RepositoryTimes): StoredTimes {
   const pairs = (map: Map<string, AccessTime>) =>
     Object.fromEntries([...map].map(([key, t]) => [key, [t.pushTime ?? null, t.pullTime ?? null] as [number | null, number | null]]))
   return { manifests: pairs(times.manifests), tags: pairs(times.tags) }
+}
+
+function stamp(entries: Map<string, AccessTime>, key: string, field: keyof AccessTime, at: number): void {
+  const entry = entries.get(key)
+  if (entry) entry[field] = at
+  else entries.set(key, { [field]: at })
 }
