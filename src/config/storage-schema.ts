@@ -3,13 +3,13 @@
 // so a filesystem config may keep an unused s3 section.
 import { Type, type StaticDecode } from '@sinclair/typebox'
 import { ConfigIssue } from './errors.js'
+import type { S3Settings } from '../core/s3-settings.js'
 import { duration, oneOf, section } from './leaves.js'
 
 export const storageDrivers = ['filesystem', 's3'] as const
 export type StorageDriverName = (typeof storageDrivers)[number]
 
 export const s3ChecksumModes = ['WHEN_SUPPORTED', 'WHEN_REQUIRED'] as const
-export type S3ChecksumMode = (typeof s3ChecksumModes)[number]
 
 // "" means unset, as in the tls section. Secrets get no pattern: a schema error quotes the value.
 const s3Section = section({
@@ -50,21 +50,7 @@ const s3Section = section({
 type RawS3 = StaticDecode<typeof s3Section>
 
 /** storage.s3 as code reads it; undefined means not set. */
-export interface S3StorageConfig {
-  bucket: string
-  /** Key prefix without leading or trailing "/"; "" for the bucket root. */
-  prefix: string
-  region: string
-  /** An S3-compatible store's URL; undefined for AWS. */
-  endpoint: string | undefined
-  forcePathStyle: boolean
-  /** Static credentials; undefined uses the SDK's default chain (env, shared files, web identity, instance metadata). */
-  credentials: { accessKeyId: string; secretAccessKey: string } | undefined
-  storageClass: string | undefined
-  sse: { type: 'AES256' } | { type: 'aws:kms'; kmsKeyId: string | undefined } | undefined
-  caPath: string | undefined
-  maxSockets: number
-  requestChecksumCalculation: S3ChecksumMode
+export interface S3StorageConfig extends S3Settings {
   /** Whole-blob GETs are redirected to a presigned URL valid this many milliseconds; undefined: served by Ferry. */
   redirectMs: number | undefined
 }

@@ -6,24 +6,10 @@ import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { rootCertificates } from 'node:tls'
 import { S3Client, S3ServiceException, type StorageClass } from '@aws-sdk/client-s3'
+import type { S3Settings } from '../../core/s3-settings.js'
 
-export interface S3DriverOptions {
-  bucket: string
-  /** Key prefix without leading or trailing slash; '' for the bucket root. */
-  prefix: string
-  region: string
-  /** An S3-compatible endpoint URL; undefined for AWS. */
-  endpoint: string | undefined
-  forcePathStyle: boolean
-  /** Both or neither; neither uses the SDK's default credential chain. */
-  credentials: { accessKeyId: string; secretAccessKey: string } | undefined
-  storageClass: string | undefined
-  sse: { type: 'AES256' } | { type: 'aws:kms'; kmsKeyId: string | undefined } | undefined
-  /** PEM CA bundle trusted besides the public roots. */
-  caPath: string | undefined
-  maxSockets: number
-  /** WHEN_REQUIRED for stores that reject the SDK's default checksum headers. */
-  requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED'
+/** How to reach the bucket (core/s3-settings.ts, what `storage.s3` decodes to), and what only the driver is told. */
+export interface S3DriverOptions extends S3Settings {
   /**
    * Whether the store honours If-None-Match: * on writes; undefined detects it at start-up
    * (S3Driver.create). Stores that ignore the header (s3rver) would silently replace objects.
