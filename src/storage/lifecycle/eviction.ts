@@ -143,6 +143,10 @@ export class Evictor {
       const overTotal = cached > target.total || freed < atLeast
       const overUpstream = (byUpstream.get(upstream) ?? 0) > (target.upstreams.get(upstream) ?? Infinity)
       if (!overTotal && !overUpstream) continue
+      // An image whose blobs are being read or were written since this pass began is in use now:
+      // the most recently used of all, whatever its recorded time. Evicting its manifests while
+      // its blobs must stay would free nothing and send the pass on to newer images.
+      if (this.inUse(image, markedAt)) continue
       const released = await this.evictImage(image, holders, inventory, markedAt)
       result.images++
       freed += released
@@ -181,6 +185,14 @@ export class Evictor {
       }
     }
     return images.sort((a, b) => a.lastUsed - b.lastUsed)
+  }
+
+  private inUse(image: Image, markedAt: number): boolean {
+    return image.members.some((member) =>
+      (image.repo.manifests.get(member)?.blobs ?? []).some(
+        (blob) => this.activity.inUse(blob) || this.activity.writtenSince(blob, markedAt),
+      ),
+    )
   }
 
   /** Removes one image from its cached repository; returns the bytes it released from the cache. */
