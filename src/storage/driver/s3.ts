@@ -24,11 +24,8 @@
 // pairs). Only files move: the storage layer never moves a directory.
 import { Readable, addAbortSignal } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { randomUUID } from 'node:crypto'
 import {
-  AbortMultipartUploadCommand,
   CopyObjectCommand,
-  ListMultipartUploadsCommand,
   HeadBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -38,7 +35,6 @@ import {
   PutObjectCommand,
   type GetObjectCommandOutput,
   type HeadObjectCommandOutput,
-  type ListMultipartUploadsCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3'
 import { assertCleanPath, PathNotFoundError } from './driver.js'
@@ -50,13 +46,13 @@ import {
   copySource,
   createS3Client,
   isMissing,
-  isNotImplemented,
   isPreconditionFailed,
   isUnsatisfiableRange,
   writeSettings,
   type S3DriverOptions,
   type WriteSettings,
 } from './s3-client.js'
+import { abortStaleUploads, probeConditionalWrites } from './s3-housekeeping.js'
 import { defaultPartBudget, PartBudget } from './s3-upload.js'
 import { presignGet } from './s3-presign.js'
 import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
@@ -134,36 +130,8 @@ export class S3Driver implements StorageDriver {
    * The janitor's ListMultipartUploads, the only place it is used. A store without it (s3rver
    * answers with an object listing) gives undefined: its lifecycle rules must do this instead.
    */
-  async abortStaleUploads(olderThan: Date): Promise<number | undefined> {
-    let aborted = 0
-    let keyMarker: string | undefined
-    let uploadIdMarker: string | undefined
-    do {
-      let page: ListMultipartUploadsCommandOutput
-      try {
-        page = await this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.#bucket,
-            Prefix: this.#dirPrefix(''),
-            KeyMarker: keyMarker,
-            UploadIdMarker: uploadIdMarker,
-          }),
-        )
-      } catch (err) {
-        if (isNotImplemented(err)) return undefined
-        throw err
-      }
-      // A store that answered with something else (an object listing) has no Bucket element.
-      if (page.Bucket === undefined) return undefined
-      for (const upload of page.Uploads ?? []) {
-        if (upload.Key === undefined || upload.UploadId === undefined || (upload.Initiated ?? olderThan) >= olderThan) continue
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: upload.Key, UploadId: upload.UploadId }))
-        aborted++
-      }
-      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined
-      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined
-    } while (keyMarker !== undefined)
-    return aborted
+  abortStaleUploads(olderThan: Date): Promise<number | undefined> {
+    return abortStaleUploads(this.client, this.#bucket, this.#dirPrefix(''), olderThan)
   }
 
   async check(): Promise<void> {
@@ -411,32 +379,5 @@ export class S3Driver implements StorageDriver {
       const failed = result.Errors?.[0]
       if (failed !== undefined) throw new Error(`delete failed for ${failed.Key ?? 'a key'}: ${failed.Code ?? 'unknown error'}`)
     }
-  }
-}
-
-/**
- * Writes a probe object twice with If-None-Match: *: a store that honours the header refuses the
- * second write (412). One that ignores it (s3rver, older S3-compatible stores) accepts both, and
- * the driver then never relies on it. The probe is deleted; 3 requests at start-up.
- */
-async function probeConditionalWrites(client: S3Client, options: S3DriverOptions): Promise<boolean> {
-  const key = `${options.prefix === '' ? '' : `${options.prefix}/`}.ferry-probe/${randomUUID()}`
-  const put = () => client.send(new PutObjectCommand({ Bucket: options.bucket, Key: key, Body: 'probe', IfNoneMatch: '*' }))
-  try {
-    await put()
-    try {
-      await put()
-      return false
-    } catch (err) {
-      if (isPreconditionFailed(err)) return true
-      throw err
-    }
-  } catch (err) {
-    // 501 NotImplemented or 400 on the header itself: unsupported.
-    const code = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
-    if (code === 501 || code === 400) return false
-    throw err
-  } finally {
-    await client.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: key })).catch(() => {})
   }
 }
