@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { distributionUnavailable, freePort, startDistribution, type Distribution } from '../helpers/distribution.js'
+import { distributionUnavailable, startDistribution, type Distribution } from '../helpers/distribution.js'
 import { eventually } from '../helpers/eventually.js'
 import { startFerryProcess, type FerryProcess } from '../helpers/ferry-process.js'
 import { startGateProxy, type GateProxy } from '../helpers/gate-proxy.js'
+import { onFreePort } from '../helpers/ports.js'
 import { basic, writeHtpasswd } from '../helpers/htpasswd.js'
 import { startRedisServer, type RedisTestServer } from '../helpers/redis-server.js'
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js'
@@ -26,7 +27,8 @@ const leaseTtl = '2s'
 const unavailable =
   distributionUnavailable() ?? (missingTools('redis-server', 'htpasswd').length > 0 ? 'needs redis-server and htpasswd' : undefined)
 if (unavailable) t.plan(0, `replicas test skipped: ${unavailable}`)
-else await main()
+// A failed set-up is reported as a failure with its cause, not as a bare non-zero exit.
+else await main().catch((err: unknown) => t.threw(err as Error))
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'ferry-replicas-'))
@@ -83,8 +85,9 @@ async function main(): Promise<void> {
     FERRY_STORAGE_S3_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
     FERRY_CACHE_METADATA_TTL: '1s',
   })
-  const start = async (prefix: string, coordinated: boolean): Promise<FerryProcess> => {
-    const port = await freePort()
+  // The port is chosen before the start because the replica advertises it to its peers.
+  const start = (prefix: string, coordinated: boolean): Promise<FerryProcess> => onFreePort((port) => startOn(port, prefix, coordinated))
+  const startOn = async (port: number, prefix: string, coordinated: boolean): Promise<FerryProcess> => {
     const env = s3Env(prefix)
     if (coordinated) {
       Object.assign(env, {

@@ -266,8 +266,13 @@ for (const flow of ['jsonKey', 'oauth2'] as const) {
     // Secret is updated; Ferry's cached registry tokens were minted with the old key.
     phase = 'switching'
     const second = up.tokens.rotateKey(email)
+    // Pulls keep running through the switch, but a bounded number of them: refused pulls are
+    // quick, and a reload that is slow on a busy machine must not use up every uncached repository.
     const loop = (async () => {
-      while (phase !== 'done') await pullNext()
+      while (phase !== 'done') {
+        if (phase === 'switching' && results.filter((r) => r.phase === 'switching').length >= 40) await sleep(25)
+        else await pullNext()
+      }
     })()
     await writeAtomically(keyPath, second.keyJson)
     await until('the rotated key to be loaded', async () => (await reloadCount(server, 'gcr.io', 'ok')) === 1)

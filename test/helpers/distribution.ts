@@ -6,13 +6,16 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { stringify } from 'yaml'
 import { eventually } from './eventually.js'
+import { freePort } from './ports.js'
 import { missingTools, run } from './tools.js'
+
+export { freePort }
 
 export const distributionBinary = '/usr/bin/docker-registry'
 
@@ -104,18 +107,6 @@ export function parseAccessLine(line: string): AccessLogEntry | undefined {
     bytes: match[5] === '-' ? 0 : Number(match[5]),
     userAgent: match[6]!,
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 export async function startDistribution(options: DistributionOptions = {}): Promise<Distribution> {

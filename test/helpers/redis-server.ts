@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from './distribution.js'
+import { onFreePort } from './ports.js'
 
 export interface RedisTestServer {
   /** redis://127.0.0.1:PORT */
@@ -16,7 +16,15 @@ export interface RedisTestServer {
 
 export async function startRedisServer(): Promise<RedisTestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-redis-'))
-  const port = await freePort()
+  try {
+    return await onFreePort((port) => launch(dir, port))
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+async function launch(dir: string, port: number): Promise<RedisTestServer> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const onExit = (): void => void child.kill('SIGKILL')
@@ -24,7 +32,10 @@ export async function startRedisServer(): Promise<RedisTestServer> {
   let output = ''
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`redis-server did not start:\n${output}`))
+    }, 10_000)
     const collect = (chunk: Buffer): void => {
       output += chunk.toString('utf8')
       if (output.includes('Ready to accept connections')) {
@@ -35,6 +46,7 @@ export async function startRedisServer(): Promise<RedisTestServer> {
     child.stdout.on('data', collect)
     child.stderr.on('data', collect)
     child.once('exit', (code) => {
+      process.removeListener('exit', onExit)
       clearTimeout(timer)
       reject(new Error(`redis-server exited (${code}):\n${output}`))
     })
