@@ -6,12 +6,17 @@
 // - with a delimiter, its listing never descends more than one folder below the prefix, so a
 //   common prefix holding only deeper keys (`r/m/` for `r/m/n/o`) is missing: the helper lists
 //   without the delimiter through s3rver's own store and groups the keys as S3 does;
-// - it answers a PUT before its file write has finished, so a GET right after can read a short
-//   object (no read-after-write consistency): the helper waits for the write to land.
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+// - it writes an object in place, answering the PUT before the write has finished, so a GET
+//   right after, or during an overwrite of the same key (two replicas committing one blob without
+//   conditional writes), reads a short or mixed object, where S3 replaces objects atomically: the
+//   helper writes to a temporary file, renames it into place, then answers.
+import { createHash, randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { setTimeout as delay } from 'node:timers/promises'
+import { dirname, join } from 'node:path'
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { IncomingMessage, Server } from 'node:http'
 import S3rver from 's3rver'
 import type { S3DriverOptions } from '../../src/storage/driver/s3-client.js'
@@ -30,7 +35,7 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   const directory = await mkdtemp(join(tmpdir(), 'ferry-s3rver-'))
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] })
   groupCommonPrefixes(server)
-  awaitWrites(server)
+  atomicWrites(server)
   const { port } = await server.run()
   const requests: string[] = []
   ;(server as unknown as { httpServer: Server }).httpServer.prependListener('request', (req: IncomingMessage) => {
@@ -72,9 +77,16 @@ interface ListResult {
   commonPrefixes: string[]
   isTruncated: boolean
 }
+interface StoreObject {
+  bucket: string
+  key: string
+  content: Buffer | NodeJS.ReadableStream
+  metadata: unknown
+}
 interface Store {
   listObjects(bucket: string, options: ListOptions): Promise<ListResult>
-  putObject(object: { bucket: string; key: string }): Promise<{ size: number; md5: string }>
+  putObject(object: StoreObject): Promise<{ size: number; md5: string }>
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>
   getResourcePath(bucket: string, key: string, resource: string): string
 }
 
@@ -82,15 +94,34 @@ function storeOf(server: S3rver): Store {
   return (server as unknown as { store: Store }).store
 }
 
-function awaitWrites(server: S3rver): void {
+function atomicWrites(server: S3rver): void {
   const store = storeOf(server)
-  const putObject = store.putObject.bind(store)
   // Multipart completion goes through putObject too.
   store.putObject = async (object) => {
-    const result = await putObject(object)
     const file = store.getResourcePath(object.bucket, object.key, 'object')
-    while ((await stat(file)).size < result.size) await delay(1)
-    return result
+    await mkdir(dirname(file), { recursive: true })
+    // Not ending in `._S3rver_object`, so listings never show it.
+    const temporary = `${file}.${randomBytes(6).toString('hex')}.partial`
+    const md5 = createHash('md5')
+    let size = 0
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        md5.update(chunk)
+        size += chunk.length
+        done(null, chunk)
+      },
+    })
+    const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content
+    try {
+      await pipeline(source, count, createWriteStream(temporary))
+      await rename(temporary, file)
+    } catch (err) {
+      await rm(temporary, { force: true })
+      throw err
+    }
+    const digest = md5.digest('hex')
+    await store.putMetadata(object.bucket, object.key, object.metadata, digest)
+    return { size, md5: digest }
   }
 }
 
