@@ -99,12 +99,12 @@ async function main(): Promise<void> {
 
     const second = await start()
     const body1 = await eventually(async () => (await list(second)).find((i) => i.namespace === 'ns-body' && i.state === 'failed'), {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000,
     })
     t.match(body1.error, /interrupted by a restart/)
     t.notOk(await tagged(second, 'ns-body/x/multi'), 'the interrupted body import tagged nothing')
     const resumed = await eventually(async () => (await list(second)).find((i) => i.namespace === 'ns-s3' && i.state === 'done'), {
-      timeoutMs: 20_000,
+      timeoutMs: 60_000,
       message: 'the s3:// import resumed and finished',
     })
     t.equal(resumed.bytesRead, body.length)

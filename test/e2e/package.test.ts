@@ -22,7 +22,8 @@ async function serving(url: string): Promise<boolean> {
 }
 
 async function until(what: string, condition: () => Promise<boolean>, output: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000
+  // Generous: `npm start` builds first, which takes a minute or more on a loaded 2-core machine.
+  const deadline = Date.now() + 240_000
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}\n--- output ---\n${output()}`)
     await new Promise((resolve) => setTimeout(resolve, 100))

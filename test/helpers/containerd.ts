@@ -127,7 +127,7 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
 
   try {
     await Promise.race([
-      waitUntilServing(child, address, ctr, options.startTimeoutMs ?? 10_000),
+      waitUntilServing(child, address, ctr, options.startTimeoutMs ?? 60_000),
       spawnError.then((err) => Promise.reject(err)),
     ])
   } catch (err) {

@@ -117,7 +117,7 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
     // The free port can be taken between probing and binding: try a few times.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await launch(dir, config, await freePort(), users, options.startTimeoutMs ?? 15_000, options.tls)
+        return await launch(dir, config, await freePort(), users, options.startTimeoutMs ?? 60_000, options.tls)
       } catch (err) {
         if (attempt >= 2) throw err
       }

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface EventuallyOptions {
-  /** How long to keep trying; generous, since a loaded CI machine is slow (default 10 s). */
+  /** How long to keep trying; generous, since a loaded CI machine is slow (default 30 s). */
   timeoutMs?: number
   /** Pause between attempts (default 20 ms). */
   intervalMs?: number
@@ -16,7 +16,7 @@ export async function eventually<T>(
   condition: () => T | Promise<T>,
   options: EventuallyOptions = {},
 ): Promise<Exclude<T, false | undefined | null>> {
-  const { timeoutMs = 10_000, intervalMs = 20, message = 'condition' } = options
+  const { timeoutMs = 30_000, intervalMs = 20, message = 'condition' } = options
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {

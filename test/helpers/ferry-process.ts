@@ -49,7 +49,7 @@ export async function startFerryProcess(args: string[], options: StartOptions = 
   child.once('exit', () => process.removeListener('exit', onExit))
 
   let output = ''
-  const timeoutMs = options.startTimeoutMs ?? 20_000
+  const timeoutMs = options.startTimeoutMs ?? 90_000
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let pending = ''

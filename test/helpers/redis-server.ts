@@ -35,7 +35,7 @@ async function launch(dir: string, port: number): Promise<RedisTestServer> {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(new Error(`redis-server did not start:\n${output}`))
-    }, 10_000)
+    }, 30_000)
     const collect = (chunk: Buffer): void => {
       output += chunk.toString('utf8')
       if (output.includes('Ready to accept connections')) {

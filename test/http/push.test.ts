@@ -628,7 +628,7 @@ t.test('manifest size limit', async (t) => {
   // The refused connection must not be reused with body bytes still in flight (it would hang).
   const burst = await Promise.all(
     Array.from({ length: 6 }, () =>
-      request(server, '/v2/', { signal: AbortSignal.timeout(5000) }).then(
+      request(server, '/v2/', { signal: AbortSignal.timeout(30_000) }).then(
         (res) => res.status,
         (err: Error) => err.name,
       ),
