@@ -1,7 +1,7 @@
 // `npm run bench -- [scenario...]`: builds Ferry, starts every server on loopback itself, runs
 // the scenarios (all by default) in alternating rounds, prints Markdown tables of medians with
 // ratios against CNCF distribution, writes bench/results/latest.json, and stops every process it
-// started by PID. Scenarios: blobs, manifests, fanout, upload, cold, auth, memory, bundles, bundle-import, s3. See bench/README.md.
+// started by PID. Scenarios: blobs, manifests, fanout, upload, cold, auth, memory, bundles, bundle-import, s3, tls, scale. See bench/README.md.
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
@@ -16,13 +16,28 @@ import { manifests } from './scenarios/manifests.js'
 import { upload } from './scenarios/upload.js'
 import { bundleImport } from './scenarios/bundle-import.js'
 import { s3 } from './scenarios/s3.js'
+import { tls } from './scenarios/tls.js'
+import { scale } from './scenarios/scale.js'
 import { projectRoot, stopAll } from './lib/processes.js'
 import type { Scenario, ScenarioResult } from './lib/scenario.js'
 import { disturbedMeasurements, waitForQuiet } from './lib/quiet.js'
 import { describeSettings, loadSettings } from './lib/settings.js'
 import { progress, table } from './lib/stats.js'
 
-const scenarios: Scenario[] = [blobDownload, manifests, coldFanout, upload, coldSingle, authPulls, memory, bundles, bundleImport, s3]
+const scenarios: Scenario[] = [
+  blobDownload,
+  manifests,
+  coldFanout,
+  upload,
+  coldSingle,
+  authPulls,
+  memory,
+  bundles,
+  bundleImport,
+  s3,
+  tls,
+  scale,
+]
 
 function usage(): never {
   console.error(`usage: npm run bench -- [${scenarios.map((s) => s.name).join(' | ')} ...]

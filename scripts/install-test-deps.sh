@@ -19,6 +19,7 @@ declare -A packages=(
   [openssl]=openssl
   [cc]=gcc
   [curl]=curl
+  [h2load]=nghttp2-client
   [zstd]=zstd
   [xz]=xz-utils
   [bzip2]=bzip2

@@ -14,6 +14,8 @@ interface Download {
   firstByteMs: number
   /** From this client's own start (curl spawned) to its first body byte. */
   ownFirstByteMs: number
+  /** The HTTP version curl spoke (`1.1`, `2`). */
+  httpVersion: string
 }
 
 /**
@@ -28,7 +30,14 @@ export async function concurrentDownloads(
   paths: string[],
   clients: number,
   expectedBytes: number,
-): Promise<{ seconds: number; bytes: number; lastFirstByteMs: number; firstFirstByteMs: number; slowestOwnFirstByteMs: number }> {
+): Promise<{
+  seconds: number
+  bytes: number
+  lastFirstByteMs: number
+  firstFirstByteMs: number
+  slowestOwnFirstByteMs: number
+  httpVersions: string
+}> {
   const startedAt = performance.now()
   const results = await Promise.all(
     Array.from({ length: clients }, (_, i) => curlDownload(server, paths[i % paths.length]!, startedAt, expectedBytes)),
@@ -40,6 +49,7 @@ export async function concurrentDownloads(
     firstFirstByteMs: Math.min(...results.map((r) => r.firstByteMs)),
     // Without curl's spawn offsets: how long the slowest client waited for its first byte.
     slowestOwnFirstByteMs: Math.max(...results.map((r) => r.ownFirstByteMs)),
+    httpVersions: [...new Set(results.map((r) => r.httpVersion))].join(', '),
   }
 }
 
@@ -53,11 +63,12 @@ async function curlDownload(server: Server, path: string, startedAt: number, exp
       '-o',
       '/dev/null',
       '-w',
-      '%{http_code} %{size_download} %{time_starttransfer}',
+      '%{http_code} %{size_download} %{time_starttransfer} %{http_version}',
+      ...server.curlArgs,
       ...headers,
       `${server.url}${path}`,
     ])
-    const [status, size, firstByte] = output.trim().split(' ')
+    const [status, size, firstByte, httpVersion = '?'] = output.trim().split(' ')
     if (status === '401' && server.headers.authorization === undefined) {
       server.headers.authorization = basicAuthorization()
       continue
@@ -65,7 +76,7 @@ async function curlDownload(server: Server, path: string, startedAt: number, exp
     if (status !== '200') throw new Error(`${server.name} GET ${path}: ${status}`)
     const bytes = Number(size)
     if (bytes !== expectedBytes) throw new Error(`${server.name} GET ${path}: ${bytes} bytes, expected ${expectedBytes}`)
-    return { bytes, firstByteMs: spawnedAt - startedAt + Number(firstByte) * 1000, ownFirstByteMs: Number(firstByte) * 1000 }
+    return { bytes, firstByteMs: spawnedAt - startedAt + Number(firstByte) * 1000, ownFirstByteMs: Number(firstByte) * 1000, httpVersion }
   }
 }
 

@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync, readFileSync, existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { get as httpsGet } from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -32,6 +33,8 @@ export interface Server {
   headers: Record<string, string>
   /** Headers of pushes (seeding, the upload scenario): credentials once an anonymous push was refused. */
   pushHeaders: Record<string, string>
+  /** Extra curl arguments for downloads (`--cacert` of an HTTPS server). */
+  curlArgs: string[]
   /** The access log so far (distribution only; [] for others). */
   accessLog(): AccessLogEntry[]
   stop(): Promise<void>
@@ -129,16 +132,15 @@ function launch(
   }
 }
 
-async function waitForHttp(url: string, child: ChildProcess, logFile: string, timeoutMs = 20_000): Promise<void> {
+async function waitForHttp(url: string, child: ChildProcess, logFile: string, timeoutMs = 20_000, ca?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`${url}: process exited (${child.exitCode ?? child.signalCode})\n${tail(logFile)}`)
     }
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) })
-      await response.arrayBuffer()
-      if (response.status === 200 || response.status === 401) return
+      const status = ca === undefined ? await probeHttp(url) : await probeHttps(url, ca)
+      if (status === 200 || status === 401) return
     } catch {
       // not listening yet
     }
@@ -146,6 +148,24 @@ async function waitForHttp(url: string, child: ChildProcess, logFile: string, ti
   }
   await terminate(child)
   throw new Error(`${url} did not answer within ${timeoutMs} ms\n${tail(logFile)}`)
+}
+
+async function probeHttp(url: string): Promise<number> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(1_000) })
+  await response.arrayBuffer()
+  return response.status
+}
+
+// fetch cannot be handed a CA: node:https can.
+function probeHttps(url: string, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca: readFileSync(ca), timeout: 1_000 }, (response) => {
+      response.resume()
+      response.once('end', () => resolve(response.statusCode ?? 0))
+    })
+    req.once('timeout', () => req.destroy(new Error('timeout')))
+    req.once('error', reject)
+  })
 }
 
 function tail(file: string): string {
@@ -220,6 +240,14 @@ export interface FerryOptions {
   tagTtl?: string
   /** Run under `node --cpu-prof` writing here (default: BENCH_CPU_PROF, if set). */
   cpuProfDir?: string
+  /** Serve HTTPS with this certificate (a self-signed one the curl clients trust); `http2` offers h2 in ALPN. */
+  tls?: ServingCertificate & { http2: boolean }
+}
+
+/** A certificate and its key, as PEM files; the certificate is also the CA clients are given. */
+export interface ServingCertificate {
+  cert: string
+  key: string
 }
 
 /** The compiled Ferry: `node bench/lib/ferry-child.mjs serve --config … --listen 127.0.0.1:PORT`. */
@@ -230,7 +258,8 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
   const mirror = options.upstream
     ? { upstreams: [{ name: 'up', url: options.upstream, ...(options.tagTtl ? { tagTtl: options.tagTtl } : {}) }], defaultUpstream: 'up' }
     : { upstreams: [] }
-  await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror }))
+  const tls = options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key, http2: options.tls.http2 } } : {}
+  await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror, ...tls }))
   const extra = ferryHasFlag('--htpasswd') ? ['--htpasswd', await htpasswdFile(options.dir)] : []
   // Reads stay anonymous, as containerd's are and as distribution serves them here: the
   // pushed namespaces nodes pull from are opened with --anonymous-pull in such deployments.
@@ -246,9 +275,9 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
       logFile,
       { env: { ...ferryEnv(), BENCH_EXIT_WITH_PARENT: '1' }, stdinPipe: true },
     )
-    const url = `http://127.0.0.1:${port}`
+    const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`
     try {
-      await waitForHttp(`${url}/v2/`, child, logFile)
+      await waitForHttp(`${url}/v2/`, child, logFile, undefined, options.tls?.cert)
     } catch (err) {
       if (attempt >= 2) throw err
       continue
@@ -256,7 +285,7 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
     // Requests start anonymous, as containerd's pulls do; a 401 switches that server to the
     // bench user's credentials (http.ts, and the manifest scenario's probe).
     progress(`${options.name}: ${extra.length > 0 ? 'started with --htpasswd (user bench)' : 'no accounts'}`)
-    return server(options.name, url, child, logFile, {})
+    return server(options.name, url, child, logFile, {}, false, options.tls?.cert)
   }
 }
 
@@ -265,6 +294,8 @@ export interface DistributionOptions {
   dir: string
   /** Pull-through mode in front of this registry URL. */
   proxyOf?: string
+  /** Serve HTTPS with this certificate (`http.tls`). */
+  tls?: ServingCertificate
 }
 
 /** CNCF distribution (`/usr/bin/docker-registry serve`), logging (access log included) to a file. */
@@ -276,21 +307,25 @@ export async function startDistribution(options: DistributionOptions): Promise<S
       version: 0.1,
       log: { level: 'info', accesslog: { disabled: false } },
       storage: { filesystem: { rootdirectory: join(options.dir, 'data') }, delete: { enabled: true } },
-      http: { addr: `127.0.0.1:${port}`, secret: 'ferry-bench-secret' },
+      http: {
+        addr: `127.0.0.1:${port}`,
+        secret: 'ferry-bench-secret',
+        ...(options.tls ? { tls: { certificate: options.tls.cert, key: options.tls.key } } : {}),
+      },
       ...(options.proxyOf ? { proxy: { remoteurl: options.proxyOf } } : {}),
     }
     const configFile = join(options.dir, 'config.yml')
     await writeFile(configFile, stringify(config))
     const logFile = join(options.dir, 'distribution.log')
     const child = launch(distributionBinary, ['serve', configFile], logFile)
-    const url = `http://127.0.0.1:${port}`
+    const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`
     try {
-      await waitForHttp(`${url}/v2/`, child, logFile)
+      await waitForHttp(`${url}/v2/`, child, logFile, undefined, options.tls?.cert)
     } catch (err) {
       if (attempt >= 2) throw err
       continue
     }
-    return server(options.name, url, child, logFile, {}, true)
+    return server(options.name, url, child, logFile, {}, true, options.tls?.cert)
   }
 }
 
@@ -322,6 +357,7 @@ function server(
   logFile: string,
   headers: Record<string, string>,
   accessLogged = false,
+  ca?: string,
 ): Server {
   return {
     name,
@@ -330,6 +366,7 @@ function server(
     logFile,
     headers,
     pushHeaders: { ...headers },
+    curlArgs: ca === undefined ? [] : ['--cacert', ca],
     accessLog: () => (accessLogged ? parseAccessLog(logFile) : []),
     stop: () => terminate(child),
   }

@@ -25,8 +25,25 @@ export function loggerOptions(level: string): LoggerOptions {
     level,
     // Replaces pino's default {pid, hostname}: the orchestrator labels the instance already.
     base: { name: 'ferry' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTimeByMillisecond(),
     redact: { paths: [...redactedPaths], censor: '[redacted]' },
+  }
+}
+
+/**
+ * pino's `isoTime`, formatted once per millisecond: at thousands of access lines a second most
+ * lines share their millisecond, and `toISOString()` was ~3 % of a warm manifest GET's CPU (#18).
+ */
+export function isoTimeByMillisecond(): () => string {
+  let ms = -1
+  let text = ''
+  return () => {
+    const now = Date.now()
+    if (now !== ms) {
+      ms = now
+      text = `,"time":"${new Date(now).toISOString()}"`
+    }
+    return text
   }
 }
 

@@ -24,17 +24,23 @@ export interface MetadataCacheOptions {
 
 type Read<V> = () => Promise<V | undefined>
 
+/** A read that failed by itself, as opposed to a fetch lru-cache aborted (a write, an eviction). */
+class ReadFailed extends Error {
+  constructor(readonly error: unknown) {
+    super('metadata read failed')
+  }
+}
+
 /** One kind of answer (e.g. tag → digest), keyed by repository and name. */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- lru-cache's own value bound
 export class MetadataMap<V extends {}> {
   /**
    * lru-cache's fetch() reads a missing or expired key once however many requests ask for it,
    * and a set() or delete() of the key aborts a read in flight, so an answer read before a write
-   * is never remembered over it.
+   * is never remembered over it. So does the eviction of the key while its read is in flight
+   * (more keys asked for at once than the cache holds, e.g. 100k tags).
    */
   private readonly entries: LRUCache<string, Entry<V>, Read<V>> | undefined
-  /** Bumped by every write: tells a read aborted by a write from a read that failed. */
-  private writes = 0
 
   constructor(ttlMs: number, maxEntries: number) {
     this.entries =
@@ -42,7 +48,13 @@ export class MetadataMap<V extends {}> {
         ? new LRUCache<string, Entry<V>, Read<V>>({
             max: maxEntries,
             ttl: ttlMs,
-            fetchMethod: async (_key, _stale, { context: read }) => ({ value: await read() }),
+            fetchMethod: async (_key, _stale, { context: read }) => {
+              try {
+                return { value: await read() }
+              } catch (err) {
+                throw new ReadFailed(err)
+              }
+            },
           })
         : undefined
   }
@@ -50,12 +62,12 @@ export class MetadataMap<V extends {}> {
   /** The remembered answer for `key`, else `read()`'s (then remembered). */
   async get(key: string, read: Read<V>): Promise<V | undefined> {
     if (this.entries === undefined) return read()
-    const writes = this.writes
     try {
       return (await this.entries.fetch(key, { context: read }))?.value
     } catch (err) {
-      if (writes === this.writes) throw err
-      // A write of this key aborted the read: what the write recorded is newer (forgotten: read again).
+      if (err instanceof ReadFailed) throw err.error
+      // Aborted: by a write of this key, whose record is newer (forgotten: read again), or by the
+      // key's eviction, which leaves nothing to reuse: this request reads for itself.
       const known = this.entries.get(key)
       return known ? known.value : read()
     }
@@ -63,13 +75,11 @@ export class MetadataMap<V extends {}> {
 
   /** Records what this process just wrote (undefined: just deleted). */
   set(key: string, value: V | undefined): void {
-    this.writes++
     this.entries?.set(key, { value })
   }
 
   /** Forgets `key`: the next get() reads storage (for writes whose outcome is not known here). */
   forget(key: string): void {
-    this.writes++
     this.entries?.delete(key)
   }
 }

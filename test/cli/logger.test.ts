@@ -28,6 +28,26 @@ t.test('credentials are redacted', async (t) => {
   t.equal(line.name, 'ferry')
 })
 
+t.test('each line carries the ISO time of its own millisecond', async (t) => {
+  const lines: string[] = []
+  const logger = createLogger('info', { write: (line: string) => void lines.push(line) })
+  const times = new Set<string>()
+  const outside: string[] = []
+  // Lines in one millisecond share its time; a line in a later millisecond has a later one.
+  for (let i = 0; i < 1_000_000 && times.size < 3 && outside.length === 0; i++) {
+    const before = Date.now()
+    logger.info('tick')
+    const after = Date.now()
+    const time = (JSON.parse(lines.pop()!) as { time: string }).time
+    const ms = Date.parse(time)
+    if (ms < before || ms > after) outside.push(`${time} not within ${before}..${after}`)
+    times.add(time)
+  }
+  t.same(outside, [], 'every time is the time of its call')
+  t.ok(times.size >= 3, 'the time moved on')
+  t.match([...times][0], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+})
+
 t.test('the level is honoured', async (t) => {
   const lines: string[] = []
   const logger = createLogger('warn', { write: (line: string) => void lines.push(line) })
