@@ -66,9 +66,18 @@ function recordingBlobs(inner: BlobService, name: string, { activity, space, sto
     status: (id, op) => inner.uploads.status(id, op),
     append: (id, body, options) => space.write(() => inner.uploads.append(id, body, options), discard(id)),
     complete: async (id: string, digest: Digest, body?: Readable, options?: AppendOptions) => {
+      // A fill streaming on past a full volume: the condition starts now, not when its body ends.
+      const onFull = options?.onStorageFull
+      const told = onFull && {
+        ...options,
+        onStorageFull: (err: Error) => {
+          space.report(err)
+          onFull(err)
+        },
+      }
       const info = await activity.using(
         digest,
-        () => space.write(() => inner.uploads.complete(id, digest, body, options), discard(id)),
+        () => space.write(() => inner.uploads.complete(id, digest, body, told || options), discard(id)),
         true,
       )
       stored?.(info.size, name)
