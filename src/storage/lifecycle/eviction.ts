@@ -33,7 +33,7 @@ export interface EvictionResult {
 }
 
 export interface EvictionEvents {
-  evicted?(image: { repository: string; digest: Digest; upstream: string }): void
+  evicted?(image: { repository: string; digest: Digest; upstream: string; bytes: number }): void
   measured?(usage: Usage): void
   /** An eviction a fill started failed (the next one tries again). */
   failed?(err: unknown): void
@@ -152,7 +152,7 @@ export class Evictor {
       freed += released
       cached -= released
       byUpstream.set(upstream, (byUpstream.get(upstream) ?? 0) - released)
-      this.events.evicted?.({ repository: image.repo.name, digest: image.root.digest, upstream })
+      this.events.evicted?.({ repository: image.repo.name, digest: image.root.digest, upstream, bytes: released })
       if (cached <= target.total && freed >= atLeast && [...target.upstreams].every(([u, max]) => (byUpstream.get(u) ?? 0) <= max)) break
     }
     result.bytesFreed = freed
