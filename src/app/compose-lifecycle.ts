@@ -5,6 +5,8 @@
 import { statfs } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
+import { unsharedActivity, type ClusterActivity } from '../core/cluster-activity.js'
+import { RegistryError } from '../core/errors.js'
 import type { Registry } from '../core/registry.js'
 import { StartupError } from '../core/startup-error.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -57,13 +59,15 @@ export function composeLifecycle(
   stores: { registry: LocalRegistry; cache: LocalRegistry },
   metrics: Metrics,
   logger: Logger,
+  /** Replicas on one storage: their blob uses, and one pass at a time. */
+  cluster: ClusterActivity = unsharedActivity,
 ): Lifecycle {
   const quota = config.cache.maxSize
   if (quota && 'percent' in quota && config.storage.driver !== 'filesystem') {
     throw new StartupError('cache.maxSize', 'a share of the volume needs storage.driver filesystem; give a size like "200GiB"')
   }
   const times = new AccessTimes(driver)
-  const activity = new BlobActivity()
+  const activity = new BlobActivity(Date.now, cluster)
   const limits = async (): Promise<CacheLimits> => {
     let total: number | undefined
     if (quota && 'bytes' in quota) total = quota.bytes
@@ -134,6 +138,13 @@ export function composeLifecycle(
     return result
   }
   const gc = async (dryRun: boolean): Promise<GcReport> => {
+    // A dry run deletes nothing: it need not wait for another replica's pass.
+    const report = dryRun ? await collect(true) : await cluster.exclusive('gc', () => collect(false))
+    if (report === undefined)
+      throw new RegistryError('UNKNOWN', 'another replica is collecting garbage now; try again later', undefined, { status: 409 })
+    return report
+  }
+  const collect = async (dryRun: boolean): Promise<GcReport> => {
     try {
       await times.flush()
       const { grace } = config.maintenance.gc
@@ -156,7 +167,13 @@ export function composeLifecycle(
       throw err
     }
   }
-  const runScrub = (dryRun: boolean): Promise<ScrubReport> =>
+  const runScrub = async (dryRun: boolean): Promise<ScrubReport> => {
+    const report = await cluster.exclusive('scrub', () => scrubNow(dryRun))
+    if (report === undefined)
+      throw new RegistryError('UNKNOWN', 'another replica is scrubbing now; try again later', undefined, { status: 409 })
+    return report
+  }
+  const scrubNow = (dryRun: boolean): Promise<ScrubReport> =>
     scrub(
       driver,
       activity,
@@ -222,8 +239,9 @@ export function composeLifecycle(
         every(config.maintenance.evictionInterval, measure, 'measuring storage')
         void measure().catch((err: unknown) => logger.error({ err }, 'measuring storage failed'))
       }
-      every(config.maintenance.gc.interval, () => gc(false), 'garbage collection')
-      every(config.maintenance.scrub.interval, () => runScrub(false), 'scrub')
+      // On schedule, a pass another replica is running now is simply skipped.
+      every(config.maintenance.gc.interval, () => cluster.exclusive('gc', () => collect(false)), 'garbage collection')
+      every(config.maintenance.scrub.interval, () => cluster.exclusive('scrub', () => scrubNow(false)), 'scrub')
       every(10_000, readSpace, 'reading free space')
       void readSpace().catch(() => {})
     },
