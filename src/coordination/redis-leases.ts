@@ -4,10 +4,11 @@
 // holder). A holder that dies stops renewing: the key expires and a waiting replica takes over.
 // When Redis cannot be reached the replica fills on its own rather than failing the pull.
 //
-// The same store shares the storage lifecycle's view (ClusterActivity): a blob a replica reads or
-// writes is marked by a key `<prefix>inuse:<digest>` that expires one lease TTL after its last
-// refresh (refreshed while the use lasts), and a maintenance pass (eviction, GC, scrub) holds a
-// lease `<prefix>maintenance:<name>`, so one replica at a time runs each.
+// The same store shares the storage lifecycle's view (ClusterActivity), under keys of its own
+// beside the fill leases (`ferry:lifecycle:` for the default prefix `ferry:fill:`): a blob a
+// replica reads or writes is marked by a key `…inuse:<digest>` that expires one lease TTL after its
+// last refresh (refreshed while the use lasts), and a maintenance pass (eviction, GC, scrub) holds
+// a lease `…maintenance:<name>`, so one replica at a time runs each.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
@@ -81,8 +82,11 @@ export class RedisCoordinator implements FillCoordinator, ClusterActivity {
     return new RedisCoordinator(redis, options)
   }
 
-  async acquire(key: string): Promise<LeaseAttempt> {
-    const redisKey = this.options.keyPrefix + key
+  acquire(key: string): Promise<LeaseAttempt> {
+    return this.acquireAt(this.options.keyPrefix + key, key)
+  }
+
+  private async acquireAt(redisKey: string, key: string): Promise<LeaseAttempt> {
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         const token = randomBytes(16).toString('hex')
@@ -150,7 +154,7 @@ export class RedisCoordinator implements FillCoordinator, ClusterActivity {
   }
 
   async exclusive<T>(name: string, pass: () => Promise<T>): Promise<T | undefined> {
-    const attempt = await this.acquire(`maintenance:${name}`)
+    const attempt = await this.acquireAt(`${lifecyclePrefix(this.options.keyPrefix)}maintenance:${name}`, `maintenance:${name}`)
     if (!attempt.held) return undefined
     try {
       return await pass()
@@ -160,7 +164,7 @@ export class RedisCoordinator implements FillCoordinator, ClusterActivity {
   }
 
   private markKey(digest: string): string {
-    return `${this.options.keyPrefix}inuse:${digest}`
+    return `${lifecyclePrefix(this.options.keyPrefix)}inuse:${digest}`
   }
 
   private async mark(digest: string): Promise<void> {
@@ -214,6 +218,11 @@ export class RedisCoordinator implements FillCoordinator, ClusterActivity {
     const reason = err instanceof Error ? err.message : String(err)
     this.options.logger.warn({ redis: redactUrl(this.options.url), error: reason }, 'Redis unavailable: filling without a lease')
   }
+}
+
+/** The lifecycle's keys sit beside the fill leases: `ferry:fill:` → `ferry:lifecycle:`, any other prefix + `lifecycle:`. */
+export function lifecyclePrefix(keyPrefix: string): string {
+  return `${keyPrefix.endsWith('fill:') ? keyPrefix.slice(0, -'fill:'.length) : keyPrefix}lifecycle:`
 }
 
 function parseHolder(value: string): LeaseHolder | undefined {

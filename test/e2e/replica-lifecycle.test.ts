@@ -17,7 +17,9 @@ import { seedImage, sha256 } from '../helpers/seed.js'
 import { missingTools } from '../helpers/tools.js'
 
 const MiB = 1024 * 1024
-const keyPrefix = 'ferry:test:'
+const keyPrefix = 'ferry:test:fill:'
+/** Where the lifecycle's keys go beside the fill leases. */
+const lifecycleKeys = 'ferry:test:lifecycle:'
 
 const unavailable = distributionUnavailable() ?? (missingTools('redis-server').length > 0 ? 'needs redis-server' : undefined)
 if (unavailable) t.plan(0, unavailable)
@@ -86,9 +88,9 @@ else
     t.notOk(await stored(), 'and deletes its layer')
 
     // Another replica runs GC now (it holds the maintenance lease): A's run is refused, then runs.
-    await redis.set(`${keyPrefix}maintenance:gc`, 'other-token http://127.0.0.1:9', 'PX', 60_000)
+    await redis.set(`${lifecycleKeys}maintenance:gc`, 'other-token http://127.0.0.1:9', 'PX', 60_000)
     await t.rejects(a.composed.lifecycle.gc(false), /another replica is collecting garbage now/, 'one GC at a time across replicas')
     t.ok((await a.composed.lifecycle.gc(true)).blobs, 'a dry run needs no lease')
-    await redis.del(`${keyPrefix}maintenance:gc`)
+    await redis.del(`${lifecycleKeys}maintenance:gc`)
     t.ok((await a.composed.lifecycle.gc(false)).blobs, 'GC runs once the other replica is done')
   })
