@@ -79,9 +79,9 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   }
   const registry = new LocalRegistry(driver, storageCaches)
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
-  const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger)
-  const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   const coordinator = await composeCoordination(config.coordination, logger)
+  const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger, coordinator)
+  const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
   // Always composed, even without upstreams: a reloaded config may add the first one.
   const mirror = await composeMirror(config.mirror, lifecycle.registry, lifecycle.cache, {
     metrics,

@@ -1,12 +1,14 @@
 // Picks how replicas share cold fills: leases in Redis when coordination.redis.url is set (the
-// client library is loaded only then), else none: each replica fills its own misses.
+// client library is loaded only then), else none: each replica fills its own misses. The same
+// store shares blob uses and maintenance passes with the storage lifecycle (ClusterActivity).
 import type { Logger } from 'pino'
 import type { CoordinationConfig } from '../config/schema.js'
+import type { ClusterActivity } from '../core/cluster-activity.js'
 import type { FillCoordinator } from '../core/fill-lease.js'
 import { InProcessCoordinator } from '../coordination/in-process.js'
 
 /** Rejects with a StartupError naming coordination.redis.url when Redis does not answer. */
-export async function composeCoordination(config: CoordinationConfig, logger: Logger): Promise<FillCoordinator> {
+export async function composeCoordination(config: CoordinationConfig, logger: Logger): Promise<FillCoordinator & ClusterActivity> {
   if (!config.redis || config.advertiseUrl === undefined) return new InProcessCoordinator()
   const { RedisCoordinator } = await import('../coordination/redis-leases.js')
   return RedisCoordinator.connect({

@@ -5,6 +5,8 @@
 import { statfs } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
+import { unsharedActivity, type ClusterActivity } from '../core/cluster-activity.js'
+import { RegistryError } from '../core/errors.js'
 import type { Registry } from '../core/registry.js'
 import { StartupError } from '../core/startup-error.js'
 import type { Metrics } from '../observability/metrics.js'
@@ -14,11 +16,14 @@ import { AccessTimes } from '../storage/lifecycle/access-times.js'
 import { BlobActivity } from '../storage/lifecycle/blob-activity.js'
 import { Evictor, type CacheLimits } from '../storage/lifecycle/eviction.js'
 import { collectGarbage, type GcReport } from '../storage/lifecycle/gc.js'
-import { cachePrefix, takeInventory, type Inventory } from '../storage/lifecycle/inventory.js'
+import { cachePrefix, takeInventory, upstreamOf, type Inventory } from '../storage/lifecycle/inventory.js'
 import { RecordingRegistry } from '../storage/lifecycle/recording-registry.js'
 import { scrub, type ScrubReport } from '../storage/lifecycle/scrub.js'
 import { SpaceMonitor } from '../storage/lifecycle/space-monitor.js'
+import { StorageTotals } from '../storage/lifecycle/storage-totals.js'
 import { measureUsage, type Usage } from '../storage/lifecycle/usage.js'
+import { blobDataPath } from '../storage/paths.js'
+import type { Digest } from '../core/digest.js'
 import type { LocalRegistry } from '../storage/local-registry.js'
 
 export interface Lifecycle {
@@ -54,13 +59,15 @@ export function composeLifecycle(
   stores: { registry: LocalRegistry; cache: LocalRegistry },
   metrics: Metrics,
   logger: Logger,
+  /** Replicas on one storage: their blob uses, and one pass at a time. */
+  cluster: ClusterActivity = unsharedActivity,
 ): Lifecycle {
   const quota = config.cache.maxSize
   if (quota && 'percent' in quota && config.storage.driver !== 'filesystem') {
     throw new StartupError('cache.maxSize', 'a share of the volume needs storage.driver filesystem; give a size like "200GiB"')
   }
   const times = new AccessTimes(driver)
-  const activity = new BlobActivity()
+  const activity = new BlobActivity(Date.now, cluster)
   const limits = async (): Promise<CacheLimits> => {
     let total: number | undefined
     if (quota && 'bytes' in quota) total = quota.bytes
@@ -68,8 +75,18 @@ export function composeLifecycle(
     return { total, upstreams: new Map(config.cache.upstreams.map((u) => [u.name, u.maxSize])), lowWatermark: config.cache.lowWatermark }
   }
   const bounded = quota !== undefined || config.cache.upstreams.length > 0
+  // ferry_storage_bytes between walks: running totals, re-based by every walk.
+  const totals = new StorageTotals((current) => {
+    metrics.storageBytes.reset()
+    metrics.storageBytes.set({ kind: 'pushed', upstream: '' }, current.pushed)
+    metrics.storageBytes.set({ kind: 'unreferenced', upstream: '' }, current.unreferenced)
+    for (const [upstream, bytes] of current.cached) metrics.storageBytes.set({ kind: 'cached', upstream }, bytes)
+  })
+  const holds = (digest: Digest): Promise<boolean> =>
+    driver.stat(blobDataPath(digest), { fileOnly: true }).then((found) => found !== undefined)
   const evictor = new Evictor(driver, stores.cache, times, activity, limits, {
-    evicted: ({ upstream, repository, digest }) => {
+    evicted: ({ upstream, repository, digest, bytes }) => {
+      totals.add('cached', -bytes, upstream)
       metrics.cacheEvictions.inc({ upstream })
       logger.info({ repo: repository, digest, upstream }, 'cached image evicted')
     },
@@ -91,20 +108,25 @@ export function composeLifecycle(
       logger.info('storage accepts writes again')
     },
   })
-  const report = (usage: Usage): void => {
-    metrics.storageBytes.reset()
-    metrics.storageBytes.set({ kind: 'pushed', upstream: '' }, usage.pushedBytes)
-    metrics.storageBytes.set({ kind: 'unreferenced', upstream: '' }, usage.unreferencedBytes)
-    for (const [upstream, bytes] of usage.cachedByUpstream) metrics.storageBytes.set({ kind: 'cached', upstream }, bytes)
-  }
+  const report = (usage: Usage): void => totals.rebase(usage)
 
-  const registry = new RecordingRegistry(stores.registry, { times, activity, space })
+  const registry = new RecordingRegistry(stores.registry, {
+    times,
+    activity,
+    space,
+    holds,
+    stored: (bytes, _repository, fresh) => fresh && totals.add('pushed', bytes),
+  })
   const cache = new RecordingRegistry(stores.cache, {
     times,
     activity,
     space,
+    holds,
     storagePrefix: cachePrefix,
-    ...(bounded ? { stored: (bytes: number, repository: string) => evictor.stored(bytes, repository) } : {}),
+    stored: (bytes, repository, fresh) => {
+      if (fresh) totals.add('cached', bytes, upstreamOf(repository) ?? '')
+      if (bounded) evictor.stored(bytes, repository)
+    },
   })
 
   const evict = async (): Promise<{ images: number; bytesFreed: number }> => {
@@ -116,6 +138,13 @@ export function composeLifecycle(
     return result
   }
   const gc = async (dryRun: boolean): Promise<GcReport> => {
+    // A dry run deletes nothing: it need not wait for another replica's pass.
+    const report = dryRun ? await collect(true) : await cluster.exclusive('gc', () => collect(false))
+    if (report === undefined)
+      throw new RegistryError('UNKNOWN', 'another replica is collecting garbage now; try again later', undefined, { status: 409 })
+    return report
+  }
+  const collect = async (dryRun: boolean): Promise<GcReport> => {
     try {
       await times.flush()
       const { grace } = config.maintenance.gc
@@ -127,7 +156,10 @@ export function composeLifecycle(
       }
       const result = await collectGarbage(driver, activity, { dryRun, graceMs: grace, uploadMaxAge: config.storage.uploads.maxAge }, hooks)
       metrics.gcRuns.inc({ result: 'ok' })
-      if (!dryRun) metrics.gcFreedBytes.inc(result.bytes)
+      if (!dryRun) {
+        metrics.gcFreedBytes.inc(result.bytes)
+        totals.add('unreferenced', -result.bytes)
+      }
       logger.info({ dryRun, blobs: result.blobs.length, bytes: result.bytes, uploads: result.uploads.length }, 'garbage collected')
       return result
     } catch (err) {
@@ -135,7 +167,13 @@ export function composeLifecycle(
       throw err
     }
   }
-  const runScrub = (dryRun: boolean): Promise<ScrubReport> =>
+  const runScrub = async (dryRun: boolean): Promise<ScrubReport> => {
+    const report = await cluster.exclusive('scrub', () => scrubNow(dryRun))
+    if (report === undefined)
+      throw new RegistryError('UNKNOWN', 'another replica is scrubbing now; try again later', undefined, { status: 409 })
+    return report
+  }
+  const scrubNow = (dryRun: boolean): Promise<ScrubReport> =>
     scrub(
       driver,
       activity,
@@ -150,6 +188,13 @@ export function composeLifecycle(
       },
       stores.cache,
     )
+
+  /** Walks storage now: the usage, also re-basing the running totals. */
+  const measure = async (): Promise<Usage> => {
+    const usage = measureUsage(await takeInventory(driver))
+    report(usage)
+    return usage
+  }
 
   const timers: NodeJS.Timeout[] = []
   const every = (ms: number, job: () => Promise<unknown>, what: string): void => {
@@ -182,20 +227,21 @@ export function composeLifecycle(
     scrub: runScrub,
     evict,
     inventory: () => takeInventory(driver),
-    async usage() {
-      const usage = measureUsage(await takeInventory(driver))
-      report(usage)
-      return usage
-    },
+    usage: measure,
     start() {
       every(config.maintenance.accessTimesFlush, () => times.flush(), 'writing pull times')
       if (bounded) {
         every(config.maintenance.evictionInterval, evict, 'eviction')
         // A cache over its quota at start (a lowered limit) need not wait for the first interval.
         void evict().catch((err: unknown) => logger.error({ err }, 'eviction failed'))
+      } else {
+        // No eviction pass to measure: the same walk re-bases the running totals.
+        every(config.maintenance.evictionInterval, measure, 'measuring storage')
+        void measure().catch((err: unknown) => logger.error({ err }, 'measuring storage failed'))
       }
-      every(config.maintenance.gc.interval, () => gc(false), 'garbage collection')
-      every(config.maintenance.scrub.interval, () => runScrub(false), 'scrub')
+      // On schedule, a pass another replica is running now is simply skipped.
+      every(config.maintenance.gc.interval, () => cluster.exclusive('gc', () => collect(false)), 'garbage collection')
+      every(config.maintenance.scrub.interval, () => cluster.exclusive('scrub', () => scrubNow(false)), 'scrub')
       every(10_000, readSpace, 'reading free space')
       void readSpace().catch(() => {})
     },

@@ -3,10 +3,17 @@
 // Lua, so a lease that expired and was taken by another replica is never released by the old
 // holder). A holder that dies stops renewing: the key expires and a waiting replica takes over.
 // When Redis cannot be reached the replica fills on its own rather than failing the pull.
+//
+// The same store shares the storage lifecycle's view (ClusterActivity), under keys of its own
+// beside the fill leases (`ferry:lifecycle:` for the default prefix `ferry:fill:`): a blob a
+// replica reads or writes is marked by a key `…inuse:<digest>` that expires one lease TTL after its
+// last refresh (refreshed while the use lasts), and a maintenance pass (eviction, GC, scrub) holds
+// a lease `…maintenance:<name>`, so one replica at a time runs each.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { Redis } from 'ioredis'
+import type { ClusterActivity } from '../core/cluster-activity.js'
 import type { FillCoordinator, FillLease, LeaseAttempt, LeaseHolder, PeerFill } from '../core/fill-lease.js'
 import { StartupError } from '../core/startup-error.js'
 import { followPeer } from './peer-client.js'
@@ -27,7 +34,10 @@ export interface RedisLeaseOptions {
 const renewScript = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 const releaseScript = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-export class RedisCoordinator implements FillCoordinator {
+/** Digests asked about per MGET. */
+const markBatch = 500
+
+export class RedisCoordinator implements FillCoordinator, ClusterActivity {
   readonly shared = true
   readonly retryMs: number
   readonly leaseTtlMs: number
@@ -36,6 +46,8 @@ export class RedisCoordinator implements FillCoordinator {
   /** Stops the renewal of each lease held (by token). */
   private readonly renewals = new Map<string, () => void>()
   private warnedAt = 0
+  /** This replica's uses per digest, and the timer refreshing its mark. */
+  private readonly uses = new Map<string, { count: number; timer: NodeJS.Timeout }>()
 
   private constructor(
     private readonly redis: Redis,
@@ -70,8 +82,11 @@ export class RedisCoordinator implements FillCoordinator {
     return new RedisCoordinator(redis, options)
   }
 
-  async acquire(key: string): Promise<LeaseAttempt> {
-    const redisKey = this.options.keyPrefix + key
+  acquire(key: string): Promise<LeaseAttempt> {
+    return this.acquireAt(this.options.keyPrefix + key, key)
+  }
+
+  private async acquireAt(redisKey: string, key: string): Promise<LeaseAttempt> {
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         const token = randomBytes(16).toString('hex')
@@ -99,7 +114,66 @@ export class RedisCoordinator implements FillCoordinator {
     return followPeer(holder, key, start, Math.max(this.options.leaseTtlMs, 5000))
   }
 
+  use(digest: string): () => void {
+    let use = this.uses.get(digest)
+    if (!use) {
+      const mark = (): void => void this.mark(digest)
+      const timer = setInterval(mark, Math.max(10, Math.floor(this.leaseTtlMs / 3)))
+      timer.unref()
+      use = { count: 0, timer }
+      this.uses.set(digest, use)
+      mark()
+    }
+    use.count++
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      const current = this.uses.get(digest)
+      if (!current || --current.count > 0) return
+      // The mark itself expires a TTL later: a sweep that listed the blob just before still sees it.
+      clearInterval(current.timer)
+      this.uses.delete(digest)
+    }
+  }
+
+  async inUse(digests: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>()
+    try {
+      for (let at = 0; at < digests.length; at += markBatch) {
+        const batch = digests.slice(at, at + markBatch)
+        const values = await this.redis.mget(batch.map((digest) => this.markKey(digest)))
+        values.forEach((value, i) => value !== null && found.add(batch[i]!))
+      }
+      return found
+    } catch (err) {
+      this.warn(err)
+      // Nobody can tell: every one counts as in use, and the next pass tries again.
+      return new Set(digests)
+    }
+  }
+
+  async exclusive<T>(name: string, pass: () => Promise<T>): Promise<T | undefined> {
+    const attempt = await this.acquireAt(`${lifecyclePrefix(this.options.keyPrefix)}maintenance:${name}`, `maintenance:${name}`)
+    if (!attempt.held) return undefined
+    try {
+      return await pass()
+    } finally {
+      await attempt.lease.release()
+    }
+  }
+
+  private markKey(digest: string): string {
+    return `${lifecyclePrefix(this.options.keyPrefix)}inuse:${digest}`
+  }
+
+  private async mark(digest: string): Promise<void> {
+    await this.redis.set(this.markKey(digest), '1', 'PX', this.leaseTtlMs).catch((err: unknown) => this.warn(err))
+  }
+
   async close(): Promise<void> {
+    for (const use of this.uses.values()) clearInterval(use.timer)
+    this.uses.clear()
     for (const stop of [...this.renewals.values()]) stop()
     await this.redis.quit().catch(() => this.redis.disconnect())
   }
@@ -144,6 +218,11 @@ export class RedisCoordinator implements FillCoordinator {
     const reason = err instanceof Error ? err.message : String(err)
     this.options.logger.warn({ redis: redactUrl(this.options.url), error: reason }, 'Redis unavailable: filling without a lease')
   }
+}
+
+/** The lifecycle's keys sit beside the fill leases: `ferry:fill:` → `ferry:lifecycle:`, any other prefix + `lifecycle:`. */
+export function lifecyclePrefix(keyPrefix: string): string {
+  return `${keyPrefix.endsWith('fill:') ? keyPrefix.slice(0, -'fill:'.length) : keyPrefix}lifecycle:`
 }
 
 function parseHolder(value: string): LeaseHolder | undefined {

@@ -72,3 +72,14 @@ export class RegistryError extends Error {
 export function isRegistryError(err: unknown): err is RegistryError {
   return err instanceof RegistryError
 }
+
+/** A write failed because the volume (or a quota on it) is full: ENOSPC or EDQUOT. */
+export function isOutOfSpace(err: unknown): err is NodeJS.ErrnoException {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return code === 'ENOSPC' || code === 'EDQUOT'
+}
+
+/** Storage is full, as a write reports it: the errno, or the 507 the lifecycle turns it into. */
+export function isStorageFull(err: unknown): boolean {
+  return isOutOfSpace(err) || (isRegistryError(err) && err.status === 507)
+}

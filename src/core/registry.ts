@@ -87,6 +87,13 @@ export interface AppendOptions extends Op {
    * the commit makes it durable (a mirror fill's followers may send the last byte from then on).
    */
   onVerified?: () => void
+  /**
+   * complete() only: called when the store runs out of space part-way (ENOSPC, EDQUOT). Instead of
+   * failing at once, the rest of the body is still read and hashed to its end (onVerified runs if
+   * it matches) with nothing more written, then complete() rejects with the out-of-space error and
+   * nothing is stored. A mirror fill uses it to stream on to its clients from memory.
+   */
+  onStorageFull?: (err: Error) => void
 }
 
 export interface UploadService {

@@ -223,6 +223,13 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly fillsUnstored = new Counter({
+    name: 'ferry_mirror_blob_fills_unstored_total',
+    help: 'Blob fills streamed to their clients but not cached because storage was full, by upstream',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  })
+
   readonly cacheEvictions = new Counter({
     name: 'ferry_cache_evictions_total',
     help: 'Cached images evicted to keep the cache within its quota (or to free a full volume), by upstream',

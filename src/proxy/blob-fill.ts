@@ -3,9 +3,15 @@
 // digest matches), and each client follows the growing upload at its own pace, so nobody waits
 // for the whole layer and the upstream serves it once. The fill runs to the end whoever
 // disconnects; a failed or mismatched fill is discarded and its followers get an error.
+//
+// A full volume does not end the fill: from the write that failed on, the blob is not stored and
+// the followers are served from memory alone. The upstream is then read only as fast as the
+// slowest follower sends (its unsent bytes stay in the shared blocks), the digest is still checked
+// before anyone's last byte, and a follower already behind what memory holds is cut off.
 import { Transform, type Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
 import type { Digest } from '../core/digest.js'
-import { RegistryError, isRegistryError } from '../core/errors.js'
+import { RegistryError, isRegistryError, isStorageFull } from '../core/errors.js'
 import { isPositionalSource, type PositionalSource } from '../transfer/body-sources.js'
 import type { ByteRange } from '../core/range.js'
 import type { BlobService } from '../core/registry.js'
@@ -26,6 +32,9 @@ type FileSource = PositionalSource & { destroy(): unknown }
 /** Blocks per fill: its newest 16 MiB, which is also what a pack of followers sends from. */
 const fillShare = 16
 
+/** Unstored, the upstream may run this far ahead of the slowest follower (within the fill's share). */
+const unstoredWindow = 8 * blockSize
+
 export class BlobFill implements FollowedFill {
   readonly digest: Digest
   /** Resolves with the blob's size once the upstream answered; rejects if it never does. */
@@ -38,9 +47,12 @@ export class BlobFill implements FollowedFill {
   /** Every byte is in the upload file and the digest matched (the commit may still be running). */
   verified = false
   error: unknown
+  /** Why the blob is not being stored (a full volume): followers are served from memory alone. */
+  unstored: Error | undefined
   /** What followers send, shared by all of them. */
   readonly blocks: SharedBlocks
   private followers = 0
+  private readonly following = new Set<FillFollower>()
   private sessionId = ''
   private wakeUps: Array<() => void> = []
 
@@ -65,7 +77,10 @@ export class BlobFill implements FollowedFill {
   /** A stream of the blob (or `range` of it) that follows the download as it arrives. */
   follow(range?: ByteRange): Readable {
     this.followers++
-    return new FillFollower(this, range?.start ?? 0, range?.end ?? this.size - 1)
+    const follower = new FillFollower(this, range?.start ?? 0, range?.end ?? this.size - 1)
+    this.following.add(follower)
+    follower.once('close', () => this.following.delete(follower))
+    return follower
   }
 
   unfollow(): void {
@@ -75,6 +90,8 @@ export class BlobFill implements FollowedFill {
 
   /** A handle on the upload file (one per follower, for every block it reads), or the blob once committed. */
   async openFile(): Promise<FileSource> {
+    // No file behind an unstored fill: what memory no longer holds cannot be sent.
+    if (this.unstored) return this.noFile(this.unstored)
     for (;;) {
       if (this.state === 'failed') throw this.error
       try {
@@ -99,6 +116,13 @@ export class BlobFill implements FollowedFill {
     const body = await this.target.open(this.digest, { range: { start, end } })
     if (body.kind !== 'body') throw new RegistryError('UNKNOWN', 'cache answered a redirect')
     return body.stream
+  }
+
+  private noFile(err: Error): FileSource {
+    return {
+      readAt: () => Promise.reject(new RegistryError('UNKNOWN', `blob not cached: ${err.message}`)),
+      destroy: () => {},
+    }
   }
 
   /** For a storage driver without positional reads: one ranged stream per read. */
@@ -129,13 +153,11 @@ export class BlobFill implements FollowedFill {
       markReady(blob.size)
       const counter = new Transform({
         transform: (chunk: Buffer, _encoding, callback) => {
-          this.blocks.append(chunk, this.received)
-          const before = this.received
-          this.received += chunk.length
-          this.onBytes(chunk.length)
-          callback(null, chunk)
-          // Followers send whole blocks: wake them when one is complete (or the last arrived).
-          if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received >= this.size) this.wake()
+          if (!this.unstored) return this.take(chunk, callback)
+          this.paced(chunk.length).then(
+            () => this.take(chunk, callback),
+            (err: Error) => callback(err),
+          )
         },
       })
       blob.stream.on('error', (err) => counter.destroy(err))
@@ -145,10 +167,14 @@ export class BlobFill implements FollowedFill {
         this.verified = true
         this.wake()
       }
-      await this.target.uploads.complete(session.id, digest, blob.stream.pipe(counter), { length: blob.size, onVerified })
+      const onStorageFull = (err: Error): void => this.storageFull(err)
+      await this.target.uploads.complete(session.id, digest, blob.stream.pipe(counter), { length: blob.size, onVerified, onStorageFull })
       this.state = 'done'
     } catch (err) {
-      this.state = 'failed'
+      // Streamed and verified but not stored: every follower may still finish from memory.
+      const streamed = this.verified && (this.unstored !== undefined || isStorageFull(err))
+      if (streamed) this.unstored ??= err instanceof Error ? err : new Error(String(err))
+      this.state = streamed ? 'done' : 'failed'
       this.error = err
       if (this.sessionId) await this.target.uploads.cancel(this.sessionId).catch(() => {})
       throw err
@@ -157,6 +183,60 @@ export class BlobFill implements FollowedFill {
       if (this.state === 'failed') this.blocks.clear()
       this.releaseBlocksWhenUnused()
       this.wake()
+    }
+  }
+
+  /** One chunk from the upstream: into the shared blocks, then on to storage. */
+  private take(chunk: Buffer, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.blocks.append(chunk, this.received)
+    const before = this.received
+    this.received += chunk.length
+    // With no file behind it, a byte the budget had no block for is lost to the followers.
+    if (
+      this.unstored &&
+      !(this.blocks.holds(Math.floor(before / blockSize)) && this.blocks.holds(Math.floor((this.received - 1) / blockSize)))
+    ) {
+      return callback(new RegistryError('UNKNOWN', `blob not cached and no memory to stream it: ${this.unstored.message}`))
+    }
+    this.onBytes(chunk.length)
+    callback(null, chunk)
+    // Followers send whole blocks: wake them when one is complete (or the last arrived).
+    if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received >= this.size) this.wake()
+  }
+
+  /**
+   * The volume is full: from now on the followers are served from memory alone. Those already
+   * behind what memory holds are cut off; the others pace the upstream (paced()).
+   */
+  private storageFull(err: Error): void {
+    if (this.unstored) return
+    this.unstored = err
+    let first = Math.floor(Math.max(0, this.received - 1) / blockSize)
+    while (first > 0 && this.blocks.holds(first - 1)) first--
+    const held = this.blocks.holds(first) ? first * blockSize : this.received
+    const cause = new RegistryError('UNKNOWN', `blob not cached and no longer in memory: ${err.message}`)
+    for (const follower of this.following) {
+      if (follower.position < Math.min(held, follower.end)) follower.destroy(cause)
+    }
+    this.blocks.keepFrom = Math.floor(held / blockSize)
+    this.wake()
+  }
+
+  /** Unstored: waits until the slowest follower is within the window of the next chunk's end. */
+  private async paced(length: number): Promise<void> {
+    for (;;) {
+      let slowest = Infinity
+      for (const follower of this.following) {
+        if (follower.position < follower.end) slowest = Math.min(slowest, follower.position)
+      }
+      const next = this.received + length
+      if (slowest === Infinity || next - slowest <= Math.max(unstoredWindow, length)) {
+        // Bytes behind every follower may be given up; theirs may not.
+        this.blocks.keepFrom = Math.floor(Math.min(slowest, next) / blockSize)
+        return
+      }
+      // Followers do not signal their progress; a short poll, only while the volume is full.
+      await delay(2)
     }
   }
 

@@ -87,7 +87,8 @@ export class MirrorBlobs implements BlobService {
   private fill(digest: Digest): BlobFill {
     const key = this.fillKey(digest)
     const existing = this.context.fills.get(key)
-    if (existing) {
+    // An unstored fill (full volume) keeps only what its followers have yet to send: start anew.
+    if (existing && !existing.unstored) {
       this.context.metrics.coalescedWaiters.inc({ kind: 'blob' })
       return existing
     }
@@ -109,6 +110,15 @@ export class MirrorBlobs implements BlobService {
         () =>
           this.context.logger.info({ upstream: upstream.name, repo: repository, digest, ms: this.context.now() - started }, 'blob cached'),
         (err: unknown) => {
+          if (fill.unstored && fill.state === 'done') {
+            this.context.metrics.fillsUnstored.inc({ upstream: upstream.name })
+            const cause = fill.unstored.message
+            this.context.logger.warn(
+              { upstream: upstream.name, repo: repository, digest, cause },
+              'blob streamed to its clients but not cached',
+            )
+            return
+          }
           // "The upstream does not have it" is an answer, not a failure worth a warning.
           const level = (isRegistryError(err) && err.code === 'BLOB_UNKNOWN') || err instanceof BlobLanded ? 'debug' : 'warn'
           this.context.logger[level]({ upstream: upstream.name, repo: repository, digest, err }, 'blob fill failed')
@@ -116,7 +126,7 @@ export class MirrorBlobs implements BlobService {
       )
       .finally(() => {
         void leased?.release()
-        this.context.fills.delete(key)
+        if (this.context.fills.get(key) === fill) this.context.fills.delete(key)
         this.context.metrics.fillsInFlight.dec()
       })
     return fill

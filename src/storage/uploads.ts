@@ -23,6 +23,7 @@ import { PathNotFoundError, type StorageDriver } from './driver/driver.js'
 import type { KeyedLock } from './keyed-lock.js'
 import { isUploadId, uploadDataPath, uploadHashStatePath } from './paths.js'
 import { runningSha256, type RunningHash } from './running-hash.js'
+import { SpaceTolerantSink } from './space-tolerant-sink.js'
 
 /** The hash of an upload's first `offset` bytes. */
 interface HashState {
@@ -199,12 +200,15 @@ export class RepositoryUploads implements UploadService {
     this.state.hashes.delete(id) // re-added only if every byte below lands
     const writer = await this.driver.writer(uploadDataPath(this.name, id), { append: true, signal: options.signal })
     const digesting = new DigestingStream(running.hash, options.length)
+    // A fill asks to be told of a full volume and to have its body hashed to the end regardless.
+    const sink = options.onStorageFull ? new SpaceTolerantSink(writer.stream, options.onStorageFull) : undefined
     try {
-      await pipeline(body, digesting, writer.stream)
+      await pipeline(body, digesting, sink ?? writer.stream)
       if (options.length !== undefined && digesting.bytes !== options.length) {
         throw new RegistryError('SIZE_INVALID', 'chunk is shorter than declared', { declared: options.length, received: digesting.bytes })
       }
       onWritten?.(running.hash)
+      if (sink?.full) throw sink.full
       await writer.commit()
     } catch (err) {
       await writer.cancel().catch(() => {})

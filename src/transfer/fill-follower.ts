@@ -55,6 +55,11 @@ export class FillFollower extends Readable implements SharedChunkSource, Growing
     return this.#end
   }
 
+  /** The next byte this follower sends. */
+  get position(): number {
+    return this.#position
+  }
+
   get growing(): boolean {
     return !this.#complete()
   }

@@ -54,6 +54,11 @@ export class SharedBlocks {
   /** The block the fill is writing into (undefined: none, or it did not fit the budget). */
   private live: Block | undefined
   private liveIndex = -1
+  /**
+   * Blocks from this index on are never given up for another: a fill with no file behind it (a
+   * full volume) keeps every byte a follower has yet to send. Infinity: any unpinned block may go.
+   */
+  keepFrom = Infinity
 
   constructor(
     /** How many blocks this blob may hold (a fill: its newest bytes and what followers send). */
@@ -74,6 +79,11 @@ export class SharedBlocks {
       }
       at += take
     }
+  }
+
+  /** Whether the block holding `index` is in memory. */
+  holds(index: number): boolean {
+    return this.blocks.has(index)
   }
 
   /** The block holding `index`, pinned (the caller unpins), or undefined when not in memory. */
@@ -137,7 +147,7 @@ export class SharedBlocks {
     // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool.
     if (this.blocks.size < this.share() && this.memory.reserve()) return Buffer.allocUnsafeSlow(blockSize)
     for (const block of this.blocks.values()) {
-      if (block.pins === 0 && block !== this.live) {
+      if (block.pins === 0 && block !== this.live && block.index < this.keepFrom) {
         this.blocks.delete(block.index)
         return block.buffer
       }

@@ -3,6 +3,11 @@
 // JSON file per repository, merged with what is stored (the newest time wins), so replicas on
 // one storage and a restart see the same times. Eviction orders cached images by it; a listing
 // API can read `pushTime`/`pullTime` from it.
+//
+// Memory is bounded: what is not yet written stays until the next flush; past that, only the
+// most recently used repositories' times are kept (up to `maxEntries` manifests and tags), and
+// any other is read back from its file when asked for.
+import { LRUCache } from 'lru-cache'
 import type { AccessTime, AccessTimeReader } from '../../core/access-times.js'
 import type { Digest } from '../../core/digest.js'
 import type { StorageDriver } from '../driver/driver.js'
@@ -16,7 +21,12 @@ interface RepositoryTimes {
   loaded: boolean
   /** Removed here since the last flush: not to be merged back from storage. */
   forgotten: Set<string>
+  /** Changes since it was created: a flush lets it go to the bounded part only if none came while writing. */
+  changes: number
 }
+
+/** Manifests and tags whose written times stay in memory: a few MiB. */
+export const defaultMaxEntries = 50_000
 
 interface StoredTimes {
   manifests?: Record<string, [number | null, number | null]>
@@ -31,14 +41,26 @@ export interface AccessTimeRecorder extends AccessTimeReader {
 }
 
 export class AccessTimes implements AccessTimeRecorder {
-  private readonly known = new Map<string, RepositoryTimes>()
-  private readonly dirty = new Set<string>()
+  /** Changed since last written: kept until a flush writes them. */
+  private readonly unflushed = new Map<string, RepositoryTimes>()
+  /** Written (or read) and unchanged since: the most recently used, within the bound. */
+  private readonly recent: LRUCache<string, RepositoryTimes>
   private flushing: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly driver: StorageDriver,
     private readonly now: () => number = Date.now,
-  ) {}
+    maxEntries = defaultMaxEntries,
+  ) {
+    this.recent = new LRUCache({ maxSize: maxEntries, sizeCalculation: (times) => Math.max(1, times.manifests.size + times.tags.size) })
+  }
+
+  /** Manifests and tags whose times are in memory now (written or not). */
+  get entries(): number {
+    let unflushed = 0
+    for (const times of this.unflushed.values()) unflushed += times.manifests.size + times.tags.size
+    return unflushed + this.recent.calculatedSize
+  }
 
   pulled(repository: string, digest: Digest, tag?: string): void {
     this.touch(repository, digest, tag, 'pullTime')
@@ -62,7 +84,7 @@ export class AccessTimes implements AccessTimeRecorder {
     for (const digest of digests) times.manifests.delete(digest)
     for (const tag of tags) times.tags.delete(tag)
     for (const key of [...digests, ...tags]) times.forgotten.add(key)
-    this.dirty.add(repository)
+    this.changed(repository, times)
   }
 
   /** Writes every repository changed since the last flush. One flush at a time; never rejects for one bad file. */
@@ -73,7 +95,7 @@ export class AccessTimes implements AccessTimeRecorder {
 
   /** Every repository with recorded times on storage or in memory (a background walk, never on a request path). */
   async repositories(): Promise<string[]> {
-    const names = new Set(this.known.keys())
+    const names = new Set([...this.unflushed.keys(), ...this.recent.keys()])
     const walk = async (dir: string, prefix: string): Promise<void> => {
       for (const child of await this.driver.list(dir)) {
         if (child === '_times') names.add(prefix)
@@ -91,17 +113,23 @@ export class AccessTimes implements AccessTimeRecorder {
     const times = this.memory(repository)
     stamp(times.manifests, digest, field, at)
     if (tag !== undefined) stamp(times.tags, tag, field, at)
-    this.dirty.add(repository)
+    this.changed(repository, times)
   }
 
-  /** The in-memory record, created empty (merged with storage when flushed or loaded). */
+  /** Kept until written. */
+  private changed(repository: string, times: RepositoryTimes): void {
+    times.changes++
+    if (this.unflushed.get(repository) === times) return
+    this.recent.delete(repository)
+    this.unflushed.set(repository, times)
+  }
+
+  /** The in-memory record, else a new empty one (merged with storage when flushed or loaded). */
   private memory(repository: string): RepositoryTimes {
-    let times = this.known.get(repository)
-    if (!times) {
-      times = { manifests: new Map(), tags: new Map(), loaded: false, forgotten: new Set() }
-      this.known.set(repository, times)
-    }
-    return times
+    return (
+      this.unflushed.get(repository) ??
+      this.recent.get(repository) ?? { manifests: new Map(), tags: new Map(), loaded: false, forgotten: new Set(), changes: 0 }
+    )
   }
 
   private async load(repository: string): Promise<RepositoryTimes> {
@@ -109,6 +137,8 @@ export class AccessTimes implements AccessTimeRecorder {
     if (times.loaded) return times
     merge(times, await this.read(repository))
     times.loaded = true
+    // Read, not changed: memory keeps it only while it is among the recent.
+    if (!this.unflushed.has(repository)) this.recent.set(repository, times)
     return times
   }
 
@@ -123,19 +153,21 @@ export class AccessTimes implements AccessTimeRecorder {
   }
 
   private async flushDirty(): Promise<void> {
-    const batch = [...this.dirty]
-    this.dirty.clear()
-    for (const repository of batch) {
+    for (const [repository, times] of [...this.unflushed]) {
+      const changes = times.changes
       try {
         // Another replica may have written newer times since we loaded: merge before writing.
-        const times = this.memory(repository)
         merge(times, await this.read(repository))
         times.loaded = true
         await this.driver.putContent(accessTimesPath(repository), JSON.stringify(encode(times)))
-        times.forgotten.clear()
       } catch {
-        this.dirty.add(repository) // storage unavailable or full: try again with the next flush
+        continue // storage unavailable or full: still unflushed, tried again with the next flush
       }
+      // Changed while being written: stays (with what it forgot) for the next flush.
+      if (times.changes !== changes) continue
+      times.forgotten.clear()
+      this.unflushed.delete(repository)
+      this.recent.set(repository, times)
     }
   }
 }

@@ -3,7 +3,13 @@
 // writer of the same digest exclude each other: the deleter checks for users and publishes its
 // deletion in one synchronous step, and a user arriving later waits for the deletion to finish
 // (then finds the blob gone and fetches or uploads it again) instead of racing it.
+//
+// Replicas on one storage see each other's uses through a ClusterActivity (Redis marks): a
+// deletion first asks whether any replica uses the digest. That check and the delete are not one
+// step across processes: a replica starting to read in between finds the blob gone and, for cached
+// content, fetches it again; its marks otherwise keep a blob for a lease TTL after its last use.
 import { LRUCache } from 'lru-cache'
+import { unsharedActivity, type ClusterActivity } from '../../core/cluster-activity.js'
 
 export class BlobActivity {
   private readonly users = new Map<string, number>()
@@ -11,7 +17,11 @@ export class BlobActivity {
   /** Last write or link per digest; a sweep keeps what changed after it began marking. */
   private readonly written = new LRUCache<string, number>({ max: 200_000 })
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** Other replicas' uses (and this one's, for them). */
+    readonly cluster: ClusterActivity = unsharedActivity,
+  ) {}
 
   /** Runs `work` as a user of `digest` (a read until its stream closes is `begin`/`end`). */
   async using<T>(digest: string, work: () => Promise<T>, write = false): Promise<T> {
@@ -26,6 +36,7 @@ export class BlobActivity {
   /** Marks `digest` in use until the returned function is called. */
   async begin(digest: string, write = false): Promise<() => void> {
     this.users.set(digest, (this.users.get(digest) ?? 0) + 1)
+    const unmark = this.cluster.use(digest)
     if (write) this.written.set(digest, this.now())
     const deletion = this.deletions.get(digest)
     if (deletion) await deletion.catch(() => {})
@@ -33,11 +44,17 @@ export class BlobActivity {
     return () => {
       if (ended) return
       ended = true
+      unmark()
       const left = (this.users.get(digest) ?? 1) - 1
       if (left > 0) this.users.set(digest, left)
       else this.users.delete(digest)
       if (write) this.written.set(digest, this.now())
     }
+  }
+
+  /** Of `digests`, those another replica marked in use (none without a shared store). */
+  usedElsewhere(digests: readonly string[]): Promise<Set<string>> {
+    return this.cluster.shared ? this.cluster.inUse(digests) : Promise.resolve(new Set())
   }
 
   inUse(digest: string): boolean {
@@ -55,6 +72,7 @@ export class BlobActivity {
    * it ran. Users arriving while it runs wait for it.
    */
   async delete(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    if (this.cluster.shared && (await this.cluster.inUse([digest])).size > 0) return false
     if (this.inUse(digest) || this.writtenSince(digest, since) || this.deletions.has(digest)) return false
     const deletion = remove()
     this.deletions.set(digest, deletion)

@@ -33,7 +33,7 @@ export interface EvictionResult {
 }
 
 export interface EvictionEvents {
-  evicted?(image: { repository: string; digest: Digest; upstream: string }): void
+  evicted?(image: { repository: string; digest: Digest; upstream: string; bytes: number }): void
   measured?(usage: Usage): void
   /** An eviction a fill started failed (the next one tries again). */
   failed?(err: unknown): void
@@ -112,11 +112,20 @@ export class Evictor {
   }
 
   private start(atLeast: number): Promise<EvictionResult> {
-    const pass = this.evict(atLeast).finally(() => {
-      if (this.running === pass) this.running = undefined
-    })
+    // Replicas on one storage: one pass at a time; skipped while another replica runs one.
+    const exclusive = this.activity.cluster.exclusive('evict', () => this.evict(atLeast))
+    const pass = exclusive
+      .then((result) => result ?? this.skipped())
+      .finally(() => {
+        if (this.running === pass) this.running = undefined
+      })
     this.running = pass
     return pass
+  }
+
+  private skipped(): EvictionResult {
+    const before: Usage = { pushedBytes: 0, cachedBytes: 0, cachedByUpstream: new Map(), unreferencedBytes: 0, byNamespace: new Map() }
+    return { images: 0, bytesFreed: 0, before, cachedBytesAfter: this.estimate }
   }
 
   private async evict(atLeast: number): Promise<EvictionResult> {
@@ -135,6 +144,9 @@ export class Evictor {
     }
     const holders = holderCounts(inventory)
     const images = await this.imagesByAge(inventory)
+    // Blobs another replica reads or writes now: their images are in use, as with this one's own.
+    const blobs = new Set(images.flatMap((image) => image.members.flatMap((member) => image.repo.manifests.get(member)?.blobs ?? [])))
+    const elsewhere = await this.activity.usedElsewhere([...blobs])
     let cached = usage.cachedBytes
     const byUpstream = new Map(usage.cachedByUpstream)
     let freed = 0
@@ -146,13 +158,13 @@ export class Evictor {
       // An image whose blobs are being read or were written since this pass began is in use now:
       // the most recently used of all, whatever its recorded time. Evicting its manifests while
       // its blobs must stay would free nothing and send the pass on to newer images.
-      if (this.inUse(image, markedAt)) continue
+      if (this.inUse(image, markedAt, elsewhere)) continue
       const released = await this.evictImage(image, holders, inventory, markedAt)
       result.images++
       freed += released
       cached -= released
       byUpstream.set(upstream, (byUpstream.get(upstream) ?? 0) - released)
-      this.events.evicted?.({ repository: image.repo.name, digest: image.root.digest, upstream })
+      this.events.evicted?.({ repository: image.repo.name, digest: image.root.digest, upstream, bytes: released })
       if (cached <= target.total && freed >= atLeast && [...target.upstreams].every(([u, max]) => (byUpstream.get(u) ?? 0) <= max)) break
     }
     result.bytesFreed = freed
@@ -187,10 +199,10 @@ export class Evictor {
     return images.sort((a, b) => a.lastUsed - b.lastUsed)
   }
 
-  private inUse(image: Image, markedAt: number): boolean {
+  private inUse(image: Image, markedAt: number, elsewhere: Set<string>): boolean {
     return image.members.some((member) =>
       (image.repo.manifests.get(member)?.blobs ?? []).some(
-        (blob) => this.activity.inUse(blob) || this.activity.writtenSince(blob, markedAt),
+        (blob) => this.activity.inUse(blob) || this.activity.writtenSince(blob, markedAt) || elsewhere.has(blob),
       ),
     )
   }

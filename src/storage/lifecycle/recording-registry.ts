@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream'
 import type { Digest } from '../../core/digest.js'
 import { parseManifest } from '../../core/manifest.js'
+import { digestBytes } from '../../core/digest.js'
 import type { RangeOptions } from '../../core/range.js'
 import type { RepositoryName } from '../../core/reference.js'
 import type {
@@ -33,8 +34,13 @@ export interface RecordingServices {
   space: SpaceMonitor
   /** The registry's storage prefix (`_cache` for the mirror's cache), so times are kept by stored name. */
   storagePrefix?: string
-  /** A blob of `bytes` was stored in `repository` (stored name; the cache's quota watches it). */
-  stored?(bytes: number, repository: string): void
+  /**
+   * A blob or manifest of `bytes` was stored in `repository` (stored name; the cache's quota
+   * watches it); `fresh` when the store did not hold it before (its bytes are new on the volume).
+   */
+  stored?(bytes: number, repository: string, fresh: boolean): void
+  /** Whether the store holds `digest` already (in any repository). */
+  holds?(digest: Digest): Promise<boolean>
 }
 
 export class RecordingRegistry implements Registry {
@@ -58,7 +64,18 @@ export class RecordingRegistry implements Registry {
   }
 }
 
-function recordingBlobs(inner: BlobService, name: string, { activity, space, stored }: RecordingServices): BlobService {
+/** Resolves whether `digest` was new to the store, asked before its commit (a failed check counts it as not new). */
+function freshness(services: RecordingServices, digest: Digest): Promise<boolean> {
+  return services.holds
+    ? services.holds(digest).then(
+        (held) => !held,
+        () => false,
+      )
+    : Promise.resolve(false)
+}
+
+function recordingBlobs(inner: BlobService, name: string, services: RecordingServices): BlobService {
+  const { activity, space, stored } = services
   // A session a full volume cut short holds bytes nobody can finish: give the space back.
   const discard = (id: string) => () => inner.uploads.cancel(id).catch(() => {})
   const uploads: UploadService = {
@@ -66,12 +83,22 @@ function recordingBlobs(inner: BlobService, name: string, { activity, space, sto
     status: (id, op) => inner.uploads.status(id, op),
     append: (id, body, options) => space.write(() => inner.uploads.append(id, body, options), discard(id)),
     complete: async (id: string, digest: Digest, body?: Readable, options?: AppendOptions) => {
+      // A fill streaming on past a full volume: the condition starts now, not when its body ends.
+      const onFull = options?.onStorageFull
+      const told = onFull && {
+        ...options,
+        onStorageFull: (err: Error) => {
+          space.report(err)
+          onFull(err)
+        },
+      }
+      const fresh = freshness(services, digest)
       const info = await activity.using(
         digest,
-        () => space.write(() => inner.uploads.complete(id, digest, body, options), discard(id)),
+        () => space.write(() => inner.uploads.complete(id, digest, body, told || options), discard(id)),
         true,
       )
-      stored?.(info.size, name)
+      stored?.(info.size, name, await fresh)
       return info
     },
     cancel: (id, op) => inner.uploads.cancel(id, op),
@@ -99,7 +126,8 @@ function recordingBlobs(inner: BlobService, name: string, { activity, space, sto
   }
 }
 
-function recordingManifests(inner: ManifestService, stored: string, { times, activity, space }: RecordingServices): ManifestService {
+function recordingManifests(inner: ManifestService, stored: string, services: RecordingServices): ManifestService {
+  const { times, activity, space } = services
   return {
     stat: (digest, op) => inner.stat(digest, op),
     async get(digest, op) {
@@ -111,8 +139,10 @@ function recordingManifests(inner: ManifestService, stored: string, { times, act
       // The blobs it references are being linked: no sweep may take them from under the push.
       const ends = await Promise.all(referencedBy(bytes, contentType).map((digest) => activity.begin(digest, true)))
       try {
+        const fresh = services.holds ? freshness(services, digestOf(bytes)) : undefined
         const result = await space.write(() => inner.put(bytes, contentType, options))
         times.pushed(stored, result.descriptor.digest)
+        if (fresh) services.stored?.(bytes.length, stored, await fresh)
         return result
       } finally {
         for (const end of ends) end()
@@ -137,6 +167,11 @@ function recordingTags(inner: TagService, stored: string, { times, space }: Reco
     untag: (tag, op) => inner.untag(tag, op),
     list: (page, op) => inner.list(page, op),
   }
+}
+
+/** A manifest's own digest, as it is stored (sha256 of its bytes). */
+function digestOf(bytes: Buffer): Digest {
+  return digestBytes(bytes, 'sha256')
 }
 
 function referencedBy(bytes: Buffer, contentType: string): Digest[] {

@@ -2,18 +2,15 @@
 // fails with a clear OCI error (507, "storage full"), the condition is logged once and shown by
 // /readyz, the cache is asked to free space, and it clears by itself with the next write that
 // succeeds or once the volume has room again.
-import { RegistryError } from '../../core/errors.js'
+import { isOutOfSpace, RegistryError } from '../../core/errors.js'
+
+export { isOutOfSpace }
 
 export interface SpaceEvents {
   /** Entered the condition (once per episode): log it, evict cached content. */
   full(cause: string): void
   /** Left it. */
   recovered(): void
-}
-
-export function isOutOfSpace(err: unknown): err is NodeJS.ErrnoException {
-  const code = (err as { code?: unknown } | undefined)?.code
-  return code === 'ENOSPC' || code === 'EDQUOT'
 }
 
 export class SpaceMonitor {
@@ -37,10 +34,15 @@ export class SpaceMonitor {
       return result
     } catch (err) {
       if (!isOutOfSpace(err)) throw err
-      this.enter(err.code === 'EDQUOT' ? 'disk quota exceeded (EDQUOT)' : 'no space left on device (ENOSPC)')
+      this.report(err)
       await onFull?.()
       throw new RegistryError('UNKNOWN', `registry storage is full: ${this.cause}; retry once space is freed`, undefined, { status: 507 })
     }
+  }
+
+  /** A write that met a full volume and carries on without storing (a mirror fill streaming on). */
+  report(err: Error): void {
+    this.enter((err as NodeJS.ErrnoException).code === 'EDQUOT' ? 'disk quota exceeded (EDQUOT)' : 'no space left on device (ENOSPC)')
   }
 
   /** A periodic free-space reading: room again ends the condition. */

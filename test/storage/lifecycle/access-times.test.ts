@@ -17,6 +17,9 @@ const b = `sha256:${'b'.repeat(64)}` as Digest
 function counting(driver: FilesystemDriver): { driver: StorageDriver; writes: () => number } {
   let writes = 0
   const wrapped = Object.create(driver) as StorageDriver
+  // Called on the driver itself: its private fields are not reachable through the prototype.
+  wrapped.getContent = (path) => driver.getContent(path)
+  wrapped.list = (path) => driver.list(path)
   wrapped.putContent = async (path, content) => {
     writes++
     return driver.putContent(path, content)
@@ -68,4 +71,39 @@ t.test('two recorders on one store merge: the newest time wins, forgotten entrie
   await one.forget('team/app', [b])
   await one.flush()
   t.same(await new AccessTimes(new FilesystemDriver(root)).manifest('team/app', b), {}, 'a forgotten manifest is not merged back')
+})
+
+t.test('memory stays within its bound with many repositories; times let go of are read back from storage', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'ferry-times-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const { driver, writes } = counting(new FilesystemDriver(root))
+  let clock = 1000
+  const bound = 100
+  const times = new AccessTimes(driver, () => clock, bound)
+  const repositories = 400
+  for (let i = 0; i < repositories; i++) {
+    clock++
+    times.pushed(`_cache/gcr.io/lib/r${i}`, a, 'v1')
+    times.pulled(`_cache/gcr.io/lib/r${i}`, b)
+  }
+  t.equal(times.entries, repositories * 3, 'what is not written yet stays in memory')
+  await times.flush()
+  t.equal(writes(), repositories, 'every repository written once')
+  t.ok(times.entries <= bound, `within the bound once written (${times.entries} of ${bound} entries)`)
+  // Reads of every repository: each comes back from its file, and memory stays bounded.
+  for (let i = 0; i < repositories; i++) {
+    t.same(await times.manifest(`_cache/gcr.io/lib/r${i}`, a), { pushTime: 1001 + i }, `r${i}'s push time read back`)
+    t.same(await times.tag(`_cache/gcr.io/lib/r${i}`, 'v1'), { pushTime: 1001 + i })
+    t.same(await times.manifest(`_cache/gcr.io/lib/r${i}`, b), { pullTime: 1001 + i })
+    if (times.entries > bound) t.fail(`${times.entries} entries after reading r${i}`)
+  }
+  t.equal(writes(), repositories, 'reads write nothing')
+  // A pull of a repository no longer in memory merges with its file rather than replacing it.
+  clock = 9000
+  times.pulled('_cache/gcr.io/lib/r0', a)
+  await times.flush()
+  const restarted = new AccessTimes(new FilesystemDriver(root))
+  t.same(await restarted.manifest('_cache/gcr.io/lib/r0', a), { pushTime: 1001, pullTime: 9000 })
+  t.same(await restarted.manifest('_cache/gcr.io/lib/r0', b), { pullTime: 1001 }, 'the other times of that repository kept')
+  t.equal((await restarted.repositories()).length, repositories)
 })
