@@ -27,6 +27,7 @@ t.test('defaults', async (t) => {
         caPath: undefined,
         maxSockets: 50,
         requestChecksumCalculation: 'WHEN_SUPPORTED',
+        spoolBytes: 4 * 1024 * 1024 * 1024,
       },
       deleteEnabled: true,
       uploads: { maxAge: 24 * 3_600_000, purgeInterval: 3_600_000 },

@@ -131,7 +131,16 @@ async function main(): Promise<void> {
     return sha256(Buffer.from(await response.arrayBuffer()))
   }
 
+  /** S3 requests that write (a blob, an upload session, a link), per replica. */
+  const s3Writes = async (ferry: FerryProcess): Promise<number> => {
+    const text = await (await fetch(`${ferry.url}/metrics`)).text()
+    const writes =
+      /^ferry_storage_s3_requests_total\{operation="(?:PutObject|CreateMultipartUpload|UploadPart|CompleteMultipartUpload|CopyObject|DeleteObject)"\} (\d+)/gm
+    return [...text.matchAll(writes)].reduce((sum, m) => sum + Number(m[1]), 0)
+  }
+
   t.test('32 concurrent cold pulls over three replicas: one upstream fetch, every body byte-exact', async (t) => {
+    const writesBefore = await Promise.all(trio.map(s3Writes))
     const pulls = Array.from({ length: 32 }, (_, i) => pull(trio[i % 3]!, 'shared.test', shared.digest))
     await gates['shared.test']!.holding
     // Every replica has its fill running (the holder's from the upstream, the others' from it).
@@ -146,6 +155,16 @@ async function main(): Promise<void> {
       counted.reduce((a, b) => a + b, 0),
       shared.size,
       'upstream bytes are counted once, by the replica that fetched them',
+    )
+    // The replicas that streamed the holder's fill wrote nothing to the bucket: no session, no blob.
+    await eventually(async () => (await Promise.all(trio.map(fillsInFlight))).every((n) => n === 0), { message: 'every fill settled' })
+    const writes = (await Promise.all(trio.map(s3Writes))).map((n, i) => n - writesBefore[i]!)
+    const holder = counted.findIndex((bytes) => bytes > 0)
+    t.ok(writes[holder]! > 0, 'the lease holder wrote the blob')
+    t.same(
+      writes.filter((_, i) => i !== holder),
+      [0, 0],
+      'the followers made no S3 write',
     )
     t.equal(await pull(trio[1]!, 'shared.test', shared.digest), shared.digest, 'a later pull is served from the bucket')
     t.equal(await upstreamBlobGets(shared.digest), 1)
