@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     'killed.test': await startGateProxy(registry.url, killed.digest, 1 * MiB),
     'solo.test': await startGateProxy(registry.url, solo.digest, 1 * MiB),
     'manifest.test': await startGateProxy(registry.url, image.manifest.digest, 64),
+    'tag.test': await startGateProxy(registry.url, '/team/app/manifests/v1', 64),
   }
   for (const gate of Object.values(gates)) stops.push(() => gate.close())
 
@@ -190,6 +191,24 @@ async function main(): Promise<void> {
     gates['manifest.test']!.release()
     t.same(new Set(await Promise.all(gets)), new Set([image.manifest.digest]), 'every replica serves the exact manifest')
     t.equal(await upstreamManifestGets(image.manifest.digest), 1, 'the upstream served the manifest once')
+  })
+
+  t.test('concurrent cold manifest GETs by tag over three replicas: one upstream tag resolution', async (t) => {
+    const get = async (ferry: FerryProcess): Promise<string> => {
+      const response = await fetch(`${ferry.url}/v2/tag.test/team/app/manifests/v1`, { headers: { accept: '*/*' } })
+      return response.status === 200 ? sha256(Buffer.from(await response.arrayBuffer())) : `status ${response.status}`
+    }
+    const gets = trio.flatMap((ferry) => [get(ferry), get(ferry)])
+    await gates['tag.test']!.holding
+    const misses = /^ferry_mirror_cache_lookups_total\{kind="tag",result="miss"\} (\d+)/m
+    // Every replica has missed the tag (the holder resolves it; the others wait on its lease).
+    await eventually(async () => (await Promise.all(trio.map((r) => metric(r, misses)))).every((n) => n >= 1), {
+      message: 'a tag miss on each replica',
+    })
+    gates['tag.test']!.release()
+    t.same(new Set(await Promise.all(gets)), new Set([image.manifest.digest]), 'every replica serves the tagged manifest')
+    const tagRequests = (await registry.loggedRequests()).filter((r) => r.method !== 'PUT' && r.path.includes('/team/app/manifests/v1'))
+    t.equal(tagRequests.length, 1, 'the upstream was asked for the tag once')
   })
 
   t.test('a filling replica killed mid-fill is taken over; pulls on the others complete', async (t) => {
