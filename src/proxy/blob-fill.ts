@@ -226,13 +226,15 @@ export class BlobFill implements FollowedFill {
         const before = this.received
         this.received += chunk.length
         this.onBytes(chunk.length)
+        // Followers send whole blocks: wake them when one is complete (or the last arrived).
+        if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received === this.size) this.wake()
         if (this.received === this.size) {
           // Verified now, not when the source ends: a stream from a peer ends once its commit landed.
           const actual = digestOfHash(digestAlgorithm(this.digest), hash)
           if (actual !== this.digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: this.digest, actual })
           this.verified = true
+          this.wake()
         }
-        if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.verified) this.wake()
       }
     } finally {
       body.destroy()
