@@ -17,6 +17,7 @@ import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
 import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
+import { composeSpool } from './compose-spool.js'
 import { composeTransfer } from './compose-transfer.js'
 import { packageVersion } from './package-version.js'
 
@@ -82,6 +83,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const coordinator = await composeCoordination(config.coordination, logger)
   const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger, coordinator)
   const transfer = composeTransfer({ sendfile: config.http.sendfile, metrics })
+  const spool = await composeSpool(config, logger)
   // Always composed, even without upstreams: a reloaded config may add the first one.
   const mirror = await composeMirror(config.mirror, lifecycle.registry, lifecycle.cache, {
     metrics,
@@ -89,6 +91,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     blockBudget: transfer.budget,
     retireTimeoutMs: config.http.shutdownTimeout,
     coordinator,
+    ...(spool ? { spool } : {}),
     ...(options.now ? { now: options.now } : {}),
   })
   let stopping = false

@@ -11,6 +11,7 @@ import type { BlobFill } from '../proxy/blob-fill.js'
 import { MirrorContext } from '../proxy/mirror-context.js'
 import { MirrorRegistry } from '../proxy/mirror-registry.js'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
+import type { FillSpool } from '../transfer/fill-spool.js'
 
 export interface Mirror {
   registry: Registry
@@ -40,6 +41,8 @@ export interface MirrorServices {
   now?: () => number
   /** Who fills a cold blob when replicas share the storage. */
   coordinator?: FillCoordinator
+  /** Local files absorbing a store slower than the upstream (S3). */
+  spool?: FillSpool
 }
 
 /** Rejects, naming upstream and file, when a credential, CA or certificate file the config names is unusable. */
@@ -47,7 +50,7 @@ export async function composeMirror(
   config: MirrorConfig,
   local: Registry,
   cache: Registry,
-  { metrics, logger, blockBudget, retireTimeoutMs, now = Date.now, coordinator }: MirrorServices,
+  { metrics, logger, blockBudget, retireTimeoutMs, now = Date.now, coordinator, spool }: MirrorServices,
 ): Promise<Mirror> {
   let context: MirrorContext | undefined
   const upstreams = await MirrorUpstreams.start(config, {
@@ -56,7 +59,7 @@ export async function composeMirror(
     retireTimeoutMs,
     onReplaced: (name) => context?.forgetTagValidations(name),
   })
-  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget, now, defaultAdoptionLimits, coordinator)
+  context = new MirrorContext(cache, () => upstreams.routes(), metrics, logger, blockBudget, now, defaultAdoptionLimits, coordinator, spool)
   const draining = context
   return {
     registry: new MirrorRegistry(local, context),

@@ -4,7 +4,7 @@
 import { Type, type StaticDecode } from '@sinclair/typebox'
 import { ConfigIssue } from './errors.js'
 import type { S3Settings } from '../core/s3-settings.js'
-import { duration, oneOf, section } from './leaves.js'
+import { duration, oneOf, section, size } from './leaves.js'
 
 export const storageDrivers = ['filesystem', 's3'] as const
 export type StorageDriverName = (typeof storageDrivers)[number]
@@ -46,6 +46,10 @@ const s3Section = section({
   redirect: Type.Boolean({ default: false, expected: 'true or false' }),
   /** How long a presigned URL stays valid. */
   redirectExpiry: duration('20m', { positive: true }),
+  /** Where a cold fill spools the upstream's bytes while its multipart upload proceeds. */
+  spoolPath: Type.String({ default: '', expected: 'a directory for spool files, or "" for <tmpdir>/ferry-spool' }),
+  /** All spool files together at most; 0: no spool (a fill goes at the pace of its upload). */
+  spoolSize: size('4GiB'),
 })
 type RawS3 = StaticDecode<typeof s3Section>
 
@@ -53,6 +57,10 @@ type RawS3 = StaticDecode<typeof s3Section>
 export interface S3StorageConfig extends S3Settings {
   /** Whole-blob GETs are redirected to a presigned URL valid this many milliseconds; undefined: served by Ferry. */
   redirectMs: number | undefined
+  /** The spool directory for cold fills; undefined: <tmpdir>/ferry-spool. */
+  spoolPath: string | undefined
+  /** Bytes of spool files at most; 0: none. */
+  spoolBytes: number
 }
 
 export const storageSchema = Type.Transform(
@@ -102,6 +110,8 @@ function decodeS3(raw: RawS3, inUse: boolean): S3StorageConfig {
     maxSockets: raw.maxSockets,
     requestChecksumCalculation: raw.requestChecksumCalculation,
     redirectMs: raw.redirect ? raw.redirectExpiry : undefined,
+    spoolPath: unset(raw.spoolPath),
+    spoolBytes: raw.spoolSize,
   }
 }
 
@@ -122,5 +132,7 @@ function encodeS3(s3: S3StorageConfig): RawS3 {
     requestChecksumCalculation: s3.requestChecksumCalculation,
     redirect: s3.redirectMs !== undefined,
     redirectExpiry: s3.redirectMs ?? 20 * 60_000,
+    spoolPath: s3.spoolPath ?? '',
+    spoolSize: s3.spoolBytes,
   }
 }

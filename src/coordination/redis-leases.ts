@@ -16,7 +16,7 @@ import { Redis } from 'ioredis'
 import type { ClusterActivity } from '../core/cluster-activity.js'
 import type { FillCoordinator, FillLease, LeaseAttempt, LeaseHolder, PeerFill } from '../core/fill-lease.js'
 import { StartupError } from '../core/startup-error.js'
-import { followPeer } from './peer-client.js'
+import { followPeer, type PeerTls } from './peer-client.js'
 import { redactUrl } from './redact-url.js'
 
 export interface RedisLeaseOptions {
@@ -28,6 +28,8 @@ export interface RedisLeaseOptions {
   advertiseUrl: string
   /** A PEM CA bundle for a rediss:// server with a private CA. */
   caPath: string | undefined
+  /** How the other replicas' certificates are checked when they advertise https:// URLs. */
+  peerTls?: PeerTls
   logger: Logger
 }
 
@@ -111,7 +113,7 @@ export class RedisCoordinator implements FillCoordinator, ClusterActivity {
   }
 
   follow(holder: LeaseHolder, key: string, start: number): Promise<PeerFill | undefined> {
-    return followPeer(holder, key, start, Math.max(this.options.leaseTtlMs, 5000))
+    return followPeer(holder, key, start, Math.max(this.options.leaseTtlMs, 5000), this.options.peerTls)
   }
 
   use(digest: string): () => void {

@@ -8,9 +8,13 @@
 // the followers are served from memory alone. The upstream is then read only as fast as the
 // slowest follower sends (its unsent bytes stay in the shared blocks), the digest is still checked
 // before anyone's last byte, and a follower already behind what memory holds is cut off.
+//
+// Where a spool is given (a store slow to write, S3), the bytes go to a local spool file as they
+// arrive, followers read it, and the upload to the store reads it at its own pace; a fill that
+// streams another replica's fill (`writes()` false) does not write the store at all.
 import { Transform, type Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Digest } from '../core/digest.js'
+import { createDigestHash, digestAlgorithm, digestOfHash, type Digest } from '../core/digest.js'
 import { RegistryError, isRegistryError, isStorageFull } from '../core/errors.js'
 import { isPositionalSource, type PositionalSource } from '../transfer/body-sources.js'
 import type { ByteRange } from '../core/range.js'
@@ -18,11 +22,17 @@ import type { BlobService } from '../core/registry.js'
 import type { Upstream } from '../upstream/upstream.js'
 import { blockSize, SharedBlocks, type BlockBudget } from '../transfer/shared-blocks.js'
 import { FillFollower, type FollowedFill } from '../transfer/fill-follower.js'
+import type { FillSpool, SpoolFile } from '../transfer/fill-spool.js'
 
 export interface BlobFillSource {
   upstream: Upstream
   repository: string
   digest: Digest
+  /**
+   * Whether this process writes the blob to the store; false while it streams the fill of the
+   * replica that does (asked when the source answered, and again at its end: it may have taken over).
+   */
+  writes?: () => boolean
 }
 
 type FillState = 'starting' | 'streaming' | 'done' | 'failed'
@@ -54,6 +64,7 @@ export class BlobFill implements FollowedFill {
   private followers = 0
   private readonly following = new Set<FillFollower>()
   private sessionId = ''
+  private spoolFile: SpoolFile | undefined
   private wakeUps: Array<() => void> = []
 
   constructor(
@@ -62,6 +73,8 @@ export class BlobFill implements FollowedFill {
     /** The process-wide memory for blocks, shared with stored-blob downloads. */
     budget: BlockBudget,
     private readonly onBytes: (bytes: number) => void = () => {},
+    /** Local files that absorb a store slower than the upstream; undefined: the fill goes at the store's pace. */
+    private readonly spool?: FillSpool,
   ) {
     this.blocks = new SharedBlocks(() => fillShare, budget)
     this.digest = source.digest
@@ -94,6 +107,13 @@ export class BlobFill implements FollowedFill {
     if (this.unstored) return this.noFile(this.unstored)
     for (;;) {
       if (this.state === 'failed') throw this.error
+      if (this.state !== 'done' && this.spoolFile) {
+        const spooled = await this.spoolFile.openReader()
+        if (spooled) return spooled
+        // Removed as the fill settled: the blob is committed (or the fill failed).
+        await this.settled.catch(() => {})
+        continue
+      }
       try {
         const stream =
           this.state === 'done'
@@ -143,32 +163,17 @@ export class BlobFill implements FollowedFill {
 
   private async run(markReady: (size: number) => void): Promise<void> {
     const { upstream, repository, digest } = this.source
+    let spool: SpoolFile | undefined
     try {
-      const session = await this.target.uploads.start()
-      this.sessionId = session.id
       const blob = await upstream.openBlob(repository, digest)
       if (!blob) throw new RegistryError('BLOB_UNKNOWN', `blob unknown to upstream ${upstream.name}`, { digest })
       this.size = blob.size
+      spool = blob.size > 0 ? await this.spool?.create(blob.size) : undefined
+      this.spoolFile = spool
       this.state = 'streaming'
       markReady(blob.size)
-      const counter = new Transform({
-        transform: (chunk: Buffer, _encoding, callback) => {
-          if (!this.unstored) return this.take(chunk, callback)
-          this.paced(chunk.length).then(
-            () => this.take(chunk, callback),
-            (err: Error) => callback(err),
-          )
-        },
-      })
-      blob.stream.on('error', (err) => counter.destroy(err))
-      // Followers may finish once the bytes are verified: the fsync and rename of the commit
-      // take as long again for a large layer, and a client need not wait for them.
-      const onVerified = (): void => {
-        this.verified = true
-        this.wake()
-      }
-      const onStorageFull = (err: Error): void => this.storageFull(err)
-      await this.target.uploads.complete(session.id, digest, blob.stream.pipe(counter), { length: blob.size, onVerified, onStorageFull })
+      if (spool) await this.fillSpooled(blob.stream, spool)
+      else await this.fillDirect(blob.stream)
       this.state = 'done'
     } catch (err) {
       // Streamed and verified but not stored: every follower may still finish from memory.
@@ -183,6 +188,97 @@ export class BlobFill implements FollowedFill {
       if (this.state === 'failed') this.blocks.clear()
       this.releaseBlocksWhenUnused()
       this.wake()
+      // Followers reading it keep their own handles.
+      await spool?.close()
+    }
+  }
+
+  /** The bytes through the blocks into an upload session, at the pace the store takes them. */
+  private async fillDirect(body: Readable): Promise<void> {
+    const session = await this.target.uploads.start().catch((err: unknown) => {
+      body.destroy()
+      throw err
+    })
+    this.sessionId = session.id
+    const counter = new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        if (!this.unstored) return this.take(chunk, callback)
+        this.paced(chunk.length).then(
+          () => this.take(chunk, callback),
+          (err: Error) => callback(err),
+        )
+      },
+    })
+    body.on('error', (err) => counter.destroy(err))
+    // Followers may finish once the bytes are verified: the fsync and rename of the commit
+    // take as long again for a large layer, and a client need not wait for them.
+    const onVerified = (): void => {
+      this.verified = true
+      this.wake()
+    }
+    const onStorageFull = (err: Error): void => this.storageFull(err)
+    await this.target.uploads.complete(session.id, this.digest, body.pipe(counter), { length: this.size, onVerified, onStorageFull })
+  }
+
+  /**
+   * The bytes through the blocks into the spool at the upstream's pace, verified here; the
+   * upload to the store reads the spool meanwhile. A fill streamed from another replica stores
+   * nothing: that replica commits the blob (this one does only if it took the fill over).
+   */
+  private async fillSpooled(body: Readable, spool: SpoolFile): Promise<void> {
+    const writes = this.source.writes ?? (() => true)
+    const upload = writes() ? this.store(spool.reader()) : undefined
+    upload?.catch(() => {})
+    try {
+      await this.pump(body, spool)
+    } catch (err) {
+      spool.fail(err)
+      await upload?.catch(() => {})
+      throw err
+    }
+    if (upload) await upload
+    else if (writes() && !(await this.target.stat(this.digest))) await this.store(spool.reader())
+  }
+
+  private async pump(body: Readable, spool: SpoolFile): Promise<void> {
+    const hash = createDigestHash(digestAlgorithm(this.digest))
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (this.received + chunk.length > this.size) {
+          throw new RegistryError('SIZE_INVALID', 'upstream sent more than the blob size', { declared: this.size })
+        }
+        this.blocks.append(chunk, this.received)
+        await spool.write(chunk)
+        hash.update(chunk)
+        const before = this.received
+        this.received += chunk.length
+        this.onBytes(chunk.length)
+        // Followers send whole blocks: wake them when one is complete (or the last arrived).
+        if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received === this.size) this.wake()
+        if (this.received === this.size) {
+          // Verified now, not when the source ends: a stream from a peer ends once its commit landed.
+          const actual = digestOfHash(digestAlgorithm(this.digest), hash)
+          if (actual !== this.digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: this.digest, actual })
+          this.verified = true
+          this.wake()
+        }
+      }
+    } finally {
+      body.destroy()
+    }
+    if (!this.verified)
+      throw new RegistryError('SIZE_INVALID', 'upstream sent less than the blob size', { declared: this.size, received: this.received })
+  }
+
+  /** Writes `body` to the store under the digest (verified there again) and links it into the cache repository. */
+  private async store(body: Readable): Promise<void> {
+    const session = await this.target.uploads.start()
+    try {
+      await this.target.uploads.complete(session.id, this.digest, body, { length: this.size })
+    } catch (err) {
+      body.destroy()
+      await this.target.uploads.cancel(session.id).catch(() => {})
+      throw err
     }
   }
 

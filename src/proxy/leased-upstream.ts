@@ -56,6 +56,11 @@ export class LeasedUpstream implements Upstream {
     return this.upstream.listTags(...args)
   }
 
+  /** Whether this replica holds the lease (it fills from the upstream, or took the fill over). */
+  get holding(): boolean {
+    return this.lease !== undefined
+  }
+
   /** Gives the lease up; the fill calls it once the blob is committed (or the fill failed). */
   async release(): Promise<void> {
     const lease = this.lease

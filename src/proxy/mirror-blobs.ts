@@ -98,10 +98,14 @@ export class MirrorBlobs implements BlobService {
     const coordinator = this.context.coordinator
     const leased = coordinator?.shared ? new LeasedUpstream(this.target.upstream, coordinator, key, this.target.cache.blobs) : undefined
     const upstream = leased ?? this.target.upstream
-    const fill = new BlobFill({ upstream, repository, digest }, this.target.cache.blobs, this.context.blockBudget, (bytes) => {
+    // A fill streaming the lease holder's fill leaves the writing to it.
+    const writes = (): boolean => !leased || leased.holding
+    const countBytes = (bytes: number): void => {
       // Bytes streamed from another replica are not the upstream's.
       if (!leased || leased.fromUpstream) this.context.metrics.upstreamBytes.inc({ upstream: upstream.name }, bytes)
-    })
+    }
+    const source = { upstream, repository, digest, writes }
+    const fill = new BlobFill(source, this.target.cache.blobs, this.context.blockBudget, countBytes, this.context.spool)
     this.context.fills.set(key, fill)
     this.context.metrics.fillsInFlight.inc()
     const started = this.context.now()

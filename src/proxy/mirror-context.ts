@@ -12,6 +12,7 @@ import { defaultAdoptionLimits, type AdoptionLimits } from './adoption-limits.js
 import type { BlobFill } from './blob-fill.js'
 import { SingleFlight } from './single-flight.js'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
+import type { FillSpool } from '../transfer/fill-spool.js'
 import type { FillCoordinator } from '../core/fill-lease.js'
 
 export interface MirrorUpstream {
@@ -58,6 +59,8 @@ export class MirrorContext {
     readonly adoption: AdoptionLimits = defaultAdoptionLimits,
     /** Who fills a cold blob when replicas share the storage; undefined: this process fills its own misses. */
     readonly coordinator?: FillCoordinator,
+    /** Local files absorbing a store slower than the upstream (S3); undefined: fills go at the store's pace. */
+    readonly spool?: FillSpool,
   ) {}
 
   /** Waits (at most `timeoutMs`) for the blob downloads in flight to be committed or discarded. */

@@ -1,7 +1,8 @@
 // Tags of a mirrored repository. Pushed tags are authoritative. A proxied tag → digest answer is
 // reused for the upstream's tagTtl, then served stale while one upstream HEAD (which does not
 // spend Docker Hub's pull budget) revalidates it; when the upstream is down or refuses our
-// credentials, cached tags are served however old, and the response says so.
+// credentials, cached tags are served however old, and the response says so. A cold tag is
+// resolved once across replicas sharing a lease store (as blobs and manifests by digest are).
 import type { Digest } from '../core/digest.js'
 import { isRegistryError } from '../core/errors.js'
 import type { Descriptor } from '../core/manifest.js'
@@ -9,6 +10,7 @@ import { acceptsEveryManifestType, isManifestMediaType } from '../core/media-typ
 import { compareLexically, paginate, type Page, type PageResult } from '../core/pagination.js'
 import type { Op, TagService } from '../core/registry.js'
 import { isServableFromCache } from '../upstream/upstream.js'
+import { leasedFetch } from './leased-fetch.js'
 import type { MirrorContext, TagEntry } from './mirror-context.js'
 import { everyManifestType, type MirrorManifests } from './mirror-manifests.js'
 import type { MirrorTarget } from './mirror-target.js'
@@ -77,10 +79,25 @@ export class MirrorTags implements TagService {
     // narrow Accept list is served to that client but never remembered under the tag.
     const anything = acceptsEveryManifestType(accept)
     const canonical = anything || manifestTypesIn(accept) >= 4
-    const descriptor = await this.manifests.fetchIntoCache(tag, anything ? everyManifestType : accept)
+    const fetch = async (): Promise<Descriptor | undefined> => {
+      const descriptor = await this.manifests.fetchIntoCache(tag, anything ? everyManifestType : accept)
+      if (descriptor && canonical) await this.remember(tag, key, descriptor)
+      return descriptor
+    }
+    // Replicas on one storage resolve a cold tag once: one holds its lease and stores the tag,
+    // the others find it in the cache.
+    const coordinator = this.context.coordinator
+    const descriptor =
+      coordinator?.shared && canonical ? await leasedFetch(coordinator, `tag:${key}`, () => this.landed(tag, key), fetch) : await fetch()
     if (!descriptor) throw this.manifests.unknownUpstream({ tag })
-    if (canonical) await this.remember(tag, key, descriptor)
     return descriptor
+  }
+
+  /** The tag as another replica just stored it (validated by that replica's fetch), if it did. */
+  private async landed(tag: string, key: string): Promise<Descriptor | undefined> {
+    const stored = await this.target.cache.tags.resolve(tag, { fresh: true })
+    if (stored) this.context.tags.set(key, { descriptor: stored, validatedAt: this.context.now() })
+    return stored
   }
 
   private revalidate(tag: string, key: string, entry: TagEntry): Promise<Descriptor | undefined> {

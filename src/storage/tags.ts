@@ -20,6 +20,8 @@ export class RepositoryTags implements TagService {
   ) {}
 
   async resolve(tag: string, op?: Op): Promise<Descriptor | undefined> {
+    // Fresh: another replica may have written the tag within the TTL (a leased cold tag).
+    if (op?.fresh === true) this.metadata.tags.forget(tagKey(this.name, tag))
     const digest = await this.metadata.tags.get(tagKey(this.name, tag), () => this.readLink(tag))
     return digest ? this.manifests.stat(digest, op) : undefined
   }

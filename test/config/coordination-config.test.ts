@@ -19,7 +19,12 @@ async function configError(promise: Promise<unknown>): Promise<ConfigError> {
 
 t.test('without a Redis URL there is no coordination', async (t) => {
   const config = await loadConfig({ env: {} })
-  t.same(config.coordination, { redis: undefined, leaseTtl: 15_000, advertiseUrl: undefined })
+  t.same(config.coordination, {
+    redis: undefined,
+    leaseTtl: 15_000,
+    advertiseUrl: undefined,
+    peer: { serverName: undefined, caPath: undefined },
+  })
 })
 
 t.test('FERRY_COORDINATION_* set the Redis URL, the advertised URL and the lease TTL', async (t) => {
@@ -28,12 +33,15 @@ t.test('FERRY_COORDINATION_* set the Redis URL, the advertised URL and the lease
       FERRY_COORDINATION_REDIS_URL: 'rediss://:pw@redis.example:6380/2',
       FERRY_COORDINATION_ADVERTISE_URL: 'http://10.0.0.7:5000/',
       FERRY_COORDINATION_LEASE_TTL: '5s',
+      FERRY_COORDINATION_PEER_SERVER_NAME: 'ferry.ferry.svc',
+      FERRY_COORDINATION_PEER_CA_PATH: '/etc/ferry/tls/ca.crt',
     },
   })
   t.same(config.coordination, {
     redis: { url: 'rediss://:pw@redis.example:6380/2', keyPrefix: 'ferry:fill:', caPath: undefined },
     leaseTtl: 5000,
     advertiseUrl: 'http://10.0.0.7:5000',
+    peer: { serverName: 'ferry.ferry.svc', caPath: '/etc/ferry/tls/ca.crt' },
   })
 })
 

@@ -53,6 +53,8 @@ t.test('every key has a FERRY_STORAGE_S3_* override', async (t) => {
       FERRY_STORAGE_S3_CA_PATH: '/etc/ca.pem',
       FERRY_STORAGE_S3_MAX_SOCKETS: '8',
       FERRY_STORAGE_S3_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+      FERRY_STORAGE_S3_SPOOL_PATH: '/var/spool/ferry',
+      FERRY_STORAGE_S3_SPOOL_SIZE: '1GiB',
     },
   })
   t.same(config.storage.s3, {
@@ -67,6 +69,8 @@ t.test('every key has a FERRY_STORAGE_S3_* override', async (t) => {
     caPath: '/etc/ca.pem',
     maxSockets: 8,
     requestChecksumCalculation: 'WHEN_REQUIRED',
+    spoolPath: '/var/spool/ferry',
+    spoolBytes: 1024 * 1024 * 1024,
   })
   t.equal(config.storage.driver, 's3')
 })

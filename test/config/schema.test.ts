@@ -27,6 +27,7 @@ t.test('defaults', async (t) => {
         caPath: undefined,
         maxSockets: 50,
         requestChecksumCalculation: 'WHEN_SUPPORTED',
+        spoolBytes: 4 * 1024 * 1024 * 1024,
       },
       deleteEnabled: true,
       uploads: { maxAge: 24 * 3_600_000, purgeInterval: 3_600_000 },
@@ -66,7 +67,12 @@ t.test('defaults', async (t) => {
       pullCredentialConfigPath: undefined,
       proxy: { httpsProxy: undefined, httpProxy: undefined, noProxy: '' },
     },
-    coordination: { redis: undefined, leaseTtl: 15_000, advertiseUrl: undefined },
+    coordination: {
+      redis: undefined,
+      leaseTtl: 15_000,
+      advertiseUrl: undefined,
+      peer: { serverName: undefined, caPath: undefined },
+    },
     maintenance: {
       gc: { interval: 86_400_000, grace: 3_600_000 },
       scrub: { interval: 7 * 86_400_000, rate: 50 * 1024 * 1024 },

@@ -42,7 +42,8 @@ for (const overlay of overlays) {
     for (const d of documents) t.ok(d.apiVersion && d.kind && d.metadata?.name, `${d.kind}/${d.metadata?.name} is a complete object`)
     const of = (kind: string): K8s[] => documents.filter((d) => d.kind === kind)
 
-    const workloads = documents.filter((d) => d.kind === 'StatefulSet' || d.kind === 'Deployment')
+    // Ferry's own objects are named ferry; others (the S3 overlay's Redis) have names of their own.
+    const workloads = documents.filter((d) => (d.kind === 'StatefulSet' || d.kind === 'Deployment') && d.metadata.name === 'ferry')
     t.equal(workloads.length, 1, 'one workload')
     const workload = workloads[0]
     const pod = workload.spec.template.spec
@@ -68,7 +69,7 @@ for (const overlay of overlays) {
     const envNames = (container.env ?? []).map((e: K8s) => e.name as string)
     envOverrides(configSchema, Object.fromEntries(envNames.map((n: string) => [n, 'x'])), [], (i) => ignored.push(i))
     t.same(ignored, [], 'every FERRY_* variable names a config key')
-    for (const name of envNames) t.match(name, /^(FERRY_|AWS_)/, `${name} is read by Ferry or the AWS SDK`)
+    for (const name of envNames) t.match(name, /^(FERRY_|AWS_|POD_IP$)/, `${name} is read by Ferry or the AWS SDK, or is the pod IP`)
 
     // Port: the container's, the Service's target, the probes' and the scrape settings.
     const port = container.ports.find((p: K8s) => p.containerPort === config.listen.port)
@@ -80,7 +81,7 @@ for (const overlay of overlays) {
     ] as const) {
       t.same(container[probe].httpGet, { path, port: port?.name, scheme }, `${probe}: ${path} over ${scheme}`)
     }
-    const [service] = of('Service')
+    const service = of('Service').find((s) => s.metadata.name === 'ferry')
     const servicePort = service.spec.ports.find((p: K8s) => p.targetPort === port?.name)
     t.ok(servicePort, 'the Service targets the named port')
     t.same(service.spec.selector, podLabels, 'the Service selects the pods')
@@ -97,6 +98,7 @@ for (const overlay of overlays) {
       config.tls.serving?.key,
       config.auth.htpasswd,
       config.mirror.pullCredentialConfigPath,
+      config.coordination.peer.caPath,
       ...config.mirror.upstreams.flatMap((u) => [u.gcrKeyPath, u.pullCredentialConfigPath, u.tls.caPath, u.tls.certPath, u.tls.keyPath]),
     ].filter((f): f is string => f !== undefined)
     for (const file of files) t.ok(mounted(file)?.readOnly, `${file} is on a read-only mount`)
@@ -118,6 +120,20 @@ for (const overlay of overlays) {
       t.equal(workload.kind, 'Deployment')
       t.ok(workload.spec.replicas > 1, 'several replicas share the bucket')
       t.equal(config.storage.s3.credentials, undefined, 'no keys in the ConfigMap: the SDK chain reads them from a Secret')
+      // Cold fills shared through Redis: the URL from a Secret, each replica advertising its pod IP over the listener's scheme.
+      const env = (name: string): K8s => container.env.find((e: K8s) => e.name === name)
+      t.same(env('FERRY_COORDINATION_REDIS_URL')?.valueFrom, { secretKeyRef: { name: 'ferry-redis', key: 'url' } })
+      t.same(env('POD_IP')?.valueFrom, { fieldRef: { fieldPath: 'status.podIP' } }, 'the pod IP from the downward API')
+      t.equal(config.coordination.advertiseUrl, `${scheme.toLowerCase()}://$(POD_IP):${config.listen.port}`, 'advertised: the pod IP')
+      if (config.tls.serving) t.ok(config.coordination.peer.serverName, 'peers check the certificate against a name it holds')
+      const redis = of('Deployment').find((d) => d.metadata.name === 'ferry-redis')
+      const redisPort = redis?.spec.template.spec.containers[0].ports[0].containerPort
+      t.ok(
+        of('Service').some((s) => s.metadata.name === 'ferry-redis' && s.spec.ports[0].port === redisPort),
+        'a Redis Service',
+      )
+      const redisPolicy = of('NetworkPolicy').find((p) => p.metadata.name === 'ferry-redis')
+      t.same(redisPolicy?.spec.ingress[0].from, [{ podSelector: { matchLabels: podLabels } }], "only Ferry's pods reach Redis")
     }
     t.equal(container.securityContext.readOnlyRootFilesystem, true)
     t.ok(mounted('/tmp'), 'a writable /tmp beside the read-only root')
@@ -125,7 +141,7 @@ for (const overlay of overlays) {
 
     // The PodDisruptionBudget and NetworkPolicy select these pods; the policy opens the listen port.
     t.same(of('PodDisruptionBudget')[0]?.spec.selector.matchLabels, podLabels)
-    const [policy] = of('NetworkPolicy')
+    const policy = of('NetworkPolicy').find((p) => p.metadata.name === 'ferry')
     t.same(policy.spec.podSelector.matchLabels, podLabels)
     t.same(
       policy.spec.ingress.flatMap((i: K8s) => i.ports.map((p: K8s) => p.port)),

@@ -43,11 +43,16 @@ else
         {
           auth: { anonymousPull: ['**'] },
           configure: (config: Config) => {
-            config.storage = { ...config.storage, driver: 's3', s3: { ...storage, redirectMs: undefined } }
+            config.storage = {
+              ...config.storage,
+              driver: 's3',
+              s3: { ...storage, redirectMs: undefined, spoolPath: undefined, spoolBytes: 0 },
+            }
             config.coordination = {
               redis: { url: redisServer.url, keyPrefix, caPath: undefined },
               leaseTtl: 1000,
               advertiseUrl: 'http://127.0.0.1:9',
+              peer: { serverName: undefined, caPath: undefined },
             }
             if (quota !== undefined) config.cache.maxSize = { bytes: quota }
           },

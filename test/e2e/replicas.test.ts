@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     'killed.test': await startGateProxy(registry.url, killed.digest, 1 * MiB),
     'solo.test': await startGateProxy(registry.url, solo.digest, 1 * MiB),
     'manifest.test': await startGateProxy(registry.url, image.manifest.digest, 64),
+    'tag.test': await startGateProxy(registry.url, '/team/app/manifests/v1', 64),
   }
   for (const gate of Object.values(gates)) stops.push(() => gate.close())
 
@@ -131,7 +132,16 @@ async function main(): Promise<void> {
     return sha256(Buffer.from(await response.arrayBuffer()))
   }
 
+  /** S3 requests that write (a blob, an upload session, a link), per replica. */
+  const s3Writes = async (ferry: FerryProcess): Promise<number> => {
+    const text = await (await fetch(`${ferry.url}/metrics`)).text()
+    const writes =
+      /^ferry_storage_s3_requests_total\{operation="(?:PutObject|CreateMultipartUpload|UploadPart|CompleteMultipartUpload|CopyObject|DeleteObject)"\} (\d+)/gm
+    return [...text.matchAll(writes)].reduce((sum, m) => sum + Number(m[1]), 0)
+  }
+
   t.test('32 concurrent cold pulls over three replicas: one upstream fetch, every body byte-exact', async (t) => {
+    const writesBefore = await Promise.all(trio.map(s3Writes))
     const pulls = Array.from({ length: 32 }, (_, i) => pull(trio[i % 3]!, 'shared.test', shared.digest))
     await gates['shared.test']!.holding
     // Every replica has its fill running (the holder's from the upstream, the others' from it).
@@ -146,6 +156,16 @@ async function main(): Promise<void> {
       counted.reduce((a, b) => a + b, 0),
       shared.size,
       'upstream bytes are counted once, by the replica that fetched them',
+    )
+    // The replicas that streamed the holder's fill wrote nothing to the bucket: no session, no blob.
+    await eventually(async () => (await Promise.all(trio.map(fillsInFlight))).every((n) => n === 0), { message: 'every fill settled' })
+    const writes = (await Promise.all(trio.map(s3Writes))).map((n, i) => n - writesBefore[i]!)
+    const holder = counted.findIndex((bytes) => bytes > 0)
+    t.ok(writes[holder]! > 0, 'the lease holder wrote the blob')
+    t.same(
+      writes.filter((_, i) => i !== holder),
+      [0, 0],
+      'the followers made no S3 write',
     )
     t.equal(await pull(trio[1]!, 'shared.test', shared.digest), shared.digest, 'a later pull is served from the bucket')
     t.equal(await upstreamBlobGets(shared.digest), 1)
@@ -171,6 +191,24 @@ async function main(): Promise<void> {
     gates['manifest.test']!.release()
     t.same(new Set(await Promise.all(gets)), new Set([image.manifest.digest]), 'every replica serves the exact manifest')
     t.equal(await upstreamManifestGets(image.manifest.digest), 1, 'the upstream served the manifest once')
+  })
+
+  t.test('concurrent cold manifest GETs by tag over three replicas: one upstream tag resolution', async (t) => {
+    const get = async (ferry: FerryProcess): Promise<string> => {
+      const response = await fetch(`${ferry.url}/v2/tag.test/team/app/manifests/v1`, { headers: { accept: '*/*' } })
+      return response.status === 200 ? sha256(Buffer.from(await response.arrayBuffer())) : `status ${response.status}`
+    }
+    const gets = trio.flatMap((ferry) => [get(ferry), get(ferry)])
+    await gates['tag.test']!.holding
+    const misses = /^ferry_mirror_cache_lookups_total\{kind="tag",result="miss"\} (\d+)/m
+    // Every replica has missed the tag (the holder resolves it; the others wait on its lease).
+    await eventually(async () => (await Promise.all(trio.map((r) => metric(r, misses)))).every((n) => n >= 1), {
+      message: 'a tag miss on each replica',
+    })
+    gates['tag.test']!.release()
+    t.same(new Set(await Promise.all(gets)), new Set([image.manifest.digest]), 'every replica serves the tagged manifest')
+    const tagRequests = (await registry.loggedRequests()).filter((r) => r.method !== 'PUT' && r.path.includes('/team/app/manifests/v1'))
+    t.equal(tagRequests.length, 1, 'the upstream was asked for the tag once')
   })
 
   t.test('a filling replica killed mid-fill is taken over; pulls on the others complete', async (t) => {

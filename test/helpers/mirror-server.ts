@@ -48,7 +48,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   const config = defaultConfig()
   config.storage.filesystem.path = root
   const s3 = process.env.FERRY_TEST_STORAGE === 's3' ? await startS3Server() : undefined
-  if (s3) config.storage = { ...config.storage, driver: 's3', s3: { ...s3.driverOptions(), redirectMs: undefined } }
+  if (s3) config.storage = { ...config.storage, driver: 's3', s3: { ...config.storage.s3, ...s3.driverOptions(), redirectMs: undefined } }
   config.mirror = { ...config.mirror, namespaces: [], ...mirror }
   config.auth = { ...config.auth, ...options.auth }
   if (options.sendfile !== undefined) config.http.sendfile = options.sendfile

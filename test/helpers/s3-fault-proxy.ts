@@ -20,6 +20,12 @@ export interface S3FaultProxy {
   readonly requests: string[]
   /** Faults still to inject, in order of arrival per operation. */
   inject(fault: Fault): void
+  /** Holds every request of `operation` (unanswered, not forwarded) until release(operation). */
+  hold(operation: string): void
+  /** Forwards the held requests of `operation` and stops holding it. */
+  release(operation: string): void
+  /** How many requests of `operation` are held now. */
+  held(operation: string): number
   close(): Promise<void>
 }
 
@@ -28,6 +34,7 @@ export async function startS3FaultProxy(target: string, options: { conditionalWr
   const faults: Array<Required<Fault>> = []
   const requests: string[] = []
   const stalled = new Set<ServerResponse>()
+  const holds = new Map<string, Array<() => void>>()
 
   const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
     const headers = { ...req.headers, host: upstream.host }
@@ -56,6 +63,11 @@ export async function startS3FaultProxy(target: string, options: { conditionalWr
     req.on('end', () => {
       const operation = operationOf(req)
       requests.push(operation)
+      const held = holds.get(operation)
+      if (held) {
+        held.push(() => forward(req, res, Buffer.concat(chunks)))
+        return
+      }
       const at = faults.findIndex((f) => f.operation === operation)
       if (at !== -1) {
         const fault = faults[at]!
@@ -90,6 +102,13 @@ export async function startS3FaultProxy(target: string, options: { conditionalWr
     endpoint: `http://127.0.0.1:${port}`,
     requests,
     inject: (fault) => faults.push({ times: 1, ...fault }),
+    hold: (operation) => void (holds.has(operation) || holds.set(operation, [])),
+    release: (operation) => {
+      const held = holds.get(operation) ?? []
+      holds.delete(operation)
+      for (const forwardHeld of held) forwardHeld()
+    },
+    held: (operation) => holds.get(operation)?.length ?? 0,
     close: async () => {
       for (const res of stalled) res.destroy()
       server.closeAllConnections()

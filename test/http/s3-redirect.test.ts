@@ -21,7 +21,7 @@ t.test('blob GETs redirect to the store, HEAD and ranges stay with Ferry', async
     {
       auth: await teamAuth(),
       configure: (config) => {
-        config.storage = { ...config.storage, driver: 's3', s3: { ...s3.driverOptions(), redirectMs: 60_000 } }
+        config.storage = { ...config.storage, driver: 's3', s3: { ...config.storage.s3, ...s3.driverOptions(), redirectMs: 60_000 } }
       },
     },
   )
@@ -63,7 +63,7 @@ t.test('skopeo pulls through the redirects', { skip: noSkopeo }, async (t) => {
     {
       auth: await teamAuth(),
       configure: (config) => {
-        config.storage = { ...config.storage, driver: 's3', s3: { ...s3.driverOptions(), redirectMs: 60_000 } }
+        config.storage = { ...config.storage, driver: 's3', s3: { ...config.storage.s3, ...s3.driverOptions(), redirectMs: 60_000 } }
       },
     },
   )
