@@ -77,6 +77,15 @@ function recordingBlobs(inner: BlobService, name: string, { activity, space, sto
     cancel: (id, op) => inner.uploads.cancel(id, op),
     read: (id, range, op) => inner.uploads.read(id, range, op),
   }
+  // A monolithic push written straight to its content address (S3) has no session to discard.
+  const put = inner.uploads.put?.bind(inner.uploads)
+  if (put !== undefined) {
+    uploads.put = async (digest: Digest, body: Readable, options?: AppendOptions) => {
+      const info = await activity.using(digest, () => space.write(() => put(digest, body, options)), true)
+      stored?.(info.size, name)
+      return info
+    }
+  }
   return {
     uploads,
     stat: (digest, op) => inner.stat(digest, op),
