@@ -107,18 +107,19 @@ async function terminate(child: ChildProcess, killAfterMs = 10_000): Promise<voi
   running.delete(child)
 }
 
-function launch(
+/** Starts a process tracked here (stopped by stopAll(), counted as ours by the quiet check); `ipc` adds a message channel. */
+export function launch(
   command: string,
   args: string[],
   logFile: string,
-  options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean; ipc?: boolean } = {},
 ): ChildProcess {
   const fd = openSync(logFile, 'a')
   try {
     const child = spawn(command, args, {
       cwd: projectRoot,
       env: options.env ?? process.env,
-      stdio: [options.stdinPipe ? 'pipe' : 'ignore', fd, fd],
+      stdio: [options.stdinPipe ? 'pipe' : 'ignore', fd, fd, ...(options.ipc ? (['ipc'] as const) : [])],
     })
     child.stdin?.on('error', () => {})
     running.add(child)
@@ -220,6 +221,8 @@ export interface FerryOptions {
   tagTtl?: string
   /** Run under `node --cpu-prof` writing here (default: BENCH_CPU_PROF, if set). */
   cpuProfDir?: string
+  /** The `storage` section instead of a filesystem folder in `dir` (the S3 scenario's bucket). */
+  storage?: Record<string, unknown>
 }
 
 /** The compiled Ferry: `node bench/lib/ferry-child.mjs serve --config … --listen 127.0.0.1:PORT`. */
@@ -230,7 +233,7 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
   const mirror = options.upstream
     ? { upstreams: [{ name: 'up', url: options.upstream, ...(options.tagTtl ? { tagTtl: options.tagTtl } : {}) }], defaultUpstream: 'up' }
     : { upstreams: [] }
-  await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror }))
+  await writeFile(configFile, stringify({ storage: options.storage ?? { filesystem: { path: storage } }, mirror }))
   const extra = ferryHasFlag('--htpasswd') ? ['--htpasswd', await htpasswdFile(options.dir)] : []
   // Reads stay anonymous, as containerd's are and as distribution serves them here: the
   // pushed namespaces nodes pull from are opened with --anonymous-pull in such deployments.
