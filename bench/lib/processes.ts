@@ -110,18 +110,19 @@ async function terminate(child: ChildProcess, killAfterMs = 10_000): Promise<voi
   running.delete(child)
 }
 
-function launch(
+/** Starts a process tracked here (stopped by stopAll(), counted as ours by the quiet check); `ipc` adds a message channel. */
+export function launch(
   command: string,
   args: string[],
   logFile: string,
-  options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; stdinPipe?: boolean; ipc?: boolean } = {},
 ): ChildProcess {
   const fd = openSync(logFile, 'a')
   try {
     const child = spawn(command, args, {
       cwd: projectRoot,
       env: options.env ?? process.env,
-      stdio: [options.stdinPipe ? 'pipe' : 'ignore', fd, fd],
+      stdio: [options.stdinPipe ? 'pipe' : 'ignore', fd, fd, ...(options.ipc ? (['ipc'] as const) : [])],
     })
     child.stdin?.on('error', () => {})
     running.add(child)
@@ -242,6 +243,8 @@ export interface FerryOptions {
   cpuProfDir?: string
   /** Serve HTTPS with this certificate (a self-signed one the curl clients trust); `http2` offers h2 in ALPN. */
   tls?: ServingCertificate & { http2: boolean }
+  /** The `storage` section instead of a filesystem folder in `dir` (the S3 scenario's bucket). */
+  storage?: Record<string, unknown>
 }
 
 /** A certificate and its key, as PEM files; the certificate is also the CA clients are given. */
@@ -259,7 +262,7 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
     ? { upstreams: [{ name: 'up', url: options.upstream, ...(options.tagTtl ? { tagTtl: options.tagTtl } : {}) }], defaultUpstream: 'up' }
     : { upstreams: [] }
   const tls = options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key, http2: options.tls.http2 } } : {}
-  await writeFile(configFile, stringify({ storage: { filesystem: { path: storage } }, mirror, ...tls }))
+  await writeFile(configFile, stringify({ storage: options.storage ?? { filesystem: { path: storage } }, mirror, ...tls }))
   const extra = ferryHasFlag('--htpasswd') ? ['--htpasswd', await htpasswdFile(options.dir)] : []
   // Reads stay anonymous, as containerd's are and as distribution serves them here: the
   // pushed namespaces nodes pull from are opened with --anonymous-pull in such deployments.

@@ -7,6 +7,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import { rootCertificates } from 'node:tls'
 import { S3Client, S3ServiceException, type StorageClass } from '@aws-sdk/client-s3'
 import type { S3Settings } from '../../core/s3-settings.js'
+import { queueRequests, RequestSlots } from './s3-request-slots.js'
 
 /** How to reach the bucket (core/s3-settings.ts, what `storage.s3` decodes to), and what only the driver is told. */
 export interface S3DriverOptions extends S3Settings {
@@ -17,6 +18,8 @@ export interface S3DriverOptions extends S3Settings {
   conditionalWrites?: boolean | undefined
   /** Milliseconds a request may go without socket activity before it is retried; default 60 s. */
   idleTimeoutMs?: number | undefined
+  /** Milliseconds a request may wait for its connection once it has a request slot; default 10 s. */
+  connectTimeoutMs?: number | undefined
   /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
   onRequest?: ((operation: string) => void) | undefined
 }
@@ -41,11 +44,13 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
     requestHandler: {
       httpAgent: new HttpAgent(agentOptions),
       httpsAgent: new HttpsAgent(ca === undefined ? agentOptions : { ...agentOptions, ca }),
-      connectionTimeout: 10_000,
+      connectionTimeout: options.connectTimeoutMs ?? 10_000,
       // A request whose socket is idle this long (a stalled part) fails and is retried.
       socketTimeout: options.idleTimeoutMs ?? 60_000,
     },
   })
+  // At most maxSockets requests reach the agent at once; the rest wait without a timeout running.
+  queueRequests(client, new RequestSlots(options.maxSockets))
   const onRequest = options.onRequest
   if (onRequest !== undefined) countRequests(client, onRequest)
   return client

@@ -54,12 +54,20 @@ export class S3ObjectReader implements ObjectReader {
     }
     async function* ranges(): AsyncGenerator<Buffer> {
       let next: Promise<Readable> | undefined = object.size > 0 ? fetchRange(0) : undefined
-      for (let start = 0; next !== undefined; start += rangeBytes) {
-        const body = await next
-        // The next range is on its way while this one is read.
-        next = start + rangeBytes < object.size ? fetchRange(start + rangeBytes) : undefined
-        next?.catch(() => undefined)
-        for await (const chunk of body) yield chunk as Buffer
+      try {
+        for (let start = 0; next !== undefined; start += rangeBytes) {
+          const body = await next
+          // The next range is on its way while this one is read.
+          next = start + rangeBytes < object.size ? fetchRange(start + rangeBytes) : undefined
+          next?.catch(() => undefined)
+          for await (const chunk of body) yield chunk as Buffer
+        }
+      } finally {
+        // A reader stopped early: the range fetched ahead would otherwise hold its socket.
+        void next?.then(
+          (body) => body.destroy(),
+          () => undefined,
+        )
       }
     }
     return Readable.from(ranges(), { objectMode: false })

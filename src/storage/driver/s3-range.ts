@@ -14,7 +14,10 @@ export function exactRange(response: GetObjectCommandOutput, start: number, end:
   const length = response.ContentLength ?? 0
   const wanted = end === undefined ? from + length - start : Math.min(end + 1, from + length) - start
   if (from === start && wanted === length) return body
-  return Readable.from(slice(body, start - from, Math.max(0, wanted)), { objectMode: false })
+  const cut = Readable.from(slice(body, start - from, Math.max(0, wanted)), { objectMode: false })
+  // Destroyed before its first read, the generator never runs: the response would keep its socket.
+  cut.once('close', () => body.destroy())
+  return cut
 }
 
 async function* slice(source: Readable, skip: number, length: number): AsyncGenerator<Buffer> {

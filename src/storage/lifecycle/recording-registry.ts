@@ -104,6 +104,16 @@ function recordingBlobs(inner: BlobService, name: string, services: RecordingSer
     cancel: (id, op) => inner.uploads.cancel(id, op),
     read: (id, range, op) => inner.uploads.read(id, range, op),
   }
+  // A monolithic push written straight to its content address (S3) has no session to discard.
+  const put = inner.uploads.put?.bind(inner.uploads)
+  if (put !== undefined) {
+    uploads.put = async (digest: Digest, body: Readable, options?: AppendOptions) => {
+      const fresh = freshness(services, digest)
+      const info = await activity.using(digest, () => space.write(() => put(digest, body, options)), true)
+      stored?.(info.size, name, await fresh)
+      return info
+    }
+  }
   return {
     uploads,
     stat: (digest, op) => inner.stat(digest, op),
