@@ -144,10 +144,11 @@ export class Collector {
       await this.#readBlob(entry, origin, `${blob[2]}:${blob[3]}`)
       return
     }
-    if (base === 'index.json' || base === 'manifest.json') {
+    if (base === 'index.json' || base === 'manifest.json' || base === 'hauler-index.json') {
       const bytes = await readSmall(entry, origin)
       const scope = this.#scope(archive, prefix)
       if (base === 'index.json') scope.indexJson = bytes
+      else if (base === 'hauler-index.json') scope.haulerIndexJson = bytes
       else scope.dockerManifest = bytes
       return
     }

@@ -9,6 +9,7 @@ import { mediaTypes } from '../core/media-types.js'
 import { isWithin, type ArchiveFiles, type BundleContent, type Scope } from './content.js'
 import { diffIds, parseSavedImages, savedImageManifest, type SavedLayer } from './docker-save.js'
 import { normalisePath } from './entries.js'
+import { withCosignTags } from './hauler.js'
 import { isFullReference, parseSourceName, unnamedDestination } from './naming.js'
 
 export interface PlannedManifest {
@@ -67,7 +68,7 @@ export function planImages(content: BundleContent, options: PlanOptions = {}): I
   for (const scope of content.scopes) {
     const where = scope.prefix === '' ? scope.archive.label : `${scope.archive.label}!/${scope.prefix}`
     const broken = content.broken.find((b) => isWithin(scope.archive.label, b.label))
-    if (scope.indexJson !== undefined) plans.push(...layoutImages(content, scope, where, options))
+    if ((scope.haulerIndexJson ?? scope.indexJson) !== undefined) plans.push(...layoutImages(content, scope, where, options))
     else if (scope.dockerManifest !== undefined) plans.push(...savedImages(content, scope, where))
     if (broken !== undefined) for (const plan of plans) if (plan.archive === where) plan.problem ??= broken.error
   }
@@ -81,7 +82,7 @@ export function planImages(content: BundleContent, options: PlanOptions = {}): I
 function layoutImages(content: BundleContent, scope: Scope, where: string, options: PlanOptions): ImagePlan[] {
   let descriptors: Array<{ mediaType?: unknown; digest?: unknown; annotations?: Record<string, unknown> }>
   try {
-    const index = JSON.parse(scope.indexJson!.toString('utf8')) as { manifests?: unknown }
+    const index = JSON.parse((scope.haulerIndexJson ?? scope.indexJson)!.toString('utf8')) as { manifests?: unknown }
     if (!Array.isArray(index.manifests)) throw new Error('no manifests array')
     descriptors = index.manifests as typeof descriptors
   } catch (err) {
@@ -89,7 +90,11 @@ function layoutImages(content: BundleContent, scope: Scope, where: string, optio
     return [failed(where, `${where}/index.json is not an OCI image index (${(err as Error).message})`)]
   }
   const saved = scope.dockerManifest === undefined ? [] : (parseSavedImages(scope.dockerManifest) ?? [])
-  return withReferrers(
+  const entries = descriptors.map((d) => ({
+    digest: typeof d.digest === 'string' ? tryParseDigest(d.digest) : undefined,
+    annotations: d.annotations ?? {},
+  }))
+  const plans = withReferrers(
     content,
     descriptors.map((descriptor) => {
       const digest = typeof descriptor.digest === 'string' ? tryParseDigest(descriptor.digest) : undefined
@@ -106,6 +111,7 @@ function layoutImages(content: BundleContent, scope: Scope, where: string, optio
       return name(plan)
     }),
   )
+  return withCosignTags(content, entries, plans)
 }
 
 /**
