@@ -78,16 +78,8 @@ async function main(): Promise<void> {
   })
   const push = async (source: string, namespace: string): Promise<{ exit: number; stderr: string }> => {
     const fake = fakeIo()
-    const args = [
-      '--source',
-      source,
-      '--private-registry',
-      `http://${server.host}/${namespace}`,
-      '--username',
-      'admin',
-      '--password',
-      'admin-pw',
-    ]
+    const args = ['--source', source, '--private-registry', `http://${server.host}/${namespace}`, '--digest-map', join(work, 'map.json')]
+    args.push('--username', 'admin', '--password', 'admin-pw')
     await runCli(['node', 'ferry', 'push', 'images', ...args], fake.io)
     return { exit: fake.exits[0] ?? -1, stderr: fake.stderr() }
   }
