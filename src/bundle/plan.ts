@@ -117,22 +117,25 @@ function layoutImages(content: BundleContent, scope: Scope, where: string, optio
 /**
  * Referrers listed in index.json (cosign signatures, SBOMs: manifests whose `subject` is an image
  * of the same layout) travel with their subject: into its repository, by digest, never as an
- * unnamed image of their own.
+ * unnamed image of their own; into each repository when the layout names the image twice.
  */
 function withReferrers(content: BundleContent, plans: ImagePlan[]): ImagePlan[] {
-  return plans.map((plan) => {
+  return plans.flatMap((plan) => {
     const root = plan.problem === undefined ? content.documents.get(plan.digest) : undefined
-    if (root === undefined) return plan
+    if (root === undefined) return [plan]
     let subject: unknown
     try {
       subject = (JSON.parse(root.toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest
     } catch {
-      return plan
+      return [plan]
     }
-    if (typeof subject !== 'string') return plan
-    const owner = plans.find((other) => other !== plan && other.path !== '' && other.manifests.some((m) => m.digest === subject))
-    if (owner === undefined) return plan
-    return { ...plan, source: undefined, path: owner.path, tag: undefined, referrerOf: owner.source }
+    if (typeof subject !== 'string') return [plan]
+    const owners = plans.filter((other) => other !== plan && other.path !== '' && other.manifests.some((m) => m.digest === subject))
+    const paths = new Set<string>()
+    const placed = owners
+      .filter((owner) => !paths.has(owner.path) && paths.add(owner.path))
+      .map((owner) => ({ ...plan, source: undefined, path: owner.path, tag: undefined, referrerOf: owner.source }))
+    return placed.length > 0 ? placed : [plan]
   })
 }
 
