@@ -100,7 +100,8 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   // Always the real thing: there is no way to compose Ferry without authentication.
   const auth = await buildAuth(config.auth, logger, metrics, options.now)
   // Imports write pushed content: the local registry, not the mirror in front of it.
-  const imports = composeImports({ registry, driver, s3: config.storage.s3, metrics, logger })
+  const retention = { retentionMs: config.imports.retention, keep: config.imports.keep }
+  const imports = composeImports({ registry, driver, s3: config.storage.s3, retention, metrics, logger })
 
   const app = await buildApp({
     registry: mirror.registry,

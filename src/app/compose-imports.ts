@@ -16,6 +16,8 @@ export interface ImportsDeps {
   registry: Registry
   driver: StorageDriver
   s3: S3StorageConfig
+  /** Finished import records older than `retentionMs` are pruned, the newest `keep` kept. */
+  retention: { retentionMs: number; keep: number }
   metrics: Metrics
   logger: Logger
 }
@@ -27,6 +29,7 @@ export function composeImports(deps: ImportsDeps): ImportJobs {
     registry: deps.registry,
     records: new StoredImportRecords(deps.driver),
     objects: lazyObjectReader(deps.s3),
+    retention: deps.retention,
     onChange: (status, change) => {
       if (change.bytesRead !== undefined) metrics.importBytes.inc(change.bytesRead)
       if (change.image !== undefined) metrics.importImages.inc({ result: change.image.status })

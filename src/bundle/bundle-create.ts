@@ -14,6 +14,8 @@ export interface CreateOptions {
   compression: OutputCompression
   platforms?: Platform[]
   concurrency: number
+  /** Bundle each image's referrers (signatures, SBOMs) with it (default true). */
+  referrers?: boolean
   onImage?: (reference: string, image: ResolvedImage) => void
   /** Once every image is resolved: the bytes the bundle will hold. */
   onPlan?: (bytes: number) => void
@@ -34,7 +36,8 @@ export async function createBundle(
       limiter.run(async () => {
         const image = await resolveFrom(source, ref, options.platforms, false, options.signal)
         options.onImage?.(ref.text, image)
-        return toWrite(source, ref, image, options.signal)
+        const referrers = options.referrers === false ? [] : await resolveReferrers(source, ref, image, options.signal)
+        return toWrite(source, ref, image, options.signal, referrers)
       }),
     ),
   )
@@ -69,11 +72,47 @@ export async function resolveFrom(
   }
 }
 
-export function toWrite(source: RegistrySource, ref: ImageRef, image: ResolvedImage, signal?: AbortSignal): ImageToWrite {
+/**
+ * The referrers of an image's manifests (the index and each platform kept), found through the
+ * referrers API or its tag fallback (registry-source.ts), each resolved whole; sorted by digest
+ * per manifest, so the same registry content gives the same bundle.
+ */
+export async function resolveReferrers(
+  source: RegistrySource,
+  ref: ImageRef,
+  image: ResolvedImage,
+  signal?: AbortSignal,
+): Promise<ResolvedImage[]> {
+  const seen = new Set<string>(image.manifests.map((m) => m.digest))
+  const found: ResolvedImage[] = []
+  for (const manifest of image.manifests) {
+    const descriptors = await source.referrers(ref, manifest.digest, signal)
+    for (const descriptor of descriptors.sort((a, b) => a.digest.localeCompare(b.digest))) {
+      if (seen.has(descriptor.digest)) continue
+      seen.add(descriptor.digest)
+      try {
+        const root = await source.manifest(ref, descriptor.digest, signal)
+        found.push(await resolveImage(root, (digest: Digest) => source.manifest(ref, digest, signal)))
+      } catch (err) {
+        throw new Error(`${ref.text}: referrer ${descriptor.digest}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+  }
+  return found
+}
+
+export function toWrite(
+  source: RegistrySource,
+  ref: ImageRef,
+  image: ResolvedImage,
+  signal?: AbortSignal,
+  referrers: ResolvedImage[] = [],
+): ImageToWrite {
   return {
     reference: ref.text,
     tagged: ref.tag !== undefined,
     image,
+    ...(referrers.length > 0 ? { referrers } : {}),
     openBlob: (descriptor) => source.blob(ref, descriptor.digest, descriptor.size, signal),
   }
 }

@@ -26,7 +26,9 @@ export interface ImageToWrite {
   /** Whether `reference` names a tag (Docker's manifest.json gets it as a RepoTag). */
   tagged: boolean
   image: ResolvedImage
-  /** The bytes of one of its blobs; the stream must fail unless they match the descriptor. */
+  /** Manifests whose `subject` is one of the image's (signatures, SBOMs): bundled after it, listed unnamed in index.json. */
+  referrers?: ResolvedImage[]
+  /** The bytes of one of its blobs (or its referrers'); the stream must fail unless they match the descriptor. */
   openBlob(descriptor: Descriptor): Promise<Readable>
 }
 
@@ -53,11 +55,14 @@ const downloadAttempts = 3
 export async function writeBundle(images: ImageToWrite[], options: WriteBundleOptions): Promise<{ blobs: number; bytes: number }> {
   const manifests = new Map<Digest, FetchedManifest>()
   const blobs = new Map<Digest, { descriptor: Descriptor; image: ImageToWrite }>()
+  const graphs = (image: ImageToWrite): ResolvedImage[] => [image.image, ...(image.referrers ?? [])]
   for (const image of images) {
-    for (const manifest of image.image.manifests) if (!manifests.has(manifest.digest)) manifests.set(manifest.digest, manifest)
+    for (const graph of graphs(image)) {
+      for (const manifest of graph.manifests) if (!manifests.has(manifest.digest)) manifests.set(manifest.digest, manifest)
+    }
   }
   for (const image of images) {
-    for (const descriptor of image.image.blobs) {
+    for (const descriptor of graphs(image).flatMap((graph) => graph.blobs)) {
       if (!manifests.has(descriptor.digest) && !blobs.has(descriptor.digest)) blobs.set(descriptor.digest, { descriptor, image })
     }
   }
@@ -67,19 +72,26 @@ export async function writeBundle(images: ImageToWrite[], options: WriteBundleOp
   options.onPlan?.(bytes)
   const toc: BundleToc = {
     format: tocFormat,
-    images: images.map((i): BundleImage => ({ reference: i.reference, ...i.image.tree })),
+    images: images.map((i): BundleImage => ({
+      reference: i.reference,
+      ...i.image.tree,
+      ...(i.referrers?.length ? { referrers: i.referrers.map((r) => r.tree) } : {}),
+    })),
     blobs: manifests.size + blobs.size,
     bytes,
   }
   const index = {
     schemaVersion: 2,
     mediaType: mediaTypes.ociIndex,
-    manifests: images.map((i) => ({
-      mediaType: i.image.root.mediaType,
-      digest: i.image.root.digest,
-      size: i.image.root.bytes.length,
-      annotations: { [containerdNameAnnotation]: i.reference, [refNameAnnotation]: i.reference },
-    })),
+    manifests: [
+      ...images.map((i) => ({
+        mediaType: i.image.root.mediaType,
+        digest: i.image.root.digest,
+        size: i.image.root.bytes.length,
+        annotations: { [containerdNameAnnotation]: i.reference, [refNameAnnotation]: i.reference },
+      })),
+      ...referrerEntries(images.flatMap((i) => i.referrers ?? [])),
+    ],
   }
   const docker = images.flatMap((i) => dockerEntry(i, options.dockerPlatform))
   const algorithms = [...new Set([...manifests.keys(), ...blobs.keys()].map((d) => digestAlgorithm(d)))].sort()
@@ -114,6 +126,24 @@ export async function writeBundle(images: ImageToWrite[], options: WriteBundleOp
     await rm(tmp, { recursive: true, force: true })
   }
   return { blobs: manifests.size + blobs.size, bytes }
+}
+
+/**
+ * index.json entries of referrers: unnamed (a reader places them by their `subject`, as
+ * `ferry push images` does), once each, with the artifactType the referrers API would report.
+ */
+export function referrerEntries(
+  referrers: ResolvedImage[],
+): Array<{ mediaType: string; digest: Digest; size: number; artifactType?: string }> {
+  const seen = new Set<string>()
+  return referrers
+    .filter((r) => !seen.has(r.root.digest) && seen.add(r.root.digest))
+    .map((r) => ({
+      mediaType: r.root.mediaType,
+      digest: r.root.digest,
+      size: r.root.bytes.length,
+      ...(r.tree.artifactType !== undefined ? { artifactType: r.tree.artifactType } : {}),
+    }))
 }
 
 /** Downloads run ahead of the writer by at most `concurrency` blobs; each lands in the tar in order. */

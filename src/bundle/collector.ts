@@ -13,6 +13,7 @@ import { decompress } from './decompress.js'
 import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
+import { readSplitPackage, splitPackageOf } from './split-parts.js'
 import { digestOf, verified, type Spool } from './spool.js'
 
 /** Uploads a blob to the staging repository; `open` may be called again for a retry. */
@@ -56,6 +57,8 @@ export class Collector {
   readonly #options: CollectorOptions
   readonly #scopes = new Map<string, Scope>()
   readonly #uploads: Array<Promise<void>> = []
+  /** The data parts of split packages found in a folder: read through their first part, not one by one. */
+  readonly #splitParts = new Set<string>()
 
   constructor(options: CollectorOptions) {
     this.#options = options
@@ -71,6 +74,12 @@ export class Collector {
       return
     }
     const { onRead, signal } = this.#options
+    const split = await splitPackageOf(path)
+    if (split?.problem !== undefined) throw new Error(split.problem)
+    if (split !== undefined) {
+      await this.#readSource(readSplitPackage(split, { ...(onRead ? { onRead } : {}), ...(signal ? { signal } : {}) }), split.first)
+      return
+    }
     async function* counted(): AsyncGenerator<Buffer> {
       let read = 0
       for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
@@ -129,7 +138,7 @@ export class Collector {
         archive.links.set(entry.path, target)
         continue
       }
-      if (entry.kind !== 'file') continue
+      if (entry.kind !== 'file' || (entry.file !== undefined && this.#splitParts.has(entry.file))) continue
       await this.#readFile(entry, archive, depth)
     }
   }
@@ -144,10 +153,12 @@ export class Collector {
       await this.#readBlob(entry, origin, `${blob[2]}:${blob[3]}`)
       return
     }
-    if (base === 'index.json' || base === 'manifest.json') {
+    if (entry.file !== undefined && entry.size <= 4096 && (await this.#readSplit(entry.file, origin, depth))) return
+    if (base === 'index.json' || base === 'manifest.json' || base === 'hauler-index.json') {
       const bytes = await readSmall(entry, origin)
       const scope = this.#scope(archive, prefix)
       if (base === 'index.json') scope.indexJson = bytes
+      else if (base === 'hauler-index.json') scope.haulerIndexJson = bytes
       else scope.dockerManifest = bytes
       return
     }
@@ -178,6 +189,23 @@ export class Collector {
       return
     }
     stream.destroy()
+  }
+
+  /** A folder's split package (split-parts.ts), read whole through its first part; false when `file` is none. */
+  async #readSplit(file: string, origin: string, depth: number): Promise<boolean> {
+    const split = await splitPackageOf(file)
+    if (split === undefined || split.first !== file) return false
+    for (const part of split.parts) this.#splitParts.add(part)
+    if (split.problem !== undefined) {
+      this.content.broken.push({ label: origin, error: split.problem })
+      return true
+    }
+    try {
+      await this.#readStream(readSplitPackage(split, this.#options.signal ? { signal: this.#options.signal } : {}), origin, depth + 1)
+    } catch (err) {
+      this.content.broken.push({ label: origin, error: (err as Error).message })
+    }
+    return true
   }
 
   /**

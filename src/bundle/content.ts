@@ -34,6 +34,8 @@ export interface Scope {
   prefix: string
   /** OCI image layout: index.json. */
   indexJson?: Buffer
+  /** A Hauler haul's full index (hauler.ts), read in place of index.json. */
+  haulerIndexJson?: Buffer
   /** Whether blobs/ entries were seen: then it is an OCI layout, and a bad index.json an error. */
   hasBlobs?: boolean
   /** docker save: manifest.json. */

@@ -24,6 +24,7 @@ import {
   type ObjectReader,
 } from '../core/imports.js'
 import type { Registry } from '../core/registry.js'
+import { earlierImages, pruneRecords, StagingCleaner, stagingRepositoryOf, type RecordRetention } from './import-housekeeping.js'
 import { BundlePush } from './importer.js'
 import type { ImageResult } from './results.js'
 import { StorageSink } from './storage-sink.js'
@@ -37,6 +38,8 @@ export interface ImportJobsOptions {
   concurrency?: number
   /** How often a running import's progress is saved. */
   saveIntervalMs?: number
+  /** Which finished records are pruned (after each import, at start and when listing); none when absent. */
+  retention?: RecordRetention
   /** Told of every change (metrics, the audit line when `status` is finished). */
   onChange?: (status: ImportStatus, change: { bytesRead?: number; image?: ImportedImage }) => void
   /** Told of what could not be saved (storage trouble); the import goes on. */
@@ -55,13 +58,17 @@ export class ImportJobs implements ImportService {
   readonly #options: ImportJobsOptions
   readonly #jobs = new Map<string, Job>()
   readonly #saving = new Map<string, Promise<void>>()
+  readonly #staging: StagingCleaner
+  #prunedAt = 0
 
   constructor(options: ImportJobsOptions) {
     this.#options = options
+    this.#staging = new StagingCleaner(options.registry)
   }
 
-  /** After a restart: resumes `s3://` imports that were running, fails the others. */
+  /** After a restart: resumes `s3://` imports that were running, fails the others; prunes old records. */
   async resume(): Promise<void> {
+    await this.#prune(true)
     for (const status of await this.#options.records.list()) {
       if (isFinished(status.state)) continue
       const object = parseS3Url(status.source)
@@ -143,6 +150,7 @@ export class ImportJobs implements ImportService {
   }
 
   async list(): Promise<ImportStatus[]> {
+    await this.#prune(false)
     const stored = new Map((await this.#options.records.list()).map((s) => [s.id, s]))
     for (const job of this.#jobs.values()) stored.set(job.status.id, job.status)
     return [...stored.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt))
@@ -182,7 +190,7 @@ export class ImportJobs implements ImportService {
       dirty = false
     }, this.#options.saveIntervalMs ?? 2000)
     timer.unref()
-    const sink = new StorageSink(this.#options.registry, { mayPush })
+    const sink = new StorageSink(this.#options.registry, { mayPush, staging: stagingRepositoryOf(status.namespace) })
     const byDestination = new Map<string, ImportedImage>()
     const counted = hashing(
       (bytes) => {
@@ -207,6 +215,7 @@ export class ImportJobs implements ImportService {
         source: { stream: counted, label: status.source === 'body' ? 'bundle' : status.source },
         namespace: status.namespace,
         sink,
+        earlier: earlierImages(await this.#options.records.list(), status),
         concurrency: this.#options.concurrency ?? 8,
         keepGoing: true,
         signal,
@@ -253,10 +262,31 @@ export class ImportJobs implements ImportService {
       clearInterval(timer)
       signal.removeEventListener('abort', stop)
     }
+    if (status.state === 'done') this.#staging.add(status.namespace, sink.staged())
     await this.#save(status)
     // Finished imports are read back from their records: memory does not grow with their number.
     this.#jobs.delete(status.id)
     this.#options.onChange?.(status, {})
+    await this.#housekeeping(status)
+  }
+
+  /** Empties the namespace's staging repository when no import into it runs any more; prunes old records. */
+  async #housekeeping(status: ImportStatus): Promise<void> {
+    const busy = [...this.#jobs.values()].some((job) => job.status.namespace === status.namespace && !isFinished(job.status.state))
+    try {
+      await this.#staging.empty(status.namespace, busy)
+      await this.#prune(true)
+    } catch (err) {
+      this.#options.onError?.(err, status)
+    }
+  }
+
+  /** Prunes finished records past the retention; when listing, at most once a minute. */
+  async #prune(now: boolean): Promise<void> {
+    const retention = this.#options.retention
+    if (retention === undefined || (!now && Date.now() - this.#prunedAt < 60_000)) return
+    this.#prunedAt = Date.now()
+    await pruneRecords(this.#options.records, retention)
   }
 
   #openObject(status: ImportStatus): Readable {

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises'
 import { digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
 import type { Descriptor } from '../core/manifest.js'
 import { mediaTypes } from '../core/media-types.js'
-import { blobName, containerdNameAnnotation, refNameAnnotation, type ImageToWrite } from './bundle-writer.js'
+import { blobName, containerdNameAnnotation, referrerEntries, refNameAnnotation, type ImageToWrite } from './bundle-writer.js'
 import { resolveImage, type ResolveOptions, type ResolvedImage } from './image-graph.js'
 import { Limiter } from './limiter.js'
 import { mediaTypeOf, verifying, type FetchedManifest } from './registry-source.js'
@@ -21,11 +21,15 @@ interface IndexJson {
 
 /** Writes `image` into the layout folder `dir` (created if need be), tagged `reference` in index.json. */
 export async function writeLayout(dir: string, image: ImageToWrite, concurrency: number): Promise<void> {
-  const algorithms = new Set([...image.image.manifests, ...image.image.blobs].map((d) => blobName(d.digest).split('/')[1]!))
+  const graphs = [image.image, ...(image.referrers ?? [])]
+  const manifests = graphs.flatMap((graph) => graph.manifests)
+  const seen = new Set<string>(manifests.map((m) => m.digest))
+  const blobs = graphs.flatMap((graph) => graph.blobs).filter((d) => !seen.has(d.digest) && seen.add(d.digest))
+  const algorithms = new Set([...manifests, ...blobs].map((d) => blobName(d.digest).split('/')[1]!))
   for (const algorithm of algorithms) await mkdir(join(dir, 'blobs', algorithm), { recursive: true })
   const limiter = new Limiter(concurrency)
   await Promise.all(
-    image.image.blobs.map((descriptor) =>
+    blobs.map((descriptor) =>
       limiter.run(async () => {
         const path = join(dir, blobName(descriptor.digest))
         if ((await stat(path).catch(() => undefined))?.size === descriptor.size) return
@@ -39,7 +43,7 @@ export async function writeLayout(dir: string, image: ImageToWrite, concurrency:
       }),
     ),
   )
-  for (const manifest of image.image.manifests) await writeFile(join(dir, blobName(manifest.digest)), manifest.bytes)
+  for (const manifest of manifests) await writeFile(join(dir, blobName(manifest.digest)), manifest.bytes)
   await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
   const index = (await readIndex(dir).catch(() => undefined)) ?? { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [] }
   const root = image.image.root
@@ -50,6 +54,9 @@ export async function writeLayout(dir: string, image: ImageToWrite, concurrency:
     size: root.bytes.length,
     annotations: { [containerdNameAnnotation]: image.reference, [refNameAnnotation]: image.reference },
   })
+  // Referrers unnamed, after the image, once each however often the folder is written to.
+  const listed = new Set(index.manifests.map((d) => d.digest))
+  for (const entry of referrerEntries(image.referrers ?? [])) if (!listed.has(entry.digest)) index.manifests.push(entry)
   await writeFile(join(dir, 'index.json.partial'), JSON.stringify(index))
   await rename(join(dir, 'index.json.partial'), join(dir, 'index.json'))
 }
@@ -73,10 +80,13 @@ export interface LayoutImage {
 export async function readLayoutImage(dir: string, name: string | undefined, options: ResolveOptions): Promise<LayoutImage> {
   const index = await readIndex(dir)
   const names = index.manifests.map((d) => d.annotations?.[refNameAnnotation] ?? d.annotations?.[containerdNameAnnotation])
-  let chosen = index.manifests[0]
+  // Unnamed entries beside named ones are the images' referrers (signatures, SBOMs), not images to choose from.
+  const candidates = names.some((n) => n !== undefined) ? index.manifests.filter((_, i) => names[i] !== undefined) : index.manifests
+  let chosen = candidates[0]
   if (name !== undefined) chosen = index.manifests.find((_, i) => names[i] === name)
-  else if (index.manifests.length > 1) {
-    throw new Error(`${dir} holds ${index.manifests.length} images: name one with --ref (${names.map((n) => n ?? '(no name)').join(', ')})`)
+  else if (candidates.length > 1) {
+    const listed = candidates.map((d) => names[index.manifests.indexOf(d)] ?? '(no name)').join(', ')
+    throw new Error(`${dir} holds ${candidates.length} images: name one with --ref (${listed})`)
   }
   if (chosen === undefined) throw new Error(name === undefined ? `${dir} holds no image` : `${dir} has no image named ${name}`)
   const fetch = async (digest: Digest): Promise<FetchedManifest> => {

@@ -9,6 +9,7 @@ import { mediaTypes } from '../core/media-types.js'
 import { isWithin, type ArchiveFiles, type BundleContent, type Scope } from './content.js'
 import { diffIds, parseSavedImages, savedImageManifest, type SavedLayer } from './docker-save.js'
 import { normalisePath } from './entries.js'
+import { withCosignTags } from './hauler.js'
 import { isFullReference, parseSourceName, unnamedDestination } from './naming.js'
 
 export interface PlannedManifest {
@@ -67,7 +68,7 @@ export function planImages(content: BundleContent, options: PlanOptions = {}): I
   for (const scope of content.scopes) {
     const where = scope.prefix === '' ? scope.archive.label : `${scope.archive.label}!/${scope.prefix}`
     const broken = content.broken.find((b) => isWithin(scope.archive.label, b.label))
-    if (scope.indexJson !== undefined) plans.push(...layoutImages(content, scope, where, options))
+    if ((scope.haulerIndexJson ?? scope.indexJson) !== undefined) plans.push(...layoutImages(content, scope, where, options))
     else if (scope.dockerManifest !== undefined) plans.push(...savedImages(content, scope, where))
     if (broken !== undefined) for (const plan of plans) if (plan.archive === where) plan.problem ??= broken.error
   }
@@ -81,7 +82,7 @@ export function planImages(content: BundleContent, options: PlanOptions = {}): I
 function layoutImages(content: BundleContent, scope: Scope, where: string, options: PlanOptions): ImagePlan[] {
   let descriptors: Array<{ mediaType?: unknown; digest?: unknown; annotations?: Record<string, unknown> }>
   try {
-    const index = JSON.parse(scope.indexJson!.toString('utf8')) as { manifests?: unknown }
+    const index = JSON.parse((scope.haulerIndexJson ?? scope.indexJson)!.toString('utf8')) as { manifests?: unknown }
     if (!Array.isArray(index.manifests)) throw new Error('no manifests array')
     descriptors = index.manifests as typeof descriptors
   } catch (err) {
@@ -89,7 +90,11 @@ function layoutImages(content: BundleContent, scope: Scope, where: string, optio
     return [failed(where, `${where}/index.json is not an OCI image index (${(err as Error).message})`)]
   }
   const saved = scope.dockerManifest === undefined ? [] : (parseSavedImages(scope.dockerManifest) ?? [])
-  return withReferrers(
+  const entries = descriptors.map((d) => ({
+    digest: typeof d.digest === 'string' ? tryParseDigest(d.digest) : undefined,
+    annotations: d.annotations ?? {},
+  }))
+  const plans = withReferrers(
     content,
     descriptors.map((descriptor) => {
       const digest = typeof descriptor.digest === 'string' ? tryParseDigest(descriptor.digest) : undefined
@@ -106,27 +111,31 @@ function layoutImages(content: BundleContent, scope: Scope, where: string, optio
       return name(plan)
     }),
   )
+  return withCosignTags(content, entries, plans)
 }
 
 /**
  * Referrers listed in index.json (cosign signatures, SBOMs: manifests whose `subject` is an image
  * of the same layout) travel with their subject: into its repository, by digest, never as an
- * unnamed image of their own.
+ * unnamed image of their own; into each repository when the layout names the image twice.
  */
 function withReferrers(content: BundleContent, plans: ImagePlan[]): ImagePlan[] {
-  return plans.map((plan) => {
+  return plans.flatMap((plan) => {
     const root = plan.problem === undefined ? content.documents.get(plan.digest) : undefined
-    if (root === undefined) return plan
+    if (root === undefined) return [plan]
     let subject: unknown
     try {
       subject = (JSON.parse(root.toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest
     } catch {
-      return plan
+      return [plan]
     }
-    if (typeof subject !== 'string') return plan
-    const owner = plans.find((other) => other !== plan && other.path !== '' && other.manifests.some((m) => m.digest === subject))
-    if (owner === undefined) return plan
-    return { ...plan, source: undefined, path: owner.path, tag: undefined, referrerOf: owner.source }
+    if (typeof subject !== 'string') return [plan]
+    const owners = plans.filter((other) => other !== plan && other.path !== '' && other.manifests.some((m) => m.digest === subject))
+    const paths = new Set<string>()
+    const placed = owners
+      .filter((owner) => !paths.has(owner.path) && paths.add(owner.path))
+      .map((owner) => ({ ...plan, source: undefined, path: owner.path, tag: undefined, referrerOf: owner.source }))
+    return placed.length > 0 ? placed : [plan]
   })
 }
 

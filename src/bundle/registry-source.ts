@@ -2,9 +2,9 @@
 // client per registry host, manifests fetched whole and checked against the digest they were
 // asked by, blobs streamed and verified (size and digest) as they pass.
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
-import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
-import { maxManifestBytes } from '../core/manifest.js'
-import { baseMediaType, manifestMediaTypes } from '../core/media-types.js'
+import { createDigestHash, digestAlgorithm, digestBytes, digestEncoded, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
+import { maxManifestBytes, parseManifest, type Descriptor } from '../core/manifest.js'
+import { baseMediaType, manifestMediaTypes, mediaTypes } from '../core/media-types.js'
 import type { RegistryClient } from '../client/registry-client.js'
 import { registryHost, type ImageRef } from './image-ref.js'
 
@@ -62,6 +62,38 @@ export class RegistrySource {
     return { digest, mediaType: manifestMediaTypes.includes(mediaType) ? mediaType : mediaTypeOf(bytes), bytes }
   }
 
+  /**
+   * The manifests whose `subject` is `digest` (signatures, SBOMs): the referrers API, or on a
+   * registry without one the tag `sha256-<hex>` OCI 1.1 clients keep as its fallback index.
+   */
+  async referrers(ref: ImageRef, digest: Digest, signal?: AbortSignal): Promise<Descriptor[]> {
+    const client = this.#client(ref.domain)
+    const what = `${ref.domain}/${ref.repository}: referrers of ${digest}`
+    const listed = async (path: string): Promise<Descriptor[] | undefined> => {
+      const response = await client.request({
+        method: 'GET',
+        path,
+        headers: { accept: mediaTypes.ociIndex },
+        scope: `repository:${ref.repository}:pull`,
+        ...(signal ? { signal } : {}),
+      })
+      if (response.status !== 200) {
+        await response.dump()
+        if (response.status === 404 || response.status === 400 || response.status === 405) return undefined
+        throw new Error(`${what}: the registry answered ${response.status}`)
+      }
+      const bytes = await response.read(maxManifestBytes)
+      try {
+        return parseManifest(bytes, mediaTypes.ociIndex).manifests
+      } catch (err) {
+        throw new Error(`${what}: not an image index (${(err as Error).message})`, { cause: err })
+      }
+    }
+    const api = await listed(`/v2/${ref.repository}/referrers/${digest}`)
+    if (api !== undefined) return api
+    return (await listed(`/v2/${ref.repository}/manifests/${referrersTag(digest)}`)) ?? []
+  }
+
   /** A blob's bytes; the stream fails at its end unless they are `size` bytes hashing to `digest`. */
   async blob(ref: ImageRef, digest: Digest, size: number, signal?: AbortSignal): Promise<Readable> {
     const client = this.#client(ref.domain)
@@ -110,4 +142,9 @@ export function verifying(digest: Digest, size: number, what: string): Transform
       callback(new Error(`${what}: ${seen} bytes hash to ${actual}, not the ${size} bytes of ${digest}`))
     },
   })
+}
+
+/** The OCI 1.1 referrers tag schema: the fallback index of `digest`'s referrers is tagged `<alg>-<hex>`. */
+export function referrersTag(digest: Digest): string {
+  return `${digestAlgorithm(digest)}-${digestEncoded(digest)}`
 }

@@ -13,19 +13,31 @@ import type { BundleSink } from './sink.js'
 export interface StorageSinkOptions {
   /** Whether the importing account may push into `repository`; refused ones fail their image. */
   mayPush?: (repository: string) => boolean
+  /** The import's staging repository: the blobs written into it, or found there, are remembered (staged()). */
+  staging?: string
 }
 
 export class StorageSink implements BundleSink {
   readonly #registry: Registry
   readonly #mayPush: (repository: string) => boolean
+  readonly #staging: string | undefined
+  readonly #staged = new Set<Digest>()
 
   constructor(registry: Registry, options: StorageSinkOptions = {}) {
     this.#registry = registry
     this.#mayPush = options.mayPush ?? (() => true)
+    this.#staging = options.staging
+  }
+
+  /** The blobs this import put into (or found in) its staging repository: what emptying it removes. */
+  staged(): Digest[] {
+    return [...this.#staged]
   }
 
   async hasBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
-    return (await this.#repository(repo, false).blobs.stat(digest, op(signal))) !== undefined
+    const found = (await this.#repository(repo, false).blobs.stat(digest, op(signal))) !== undefined
+    if (found && repo === this.#staging) this.#staged.add(digest)
+    return found
   }
 
   async putBlob(repo: string, digest: Digest, _size: number, open: () => Readable, signal?: AbortSignal): Promise<void> {
@@ -40,6 +52,12 @@ export class StorageSink implements BundleSink {
   }
 
   async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
+    const digest = await this.#writeBlob(repo, stream, size, expected, signal)
+    if (repo === this.#staging && (expected === undefined || digest === expected)) this.#staged.add(digest)
+    return digest
+  }
+
+  async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
     const uploads = this.#repository(repo, true).blobs.uploads
     const { id } = await uploads.start(op(signal))
     try {
@@ -84,6 +102,13 @@ export class StorageSink implements BundleSink {
     const descriptor =
       digest !== undefined ? await repository.manifests.stat(digest, op(signal)) : await repository.tags.resolve(reference, op(signal))
     return descriptor?.digest
+  }
+
+  async readManifest(repo: string, reference: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+    const repository = this.#repository(repo, false)
+    const digest = tryParseDigest(reference) ?? (await repository.tags.resolve(reference, op(signal)))?.digest
+    const stored = digest === undefined ? undefined : await repository.manifests.get(digest, op(signal))
+    return stored === undefined ? undefined : { bytes: stored.bytes, mediaType: stored.descriptor.mediaType }
   }
 
   async putManifest(repo: string, reference: string, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<void> {

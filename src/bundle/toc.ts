@@ -15,6 +15,8 @@ const maxTocBytes = 16 * 1024 * 1024
 export interface BundleImage extends ImageNode {
   /** The reference it was pulled by, and its name in index.json: `gcr.io/x/y:1.0`. */
   reference: string
+  /** Manifests whose `subject` is this image or one of its platforms (signatures, SBOMs), bundled with it. */
+  referrers?: ImageNode[]
 }
 
 export interface BundleToc {
@@ -133,6 +135,9 @@ export function formatTree(images: Array<BundleImage & { problem?: string }>): s
     for (const [i, child] of children.entries()) {
       const branch = i === children.length - 1 ? '└──' : '├──'
       lines.push(`${branch} ${child.platform ?? 'unknown'}  ${child.digest}  ${formatSize(child.size)}`)
+    }
+    for (const referrer of image.referrers ?? []) {
+      lines.push(`  ↳ referrer  ${referrer.digest}  ${referrer.artifactType ?? referrer.mediaType}  ${formatSize(referrer.size)}`)
     }
   }
   return lines.length === 0 ? '(no images)\n' : `${lines.join('\n')}\n`

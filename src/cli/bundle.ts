@@ -20,6 +20,8 @@ interface CreateFlags extends AccessOptions {
   platform?: Platform[]
   compression?: OutputCompression
   concurrency: number
+  /** false with --no-referrers. */
+  referrers: boolean
   json?: boolean
 }
 
@@ -56,6 +58,7 @@ export function addBundleCommand(program: Command, io: CliIo): void {
       .option('--platform <list>', 'keep only these platforms of multi-arch images (os/arch[/variant],…)', parsePlatforms)
       .option('--compression <kind>', `${outputCompressions.join('|')} (default: from the output name)`, parseCompression)
       .option('--concurrency <n>', 'images resolved and blobs downloaded at once', parsePositive, 8)
+      .option('--no-referrers', "leave out the images' referrers (signatures, SBOMs: manifests whose subject is one of them)")
       .option('--json', 'a JSON summary on stdout'),
   ).action(async (refs: string[], flags: CreateFlags) => {
     io.exit(await create(refs, flags, io))
@@ -87,6 +90,7 @@ async function create(refs: string[], flags: CreateFlags, io: CliIo): Promise<nu
       output: flags.output,
       compression: flags.compression ?? compressionForName(flags.output),
       concurrency: flags.concurrency,
+      referrers: flags.referrers,
       ...(flags.platform ? { platforms: flags.platform } : {}),
       onImage: (reference, image) => {
         if (flags.json !== true) io.stderr.write(`resolved ${reference} → ${image.root.digest} (${formatSize(image.tree.size)})\n`)

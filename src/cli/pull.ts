@@ -4,7 +4,7 @@
 // platform, so for a multi-arch image it takes the --platform one (default: this machine's).
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
-import { resolveFrom, toWrite } from '../bundle/bundle-create.js'
+import { resolveFrom, resolveReferrers, toWrite } from '../bundle/bundle-create.js'
 import { writeBundle } from '../bundle/bundle-writer.js'
 import { compressionForName } from '../bundle/compress.js'
 import { hostPlatform, type Platform } from '../bundle/image-graph.js'
@@ -21,6 +21,8 @@ interface PullFlags extends AccessOptions {
   format?: PullFormat
   platform?: Platform[]
   singleManifest?: boolean
+  /** false with --no-referrers. */
+  referrers: boolean
   concurrency: number
 }
 
@@ -34,6 +36,7 @@ export function addPullCommand(program: Command, io: CliIo): void {
       .option('--format <format>', 'oci | docker-archive (default: docker-archive for a .tar name, else oci)', parseFormat)
       .option('--platform <list>', 'keep only these platforms (os/arch[/variant],…); a docker archive takes the first', parsePlatforms)
       .option('--single-manifest', "keep only one platform's manifest (the --platform one, default this machine's), not the index")
+      .option('--no-referrers', "leave out the image's referrers (signatures, SBOMs: manifests whose subject is it)")
       .option('--concurrency <n>', 'blobs downloaded at once', parsePositive, 4),
   ).action(async (ref: string, dest: string, flags: PullFlags) => {
     io.exit(await pull(ref, dest, flags, io))
@@ -49,7 +52,8 @@ async function pull(reference: string, dest: string, flags: PullFlags, io: CliIo
     const single = flags.singleManifest === true || format === 'docker-archive'
     const platforms = flags.platform ?? (single ? [hostPlatform()] : undefined)
     const image = await resolveFrom(source, ref, platforms, single)
-    const write = toWrite(source, ref, image)
+    const referrers = flags.referrers ? await resolveReferrers(source, ref, image) : []
+    const write = toWrite(source, ref, image, undefined, referrers)
     if (format === 'oci') await writeLayout(dest, write, flags.concurrency)
     else {
       await writeBundle([write], {
@@ -59,7 +63,8 @@ async function pull(reference: string, dest: string, flags: PullFlags, io: CliIo
         dockerPlatform: platforms?.[0] ?? hostPlatform(),
       })
     }
-    io.stdout.write(`${ref.text}@${image.root.digest} → ${dest} (${format}, ${formatSize(image.tree.size)})\n`)
+    const extra = referrers.length > 0 ? `, ${referrers.length} referrer(s)` : ''
+    io.stdout.write(`${ref.text}@${image.root.digest} → ${dest} (${format}, ${formatSize(image.tree.size)}${extra})\n`)
     return 0
   } catch (err) {
     io.stderr.write(`ferry: ${(err as Error).message}\n`)

@@ -81,6 +81,11 @@ export const configSchema = section({
   mirror: mirrorSchema,
   coordination: coordinationSchema,
   maintenance: maintenanceSchema,
+  imports: section({
+    /** Finished server-side import records older than this are deleted (the newest `keep` stay whatever their age). */
+    retention: duration('7d'),
+    keep: Type.Integer({ minimum: 0, default: 20, expected: 'an integer of at least 0' }),
+  }),
 })
 
 /** What code reads: the decoded config. */

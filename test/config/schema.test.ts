@@ -79,6 +79,7 @@ t.test('defaults', async (t) => {
       evictionInterval: 60_000,
       accessTimesFlush: 30_000,
     },
+    imports: { retention: 7 * 86_400_000, keep: 20 },
   })
   t.ok(Value.Check(configSchema, defaultRawConfig()), 'default raw config satisfies the schema')
   t.not(defaultConfig(), defaultConfig(), 'each call returns a fresh object')
