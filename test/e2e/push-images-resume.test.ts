@@ -61,7 +61,9 @@ async function startUploadGate(target: string, passUploads: number) {
 
 async function pushInProcess(args: string[]): Promise<{ exit: number; stderr: string; summary: Record<string, unknown> | undefined }> {
   const fake = fakeIo()
-  await runCli(['node', 'ferry', 'push', 'images', '--json', ...args], fake.io)
+  // Never the default ./digest-map.json: that would be the checkout's.
+  const map = args.includes('--digest-map') ? [] : ['--digest-map', join(tmpdir(), `ferry-digest-map-${process.pid}-${Date.now()}.json`)]
+  await runCli(['node', 'ferry', 'push', 'images', '--json', ...args, ...map], fake.io)
   const events = fake
     .stdout()
     .split('\n')

@@ -44,7 +44,9 @@ interface Pushed {
 /** Runs `ferry push images` in-process (commander, flags and all); with --json the events are parsed. */
 async function pushImages(args: string[]): Promise<Pushed> {
   const fake = fakeIo()
-  await runCli(['node', 'ferry', 'push', 'images', ...args], fake.io)
+  // Never the default ./digest-map.json: that would be the checkout's.
+  const map = args.includes('--digest-map') ? [] : ['--digest-map', join(tmpdir(), `ferry-digest-map-${process.pid}-${Date.now()}.json`)]
+  await runCli(['node', 'ferry', 'push', 'images', ...args, ...map], fake.io)
   const events = args.includes('--json')
     ? fake
         .stdout()
