@@ -13,7 +13,8 @@ import { decompress } from './decompress.js'
 import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
-import { digestOf, verified, type Spool } from './spool.js'
+import { compressLayer } from './layer-compression.js'
+import { digestOf, transformedDigestOf, verified, type SpooledBlob, type Spool } from './spool.js'
 
 /** Uploads a blob to the staging repository; `open` may be called again for a retry. */
 export type Stage = (blob: { digest: Digest; size: number; origin: string; open: () => Readable }) => Promise<void>
@@ -38,6 +39,8 @@ export interface CollectorOptions {
   /** Whether a blob whose digest the bundle names is in the staging repository already. */
   isStaged?: (digest: Digest) => Promise<boolean>
   spool: Spool
+  /** Compresses plain docker-save layers on the way (--layer-compression); not with `ingest`. */
+  layerCompression?: 'gzip' | 'zstd' | undefined
   /** Bytes of the source file read so far (compressed), for progress. */
   onRead?: (bytes: number) => void
   signal?: AbortSignal
@@ -52,7 +55,13 @@ const blobPath = /^(?:(.*)\/)?blobs\/(sha256|sha512)\/([0-9a-f]+)$/
 const layerPath = /(^|\/)([0-9a-f]{64}\/layer\.tar|[0-9a-f]{64}\.tar(\.gz)?)$/
 
 export class Collector {
-  readonly content: BundleContent = { blobs: new Map(), documents: new Map(), scopes: [], broken: [] }
+  readonly content: BundleContent = {
+    blobs: new Map(),
+    documents: new Map(),
+    scopes: [],
+    compressedLayers: new Map(),
+    broken: [],
+  }
   readonly #options: CollectorOptions
   readonly #scopes = new Map<string, Scope>()
   readonly #uploads: Array<Promise<void>> = []
@@ -201,6 +210,15 @@ export class Collector {
     }
     const record: BlobRecord = { digest: expectedDigest ?? ('' as Digest), size: entry.size, origin }
     if (compression === 'tar' || isCompression(compression)) record.compression = compression === 'tar' ? undefined : compression
+    const { layerCompression } = this.#options
+    if (
+      expectedDigest === undefined &&
+      !isCompression(compression) &&
+      layerCompression !== undefined &&
+      this.#options.ingest === undefined
+    ) {
+      return this.#readCompressed(entry, stream, record, layerCompression)
+    }
     if (entry.file !== undefined) {
       // A folder's file is read when it is uploaded, and verified then; a layer named by path needs its digest now.
       const file = entry.file
@@ -233,28 +251,54 @@ export class Collector {
       return digest
     }
     if (expectedDigest !== undefined) return this.#tee(stage, stream, record, expectedDigest)
-    const spooled = await this.#options.spool.write(stream, entry.size)
-    if (!this.#matches(expectedDigest, spooled.digest, origin, entry.size)) {
-      await spooled.release()
-      return undefined
+    // A layer named by its path: its digest is known once it has been read.
+    await this.#stageSpooled(stage, await this.#options.spool.write(stream, entry.size), record)
+    return record.digest
+  }
+
+  /**
+   * A plain docker-save layer with --layer-compression: compressed as it is read, the compressed
+   * bytes spooled and uploaded. Filed under the compressed digest, and returned (the path's digest)
+   * as the plain tar's, the config's diff ID; `compressedLayers` links the two.
+   */
+  async #readCompressed(entry: Entry, stream: Readable, record: BlobRecord, kind: 'gzip' | 'zstd'): Promise<Digest> {
+    const compress = (plain: Readable): Readable => compressLayer(plain, kind)
+    record.compression = kind
+    const stage = this.#options.stage
+    let plain: Digest
+    if (entry.file !== undefined || stage === undefined) {
+      // A folder's file is compressed again (to the same bytes) when uploaded, and verified then; a dry run only hashes.
+      const hashed = await transformedDigestOf(stream, compress)
+      Object.assign(record, { digest: hashed.digest, size: hashed.size })
+      const file = entry.file
+      if (file !== undefined) record.open = () => verified(() => compress(createReadStream(file)), hashed.digest, hashed.size)
+      this.#remember(record)
+      plain = hashed.plain.digest
+    } else {
+      const spooled = await this.#options.spool.write(stream, entry.size, compress)
+      await this.#stageSpooled(stage, spooled, record)
+      plain = spooled.plain.digest
     }
+    this.content.compressedLayers.set(plain, record.digest)
+    return plain
+  }
+
+  /** Uploads a spooled blob (unless it is uploading, or staged already), filing it as `record`; the spool file goes once uploaded. */
+  async #stageSpooled(stage: Stage, spooled: SpooledBlob, record: BlobRecord): Promise<void> {
     record.digest = spooled.digest
+    record.size = spooled.size
     const previous = this.content.blobs.get(spooled.digest)
-    if (previous?.staged !== undefined || previous?.open !== undefined) {
-      await spooled.release()
-      return spooled.digest
-    }
+    if (previous?.staged !== undefined || previous?.open !== undefined) return spooled.release()
     if ((await this.#options.isStaged?.(spooled.digest)) === true) {
       await spooled.release()
       record.staged = Promise.resolve()
       this.#remember(record)
-      return spooled.digest
+      return
     }
     record.staged = this.#track(
-      stage({ digest: spooled.digest, size: spooled.size, origin, open: spooled.open }).finally(() => spooled.release()),
+      stage({ digest: spooled.digest, size: spooled.size, origin: record.origin, open: spooled.open }).finally(() => spooled.release()),
     )
     this.#remember(record)
-    return spooled.digest
   }
 
   /**

@@ -20,6 +20,7 @@
 import type { Digest } from '../core/digest.js'
 import { Collector, type StreamSource } from './collector.js'
 import { ImagePusher } from './image-pusher.js'
+import type { LayerCompression } from './layer-compression.js'
 import { Limiter } from './limiter.js'
 import { renamePath, selected, type NameStrategy } from './naming.js'
 import { planImages, withoutConflicts, type ImagePlan, type Platform } from './plan.js'
@@ -52,6 +53,8 @@ export interface PushOptions {
   /** Globs over image names: only images matching one of `include` (when given) and none of `exclude`. */
   include?: string[]
   exclude?: string[]
+  /** Compress the plain layers of legacy docker saves on the way (default none: pushed as they are). */
+  layerCompression?: LayerCompression
   /** Images an earlier run pushed (from its digest map): their blobs count as present, with that repository to mount from. */
   earlier?: EarlierImage[]
   spoolDir?: string
@@ -98,8 +101,10 @@ export class BundlePush {
     const spool = new Spool(this.#options.spoolBudget ?? defaultSpoolBudget, this.#options.spoolDir)
     let fatal: Error | undefined
     const staging = this.#staging
+    const { layerCompression = 'none' } = this.#options
     const collector = new Collector({
       spool,
+      ...(layerCompression !== 'none' ? { layerCompression } : {}),
       signal: this.#context.signal,
       onRead: (bytes) => {
         this.stats.readBytes = bytes

@@ -16,6 +16,7 @@ import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-con
 import { BundlePush } from '../bundle/importer.js'
 import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
 import { RegistrySink } from '../bundle/registry-sink.js'
+import { layerCompressions, type LayerCompression } from '../bundle/layer-compression.js'
 import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
 import { interruptedBySignals, type CliIo } from './io.js'
@@ -40,6 +41,7 @@ export interface PushImagesOptions {
   maxDepth?: number
   include: string[]
   exclude: string[]
+  layerCompression: LayerCompression
 }
 
 export interface Destination {
@@ -75,6 +77,12 @@ export function addPushCommand(program: Command, io: CliIo): void {
     .option('--max-depth <n>', 'at most n path components under the namespace (leading ones joined with -)', parsePositive)
     .option('--include <glob>', 'only images whose name matches (* within a path component, ** across); repeatable', collect, [])
     .option('--exclude <glob>', 'leave out images whose name matches; repeatable', collect, [])
+    .option(
+      '--layer-compression <kind>',
+      "legacy docker saves' plain layers: none (pushed as they are), gzip or zstd (compressed the same way every run)",
+      parseLayerCompression,
+      'none',
+    )
     .action(async (options: PushImagesOptions) => {
       io.exit(await pushImages(options, io))
     })
@@ -109,6 +117,7 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
       ...(options.maxDepth !== undefined ? { maxDepth: options.maxDepth } : {}),
       include: options.include,
       exclude: options.exclude,
+      layerCompression: options.layerCompression,
       source: options.source,
       namespace: destination.namespace,
       concurrency: options.concurrency,
@@ -353,6 +362,11 @@ function parsePlatforms(value: string): Platform[] {
 function parseStrategy(value: string): NameStrategy {
   if (!(nameStrategies as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${nameStrategies.join(', ')}`)
   return value as NameStrategy
+}
+
+function parseLayerCompression(value: string): LayerCompression {
+  if (!(layerCompressions as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${layerCompressions.join(', ')}`)
+  return value as LayerCompression
 }
 
 function collect(value: string, previous: string[]): string[] {
