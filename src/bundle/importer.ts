@@ -26,7 +26,7 @@ import { renamePath, selected, type NameStrategy } from './naming.js'
 import { planImages, withoutConflicts, type ImagePlan, type Platform } from './plan.js'
 import { repositoryIn, type PushContext } from './push-context.js'
 import { recallEarlier, type EarlierImage } from './recall.js'
-import type { ImageResult, PushEvent, PushReport, PushStats } from './results.js'
+import type { ImageProgress, ImageResult, PushEvent, PushReport, PushStats } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
 import { Staging } from './staging.js'
@@ -74,6 +74,8 @@ export class BundlePush {
     imagesExcluded: 0,
     phase: 'reading',
   }
+  /** One per image once the bundle has been read, in the order of the report. */
+  readonly images: ImageProgress[] = []
   readonly #options: PushOptions
   readonly #abort = new AbortController()
   /** Shared with the parts; its sink is absent in a dry run, which never reaches them. */
@@ -184,18 +186,24 @@ export class BundlePush {
       for (const result of results) if (result.error !== undefined) result.status = 'failed'
       return results
     }
+    for (const [i, plan] of plans.entries()) {
+      const bytesTotal = plan.blobs.reduce((sum, blob) => sum + blob.size, 0)
+      this.images.push({ name: plan.source ?? (results[i]!.destination || plan.archive), state: 'waiting', bytesDone: 0, bytesTotal })
+    }
     let stop = false
     const pool = new Limiter(Math.max(1, this.#options.concurrency))
     await Promise.all(
       plans.map((plan, i) =>
         pool.run(async () => {
           const result = results[i]!
+          const progress = this.images[i]!
           if (stop || this.#context.signal.aborted) {
             result.status = 'skipped'
+            progress.state = 'skipped'
             result.error ??= 'not attempted: an earlier image failed'
             return
           }
-          await pusher.push(plan, result)
+          await pusher.push(plan, result, progress)
           if (result.status === 'failed' && !this.#options.keepGoing) stop = true
         }),
       ),

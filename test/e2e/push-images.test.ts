@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     const first = await pushImages(['--source', bundles.ociTarXz, ...into('test-namespace'), '--digest-map', digestMap])
     t.equal(first.exit, 0, first.stderr)
     t.match(first.stdout, `pushed  ${names.multi} → ${host}/test-namespace/x/multi:2.0@${bundles.index.digest}`)
-    t.match(first.stderr, /images: 1 \(1 pushed, 0 unchanged, 0 failed\)/)
+    t.match(first.stderr, /^IMAGES +PUSHED +UNCHANGED +FAILED +BLOBS PUSHED +SKIPPED +MOUNTED +BYTES +TIME +MB\/S\n1 +1 +0 +0 +\d+ /m)
 
     const raw = await inspectRaw(`${host}/test-namespace/x/multi:2.0`)
     t.ok(raw.equals(bundles.index.bytes), 'the index has its original bytes')
@@ -442,7 +442,7 @@ async function main(): Promise<void> {
       join(work, 'process.json'),
     ])
     t.match(result.stdout, `pushed  ${names.multi} → ${host}/process/x/multi:2.0@${bundles.index.digest}`)
-    t.match(result.stderr, /blobs: \d+ pushed, \d+ skipped, \d+ mounted/)
+    t.match(result.stderr, /^IMAGES +PUSHED .* MB\/S\n1 +1 +0 +0 +\d+ +\d+ +\d+ +[\d.]+ MB +[\d.]+ s +[\d.]+$/m)
   })
 
   const unavailable = distributionUnavailable()
