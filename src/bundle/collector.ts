@@ -3,7 +3,7 @@
 // to `stage` at once (through the spool) so nothing has to be read twice; small JSON documents
 // are kept in memory until the archive has ended and the manifests can be matched up.
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
@@ -13,6 +13,7 @@ import { decompress } from './decompress.js'
 import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
+import { tarFileEntries } from './tar-file.js'
 import { compressLayer } from './layer-compression.js'
 import { digestOf, transformedDigestOf, verified, type SpooledBlob, type Spool } from './spool.js'
 
@@ -80,6 +81,12 @@ export class Collector {
       return
     }
     const { onRead, signal } = this.#options
+    // A pipe or device cannot be read by position, nor its head twice.
+    if (this.#options.stage !== undefined && stats.isFile() && (await isPlainTar(path))) {
+      // Read by position: blobs are uploaded straight from the file, never copied to the spool.
+      await this.#readEntries(this.#counted(tarFileEntries(path)), this.#archive(path), 0)
+      return
+    }
     async function* counted(): AsyncGenerator<Buffer> {
       let read = 0
       for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
@@ -91,6 +98,14 @@ export class Collector {
       }
     }
     await this.#readSource(Readable.from(counted()), path)
+  }
+
+  /** Entries of a tar file read by position, the position reported as the bytes read. */
+  async *#counted(entries: AsyncIterable<Entry>): AsyncGenerator<Entry> {
+    for await (const entry of entries) {
+      if (entry.range !== undefined) this.#options.onRead?.(entry.range.end)
+      yield entry
+    }
   }
 
   async #readSource(stream: Readable, label: string): Promise<void> {
@@ -144,7 +159,7 @@ export class Collector {
   }
 
   async #readFile(entry: Entry, archive: ArchiveFiles, depth: number): Promise<void> {
-    const origin = entry.file ?? `${archive.label}!/${entry.path}`
+    const origin = entry.file !== undefined && entry.range === undefined ? entry.file : `${archive.label}!/${entry.path}`
     const base = posix.basename(entry.path)
     const prefix = posix.dirname(entry.path) === '.' ? '' : posix.dirname(entry.path)
     const blob = blobPath.exec(entry.path)
@@ -221,11 +236,10 @@ export class Collector {
     }
     if (entry.file !== undefined) {
       // A folder's file is read when it is uploaded, and verified then; a layer named by path needs its digest now.
-      const file = entry.file
       if (expectedDigest === undefined) record.digest = (await digestOf(stream)).digest
       else stream.destroy()
       const digest = record.digest
-      record.open = () => verified(() => createReadStream(file), digest, record.size)
+      record.open = () => verified(() => reopen(entry), digest, record.size)
       this.#remember(record)
       return record.digest
     }
@@ -270,8 +284,7 @@ export class Collector {
       // A folder's file is compressed again (to the same bytes) when uploaded, and verified then; a dry run only hashes.
       const hashed = await transformedDigestOf(stream, compress)
       Object.assign(record, { digest: hashed.digest, size: hashed.size })
-      const file = entry.file
-      if (file !== undefined) record.open = () => verified(() => compress(createReadStream(file)), hashed.digest, hashed.size)
+      if (entry.file !== undefined) record.open = () => verified(() => compress(reopen(entry)), hashed.digest, hashed.size)
       this.#remember(record)
       plain = hashed.plain.digest
     } else {
@@ -358,4 +371,23 @@ async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
 async function readSmall(entry: Entry, origin: string): Promise<Buffer> {
   if (entry.size > maxManifestBytes) throw new Error(`${origin}: ${entry.size} bytes is too large for a bundle's ${posix.basename(origin)}`)
   return collect(entry.read())
+}
+
+/** A folder's file, or a tar file's entry, read again. */
+function reopen(entry: Entry): Readable {
+  if (entry.range === undefined) return createReadStream(entry.file!)
+  const { start, end } = entry.range
+  return end > start ? createReadStream(entry.file!, { start, end: end - 1, highWaterMark: 1024 * 1024 }) : Readable.from([])
+}
+
+/** Whether `path` is an uncompressed tar archive, which can be read by position. */
+async function isPlainTar(path: string): Promise<boolean> {
+  const handle = await open(path, 'r')
+  try {
+    const head = Buffer.alloc(sniffLength)
+    const { bytesRead } = await handle.read(head, 0, sniffLength, 0)
+    return sniff(head.subarray(0, bytesRead)) === 'tar'
+  } finally {
+    await handle.close()
+  }
 }
