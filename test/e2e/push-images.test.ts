@@ -355,6 +355,11 @@ async function main(): Promise<void> {
     t.equal(pushed.exit, 1)
     t.match(pushed.stderr, `ferry: ${cut}: gzip data is corrupt or truncated`)
     t.equal(await tagged('truncated/x/multi', '2.0'), 404, 'nothing tagged')
+    const cutTar = await truncated(bundles.ociTar, 0.6)
+    const plain = await pushImages(['--source', cutTar, ...into('truncated'), '--digest-map', join(work, 'cut.json')])
+    t.equal(plain.exit, 1)
+    t.match(plain.stderr, `ferry: ${cutTar}: the tar archive is truncated`)
+    t.equal(await tagged('truncated/x/multi', '2.0'), 404, 'nothing tagged from a truncated plain tar either')
   })
 
   await t.test('a corrupt layer in a folder: that image fails naming file and image, the other lands; --keep-going exits 2', async (t) => {
@@ -380,6 +385,26 @@ async function main(): Promise<void> {
     })
     t.equal(await tagged('corrupt/x/multi', '2.0'), 404, 'the broken image is not tagged')
     t.equal(await tagged('corrupt/x/single', '1.0'), 200, 'the other one is')
+
+    // The same as a plain tar, whose blobs are uploaded straight from the file.
+    const tar = join(work, 'corrupt.tar')
+    await run('tar', ['-cf', tar, '-C', folder, '.'])
+    const fromTar = await pushImages([
+      '--source',
+      tar,
+      ...into('corrupt-tar'),
+      '--keep-going',
+      '--json',
+      '--digest-map',
+      join(work, 'ct.json'),
+    ])
+    t.equal(fromTar.exit, 2)
+    t.match(fromTar.summary?.failures[0], {
+      source: names.multi,
+      error: new RegExp(`${names.multi}.*${tar}!/blobs/sha256/${layer.digest.slice(7)}.*content does not match its digest`),
+    })
+    t.equal(await tagged('corrupt-tar/x/multi', '2.0'), 404, 'the broken image is not tagged')
+    t.equal(await tagged('corrupt-tar/x/single', '1.0'), 200, 'the other one is')
   })
 
   await t.test('--dry-run prints the table and pushes nothing; bad credentials stop the run with exit 1', async (t) => {
