@@ -9,9 +9,10 @@
 // streaming while up to --concurrency uploads run, and a failed upload can be sent again; uploads
 // read the file as it is written, so several overlap the reading), checked against its digest,
 // uploaded, deleted. Only small JSON documents (manifests, indexes, configs, index.json,
-// manifest.json) stay in memory. Once the archive has ended, the images are known (plan.ts); each
-// is pushed in order (image-pusher.ts): blobs mounted from the staging repository, then its
-// manifests, the tag last. An image with a missing, corrupt or mismatching blob (or from an
+// manifest.json) stay in memory. A folder, or a plain tar file (read by position, tar-file.ts),
+// needs none of this: its blobs are uploaded from where they lie once their image is pushed.
+// Once the archive has ended, the images are known (plan.ts); each is pushed in order
+// (image-pusher.ts): blobs mounted from the staging repository, then its manifests, the tag last. An image with a missing, corrupt or mismatching blob (or from an
 // archive that could not be read to its end) is never tagged; the others are.
 //
 // The staging repository is emptied once every image landed and kept after a failure, so a rerun
