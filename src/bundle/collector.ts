@@ -3,7 +3,7 @@
 // to `stage` at once (through the spool) so nothing has to be read twice; small JSON documents
 // are kept in memory until the archive has ended and the manifests can be matched up.
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
@@ -14,7 +14,9 @@ import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
 import { readSplitPackage, splitPackageOf } from './split-parts.js'
-import { digestOf, verified, type Spool } from './spool.js'
+import { tarFileEntries } from './tar-file.js'
+import { compressLayer } from './layer-compression.js'
+import { digestOf, transformedDigestOf, verified, type SpooledBlob, type Spool } from './spool.js'
 
 /** Uploads a blob to the staging repository; `open` may be called again for a retry. */
 export type Stage = (blob: { digest: Digest; size: number; origin: string; open: () => Readable }) => Promise<void>
@@ -39,6 +41,8 @@ export interface CollectorOptions {
   /** Whether a blob whose digest the bundle names is in the staging repository already. */
   isStaged?: (digest: Digest) => Promise<boolean>
   spool: Spool
+  /** Compresses plain docker-save layers on the way (--layer-compression); not with `ingest`. */
+  layerCompression?: 'gzip' | 'zstd' | undefined
   /** Bytes of the source file read so far (compressed), for progress. */
   onRead?: (bytes: number) => void
   signal?: AbortSignal
@@ -53,7 +57,13 @@ const blobPath = /^(?:(.*)\/)?blobs\/(sha256|sha512)\/([0-9a-f]+)$/
 const layerPath = /(^|\/)([0-9a-f]{64}\/layer\.tar|[0-9a-f]{64}\.tar(\.gz)?)$/
 
 export class Collector {
-  readonly content: BundleContent = { blobs: new Map(), documents: new Map(), scopes: [], broken: [] }
+  readonly content: BundleContent = {
+    blobs: new Map(),
+    documents: new Map(),
+    scopes: [],
+    compressedLayers: new Map(),
+    broken: [],
+  }
   readonly #options: CollectorOptions
   readonly #scopes = new Map<string, Scope>()
   readonly #uploads: Array<Promise<void>> = []
@@ -80,6 +90,12 @@ export class Collector {
       await this.#readSource(readSplitPackage(split, { ...(onRead ? { onRead } : {}), ...(signal ? { signal } : {}) }), split.first)
       return
     }
+    // A pipe or device cannot be read by position, nor its head twice.
+    if (this.#options.stage !== undefined && stats.isFile() && (await isPlainTar(path))) {
+      // Read by position: blobs are uploaded straight from the file, never copied to the spool.
+      await this.#readEntries(this.#counted(tarFileEntries(path)), this.#archive(path), 0)
+      return
+    }
     async function* counted(): AsyncGenerator<Buffer> {
       let read = 0
       for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
@@ -91,6 +107,14 @@ export class Collector {
       }
     }
     await this.#readSource(Readable.from(counted()), path)
+  }
+
+  /** Entries of a tar file read by position, the position reported as the bytes read. */
+  async *#counted(entries: AsyncIterable<Entry>): AsyncGenerator<Entry> {
+    for await (const entry of entries) {
+      if (entry.range !== undefined) this.#options.onRead?.(entry.range.end)
+      yield entry
+    }
   }
 
   async #readSource(stream: Readable, label: string): Promise<void> {
@@ -144,7 +168,7 @@ export class Collector {
   }
 
   async #readFile(entry: Entry, archive: ArchiveFiles, depth: number): Promise<void> {
-    const origin = entry.file ?? `${archive.label}!/${entry.path}`
+    const origin = entry.file !== undefined && entry.range === undefined ? entry.file : `${archive.label}!/${entry.path}`
     const base = posix.basename(entry.path)
     const prefix = posix.dirname(entry.path) === '.' ? '' : posix.dirname(entry.path)
     const blob = blobPath.exec(entry.path)
@@ -229,13 +253,21 @@ export class Collector {
     }
     const record: BlobRecord = { digest: expectedDigest ?? ('' as Digest), size: entry.size, origin }
     if (compression === 'tar' || isCompression(compression)) record.compression = compression === 'tar' ? undefined : compression
+    const { layerCompression } = this.#options
+    if (
+      expectedDigest === undefined &&
+      !isCompression(compression) &&
+      layerCompression !== undefined &&
+      this.#options.ingest === undefined
+    ) {
+      return this.#readCompressed(entry, stream, record, layerCompression)
+    }
     if (entry.file !== undefined) {
       // A folder's file is read when it is uploaded, and verified then; a layer named by path needs its digest now.
-      const file = entry.file
       if (expectedDigest === undefined) record.digest = (await digestOf(stream)).digest
       else stream.destroy()
       const digest = record.digest
-      record.open = () => verified(() => createReadStream(file), digest, record.size)
+      record.open = () => verified(() => reopen(entry), digest, record.size)
       this.#remember(record)
       return record.digest
     }
@@ -261,28 +293,53 @@ export class Collector {
       return digest
     }
     if (expectedDigest !== undefined) return this.#tee(stage, stream, record, expectedDigest)
-    const spooled = await this.#options.spool.write(stream, entry.size)
-    if (!this.#matches(expectedDigest, spooled.digest, origin, entry.size)) {
-      await spooled.release()
-      return undefined
+    // A layer named by its path: its digest is known once it has been read.
+    await this.#stageSpooled(stage, await this.#options.spool.write(stream, entry.size), record)
+    return record.digest
+  }
+
+  /**
+   * A plain docker-save layer with --layer-compression: compressed as it is read, the compressed
+   * bytes spooled and uploaded. Filed under the compressed digest, and returned (the path's digest)
+   * as the plain tar's, the config's diff ID; `compressedLayers` links the two.
+   */
+  async #readCompressed(entry: Entry, stream: Readable, record: BlobRecord, kind: 'gzip' | 'zstd'): Promise<Digest> {
+    const compress = (plain: Readable): Readable => compressLayer(plain, kind)
+    record.compression = kind
+    const stage = this.#options.stage
+    let plain: Digest
+    if (entry.file !== undefined || stage === undefined) {
+      // A folder's file is compressed again (to the same bytes) when uploaded, and verified then; a dry run only hashes.
+      const hashed = await transformedDigestOf(stream, compress)
+      Object.assign(record, { digest: hashed.digest, size: hashed.size })
+      if (entry.file !== undefined) record.open = () => verified(() => compress(reopen(entry)), hashed.digest, hashed.size)
+      this.#remember(record)
+      plain = hashed.plain.digest
+    } else {
+      const spooled = await this.#options.spool.write(stream, entry.size, compress)
+      await this.#stageSpooled(stage, spooled, record)
+      plain = spooled.plain.digest
     }
+    this.content.compressedLayers.set(plain, record.digest)
+    return plain
+  }
+
+  /** Uploads a spooled blob (unless it is uploading, or staged already), filing it as `record`; the spool file goes once uploaded. */
+  async #stageSpooled(stage: Stage, spooled: SpooledBlob, record: BlobRecord): Promise<void> {
     record.digest = spooled.digest
+    record.size = spooled.size
     const previous = this.content.blobs.get(spooled.digest)
-    if (previous?.staged !== undefined || previous?.open !== undefined) {
-      await spooled.release()
-      return spooled.digest
-    }
+    if (previous?.staged !== undefined || previous?.open !== undefined) return spooled.release()
     if ((await this.#options.isStaged?.(spooled.digest)) === true) {
       await spooled.release()
       record.staged = Promise.resolve()
       this.#remember(record)
-      return spooled.digest
+      return
     }
     record.staged = this.#track(
-      stage({ digest: spooled.digest, size: spooled.size, origin, open: spooled.open }).finally(() => spooled.release()),
+      stage({ digest: spooled.digest, size: spooled.size, origin: record.origin, open: spooled.open }).finally(() => spooled.release()),
     )
     this.#remember(record)
-    return spooled.digest
   }
 
   /**
@@ -342,4 +399,23 @@ async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
 async function readSmall(entry: Entry, origin: string): Promise<Buffer> {
   if (entry.size > maxManifestBytes) throw new Error(`${origin}: ${entry.size} bytes is too large for a bundle's ${posix.basename(origin)}`)
   return collect(entry.read())
+}
+
+/** A folder's file, or a tar file's entry, read again. */
+function reopen(entry: Entry): Readable {
+  if (entry.range === undefined) return createReadStream(entry.file!)
+  const { start, end } = entry.range
+  return end > start ? createReadStream(entry.file!, { start, end: end - 1, highWaterMark: 1024 * 1024 }) : Readable.from([])
+}
+
+/** Whether `path` is an uncompressed tar archive, which can be read by position. */
+async function isPlainTar(path: string): Promise<boolean> {
+  const handle = await open(path, 'r')
+  try {
+    const head = Buffer.alloc(sniffLength)
+    const { bytesRead } = await handle.read(head, 0, sniffLength, 0)
+    return sniff(head.subarray(0, bytesRead)) === 'tar'
+  } finally {
+    await handle.close()
+  }
 }

@@ -15,7 +15,7 @@ export interface BlobRecord {
   staged?: Promise<void>
   /** Why the blob cannot be used (its bytes do not match the digest it was filed under). */
   problem?: string
-  /** How a loose docker-save layer file is compressed (undefined: a plain tar). */
+  /** How a loose docker-save layer file is compressed, by the bundle or on the way (undefined: a plain tar). */
   compression?: Compression | undefined
 }
 
@@ -47,6 +47,8 @@ export interface BundleContent {
   /** Small JSON blobs by digest (verified): manifests, indexes, configs. */
   documents: Map<Digest, Buffer>
   scopes: Scope[]
+  /** Plain docker-save layers compressed on the way (--layer-compression): the plain tar's digest → the blob pushed. */
+  compressedLayers: Map<Digest, Digest>
   /** Archives that could not be read to the end; nothing found inside them is pushed. */
   broken: Array<{ label: string; error: string }>
 }

@@ -1,21 +1,32 @@
 // A registry manifest for an image from a legacy `docker save` (manifest.json + config + layer
-// files): the bundle has none. Layers are pushed as they are, so a plain layer.tar becomes an
-// uncompressed layer; the manifest is a Docker schema 2 (the config is a Docker image config),
-// serialised the same way every time, so the same bundle always yields the same digests.
+// files): the bundle has none. Plain layer.tar files are pushed as they are (uncompressed layers)
+// or compressed on the way (--layer-compression, layer-compression.ts). The manifest is a Docker
+// schema 2 (the config is a Docker image config), or an OCI manifest when a layer is zstd, which
+// schema 2 has no type for; it is serialised the same way every time, so the same bundle always
+// yields the same digests.
 import { mediaTypes } from '../core/media-types.js'
 import type { Digest } from '../core/digest.js'
 import type { Compression } from './magic.js'
 
 export const dockerConfigMediaType = 'application/vnd.docker.container.image.v1+json'
+export const ociConfigMediaType = 'application/vnd.oci.image.config.v1+json'
 export const dockerLayerMediaTypes: Partial<Record<Compression | 'none', string>> = {
   none: 'application/vnd.docker.image.rootfs.diff.tar',
   gzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 }
+export const ociLayerMediaTypes: Partial<Record<Compression | 'none', string>> = {
+  none: 'application/vnd.oci.image.layer.v1.tar',
+  gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+}
 
 export interface SavedLayer {
+  /** The blob pushed: the layer file, or what --layer-compression made of it. */
   digest: Digest
   size: number
   compression: Compression | undefined
+  /** The digest of the plain tar, when known (a plain layer file, or one compressed on the way): the config's diff ID. */
+  diffId: Digest | undefined
 }
 
 /** One entry of a docker-save manifest.json. */
@@ -45,23 +56,28 @@ export function parseSavedImages(bytes: Buffer): SavedImage[] | undefined {
   return images
 }
 
-/** The manifest bytes, or a reason the layers cannot be described (a compression schema 2 has no type for). */
-export function savedImageManifest(config: { digest: Digest; size: number }, layers: SavedLayer[]): Buffer | string {
+/** The manifest bytes and media type, or a reason the layers cannot be described (a compression no manifest has a type for). */
+export function savedImageManifest(
+  config: { digest: Digest; size: number },
+  layers: SavedLayer[],
+): { bytes: Buffer; mediaType: string } | string {
+  const oci = layers.some((layer) => layer.compression === 'zstd')
+  const types = oci ? ociLayerMediaTypes : dockerLayerMediaTypes
   const described = []
   for (const layer of layers) {
-    const mediaType = dockerLayerMediaTypes[layer.compression ?? 'none']
-    if (mediaType === undefined)
-      return `layer ${layer.digest} is ${layer.compression}-compressed, which a Docker image manifest cannot describe`
+    const mediaType = types[layer.compression ?? 'none']
+    if (mediaType === undefined) return `layer ${layer.digest} is ${layer.compression}-compressed, which an image manifest cannot describe`
     described.push({ mediaType, size: layer.size, digest: layer.digest })
   }
+  const mediaType = oci ? mediaTypes.ociManifest : mediaTypes.dockerManifest
   const manifest = {
     schemaVersion: 2,
-    mediaType: mediaTypes.dockerManifest,
-    config: { mediaType: dockerConfigMediaType, size: config.size, digest: config.digest },
+    mediaType,
+    config: { mediaType: oci ? ociConfigMediaType : dockerConfigMediaType, size: config.size, digest: config.digest },
     layers: described,
   }
   // Docker's own indentation (three spaces), fixed key order.
-  return Buffer.from(JSON.stringify(manifest, null, 3))
+  return { bytes: Buffer.from(JSON.stringify(manifest, null, 3)), mediaType }
 }
 
 /** The config's rootfs.diff_ids, undefined when it has none. */

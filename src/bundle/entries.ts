@@ -19,6 +19,8 @@ export interface Entry {
   drain(): Promise<void>
   /** A folder's file: it can be opened again for an upload, and need not be copied anywhere. */
   file?: string
+  /** With `file`: the bytes lie in it at [start, end) (a file inside a plain tar file, tar-file.ts). */
+  range?: { start: number; end: number }
 }
 
 export function normalisePath(path: string): string {

@@ -4,40 +4,36 @@
 // Design. A compressed bundle cannot be seeked, and a docker save writes manifest.json last, so
 // which image a blob belongs to is often unknown while the blob streams by. Rather than extract
 // the bundle (disk as large as the bundle) or read it twice, every blob is uploaded as it passes,
-// once per digest, into a staging repository of the namespace (`<namespace>/ferry-bundle-staging`):
-// written to a temp file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk, so
-// the archive keeps streaming while up to --concurrency uploads run, and a failed upload can be
-// sent again; uploads read the file as it is written, so several overlap the reading), checked
-// against its digest, uploaded, deleted. Only small JSON documents
-// (manifests, indexes, configs, index.json, manifest.json) stay in memory. Once the archive has
-// ended, the images are known (plan.ts); each is pushed in order: every blob mounted from the
-// staging repository (or from the repository a folder's blob was first uploaded to; a mount of
-// a blob already there succeeds as well), or, with no copy yet, a HEAD in its repository
-// (present: skipped) and an upload; then child manifests by digest,
-// and the root manifest under its tag last. An image already tagged with the same digest is left
-// alone. An image with a missing, corrupt or mismatching blob (or from an archive that could not
-// be read to its end) is never tagged; the others are.
+// once per digest, into a staging repository of the namespace (staging.ts): written to a temp
+// file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk, so the archive keeps
+// streaming while up to --concurrency uploads run, and a failed upload can be sent again; uploads
+// read the file as it is written, so several overlap the reading), checked against its digest,
+// uploaded, deleted. Only small JSON documents (manifests, indexes, configs, index.json,
+// manifest.json) stay in memory. A folder, or a plain tar file (read by position, tar-file.ts),
+// needs none of this: its blobs are uploaded from where they lie once their image is pushed.
+// Once the archive has ended, the images are known (plan.ts); each is pushed in order
+// (image-pusher.ts): blobs mounted from the staging repository, then its manifests, the tag last. An image with a missing, corrupt or mismatching blob (or from an
+// archive that could not be read to its end) is never tagged; the others are.
 //
-// The staging repository is emptied once every image landed (blob DELETEs: the registry unlinks
-// them there only, and Ferry drops the empty repository); after a failure or a kill it keeps its
-// blobs, so the rerun finds them there (a HEAD each) and sends only what is missing. A rerun after
-// a complete run finds the blobs through the digest map instead: the images it lists are read
-// first (a manifest GET each) and their blobs mounted from there, so it uploads no blob bytes.
-import type { Readable } from 'node:stream'
-import { digestBytes, type Digest } from '../core/digest.js'
-import { bundleStagingRepository } from '../core/imports.js'
-import { parseManifest } from '../core/manifest.js'
-import { isRepositoryName } from '../core/reference.js'
+// The staging repository is emptied once every image landed and kept after a failure, so a rerun
+// sends only what is missing. A rerun after a complete run finds the blobs through the digest map
+// instead (recall.ts), so it uploads no blob bytes either.
+import type { Digest } from '../core/digest.js'
 import { Collector, type StreamSource } from './collector.js'
-import type { BlobRecord, BundleContent } from './content.js'
+import { ImagePusher } from './image-pusher.js'
+import type { LayerCompression } from './layer-compression.js'
 import { Limiter } from './limiter.js'
 import { renamePath, selected, type NameStrategy } from './naming.js'
 import { planImages, withoutConflicts, type ImagePlan, type Platform } from './plan.js'
-import type { ImageResult, PushEvent, PushReport, PushStats, StagingOutcome } from './results.js'
+import { repositoryIn, type PushContext } from './push-context.js'
+import { recallEarlier, type EarlierImage } from './recall.js'
+import type { ImageProgress, ImageResult, PushEvent, PushReport, PushStats } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
+import { Staging } from './staging.js'
 
-export const stagingRepository = bundleStagingRepository
+export { stagingRepository } from './staging.js'
+export { repositoryIn } from './push-context.js'
 
 export interface PushOptions {
   /** A bundle file or an OCI layout (or docker save) folder, or a bundle streaming in. */
@@ -58,8 +54,10 @@ export interface PushOptions {
   /** Globs over image names: only images matching one of `include` (when given) and none of `exclude`. */
   include?: string[]
   exclude?: string[]
+  /** Compress the plain layers of legacy docker saves on the way (default none: pushed as they are). */
+  layerCompression?: LayerCompression
   /** Images an earlier run pushed (from its digest map): their blobs count as present, with that repository to mount from. */
-  earlier?: Array<{ repository: string; digest: Digest }>
+  earlier?: EarlierImage[]
   spoolDir?: string
   spoolBudget?: number
   onEvent?: (event: PushEvent) => void
@@ -77,39 +75,45 @@ export class BundlePush {
     imagesExcluded: 0,
     phase: 'reading',
   }
+  /** One per image once the bundle has been read, in the order of the report. */
+  readonly images: ImageProgress[] = []
   readonly #options: PushOptions
-  readonly #limiter: Limiter
   readonly #abort = new AbortController()
-  readonly #signal: AbortSignal
-  readonly #staging: string
-  /** Per digest, the repository this run first uploaded it into (mount source for the others). */
-  readonly #homes = new Map<Digest, Promise<string>>()
-  readonly #ensured = new Map<string, Promise<void>>()
-  /** Blobs this run uploaded into, or found in, the staging repository. */
-  readonly #inStaging = new Set<Digest>()
-  #content: BundleContent | undefined
+  /** Shared with the parts; its sink is absent in a dry run, which never reaches them. */
+  readonly #context: PushContext
+  readonly #staging: Staging
   /** The failure that ended the run (credentials refused, destination unreachable). */
   #fatalReason: Error | undefined
 
   constructor(options: PushOptions) {
     this.#options = options
-    this.#limiter = new Limiter(options.concurrency)
-    this.#signal = options.signal ? AbortSignal.any([options.signal, this.#abort.signal]) : this.#abort.signal
-    this.#staging = repositoryIn(options.namespace, stagingRepository)
+    this.#context = {
+      sink: options.sink!,
+      stats: this.stats,
+      limiter: new Limiter(options.concurrency),
+      signal: options.signal ? AbortSignal.any([options.signal, this.#abort.signal]) : this.#abort.signal,
+      homes: new Map<Digest, Promise<string>>(),
+      fail: (err) => this.#fail(err),
+      onEvent: options.onEvent,
+    }
+    this.#staging = new Staging(this.#context, options.namespace)
   }
 
   async run(): Promise<PushReport> {
-    await this.#recallEarlier()
+    if (this.#options.sink !== undefined) await recallEarlier(this.#context, this.#options.earlier ?? [], this.#options.concurrency)
     const spool = new Spool(this.#options.spoolBudget ?? defaultSpoolBudget, this.#options.spoolDir)
     let fatal: Error | undefined
+    const staging = this.#staging
+    const { layerCompression = 'none' } = this.#options
     const collector = new Collector({
       spool,
-      signal: this.#signal,
+      ...(layerCompression !== 'none' ? { layerCompression } : {}),
+      signal: this.#context.signal,
       onRead: (bytes) => {
         this.stats.readBytes = bytes
       },
-      ...(this.#options.sink ? { stage: (blob) => this.#stage(blob), isStaged: (digest) => this.#isStaged(digest) } : {}),
-      ...(this.#options.sink?.writeBlob ? { ingest: (blob) => this.#ingest(blob) } : {}),
+      ...(this.#options.sink ? { stage: (blob) => staging.upload(blob), isStaged: (digest) => staging.has(digest) } : {}),
+      ...(this.#options.sink?.writeBlob ? { ingest: (blob) => staging.ingest(blob) } : {}),
     })
     try {
       await collector.read(this.#options.source)
@@ -118,7 +122,6 @@ export class BundlePush {
     } finally {
       this.stats.spoolPeak = spool.peak
     }
-    this.#content = collector.content
     if (fatal !== undefined) {
       // Uploads still running are of no use now; let them settle before the spool goes.
       this.#abort.abort(fatal)
@@ -134,12 +137,12 @@ export class BundlePush {
     this.stats.phase = 'pushing'
     try {
       if (plans.length === 0) return { images: [], stats: this.stats, fatal: `${this.#label}: no images found` }
-      const images = await this.#pushAll(plans)
+      const images = await this.#pushAll(plans, new ImagePusher(this.#context, collector.content, this.#options.namespace))
       const report: PushReport = { images, stats: this.stats }
       if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
       await collector.settled()
-      const staging = await this.#emptyStaging(images)
-      if (staging !== undefined) report.staging = staging
+      const outcome = this.#options.sink ? await staging.empty(images, this.#fatalReason !== undefined) : undefined
+      if (outcome !== undefined) report.staging = outcome
       return report
     } finally {
       await collector.settled()
@@ -152,30 +155,6 @@ export class BundlePush {
   get #label(): string {
     const source = this.#options.source
     return typeof source === 'string' ? source : source.label
-  }
-
-  /**
-   * The blobs of the images an earlier run pushed, by digest, with a repository holding each: a
-   * rerun then mounts them instead of uploading them again, although the staging repository was
-   * emptied. A few manifest GETs per image; what cannot be read is simply not known.
-   */
-  async #recallEarlier(): Promise<void> {
-    const sink = this.#options.sink
-    if (sink?.readManifest === undefined) return
-    const read = async (repository: string, digest: Digest, depth: number): Promise<void> => {
-      const found = await sink.readManifest!(repository, digest, this.#signal).catch(() => undefined)
-      if (found === undefined || digestBytes(found.bytes) !== digest) return
-      let parsed
-      try {
-        parsed = parseManifest(found.bytes, found.mediaType)
-      } catch {
-        return
-      }
-      for (const blob of parsed.blobs) if (!this.#homes.has(blob.digest)) this.#homes.set(blob.digest, Promise.resolve(repository))
-      if (depth < 2) await Promise.all(parsed.manifests.map((child) => read(repository, child.digest, depth + 1)))
-    }
-    const pool = new Limiter(this.#options.concurrency)
-    await Promise.all((this.#options.earlier ?? []).map((image) => pool.run(() => read(image.repository, image.digest, 0))))
   }
 
   /** --include/--exclude, then --name-strategy and --max-depth. An archive that broke is always reported. */
@@ -195,90 +174,7 @@ export class BundlePush {
     }
   }
 
-  async #isStaged(digest: Digest): Promise<boolean> {
-    if (this.#homes.has(digest)) {
-      // Pushed by an earlier run: mounted from where it is.
-      this.stats.blobsSkipped++
-      return true
-    }
-    try {
-      const present = await this.#limiter.run(() => this.#options.sink!.hasBlob(this.#staging, digest, this.#signal))
-      if (present) {
-        this.stats.blobsSkipped++
-        this.#homes.set(digest, Promise.resolve(this.#staging))
-        this.#inStaging.add(digest)
-      }
-      return present
-    } catch (err) {
-      this.#fail(err)
-      throw err
-    }
-  }
-
-  /** Uploads a blob that streams by into the staging repository. */
-  async #stage(blob: { digest: Digest; size: number; origin: string; open: () => Readable }): Promise<void> {
-    const sink = this.#options.sink!
-    try {
-      await this.#limiter.run(async () => {
-        this.#signal.throwIfAborted()
-        // Not asked again here: the collector asked isStaged just before reading it.
-        this.#inStaging.add(blob.digest)
-        await sink.putBlob(this.#staging, blob.digest, blob.size, blob.open, this.#signal)
-        this.#pushed(blob.digest, blob.size)
-      })
-      this.#homes.set(blob.digest, Promise.resolve(this.#staging))
-    } catch (err) {
-      this.#fail(err)
-      throw new Error(`${blob.origin}: upload failed: ${(err as Error).message}`, { cause: err })
-    }
-  }
-
-  /** Stores a blob into the staging repository as it streams by (a sink that can take bytes once). */
-  async #ingest(blob: { stream: Readable; size: number; expected: Digest | undefined; origin: string }): Promise<Digest> {
-    try {
-      this.#signal.throwIfAborted()
-      const digest = await this.#options.sink!.writeBlob!(this.#staging, blob.stream, blob.size, blob.expected, this.#signal)
-      if (blob.expected === undefined || digest === blob.expected) {
-        this.#homes.set(digest, Promise.resolve(this.#staging))
-        this.stats.blobsPushed++
-        this.stats.bytesPushed += blob.size
-      }
-      return digest
-    } catch (err) {
-      this.#fail(err)
-      throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
-    }
-  }
-
-  /**
-   * Once every image landed, the staging repository is emptied again (on a registry that allows
-   * deletes: Ferry and distribution unlink the blob only, the content stays with the images, and
-   * Ferry drops the emptied repository). After a failure its blobs are kept for the rerun.
-   */
-  async #emptyStaging(images: ImageResult[]): Promise<StagingOutcome | undefined> {
-    const sink = this.#options.sink
-    if (sink === undefined || this.#inStaging.size === 0) return undefined
-    const outcome: StagingOutcome = { repository: this.#staging, blobs: this.#inStaging.size, removed: 0 }
-    if (this.#fatalReason !== undefined || images.some((i) => i.status !== 'pushed' && i.status !== 'unchanged')) {
-      outcome.kept = 'some images did not land; a rerun reuses these blobs'
-      return outcome
-    }
-    if (sink.deleteBlob === undefined) {
-      outcome.kept = 'the destination cannot delete blobs'
-      return outcome
-    }
-    for (const digest of this.#inStaging) {
-      if (this.#signal.aborted) break
-      if (!(await sink.deleteBlob(this.#staging, digest, this.#signal))) {
-        outcome.kept = 'the registry refused to delete blobs (deletes disabled, or no delete permission)'
-        break
-      }
-      outcome.removed++
-    }
-    return outcome
-  }
-
-  async #pushAll(plans: ImagePlan[]): Promise<ImageResult[]> {
+  async #pushAll(plans: ImagePlan[], pusher: ImagePusher): Promise<ImageResult[]> {
     const results: ImageResult[] = plans.map((plan) => ({
       source: plan.source,
       archive: plan.archive,
@@ -291,122 +187,30 @@ export class BundlePush {
       for (const result of results) if (result.error !== undefined) result.status = 'failed'
       return results
     }
+    for (const [i, plan] of plans.entries()) {
+      const bytesTotal = plan.blobs.reduce((sum, blob) => sum + blob.size, 0)
+      this.images.push({ name: plan.source ?? (results[i]!.destination || plan.archive), state: 'waiting', bytesDone: 0, bytesTotal })
+    }
     let stop = false
     const pool = new Limiter(Math.max(1, this.#options.concurrency))
     await Promise.all(
       plans.map((plan, i) =>
         pool.run(async () => {
           const result = results[i]!
-          if (stop || this.#signal.aborted) {
+          const progress = this.images[i]!
+          if (stop || this.#context.signal.aborted) {
             result.status = 'skipped'
+            progress.state = 'skipped'
             result.error ??= 'not attempted: an earlier image failed'
             return
           }
-          await this.#pushImage(plan, result)
+          await pusher.push(plan, result, progress)
           if (result.status === 'failed' && !this.#options.keepGoing) stop = true
         }),
       ),
     )
     return results
   }
-
-  async #pushImage(plan: ImagePlan, result: ImageResult): Promise<void> {
-    const sink = this.#options.sink!
-    const events = this.#options.onEvent
-    const { destination } = result
-    events?.({ type: 'image.start', source: plan.source, destination })
-    const failed = (error: string): void => {
-      result.status = 'failed'
-      result.error = error
-      events?.({ type: 'image.failed', source: plan.source, destination, error })
-    }
-    if (plan.problem !== undefined) return failed(plan.problem)
-    const repo = repositoryIn(this.#options.namespace, plan.path)
-    if (!isRepositoryName(repo)) return failed(`"${repo}" is not a valid repository name`)
-    const what = plan.source ?? plan.digest
-    try {
-      const reference = plan.tag ?? plan.digest
-      if ((await sink.resolveManifest(repo, reference, this.#signal)) === plan.digest) {
-        result.status = 'unchanged'
-        events?.({ type: 'image.done', source: plan.source, destination, digest: plan.digest, unchanged: true })
-        return
-      }
-      await Promise.all(plan.blobs.map((blob) => this.#ensureBlob(repo, blob.digest)))
-      for (const manifest of plan.manifests.slice(0, -1)) {
-        if ((await sink.resolveManifest(repo, manifest.digest, this.#signal)) !== manifest.digest) {
-          await sink.putManifest(repo, manifest.digest, manifest.bytes, manifest.mediaType, this.#signal)
-        }
-      }
-      const root = plan.manifests.at(-1)!
-      await sink.putManifest(repo, reference, root.bytes, root.mediaType, this.#signal)
-      result.status = 'pushed'
-      events?.({ type: 'image.done', source: plan.source, destination, digest: plan.digest, unchanged: false })
-    } catch (err) {
-      this.#fail(err)
-      failed(`${what} (from ${plan.archive}): ${(err as Error).message}`)
-    }
-  }
-
-  /** Makes `digest` present in `repo`: already there, mounted, or uploaded (once per run). */
-  #ensureBlob(repo: string, digest: Digest): Promise<void> {
-    const key = `${repo}\n${digest}`
-    let ensured = this.#ensured.get(key)
-    if (ensured === undefined) {
-      ensured = this.#placeBlob(repo, digest)
-      this.#ensured.set(key, ensured)
-    }
-    return ensured
-  }
-
-  async #placeBlob(repo: string, digest: Digest): Promise<void> {
-    const sink = this.#options.sink!
-    const record = this.#content!.blobs.get(digest)
-    if (record === undefined) throw new Error(`blob ${digest} is missing from the bundle`)
-    if (record.staged !== undefined) await record.staged
-    const signal = this.#signal
-    const home = this.#homes.get(digest)
-    // A mount of a blob the repository has already succeeds too: no HEAD first.
-    if (home === undefined && (await this.#limiter.run(() => sink.hasBlob(repo, digest, signal)))) {
-      this.stats.blobsSkipped++
-      return
-    }
-    if (home !== undefined) {
-      const from = await home
-      if (await this.#limiter.run(() => sink.mountBlob(repo, digest, from, signal))) {
-        this.stats.blobsMounted++
-        return
-      }
-      if (record.open === undefined)
-        throw new Error(`the registry would not mount blob ${digest} from ${from}, and the bundle's copy has streamed by`)
-      await this.#upload(repo, record)
-      return
-    }
-    const upload = this.#upload(repo, record).then(() => repo)
-    this.#homes.set(digest, upload)
-    await upload
-  }
-
-  async #upload(repo: string, record: BlobRecord): Promise<void> {
-    const open = record.open
-    if (open === undefined) throw new Error(`blob ${record.digest} has no readable copy`)
-    try {
-      await this.#limiter.run(() => this.#options.sink!.putBlob(repo, record.digest, record.size, open, this.#signal))
-    } catch (err) {
-      if (err instanceof FatalSinkError) throw err
-      throw new Error(`${record.origin}: ${(err as Error).message}`, { cause: err })
-    }
-    this.#pushed(record.digest, record.size)
-  }
-
-  #pushed(digest: Digest, size: number): void {
-    this.stats.blobsPushed++
-    this.stats.bytesPushed += size
-    this.#options.onEvent?.({ type: 'blob.progress', digest, size, bytesPushed: this.stats.bytesPushed })
-  }
-}
-
-export function repositoryIn(namespace: string, path: string): string {
-  return namespace === '' ? path : `${namespace}/${path}`
 }
 
 function destinationOf(namespace: string, plan: ImagePlan): string {

@@ -256,26 +256,30 @@ function savedImagePlan(content: BundleContent, scope: Scope, where: string, con
   const layers: SavedLayer[] = []
   for (const path of layerPaths) {
     const digest = resolvePath(scope.archive, scope.prefix, path)
-    const record = digest && content.blobs.get(digest)
+    // A layer compressed on the way is filed under the digest of its plain tar.
+    const pushedAs = digest && content.compressedLayers.get(digest)
+    const record = digest && content.blobs.get(pushedAs ?? digest)
     if (digest === undefined || record === undefined) return { ...plan, problem: `layer ${path} is missing from ${where}` }
     if (record.problem !== undefined) return { ...plan, problem: `layer ${path} is unusable: ${record.problem}` }
-    layers.push({ digest, size: record.size, compression: record.compression })
+    const diffId = pushedAs !== undefined || record.compression === undefined ? digest : undefined
+    layers.push({ digest: record.digest, size: record.size, compression: record.compression, diffId })
   }
   // A plain layer's digest is its diff ID: the config vouches for the bytes.
   const ids = diffIds(config)
   for (const [i, layer] of layers.entries()) {
-    if (layer.compression === undefined && ids !== undefined && ids[i] !== layer.digest) {
+    if (layer.diffId !== undefined && ids !== undefined && ids[i] !== layer.diffId) {
       return {
         ...plan,
-        problem: `layer ${layerPaths[i]} in ${where} does not match the config's diff ID ${ids[i] ?? '(none)'}: got ${layer.digest}`,
+        problem: `layer ${layerPaths[i]} in ${where} does not match the config's diff ID ${ids[i] ?? '(none)'}: got ${layer.diffId}`,
       }
     }
   }
-  const bytes = savedImageManifest({ digest: configDigest, size: config.length }, layers)
-  if (typeof bytes === 'string') return { ...plan, problem: `${where}: ${bytes}` }
-  const digest = digestBytes(bytes)
+  const manifest = savedImageManifest({ digest: configDigest, size: config.length }, layers)
+  if (typeof manifest === 'string') return { ...plan, problem: `${where}: ${manifest}` }
+  const digest = digestBytes(manifest.bytes)
   plan.digest = digest
-  plan.manifests = [{ digest, mediaType: mediaTypes.dockerManifest, bytes }]
+  plan.mediaType = manifest.mediaType
+  plan.manifests = [{ digest, mediaType: manifest.mediaType, bytes: manifest.bytes }]
   plan.blobs = [{ digest: configDigest, size: config.length }]
   for (const layer of layers)
     if (!plan.blobs.some((b) => b.digest === layer.digest)) plan.blobs.push({ digest: layer.digest, size: layer.size })

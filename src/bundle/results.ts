@@ -19,8 +19,26 @@ export type PushEvent =
   | { type: 'image.start'; source: string | undefined; destination: string }
   /** A blob finished uploading; `bytesPushed` is the run's total so far (it only grows). */
   | { type: 'blob.progress'; digest: Digest; size: number; bytesPushed: number }
+  /** An image's bytes in place grew (ImageProgress.bytesDone); often, so the CLI only draws it. */
+  | { type: 'image.progress'; destination: string; bytesDone: number; bytesTotal: number }
   | { type: 'image.done'; source: string | undefined; destination: string; digest: Digest; unchanged: boolean }
   | { type: 'image.failed'; source: string | undefined; destination: string; error: string }
+
+/** Where one image stands while the images are pushed (after the bundle was read). */
+export type ImageState = 'waiting' | 'pushing' | 'pushed' | 'unchanged' | 'failed' | 'skipped'
+
+export interface ImageProgress {
+  /** The name in the bundle, or the destination for an image without one. */
+  name: string
+  state: ImageState
+  /**
+   * Bytes of the image's blobs in place in its repository: found, mounted or uploaded, plus what
+   * uploads in flight have sent. Never less than before: a retried upload counts again from its
+   * start without moving it back.
+   */
+  bytesDone: number
+  bytesTotal: number
+}
 
 export interface PushStats {
   /** Bytes of the bundle file read so far (before decompression). */

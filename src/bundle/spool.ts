@@ -40,24 +40,27 @@ export class Spool {
     this.#parent = parent
   }
 
-  /** Writes `content` (of `size` bytes) to a temp file, hashing it. Waits for room first. */
-  async write(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number): Promise<SpooledBlob> {
+  /**
+   * Writes `content` (of `size` bytes) to a temp file, hashing it. Waits for room first. With
+   * `transform` (a compressor), the file holds what it makes of the content: the blob's digest and
+   * size are those of the file, and `plain` those of the content.
+   */
+  async write(
+    content: AsyncIterable<Buffer> | Iterable<Buffer>,
+    size: number,
+    transform?: (plain: Readable) => Readable,
+  ): Promise<SpooledBlob & { plain: { digest: Digest; size: number } }> {
     // Admitted while what is spooled fits the budget, whatever this blob's size: reading the next
     // blob overlaps uploading the last, and the total stays under the budget plus one blob.
+    // A compressed blob is counted at its plain size, which it does not exceed by more than a few bytes per block.
     const { path, release } = await this.#admit(size)
     try {
-      const hash = createDigestHash('sha256')
-      let written = 0
-      async function* hashing(): AsyncGenerator<Buffer> {
-        for await (const chunk of content) {
-          hash.update(chunk)
-          written += chunk.length
-          yield chunk
-        }
-      }
-      await pipeline(Readable.from(hashing()), createWriteStream(path))
-      if (written !== size) throw new Error(`expected ${size} bytes, read ${written}`)
-      return { digest: digestOfHash('sha256', hash), size, open: () => createReadStream(path), release }
+      const plain = counting(content)
+      const stored = transform === undefined ? plain : counting(transform(Readable.from(plain.chunks())))
+      await pipeline(transform === undefined ? Readable.from(plain.chunks()) : Readable.from(stored.chunks()), createWriteStream(path))
+      if (plain.size !== size) throw new Error(`expected ${size} bytes, read ${plain.size}`)
+      const digest = stored.digest()
+      return { digest, size: stored.size, plain: { digest: plain.digest(), size }, open: () => createReadStream(path), release }
     } catch (err) {
       await release()
       throw err
@@ -161,6 +164,38 @@ export async function digestOf(content: AsyncIterable<Buffer>): Promise<{ digest
     size += chunk.length
   }
   return { digest: digestOfHash('sha256', hash), size }
+}
+
+/** Hashes what `transform` (a compressor) makes of content, and the content itself, keeping neither. */
+export async function transformedDigestOf(
+  content: AsyncIterable<Buffer>,
+  transform: (plain: Readable) => Readable,
+): Promise<{ digest: Digest; size: number; plain: { digest: Digest; size: number } }> {
+  const plain = counting(content)
+  const { digest, size } = await digestOf(transform(Readable.from(plain.chunks())))
+  return { digest, size, plain: { digest: plain.digest(), size: plain.size } }
+}
+
+/** Passes chunks through, hashing and counting them. */
+function counting(content: AsyncIterable<Buffer> | Iterable<Buffer>): {
+  chunks: () => AsyncGenerator<Buffer>
+  digest: () => Digest
+  readonly size: number
+} {
+  const hash = createDigestHash('sha256')
+  let digest: Digest | undefined
+  const state = {
+    size: 0,
+    async *chunks(): AsyncGenerator<Buffer> {
+      for await (const chunk of content) {
+        hash.update(chunk)
+        state.size += chunk.length
+        yield chunk
+      }
+    },
+    digest: () => (digest ??= digestOfHash('sha256', hash)),
+  }
+  return state
 }
 
 interface Progress {

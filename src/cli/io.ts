@@ -22,6 +22,8 @@ export interface CliIo {
   logDestination?: DestinationStream
   /** Whether stderr is a terminal (progress bars redraw in place there). */
   stderrIsTTY?: boolean
+  /** The terminal's width (it may change), undefined when unknown. */
+  stderrColumns?: () => number | undefined
   /**
    * Asks for a line on the terminal (`hidden`: echoing nothing, for a password); absent when
    * stdin is no terminal. Resolves undefined when the user gave up (Ctrl-C, Ctrl-D).
@@ -71,6 +73,7 @@ export function processIo(): CliIo {
     },
     logSink: process.stdout,
     stderrIsTTY: process.stderr.isTTY === true,
+    stderrColumns: () => process.stderr.columns,
     ...(process.stdin.isTTY === true ? { ask: (prompt: string, hidden: boolean) => ask(prompt, hidden) } : {}),
     onSignal: (signal, listener) => {
       process.on(signal, listener)

@@ -16,6 +16,7 @@ import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-con
 import { BundlePush } from '../bundle/importer.js'
 import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
 import { RegistrySink } from '../bundle/registry-sink.js'
+import { layerCompressions, type LayerCompression } from '../bundle/layer-compression.js'
 import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
 import { interruptedBySignals, type CliIo } from './io.js'
@@ -40,6 +41,9 @@ export interface PushImagesOptions {
   maxDepth?: number
   include: string[]
   exclude: string[]
+  layerCompression: LayerCompression
+  /** Seconds a request body may make no progress before the request is abandoned and retried. */
+  stallTimeout?: number
 }
 
 export interface Destination {
@@ -50,6 +54,8 @@ export interface Destination {
 }
 
 const progressEveryMs = 5_000
+const defaultStallSeconds = 60
+const stallEnv = 'FERRY_PUSH_STALL_TIMEOUT'
 
 export function addPushCommand(program: Command, io: CliIo): void {
   const push = program.command('push').description('push content into a registry')
@@ -75,6 +81,17 @@ export function addPushCommand(program: Command, io: CliIo): void {
     .option('--max-depth <n>', 'at most n path components under the namespace (leading ones joined with -)', parsePositive)
     .option('--include <glob>', 'only images whose name matches (* within a path component, ** across); repeatable', collect, [])
     .option('--exclude <glob>', 'leave out images whose name matches; repeatable', collect, [])
+    .option(
+      '--stall-timeout <seconds>',
+      `a request whose body (upload or download) moves no byte for this long is cut and retried (default ${defaultStallSeconds}, or $${stallEnv})`,
+      parseSeconds,
+    )
+    .option(
+      '--layer-compression <kind>',
+      "legacy docker saves' plain layers: none (pushed as they are), gzip or zstd (compressed the same way every run)",
+      parseLayerCompression,
+      'none',
+    )
     .action(async (options: PushImagesOptions) => {
       io.exit(await pushImages(options, io))
     })
@@ -109,19 +126,25 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
       ...(options.maxDepth !== undefined ? { maxDepth: options.maxDepth } : {}),
       include: options.include,
       exclude: options.exclude,
+      layerCompression: options.layerCompression,
       source: options.source,
       namespace: destination.namespace,
       concurrency: options.concurrency,
       keepGoing: options.keepGoing === true,
       ...(sink ? { sink } : {}),
       onEvent: (event) => {
+        // Drawn from the push's images on a terminal; too frequent for lines or NDJSON.
+        if (event.type === 'image.progress') return
         if (event.type === 'read.done') progress.imagesTotal = event.images
         if (event.type === 'image.done' || event.type === 'image.failed') progress.imagesDone++
-        progress.clear()
+        // Lines printed above the progress block, which is drawn again below them.
+        const prints = event.type === 'read.done' || event.type === 'image.done' || event.type === 'image.failed'
+        if (prints) progress.clear()
         onEvent(event, destination, options, io, emit)
+        if (prints) progress.resume()
       },
     })
-    const progress = new PushProgress(io, push.stats, await fileSize(options.source))
+    const progress = new PushProgress(io, push.stats, await fileSize(options.source), push.images)
     // With --json, a progress event every few seconds instead of the text.
     const timer = options.json
       ? setInterval(() => emit({ type: 'progress', ...push.stats, seconds: (Date.now() - started) / 1000 }), progressEveryMs)
@@ -243,13 +266,16 @@ export function parseDestination(value: string): Destination {
 async function destinationClient(options: PushImagesOptions, destination: Destination, io: CliIo): Promise<RegistryClient> {
   const credentials = await credentialsFor(options, destination.host, io)
   const ca = options.cacert === undefined ? undefined : await readFile(options.cacert)
+  const stallMs = stallSeconds(options, io) * 1000
+  // A download's body is watched by the connection's idle timeout, an upload's by the client.
   const transport = new Transport({
-    timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 120_000 },
+    timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: stallMs },
     ...(ca ? { tls: { ca } } : {}),
   })
   return new RegistryClient({
     url: destination.url,
     transport,
+    timeouts: { sendStallMs: stallMs },
     ...(credentials ? { credentials } : {}),
     userAgent: 'ferry-push',
   })
@@ -353,6 +379,28 @@ function parsePlatforms(value: string): Platform[] {
 function parseStrategy(value: string): NameStrategy {
   if (!(nameStrategies as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${nameStrategies.join(', ')}`)
   return value as NameStrategy
+}
+
+function stallSeconds(options: PushImagesOptions, io: CliIo): number {
+  if (options.stallTimeout !== undefined) return options.stallTimeout
+  const fromEnv = io.env[stallEnv]
+  if (fromEnv === undefined || fromEnv === '') return defaultStallSeconds
+  try {
+    return parseSeconds(fromEnv)
+  } catch {
+    throw new Error(`${stallEnv}="${fromEnv}": expected a number of seconds`)
+  }
+}
+
+function parseSeconds(value: string): number {
+  const seconds = Number(value.trim().replace(/s$/, ''))
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) throw new InvalidArgumentError('expected seconds, more than 0')
+  return seconds
+}
+
+function parseLayerCompression(value: string): LayerCompression {
+  if (!(layerCompressions as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected ${layerCompressions.join(', ')}`)
+  return value as LayerCompression
 }
 
 function collect(value: string, previous: string[]): string[] {

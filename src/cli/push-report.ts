@@ -18,14 +18,18 @@ export function formatTable(images: ImageResult[], withHost: (image: ImageResult
     withHost(i) || '-',
     i.error !== undefined ? `ERROR ${i.error}` : (i.digest ?? ''),
   ])
-  const header = ['SOURCE', 'DESTINATION', 'DIGEST']
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
-  const line = (cells: string[]): string =>
+  return `${alignedRows([['SOURCE', 'DESTINATION', 'DIGEST'], ...rows]).join('\n')}\n`
+}
+
+/** Rows of cells as lines, each column as wide as its widest cell. */
+function alignedRows(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)))
+  return rows.map((cells) =>
     cells
       .map((cell, c) => (c < cells.length - 1 ? cell.padEnd(widths[c]!) : cell))
       .join('  ')
-      .trimEnd()
-  return `${[header, ...rows].map(line).join('\n')}\n`
+      .trimEnd(),
+  )
 }
 
 export function formatReport(
@@ -43,9 +47,24 @@ export function formatReport(
     lines.push(`dry run: ${report.images.length} image(s), ${failed.length + count('failed')} with problems; nothing pushed`)
   } else {
     const rate = seconds > 0 ? stats.bytesPushed / MB / seconds : 0
-    lines.push(`images: ${report.images.length} (${count('pushed')} pushed, ${count('unchanged')} unchanged, ${failed.length} failed)`)
-    lines.push(`blobs: ${stats.blobsPushed} pushed, ${stats.blobsSkipped} skipped, ${stats.blobsMounted} mounted`)
-    lines.push(`bytes: ${mb(stats.bytesPushed)} in ${seconds.toFixed(1)} s (${rate.toFixed(1)} MB/s); spool peak ${mb(stats.spoolPeak)}`)
+    lines.push(
+      ...alignedRows([
+        ['IMAGES', 'PUSHED', 'UNCHANGED', 'FAILED', 'BLOBS PUSHED', 'SKIPPED', 'MOUNTED', 'BYTES', 'TIME', 'MB/S'],
+        [
+          String(report.images.length),
+          String(count('pushed')),
+          String(count('unchanged')),
+          String(failed.length),
+          String(stats.blobsPushed),
+          String(stats.blobsSkipped),
+          String(stats.blobsMounted),
+          mb(stats.bytesPushed),
+          `${seconds.toFixed(1)} s`,
+          rate.toFixed(1),
+        ],
+      ]),
+    )
+    lines.push(`spool peak: ${mb(stats.spoolPeak)}`)
   }
   const staging = report.staging
   if (staging !== undefined && staging.kept === undefined) lines.push(`staging: ${staging.repository} emptied (${staging.removed} blob(s))`)

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { ClientError, toClientError } from './client-error.js'
+import { watchSendStall } from './stall-watch.js'
 import { Transport, type ClientTimeouts, type DispatcherSource } from './transport.js'
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
@@ -102,10 +103,18 @@ export function describe(method: string, url: URL): string {
 /** Sends requests over an upstream's connections (see transport.ts: CA, client certificate, proxy). */
 export class HttpTransport {
   readonly #source: DispatcherSource
+  readonly #sendStallMs: number | undefined
 
-  /** Without `source`, direct connections verified against the public roots. */
+  /** Without `source`, direct connections verified against the public roots (with `source`, only `sendStallMs` of `timeouts` applies). */
   constructor(timeouts: ClientTimeouts = {}, source?: DispatcherSource) {
     this.#source = source ?? new Transport({ timeouts })
+    this.#sendStallMs = timeouts.sendStallMs
+  }
+
+  #body(body: Exchange['body'], what: string): Readable | Buffer | string | null {
+    if (typeof body !== 'function') return body ?? null
+    const stream = body()
+    return this.#sendStallMs === undefined ? stream : watchSendStall(stream, this.#sendStallMs, what)
   }
 
   /** Sends once. Throws ClientError for transport failures, or the abort reason when `signal` fired. */
@@ -119,7 +128,7 @@ export class HttpTransport {
         path: `${url.pathname}${url.search}`,
         method,
         headers,
-        body: typeof body === 'function' ? body() : (body ?? null),
+        body: this.#body(body, what),
         signal: signal ?? null,
       })
       return new ClientResponse(response.statusCode, url, response.headers, response.body, what)

@@ -14,6 +14,12 @@ export interface ClientTimeouts {
   headersMs?: number
   /** Longest gap between two chunks of a response body. Default 60 s. */
   bodyIdleMs?: number
+  /**
+   * Longest time a request body's next bytes wait for the connection to take them (the far end
+   * stopped reading): the request then fails with a retryable timeout. Default none (only the
+   * headers timeout ends such a request). Applies to stream bodies (uploads).
+   */
+  sendStallMs?: number
 }
 
 export interface TlsMaterial {

@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     const first = await pushImages(['--source', bundles.ociTarXz, ...into('test-namespace'), '--digest-map', digestMap])
     t.equal(first.exit, 0, first.stderr)
     t.match(first.stdout, `pushed  ${names.multi} → ${host}/test-namespace/x/multi:2.0@${bundles.index.digest}`)
-    t.match(first.stderr, /images: 1 \(1 pushed, 0 unchanged, 0 failed\)/)
+    t.match(first.stderr, /^IMAGES +PUSHED +UNCHANGED +FAILED +BLOBS PUSHED +SKIPPED +MOUNTED +BYTES +TIME +MB\/S\n1 +1 +0 +0 +\d+ /m)
 
     const raw = await inspectRaw(`${host}/test-namespace/x/multi:2.0`)
     t.ok(raw.equals(bundles.index.bytes), 'the index has its original bytes')
@@ -357,6 +357,11 @@ async function main(): Promise<void> {
     t.equal(pushed.exit, 1)
     t.match(pushed.stderr, `ferry: ${cut}: gzip data is corrupt or truncated`)
     t.equal(await tagged('truncated/x/multi', '2.0'), 404, 'nothing tagged')
+    const cutTar = await truncated(bundles.ociTar, 0.6)
+    const plain = await pushImages(['--source', cutTar, ...into('truncated'), '--digest-map', join(work, 'cut.json')])
+    t.equal(plain.exit, 1)
+    t.match(plain.stderr, `ferry: ${cutTar}: the tar archive is truncated`)
+    t.equal(await tagged('truncated/x/multi', '2.0'), 404, 'nothing tagged from a truncated plain tar either')
   })
 
   await t.test('a corrupt layer in a folder: that image fails naming file and image, the other lands; --keep-going exits 2', async (t) => {
@@ -382,6 +387,26 @@ async function main(): Promise<void> {
     })
     t.equal(await tagged('corrupt/x/multi', '2.0'), 404, 'the broken image is not tagged')
     t.equal(await tagged('corrupt/x/single', '1.0'), 200, 'the other one is')
+
+    // The same as a plain tar, whose blobs are uploaded straight from the file.
+    const tar = join(work, 'corrupt.tar')
+    await run('tar', ['-cf', tar, '-C', folder, '.'])
+    const fromTar = await pushImages([
+      '--source',
+      tar,
+      ...into('corrupt-tar'),
+      '--keep-going',
+      '--json',
+      '--digest-map',
+      join(work, 'ct.json'),
+    ])
+    t.equal(fromTar.exit, 2)
+    t.match(fromTar.summary?.failures[0], {
+      source: names.multi,
+      error: new RegExp(`${names.multi}.*${tar}!/blobs/sha256/${layer.digest.slice(7)}.*content does not match its digest`),
+    })
+    t.equal(await tagged('corrupt-tar/x/multi', '2.0'), 404, 'the broken image is not tagged')
+    t.equal(await tagged('corrupt-tar/x/single', '1.0'), 200, 'the other one is')
   })
 
   await t.test('--dry-run prints the table and pushes nothing; bad credentials stop the run with exit 1', async (t) => {
@@ -444,7 +469,7 @@ async function main(): Promise<void> {
       join(work, 'process.json'),
     ])
     t.match(result.stdout, `pushed  ${names.multi} → ${host}/process/x/multi:2.0@${bundles.index.digest}`)
-    t.match(result.stderr, /blobs: \d+ pushed, \d+ skipped, \d+ mounted/)
+    t.match(result.stderr, /^IMAGES +PUSHED .* MB\/S\n1 +1 +0 +0 +\d+ +\d+ +\d+ +[\d.]+ MB +[\d.]+ s +[\d.]+$/m)
   })
 
   const unavailable = distributionUnavailable()

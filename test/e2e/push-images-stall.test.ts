@@ -1,0 +1,157 @@
+// One stuck connection never fails a `ferry push images` run: a proxy in front of a real Ferry
+// stalls one upload body part-way (it stops reading) or one download body (it stops sending),
+// once; with a short stall timeout the client cuts that request and its retry goes through. The
+// headers timeout (120 s) would end a stalled upload too, far later: these runs must finish well
+// before it. An image's bytes in place never go back while its upload is cut and sent again.
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { BundlePush } from '../../src/bundle/importer.js'
+import { RegistrySink } from '../../src/bundle/registry-sink.js'
+import type { PushEvent } from '../../src/bundle/results.js'
+import { runCli } from '../../src/cli/main.js'
+import { RegistryClient } from '../../src/client/registry-client.js'
+import { Transport } from '../../src/client/transport.js'
+import { fakeIo } from '../cli/fixtures/fake-io.js'
+import { sha256 } from '../helpers/oci-layout.js'
+import { startTestServer } from '../helpers/server.js'
+import { startStallProxy } from '../helpers/stall-proxy.js'
+import { missingTools, run } from '../helpers/tools.js'
+
+const MiB = 1024 * 1024
+const source = 'gcr.io/x/big:1.0'
+// Far more than the loopback socket buffers of both ends hold, so a stalled upload really stops.
+const layer = randomBytes(48 * MiB)
+const layerHex = sha256(layer).slice('sha256:'.length)
+// Well inside tap's timeout, far below the 120 s headers timeout a stall would otherwise wait for.
+const bound = { timeout: 90_000 }
+
+/** An OCI layout folder of one image with a large layer (no tar inside: registries do not look). */
+async function writeLayout(dir: string): Promise<void> {
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
+  const put = async (bytes: Buffer): Promise<{ digest: string; size: number }> => {
+    const digest = sha256(bytes)
+    await writeFile(join(dir, 'blobs', 'sha256', digest.slice(7)), bytes)
+    return { digest, size: bytes.length }
+  }
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(config)) },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...(await put(layer)) }],
+    }),
+  )
+  const root = await put(manifest)
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...root, annotations: { 'org.opencontainers.image.ref.name': source } },
+      ],
+    }),
+  )
+}
+
+async function pushCli(args: string[], env: Record<string, string> = {}) {
+  const fake = fakeIo(env)
+  await runCli(['node', 'ferry', 'push', 'images', '--need-credential=false', '--json', ...args], fake.io)
+  const summary = fake
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((e) => e.type === 'summary')
+  return { exit: fake.exits[0] ?? -1, stderr: fake.stderr(), summary }
+}
+
+const missing = missingTools('tar')
+if (missing.length > 0) {
+  t.plan(0, `stall e2e skipped: ${missing.join(', ')} not on PATH`)
+} else {
+  const work = await mkdtemp(join(tmpdir(), 'ferry-e2e-stall-'))
+  const server = await startTestServer()
+  t.teardown(async () => {
+    await server.close()
+    await rm(work, { recursive: true, force: true })
+  })
+  const folder = join(work, 'layout')
+  await writeLayout(folder)
+  const tar = join(work, 'bundle.tar')
+  await run('tar', ['-cf', tar, '-C', folder, 'oci-layout', 'blobs', 'index.json'])
+  const uploadOfLayer = { method: 'PUT', path: new RegExp(`/blobs/uploads/.*digest=sha256(%3A|:)${layerHex}`) }
+
+  t.test('an upload that stalls part-way is cut and sent again; the image bytes never go back', bound, async (t) => {
+    const proxy = await startStallProxy(server.url, { upload: uploadOfLayer, afterBytes: MiB })
+    t.teardown(() => proxy.close())
+    // As the CLI builds it: a long headers timeout, the stall timeout on bodies.
+    const client = new RegistryClient({
+      url: proxy.url,
+      transport: new Transport({ timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: 1_000 } }),
+      timeouts: { sendStallMs: 1_000 },
+    })
+    t.teardown(() => client.close())
+    const events: PushEvent[] = []
+    // A folder's blobs are uploaded while the images are pushed, where each image counts its bytes.
+    const push = new BundlePush({
+      source: folder,
+      namespace: 'folder',
+      sink: new RegistrySink(client, { maxRetries: 4, baseDelayMs: 50, maxDelayMs: 200 }),
+      concurrency: 4,
+      keepGoing: false,
+      onEvent: (event) => events.push(event),
+    })
+    const report = await push.run()
+    t.same(
+      report.images.map((i) => [i.source, i.status]),
+      [[source, 'pushed']],
+    )
+    t.same(proxy.stalled(), { uploads: 1, downloads: 0 }, 'the layer upload stalled once')
+    const done = events.flatMap((e) => (e.type === 'image.progress' ? [e.bytesDone] : []))
+    const total = push.images[0]!.bytesTotal
+    t.ok(
+      done.some((bytes) => bytes > 0 && bytes < total),
+      'progress was seen part-way',
+    )
+    t.same(
+      done,
+      [...done].sort((a, b) => a - b),
+      'and never went back, although the upload started over',
+    )
+    t.equal(done.at(-1), total, 'ending with every byte in place')
+    t.equal(push.images[0]!.state, 'pushed')
+  })
+
+  t.test('the CLI: a stalled staging upload, then a stalled manifest download, are retried; the runs exit 0', bound, async (t) => {
+    // No manifest is downloaded before the rerun, which reads the images of the digest map first.
+    const download = { method: 'GET', path: /\/manifests\// }
+    const proxy = await startStallProxy(server.url, { upload: uploadOfLayer, download, afterBytes: 100 })
+    t.teardown(() => proxy.close())
+    const map = join(work, 'map.json')
+    const args = ['--source', tar, '--private-registry', `http://${proxy.host}/cli`, '--digest-map', map]
+    const pushed = await pushCli([...args, '--stall-timeout', '1'])
+    t.equal(pushed.exit, 0, pushed.stderr)
+    t.equal(pushed.summary?.pushed, 1)
+    t.same(proxy.stalled(), { uploads: 1, downloads: 0 }, 'the layer upload stalled once')
+
+    const rerun = await pushCli(args, { FERRY_PUSH_STALL_TIMEOUT: '1' })
+    t.equal(rerun.exit, 0, rerun.stderr)
+    t.same(proxy.stalled(), { uploads: 1, downloads: 1 }, 'the manifest download stalled once')
+    t.equal(rerun.summary?.bytesPushed, 0, 'its retry read the manifest: the rerun uploads nothing')
+    t.equal(rerun.summary?.unchanged, 1)
+  })
+
+  t.test('a stall timeout that is not a positive number is refused', async (t) => {
+    const flag = await pushCli(['--source', tar, '--private-registry', `http://${server.host}/x`, '--stall-timeout', '0'])
+    t.equal(flag.exit, 1)
+    t.match(flag.stderr, /--stall-timeout.*expected seconds/)
+    const env = await pushCli(['--source', tar, '--private-registry', `http://${server.host}/x`], { FERRY_PUSH_STALL_TIMEOUT: 'soon' })
+    t.equal(env.exit, 1)
+    t.match(env.stderr, /FERRY_PUSH_STALL_TIMEOUT="soon": expected a number of seconds/)
+  })
+}
