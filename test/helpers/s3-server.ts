@@ -8,6 +8,7 @@
 //   without the delimiter through s3rver's own store and groups the keys as S3 does;
 // - it answers a PUT before its file write has finished, so a GET right after can read a short
 //   object (no read-after-write consistency): the helper waits for the write to land.
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,6 +25,10 @@ export interface S3TestServer {
   /** Driver options for this server (a fresh key prefix per call keeps tests apart). */
   driverOptions(prefix?: string): S3DriverOptions
   close(): Promise<void>
+  /** Lets the process exit while the server still listens (a server shared by a whole test file). */
+  unref(): void
+  /** Deletes the server's folder at once, for a process that is exiting. */
+  removeSync(): void
 }
 
 export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer> {
@@ -33,7 +38,8 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   awaitWrites(server)
   const { port } = await server.run()
   const requests: string[] = []
-  ;(server as unknown as { httpServer: Server }).httpServer.prependListener('request', (req: IncomingMessage) => {
+  const { httpServer } = server as unknown as { httpServer: Server }
+  httpServer.prependListener('request', (req: IncomingMessage) => {
     requests.push(operationOf(req))
   })
   const endpoint = `http://127.0.0.1:${port}`
@@ -58,6 +64,8 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
       await server.close()
       await rm(directory, { recursive: true, force: true })
     },
+    unref: () => void httpServer.unref(),
+    removeSync: () => rmSync(directory, { recursive: true, force: true }),
   }
 }
 
