@@ -88,9 +88,9 @@ async function put(
   return { status: res.status, ...error }
 }
 
-// On S3 the 10,000 existence checks at once exhaust the SDK's sockets and the push fails with a 500
-// (#14, being fixed on its own); skipped there until then.
-const manyDigestsSkip = process.env.FERRY_TEST_STORAGE === 's3' && 'S3: 10,000 concurrent blob lookups exhaust the SDK sockets (#14)'
+// On S3 (s3rver) the 10,000 existence checks take minutes, two HEADs each: the S3 speed work of
+// #14 owns that, so the case runs on the filesystem only until then.
+const manyDigestsSkip = process.env.FERRY_TEST_STORAGE === 's3' && 'S3: 10,000 existence checks take minutes on s3rver (#14)'
 
 t.test('10,000 random layer digests: refused at once, at most a handful of upstream requests', { skip: manyDigestsSkip }, async (t) => {
   const { upstream, ferry } = await setup(t)
