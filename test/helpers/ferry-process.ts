@@ -2,8 +2,15 @@
 // see what users see: the real config loader, logger, signals, and a process whose RSS is
 // Ferry's alone. The URL comes from the 'ferry started' JSON log line, so `--listen 127.0.0.1:0`
 // works without guessing a free port.
+//
+// With FERRY_TEST_STORAGE=s3 in the test's environment, a Ferry started without storage settings
+// of its own serves from S3 instead: an s3rver in this process (one per test process, shared),
+// under a key prefix named after the `--storage` folder, so a restart on the same folder finds
+// its data again and two Ferry processes on two folders stay apart.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { startS3Server, type S3TestServer } from './s3-server.js'
 
 const entry = fileURLToPath(new URL('./run-ferry.ts', import.meta.url))
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
@@ -34,6 +41,9 @@ export async function startFerryProcess(args: string[], options: StartOptions = 
   }
   // Not measured by `npm run coverage`: V8 coverage of code loaded through tsx maps each file to
   // one covered line (tsx#433), which would replace the in-process coverage of the same files.
+  if (process.env.FERRY_TEST_STORAGE === 's3' && options.env?.FERRY_STORAGE_DRIVER === undefined) {
+    Object.assign(env, s3Environment(await sharedS3Server(), args))
+  }
   Object.assign(env, options.env, { RUN_FERRY_EXIT_WITH_PARENT: '1', _TAPJS_PROCESSINFO_COVERAGE_: '0' })
   // stdin stays open for the child's lifetime: it closes when this process dies, however it dies.
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
@@ -110,5 +120,37 @@ function processStopper(child: ChildProcess): (killAfterMs?: number) => Promise<
       clearTimeout(timer)
     })()
     return stopping
+  }
+}
+
+let s3Server: Promise<S3TestServer> | undefined
+
+/** The test process's s3rver: started on first use, never holding the process open, gone at exit. */
+function sharedS3Server(): Promise<S3TestServer> {
+  s3Server ??= startS3Server('ferry-e2e').then((server) => {
+    server.unref()
+    process.once('exit', () => server.removeSync())
+    return server
+  })
+  return s3Server
+}
+
+/** FERRY_STORAGE_* settings for `server`, under a prefix of the `--storage` folder (or of its own). */
+function s3Environment(server: S3TestServer, args: string[]): Record<string, string> {
+  const at = args.indexOf('--storage')
+  const folder = at >= 0 ? args[at + 1] : undefined
+  const prefix = createHash('sha256')
+    .update(folder ?? `${process.pid}-${Math.random()}`)
+    .digest('hex')
+    .slice(0, 16)
+  return {
+    FERRY_STORAGE_DRIVER: 's3',
+    FERRY_STORAGE_S3_BUCKET: server.bucket,
+    FERRY_STORAGE_S3_PREFIX: prefix,
+    FERRY_STORAGE_S3_ENDPOINT: server.endpoint,
+    FERRY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
+    FERRY_STORAGE_S3_ACCESS_KEY_ID: 'S3RVER',
+    FERRY_STORAGE_S3_SECRET_ACCESS_KEY: 'S3RVER',
+    FERRY_STORAGE_S3_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
   }
 }

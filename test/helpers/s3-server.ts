@@ -11,7 +11,7 @@
 //   conditional writes), reads a short or mixed object, where S3 replaces objects atomically: the
 //   helper writes to a temporary file, renames it into place, then answers.
 import { createHash, randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -29,6 +29,10 @@ export interface S3TestServer {
   /** Driver options for this server (a fresh key prefix per call keeps tests apart). */
   driverOptions(prefix?: string): S3DriverOptions
   close(): Promise<void>
+  /** Lets the process exit while the server still listens (a server shared by a whole test file). */
+  unref(): void
+  /** Deletes the server's folder at once, for a process that is exiting. */
+  removeSync(): void
 }
 
 export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer> {
@@ -38,7 +42,8 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   atomicWrites(server)
   const { port } = await server.run()
   const requests: string[] = []
-  ;(server as unknown as { httpServer: Server }).httpServer.prependListener('request', (req: IncomingMessage) => {
+  const { httpServer } = server as unknown as { httpServer: Server }
+  httpServer.prependListener('request', (req: IncomingMessage) => {
     requests.push(operationOf(req))
   })
   const endpoint = `http://127.0.0.1:${port}`
@@ -63,6 +68,8 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
       await server.close()
       await rm(directory, { recursive: true, force: true })
     },
+    unref: () => void httpServer.unref(),
+    removeSync: () => rmSync(directory, { recursive: true, force: true }),
   }
 }
 

@@ -26,6 +26,8 @@ export interface TestServer {
   metrics: Metrics
   /** The storage under `registry` (filesystem at `root`, or S3): tests inspect what is stored through it. */
   driver: StorageDriver
+  /** The s3rver under `driver` on S3: another server given it (and `root`) shares this storage. */
+  s3?: S3TestServer
   close(): Promise<void>
 }
 
@@ -73,6 +75,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     registry,
     metrics,
     driver,
+    ...(s3 ? { s3 } : {}),
     async close() {
       const closing = app.close()
       // A test is over: connections a client opened but never used would otherwise hold the

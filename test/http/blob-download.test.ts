@@ -13,6 +13,9 @@ import { freshServer } from '../helpers/server.js'
 import { digestOf, makeBlob, pushBlob, request } from '../helpers/oci.js'
 
 const MiB = 1024 * 1024
+// On S3 (FERRY_TEST_STORAGE=s3) a stored blob is no file: there is nothing to truncate, and
+// downloads stream ranged GETs rather than blocks shared through the block budget.
+const onS3 = process.env.FERRY_TEST_STORAGE === 's3'
 
 function blobFile(root: string, digest: string): string {
   const hex = digest.slice('sha256:'.length)
@@ -60,31 +63,35 @@ for (const sendfile of [true, false]) {
     await unsatisfiable.arrayBuffer()
   })
 
-  t.test(`${way}: a file cut short mid-download is a failed response, not a short 200`, async (t) => {
-    const server = await freshServer(t, { sendfile })
-    const repo = 'download/truncated'
-    const blob = makeBlob(randomBytes(64 * MiB))
-    await pushBlob(server, repo, blob)
-    const response = await undiciRequest(`${server.url}/v2/${repo}/blobs/${blob.digest}`)
-    t.equal(response.statusCode, 200)
-    let received = 0
-    let failed: unknown
-    try {
-      for await (const chunk of response.body) {
-        // At most the socket buffers (sendfile) or a few 1 MiB blocks (shared blocks) are ahead
-        // of what the client took: cutting the file now leaves most of it unsent.
-        if (received === 0) await truncate(blobFile(server.root, blob.digest), MiB)
-        received += (chunk as Buffer).length
+  t.test(
+    `${way}: a file cut short mid-download is a failed response, not a short 200`,
+    { skip: onS3 && 'a file truncated in place: filesystem only' },
+    async (t) => {
+      const server = await freshServer(t, { sendfile })
+      const repo = 'download/truncated'
+      const blob = makeBlob(randomBytes(64 * MiB))
+      await pushBlob(server, repo, blob)
+      const response = await undiciRequest(`${server.url}/v2/${repo}/blobs/${blob.digest}`)
+      t.equal(response.statusCode, 200)
+      let received = 0
+      let failed: unknown
+      try {
+        for await (const chunk of response.body) {
+          // At most the socket buffers (sendfile) or a few 1 MiB blocks (shared blocks) are ahead
+          // of what the client took: cutting the file now leaves most of it unsent.
+          if (received === 0) await truncate(blobFile(server.root, blob.digest), MiB)
+          received += (chunk as Buffer).length
+        }
+      } catch (err) {
+        failed = err
       }
-    } catch (err) {
-      failed = err
-    }
-    t.ok(failed, `the body failed (after ${received} of ${blob.bytes.length} bytes)`)
-    t.ok(received < blob.bytes.length, 'short of the declared length')
+      t.ok(failed, `the body failed (after ${received} of ${blob.bytes.length} bytes)`)
+      t.ok(received < blob.bytes.length, 'short of the declared length')
 
-    const next = await request(server, '/v2/')
-    t.equal(next.status, 200, 'the server goes on')
-  })
+      const next = await request(server, '/v2/')
+      t.equal(next.status, 200, 'the server goes on')
+    },
+  )
 }
 
 t.test("40 slow downloads of one blob at once share its blocks: exact bodies, memory within one blob's share", async (t) => {
@@ -127,6 +134,8 @@ t.test("40 slow downloads of one blob at once share its blocks: exact bodies, me
   ])
   t.same(new Set(whole), new Set([sha(blob.bytes)]), 'every whole body is the blob')
   ranges.forEach(([start, end], i) => t.equal(ranged[i], sha(blob.bytes.subarray(start, end + 1)), `range ${start}-${end} is exact`))
+  // S3 objects are streamed from ranged GETs, not read from a file into shared blocks.
+  if (onS3) return
   // 40 downloads with two 1 MiB chunks each in flight would be 80 MiB with buffers of their own.
   const peak = await blockMemory('peak')
   t.ok(peak > 0 && peak <= 16 * MiB, `peak ${peak} B is within one blob's share of 16 MiB`)

@@ -59,7 +59,7 @@ t.test('one process: re-tags and deletes are visible to the very next request', 
 
 t.test('two replicas on shared storage converge within the TTL', async (t) => {
   const writer = await startTestServer({ metadataTtlMs: 150 })
-  const reader = await startTestServer({ root: writer.root, metadataTtlMs: 150 })
+  const reader = await startTestServer({ root: writer.root, ...(writer.s3 ? { s3: writer.s3 } : {}), metadataTtlMs: 150 })
   t.teardown(async () => {
     await reader.app.close()
     await writer.close()
@@ -89,7 +89,7 @@ t.test('two replicas on shared storage converge within the TTL', async (t) => {
 
 t.test('metadataTtl 0 reads storage on every request', async (t) => {
   const writer = await startTestServer()
-  const reader = await startTestServer({ root: writer.root, metadataTtlMs: 0 })
+  const reader = await startTestServer({ root: writer.root, ...(writer.s3 ? { s3: writer.s3 } : {}), metadataTtlMs: 0 })
   t.teardown(async () => {
     await reader.app.close()
     await writer.close()

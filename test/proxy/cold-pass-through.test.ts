@@ -70,5 +70,8 @@ t.test('a cold pull streams the upstream bytes from memory; the cached pull uses
   const again = Buffer.from(await cached.body.arrayBuffer())
   t.ok(again.equals(blob), 'the cached body is the blob')
   await eventually(async () => (await requests()) > before, { message: 'the cached pull counted' })
-  t.equal(await counterTotal(ferry.url, 'ferry_http_sendfile_bytes_total'), blob.length, 'the cached pull went out through sendfile')
+  const byKernel = await counterTotal(ferry.url, 'ferry_http_sendfile_bytes_total')
+  // On S3 there is no file to hand the kernel: the cached blob streams from ranged GETs.
+  if (process.env.FERRY_TEST_STORAGE === 's3') t.equal(byKernel, 0, 'S3: no sendfile')
+  else t.equal(byKernel, blob.length, 'the cached pull went out through sendfile')
 })

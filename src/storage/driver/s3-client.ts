@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
+import { Socket } from 'node:net'
 import { rootCertificates } from 'node:tls'
 import { S3Client, S3ServiceException, type StorageClass } from '@aws-sdk/client-s3'
 import type { S3Settings } from '../../core/s3-settings.js'
@@ -18,7 +19,10 @@ export interface S3DriverOptions extends S3Settings {
   conditionalWrites?: boolean | undefined
   /** Milliseconds a request may go without socket activity before it is retried; default 60 s. */
   idleTimeoutMs?: number | undefined
-  /** Milliseconds a request may wait for its connection once it has a request slot; default 10 s. */
+  /**
+   * Milliseconds the store may take to accept a connection before the attempt fails and is
+   * retried; default 10 s. Time a request waits for one of the `maxSockets` sockets is not counted.
+   */
   connectTimeoutMs?: number | undefined
   /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
   onRequest?: ((operation: string) => void) | undefined
@@ -35,6 +39,7 @@ export interface WriteSettings {
 export async function createS3Client(options: S3DriverOptions): Promise<S3Client> {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets }
   const ca = options.caPath === undefined ? undefined : [...rootCertificates, await readFile(options.caPath, 'utf8')]
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000
   const client = new S3Client({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
@@ -42,9 +47,10 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
     ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
     requestChecksumCalculation: options.requestChecksumCalculation,
     requestHandler: {
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(ca === undefined ? agentOptions : { ...agentOptions, ca }),
-      connectionTimeout: options.connectTimeoutMs ?? 10_000,
+      // Not the SDK's connectionTimeout: its clock starts when a request is sent, so requests queued
+      // behind busy sockets (500 existence checks of one manifest) failed as connection timeouts.
+      httpAgent: limitConnectTime(new HttpAgent(agentOptions), connectTimeoutMs),
+      httpsAgent: limitConnectTime(new HttpsAgent(ca === undefined ? agentOptions : { ...agentOptions, ca }), connectTimeoutMs),
       // A request whose socket is idle this long (a stalled part) fails and is retried.
       socketTimeout: options.idleTimeoutMs ?? 60_000,
     },
@@ -54,6 +60,26 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
   const onRequest = options.onRequest
   if (onRequest !== undefined) countRequests(client, onRequest)
   return client
+}
+
+/**
+ * Fails a new connection the store has not accepted within `ms` (ETIMEDOUT, which the SDK
+ * retries). The clock starts when the agent opens the socket, not while a request waits for one.
+ */
+function limitConnectTime<A extends HttpAgent>(agent: A, ms: number): A {
+  const create = agent.createConnection.bind(agent)
+  agent.createConnection = ((...args: Parameters<typeof create>) => {
+    const socket = create(...args)
+    if (socket instanceof Socket && socket.connecting) {
+      const timer = setTimeout(() => {
+        socket.destroy(Object.assign(new Error(`the S3 store accepted no connection within ${ms} ms`), { code: 'ETIMEDOUT' }))
+      }, ms)
+      const clear = (): void => clearTimeout(timer)
+      socket.once('connect', clear).once('close', clear)
+    }
+    return socket
+  }) as A['createConnection']
+  return agent
 }
 
 /** Calls `onRequest` with the operation of every request sent, retries included. */

@@ -1,7 +1,8 @@
 // The S3 driver against a misbehaving endpoint (test/helpers/s3-fault-proxy.ts in front of
 // s3rver): 500s, 503 SlowDown and a stalled part are retried and the object still lands exact;
 // conditional writes are detected where the store has them (and not on s3rver), and a second
-// commit of one blob is then refused by the store and resolves as success without a 500.
+// commit of one blob is then refused by the store and resolves as success without a 500; a
+// request waiting for a free socket is not failed as a connection timeout.
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import t from 'tap'
@@ -9,6 +10,7 @@ import { FileExistsError } from '../../../src/storage/driver/driver.js'
 import { S3Driver } from '../../../src/storage/driver/s3.js'
 import { BlobStore } from '../../../src/storage/blob-store.js'
 import { digestBytes } from '../../../src/core/digest.js'
+import { eventually } from '../../helpers/eventually.js'
 import { PseudoRandomSource } from '../../helpers/pseudo-random.js'
 import { startS3Server } from '../../helpers/s3-server.js'
 import { startS3FaultProxy } from '../../helpers/s3-fault-proxy.js'
@@ -43,6 +45,31 @@ t.test('500, 503 SlowDown and a stalled part are retried; the object lands exact
   t.equal(count('UploadPart'), 3 + 3, '3 parts, 3 of them sent again')
   t.equal(count('CompleteMultipartUpload'), 2)
   t.ok((await readAll(await driver.read('blobs/faulty'))).equals(content), 'byte-exact, the read retried too')
+})
+
+t.test('requests queued behind busy sockets wait for one: only connecting counts against the connect timeout', async (t) => {
+  const proxy = await startS3FaultProxy(s3.endpoint)
+  t.teardown(() => proxy.close())
+  const driver = await S3Driver.create({
+    ...s3.driverOptions('queued'),
+    endpoint: proxy.endpoint,
+    maxSockets: 1,
+    connectTimeoutMs: 200,
+    idleTimeoutMs: 3000,
+  })
+  await driver.putContent('small/object', 'x')
+  // The stalled GET holds the only socket until its idle timeout (then it is retried): the stats
+  // queue behind it far longer than the connect timeout, and must not fail for it.
+  proxy.inject({ operation: 'GetObject', kind: 'stall' })
+  const stalled = driver.getContent('small/object')
+  await eventually(() => proxy.requests.includes('GetObject'), { message: 'the GET to reach the store' })
+  const [content, ...stats] = await Promise.all([stalled, ...Array.from({ length: 4 }, () => driver.stat('small/object'))])
+  t.equal(content?.toString(), 'x', 'the stalled GET was retried')
+  t.same(
+    stats.map((info) => info?.size),
+    [1, 1, 1, 1],
+    'every queued stat answered',
+  )
 })
 
 t.test('conditional writes: detected on a store that has them, not on s3rver', async (t) => {
