@@ -8,7 +8,8 @@ import { Socket } from 'node:net'
 import { rootCertificates } from 'node:tls'
 import { S3Client, S3ServiceException, type StorageClass } from '@aws-sdk/client-s3'
 import type { S3Settings } from '../../core/s3-settings.js'
-import { queueRequests, RequestSlots } from './s3-request-slots.js'
+import { queueRequests } from './s3-request-slots.js'
+import { Slots } from './slots.js'
 
 /** How to reach the bucket (core/s3-settings.ts, what `storage.s3` decodes to), and what only the driver is told. */
 export interface S3DriverOptions extends S3Settings {
@@ -56,7 +57,7 @@ export async function createS3Client(options: S3DriverOptions): Promise<S3Client
     },
   })
   // At most maxSockets requests reach the agent at once; the rest wait without a timeout running.
-  queueRequests(client, new RequestSlots(options.maxSockets))
+  queueRequests(client, new Slots(options.maxSockets))
   const onRequest = options.onRequest
   if (onRequest !== undefined) countRequests(client, onRequest)
   return client

@@ -6,37 +6,10 @@
 // a body read afterwards keeps its socket, as the agent counts it, but never a slot, so a long
 // download cannot stop other requests and a copy (a GET feeding UploadParts) cannot deadlock.
 import type { S3Client } from '@aws-sdk/client-s3'
-
-export class RequestSlots {
-  #free: number
-  readonly #waiting: Array<() => void> = []
-
-  constructor(readonly size: number) {
-    this.#free = size
-  }
-
-  /** Requests waiting for a slot. */
-  get waiting(): number {
-    return this.#waiting.length
-  }
-
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--
-      return
-    }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve))
-  }
-
-  release(): void {
-    const next = this.#waiting.shift()
-    if (next) next()
-    else this.#free++
-  }
-}
+import type { Slots } from './slots.js'
 
 /** Makes every request `client` sends (each retry too) wait for a slot of `slots`. */
-export function queueRequests(client: S3Client, slots: RequestSlots): void {
+export function queueRequests(client: S3Client, slots: Slots): void {
   client.middlewareStack.add(
     (next) => async (args) => {
       await slots.acquire()

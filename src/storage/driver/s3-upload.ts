@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { FileExistsError } from './driver.js'
 import { isPreconditionFailed, type WriteSettings } from './s3-client.js'
+import { Slots } from './slots.js'
 
 const MiB = 1024 * 1024
 /**
@@ -39,32 +40,12 @@ export function partSizeFor(size: number | undefined, minimum = partSize): numbe
 const spareMs = 2000
 
 /** Parts in flight across every upload of a driver: a part waits for a slot before it is sent. */
-export class PartBudget {
-  #free: number
-  readonly #waiting: Array<() => void> = []
+export class PartBudget extends Slots {
   readonly #spare: Buffer[] = []
   #dropSpares: NodeJS.Timeout | undefined
 
   constructor(readonly slots: number) {
-    this.#free = slots
-  }
-
-  get inUse(): number {
-    return this.slots - this.#free
-  }
-
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--
-      return
-    }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve))
-  }
-
-  release(): void {
-    const next = this.#waiting.shift()
-    if (next) next()
-    else this.#free++
+    super(slots)
   }
 
   /**
