@@ -36,6 +36,7 @@ t.test('FERRY_* variables override keys, camelCase with or without underscores',
     mirror: defaultConfig().mirror,
     coordination: defaultConfig().coordination,
     maintenance: defaultConfig().maintenance,
+    imports: defaultConfig().imports,
   })
 })
 

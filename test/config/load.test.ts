@@ -51,6 +51,7 @@ t.test('parses a YAML file and fills defaults for missing keys', async (t) => {
     mirror: defaultConfig().mirror,
     coordination: defaultConfig().coordination,
     maintenance: defaultConfig().maintenance,
+    imports: defaultConfig().imports,
   })
 })
 

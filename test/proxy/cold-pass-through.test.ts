@@ -66,6 +66,11 @@ t.test('a cold pull streams the upstream bytes from memory; the cached pull uses
     'no byte of the cold pull was read back from the upload file',
   )
 
+  // Cached once the fill has landed: until then (on S3, while the upload reads the local spool) a
+  // request joins the fill.
+  await eventually(async () => (await counterTotal(ferry.url, 'ferry_mirror_blob_fills_in_flight')) === 0, {
+    message: 'the fill landed in storage',
+  })
   const cached = await request(url)
   const again = Buffer.from(await cached.body.arrayBuffer())
   t.ok(again.equals(blob), 'the cached body is the blob')
