@@ -9,10 +9,9 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
+import { distributionUnavailable } from '../helpers/distribution.js'
 import { eventually } from '../helpers/eventually.js'
-import { htpasswdLine } from '../helpers/htpasswd.js'
-import { startMirrorServer, upstreamConfig } from '../helpers/mirror-server.js'
+import { startSeededMirror } from '../helpers/seeded-mirror.js'
 import { seedImage, sha256, type SeededImage } from '../helpers/seed.js'
 import { missingTools, run } from '../helpers/tools.js'
 
@@ -25,29 +24,11 @@ if (unavailable) t.plan(0, unavailable)
 else t.test('a cache filled past its quota by pulls keeps within it, keeps the recent images and the pushed ones', main)
 
 async function main(t: Test): Promise<void> {
-  const seeder = { username: 'seeder', password: 'seeder-pw' }
-  const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
   const work = await mkdtemp(join(tmpdir(), 'ferry-quota-'))
   t.teardown(() => rm(work, { recursive: true, force: true }))
-  const upstream = await startDistribution()
-  t.teardown(() => upstream.stop())
-  const ferry = await startMirrorServer(
-    { upstreams: [upstreamConfig('gcr.io', upstream.url)], defaultUpstream: 'gcr.io' },
-    {
-      auth: {
-        users: [{ name: seeder.username, password: seederHash, groups: [] }],
-        roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
-        anonymousPull: ['**'],
-      },
-      configure: (config) => {
-        config.cache.maxSize = { bytes: quota }
-        config.cache.lowWatermark = 0.9
-      },
-    },
-  )
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(ferry.logs.slice(-15).join(''))
-    await ferry.close()
+  const { upstream, ferry, seeder } = await startSeededMirror(t, (config) => {
+    config.cache.maxSize = { bytes: quota }
+    config.cache.lowWatermark = 0.9
   })
 
   const seeded: SeededImage[] = []

@@ -7,10 +7,9 @@ import { randomBytes } from 'node:crypto'
 import { stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
+import { distributionUnavailable } from '../helpers/distribution.js'
 import { eventually } from '../helpers/eventually.js'
-import { htpasswdLine } from '../helpers/htpasswd.js'
-import { startMirrorServer, upstreamConfig } from '../helpers/mirror-server.js'
+import { startSeededMirror } from '../helpers/seeded-mirror.js'
 import { seedImage, sha256, type SeededImage } from '../helpers/seed.js'
 
 const unavailable = distributionUnavailable()
@@ -20,29 +19,11 @@ else t.test('GC beside pushes and pulls keeps everything referenced and sweeps t
 const accept = 'application/vnd.oci.image.manifest.v1+json'
 
 async function main(t: Test): Promise<void> {
-  const seeder = { username: 'seeder', password: 'seeder-pw' }
-  const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
-  const auth = { authorization: `Basic ${Buffer.from(`${seeder.username}:${seeder.password}`).toString('base64')}` }
-  const upstream = await startDistribution()
-  t.teardown(() => upstream.stop())
-  const ferry = await startMirrorServer(
-    { upstreams: [upstreamConfig('gcr.io', upstream.url)], defaultUpstream: 'gcr.io' },
-    {
-      auth: {
-        users: [{ name: seeder.username, password: seederHash, groups: [] }],
-        roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
-        anonymousPull: ['**'],
-      },
-      // Short enough to wait out (a blob this process saw written is kept that long whatever its file time).
-      configure: (config) => {
-        config.maintenance.gc.grace = 3000
-      },
-    },
-  )
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(ferry.logs.slice(-10).join(''))
-    await ferry.close()
+  // Short enough to wait out (a blob this process saw written is kept that long whatever its file time).
+  const { upstream, ferry, seeder } = await startSeededMirror(t, (config) => {
+    config.maintenance.gc.grace = 3000
   })
+  const auth = { authorization: `Basic ${Buffer.from(`${seeder.username}:${seeder.password}`).toString('base64')}` }
   const blobFile = (digest: string): string => join(ferry.root, 'blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data')
   const longAgo = new Date(Date.now() - 2 * 86_400_000)
 

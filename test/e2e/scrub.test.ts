@@ -7,10 +7,9 @@ import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { runCli, type CliIo } from '../../src/cli/main.js'
-import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
+import { distributionUnavailable } from '../helpers/distribution.js'
 import { eventually } from '../helpers/eventually.js'
-import { htpasswdLine } from '../helpers/htpasswd.js'
-import { startMirrorServer, upstreamConfig } from '../helpers/mirror-server.js'
+import { startSeededMirror } from '../helpers/seeded-mirror.js'
 import { seedImage, sha256 } from '../helpers/seed.js'
 
 const unavailable = distributionUnavailable()
@@ -20,24 +19,7 @@ else t.test('scrub quarantines corrupt content; the mirror fetches it again, a p
 const accept = 'application/vnd.oci.image.manifest.v1+json'
 
 async function main(t: Test): Promise<void> {
-  const seeder = { username: 'seeder', password: 'seeder-pw' }
-  const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
-  const upstream = await startDistribution()
-  t.teardown(() => upstream.stop())
-  const ferry = await startMirrorServer(
-    { upstreams: [upstreamConfig('gcr.io', upstream.url)], defaultUpstream: 'gcr.io' },
-    {
-      auth: {
-        users: [{ name: seeder.username, password: seederHash, groups: [] }],
-        roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
-        anonymousPull: ['**'],
-      },
-    },
-  )
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(ferry.logs.slice(-10).join(''))
-    await ferry.close()
-  })
+  const { upstream, ferry, seeder } = await startSeededMirror(t)
   const blobFile = (digest: string): string => join(ferry.root, 'blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data')
   const layerGets = (digest: string): number => upstream.requests().filter((r) => r.method === 'GET' && r.path.endsWith(digest)).length
 

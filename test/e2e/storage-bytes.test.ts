@@ -3,34 +3,16 @@
 // under another name is not counted twice, and the running totals agree with a walk of storage.
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { distributionUnavailable, startDistribution } from '../helpers/distribution.js'
+import { distributionUnavailable } from '../helpers/distribution.js'
 import { eventually } from '../helpers/eventually.js'
-import { htpasswdLine } from '../helpers/htpasswd.js'
-import { startMirrorServer, upstreamConfig } from '../helpers/mirror-server.js'
+import { startSeededMirror } from '../helpers/seeded-mirror.js'
 import { seedImage, sha256, type SeededImage } from '../helpers/seed.js'
 
 const unavailable = distributionUnavailable()
 if (unavailable) t.plan(0, unavailable)
 else
   t.test('storage bytes by kind follow pushes and fills without a walk', async (t) => {
-    const seeder = { username: 'seeder', password: 'seeder-pw' }
-    const seederHash = (await htpasswdLine(seeder.username, seeder.password)).split(':')[1]!
-    const upstream = await startDistribution()
-    t.teardown(() => upstream.stop())
-    const ferry = await startMirrorServer(
-      { upstreams: [upstreamConfig('gcr.io', upstream.url)], defaultUpstream: 'gcr.io' },
-      {
-        auth: {
-          users: [{ name: seeder.username, password: seederHash, groups: [] }],
-          roles: [{ subjects: [seeder.username], namespaces: ['**'], role: 'admin' }],
-          anonymousPull: ['**'],
-        },
-      },
-    )
-    t.teardown(async () => {
-      if (!t.passing()) t.comment(ferry.logs.slice(-10).join(''))
-      await ferry.close()
-    })
+    const { upstream, ferry, seeder } = await startSeededMirror(t)
     const bytesOf = async (kind: string, upstreamName = ''): Promise<number | undefined> => {
       const text = await fetch(`${ferry.url}/metrics`).then((r) => r.text())
       const line = text.split('\n').find((l) => l.startsWith(`ferry_storage_bytes{kind="${kind}",upstream="${upstreamName}"} `))
