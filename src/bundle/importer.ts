@@ -27,7 +27,7 @@ import { renamePath, selected, type NameStrategy } from './naming.js'
 import { planImages, withoutConflicts, type ImagePlan, type Platform } from './plan.js'
 import { repositoryIn, type PushContext } from './push-context.js'
 import { recallEarlier, type EarlierImage } from './recall.js'
-import type { ImageProgress, ImageResult, PushEvent, PushReport, PushStats } from './results.js'
+import { initialPushStats, type ImageProgress, type ImageResult, type PushEvent, type PushReport, type PushStats } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
 import { Spool, defaultSpoolBudget } from './spool.js'
 import { Staging } from './staging.js'
@@ -65,16 +65,7 @@ export interface PushOptions {
 }
 
 export class BundlePush {
-  readonly stats: PushStats = {
-    readBytes: 0,
-    blobsPushed: 0,
-    blobsSkipped: 0,
-    blobsMounted: 0,
-    bytesPushed: 0,
-    spoolPeak: 0,
-    imagesExcluded: 0,
-    phase: 'reading',
-  }
+  readonly stats: PushStats = initialPushStats()
   /** One per image once the bundle has been read, in the order of the report. */
   readonly images: ImageProgress[] = []
   readonly #options: PushOptions

@@ -55,6 +55,20 @@ export interface PushStats {
   phase: 'reading' | 'pushing' | 'done'
 }
 
+/** The counters of a push that has not read a byte yet. */
+export function initialPushStats(): PushStats {
+  return {
+    readBytes: 0,
+    blobsPushed: 0,
+    blobsSkipped: 0,
+    blobsMounted: 0,
+    bytesPushed: 0,
+    spoolPeak: 0,
+    imagesExcluded: 0,
+    phase: 'reading',
+  }
+}
+
 /** What became of the staging repository blobs were uploaded into while the bundle streamed by. */
 export interface StagingOutcome {
   repository: string

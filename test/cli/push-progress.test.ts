@@ -1,26 +1,13 @@
 // The progress of `ferry push images`: a bar redrawn in place on a terminal, plain lines off one.
 import t from 'tap'
-import type { ImageProgress, PushStats } from '../../src/bundle/results.js'
+import { initialPushStats, type ImageProgress } from '../../src/bundle/results.js'
 import { PushProgress } from '../../src/cli/push-progress.js'
 import { fakeIo } from './fixtures/fake-io.js'
-
-function stats(): PushStats {
-  return {
-    readBytes: 0,
-    blobsPushed: 0,
-    blobsSkipped: 0,
-    blobsMounted: 0,
-    bytesPushed: 0,
-    spoolPeak: 0,
-    imagesExcluded: 0,
-    phase: 'reading',
-  }
-}
 
 t.test('on a terminal: a bar over the bundle bytes read, with MB/s and ETA, then images done', async (t) => {
   const fake = fakeIo()
   fake.io.stderrIsTTY = true
-  const s = stats()
+  const s = initialPushStats()
   const progress = new PushProgress(fake.io, s, 100_000_000)
   s.readBytes = 50_000_000
   t.match(progress.line(10), /^\[#{12}-{12}\] 50% 50\.0\/100\.0 MB · 5\.0 MB\/s · ETA 10s · blobs 0 pushed/)
@@ -36,7 +23,7 @@ t.test('on a terminal: a bar over the bundle bytes read, with MB/s and ETA, then
 })
 
 t.test('without a size (a folder): no bar, only what was read', async (t) => {
-  const progress = new PushProgress(fakeIo().io, { ...stats(), readBytes: 2_000_000 }, undefined)
+  const progress = new PushProgress(fakeIo().io, { ...initialPushStats(), readBytes: 2_000_000 }, undefined)
   t.match(progress.line(1), /^reading 2\.0 MB · 2\.0 MB\/s/)
 })
 
@@ -48,7 +35,7 @@ t.test('on a terminal, while pushing: an overall bar over the bytes in place, th
   const fake = fakeIo()
   fake.io.stderrIsTTY = true
   fake.io.stderrColumns = () => 200
-  const s = { ...stats(), phase: 'pushing' as const, bytesPushed: 3_000_000 }
+  const s = { ...initialPushStats(), phase: 'pushing' as const, bytesPushed: 3_000_000 }
   const images = [image('gcr.io/x/a:1', 'pushed', 4_000_000, 4_000_000), image('gcr.io/x/b:2', 'pushing', 2_000_000, 8_000_000)]
   const progress = new PushProgress(fake.io, s, 100_000_000, images)
   const frame = progress.frame(1)
@@ -76,7 +63,7 @@ t.test('many images: those being pushed first, the rest summed up; lines never w
   const images = Array.from({ length: 12 }, (_, i) =>
     image(`registry.example/very/long/path/image-${i}:1.0`, i < 3 ? 'pushed' : i >= 10 ? 'pushing' : 'waiting', 0, 1_000_000),
   )
-  const progress = new PushProgress(fake.io, { ...stats(), phase: 'pushing' }, undefined, images)
+  const progress = new PushProgress(fake.io, { ...initialPushStats(), phase: 'pushing' }, undefined, images)
   const frame = progress.frame(1)
   t.equal(frame.length, 10, 'the overall line, 8 image lines and a summing-up line')
   t.match(frame.slice(1, 9).join('\n'), /image-10:1\.0/, 'images being pushed are among those shown')
@@ -89,12 +76,12 @@ t.test('many images: those being pushed first, the rest summed up; lines never w
 t.test('start() draws at once on a terminal, and nothing off one', async (t) => {
   const tty = fakeIo()
   tty.io.stderrIsTTY = true
-  const progress = new PushProgress(tty.io, stats(), 10_000_000)
+  const progress = new PushProgress(tty.io, initialPushStats(), 10_000_000)
   progress.start()
   progress.stop()
   t.match(tty.stderr(), /^\[-{24}\] 0% 0\.0\/10\.0 MB/)
   const plain = fakeIo()
-  const quiet = new PushProgress(plain.io, stats(), 10_000_000)
+  const quiet = new PushProgress(plain.io, initialPushStats(), 10_000_000)
   quiet.start()
   quiet.stop()
   t.equal(plain.stderr(), '')
