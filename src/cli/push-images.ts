@@ -6,13 +6,9 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
-import { staticCredentials, type CredentialProvider } from '../client/credentials.js'
-import { RegistryClient } from '../client/registry-client.js'
-import { Transport } from '../client/transport.js'
+import type { RegistryClient } from '../client/registry-client.js'
 import { tryParseDigest, type Digest } from '../core/digest.js'
 import { isRepositoryName } from '../core/reference.js'
-import { runCredentialHelper } from '../credentials/credential-helper.js'
-import { lookupDockerConfig, parseDockerConfig } from '../credentials/docker-config.js'
 import { BundlePush } from '../bundle/importer.js'
 import type { ImageResult, PushEvent, PushReport } from '../bundle/results.js'
 import { RegistrySink } from '../bundle/registry-sink.js'
@@ -20,17 +16,13 @@ import { layerCompressions, type LayerCompression } from '../bundle/layer-compre
 import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
 import { interruptedBySignals, type CliIo } from './io.js'
+import { destinationClient, parseDestination, type Destination, type DestinationAccess } from './push-destination.js'
 import { PushProgress } from './push-progress.js'
 import { formatReport, formatTable } from './push-report.js'
 
-export interface PushImagesOptions {
+export interface PushImagesOptions extends DestinationAccess {
   source: string
   privateRegistry: string
-  cacert?: string
-  username?: string
-  password?: string
-  dockerConfig?: string
-  needCredential: boolean
   concurrency: number
   dryRun?: boolean
   json?: boolean
@@ -44,13 +36,6 @@ export interface PushImagesOptions {
   layerCompression: LayerCompression
   /** Seconds a request body may make no progress before the request is abandoned and retried. */
   stallTimeout?: number
-}
-
-export interface Destination {
-  /** https://host:port (http:// only when written so). */
-  url: string
-  host: string
-  namespace: string
 }
 
 const progressEveryMs = 5_000
@@ -104,7 +89,7 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
   let client: RegistryClient | undefined
   try {
     destination = parseDestination(options.privateRegistry)
-    if (!options.dryRun) client = await destinationClient(options, destination, io)
+    if (!options.dryRun) client = await destinationClient(options, destination, stallSeconds(options, io) * 1000, io)
   } catch (err) {
     io.stderr.write(`ferry: ${(err as Error).message}\n`)
     return 1
@@ -244,79 +229,6 @@ async function finish(
   }
   if (failed.length === 0) return 0
   return landed.length > 0 ? 2 : 1
-}
-
-/** `host:port/namespace`, optionally with `http://` or `https://` in front. */
-export function parseDestination(value: string): Destination {
-  const match = /^(?:(https?):\/\/)?([^/]+)(?:\/(.*))?$/.exec(value.trim())
-  if (match === null) throw new Error(`--private-registry "${value}": expected HOST[:PORT][/NAMESPACE]`)
-  const scheme = match[1] ?? 'https'
-  const host = match[2]!
-  const namespace = (match[3] ?? '').replace(/\/+$/, '')
-  try {
-    new URL(`${scheme}://${host}`)
-  } catch {
-    throw new Error(`--private-registry "${value}": "${host}" is not a host`)
-  }
-  if (namespace !== '' && !isRepositoryName(namespace))
-    throw new Error(`--private-registry "${value}": "${namespace}" is not a valid namespace`)
-  return { url: `${scheme}://${host}`, host, namespace }
-}
-
-async function destinationClient(options: PushImagesOptions, destination: Destination, io: CliIo): Promise<RegistryClient> {
-  const credentials = await credentialsFor(options, destination.host, io)
-  const ca = options.cacert === undefined ? undefined : await readFile(options.cacert)
-  const stallMs = stallSeconds(options, io) * 1000
-  // A download's body is watched by the connection's idle timeout, an upload's by the client.
-  const transport = new Transport({
-    timeouts: { connectMs: 10_000, headersMs: 120_000, bodyIdleMs: stallMs },
-    ...(ca ? { tls: { ca } } : {}),
-  })
-  return new RegistryClient({
-    url: destination.url,
-    transport,
-    timeouts: { sendStallMs: stallMs },
-    ...(credentials ? { credentials } : {}),
-    userAgent: 'ferry-push',
-  })
-}
-
-async function credentialsFor(options: PushImagesOptions, host: string, io: CliIo): Promise<CredentialProvider | undefined> {
-  if (options.username !== undefined || options.password !== undefined) {
-    let password = options.password
-    // On a terminal, a missing password is asked for rather than taken from the command line.
-    if (options.username !== undefined && password === undefined && io.ask !== undefined) {
-      password = await io.ask(`password for ${options.username}@${host}: `, true)
-      if (password === undefined) throw new Error('no password given')
-    }
-    if (options.username === undefined || password === undefined) throw new Error('--username and --password go together')
-    return staticCredentials({ [host]: { username: options.username, password } })
-  }
-  if (options.dockerConfig !== undefined) {
-    let config
-    try {
-      config = parseDockerConfig(await readFile(options.dockerConfig, 'utf8'))
-    } catch (err) {
-      throw new Error(`--docker-config ${options.dockerConfig}: ${(err as Error).message}`, { cause: err })
-    }
-    const found = lookupDockerConfig(config, [host])
-    if (found.kind === 'none') throw new Error(`--docker-config ${options.dockerConfig} has no credentials for ${host}`)
-    const credentials = found.kind === 'credentials' ? found.credentials : await runCredentialHelper(found.helper, found.serverUrl)
-    if (credentials === undefined) throw new Error(`the credential helper of ${options.dockerConfig} has no credentials for ${host}`)
-    return staticCredentials({ [host]: credentials })
-  }
-  if (options.needCredential && io.ask !== undefined) {
-    const username = await io.ask(`username for ${host}: `, false)
-    const password = username ? await io.ask(`password for ${username}@${host}: `, true) : undefined
-    if (!username || password === undefined) throw new Error('no credentials given')
-    return staticCredentials({ [host]: { username, password } })
-  }
-  if (options.needCredential) {
-    throw new Error(
-      'credentials needed: give --username and --password, or --docker-config, or --need-credential=false to push anonymously',
-    )
-  }
-  return undefined
 }
 
 /**
