@@ -3,18 +3,18 @@
 // to `stage` at once (through the spool) so nothing has to be read twice; small JSON documents
 // are kept in memory until the archive has ended and the manifests can be matched up.
 import { createReadStream } from 'node:fs'
-import { open, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
 import { maxManifestBytes } from '../core/manifest.js'
 import type { ArchiveFiles, BlobRecord, BundleContent, Scope } from './content.js'
 import { decompress } from './decompress.js'
-import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
+import { folderEntries, normalisePath, reopenEntry, tarEntries, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
 import { readSplitPackage, splitPackageOf } from './split-parts.js'
-import { tarFileEntries } from './tar-file.js'
+import { isPlainTar, tarFileEntries } from './tar-file.js'
 import { compressLayer } from './layer-compression.js'
 import { digestOf, transformedDigestOf, verified, type SpooledBlob, type Spool } from './spool.js'
 
@@ -267,7 +267,7 @@ export class Collector {
       if (expectedDigest === undefined) record.digest = (await digestOf(stream)).digest
       else stream.destroy()
       const digest = record.digest
-      record.open = () => verified(() => reopen(entry), digest, record.size)
+      record.open = () => verified(() => reopenEntry(entry), digest, record.size)
       this.#remember(record)
       return record.digest
     }
@@ -312,7 +312,7 @@ export class Collector {
       // A folder's file is compressed again (to the same bytes) when uploaded, and verified then; a dry run only hashes.
       const hashed = await transformedDigestOf(stream, compress)
       Object.assign(record, { digest: hashed.digest, size: hashed.size })
-      if (entry.file !== undefined) record.open = () => verified(() => compress(reopen(entry)), hashed.digest, hashed.size)
+      if (entry.file !== undefined) record.open = () => verified(() => compress(reopenEntry(entry)), hashed.digest, hashed.size)
       this.#remember(record)
       plain = hashed.plain.digest
     } else {
@@ -399,23 +399,4 @@ async function collect(stream: AsyncIterable<Buffer>): Promise<Buffer> {
 async function readSmall(entry: Entry, origin: string): Promise<Buffer> {
   if (entry.size > maxManifestBytes) throw new Error(`${origin}: ${entry.size} bytes is too large for a bundle's ${posix.basename(origin)}`)
   return collect(entry.read())
-}
-
-/** A folder's file, or a tar file's entry, read again. */
-function reopen(entry: Entry): Readable {
-  if (entry.range === undefined) return createReadStream(entry.file!)
-  const { start, end } = entry.range
-  return end > start ? createReadStream(entry.file!, { start, end: end - 1, highWaterMark: 1024 * 1024 }) : Readable.from([])
-}
-
-/** Whether `path` is an uncompressed tar archive, which can be read by position. */
-async function isPlainTar(path: string): Promise<boolean> {
-  const handle = await open(path, 'r')
-  try {
-    const head = Buffer.alloc(sniffLength)
-    const { bytesRead } = await handle.read(head, 0, sniffLength, 0)
-    return sniff(head.subarray(0, bytesRead)) === 'tar'
-  } finally {
-    await handle.close()
-  }
 }

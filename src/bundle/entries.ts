@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs'
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import { join, posix } from 'node:path'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { extract } from 'tar-stream'
 
 export interface Entry {
@@ -85,3 +85,10 @@ export async function* folderEntries(root: string, under = ''): AsyncGenerator<E
 }
 
 async function* emptyIterable(): AsyncGenerator<Buffer> {}
+
+/** A folder's file, or a tar file's entry, read again. */
+export function reopenEntry(entry: Entry): Readable {
+  if (entry.range === undefined) return createReadStream(entry.file!)
+  const { start, end } = entry.range
+  return end > start ? createReadStream(entry.file!, { start, end: end - 1, highWaterMark: 1024 * 1024 }) : Readable.from([])
+}

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import type { Entry } from './entries.js'
 import { normalisePath } from './entries.js'
+import { sniff, sniffLength } from './magic.js'
 
 const block = 512
 
@@ -115,3 +116,15 @@ function parsePax(data: Buffer): Record<string, string> {
 }
 
 async function* emptyIterable(): AsyncGenerator<Buffer> {}
+
+/** Whether `path` is an uncompressed tar archive, which can be read by position. */
+export async function isPlainTar(path: string): Promise<boolean> {
+  const handle = await open(path, 'r')
+  try {
+    const head = Buffer.alloc(sniffLength)
+    const { bytesRead } = await handle.read(head, 0, sniffLength, 0)
+    return sniff(head.subarray(0, bytesRead)) === 'tar'
+  } finally {
+    await handle.close()
+  }
+}
