@@ -2,14 +2,15 @@
 // temp folder, with one bucket. s3rver checks no signatures (any key works), and stores
 // aws-chunked bodies with their framing unless the client sends WHEN_REQUIRED checksums.
 //
-// Two s3rver 3.7.1 bugs are corrected here, as S3, MinIO and Ceph behave and the driver relies on:
+// Three s3rver 3.7.1 bugs are corrected here, as S3, MinIO and Ceph behave and the driver relies on:
 // - with a delimiter, its listing never descends more than one folder below the prefix, so a
 //   common prefix holding only deeper keys (`r/m/` for `r/m/n/o`) is missing: the helper lists
 //   without the delimiter through s3rver's own store and groups the keys as S3 does;
 // - it writes an object in place, answering the PUT before the write has finished, so a GET
 //   right after, or during an overwrite of the same key (two replicas committing one blob without
 //   conditional writes), reads a short or mixed object, where S3 replaces objects atomically: the
-//   helper writes to a temporary file, renames it into place, then answers.
+//   helper writes to a temporary file, renames it into place, then answers;
+// - a DELETE that races another under the same folder fails with a 500 (S3 deletes are idempotent).
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
@@ -39,7 +40,8 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   const directory = await mkdtemp(join(tmpdir(), 'ferry-s3rver-'))
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] })
   groupCommonPrefixes(server)
-  atomicWrites(server)
+  atomicWrites(server, `${directory}-partial`)
+  idempotentDeletes(server)
   const { port } = await server.run()
   const requests: string[] = []
   const { httpServer } = server as unknown as { httpServer: Server }
@@ -67,9 +69,13 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
     close: async () => {
       await server.close()
       await rm(directory, { recursive: true, force: true })
+      await rm(`${directory}-partial`, { recursive: true, force: true })
     },
     unref: () => void httpServer.unref(),
-    removeSync: () => rmSync(directory, { recursive: true, force: true }),
+    removeSync: () => {
+      rmSync(directory, { recursive: true, force: true })
+      rmSync(`${directory}-partial`, { recursive: true, force: true })
+    },
   }
 }
 
@@ -94,6 +100,7 @@ interface Store {
   listObjects(bucket: string, options: ListOptions): Promise<ListResult>
   putObject(object: StoreObject): Promise<{ size: number; md5: string }>
   putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>
+  deleteObject(bucket: string, key: string): Promise<void>
   getResourcePath(bucket: string, key: string, resource: string): string
 }
 
@@ -101,14 +108,18 @@ function storeOf(server: S3rver): Store {
   return (server as unknown as { store: Store }).store
 }
 
-function atomicWrites(server: S3rver): void {
+/**
+ * Writes go to a temporary file outside the bucket's folders and are renamed into place. s3rver's
+ * deletes remove folders they leave empty, so a folder made for a write can vanish before the
+ * write lands in it: the rename makes it again and retries.
+ */
+function atomicWrites(server: S3rver, partials: string): void {
   const store = storeOf(server)
   // Multipart completion goes through putObject too.
   store.putObject = async (object) => {
     const file = store.getResourcePath(object.bucket, object.key, 'object')
-    await mkdir(dirname(file), { recursive: true })
-    // Not ending in `._S3rver_object`, so listings never show it.
-    const temporary = `${file}.${randomBytes(6).toString('hex')}.partial`
+    await mkdir(partials, { recursive: true })
+    const temporary = join(partials, randomBytes(8).toString('hex'))
     const md5 = createHash('md5')
     let size = 0
     const count = new Transform({
@@ -121,7 +132,15 @@ function atomicWrites(server: S3rver): void {
     const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content
     try {
       await pipeline(source, count, createWriteStream(temporary))
-      await rename(temporary, file)
+      for (let attempt = 1; ; attempt++) {
+        await mkdir(dirname(file), { recursive: true })
+        try {
+          await rename(temporary, file)
+          break
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw err
+        }
+      }
     } catch (err) {
       await rm(temporary, { force: true })
       throw err
@@ -129,6 +148,23 @@ function atomicWrites(server: S3rver): void {
     const digest = md5.digest('hex')
     await store.putMetadata(object.bucket, object.key, object.metadata, digest)
     return { size, md5: digest }
+  }
+}
+
+/**
+ * S3 answers a DELETE of a missing key with 204. s3rver then prunes the key's folders and fails
+ * (500) when a concurrent delete removed one first (ENOENT) or a write just added a file (ENOTEMPTY).
+ */
+function idempotentDeletes(server: S3rver): void {
+  const store = storeOf(server)
+  const deleteObject = store.deleteObject.bind(store)
+  store.deleteObject = async (bucket, key) => {
+    try {
+      await deleteObject(bucket, key)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTEMPTY') throw err
+    }
   }
 }
 
