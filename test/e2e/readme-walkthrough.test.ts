@@ -11,7 +11,6 @@
 // - `app.tar`, the image archive the README asks the reader to bring, is built with umoci.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcryptjs'
@@ -47,15 +46,16 @@ const expected = ['try-it-server', 'try-it', 'mirroring-server', 'mirroring', 'r
 const tools = ['skopeo', 'umoci', 'htpasswd', 'openssl', 'curl', 'bash']
 const unavailable = missingTools(...tools).length > 0 ? `needs ${missingTools(...tools).join(', ')}` : distributionUnavailable()
 
-async function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
+/**
+ * Whether the line saying this server started on `port` has been printed. A bare connect is not
+ * enough: on a busy machine another test may take the probed port before `npm start` has built,
+ * and its server would answer in Ferry's place.
+ */
+function startedOn(output: string, port: number): boolean {
+  return output.split('\n').some((line) => line.includes('ferry started') && line.includes(`:${port}`))
 }
+
+const portTaken = /EADDRINUSE|address (already )?in use/i
 
 interface Server {
   child: ChildProcess
@@ -117,7 +117,7 @@ t.test('the README walkthrough', { skip: unavailable }, async (t) => {
     await run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:1.0`, `docker://${upstream.host}/${image}`])
   }
 
-  const port = await freePort()
+  let port = await freePort()
   const substitute = (code: string): string =>
     code
       .replaceAll('localhost:5000', `localhost:${port}`)
@@ -132,14 +132,22 @@ t.test('the README walkthrough', { skip: unavailable }, async (t) => {
     const code = substitute(block.code)
     if (block.name.endsWith('-server')) {
       await server?.stop()
-      server = startServer(code, checkout, cleanEnv({ FERRY_LISTEN: `127.0.0.1:${port}` }))
       const deadline = Date.now() + 180_000 // `npm start` builds first
-      while (!(await listening(port))) {
-        const { exitCode, signalCode } = server.child
-        if (exitCode !== null || signalCode !== null || Date.now() > deadline) {
-          throw new Error(`README block ${block.name} did not start a server on ${port}:\n${code}\n--- output ---\n${server.output()}`)
+      for (let attempt = 1; ; attempt++) {
+        const started = startServer(substitute(block.code), checkout, cleanEnv({ FERRY_LISTEN: `127.0.0.1:${port}` }))
+        server = started
+        while (!startedOn(started.output(), port) && started.child.exitCode === null && started.child.signalCode === null) {
+          if (Date.now() > deadline) break
+          await new Promise((resolve) => setTimeout(resolve, 200))
         }
-        await new Promise((resolve) => setTimeout(resolve, 200))
+        if (startedOn(started.output(), port)) break
+        // The probed port went to another process meanwhile: try another, a few times.
+        if (portTaken.test(started.output()) && attempt < 3 && Date.now() < deadline) {
+          await started.stop()
+          port = await freePort()
+          continue
+        }
+        throw new Error(`README block ${block.name} did not start a server on ${port}:\n${code}\n--- output ---\n${started.output()}`)
       }
       t.pass(`${block.name}: serving`)
       continue
