@@ -2,9 +2,9 @@
 // and chunked, undici) and manifest pushes. Pushes and reads start anonymous and each switch to
 // the bench user's Basic credentials on their own first 401, so seeding a registry does not make
 // its reads authenticated (containerd's pulls are anonymous where the registry allows it).
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { Transform, type Readable } from 'node:stream'
+import { Transform, type Readable, type Writable } from 'node:stream'
 import { request, type Dispatcher } from 'undici'
 import { basicAuthorization, type Server } from './processes.js'
 
@@ -30,6 +30,14 @@ export async function concurrentDownloads(
   paths: string[],
   clients: number,
   expectedBytes: number,
+  options: {
+    /**
+     * Start every transfer at one instant: the curls are spawned first and each waits for its URL
+     * on stdin (`-K -`), given to all at once. Otherwise the spread of first bytes and the wall
+     * time include spawning the processes one after another (0.5-1 s for 32 on a loaded machine).
+     */
+    together?: boolean
+  } = {},
 ): Promise<{
   seconds: number
   bytes: number
@@ -38,10 +46,18 @@ export async function concurrentDownloads(
   slowestOwnFirstByteMs: number
   httpVersions: string
 }> {
-  const startedAt = performance.now()
-  const results = await Promise.all(
-    Array.from({ length: clients }, (_, i) => curlDownload(server, paths[i % paths.length]!, startedAt, expectedBytes)),
-  )
+  let startedAt = performance.now()
+  let results: Download[]
+  if (options.together) {
+    const gated = Array.from({ length: clients }, (_, i) => gatedCurl(server, paths[i % paths.length]!, expectedBytes))
+    await Promise.all(gated.map((curl) => curl.spawned))
+    startedAt = performance.now()
+    results = await Promise.all(gated.map((curl) => curl.release(startedAt)))
+  } else {
+    results = await Promise.all(
+      Array.from({ length: clients }, (_, i) => curlDownload(server, paths[i % paths.length]!, startedAt, expectedBytes)),
+    )
+  }
   return {
     seconds: (performance.now() - startedAt) / 1000,
     bytes: results.reduce((sum, r) => sum + r.bytes, 0),
@@ -50,6 +66,50 @@ export async function concurrentDownloads(
     // Without curl's spawn offsets: how long the slowest client waited for its first byte.
     slowestOwnFirstByteMs: Math.max(...results.map((r) => r.ownFirstByteMs)),
     httpVersions: [...new Set(results.map((r) => r.httpVersion))].join(', '),
+  }
+}
+
+/**
+ * One download by a curl that is spawned now and waits for its URL on stdin until release(); on a
+ * 401 it goes again ungated (curlDownload).
+ */
+function gatedCurl(
+  server: Server,
+  path: string,
+  expectedBytes: number,
+): { spawned: Promise<void>; release(startedAt: number): Promise<Download> } {
+  const headers = Object.entries(server.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
+  const args = [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code} %{size_download} %{time_starttransfer} %{http_version}',
+    ...server.curlArgs,
+    ...headers,
+    '-K',
+    '-',
+  ]
+  const child = spawn('curl', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const output = collect(child, 'curl')
+  output.catch(() => {})
+  const spawned = new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve)
+    child.once('error', reject)
+  })
+  return {
+    spawned,
+    async release(startedAt) {
+      const releasedAt = performance.now()
+      child.stdin.end(`url = "${server.url}${path}"\n`)
+      const [status, size, firstByte, httpVersion = '?'] = (await output).trim().split(' ')
+      if (status === '401' && server.headers.authorization === undefined) return curlDownload(server, path, startedAt, expectedBytes)
+      if (status !== '200') throw new Error(`${server.name} GET ${path}: ${status}`)
+      const bytes = Number(size)
+      if (bytes !== expectedBytes) throw new Error(`${server.name} GET ${path}: ${bytes} bytes, expected ${expectedBytes}`)
+      const ownFirstByteMs = Number(firstByte) * 1000
+      return { bytes, firstByteMs: releasedAt - startedAt + ownFirstByteMs, ownFirstByteMs, httpVersion }
+    },
   }
 }
 
@@ -81,8 +141,12 @@ async function curlDownload(server: Server, path: string, startedAt: number, exp
 }
 
 function run(command: string, args: string[]): Promise<string> {
+  return collect(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }), command)
+}
+
+/** The child's stdout once it exited 0. */
+function collect(child: ChildProcessByStdio<Writable | null, Readable, Readable>, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))

@@ -10,19 +10,20 @@
 // before anyone's last byte, and a follower already behind what memory holds is cut off.
 //
 // Where a spool is given (a store slow to write, S3), the bytes go to a local spool file as they
-// arrive, followers read it, and the upload to the store reads it at its own pace; a fill that
-// streams another replica's fill (`writes()` false) does not write the store at all.
+// arrive instead, and the upload to the store reads it at its own pace (spooled-fill.ts).
 import { Transform, type Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createDigestHash, digestAlgorithm, digestOfHash, type Digest } from '../core/digest.js'
+import type { Digest } from '../core/digest.js'
 import { RegistryError, isRegistryError, isStorageFull } from '../core/errors.js'
-import { isPositionalSource, type PositionalSource } from '../transfer/body-sources.js'
+import { isPositionalSource } from '../transfer/body-sources.js'
 import type { ByteRange } from '../core/range.js'
 import type { BlobService } from '../core/registry.js'
 import type { Upstream } from '../upstream/upstream.js'
 import { blockSize, SharedBlocks, type BlockBudget } from '../transfer/shared-blocks.js'
 import { FillFollower, type FollowedFill } from '../transfer/fill-follower.js'
 import type { FillSpool, SpoolFile } from '../transfer/fill-spool.js'
+import { noFile, rangeReads, type FileSource } from './fill-files.js'
+import { fillThroughSpool, type SpooledFill } from './spooled-fill.js'
 
 export interface BlobFillSource {
   upstream: Upstream
@@ -36,8 +37,6 @@ export interface BlobFillSource {
 }
 
 type FillState = 'starting' | 'streaming' | 'done' | 'failed'
-
-type FileSource = PositionalSource & { destroy(): unknown }
 
 /** Blocks per fill: its newest 16 MiB, which is also what a pack of followers sends from. */
 const fillShare = 16
@@ -104,7 +103,7 @@ export class BlobFill implements FollowedFill {
   /** A handle on the upload file (one per follower, for every block it reads), or the blob once committed. */
   async openFile(): Promise<FileSource> {
     // No file behind an unstored fill: what memory no longer holds cannot be sent.
-    if (this.unstored) return this.noFile(this.unstored)
+    if (this.unstored) return noFile(this.unstored)
     for (;;) {
       if (this.state === 'failed') throw this.error
       if (this.state !== 'done' && this.spoolFile) {
@@ -119,7 +118,10 @@ export class BlobFill implements FollowedFill {
           this.state === 'done'
             ? await this.openCommitted()
             : await this.target.uploads.read(this.sessionId, { start: 0, end: this.size - 1 })
-        return isPositionalSource(stream) ? stream : this.rangeReads(stream)
+        if (isPositionalSource(stream)) return stream
+        return rangeReads(stream, this.size, (range) =>
+          this.state === 'done' ? this.openCommitted(range.start, range.end) : this.target.uploads.read(this.sessionId, range),
+        )
       } catch (err) {
         // The upload was just committed (or discarded): look again once the fill settled.
         if (!(isRegistryError(err) && err.code === 'BLOB_UPLOAD_UNKNOWN')) throw err
@@ -138,29 +140,6 @@ export class BlobFill implements FollowedFill {
     return body.stream
   }
 
-  private noFile(err: Error): FileSource {
-    return {
-      readAt: () => Promise.reject(new RegistryError('UNKNOWN', `blob not cached: ${err.message}`)),
-      destroy: () => {},
-    }
-  }
-
-  /** For a storage driver without positional reads: one ranged stream per read. */
-  private rangeReads(first: Readable): FileSource {
-    first.destroy()
-    return {
-      readAt: async (target, position) => {
-        const range = { start: position, end: Math.min(position + target.length, this.size) - 1 }
-        const stream =
-          this.state === 'done' ? await this.openCommitted(range.start, range.end) : await this.target.uploads.read(this.sessionId, range)
-        let got = 0
-        for await (const chunk of stream) got += (chunk as Buffer).copy(target, got)
-        return got
-      },
-      destroy: () => {},
-    }
-  }
-
   private async run(markReady: (size: number) => void): Promise<void> {
     const { upstream, repository, digest } = this.source
     let spool: SpoolFile | undefined
@@ -172,7 +151,7 @@ export class BlobFill implements FollowedFill {
       this.spoolFile = spool
       this.state = 'streaming'
       markReady(blob.size)
-      if (spool) await this.fillSpooled(blob.stream, spool)
+      if (spool) await fillThroughSpool(this.spooled(), blob.stream, spool)
       else await this.fillDirect(blob.stream)
       this.state = 'done'
     } catch (err) {
@@ -220,65 +199,20 @@ export class BlobFill implements FollowedFill {
     await this.target.uploads.complete(session.id, this.digest, body.pipe(counter), { length: this.size, onVerified, onStorageFull })
   }
 
-  /**
-   * The bytes through the blocks into the spool at the upstream's pace, verified here; the
-   * upload to the store reads the spool meanwhile. A fill streamed from another replica stores
-   * nothing: that replica commits the blob (this one does only if it took the fill over).
-   */
-  private async fillSpooled(body: Readable, spool: SpoolFile): Promise<void> {
-    const writes = this.source.writes ?? (() => true)
-    const upload = writes() ? this.store(spool.reader()) : undefined
-    upload?.catch(() => {})
-    try {
-      await this.pump(body, spool)
-    } catch (err) {
-      spool.fail(err)
-      await upload?.catch(() => {})
-      throw err
-    }
-    if (upload) await upload
-    else if (writes() && !(await this.target.stat(this.digest))) await this.store(spool.reader())
-  }
-
-  private async pump(body: Readable, spool: SpoolFile): Promise<void> {
-    const hash = createDigestHash(digestAlgorithm(this.digest))
-    try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (this.received + chunk.length > this.size) {
-          throw new RegistryError('SIZE_INVALID', 'upstream sent more than the blob size', { declared: this.size })
-        }
-        this.blocks.append(chunk, this.received)
-        await spool.write(chunk)
-        hash.update(chunk)
-        const before = this.received
-        this.received += chunk.length
-        this.onBytes(chunk.length)
-        // Followers send whole blocks: wake them when one is complete (or the last arrived).
-        if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received === this.size) this.wake()
-        if (this.received === this.size) {
-          // Verified now, not when the source ends: a stream from a peer ends once its commit landed.
-          const actual = digestOfHash(digestAlgorithm(this.digest), hash)
-          if (actual !== this.digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: this.digest, actual })
-          this.verified = true
-          this.wake()
-        }
-      }
-    } finally {
-      body.destroy()
-    }
-    if (!this.verified)
-      throw new RegistryError('SIZE_INVALID', 'upstream sent less than the blob size', { declared: this.size, received: this.received })
-  }
-
-  /** Writes `body` to the store under the digest (verified there again) and links it into the cache repository. */
-  private async store(body: Readable): Promise<void> {
-    const session = await this.target.uploads.start()
-    try {
-      await this.target.uploads.complete(session.id, this.digest, body, { length: this.size })
-    } catch (err) {
-      body.destroy()
-      await this.target.uploads.cancel(session.id).catch(() => {})
-      throw err
+  /** This fill as the spooled path (spooled-fill.ts) sees it. */
+  private spooled(): SpooledFill {
+    return {
+      digest: this.digest,
+      size: this.size,
+      received: () => this.received,
+      target: this.target,
+      writes: this.source.writes ?? (() => true),
+      hold: (chunk, offset) => this.blocks.append(chunk, offset),
+      count: (bytes) => this.count(bytes),
+      markVerified: () => {
+        this.verified = true
+        this.wake()
+      },
     }
   }
 
@@ -294,8 +228,19 @@ export class BlobFill implements FollowedFill {
     ) {
       return callback(new RegistryError('UNKNOWN', `blob not cached and no memory to stream it: ${this.unstored.message}`))
     }
-    this.onBytes(chunk.length)
     callback(null, chunk)
+    this.counted(before)
+  }
+
+  /** Bytes now readable by followers (in the blocks and the spool). */
+  private count(bytes: number): void {
+    const before = this.received
+    this.received += bytes
+    this.counted(before)
+  }
+
+  private counted(before: number): void {
+    this.onBytes(this.received - before)
     // Followers send whole blocks: wake them when one is complete (or the last arrived).
     if (Math.floor(before / blockSize) !== Math.floor(this.received / blockSize) || this.received >= this.size) this.wake()
   }
