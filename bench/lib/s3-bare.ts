@@ -6,6 +6,8 @@ import type { Readable } from 'node:stream'
 import { createS3Client, type S3DriverOptions } from '../../src/storage/driver/s3-client.js'
 
 const part = 16 * 1024 * 1024
+// As Ferry's own process (src/cli/io.ts): no AWS SDK NodeVersionSupportWarning in the bench output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
 export class Upload {
   readonly #client: Promise<S3Client>

@@ -6,6 +6,8 @@
 // multipart upload and download of the same bytes from this process to the same s3rver; both
 // clients read and write in JavaScript here. Then Ferry's peak RSS while 16 curl clients pull a
 // 1 GiB blob from it at once (one blob 16 times: Ferry opens one GetObject per pull either way).
+// The cached pull has a third target for reference, the least any process between client and
+// store costs: a bare node:http server piping one GetObject per GET (lib/s3-hop-child.ts).
 // Not measured here: a cold mirror fill's requests.
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +26,7 @@ import { alternate, fmt, MB, measured, MiB, progress, Samples, table } from '../
 
 const repo = 'bench/s3'
 const s3rverEntry = fileURLToPath(new URL('../lib/s3rver-child.ts', import.meta.url))
+const hopEntry = fileURLToPath(new URL('../lib/s3-hop-child.ts', import.meta.url))
 
 function bytes(length: number, seed: string): Buffer {
   const source = new PseudoRandomSource(seed)
@@ -79,6 +82,39 @@ async function startStore(dir: string): Promise<Store> {
   }
 }
 
+/** The node:http hop (lib/s3-hop-child.ts) on the store, through the S3 client Ferry uses. */
+async function startHop(dir: string, options: S3DriverOptions): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const child = launch(process.execPath, ['--import', 'tsx', hopEntry, JSON.stringify(options)], join(dir, 'hop.log'), { ipc: true })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the node:http hop did not start within 30 s')), 30_000)
+    child.once('exit', (code) => reject(new Error(`the node:http hop exited (${code})`)))
+    child.on('message', (message: { type: string; url: string }) => {
+      if (message.type !== 'ready') return
+      clearTimeout(timer)
+      resolve(message.url)
+    })
+  })
+  return {
+    url,
+    pid: child.pid ?? -1,
+    stop: async () => {
+      if (child.exitCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.disconnect()
+      await exited
+    },
+  }
+}
+
+/** GET of `url` to the end, its bytes counted. */
+async function download(url: string, size: number, headers: Record<string, string> = {}): Promise<void> {
+  const res = await request(url, { headers })
+  if (res.statusCode !== 200) throw new Error(`${url} answered ${res.statusCode}`)
+  let got = 0
+  for await (const chunk of res.body) got += (chunk as Buffer).length
+  if (got !== size) throw new Error(`pulled ${got} bytes of ${size}`)
+}
+
 /** POST ?digest= with the whole blob: one request, Ferry's direct write to the content address. */
 async function push(ferry: Server, digest: string, size: number, body: Buffer | (() => NodeJS.ReadableStream)): Promise<void> {
   const res = await request(`${ferry.url}/v2/${repo}/blobs/uploads/?digest=${encodeURIComponent(digest)}`, {
@@ -91,12 +127,8 @@ async function push(ferry: Server, digest: string, size: number, body: Buffer | 
 }
 
 /** GET of the whole blob, its bytes counted (not hashed: the bare download below does not either). */
-async function pull(ferry: Server, digest: string, size: number): Promise<void> {
-  const res = await request(`${ferry.url}/v2/${repo}/blobs/${digest}`, { headers: ferry.headers })
-  if (res.statusCode !== 200) throw new Error(`pull answered ${res.statusCode}`)
-  let got = 0
-  for await (const chunk of res.body) got += (chunk as Buffer).length
-  if (got !== size) throw new Error(`pulled ${got} bytes of ${size}`)
+function pull(ferry: Server, digest: string, size: number): Promise<void> {
+  return download(`${ferry.url}/v2/${repo}/blobs/${digest}`, size, ferry.headers)
 }
 
 async function chunkedPush(ferry: Server, blob: { bytes: Buffer; digest: string }, chunkSize: number): Promise<void> {
@@ -159,6 +191,7 @@ export const s3: Scenario = {
       requestChecksumCalculation: 'WHEN_REQUIRED',
     }
     const bare = new Upload(bareOptions)
+    const hop = await startHop(ctx.dir, bareOptions)
     // Ferry runs with the bench user (processes.ts): pushes carry its credentials from the start.
     ferry.pushHeaders.authorization = basicAuthorization()
     try {
@@ -205,7 +238,9 @@ export const s3: Scenario = {
         // CPU seconds of each process on the path too: unlike MB/s, they hardly move with the load.
         const taken = await quietly(`s3 ${target} ${metric}`, async () => {
           const client = process.cpuUsage()
-          const cpu = (): number[] => [readCpuSeconds(ferry.pid) ?? Number.NaN, readCpuSeconds(store.pid) ?? Number.NaN]
+          // The middle process: Ferry, or the node:http hop.
+          const middle = target === 'hop' ? hop.pid : ferry.pid
+          const cpu = (): number[] => [readCpuSeconds(middle) ?? Number.NaN, readCpuSeconds(store.pid) ?? Number.NaN]
           const [ferryCpu, storeCpu] = cpu()
           const started = performance.now()
           await fn()
@@ -216,16 +251,17 @@ export const s3: Scenario = {
         })
         samples.add(target, metric, size / MB / taken.seconds)
         samples.add(target, `${metric} cpu client`, taken.client)
-        if (target === 'ferry') samples.add(target, `${metric} cpu ferry`, taken.ferry)
+        if (target !== 'bare') samples.add(target, `${metric} cpu ferry`, taken.ferry)
         samples.add(target, `${metric} cpu store`, taken.store)
       }
       const runs = {
         ferry: { push: () => push(ferry, mono.digest, size, mono.bytes), pull: () => pull(ferry, mono.digest, size) },
         bare: { push: () => bare.put('bare/blob', mono.bytes), pull: () => bare.get('bare/blob') },
+        hop: { pull: () => download(`${hop.url}/bare/blob`, size) },
       }
       for (let round = 0; round < s.rounds; round++) {
         for (const target of alternate(['ferry', 'bare'] as const, round)) await timed(target, 'push', runs[target].push)
-        for (const target of alternate(['ferry', 'bare'] as const, round)) await timed(target, 'pull', runs[target].pull)
+        for (const target of alternate(['ferry', 'bare', 'hop'] as const, round)) await timed(target, 'pull', runs[target].pull)
       }
 
       progress(`s3: 16 concurrent pulls of a ${manyMiB} MiB blob, Ferry's RSS sampled`)
@@ -249,21 +285,30 @@ export const s3: Scenario = {
           ],
         ),
         table(
-          [`MB/s, ${size / MiB} MiB, median of ${s.rounds} alternating rounds`, 'Ferry', 'bare SDK', 'Ferry / bare'],
+          [
+            `MB/s, ${size / MiB} MiB, median of ${s.rounds} alternating rounds`,
+            'Ferry',
+            'bare SDK',
+            'Ferry / bare',
+            'node:http hop',
+            'hop / bare',
+          ],
           ['push', 'pull'].map((metric) => [
             metric === 'push' ? 'push' : 'cached pull',
             fmt(samples.median('ferry', metric)),
             fmt(samples.median('bare', metric)),
             fmt(ratio(metric), 2),
+            metric === 'pull' ? fmt(samples.median('hop', metric)) : '',
+            metric === 'pull' ? fmt(samples.median('hop', metric) / samples.median('bare', metric), 2) : '',
           ]),
         ),
         table(
-          [`CPU seconds per ${size / MiB} MiB (medians)`, 'client (this harness)', 'Ferry', 's3rver'],
+          [`CPU seconds per ${size / MiB} MiB (medians)`, 'client (this harness)', 'Ferry (or the hop)', 's3rver'],
           ['push', 'pull'].flatMap((metric) =>
-            (['ferry', 'bare'] as const).map((target) => [
-              `${metric === 'push' ? 'push' : 'cached pull'}, ${target === 'ferry' ? 'through Ferry' : 'bare SDK'}`,
+            (metric === 'push' ? (['ferry', 'bare'] as const) : (['ferry', 'bare', 'hop'] as const)).map((target) => [
+              `${metric === 'push' ? 'push' : 'cached pull'}, ${{ ferry: 'through Ferry', bare: 'bare SDK', hop: 'through the node:http hop' }[target]}`,
               fmt(samples.median(target, `${metric} cpu client`), 2),
-              target === 'ferry' ? fmt(samples.median(target, `${metric} cpu ferry`), 2) : '',
+              target !== 'bare' ? fmt(samples.median(target, `${metric} cpu ferry`), 2) : '',
               fmt(samples.median(target, `${metric} cpu store`), 2),
             ]),
           ),
@@ -303,6 +348,7 @@ export const s3: Scenario = {
       }
     } finally {
       bare.close()
+      await hop.stop()
       await ferry.stop()
       await store.stop()
     }

@@ -57,6 +57,7 @@ export function interruptedBySignals(io: CliIo): AbortSignal {
 export const configErrorExitCode = 2
 
 export function processIo(): CliIo {
+  quietSdkNodeWarning(process.env)
   return {
     stdout: process.stdout,
     stderr: process.stderr,
@@ -127,4 +128,14 @@ function ask(prompt: string, hidden: boolean): Promise<string | undefined> {
     stdin.resume()
     stdin.on('data', onData)
   })
+}
+
+/**
+ * On Node < 22 the AWS SDK warns, once per process, that its releases after January 2027 need
+ * Node 22: news for whoever picks Ferry's Node version (its image, `engines`), which an operator
+ * reading Ferry's output cannot act on, and which buried real warnings in CI logs. The SDK's own
+ * switch turns it off (aws-sdk-js-v3#7983), unless the environment already sets it.
+ */
+export function quietSdkNodeWarning(env: Record<string, string | undefined>): void {
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 }

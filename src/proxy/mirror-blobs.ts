@@ -58,9 +58,14 @@ export class MirrorBlobs implements BlobService {
 
   /** The blob from the cache, else from one shared upstream fill. */
   async openMirrored(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody | BlobRedirect> {
-    if (await this.target.cache.blobs.stat(digest, options)) {
+    // Opened straight away, not after a stat: on S3 a stat is a link GET and a HEAD, and open does both again.
+    const cached = await this.target.cache.blobs.open(digest, options).catch((err: unknown) => {
+      if (isRegistryError(err) && err.code === 'BLOB_UNKNOWN') return undefined
+      throw err
+    })
+    if (cached) {
       this.context.metrics.cacheLookups.inc({ kind: 'blob', result: 'hit' })
-      return this.target.cache.blobs.open(digest, options)
+      return cached
     }
     const fill = this.fill(digest)
     let size: number

@@ -22,6 +22,22 @@ export class BlobStore {
     return info && !info.isDirectory ? info.size : undefined
   }
 
+  /**
+   * The whole blob and its size, undefined when absent: one read of the store where the driver
+   * has readWhole (S3: one GetObject, not a HeadObject and a GetObject).
+   */
+  async readWhole(digest: Digest, signal?: AbortSignal): Promise<{ stream: Readable; size: number } | undefined> {
+    const path = blobDataPath(digest)
+    if (this.driver.readWhole !== undefined) return this.driver.readWhole(path, { signal })
+    const size = await this.size(digest)
+    return size === undefined ? undefined : { stream: await this.driver.read(path, { signal }), size }
+  }
+
+  /** Whether whole-blob reads may be answered with a URL of the store (redirectUrl()). */
+  get redirects(): boolean {
+    return this.redirectSeconds !== undefined && this.driver.downloadUrl !== undefined
+  }
+
   read(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
     return this.driver.read(blobDataPath(digest), range ? { start: range.start, end: range.end, signal } : { signal })
   }

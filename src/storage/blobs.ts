@@ -31,6 +31,13 @@ export class RepositoryBlobs implements BlobService {
   }
 
   async open(digest: Digest, options: RangeOptions & Op = {}): Promise<BlobBody | BlobRedirect> {
+    const whole = options.range === undefined && options.rangeHeader === undefined
+    if (whole && (options.wantBytes || !this.blobStore.redirects)) {
+      // The size comes with the bytes: no stat of the blob first (on S3 a HeadObject, a round trip).
+      const body = (await this.linked(this.name, digest)) ? await this.blobStore.readWhole(digest, options.signal) : undefined
+      if (!body) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
+      return { kind: 'body', digest, size: body.size, stream: body.stream }
+    }
     const info = await this.stat(digest)
     if (!info) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest })
     const range = rangeToServe(info.size, options)
@@ -56,8 +63,12 @@ export class RepositoryBlobs implements BlobService {
     this.metadata.repositories.forget(this.name)
   }
 
+  private async linked(name: RepositoryName, digest: Digest): Promise<boolean> {
+    return (await this.driver.getContent(layerLinkPath(name, digest))) !== undefined
+  }
+
   private async statIn(name: RepositoryName, digest: Digest): Promise<BlobInfo | undefined> {
-    if (!(await this.driver.getContent(layerLinkPath(name, digest)))) return undefined
+    if (!(await this.linked(name, digest))) return undefined
     const size = await this.blobStore.size(digest)
     return size === undefined ? undefined : { digest, size }
   }

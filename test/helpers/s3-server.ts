@@ -22,6 +22,10 @@ import type { IncomingMessage, Server } from 'node:http'
 import S3rver from 's3rver'
 import type { S3DriverOptions } from '../../src/storage/driver/s3-client.js'
 
+// Test processes on S3 print no AWS SDK NodeVersionSupportWarning, as Ferry's own process does
+// not (src/cli/io.ts quietSdkNodeWarning): CI logs show the warnings that matter.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+
 export interface S3TestServer {
   endpoint: string
   bucket: string

@@ -163,7 +163,7 @@ t.test('a cancelled upload is gone', async (t) => {
   t.equal((await fetch(location)).status, 404)
 })
 
-t.test('no LIST on any request path; a warm manifest GET costs 0 S3 requests, a blob HEAD 2', async (t) => {
+t.test('no LIST on any request path; a warm manifest GET costs 0 S3 requests, a blob HEAD 2, a blob GET 2', async (t) => {
   const name = 's3/nolist'
   const config = randomConfig()
   const layer = makeBlob(bytesOf(MiB, 'nolist'))
@@ -192,6 +192,15 @@ t.test('no LIST on any request path; a warm manifest GET costs 0 S3 requests, a 
   const absent = makeBlob(Buffer.from('absent'))
   t.equal((await request(server, `/v2/${name}/blobs/${absent.digest}`, { method: 'HEAD' })).status, 404)
   t.same(s3.requests.slice(mark), ['GetObject'], 'blob HEAD miss: one GET of the link')
+  mark = s3.requests.length
+  const pulled = await request(server, `/v2/${name}/blobs/${layer.digest}`)
+  t.equal(pulled.headers.get('content-length'), String(layer.bytes.length))
+  t.equal(sha256(Buffer.from(await pulled.arrayBuffer())), sha256(layer.bytes), 'blob GET: byte-exact')
+  t.same(s3.requests.slice(mark), ['GetObject', 'GetObject'], 'blob GET: the link, then the blob with its size (no HEAD)')
+  mark = s3.requests.length
+  const ranged = await request(server, `/v2/${name}/blobs/${layer.digest}`, { headers: { range: 'bytes=10-19' } })
+  t.same(Buffer.from(await ranged.arrayBuffer()), layer.bytes.subarray(10, 20))
+  t.same(s3.requests.slice(mark), ['GetObject', 'HeadObject', 'GetObject'], 'ranged blob GET: the link, the size, one ranged GET')
 
   t.same(await (await request(server, `/v2/${name}/tags/list`)).json(), { name, tags: ['a', 'b'] })
   const referrers = (await (await request(server, `/v2/${name}/referrers/${manifest.digest}`)).json()) as { manifests: unknown[] }

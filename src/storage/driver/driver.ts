@@ -88,6 +88,11 @@ export interface StorageDriver {
   stat(path: string, options?: StatOptions): Promise<FileInfo | undefined>
   /** Streams a file or a byte range of it. Throws PathNotFoundError when absent. */
   read(path: string, options?: ReadOptions): Promise<Readable>
+  /**
+   * A whole file with its size, in one request where stat() and read() would cost two (S3: one
+   * GetObject, not a HeadObject first); undefined when absent. Absent: callers stat, then read.
+   */
+  readWhole?(path: string, options?: Pick<ReadOptions, 'signal'>): Promise<{ stream: Readable; size: number } | undefined>
   writer(path: string, options?: WriteOptions): Promise<FileWriter>
   /** Whole small file (links, metadata); undefined when absent. */
   getContent(path: string): Promise<Buffer | undefined>

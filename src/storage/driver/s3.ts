@@ -3,7 +3,8 @@
 //
 //   stat        HeadObject; on a miss, ListObjectsV2 MaxKeys=1 under `<key>/` (is it a directory?),
 //               unless the caller asks about a file only (every request path does: no LIST there)
-//   read        one GetObject, ranged when a range is asked (an append file: see s3-append.ts)
+//   read        one GetObject, ranged when a range is asked (an append file: see s3-append.ts);
+//               readWhole: the same unranged GetObject, whose headers also give the size
 //   writer      a new file: PutObject, or a multipart upload of equal parts (≥ 16 MiB, larger
 //               for a large known size) with a few in flight per file and a process-wide budget
 //               (s3-upload.ts), visible only once commit() publishes it; cancel() aborts.
@@ -182,6 +183,30 @@ export class S3Driver implements StorageDriver {
       stream = exactRange(response, range.start, range.end)
     }
     return signal === undefined ? stream : addAbortSignal(signal, stream)
+  }
+
+  async readWhole(path: string, options?: Pick<ReadOptions, 'signal'>): Promise<{ stream: Readable; size: number } | undefined> {
+    this.#check(path)
+    const signal = options?.signal
+    signal?.throwIfAborted()
+    const key = this.#key(path)
+    let response: GetObjectCommandOutput
+    try {
+      response = await this.#get(key, 0, undefined, signal)
+    } catch (err) {
+      if (isMissing(err)) return undefined
+      throw err
+    }
+    let stream: Readable
+    let size: number
+    if (isIndex(response.Metadata)) {
+      size = Number(response.Metadata?.[appendSize])
+      stream = Readable.from(this.#segmentBytes(key, await parseIndex(response), 0, undefined, signal), { objectMode: false })
+    } else {
+      size = response.ContentLength ?? 0
+      stream = exactRange(response, 0, undefined)
+    }
+    return { stream: signal === undefined ? stream : addAbortSignal(signal, stream), size }
   }
 
   async writer(path: string, options: WriteOptions = {}): Promise<FileWriter> {

@@ -138,6 +138,11 @@ t.test('append sessions add segments; nothing already stored is read or rewritte
   const end = 2 * MiB + 100
   t.ok((await readAll(await driver.read('up/data', { start, end }))).equals(content.subarray(start, end + 1)), 'a range across segments')
   t.equal((await readAll(await driver.read('up/data', { start: content.length }))).length, 0, 'past the end')
+  sent.length = 0
+  const whole = await driver.readWhole('up/data')
+  t.equal(whole?.size, content.length, 'readWhole: the size of every segment')
+  t.ok(whole && (await readAll(whole.stream)).equals(content), 'readWhole: the bytes of every segment')
+  t.equal(sent.filter((name) => name === 'HeadObject').length, 0, 'readWhole: no HEAD')
 
   sent.length = 0
   await driver.move('up/data', 'blobs/x/data')
@@ -145,6 +150,22 @@ t.test('append sessions add segments; nothing already stored is read or rewritte
   t.ok((await driver.getContent('blobs/x/data'))?.equals(content))
   t.equal(await driver.stat('up/data'), undefined)
   t.equal(await driver.stat('up'), undefined, 'segments are deleted with the file')
+})
+
+t.test('readWhole: a whole object and its size in one GetObject; undefined when absent', async (t) => {
+  const { driver, sent } = await recordingDriver()
+  const content = pseudoRandom(MiB + 3, 5)
+  await driver.putContent('whole/data', content)
+  await driver.putContent('whole/empty', '')
+  sent.length = 0
+  const whole = await driver.readWhole('whole/data')
+  t.equal(whole?.size, content.length)
+  t.ok(whole && (await readAll(whole.stream)).equals(content))
+  t.same(sent, ['GetObject'])
+  const empty = await driver.readWhole('whole/empty')
+  t.equal(empty?.size, 0)
+  t.equal(empty && (await readAll(empty.stream)).length, 0)
+  t.equal(await driver.readWhole('whole/absent'), undefined)
 })
 
 t.test('an append file of one segment moves with one server-side copy', async (t) => {
