@@ -10,12 +10,12 @@ import { Readable } from 'node:stream'
 import { maxManifestBytes } from '../core/manifest.js'
 import { BlobFiler, collect, type BlobFilerOptions } from './blob-filer.js'
 import type { ArchiveFiles, BundleContent, Scope } from './content.js'
-import { decompress } from './decompress.js'
+import { decompress, decompressFile } from './decompress.js'
 import { folderEntries, normalisePath, tarEntries, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
 import { readSplitPackage, splitPackageOf } from './split-parts.js'
-import { isPlainTar, tarFileEntries } from './tar-file.js'
+import { fileKind, tarFileEntries } from './tar-file.js'
 
 /** A bundle that arrives as a stream (an HTTP request body, an object store read), named `label` in messages. */
 export interface StreamSource {
@@ -78,9 +78,23 @@ export class Collector {
       return
     }
     // A pipe or device cannot be read by position, nor its head twice.
-    if (this.#options.stage !== undefined && stats.isFile() && (await isPlainTar(path))) {
+    const kind = stats.isFile() ? await fileKind(path) : undefined
+    if (this.#options.stage !== undefined && kind === 'tar') {
       // Read by position: blobs are uploaded straight from the file, never copied to the spool.
       await this.#readEntries(this.#counted(tarFileEntries(path)), this.#archive(path), 0)
+      return
+    }
+    if (isCompression(kind) && kind !== 'gzip') {
+      // The decompressor reads the file itself.
+      const stream = decompressFile(kind, path, path, onRead)
+      const stop = (): void => void stream.destroy(signal?.reason as Error)
+      signal?.addEventListener('abort', stop, { once: true })
+      try {
+        await this.#readSource(stream, path)
+        onRead?.(stats.size)
+      } finally {
+        signal?.removeEventListener('abort', stop)
+      }
       return
     }
     async function* counted(): AsyncGenerator<Buffer> {
