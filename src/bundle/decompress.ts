@@ -56,7 +56,12 @@ export function decompressFile(kind: Compression, path: string, what: string, on
   try {
     fd = openSync(path, 'r')
   } catch (err) {
-    return Readable.from(failing(new Error(`${what}: ${(err as Error).message}`)))
+    const error = new Error(`${what}: ${(err as Error).message}`)
+    return new Readable({
+      read() {
+        this.destroy(error)
+      },
+    })
   }
   const output = run(kind, fd, what)
   // The child has its own descriptor of the same open file: ours only shows where it has got to.
@@ -78,10 +83,6 @@ export function decompressFile(kind: Compression, path: string, what: string, on
     closeSync(fd)
   })
   return output
-}
-
-async function* failing(err: Error): AsyncGenerator<Buffer> {
-  throw err
 }
 
 /** Runs the program over `input` (a stream, or a file descriptor it reads itself). */
