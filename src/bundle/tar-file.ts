@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import type { Entry } from './entries.js'
 import { normalisePath } from './entries.js'
-import { sniff, sniffLength } from './magic.js'
+import { sniff, sniffLength, type ArchiveKind } from './magic.js'
 
 const block = 512
 
@@ -117,13 +117,13 @@ function parsePax(data: Buffer): Record<string, string> {
 
 async function* emptyIterable(): AsyncGenerator<Buffer> {}
 
-/** Whether `path` is an uncompressed tar archive, which can be read by position. */
-export async function isPlainTar(path: string): Promise<boolean> {
+/** What the file at `path` holds, by its first bytes (magic.ts): a plain tar can be read by position. */
+export async function fileKind(path: string): Promise<ArchiveKind | undefined> {
   const handle = await open(path, 'r')
   try {
     const head = Buffer.alloc(sniffLength)
     const { bytesRead } = await handle.read(head, 0, sniffLength, 0)
-    return sniff(head.subarray(0, bytesRead)) === 'tar'
+    return sniff(head.subarray(0, bytesRead))
   } finally {
     await handle.close()
   }
