@@ -83,7 +83,7 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
         headers: { allow: Object.keys(dispatch[endpoint.kind]).join(', ') },
       })
     }
-    const query = firstValues(request.query as Record<string, string | string[] | undefined>)
+    const query = queryStart < 0 ? {} : firstValues(request.query as Record<string, string | string[] | undefined>)
     request.ociAudit = auditOf(endpoint, request.method, query)
     const op: Op = {
       accept: acceptedMediaTypes(request.headers.accept),
