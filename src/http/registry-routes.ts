@@ -33,8 +33,12 @@ type Dispatch = {
   [K in OciEndpointKind]: Partial<Record<string, (ctx: HandlerContext, e: Extract<OciEndpoint, { kind: K }>) => Promise<void>>>
 }
 
+const jsonType = 'application/json; charset=utf-8'
+const emptyObject = Buffer.from('{}')
+
 const dispatch: Dispatch = {
-  base: { GET: async (ctx) => void ctx.reply.send({}), HEAD: async (ctx) => void ctx.reply.send() },
+  // The same bytes and type fastify's serializer would give `{}`, without its serialization steps.
+  base: { GET: async (ctx) => void ctx.reply.type(jsonType).send(emptyObject), HEAD: async (ctx) => void ctx.reply.send() },
   catalog: { GET: listCatalog },
   manifest: {
     GET: (ctx, e) => getManifest(ctx, e, false),
