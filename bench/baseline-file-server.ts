@@ -1,7 +1,9 @@
 // The ceiling: the least a Node.js HTTP server can do to serve a file on this machine.
 // `GET /blobs/<name>` streams <root>/<name> read in 1 MiB chunks (`?chunk=<bytes>` for another
 // read size: `?chunk=65536` is the naive `createReadStream().pipe(res)` default);
-// `GET /healthz` answers 200. No logging, no metrics, no hashing, no checks beyond the name.
+// `GET /healthz` answers 200; `GET /v2/` answers `{}` as a registry's base endpoint does (the
+// bare node:http rate the manifests scenario compares `GET /v2/` with). No logging, no metrics,
+// no hashing, no checks beyond the name.
 // Run: node --import tsx bench/baseline-file-server.ts <root> [host:port]
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
@@ -21,6 +23,10 @@ const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://localhost')
   if (url.pathname === '/healthz') {
     res.writeHead(200, { 'content-length': '2' }).end('ok')
+    return
+  }
+  if (url.pathname === '/v2/') {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2' }).end('{}')
     return
   }
   const name = url.pathname.startsWith('/blobs/') ? url.pathname.slice('/blobs/'.length) : ''

@@ -21,6 +21,8 @@ export class LoginLimiter {
 
   /** Seconds until `remote` may try again, or 0 when it may try now. */
   retryAfter(remote: string): number {
+    // Every Basic request asks: an address without failures costs one lookup, no arrays.
+    if (this.options.max > 0 && !this.failures.has(remote)) return 0
     const recent = this.recent(remote)
     if (recent.length < this.options.max) return 0
     const oldest = recent[recent.length - this.options.max] ?? this.now()

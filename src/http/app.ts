@@ -79,7 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // node:http, node:https and node:http2's compatibility layer share.
     ...(deps.serverOptions as FastifyHttpOptions<Server> | undefined),
   })
-  observeRequests(app, deps.metrics, (socket) => deps.blobSender.kernelSent(socket))
+  observeRequests(app, deps.metrics, (socket) => deps.blobSender.kernelSent(socket), deps.serverOptions?.http2 === true)
   if (deps.serverOptions?.http2) resetHttp2StreamsWithError(app)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((request, reply) => {

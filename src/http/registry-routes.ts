@@ -33,8 +33,12 @@ type Dispatch = {
   [K in OciEndpointKind]: Partial<Record<string, (ctx: HandlerContext, e: Extract<OciEndpoint, { kind: K }>) => Promise<void>>>
 }
 
+const jsonType = 'application/json; charset=utf-8'
+const emptyObject = Buffer.from('{}')
+
 const dispatch: Dispatch = {
-  base: { GET: async (ctx) => void ctx.reply.send({}), HEAD: async (ctx) => void ctx.reply.send() },
+  // The same bytes and type fastify's serializer would give `{}`, without its serialization steps.
+  base: { GET: async (ctx) => void ctx.reply.type(jsonType).send(emptyObject), HEAD: async (ctx) => void ctx.reply.send() },
   catalog: { GET: listCatalog },
   manifest: {
     GET: (ctx, e) => getManifest(ctx, e, false),
@@ -83,7 +87,7 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
         headers: { allow: Object.keys(dispatch[endpoint.kind]).join(', ') },
       })
     }
-    const query = firstValues(request.query as Record<string, string | string[] | undefined>)
+    const query = queryStart < 0 ? {} : firstValues(request.query as Record<string, string | string[] | undefined>)
     request.ociAudit = auditOf(endpoint, request.method, query)
     const op: Op = {
       accept: acceptedMediaTypes(request.headers.accept),

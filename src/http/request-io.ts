@@ -45,17 +45,26 @@ const noMediaTypes: readonly string[] = Object.freeze([])
  */
 const parsedAccept = new Map<string, readonly string[]>()
 const parsedAcceptLimit = 256
+/**
+ * The header parsed last: a node pulls with one client, so the next request usually sends the
+ * same header, and comparing it is cheaper than hashing its ~200 characters for the map (#18).
+ * Pure memoisation: two apps in one process may share it.
+ */
+const lastAccept: { header: string | undefined; types: readonly string[] } = { header: undefined, types: noMediaTypes }
 
 /** Media types from (possibly repeated) Accept headers, parameters and q-values dropped. Shared: never mutate. */
 export function acceptedMediaTypes(header: string | string[] | undefined): readonly string[] {
   if (header === undefined) return noMediaTypes
   if (Array.isArray(header)) return parseAccept(header.join(','))
+  if (header === lastAccept.header) return lastAccept.types
   let types = parsedAccept.get(header)
   if (types === undefined) {
     if (parsedAccept.size >= parsedAcceptLimit) parsedAccept.clear()
     types = parseAccept(header)
     parsedAccept.set(header, types)
   }
+  lastAccept.header = header
+  lastAccept.types = types
   return types
 }
 

@@ -9,6 +9,8 @@ export function observeRequests(
   metrics: Metrics,
   /** Bytes the kernel sent on a socket with sendfile(2), which socket.bytesWritten never counts. */
   kernelSent: (socket: Socket) => number,
+  /** Whether the server speaks HTTP/2 (then each request's socket and address are taken on arrival). */
+  http2 = false,
 ): void {
   // Socket counters are cumulative over keep-alive requests, so each request is measured from
   // where the previous response on its socket ended (0 for the first). Sampling at onRequest
@@ -16,44 +18,60 @@ export function observeRequests(
   // already read by then.
   const baselines = new WeakMap<Socket, Counters>()
   // Over HTTP/2, by onResponse the stream is detached from its session, and with it from the
-  // socket and the client address: both are taken when the request arrives.
+  // socket and the client address: both are taken when the request arrives. Over HTTP/1.1 both
+  // are still there at onResponse, so a plain server runs no onRequest hook at all (#18).
   const arrivals = new WeakMap<FastifyRequest, { socket: Socket | undefined; remote: string | undefined }>()
   // The access line holds only the fields below, none of them secret, so it skips the logger's
   // redaction: its wildcard paths cost ~10 µs a line, a tenth of a warm manifest GET's CPU.
   // Every other line (which may carry headers or config objects) is still redacted.
   const accessLog = app.log.child({}, { redact: [] })
+  // Per (route, method): the histogram's labelled child, bound once.
+  const durations = new Map<string, Map<string, { observe(value: number): void }>>()
+  const durationOf = (route: string, method: string) => {
+    let byMethod = durations.get(route)
+    if (byMethod === undefined) {
+      byMethod = new Map()
+      durations.set(route, byMethod)
+    }
+    let child = byMethod.get(method)
+    if (child === undefined) {
+      child = metrics.httpDuration.labels(route, method)
+      byMethod.set(method, child)
+    }
+    return child
+  }
   // Callback hooks rather than async ones: no promise allocated twice per request.
-  app.addHook('onRequest', (request, _reply, done) => {
-    arrivals.set(request, { socket: connectionSocket(request), remote: request.ip })
-    done()
-  })
+  if (http2) {
+    app.addHook('onRequest', (request, _reply, done) => {
+      arrivals.set(request, { socket: connectionSocket(request), remote: request.ip })
+      done()
+    })
+  }
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.ociRoute ?? request.routeOptions.url ?? 'unmatched'
-    const arrival = arrivals.get(request)
+    const method = request.method
+    const arrival = http2 ? arrivals.get(request) : undefined
     const socket = arrival?.socket ?? request.raw.socket
     const now = counters(socket, kernelSent)
-    const start = (socket && baselines.get(socket)) ?? { read: 0, written: 0, kernel: 0 }
+    const start = (socket && baselines.get(socket)) ?? noCounters
     if (socket) baselines.set(socket, now)
     const received = now.read - start.read
     const sent = now.written - start.written
     const byKernel = now.kernel - start.kernel
-    const seconds = reply.elapsedTime / 1000
-    const status = String(reply.statusCode)
-    metrics.httpRequests.inc({ route, method: request.method, status })
-    metrics.httpDuration.observe({ route, method: request.method }, seconds)
-    metrics.bytesSent.inc({ route }, Math.max(0, sent))
-    if (byKernel > 0) metrics.sendfileBytes.inc({ route }, byKernel)
-    metrics.bytesReceived.inc({ route }, Math.max(0, received))
+    const elapsed = reply.elapsedTime
+    const status = reply.statusCode
+    metrics.requestCounts.add(route, method, status, Math.max(0, sent), Math.max(0, received), Math.max(0, byKernel))
+    durationOf(route, method).observe(elapsed / 1000)
     accessLog.info(
       {
         reqId: request.id,
-        method: request.method,
+        method,
         route,
         repo: request.ociRepository,
-        status: reply.statusCode,
+        status,
         bytesSent: sent,
         bytesReceived: received,
-        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ms: Math.round(elapsed * 10) / 10,
         remote: arrival?.remote ?? request.ip,
       },
       'request',
@@ -61,6 +79,8 @@ export function observeRequests(
     done()
   })
 }
+
+const noCounters: Counters = Object.freeze({ read: 0, written: 0, kernel: 0 })
 
 // HTTP/2 multiplexes streams on one socket, so its counters are shared: measured from the previous
 // response on the session as for keep-alive, the totals stay exact while concurrent streams'

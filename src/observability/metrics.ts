@@ -1,6 +1,7 @@
 // Every metric Ferry exports, defined in one place on a per-app registry (two apps in one
 // process never share counters). Labels are small fixed sets: never names or digests.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { RequestCounts } from './request-counts.js'
 
 /** What ferry_blob_block_memory_bytes reports (transfer/shared-blocks.ts's BlockBudget). */
 export interface BlockMemory {
@@ -23,6 +24,8 @@ export class Metrics {
     help: 'HTTP requests answered, by route, method and status code',
     labelNames: ['route', 'method', 'status'] as const,
     registers: [this.registry],
+    // Summed per request in requestCounts, added here when read.
+    collect: (): void => this.requestCounts.flush(),
   })
 
   readonly httpDuration = new Histogram({
@@ -38,6 +41,8 @@ export class Metrics {
     help: 'Bytes written to clients, by route',
     labelNames: ['route'] as const,
     registers: [this.registry],
+    // Summed per request in requestCounts, added here when read.
+    collect: (): void => this.requestCounts.flush(),
   })
 
   readonly sendfileBytes = new Counter({
@@ -45,6 +50,8 @@ export class Metrics {
     help: 'Bytes of blob bodies the kernel sent with sendfile(2), by route (part of ferry_http_sent_bytes_total)',
     labelNames: ['route'] as const,
     registers: [this.registry],
+    // Summed per request in requestCounts, added here when read.
+    collect: (): void => this.requestCounts.flush(),
   })
 
   readonly bytesReceived = new Counter({
@@ -52,6 +59,16 @@ export class Metrics {
     help: 'Bytes read from clients, by route',
     labelNames: ['route'] as const,
     registers: [this.registry],
+    // Summed per request in requestCounts, added here when read.
+    collect: (): void => this.requestCounts.flush(),
+  })
+
+  /** Where a request's counts go (request-observer.ts): the four counters above, exact whenever read. */
+  readonly requestCounts: RequestCounts = new RequestCounts({
+    requests: this.httpRequests,
+    sent: this.bytesSent,
+    kernel: this.sendfileBytes,
+    received: this.bytesReceived,
   })
 
   readonly uploadsPurged = new Counter({

@@ -33,6 +33,9 @@ export interface LocalRegistryOptions {
   redirectSeconds?: number
 }
 
+/** Repository objects kept per registry (each a few small objects). */
+const maxRepositoryObjects = 1024
+
 export class LocalRegistry implements Registry {
   readonly blobStore: BlobStore
   private readonly uploadState = new UploadState(new KeyedLock())
@@ -41,6 +44,11 @@ export class LocalRegistry implements Registry {
   private readonly storagePrefix: string
   /** Index objects instead of listings, where listing is costly (S3). */
   private readonly indexes: RegistryIndexes | undefined
+  /**
+   * Repositories by name: they hold no state of their own (all of it is in the shared stores and
+   * caches), and building one per request was three objects plus their upload service each time.
+   */
+  private readonly repositories = new Map<string, Repository>()
 
   constructor(
     private readonly driver: StorageDriver,
@@ -57,12 +65,19 @@ export class LocalRegistry implements Registry {
   }
 
   repository(name: RepositoryName): Repository {
-    // Storage classes see the prefixed name, so every path they build lands under the prefix.
-    const stored = (this.storagePrefix ? `${this.storagePrefix}/${name}` : name) as RepositoryName
-    const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState, this.metadata, this.indexes)
-    const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache, this.metadata, this.indexes)
-    const tags = new RepositoryTags(stored, this.driver, manifests, this.metadata, this.indexes)
-    return { name, blobs, manifests, tags }
+    let repository = this.repositories.get(name)
+    if (repository === undefined) {
+      // Bounded: past the limit the map starts over (a rebuilt repository is as good as the old one).
+      if (this.repositories.size >= maxRepositoryObjects) this.repositories.clear()
+      // Storage classes see the prefixed name, so every path they build lands under the prefix.
+      const stored = (this.storagePrefix ? `${this.storagePrefix}/${name}` : name) as RepositoryName
+      const blobs = new RepositoryBlobs(stored, this.driver, this.blobStore, this.uploadState, this.metadata, this.indexes)
+      const manifests = new RepositoryManifests(stored, this.driver, this.blobStore, blobs, this.manifestCache, this.metadata, this.indexes)
+      const tags = new RepositoryTags(stored, this.driver, manifests, this.metadata, this.indexes)
+      repository = Object.freeze({ name, blobs, manifests, tags })
+      this.repositories.set(name, repository)
+    }
+    return repository
   }
 
   async catalog(page: Page, _op?: Op): Promise<PageResult> {

@@ -62,6 +62,11 @@ export class MetadataMap<V extends {}> {
   /** The remembered answer for `key`, else `read()`'s (then remembered). */
   async get(key: string, read: Read<V>): Promise<V | undefined> {
     if (this.entries === undefined) return read()
+    // A fresh entry is answered from get(), much cheaper than fetch() (its options, its checks):
+    // a warm manifest GET asks 5 or 6 of these. A stale or missing key, or one being read, goes
+    // through fetch() as before.
+    const known = this.entries.get(key)
+    if (known !== undefined) return known.value
     try {
       return (await this.entries.fetch(key, { context: read }))?.value
     } catch (err) {

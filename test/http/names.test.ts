@@ -248,6 +248,18 @@ t.test('health, readiness and metrics', async (t) => {
   const received = Number(/ferry_http_received_bytes_total\{route="upload-start"\} (\d+)/.exec(text)?.[1])
   const pushed = image.config.size + image.layers[0]!.size
   t.ok(received > pushed, `upload bytes received (${received}) include the ${pushed} bytes pushed and the request heads`)
+
+  // Counted between reads and added when read: every read is exact, nothing is added twice.
+  for (let i = 0; i < 2; i++) t.equal(await status('/v2/metrics/repo/manifests/latest', {}, srv), 200)
+  const again = await (await request(srv, '/metrics')).text()
+  const line = again.split('\n').find((l) => l.startsWith('ferry_http_requests_total{route="manifest",method="GET",status="200"}'))
+  t.equal(Number(line?.split(' ').pop()), 5, 'a second read adds the requests since the first, once')
+  const sentBefore = Number(/ferry_http_sent_bytes_total\{route="manifest"\} (\d+)/.exec(text)?.[1])
+  const sentAfter = Number(/ferry_http_sent_bytes_total\{route="manifest"\} (\d+)/.exec(again)?.[1])
+  t.ok(
+    sentAfter >= sentBefore + 2 * image.manifest.bytes.length,
+    `bytes sent grow by at least the 2 manifests (${sentBefore} → ${sentAfter})`,
+  )
 })
 
 t.test('names are case-sensitive: an uppercase variant of a real name is NAME_INVALID', async (t) => {

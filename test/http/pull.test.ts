@@ -39,6 +39,8 @@ t.test('GET /v2/ answers 200 with the API version header', async (t) => {
     const res = await request(server, path)
     t.equal(res.status, 200, path)
     t.equal(res.headers.get('docker-distribution-api-version'), 'registry/2.0')
+    t.equal(res.headers.get('content-type'), 'application/json; charset=utf-8', 'JSON, as fastify serialises {}')
+    t.equal(res.headers.get('content-length'), '2')
     t.same(await res.json(), {})
   }
   const head = await request(server, '/v2/', { method: 'HEAD' })

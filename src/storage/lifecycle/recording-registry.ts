@@ -44,6 +44,12 @@ export interface RecordingServices {
 }
 
 export class RecordingRegistry implements Registry {
+  /**
+   * The decorated repository per inner one: an inner registry that hands out the same repository
+   * object for a name (LocalRegistry does) gets the same wrappers, not ~20 new closures a request.
+   */
+  private readonly wrapped = new WeakMap<Repository, Repository>()
+
   constructor(
     private readonly inner: Registry,
     private readonly services: RecordingServices,
@@ -51,12 +57,17 @@ export class RecordingRegistry implements Registry {
 
   repository(name: RepositoryName, op?: Op): Repository {
     const repo = this.inner.repository(name, op)
-    const prefix = this.services.storagePrefix
-    const stored = prefix ? `${prefix}/${name}` : name
-    const blobs = recordingBlobs(repo.blobs, stored, this.services)
-    const manifests = recordingManifests(repo.manifests, stored, this.services)
-    const tags = recordingTags(repo.tags, stored, this.services)
-    return { ...repo, blobs, manifests, tags }
+    let recording = this.wrapped.get(repo)
+    if (recording === undefined) {
+      const prefix = this.services.storagePrefix
+      const stored = prefix ? `${prefix}/${name}` : name
+      const blobs = recordingBlobs(repo.blobs, stored, this.services)
+      const manifests = recordingManifests(repo.manifests, stored, this.services)
+      const tags = recordingTags(repo.tags, stored, this.services)
+      recording = { ...repo, blobs, manifests, tags }
+      this.wrapped.set(repo, recording)
+    }
+    return recording
   }
 
   catalog(...args: Parameters<Registry['catalog']>): ReturnType<Registry['catalog']> {
