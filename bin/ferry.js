@@ -8,5 +8,8 @@ if (!existsSync(main)) {
   process.stderr.write(`ferry: ${main.pathname} is missing: run \`npm run build\` (or \`npm start\`) in the checkout first\n`)
   process.exit(1)
 }
+// Before any other import: V8's young generation stays small while the modules load (#18).
+const { holdYoungGeneration } = await import(new URL('../dist/cli/young-generation.js', import.meta.url).href)
+const releaseYoungGeneration = holdYoungGeneration(process.execArgv)
 const { runCli } = await import(main.href)
-await runCli(process.argv)
+await runCli(process.argv, undefined, { releaseYoungGeneration })

@@ -3,12 +3,18 @@
 // another commit, to compare before and after a change). And the harness holds our stdin open:
 // when that pipe closes (the harness died without stopping us, even by SIGKILL) we exit at once,
 // so no registry is left behind.
-import { pathToFileURL } from 'node:url'
+import { existsSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { join } from 'node:path'
 
-const dist = process.env.BENCH_FERRY_DIST
-const main = dist ? pathToFileURL(join(dist, 'cli', 'main.js')).href : new URL('../../dist/cli/main.js', import.meta.url).href
-const { runCli } = await import(main)
+const dist = process.env.BENCH_FERRY_DIST || fileURLToPath(new URL('../../dist', import.meta.url))
+// As bin/ferry.js: V8's young generation held small while the modules load (a build from before
+// that change has no such module and runs as it did).
+const youngGeneration = join(dist, 'cli', 'young-generation.js')
+const releaseYoungGeneration = existsSync(youngGeneration)
+  ? (await import(pathToFileURL(youngGeneration).href)).holdYoungGeneration(process.execArgv)
+  : undefined
+const { runCli } = await import(pathToFileURL(join(dist, 'cli', 'main.js')).href)
 
 if (process.env.BENCH_EXIT_WITH_PARENT === '1') {
   const die = () => process.kill(process.pid, 'SIGKILL')
@@ -17,4 +23,4 @@ if (process.env.BENCH_EXIT_WITH_PARENT === '1') {
   process.stdin.resume()
 }
 
-await runCli(process.argv)
+await runCli(process.argv, undefined, { releaseYoungGeneration })

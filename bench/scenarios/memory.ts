@@ -3,6 +3,7 @@
 // (1 client), a 32-client cold fan-out on another blob, 16 cached downloads, then 30 s idle.
 // Reported: RSS at start, before the fills, peak, and 30 s after the last fill (target: back to
 // ≤ 1.3× its pre-fill level). Written to bench/results/rss-timeline.{json,svg}.
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBlob } from '../lib/blobs.js'
@@ -51,6 +52,7 @@ export const memory: Scenario = {
     const after = timeline.latest()
     const afterAt = timeline.now() - lastFill
     const results = join(projectRoot, 'bench', 'results')
+    await mkdir(results, { recursive: true }) // absent in a fresh checkout run with BENCH_RESULTS elsewhere
     await timeline.write(
       join(results, 'rss-timeline.json'),
       join(results, 'rss-timeline.svg'),

@@ -29,6 +29,10 @@ export function buildProgram(io: CliIo, deps: CliDeps = {}): Command {
     })
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
+  // serve lets the young generation grow once it listens; the other commands run at full speed.
+  program.hook('preAction', (_, action) => {
+    if (action.name() !== 'serve') deps.releaseYoungGeneration?.()
+  })
   addServeCommand(program, io, deps, version)
   addConfigCommand(program, io)
   addRobotCommand(program, io)

@@ -26,6 +26,11 @@ export type StartServer = (config: Config, logger: Logger) => Promise<RunningSer
 export interface ServeDeps {
   /** Replaces the real server in tests. */
   startServer?: StartServer
+  /**
+   * Lets V8's young generation grow again (the launcher held it while modules loaded, see
+   * young-generation.ts): `serve` calls it once listening, every other command before it runs.
+   */
+  releaseYoungGeneration?: () => void
 }
 
 // Slack on top of http.shutdownTimeout before giving up on a close() that never settles, so a
@@ -85,6 +90,7 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
     return
   }
   logger.info({ url: server.url, version }, 'ferry started')
+  deps.releaseYoungGeneration?.()
 
   let closing = false
   const onSignal = (signal: NodeJS.Signals): void => {

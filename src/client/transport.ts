@@ -60,17 +60,20 @@ export interface DispatcherSource {
 const keepAliveTimeout = 30_000
 
 /**
- * undici, loaded by the first transport: ~10 MiB of RSS that a registry without upstreams never
- * needs (#18). Node's module cache keeps the one copy.
+ * undici, loaded by the first request through a transport: ~6 MiB of RSS that a registry never
+ * needs before it asks an upstream (#18). Node's module cache keeps the one copy.
  */
 function undici(): typeof import('undici') {
   return createRequire(import.meta.url)('undici') as typeof import('undici')
 }
 
 export class Transport implements DispatcherSource {
-  readonly #direct: Agent
+  // Agents are built by the first request that needs them: a mirror whose upstreams are not
+  // asked yet (every start) does not load undici (#18: ~6 MiB of RSS). Proxy URLs are still
+  // checked here, so a bad one fails at start.
+  readonly #direct: Lazy<Agent>
   /** By proxy URL: one ProxyAgent per distinct proxy. */
-  readonly #proxies = new Map<string, ProxyAgent>()
+  readonly #proxies = new Map<string, Lazy<ProxyAgent>>()
   readonly #choose: (url: URL) => string | undefined
 
   constructor(options: TransportOptions = {}) {
@@ -82,38 +85,57 @@ export class Transport implements DispatcherSource {
       bodyTimeout: timeouts.bodyIdleMs ?? 60_000,
       keepAliveTimeout,
     }
-    const { Agent, ProxyAgent } = undici()
-    this.#direct = new Agent({ ...agentOptions, connect: { timeout: connectTimeout, ...tls } })
+    this.#direct = lazy(() => new (undici().Agent)({ ...agentOptions, connect: { timeout: connectTimeout, ...tls } }))
     this.#choose = proxyChooser(options.proxy ?? { kind: 'direct' })
     for (const url of proxyUrls(options.proxy)) {
       const { uri, token } = splitProxyCredentials(url)
+      const proxyOptions = {
+        ...agentOptions,
+        uri,
+        ...(token ? { token } : {}),
+        // Always CONNECT, plain-http targets included: the proxy sees a host:port, never a path.
+        proxyTunnel: true,
+        requestTls: { timeout: connectTimeout, ...tls },
+        proxyTls: { timeout: connectTimeout },
+      }
       this.#proxies.set(
         url,
-        new ProxyAgent({
-          ...agentOptions,
-          uri,
-          ...(token ? { token } : {}),
-          // Always CONNECT, plain-http targets included: the proxy sees a host:port, never a path.
-          proxyTunnel: true,
-          requestTls: { timeout: connectTimeout, ...tls },
-          proxyTls: { timeout: connectTimeout },
-        }),
+        lazy(() => new (undici().ProxyAgent)(proxyOptions)),
       )
     }
   }
 
   dispatcherFor(url: URL): Dispatcher {
     const proxy = this.#choose(url)
-    return (proxy !== undefined ? this.#proxies.get(proxy) : undefined) ?? this.#direct
+    return ((proxy !== undefined ? this.#proxies.get(proxy) : undefined) ?? this.#direct).get()
   }
 
   /** Waits for requests in flight (bodies included) to finish, then closes the connections. */
   async close(): Promise<void> {
-    await Promise.all([this.#direct.close(), ...[...this.#proxies.values()].map((p) => p.close())])
+    await Promise.all(this.#built().map((agent) => agent.close()))
   }
 
   async destroy(): Promise<void> {
-    await Promise.all([this.#direct.destroy(null), ...[...this.#proxies.values()].map((p) => p.destroy(null))])
+    await Promise.all(this.#built().map((agent) => agent.destroy(null)))
+  }
+
+  #built(): Dispatcher[] {
+    return [this.#direct, ...this.#proxies.values()].flatMap((agent) => agent.built ?? [])
+  }
+}
+
+interface Lazy<T> {
+  get(): T
+  readonly built: T | undefined
+}
+
+function lazy<T>(make: () => T): Lazy<T> {
+  let value: T | undefined
+  return {
+    get: () => (value ??= make()),
+    get built() {
+      return value
+    },
   }
 }
 

@@ -43,7 +43,8 @@ export class MirrorContext {
   readonly manifestFetches = new SingleFlight<Descriptor | undefined>()
   readonly tagFetches = new SingleFlight<Descriptor | undefined>()
   readonly revalidations = new SingleFlight<Descriptor | undefined>()
-  readonly tags = new LRUCache<string, TagEntry>({ max: 100_000 })
+  /** Bounded by `maxSize`, not `max`, which would allocate the arrays of 100,000 entries up front (#18). */
+  readonly tags = new LRUCache<string, TagEntry>({ maxSize: 100_000, sizeCalculation: () => 1 })
 
   constructor(
     /** Where cached content lives; repositories named `<upstream>/<repository>`. */

@@ -123,3 +123,28 @@ t.test('SIGHUP asks the server to reload and keeps it running', async (t) => {
   fake.signal('SIGHUP')
   t.equal(reloads, 2, 'no reload once shutting down')
 })
+
+// The launcher holds V8's young generation small while modules load (cli/young-generation.ts):
+// serve lets it grow only once it listens, any other command before its work starts.
+t.test('serve releases the young generation once the server is up, other commands at once', async (t) => {
+  const events: string[] = []
+  const server = fakeServer()
+  const deps = {
+    startServer: async (config: Config) => {
+      events.push('start')
+      const running = await server.startServer(config, undefined as never)
+      events.push('listening')
+      return running
+    },
+    releaseYoungGeneration: () => events.push('release'),
+  }
+  await runCli(argv('serve', '--listen', ':0'), fakeIo().io, deps)
+  t.same(events, ['start', 'listening', 'release'])
+
+  events.length = 0
+  const file = join(t.testdir({ 'ferry.yaml': 'listen: ":1000"\n' }), 'ferry.yaml')
+  const check = fakeIo()
+  await runCli(argv('config', 'check', file), check.io, deps)
+  t.same(events, ['release'], 'config check: released, no server')
+  t.same(check.exits, [])
+})

@@ -14,8 +14,12 @@ import { unsharedActivity, type ClusterActivity } from '../../core/cluster-activ
 export class BlobActivity {
   private readonly users = new Map<string, number>()
   private readonly deletions = new Map<string, Promise<unknown>>()
-  /** Last write or link per digest; a sweep keeps what changed after it began marking. */
-  private readonly written = new LRUCache<string, number>({ max: 200_000 })
+  /**
+   * Last write or link per digest; a sweep keeps what changed after it began marking. Bounded by
+   * `maxSize` (each entry 1), not `max`: lru-cache allocates its arrays for `max` entries up
+   * front (~5 MiB here, #18), and grows them as it fills otherwise.
+   */
+  private readonly written = new LRUCache<string, number>({ maxSize: 200_000, sizeCalculation: () => 1 })
 
   constructor(
     private readonly now: () => number = Date.now,
