@@ -4,10 +4,13 @@
 // JavaScript between chunks, and the next read runs meanwhile. A chunk is released only once the
 // socket has let go of it (its write callback), which is also the backpressure.
 //
-// The reply is hijacked, so fastify does not pipe, but its onResponse hooks (access line,
-// metrics) still run when the response finishes. A source that ends before `length` bytes (a
-// truncated file) or fails destroys the response: the client sees a broken download (HTTP/1.1
-// connection closed short of Content-Length, HTTP/2 stream reset), never a short 200.
+// The status line and headers go out with the first chunk, not before: a body that fails before
+// its first byte (a fill that failed, a stored file that cannot be read) is answered with its OCI
+// error, status and body, by the error handler. From the first byte on, the reply is hijacked,
+// so fastify does not pipe, but its onResponse hooks (access line, metrics) still run when the
+// response finishes. A source that ends before `length` bytes (a truncated file) or fails after
+// that destroys the response: the client sees a broken download (HTTP/1.1 connection closed
+// short of Content-Length, HTTP/2 stream reset), never a short 200.
 import type { FastifyReply } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
@@ -54,12 +57,12 @@ interface Lender {
 }
 
 async function sendLent(reply: FastifyReply, body: Readable, length: number, lender: Lender): Promise<void> {
-  reply.hijack()
   const res = reply.raw
-  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
   const gone = clientGone(res)
   const untilGone = <T>(work: Promise<T>): Promise<T> => Promise.race([work, gone.promise])
   let clean = false
+  let started = false
+  let failedBeforeFirstByte: { err: unknown } | undefined
   const inSocket: { written: Promise<void>; chunk: Lent }[] = []
   const releaseOldest = async (): Promise<void> => {
     await untilGone(inSocket[0]!.written)
@@ -74,6 +77,11 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, len
       const chunk = await untilGone(pending)
       pending = undefined
       if (chunk.bytes.length === 0) throw new Error(`blob ended after ${sent} of ${length} bytes`)
+      if (!started) {
+        reply.hijack()
+        res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
+        started = true
+      }
       // Written at once, without waiting for the previous write: the socket queues it.
       inSocket.push({ written: write(res, chunk.bytes), chunk })
       sent += chunk.bytes.length
@@ -82,7 +90,12 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, len
     res.end()
     clean = true
   } catch (err) {
-    if (!(err instanceof ClientGone)) {
+    if (err instanceof ClientGone) {
+      // Nothing left to answer: keep fastify from answering a closed response.
+      if (!started) reply.hijack()
+    } else if (!started) {
+      failedBeforeFirstByte = { err }
+    } else {
       reply.log.warn({ err }, 'blob download failed midway')
       res.destroy(err instanceof Error ? err : new Error('blob download failed'))
     }
@@ -97,6 +110,8 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, len
     body.destroy()
     gone.dispose()
   }
+  // Nothing was sent yet: the error handler answers with the error's status and body.
+  if (failedBeforeFirstByte) throw failedBeforeFirstByte.err
 }
 
 function write(res: RawResponse, chunk: Buffer): Promise<void> {
