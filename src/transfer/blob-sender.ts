@@ -10,14 +10,27 @@
 // Composition builds one per process, with the block budget that mirror fills share too.
 import type { FastifyReply } from 'fastify'
 import type { Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
 import type { Readable } from 'node:stream'
 import { isFileDescriptorSource, isGrowingFileSource, isPositionalSource, isSharedChunkSource } from './body-sources.js'
 import { KernelSentBytes } from './kernel-sent.js'
 import type { NativeSendfile } from './native-sendfile.js'
 import { sendFileRange, sendfileSocket, sendGrowingFile, type Kernel } from './send-file.js'
-import { sendShared, sendStored } from './send-lent.js'
+import { sendShared, sendStored, type WritePlan } from './send-lent.js'
+import { pipelineDepth } from './pipeline-depth.js'
 import { SharedReads } from './shared-reads.js'
-import type { BlockBudget } from './shared-blocks.js'
+import { blockSize, type BlockBudget } from './shared-blocks.js'
+
+/** Over TLS, the size of one write (send-lent.ts: what it costs in memory per connection). */
+const tlsSliceBytes = 256 * 1024
+
+/** Whole blocks in plain text; over TLS (HTTP/2 is only served over TLS here) slices, one in flight and one queued. */
+function writePlan(reply: FastifyReply): WritePlan {
+  const encrypted = reply.request.raw.httpVersionMajor === 2 || reply.raw.socket instanceof TLSSocket
+  return encrypted
+    ? { sliceBytes: tlsSliceBytes, slicesInFlight: 2, chunksHeld: 2 }
+    : { sliceBytes: blockSize, slicesInFlight: pipelineDepth, chunksHeld: pipelineDepth }
+}
 
 /** Which bytes of which blob a response carries. */
 export interface BlobBodyRange {
@@ -65,10 +78,11 @@ export class BlobSender {
     )
       return
     if (isPositionalSource(body)) {
-      const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size)
-      return sendStored(reply, body, read, range.length)
+      const plan = writePlan(reply)
+      const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size, plan.chunksHeld)
+      return sendStored(reply, body, read, range.length, plan)
     }
-    if (isSharedChunkSource(body)) return sendShared(reply, body, range.length)
+    if (isSharedChunkSource(body)) return sendShared(reply, body, range.length, writePlan(reply))
     await reply.send(body)
   }
 }

@@ -9,7 +9,7 @@ import { BlockReader, endOfBody } from './block-reader.js'
 import { pipelineDepth } from './pipeline-depth.js'
 import { blockSize, SharedBlocks, type BlockBudget } from './shared-blocks.js'
 
-/** Blocks a blob may hold: pipelineDepth per download (in the socket, or read ahead), at most 16. */
+/** Blocks a blob may hold: what its downloads hold at once (pipelineDepth each, or fewer), at most 16. */
 const maxShare = 16
 /** Reads when the process-wide budget has no block to spare: private, reused buffers. */
 const overflowRead = 256 * 1024
@@ -17,6 +17,8 @@ const overflowRead = 256 * 1024
 interface Share {
   blocks: SharedBlocks
   readers: number
+  /** The blocks its readers hold at once, together (each at most `held`, given to open()). */
+  held: number
 }
 
 /** The blocks of every stored blob being downloaded now, by digest, under one budget. */
@@ -25,18 +27,23 @@ export class SharedReads {
 
   constructor(private readonly budget: BlockBudget) {}
 
-  /** Bytes `start`..`end` (exclusive) of a stored blob of `size` bytes, read through `file`. */
-  open(digest: string, file: PositionalSource, start: number, end: number, size: number): SharedRead {
+  /**
+   * Bytes `start`..`end` (exclusive) of a stored blob of `size` bytes, read through `file`, by a
+   * response that holds at most `held` blocks at once (send-lent.ts).
+   */
+  open(digest: string, file: PositionalSource, start: number, end: number, size: number, held = pipelineDepth): SharedRead {
     let share = this.#shares.get(digest)
     if (!share) {
       const created: Share = {
-        blocks: new SharedBlocks(() => Math.min(maxShare, pipelineDepth * created.readers), this.budget),
+        blocks: new SharedBlocks(() => Math.min(maxShare, created.held), this.budget),
         readers: 0,
+        held: 0,
       }
       this.#shares.set(digest, (share = created))
     }
     share.readers++
-    return new SharedRead(file, start, end, size, share, () => this.#leave(digest, share))
+    share.held += held
+    return new SharedRead(file, start, end, size, share, () => this.#leave(digest, share, held))
   }
 
   /** Digests with downloads in progress (for tests and metrics). */
@@ -44,7 +51,8 @@ export class SharedReads {
     return this.#shares.size
   }
 
-  #leave(digest: string, share: Share): void {
+  #leave(digest: string, share: Share, held: number): void {
+    share.held -= held
     if (--share.readers > 0) return
     share.blocks.clear()
     if (this.#shares.get(digest) === share) this.#shares.delete(digest)

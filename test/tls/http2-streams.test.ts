@@ -1,5 +1,7 @@
 // A blob body that fails midway must reach the client as a failure over HTTP/2 too: a reset with
-// INTERNAL_ERROR, not NO_ERROR (which a client may take for a complete, short body).
+// INTERNAL_ERROR, not NO_ERROR (which a client may take for a complete, short body). One that
+// fails before its first byte (a stored file that cannot be read) is answered with the OCI error,
+// status and body, over both protocols: nothing was sent yet, so the client can be told why.
 import { mkdtemp, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -8,12 +10,13 @@ import { Readable } from 'node:stream'
 import pino from 'pino'
 import t, { type Test } from 'tap'
 import type { Registry } from '../../src/core/registry.js'
+import type { PositionalSource } from '../../src/transfer/body-sources.js'
 import { composeTransfer } from '../../src/app/compose-transfer.js'
 import { buildApp } from '../../src/http/app.js'
 import { Metrics } from '../../src/observability/metrics.js'
 import { FilesystemDriver } from '../../src/storage/driver/filesystem.js'
 import { LocalRegistry } from '../../src/storage/local-registry.js'
-import { h2Headers, h2Session, h2Stream } from '../helpers/h2.js'
+import { h2Headers, h2Request, h2Session, h2Stream } from '../helpers/h2.js'
 import { httpsRequest } from '../helpers/https.js'
 import { openAuthenticator, openAuthorizer } from '../helpers/open-access.js'
 import { issueServerCert, makeCa, pkiUnavailable } from '../helpers/pki.js'
@@ -24,6 +27,14 @@ if (why !== undefined) {
   t.plan(0, `HTTP/2 stream tests skipped: ${why}`)
 } else {
   t.test('a blob stream failing midway', main)
+}
+
+/** A stored blob's file that cannot be read: the sender's first read fails, before any byte went out. */
+class UnreadableFile extends Readable implements PositionalSource {
+  override _read(): void {}
+  readAt(): Promise<number> {
+    return Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }))
+  }
 }
 
 /** A registry whose every blob claims 4 MiB and breaks after 1 MiB. */
@@ -43,6 +54,7 @@ function breakingRegistry(local: LocalRegistry): Registry {
           mount: (from, digest, o) => blobs.mount(from, digest, o),
           delete: (digest, o) => blobs.delete(digest, o),
           open: async (digest) => {
+            if (name === 'unreadable/blob') return { kind: 'body', digest, size: 4 * MiB, stream: new UnreadableFile() }
             let sent = 0
             const stream = new Readable({
               read() {
@@ -104,5 +116,24 @@ async function main(t: Test): Promise<void> {
 
   t.test('HTTP/1.1: the connection is cut', async (t) => {
     await t.rejects(httpsRequest(`${origin}${path}`, { ca: ca.certPem }), /aborted|socket hang up|ECONNRESET/)
+  })
+
+  const unreadable = `/v2/unreadable/blob/blobs/sha256:${'b'.repeat(64)}`
+  const answeredWithError = (t: Test, status: number, headers: Record<string, unknown>, body: Buffer): void => {
+    t.equal(status, 500, 'an error status, not a 200 cut short')
+    t.match(headers['content-type'], /^application\/json/)
+    t.match(JSON.parse(body.toString()), { errors: [{ code: 'UNKNOWN' }] }, 'the OCI error body')
+    t.notOk(headers['docker-content-digest'], "without the blob's headers")
+    t.notOk(headers.etag)
+  }
+
+  t.test('HTTP/2: a body failing before its first byte is answered with the OCI error', async (t) => {
+    const response = await h2Request(origin, unreadable, { session: { ca: ca.certPem } })
+    answeredWithError(t, response.status, response.headers, response.body)
+  })
+
+  t.test('HTTP/1.1: a body failing before its first byte is answered with the OCI error', async (t) => {
+    const response = await httpsRequest(`${origin}${unreadable}`, { ca: ca.certPem })
+    answeredWithError(t, response.status, response.headers, response.body)
   })
 }

@@ -31,8 +31,17 @@ export async function getBlob(ctx: HandlerContext, endpoint: BlobEndpoint, head:
   }
   ctx.reply.header('content-length', String(length))
   if (length === 0) return ctx.reply.send(body.stream)
-  await ctx.sender.send(ctx.reply, body.stream, { digest, size: body.size, start: body.range?.start ?? 0, length })
+  try {
+    await ctx.sender.send(ctx.reply, body.stream, { digest, size: body.size, start: body.range?.start ?? 0, length })
+  } catch (err) {
+    // Failed before its first byte (nothing sent): the error answers instead, without the blob's headers.
+    if (!ctx.reply.sent) for (const name of blobHeaders) ctx.reply.removeHeader(name)
+    throw err
+  }
 }
+
+/** Headers of a blob body that an error answered in its place must not carry. */
+const blobHeaders = ['docker-content-digest', 'accept-ranges', 'etag', 'cache-control', 'content-range', 'content-length', 'content-type']
 
 export async function deleteBlob(ctx: HandlerContext, endpoint: BlobEndpoint): Promise<void> {
   if (!ctx.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry')
