@@ -8,7 +8,7 @@ import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../
 import { RegistryError } from '../core/errors.js'
 import { isRepositoryName, type RepositoryName } from '../core/reference.js'
 import type { Registry, Repository } from '../core/registry.js'
-import type { BundleSink } from './sink.js'
+import type { BundleSink, WrittenBlob } from './sink.js'
 
 export interface StorageSinkOptions {
   /** Whether the importing account may push into `repository`; refused ones fail their image. */
@@ -51,24 +51,38 @@ export class StorageSink implements BundleSink {
     }
   }
 
-  async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
-    const digest = await this.#writeBlob(repo, stream, size, expected, signal)
-    if (repo === this.#staging && (expected === undefined || digest === expected)) this.#staged.add(digest)
-    return digest
+  async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
+    const written = await this.#writeBlob(repo, stream, size, expected, signal)
+    if (repo === this.#staging && (expected === undefined || written.digest === expected)) {
+      const { digest } = written
+      written.committed = written.committed.then(() => void this.#staged.add(digest))
+    }
+    return written
   }
 
-  async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
+  async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
     const uploads = this.#repository(repo, true).blobs.uploads
     const { id } = await uploads.start(op(signal))
+    const cancelling = async (err: unknown): Promise<never> => {
+      await uploads.cancel(id).catch(() => undefined)
+      throw err
+    }
     try {
       if (expected !== undefined) {
+        // The upload service hashes as it writes: one pass, committed only when the digest matches.
+        // It says so once the last byte is written; the fsync, rename and link then run while the
+        // caller reads the next blob.
+        let verified!: () => void
+        const written = new Promise<void>((resolve) => (verified = resolve))
+        const completing = uploads.complete(id, expected, stream, { ...op(signal), length: size, onVerified: () => verified() })
+        const committed = completing.then(() => undefined, cancelling)
+        committed.catch(() => undefined)
         try {
-          // The upload service hashes as it writes: one pass, committed only when the digest matches.
-          await uploads.complete(id, expected, stream, { ...op(signal), length: size })
-          return expected
+          await Promise.race([written, completing])
+          return { digest: expected, committed }
         } catch (err) {
           const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
-          if (actual !== undefined) return actual
+          if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
           throw err
         }
       }
@@ -83,11 +97,11 @@ export class StorageSink implements BundleSink {
       const appended = uploads.append(id, hashing, op(signal))
       await Promise.all([pipeline(stream, hashing), appended])
       const digest = digestOfHash('sha256', hash)
-      await uploads.complete(id, digest, undefined, op(signal))
-      return digest
+      const committed = uploads.complete(id, digest, undefined, op(signal)).then(() => undefined, cancelling)
+      committed.catch(() => undefined)
+      return { digest, committed }
     } catch (err) {
-      await uploads.cancel(id).catch(() => undefined)
-      throw err
+      return cancelling(err)
     }
   }
 
