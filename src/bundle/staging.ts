@@ -13,7 +13,7 @@ import type { ImageResult, StagingOutcome } from './results.js'
 export const stagingRepository = bundleStagingRepository
 
 /** Ingested blobs committing at once while the next ones are read (each an fsync and a few renames). */
-const maxCommitting = 4
+const maxCommitting = 2
 
 export class Staging {
   readonly repository: string
