@@ -2,7 +2,7 @@
 // storage through the core Registry contract, with no HTTP round-trip per blob. Blobs are
 // written as they stream out of the bundle (writeBlob), verified by the upload service on the
 // way (a mismatch commits nothing); manifests are checked for their references as any push.
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
@@ -74,7 +74,8 @@ export class StorageSink implements BundleSink {
         // caller reads the next blob.
         let verified!: () => void
         const written = new Promise<void>((resolve) => (verified = resolve))
-        const completing = uploads.complete(id, expected, stream, { ...op(signal), length: size, onVerified: () => verified() })
+        const body = Readable.from(coalesced(stream), { objectMode: false })
+        const completing = uploads.complete(id, expected, body, { ...op(signal), length: size, onVerified: () => verified() })
         const committed = completing.then(() => undefined, cancelling)
         committed.catch(() => undefined)
         try {
@@ -137,6 +138,24 @@ export class StorageSink implements BundleSink {
     if (write && !this.#mayPush(name)) throw new RegistryError('DENIED', `no push right on ${name}`)
     return this.#registry.repository(name as RepositoryName)
   }
+}
+
+/** Large writes: a request body arrives in pieces of 64 KiB or less, and each write is a trip to the thread pool. */
+const writeChunk = 1024 * 1024
+
+/** The bytes of `stream` in chunks of about `writeChunk` (copied together; a copy costs far less than a write). */
+async function* coalesced(stream: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = []
+  let length = 0
+  for await (const chunk of stream) {
+    pending.push(chunk)
+    length += chunk.length
+    if (length < writeChunk) continue
+    yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, length)
+    pending = []
+    length = 0
+  }
+  if (length > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, length)
 }
 
 function op(signal: AbortSignal | undefined): { signal?: AbortSignal } {
