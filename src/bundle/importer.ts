@@ -117,6 +117,7 @@ export class BundlePush {
       // Uploads still running are of no use now; let them settle before the spool goes.
       this.#abort.abort(fatal)
       await collector.settled()
+      await staging.settled()
       await spool.close()
       this.stats.phase = 'done'
       return { images: [], stats: this.stats, fatal: fatal.message }
@@ -132,11 +133,13 @@ export class BundlePush {
       const report: PushReport = { images, stats: this.stats }
       if (this.#fatalReason !== undefined) report.fatal = this.#fatalReason.message
       await collector.settled()
+      await staging.settled()
       const outcome = this.#options.sink ? await staging.empty(images, this.#fatalReason !== undefined) : undefined
       if (outcome !== undefined) report.staging = outcome
       return report
     } finally {
       await collector.settled()
+      await staging.settled()
       this.stats.spoolPeak = spool.peak
       await spool.close()
       this.stats.phase = 'done'

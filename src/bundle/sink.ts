@@ -13,10 +13,12 @@ export interface BundleSink {
   putBlob(repo: string, digest: Digest, size: number, open: () => Readable, signal?: AbortSignal): Promise<void>
   /**
    * Optional: stores a blob in `repo` from its bytes as they stream by, read once (a sink over
-   * local storage, which needs no spool and no retry). Resolves to the digest of the bytes; the
-   * blob is stored only when that is `expected` (or nothing was expected).
+   * local storage, which needs no spool and no retry). Resolves once the bytes have passed, with
+   * their digest; the blob is stored only when that is `expected` (or nothing was expected), and
+   * `committed` settles once it is (durable and linked), rejecting when that failed. The caller
+   * reads on while a blob commits.
    */
-  writeBlob?(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest>
+  writeBlob?(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob>
   /** Links a blob `from` another repository; false when the destination would not (it then has nothing new). */
   mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean>
   /** The digest `reference` (a tag or digest) resolves to in `repo`, undefined when absent. */
@@ -30,6 +32,12 @@ export interface BundleSink {
   deleteBlob?(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean>
   /** Optional: a manifest's bytes and media type, undefined when absent. Lets a rerun find the blobs an earlier run pushed. */
   readManifest?(repo: string, reference: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string } | undefined>
+}
+
+/** A blob whose bytes have passed (writeBlob): its digest, and the commit still running. */
+export interface WrittenBlob {
+  digest: Digest
+  committed: Promise<void>
 }
 
 /** A failure that ends the whole run (credentials refused, destination unreachable), not one image. */

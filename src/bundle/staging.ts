@@ -12,11 +12,16 @@ import type { ImageResult, StagingOutcome } from './results.js'
 
 export const stagingRepository = bundleStagingRepository
 
+/** Ingested blobs committing at once while the next ones are read (each an fsync and a few renames). */
+const maxCommitting = 2
+
 export class Staging {
   readonly repository: string
   readonly #context: PushContext
   /** Blobs this run uploaded into, or found in, the staging repository. */
   readonly #held = new Set<Digest>()
+  /** Commits of ingested blobs still running, each settling either way. */
+  readonly #committing = new Set<Promise<void>>()
 
   constructor(context: PushContext, namespace: string) {
     this.#context = context
@@ -63,22 +68,47 @@ export class Staging {
     }
   }
 
-  /** Stores a blob from its bytes as they stream by (a sink that takes bytes once, with no spool). */
+  /**
+   * Stores a blob from its bytes as they stream by (a sink that takes bytes once, with no spool).
+   * Resolves once the bytes have passed: the blob's commit (fsync, rename, link) goes on while
+   * the next blob is read, at most `maxCommitting` at once. Whoever mounts it waits for its home,
+   * which fails when the commit did, so an image of a blob that was not stored is never tagged.
+   */
   async ingest(blob: { stream: Readable; size: number; expected: Digest | undefined; origin: string }): Promise<Digest> {
     const context = this.#context
     try {
       context.signal.throwIfAborted()
-      const digest = await context.sink.writeBlob!(this.repository, blob.stream, blob.size, blob.expected, context.signal)
-      if (blob.expected === undefined || digest === blob.expected) {
-        context.homes.set(digest, Promise.resolve(this.repository))
-        context.stats.blobsPushed++
-        context.stats.bytesPushed += blob.size
-      }
+      while (this.#committing.size >= maxCommitting) await Promise.race(this.#committing)
+      const { digest, committed } = await context.sink.writeBlob!(this.repository, blob.stream, blob.size, blob.expected, context.signal)
+      if (blob.expected !== undefined && digest !== blob.expected) return digest
+      const home = committed.then(
+        () => {
+          context.stats.blobsPushed++
+          context.stats.bytesPushed += blob.size
+          return this.repository
+        },
+        (err: unknown) => {
+          context.fail(err)
+          throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
+        },
+      )
+      const settled = home.then(
+        () => undefined,
+        () => undefined,
+      )
+      this.#committing.add(settled)
+      void settled.then(() => this.#committing.delete(settled))
+      context.homes.set(digest, home)
       return digest
     } catch (err) {
       context.fail(err)
       throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /** Waits until every blob ingest() took has been committed, or failed to. */
+  async settled(): Promise<void> {
+    while (this.#committing.size > 0) await Promise.all(this.#committing)
   }
 
   /**

@@ -2,13 +2,13 @@
 // storage through the core Registry contract, with no HTTP round-trip per blob. Blobs are
 // written as they stream out of the bundle (writeBlob), verified by the upload service on the
 // way (a mismatch commits nothing); manifests are checked for their references as any push.
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import { isRepositoryName, type RepositoryName } from '../core/reference.js'
 import type { Registry, Repository } from '../core/registry.js'
-import type { BundleSink } from './sink.js'
+import type { BundleSink, WrittenBlob } from './sink.js'
 
 export interface StorageSinkOptions {
   /** Whether the importing account may push into `repository`; refused ones fail their image. */
@@ -51,24 +51,39 @@ export class StorageSink implements BundleSink {
     }
   }
 
-  async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
-    const digest = await this.#writeBlob(repo, stream, size, expected, signal)
-    if (repo === this.#staging && (expected === undefined || digest === expected)) this.#staged.add(digest)
-    return digest
+  async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
+    const written = await this.#writeBlob(repo, stream, size, expected, signal)
+    if (repo === this.#staging && (expected === undefined || written.digest === expected)) {
+      const { digest } = written
+      written.committed = written.committed.then(() => void this.#staged.add(digest))
+    }
+    return written
   }
 
-  async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
+  async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
     const uploads = this.#repository(repo, true).blobs.uploads
     const { id } = await uploads.start(op(signal))
+    const cancelling = async (err: unknown): Promise<never> => {
+      await uploads.cancel(id).catch(() => undefined)
+      throw err
+    }
     try {
       if (expected !== undefined) {
+        // The upload service hashes as it writes: one pass, committed only when the digest matches.
+        // It says so once the last byte is written; the fsync, rename and link then run while the
+        // caller reads the next blob.
+        let verified!: () => void
+        const written = new Promise<void>((resolve) => (verified = resolve))
+        const body = Readable.from(coalesced(stream), { objectMode: false })
+        const completing = uploads.complete(id, expected, body, { ...op(signal), length: size, onVerified: () => verified() })
+        const committed = completing.then(() => undefined, cancelling)
+        committed.catch(() => undefined)
         try {
-          // The upload service hashes as it writes: one pass, committed only when the digest matches.
-          await uploads.complete(id, expected, stream, { ...op(signal), length: size })
-          return expected
+          await Promise.race([written, completing])
+          return { digest: expected, committed }
         } catch (err) {
           const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
-          if (actual !== undefined) return actual
+          if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
           throw err
         }
       }
@@ -83,11 +98,11 @@ export class StorageSink implements BundleSink {
       const appended = uploads.append(id, hashing, op(signal))
       await Promise.all([pipeline(stream, hashing), appended])
       const digest = digestOfHash('sha256', hash)
-      await uploads.complete(id, digest, undefined, op(signal))
-      return digest
+      const committed = uploads.complete(id, digest, undefined, op(signal)).then(() => undefined, cancelling)
+      committed.catch(() => undefined)
+      return { digest, committed }
     } catch (err) {
-      await uploads.cancel(id).catch(() => undefined)
-      throw err
+      return cancelling(err)
     }
   }
 
@@ -123,6 +138,24 @@ export class StorageSink implements BundleSink {
     if (write && !this.#mayPush(name)) throw new RegistryError('DENIED', `no push right on ${name}`)
     return this.#registry.repository(name as RepositoryName)
   }
+}
+
+/** Large writes: a request body arrives in pieces of 64 KiB or less, and each write is a trip to the thread pool. */
+const writeChunk = 1024 * 1024
+
+/** The bytes of `stream` in chunks of about `writeChunk` (copied together; a copy costs far less than a write). */
+async function* coalesced(stream: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = []
+  let length = 0
+  for await (const chunk of stream) {
+    pending.push(chunk)
+    length += chunk.length
+    if (length < writeChunk) continue
+    yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, length)
+    pending = []
+    length = 0
+  }
+  if (length > 0) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, length)
 }
 
 function op(signal: AbortSignal | undefined): { signal?: AbortSignal } {
