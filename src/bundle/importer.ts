@@ -18,6 +18,7 @@
 // The staging repository is emptied once every image landed and kept after a failure, so a rerun
 // sends only what is missing. A rerun after a complete run finds the blobs through the digest map
 // instead (recall.ts), so it uploads no blob bytes either.
+import { setMaxListeners } from 'node:events'
 import type { Digest } from '../core/digest.js'
 import { Collector, type StreamSource } from './collector.js'
 import { ImagePusher } from './image-pusher.js'
@@ -78,11 +79,15 @@ export class BundlePush {
 
   constructor(options: PushOptions) {
     this.#options = options
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#abort.signal]) : this.#abort.signal
+    // Every request in flight listens on it (up to --concurrency uploads, each with its own
+    // requests and stall watch, plus the reader): more than Node's default of 10 is normal here.
+    setMaxListeners(16 + 4 * Math.max(1, options.concurrency), signal)
     this.#context = {
       sink: options.sink!,
       stats: this.stats,
       limiter: new Limiter(options.concurrency),
-      signal: options.signal ? AbortSignal.any([options.signal, this.#abort.signal]) : this.#abort.signal,
+      signal,
       homes: new Map<Digest, Promise<string>>(),
       fail: (err) => this.#fail(err),
       onEvent: options.onEvent,
