@@ -16,20 +16,22 @@ import { isFileDescriptorSource, isGrowingFileSource, isPositionalSource, isShar
 import { KernelSentBytes } from './kernel-sent.js'
 import type { NativeSendfile } from './native-sendfile.js'
 import { sendFileRange, sendfileSocket, sendGrowingFile, type Kernel } from './send-file.js'
-import { sendShared, sendStored, type WritePlan } from './send-lent.js'
+import { sendShared, sendStored } from './send-lent.js'
 import { pipelineDepth } from './pipeline-depth.js'
 import { SharedReads } from './shared-reads.js'
-import { blockSize, type BlockBudget } from './shared-blocks.js'
+import type { BlockBudget } from './shared-blocks.js'
 
-/** Over TLS, the size of one write (send-lent.ts: what it costs in memory per connection). */
-const tlsSliceBytes = 256 * 1024
-
-/** Whole blocks in plain text; over TLS (HTTP/2 is only served over TLS here) slices, one in flight and one queued. */
-function writePlan(reply: FastifyReply): WritePlan {
+/**
+ * Blocks a download holds at once (send-lent.ts). In plain text pipelineDepth. Over TLS (HTTP/2
+ * is only served over TLS here) two: each write is also encrypted into a buffer of its own size
+ * (over HTTP/2 first copied together with its frame headers) that lives until the socket took it,
+ * so a third block in flight cost another 2-3 MiB per connection, and 16 TLS downloads peaked at
+ * 166-172 MiB; with two, 136-155 (#18). Writes of 256 KiB slices bounded the memory as well but
+ * cost CPU per GiB (4 writes per block) for no throughput.
+ */
+function depthFor(reply: FastifyReply): number {
   const encrypted = reply.request.raw.httpVersionMajor === 2 || reply.raw.socket instanceof TLSSocket
-  return encrypted
-    ? { sliceBytes: tlsSliceBytes, slicesInFlight: 2, chunksHeld: 2 }
-    : { sliceBytes: blockSize, slicesInFlight: pipelineDepth, chunksHeld: pipelineDepth }
+  return encrypted ? 2 : pipelineDepth
 }
 
 /** Which bytes of which blob a response carries. */
@@ -78,11 +80,11 @@ export class BlobSender {
     )
       return
     if (isPositionalSource(body)) {
-      const plan = writePlan(reply)
-      const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size, plan.chunksHeld)
-      return sendStored(reply, body, read, range.length, plan)
+      const depth = depthFor(reply)
+      const read = this.#sharedReads.open(range.digest, body, range.start, range.start + range.length, range.size, depth)
+      return sendStored(reply, body, read, range.length, depth)
     }
-    if (isSharedChunkSource(body)) return sendShared(reply, body, range.length, writePlan(reply))
+    if (isSharedChunkSource(body)) return sendShared(reply, body, range.length, depthFor(reply))
     await reply.send(body)
   }
 }

@@ -1,5 +1,5 @@
 // Sends a blob body (body-sources.ts: a stored file read into shared blocks, or a fill's
-// shared blocks) straight to the raw response, pipelineDepth chunks deep: a chunk is written as
+// shared blocks) straight to the raw response, a few chunks deep: a chunk is written as
 // soon as it is read, queued behind the one leaving the socket, so the socket never waits for
 // JavaScript between chunks, and the next read runs meanwhile. A chunk is released only once the
 // socket has let go of it (its write callback), which is also the backpressure.
@@ -29,36 +29,19 @@ interface Lent {
 }
 
 /**
- * How a response hands its bytes to the socket. Over TLS (HTTP/1.1 or HTTP/2) each write is
- * encrypted whole into a buffer of its own size (over HTTP/2, first copied together with its
- * frame headers), and writes queued behind one in flight are taken together: 1 MiB writes cost
- * 2-3 MiB of transient memory per connection, 30-50 MiB over the blocks with 16 downloads (#18).
- * Slices of a block, one in flight and one queued, bound that. In plain text the kernel copies
- * straight from the block, so whole blocks go, pipelineDepth deep.
- */
-export interface WritePlan {
-  /** The largest write handed to the socket. */
-  sliceBytes: number
-  /** Writes handed to the socket and not yet taken by it. */
-  slicesInFlight: number
-  /** Chunks (blocks) a response holds at once: in the socket, being sliced, or read ahead. */
-  chunksHeld: number
-}
-
-/**
  * Sends bytes `start`..`start + length` of a stored blob from blocks shared with every other
  * download of the same digest (shared-reads.ts), read through this body's own file handle.
  */
-export function sendStored(reply: FastifyReply, body: Readable, read: SharedRead, length: number, plan: WritePlan): Promise<void> {
-  return sendLent(reply, body, length, plan, {
+export function sendStored(reply: FastifyReply, body: Readable, read: SharedRead, length: number, depth: number): Promise<void> {
+  return sendLent(reply, body, length, depth, {
     next: () => read.next(),
     finish: () => read.close(),
   })
 }
 
 /** Sends a body made of chunks shared with other responses (a mirror fill's blocks): no copies. */
-export function sendShared(reply: FastifyReply, body: Readable & SharedChunkSource, length: number, plan: WritePlan): Promise<void> {
-  return sendLent(reply, body, length, plan, {
+export function sendShared(reply: FastifyReply, body: Readable & SharedChunkSource, length: number, depth: number): Promise<void> {
+  return sendLent(reply, body, length, depth, {
     async next() {
       return (await body.nextShared()) ?? { bytes: Buffer.alloc(0), release: () => {} }
     },
@@ -72,59 +55,38 @@ interface Lender {
   finish(clean: boolean): void
 }
 
-async function sendLent(reply: FastifyReply, body: Readable, length: number, plan: WritePlan, lender: Lender): Promise<void> {
+/** `depth` chunks at most per response: in the socket, or being read (blob-sender.ts picks it). */
+async function sendLent(reply: FastifyReply, body: Readable, length: number, depth: number, lender: Lender): Promise<void> {
   const res = reply.raw
   const gone = clientGone(res)
   const untilGone = <T>(work: Promise<T>): Promise<T> => Promise.race([work, gone.promise])
   let clean = false
   let started = false
   let failedBeforeFirstByte: { err: unknown } | undefined
-  // Writes the socket has not taken yet; a chunk is released with the write of its last slice.
-  const inSocket: { written: Promise<void>; chunk: Lent | undefined }[] = []
-  // Chunks lent and not released yet (in the socket, being sliced, or read ahead).
-  let held = 0
-  const settleOldest = async (): Promise<void> => {
+  const inSocket: { written: Promise<void>; chunk: Lent }[] = []
+  const releaseOldest = async (): Promise<void> => {
     await untilGone(inSocket[0]!.written)
-    const { chunk } = inSocket.shift()!
-    if (!chunk) return
-    chunk.release()
-    held--
+    inSocket.shift()!.chunk.release()
   }
-  // The chunk being sliced, until its last slice is written.
-  let slicing: Lent | undefined
-  // The next chunk, read while the ones before it are written.
   let pending: Promise<Lent> | undefined
   try {
-    let lent = 0
-    pending = lender.next(length)
-    while (pending) {
+    let sent = 0
+    while (sent < length) {
+      if (inSocket.length >= depth) await releaseOldest()
+      pending = lender.next(length - sent)
       const chunk = await untilGone(pending)
       pending = undefined
-      if (chunk.bytes.length === 0) throw new Error(`blob ended after ${lent} of ${length} bytes`)
-      held++
-      slicing = chunk
-      lent += chunk.bytes.length
+      if (chunk.bytes.length === 0) throw new Error(`blob ended after ${sent} of ${length} bytes`)
       if (!started) {
         reply.hijack()
         res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders)
         started = true
       }
-      if (lent < length) {
-        // Read ahead, once an older chunk is sent if this response holds as many as it may.
-        while (held >= plan.chunksHeld) await settleOldest()
-        pending = lender.next(length - lent)
-      }
-      const { bytes } = chunk
-      for (let at = 0; at < bytes.length; at += plan.sliceBytes) {
-        while (inSocket.length >= plan.slicesInFlight) await settleOldest()
-        const last = at + plan.sliceBytes >= bytes.length
-        const slice = at === 0 && last ? bytes : bytes.subarray(at, at + plan.sliceBytes)
-        // Written at once, without waiting for the previous write: the socket queues it.
-        inSocket.push({ written: write(res, slice), chunk: last ? chunk : undefined })
-        if (last) slicing = undefined
-      }
+      // Written at once, without waiting for the previous write: the socket queues it.
+      inSocket.push({ written: write(res, chunk.bytes), chunk })
+      sent += chunk.bytes.length
     }
-    while (inSocket.length > 0) await settleOldest()
+    while (inSocket.length > 0) await releaseOldest()
     res.end()
     clean = true
   } catch (err) {
@@ -139,8 +101,7 @@ async function sendLent(reply: FastifyReply, body: Readable, length: number, pla
     }
   } finally {
     lender.finish(clean)
-    for (const { chunk } of inSocket.splice(0)) chunk?.release()
-    slicing?.release()
+    for (const { chunk } of inSocket.splice(0)) chunk.release()
     // A chunk that arrives after the client left is given back unsent.
     pending?.then(
       (chunk) => chunk.release(),
