@@ -131,6 +131,10 @@ export class HttpTransport {
         body: this.#body(body, what),
         signal: signal ?? null,
       })
+      // A connection dropped right after the headers errors the body before its reader (a few
+      // awaits up the stack) attaches: readers see that through the stream's state (`for await`,
+      // `finished`, pipeline), so here it must not become an uncaught exception.
+      response.body.on('error', () => {})
       return new ClientResponse(response.statusCode, url, response.headers, response.body, what)
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err

@@ -11,7 +11,7 @@
 //
 // Where a spool is given (a store slow to write, S3), the bytes go to a local spool file as they
 // arrive instead, and the upload to the store reads it at its own pace (spooled-fill.ts).
-import { Transform, type Readable } from 'node:stream'
+import { finished, Transform, type Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Digest } from '../core/digest.js'
 import { RegistryError, isRegistryError, isStorageFull } from '../core/errors.js'
@@ -188,7 +188,15 @@ export class BlobFill implements FollowedFill {
         )
       },
     })
-    body.on('error', (err) => counter.destroy(err))
+    // An upstream that closes mid-body may end its stream with a bare 'close' (no 'end', no
+    // 'error'): `finished` reports that as a premature close, so the upload fails instead of
+    // waiting forever, and every follower with it.
+    finished(body, { writable: false }, (err) => {
+      if (err) counter.destroy(err)
+    })
+    // The upload below reads `counter` and sees its failure through the stream's state; it may
+    // not be listening yet when the upstream fails, and that must not be an uncaught error.
+    counter.on('error', () => {})
     // Followers may finish once the bytes are verified: the fsync and rename of the commit
     // take as long again for a large layer, and a client need not wait for them.
     const onVerified = (): void => {

@@ -303,6 +303,47 @@ t.test('a corrupt upstream never poisons the cache', async (t) => {
   t.equal(served, 2, 'nothing was cached: the second request went upstream again')
 })
 
+t.test('an upstream that drops the connection mid-blob: the client is cut off, nothing is kept, the next pull fetches again', async (t) => {
+  const { createServer } = await import('node:http')
+  const good = randomBytes(3 * 1024 * 1024)
+  const digest = sha256(good)
+  let served = 0
+  const flaky = createServer((req, res) => {
+    if (!req.url?.includes('/blobs/')) return void res.writeHead(404).end()
+    served++
+    res.writeHead(200, { 'content-length': String(good.length), 'docker-content-digest': digest })
+    if (req.method === 'HEAD') return void res.end()
+    if (served > 1) return void res.end(good)
+    // The first answer: headers and 100 KiB, then the connection goes.
+    res.write(good.subarray(0, 100 * 1024), () => res.socket?.destroy())
+  })
+  await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => flaky.close(() => resolve())))
+  const port = (flaky.address() as { port: number }).port
+  const ferry = await startMirrorServer({ upstreams: [upstreamConfig('flaky', `http://127.0.0.1:${port}`)], defaultUpstream: 'flaky' })
+  t.teardown(() => ferry.close())
+
+  // Bounded only so that a hang fails here with a message instead of at tap's timeout.
+  // Before its first byte was sent the client gets the OCI error; after it, a cut connection.
+  const first = await fetch(`${ferry.url}/v2/flaky/app/blobs/${digest}`, { signal: AbortSignal.timeout(60_000) }).then(
+    async (res) => {
+      const body = Buffer.from(await res.arrayBuffer())
+      if (res.status !== 200) return `error ${res.status}: ${body.toString('utf8')}`
+      return body.equals(good) ? 'whole' : `short (${body.length} B)`
+    },
+    (err: Error) => (err.name === 'TimeoutError' ? 'hung' : 'cut off'),
+  )
+  t.match(
+    first,
+    /^(cut off|error 5\d\d: \{"errors":\[\{"code":"[A-Z_]+")/,
+    'the first client gets an error or a cut connection, not a wait or a short 200',
+  )
+  const second = await fetch(`${ferry.url}/v2/flaky/app/blobs/${digest}`, { signal: AbortSignal.timeout(60_000) })
+  t.equal(second.status, 200)
+  t.ok(Buffer.from(await second.arrayBuffer()).equals(good), 'the next pull fetches again and gets the whole blob')
+  t.equal(served, 2, 'one upstream request each')
+})
+
 t.test('seeding a mirrored name: blobs the upstream has are adopted; a pushed repository is authoritative', async (t) => {
   const { upstream, ferry } = await setup(t)
   const image = await seedImage(upstream.url, 'seeded/app', 'v1', { layers: [randomBytes(4096)] })
