@@ -78,19 +78,7 @@ function gatedCurl(
   path: string,
   expectedBytes: number,
 ): { spawned: Promise<void>; release(startedAt: number): Promise<Download> } {
-  const headers = Object.entries(server.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
-  const args = [
-    '-sS',
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{http_code} %{size_download} %{time_starttransfer} %{http_version}',
-    ...server.curlArgs,
-    ...headers,
-    '-K',
-    '-',
-  ]
-  const child = spawn('curl', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn('curl', [...curlOptions(server), '-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] })
   const output = collect(child, 'curl')
   output.catch(() => {})
   const spawned = new Promise<void>((resolve, reject) => {
@@ -113,21 +101,18 @@ function gatedCurl(
   }
 }
 
+/** curl's options for a download from `server` that prints status, size, first byte and protocol. */
+function curlOptions(server: Server): string[] {
+  const headers = Object.entries(server.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
+  const format = '%{http_code} %{size_download} %{time_starttransfer} %{http_version}'
+  return ['-sS', '-o', '/dev/null', '-w', format, ...server.curlArgs, ...headers]
+}
+
 /** One download by curl; on a 401 without credentials, again with the bench user. */
 async function curlDownload(server: Server, path: string, startedAt: number, expectedBytes: number): Promise<Download> {
   for (;;) {
     const spawnedAt = performance.now()
-    const headers = Object.entries(server.headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`])
-    const output = await run('curl', [
-      '-sS',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code} %{size_download} %{time_starttransfer} %{http_version}',
-      ...server.curlArgs,
-      ...headers,
-      `${server.url}${path}`,
-    ])
+    const output = await run('curl', [...curlOptions(server), `${server.url}${path}`])
     const [status, size, firstByte, httpVersion = '?'] = output.trim().split(' ')
     if (status === '401' && server.headers.authorization === undefined) {
       server.headers.authorization = basicAuthorization()
