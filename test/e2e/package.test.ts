@@ -41,6 +41,30 @@ function spawnLogged(command: string, args: string[], cwd: string): { child: Chi
   return { child, output: () => output }
 }
 
+/**
+ * Starts a server on a probed free port. It counts as up when its own `ferry started` line names
+ * the port (another test's server may take a probed port while `npm start` builds, and would
+ * answer in its place); a port found taken is replaced, up to 3 times.
+ */
+async function startOnFreePort(
+  start: (port: number) => { child: ChildProcess; output: () => string },
+): Promise<{ child: ChildProcess; output: () => string; url: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const server = start(port)
+    const startedOn = (): boolean =>
+      server
+        .output()
+        .split('\n')
+        .some((line) => line.includes('ferry started') && line.includes(`:${port}`))
+    const gone = (): boolean => server.child.exitCode !== null || server.child.signalCode !== null
+    await until(`a server started on ${port}`, async () => startedOn() || gone(), server.output)
+    if (startedOn()) return { ...server, url: `http://127.0.0.1:${port}` }
+    if (attempt >= 3 || !/address (already )?in use|EADDRINUSE/i.test(server.output()))
+      throw new Error(`no server started on ${port}\n--- output ---\n${server.output()}`)
+  }
+}
+
 const exited = (child: ChildProcess): Promise<void> =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()))
 
@@ -88,10 +112,11 @@ t.test('npm pack → npm install -g → ferry runs', async (t) => {
   const ferry = join(prefix, 'bin', 'ferry')
   t.equal((await run(ferry, ['--version'], { env: cleanEnv() })).stdout.trim(), version, 'ferry --version')
 
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const server = spawnLogged(ferry, ['serve', '--listen', `127.0.0.1:${port}`, '--storage', join(dir, 'data')], dir)
+  const server = await startOnFreePort((port) =>
+    spawnLogged(ferry, ['serve', '--listen', `127.0.0.1:${port}`, '--storage', join(dir, 'data')], dir),
+  )
   t.teardown(() => void server.child.kill('SIGKILL'))
+  const url = server.url
   await until('the installed ferry serves /v2/', () => serving(url), server.output)
   t.pass('GET /v2/ answers 200')
   server.child.kill('SIGTERM')
@@ -99,10 +124,11 @@ t.test('npm pack → npm install -g → ferry runs', async (t) => {
   t.equal(server.child.exitCode, 0, 'SIGTERM stops it cleanly')
 
   // npm start in the same checkout (dist/ was built by prepack): killing npm stops the server.
-  const startPort = await freePort()
-  const startUrl = `http://127.0.0.1:${startPort}`
-  const npmStart = spawnLogged('npm', ['start', '--', '--listen', `127.0.0.1:${startPort}`, '--storage', join(dir, 'data-start')], checkout)
+  const npmStart = await startOnFreePort((port) =>
+    spawnLogged('npm', ['start', '--', '--listen', `127.0.0.1:${port}`, '--storage', join(dir, 'data-start')], checkout),
+  )
   t.teardown(() => void npmStart.child.kill('SIGKILL'))
+  const startUrl = npmStart.url
   await until('npm start serves /v2/', () => serving(startUrl), npmStart.output)
   npmStart.child.kill('SIGTERM')
   await exited(npmStart.child)
