@@ -174,15 +174,7 @@ export class S3Driver implements StorageDriver {
       if (range.start >= info.size) return Readable.from([])
       response = await this.#get(key, 0, undefined, signal)
     }
-    let stream: Readable
-    if (isIndex(response.Metadata)) {
-      ;(response.Body as Readable | undefined)?.destroy()
-      const segments = await fetchIndex(this.client, this.#bucket, key)
-      stream = Readable.from(this.#segmentBytes(key, segments, range.start, range.end, signal), { objectMode: false })
-    } else {
-      stream = exactRange(response, range.start, range.end)
-    }
-    return signal === undefined ? stream : addAbortSignal(signal, stream)
+    return this.#body(key, response, range.start, range.end, signal)
   }
 
   async readWhole(path: string, options?: Pick<ReadOptions, 'signal'>): Promise<{ stream: Readable; size: number } | undefined> {
@@ -197,16 +189,29 @@ export class S3Driver implements StorageDriver {
       if (isMissing(err)) return undefined
       throw err
     }
+    const size = isIndex(response.Metadata) ? Number(response.Metadata?.[appendSize]) : (response.ContentLength ?? 0)
+    return { stream: await this.#body(key, response, 0, undefined, signal), size }
+  }
+
+  /** Bytes `start`..`end` of `key` from its GetObject answer: the object's own, or an append file's segments. */
+  async #body(
+    key: string,
+    response: GetObjectCommandOutput,
+    start: number,
+    end: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<Readable> {
     let stream: Readable
-    let size: number
     if (isIndex(response.Metadata)) {
-      size = Number(response.Metadata?.[appendSize])
-      stream = Readable.from(this.#segmentBytes(key, await parseIndex(response), 0, undefined, signal), { objectMode: false })
+      // An unranged answer is the whole index; a ranged one only part of it, so it is read again.
+      const whole = start === 0 && end === undefined
+      if (!whole) (response.Body as Readable | undefined)?.destroy()
+      const segments = whole ? await parseIndex(response) : await fetchIndex(this.client, this.#bucket, key)
+      stream = Readable.from(this.#segmentBytes(key, segments, start, end, signal), { objectMode: false })
     } else {
-      size = response.ContentLength ?? 0
-      stream = exactRange(response, 0, undefined)
+      stream = exactRange(response, start, end)
     }
-    return { stream: signal === undefined ? stream : addAbortSignal(signal, stream), size }
+    return signal === undefined ? stream : addAbortSignal(signal, stream)
   }
 
   async writer(path: string, options: WriteOptions = {}): Promise<FileWriter> {
