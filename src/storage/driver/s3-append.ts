@@ -12,6 +12,7 @@
 // GET per segment touched.
 import { GetObjectCommand, PutObjectCommand, type GetObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3'
 import type { WriteSettings } from './s3-client.js'
+import { exactRange } from './s3-range.js'
 import type { PartBudget } from './s3-upload.js'
 
 export const reservedName = '.ferry-append'
@@ -78,4 +79,25 @@ export async function parseIndex(response: GetObjectCommandOutput): Promise<numb
 /** The whole index of the append file at `key`, given a GET response that showed it is one. */
 export async function fetchIndex(client: S3Client, bucket: string, key: string): Promise<number[]> {
   return parseIndex(await client.send(new GetObjectCommand({ Bucket: bucket, Key: key })))
+}
+
+/** Bytes `start`..`end` (inclusive; undefined: to the end) of an append file, segment by segment. */
+export async function* segmentBytes(
+  get: (key: string, start: number, end: number) => Promise<GetObjectCommandOutput>,
+  key: string,
+  segments: number[],
+  start: number,
+  end: number | undefined,
+): AsyncGenerator<Buffer> {
+  const total = segments.reduce((sum, size) => sum + size, 0)
+  const last = Math.min(end ?? total - 1, total - 1)
+  let offset = 0
+  for (const [index, size] of segments.entries()) {
+    const segmentStart = Math.max(start, offset) - offset
+    const segmentEnd = Math.min(last, offset + size - 1) - offset
+    offset += size
+    if (size === 0 || segmentEnd < segmentStart) continue
+    const response = await get(segmentKey(key, index + 1), segmentStart, segmentEnd)
+    for await (const chunk of exactRange(response, segmentStart, segmentEnd)) yield chunk as Buffer
+  }
 }

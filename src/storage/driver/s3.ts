@@ -42,7 +42,7 @@ import { assertCleanPath, PathNotFoundError } from './driver.js'
 import type { FileInfo, FileWriter, ReadOptions, StatOptions, StorageDriver, WriteOptions } from './driver.js'
 import { readRange } from './read-range.js'
 import { exactRange } from './s3-range.js'
-import { appendSize, fetchIndex, isIndex, parseIndex, reservedName, segmentKey, segmentKeys } from './s3-append.js'
+import { appendSize, fetchIndex, isIndex, parseIndex, reservedName, segmentBytes, segmentKey, segmentKeys } from './s3-append.js'
 import {
   copySource,
   createS3Client,
@@ -207,7 +207,10 @@ export class S3Driver implements StorageDriver {
       const whole = start === 0 && end === undefined
       if (!whole) (response.Body as Readable | undefined)?.destroy()
       const segments = whole ? await parseIndex(response) : await fetchIndex(this.client, this.#bucket, key)
-      stream = Readable.from(this.#segmentBytes(key, segments, start, end, signal), { objectMode: false })
+      stream = Readable.from(
+        segmentBytes((part, from, to) => this.#get(part, from, to, signal), key, segments, start, end),
+        { objectMode: false },
+      )
     } else {
       stream = exactRange(response, start, end)
     }
@@ -251,7 +254,8 @@ export class S3Driver implements StorageDriver {
     }
     if (!isIndex(response.Metadata)) return Buffer.from((await response.Body?.transformToByteArray()) ?? [])
     const chunks: Buffer[] = []
-    for await (const chunk of this.#segmentBytes(key, await parseIndex(response), 0, undefined)) chunks.push(chunk)
+    const get = (part: string, from: number, to: number) => this.#get(part, from, to, undefined)
+    for await (const chunk of segmentBytes(get, key, await parseIndex(response), 0, undefined)) chunks.push(chunk)
     return Buffer.concat(chunks)
   }
 
@@ -340,27 +344,6 @@ export class S3Driver implements StorageDriver {
     // No Range for the whole object: some stores answer `bytes=0-` on an empty object with 416.
     const range = start === 0 && end === undefined ? undefined : `bytes=${start}-${end ?? ''}`
     return this.client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: key, Range: range }), { abortSignal: signal })
-  }
-
-  /** Bytes `start`..`end` (inclusive; undefined: to the end) of an append file, segment by segment. */
-  async *#segmentBytes(
-    key: string,
-    segments: number[],
-    start: number,
-    end: number | undefined,
-    signal?: AbortSignal,
-  ): AsyncGenerator<Buffer> {
-    const total = segments.reduce((sum, size) => sum + size, 0)
-    const last = Math.min(end ?? total - 1, total - 1)
-    let offset = 0
-    for (const [index, size] of segments.entries()) {
-      const segmentStart = Math.max(start, offset) - offset
-      const segmentEnd = Math.min(last, offset + size - 1) - offset
-      offset += size
-      if (size === 0 || segmentEnd < segmentStart) continue
-      const response = await this.#get(segmentKey(key, index + 1), segmentStart, segmentEnd, signal)
-      for await (const chunk of exactRange(response, segmentStart, segmentEnd)) yield chunk as Buffer
-    }
   }
 
   async #copy(source: string, target: string): Promise<void> {
