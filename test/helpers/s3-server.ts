@@ -10,10 +10,16 @@
 //   right after, or during an overwrite of the same key (two replicas committing one blob without
 //   conditional writes), reads a short or mixed object, where S3 replaces objects atomically: the
 //   helper writes to a temporary file, renames it into place, then answers;
-// - a DELETE that races another under the same folder fails with a 500 (S3 deletes are idempotent).
+// - a DELETE that races another under the same folder fails with a 500 (S3 deletes are idempotent);
+// - a listing walks the folders with readdir then stat, and fails with a 500 when a concurrent
+//   DELETE removes a file or prunes a folder in between (S3 lists while keys come and go): the
+//   helper walks again;
+// - it writes an object's metadata file in place, so a HEAD, GET or listing that reads it during
+//   an overwrite parses half a JSON document and fails with a 500: the helper renames it into place.
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, rmSync } from 'node:fs'
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
@@ -45,6 +51,7 @@ export async function startS3Server(bucket = 'ferry-test'): Promise<S3TestServer
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] })
   groupCommonPrefixes(server)
   atomicWrites(server, `${directory}-partial`)
+  atomicMetadata(server, `${directory}-partial`)
   idempotentDeletes(server)
   const { port } = await server.run()
   const requests: string[] = []
@@ -155,6 +162,29 @@ function atomicWrites(server: S3rver, partials: string): void {
   }
 }
 
+/** The metadata an object keeps (s3rver's own list), besides `x-amz-meta-*`. */
+const keptMetadata = new Set(
+  (createRequire(import.meta.url)('s3rver/lib/models/object.js') as { ALLOWED_METADATA: string[] }).ALLOWED_METADATA,
+)
+
+/** An object's md5 and metadata files, as s3rver writes them, but written aside and renamed into place. */
+function atomicMetadata(server: S3rver, partials: string): void {
+  const store = storeOf(server)
+  const replace = async (file: string, content: string): Promise<void> => {
+    await mkdir(partials, { recursive: true })
+    const temporary = join(partials, randomBytes(8).toString('hex'))
+    await writeFile(temporary, content)
+    await rename(temporary, file)
+  }
+  store.putMetadata = async (bucket, key, metadata, md5) => {
+    const kept = Object.entries(metadata as Record<string, unknown>).filter(
+      ([name]) => keptMetadata.has(name) || name.startsWith('x-amz-meta-'),
+    )
+    if (md5) await replace(store.getResourcePath(bucket, key, 'object.md5'), md5)
+    await replace(store.getResourcePath(bucket, key, 'metadata.json'), JSON.stringify(Object.fromEntries(kept), null, 2))
+  }
+}
+
 /**
  * S3 answers a DELETE of a missing key with 204. s3rver then prunes the key's folders and fails
  * (500) when a concurrent delete removed one first (ENOENT) or a write just added a file (ENOTEMPTY).
@@ -174,7 +204,16 @@ function idempotentDeletes(server: S3rver): void {
 
 function groupCommonPrefixes(server: S3rver): void {
   const store = storeOf(server)
-  const listObjects = store.listObjects.bind(store)
+  const walk = store.listObjects.bind(store)
+  const listObjects = async (bucket: string, options: ListOptions): Promise<ListResult> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await walk(bucket, options)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 20) throw err
+      }
+    }
+  }
   store.listObjects = async (bucket, options) => {
     const { delimiter = '', prefix = '' } = options
     if (delimiter === '') return listObjects(bucket, options)
