@@ -80,6 +80,8 @@ export interface Distribution {
   loggedRequests(): Promise<AccessLogEntry[]>
   /** Everything the process wrote. */
   output(): string
+  /** The file of a storage path (`docker/registry/v2/…`) under its filesystem storage. */
+  storagePath(path: string): string
   /** SIGTERM, SIGKILL after 5 s, then removes the temp dir. Idempotent. */
   stop(): Promise<void>
   /**
@@ -229,6 +231,7 @@ async function launch(
     requests,
     loggedRequests,
     output: () => output,
+    storagePath: (path) => join(dir, 'data', path),
     stop,
     restart,
   }

@@ -1,6 +1,7 @@
 // The distribution helper in pull-through mode, read through RegistryUpstream: a chain
 // (RegistryUpstream → distribution proxy → distribution origin) like the one Ferry's own
 // mirror tests build, with the origin's access log counting what reached it.
+import { access } from 'node:fs/promises'
 import t from 'tap'
 import type { Digest } from '../../src/core/digest.js'
 import { RegistryUpstream } from '../../src/upstream/registry-upstream.js'
@@ -31,11 +32,23 @@ t.test(
     t.ok((await read()).equals(layer.bytes), 'first read, through to the origin')
     // distribution 2.8 fetches a missing blob twice: once to store it (in the background), once
     // to stream it to the client. Ferry's single fill per digest is meant to avoid exactly this.
-    // Both are awaited, so the later reads find the blob stored.
+    // Both are awaited, and the stored copy's repository link (written by its commit), so the
+    // later reads find the blob stored: the origin logs the store's GET before the proxy commits.
     const firstMiss = await eventually(() => blobGets(origin, 'library/app', layer.digest) === 2 && 2, {
       message: 'the proxy fetched the blob to store it and to stream it',
     })
     t.equal(firstMiss, 2, 'the first miss cost the origin 2 GETs')
+    const link = proxy.storagePath(
+      `docker/registry/v2/repositories/library/app/_layers/sha256/${layer.digest.slice('sha256:'.length)}/link`,
+    )
+    await eventually(
+      () =>
+        access(link).then(
+          () => true,
+          () => false,
+        ),
+      { message: 'the proxy committed the blob' },
+    )
     t.ok((await read()).equals(layer.bytes), 'second read')
     t.ok((await read()).equals(layer.bytes), 'third read')
     await origin.loggedRequests()
