@@ -15,6 +15,9 @@ import { fileChunks, minLentChunk } from './lent-chunks.js'
 import { ContentMismatchError } from './sink.js'
 
 export const defaultSpoolBudget = 64 * 1024 * 1024
+// A decompressor's pipe gives 64 KiB chunks. Below fs streams' 16 KiB mark each was one write on
+// the thread pool, awaited before the next; with room for 1 MiB, chunks that gather while one write runs go as one.
+const writeBuffer = 1024 * 1024
 
 export interface SpooledBlob {
   digest: Digest
@@ -60,7 +63,10 @@ export class Spool {
     try {
       const plain = counting(content)
       const stored = transform === undefined ? plain : counting(transform(Readable.from(plain.chunks())))
-      await pipeline(transform === undefined ? Readable.from(plain.chunks()) : Readable.from(stored.chunks()), createWriteStream(path))
+      await pipeline(
+        transform === undefined ? Readable.from(plain.chunks()) : Readable.from(stored.chunks()),
+        createWriteStream(path, { highWaterMark: writeBuffer }),
+      )
       if (plain.size !== size) throw new Error(`expected ${size} bytes, read ${plain.size}`)
       const digest = stored.digest()
       const lend = (): AsyncIterable<Buffer> => fileChunks(path, 0, stored.size)
@@ -96,7 +102,7 @@ export class Spool {
     }
     const { path, release } = await this.#admit(size)
     progress.path = path
-    const file = createWriteStream(path)
+    const file = createWriteStream(path, { highWaterMark: writeBuffer })
     try {
       let fileError: Error | undefined
       file.on('error', (err) => (fileError = err))
