@@ -11,11 +11,19 @@ import type { BlobRecord, BundleContent } from './content.js'
 import { reopenEntry, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { compressLayer } from './layer-compression.js'
+import { fileChunks, verifiedChunks } from './lent-chunks.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
 import { digestOf, transformedDigestOf, verified, type SpooledBlob, type Spool } from './spool.js'
 
 /** Uploads a blob to the staging repository; `open` may be called again for a retry. */
-export type Stage = (blob: { digest: Digest; size: number; origin: string; open: () => Readable }) => Promise<void>
+export type Stage = (blob: {
+  digest: Digest
+  size: number
+  origin: string
+  open: () => Readable
+  /** The same bytes in reused buffers (lent-chunks.ts). */
+  lend?: () => AsyncIterable<Buffer>
+}) => Promise<void>
 
 /**
  * Stores a blob from the bytes as they pass (a sink writing into local storage needs no spool).
@@ -89,6 +97,8 @@ export class BlobFiler {
       else stream.destroy()
       const digest = record.digest
       record.open = () => verified(() => reopenEntry(entry), digest, record.size)
+      const { start, end } = entry.range ?? { start: 0, end: entry.size }
+      record.lend = () => verifiedChunks(fileChunks(entry.file!, start, end), digest, record.size)
       this.#remember(record)
       return record.digest
     }
@@ -158,7 +168,9 @@ export class BlobFiler {
       return
     }
     record.staged = this.#track(
-      stage({ digest: spooled.digest, size: spooled.size, origin: record.origin, open: spooled.open }).finally(() => spooled.release()),
+      stage({ digest: spooled.digest, size: spooled.size, origin: record.origin, open: spooled.open, lend: spooled.lend }).finally(() =>
+        spooled.release(),
+      ),
     )
     this.#remember(record)
   }
@@ -168,8 +180,8 @@ export class BlobFiler {
    * it is written (spool.ts `tee`), so reading and uploading overlap, for several blobs at a time.
    */
   async #tee(stage: Stage, stream: AsyncIterable<Buffer>, record: BlobRecord, digest: Digest): Promise<Digest | undefined> {
-    const { open, spooled } = this.#options.spool.tee(stream, record.size, digest)
-    const staging = stage({ digest, size: record.size, origin: record.origin, open }).finally(async () => {
+    const { open, lend, spooled } = this.#options.spool.tee(stream, record.size, digest)
+    const staging = stage({ digest, size: record.size, origin: record.origin, open, lend }).finally(async () => {
       await (await spooled.catch(() => undefined))?.release()
     })
     this.#track(staging)

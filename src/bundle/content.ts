@@ -11,6 +11,8 @@ export interface BlobRecord {
   origin: string
   /** Bytes that can be read again: a folder's file, or a small document kept in memory. */
   open?: () => Readable
+  /** With `open`: the same bytes in reused buffers (lent-chunks.ts), for an upload that takes one chunk at a time. */
+  lend?: () => AsyncIterable<Buffer>
   /** A blob uploaded while the archive streamed by: settles once it is in the staging repository. */
   staged?: Promise<void>
   /** Why the blob cannot be used (its bytes do not match the digest it was filed under). */

@@ -7,6 +7,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { Digest } from '../core/digest.js'
 import { isRepositoryName } from '../core/reference.js'
 import type { BlobRecord, BundleContent } from './content.js'
+import { meteredChunks } from './lent-chunks.js'
 import type { ImagePlan } from './plan.js'
 import { countPushed, repositoryIn, type PushContext } from './push-context.js'
 import type { ImageProgress, ImageResult } from './results.js'
@@ -118,10 +119,11 @@ export class ImagePusher {
 
   async #upload(repo: string, record: BlobRecord, onSent: (bytes: number) => void): Promise<void> {
     const { sink, signal, limiter } = this.#context
-    const open = record.open
+    const { open, lend } = record
     if (open === undefined) throw new Error(`blob ${record.digest} has no readable copy`)
+    const lent = lend && ((): AsyncIterable<Buffer> => meteredChunks(lend(), onSent))
     try {
-      await limiter.run(() => sink.putBlob(repo, record.digest, record.size, () => metered(open(), onSent), signal))
+      await limiter.run(() => sink.putBlob(repo, record.digest, record.size, () => metered(open(), onSent), signal, lent))
     } catch (err) {
       if (err instanceof FatalSinkError) throw err
       throw new Error(`${record.origin}: ${(err as Error).message}`, { cause: err })

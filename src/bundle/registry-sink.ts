@@ -67,18 +67,27 @@ export class RegistrySink implements BundleSink {
     })
   }
 
-  putBlob(repo: string, digest: Digest, size: number, open: () => Readable, signal?: AbortSignal): Promise<void> {
+  putBlob(
+    repo: string,
+    digest: Digest,
+    size: number,
+    open: () => Readable,
+    signal?: AbortSignal,
+    lend?: () => AsyncIterable<Buffer>,
+  ): Promise<void> {
     return this.#retrying(signal, async () => {
       const location = await this.#startUpload(repo, signal)
       location.searchParams.set('digest', digest)
       // The registry checks the digest (the OCI spec says it must); bytes that the bundle reader
       // found not to match end their stream with ContentMismatchError, which is final.
       let mismatch: ContentMismatchError | undefined
-      const body = (): Readable => {
+      const noted = (err: unknown): void => {
+        if (err instanceof ContentMismatchError) mismatch = err
+      }
+      const body = (): Readable | AsyncIterable<Buffer> => {
+        if (lend !== undefined) return noting(lend(), noted)
         const stream = open()
-        stream.once('error', (err) => {
-          if (err instanceof ContentMismatchError) mismatch = err
-        })
+        stream.once('error', noted)
         return stream
       }
       let response: ClientResponse
@@ -267,6 +276,16 @@ export class RegistrySink implements BundleSink {
  */
 function unsure(status: number): boolean {
   return status === 429 || status >= 500
+}
+
+/** `chunks` as they are, telling `onError` what ended them. */
+async function* noting(chunks: AsyncIterable<Buffer>, onError: (err: unknown) => void): AsyncGenerator<Buffer> {
+  try {
+    yield* chunks
+  } catch (err) {
+    onError(err)
+    throw err
+  }
 }
 
 function transient(err: unknown): boolean {

@@ -9,8 +9,17 @@ export interface BundleSink {
   /**
    * Uploads a blob. `open` gives its bytes and may be called again for a retry. Rejects when the
    * bytes do not hash to `digest` (nothing is then committed) or the upload failed for good.
+   * `lend`, when given, gives the same bytes in reused buffers (lent-chunks.ts), for a sink whose
+   * client takes them one at a time; a sink may ignore it.
    */
-  putBlob(repo: string, digest: Digest, size: number, open: () => Readable, signal?: AbortSignal): Promise<void>
+  putBlob(
+    repo: string,
+    digest: Digest,
+    size: number,
+    open: () => Readable,
+    signal?: AbortSignal,
+    lend?: () => AsyncIterable<Buffer>,
+  ): Promise<void>
   /**
    * Optional: stores a blob in `repo` from its bytes as they stream by, read once (a sink over
    * local storage, which needs no spool and no retry). Resolves once the bytes have passed, with

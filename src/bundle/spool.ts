@@ -11,15 +11,21 @@ import { join } from 'node:path'
 import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { finished, pipeline } from 'node:stream/promises'
 import { createDigestHash, digestOfHash, type Digest } from '../core/digest.js'
+import { fileChunks, minLentChunk } from './lent-chunks.js'
 import { ContentMismatchError } from './sink.js'
 
 export const defaultSpoolBudget = 64 * 1024 * 1024
+// A decompressor's pipe gives 64 KiB chunks. Below fs streams' 16 KiB mark each was one write on
+// the thread pool, awaited before the next; with room for 1 MiB, chunks that gather while one write runs go as one.
+const writeBuffer = 1024 * 1024
 
 export interface SpooledBlob {
   digest: Digest
   size: number
   /** Opens the bytes again (for an upload or its retry). */
   open(): Readable
+  /** The same in reused buffers (lent-chunks.ts). */
+  lend(): AsyncIterable<Buffer>
   /** Deletes the file and gives its room back. Idempotent. */
   release(): Promise<void>
 }
@@ -57,10 +63,14 @@ export class Spool {
     try {
       const plain = counting(content)
       const stored = transform === undefined ? plain : counting(transform(Readable.from(plain.chunks())))
-      await pipeline(transform === undefined ? Readable.from(plain.chunks()) : Readable.from(stored.chunks()), createWriteStream(path))
+      await pipeline(
+        transform === undefined ? Readable.from(plain.chunks()) : Readable.from(stored.chunks()),
+        createWriteStream(path, { highWaterMark: writeBuffer }),
+      )
       if (plain.size !== size) throw new Error(`expected ${size} bytes, read ${plain.size}`)
       const digest = stored.digest()
-      return { digest, size: stored.size, plain: { digest: plain.digest(), size }, open: () => createReadStream(path), release }
+      const lend = (): AsyncIterable<Buffer> => fileChunks(path, 0, stored.size)
+      return { digest, size: stored.size, plain: { digest: plain.digest(), size }, open: () => createReadStream(path), lend, release }
     } catch (err) {
       await release()
       throw err
@@ -72,17 +82,18 @@ export class Spool {
    * upload starts with the blob's first bytes and runs alongside the reading, and several uploads
    * overlap while the spool has room; a retry opens it again. What `open` gives ends with
    * ContentMismatchError instead of its last byte when the bytes are not `size` bytes hashing to
-   * `expected`, so an upload of them never completes.
+   * `expected`, so an upload of them never completes. `lend` gives the same in reused buffers
+   * (lent-chunks.ts), its last chunk only once the whole blob was checked.
    */
   tee(
     content: AsyncIterable<Buffer> | Iterable<Buffer>,
     size: number,
     expected: Digest,
-  ): { open: () => Readable; spooled: Promise<SpooledBlob> } {
-    const progress: Progress = { path: undefined, flushed: 0, done: false, failure: undefined, waiters: [] }
+  ): { open: () => Readable; lend: () => AsyncIterable<Buffer>; spooled: Promise<SpooledBlob> } {
+    const progress: Progress = { path: undefined, size, flushed: 0, done: false, failure: undefined, waiters: [] }
     const spooled = this.#tee(content, size, expected, progress)
     spooled.catch(() => undefined)
-    return { open: () => Readable.from(follow(progress), { objectMode: false }), spooled }
+    return { open: () => Readable.from(follow(progress, false), { objectMode: false }), lend: () => follow(progress, true), spooled }
   }
 
   async #tee(content: AsyncIterable<Buffer> | Iterable<Buffer>, size: number, expected: Digest, progress: Progress): Promise<SpooledBlob> {
@@ -91,7 +102,7 @@ export class Spool {
     }
     const { path, release } = await this.#admit(size)
     progress.path = path
-    const file = createWriteStream(path)
+    const file = createWriteStream(path, { highWaterMark: writeBuffer })
     try {
       let fileError: Error | undefined
       file.on('error', (err) => (fileError = err))
@@ -118,7 +129,7 @@ export class Spool {
       }
       progress.done = true
       wake()
-      return { digest, size: written, open: () => createReadStream(path), release }
+      return { digest, size: written, open: () => createReadStream(path), lend: () => fileChunks(path, 0, written), release }
     } catch (err) {
       file.destroy()
       progress.failure = err as Error
@@ -201,6 +212,8 @@ function counting(content: AsyncIterable<Buffer> | Iterable<Buffer>): {
 interface Progress {
   /** Set once the blob was admitted. */
   path: string | undefined
+  /** The bytes expected. */
+  size: number
   /** Bytes written to the file so far. */
   flushed: number
   done: boolean
@@ -210,21 +223,36 @@ interface Progress {
 
 const followChunk = 1024 * 1024
 
-/** The bytes of a spool file being written, as they land, until the writer is done. */
-async function* follow(progress: Progress): AsyncGenerator<Buffer> {
+/**
+ * The bytes of a spool file being written, as they land, until the writer is done. `lent`: in two
+ * buffers used in turn, each at least `minLentChunk` bytes but the last, which waits for the
+ * writer's verdict on the whole blob.
+ */
+async function* follow(progress: Progress, lent: boolean): AsyncGenerator<Buffer> {
   const next = (): Promise<void> => new Promise((resolve) => progress.waiters.push(resolve))
   while (progress.path === undefined && !progress.done) await next()
   if (progress.path === undefined) throw progress.failure ?? new Error('spool write failed')
   const handle = await open(progress.path, 'r')
+  const size = Math.max(1, Math.min(followChunk, progress.size))
+  const buffers = lent ? [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] : []
+  let turn = 0
   try {
     let position = 0
     for (;;) {
-      if (position < progress.flushed) {
-        const buffer = Buffer.allocUnsafe(Math.min(followChunk, progress.flushed - position))
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position)
+      if (lent && progress.done && progress.failure !== undefined) throw progress.failure
+      const available = progress.flushed - position
+      const last = position + Math.min(followChunk, available) >= progress.size
+      if (lent && !progress.done && (available < minLentChunk || last)) {
+        await next()
+        continue
+      }
+      if (available > 0) {
+        const buffer = lent ? buffers[(turn ^= 1)]! : Buffer.allocUnsafe(Math.min(followChunk, available))
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, available), position)
         if (bytesRead === 0) throw new Error(`spool file ${progress.path} ended early`)
         position += bytesRead
-        yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)
+        const chunk = bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)
+        yield lent && bytesRead < minLentChunk ? Buffer.from(chunk) : chunk
         continue
       }
       if (progress.failure !== undefined) throw progress.failure

@@ -51,14 +51,20 @@ export class Staging {
   }
 
   /** Uploads a blob that streams by (`open` may be called again for a retry). */
-  async upload(blob: { digest: Digest; size: number; origin: string; open: () => Readable }): Promise<void> {
+  async upload(blob: {
+    digest: Digest
+    size: number
+    origin: string
+    open: () => Readable
+    lend?: () => AsyncIterable<Buffer>
+  }): Promise<void> {
     const context = this.#context
     try {
       await context.limiter.run(async () => {
         context.signal.throwIfAborted()
         // Not asked again here: the collector asked `has` just before reading it.
         this.#held.add(blob.digest)
-        await context.sink.putBlob(this.repository, blob.digest, blob.size, blob.open, context.signal)
+        await context.sink.putBlob(this.repository, blob.digest, blob.size, blob.open, context.signal, blob.lend)
         countPushed(context, blob.digest, blob.size)
       })
       context.homes.set(blob.digest, Promise.resolve(this.repository))

@@ -1,13 +1,22 @@
 // One HTTP request/response over an undici Agent, with undici's errors and types kept inside
 // this file: callers see a ClientResponse and ClientErrors.
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { ClientError, toClientError } from './client-error.js'
-import { watchSendStall } from './stall-watch.js'
+import { watchLentStall, watchSendStall } from './stall-watch.js'
 import { Transport, type ClientTimeouts, type DispatcherSource } from './transport.js'
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+
+/**
+ * A request body whose producer reuses its buffers: each chunk is lent until the next is asked for.
+ * undici writes an iterable body one chunk at a time and asks for the next only once the socket
+ * took the chunk, or, when the write was not taken at once, after 'drain' (every buffered byte
+ * handed to the kernel). A chunk of less than the socket's high-water mark (64 KiB) can be taken
+ * into its buffer and still be waiting there, so a producer lends only chunks at least that large.
+ */
+export type LentBody = AsyncIterable<Buffer>
 
 export interface Exchange {
   method: HttpMethod
@@ -15,9 +24,9 @@ export interface Exchange {
   headers: Record<string, string>
   /**
    * Only replayable bodies: a request may be sent more than once (retries, auth). A stream body
-   * comes from a function called once per send (an upload read from a file).
+   * comes from a function called once per send (an upload read from a file): a Readable, or a LentBody.
    */
-  body?: Buffer | string | (() => Readable)
+  body?: Buffer | string | (() => Readable | LentBody)
   signal?: AbortSignal
 }
 
@@ -111,16 +120,21 @@ export class HttpTransport {
     this.#sendStallMs = timeouts.sendStallMs
   }
 
-  #body(body: Exchange['body'], what: string): Readable | Buffer | string | null {
+  #body(body: Exchange['body'], what: string, stall: AbortController): Readable | LentBody | Buffer | string | null {
     if (typeof body !== 'function') return body ?? null
-    const stream = body()
-    return this.#sendStallMs === undefined ? stream : watchSendStall(stream, this.#sendStallMs, what)
+    const source = body()
+    if (this.#sendStallMs === undefined) return source
+    if (source instanceof Readable) return watchSendStall(source, this.#sendStallMs, what)
+    return watchLentStall(source, this.#sendStallMs, what, (err) => stall.abort(err))
   }
 
   /** Sends once. Throws ClientError for transport failures, or the abort reason when `signal` fired. */
   async send(exchange: Exchange): Promise<ClientResponse> {
     const { method, url, headers, body, signal } = exchange
     const what = describe(method, url)
+    // A lent body's stall cannot fail the body (undici waits on the socket, not on it): it aborts the request.
+    const stall = new AbortController()
+    const watched = typeof body === 'function' && this.#sendStallMs !== undefined
     try {
       // Chosen per request: the transport may have been rotated since the last one.
       const response = await this.#source.dispatcherFor(url).request({
@@ -128,8 +142,9 @@ export class HttpTransport {
         path: `${url.pathname}${url.search}`,
         method,
         headers,
-        body: this.#body(body, what),
-        signal: signal ?? null,
+        // undici takes async iterables (core/request.js); its types leave them out.
+        body: this.#body(body, what, stall) as Dispatcher.RequestOptions['body'],
+        signal: watched ? (signal ? AbortSignal.any([signal, stall.signal]) : stall.signal) : (signal ?? null),
       })
       // A connection dropped right after the headers errors the body before its reader (a few
       // awaits up the stack) attaches: readers see that through the stream's state (`for await`,
@@ -138,6 +153,7 @@ export class HttpTransport {
       return new ClientResponse(response.statusCode, url, response.headers, response.body, what)
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err
+      if (stall.signal.aborted) throw stall.signal.reason as Error
       throw toClientError(err, what)
     }
   }

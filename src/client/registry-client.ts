@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Authenticator } from './authenticator.js'
 import { ClientError } from './client-error.js'
 import type { CredentialProvider } from './credentials.js'
-import { HttpTransport, describe, type ClientResponse, type Exchange, type HttpMethod } from './http-exchange.js'
+import { HttpTransport, describe, type ClientResponse, type Exchange, type HttpMethod, type LentBody } from './http-exchange.js'
 import type { ClientTimeouts, DispatcherSource } from './transport.js'
 import { backoffDelay, retryDelayForResponse, retryPolicy, type RetryOptions, type RetryPolicy } from './retry.js'
 
@@ -31,7 +31,7 @@ export interface ClientRequest {
   path: string
   headers?: Record<string, string>
   /** Must be replayable: it may be sent again after a 401 or a retryable failure (a stream body: a function opening it). */
-  body?: Buffer | string | (() => Readable)
+  body?: Buffer | string | (() => Readable | LentBody)
   /** The token scope this request needs (`repository:<repo>:pull`), used when a challenge names none. */
   scope?: string
   signal?: AbortSignal

@@ -43,3 +43,28 @@ export function watchSendStall(source: Readable, ms: number, what: string): Read
   })
   return out
 }
+
+/**
+ * The same watch over a body of lent chunks (`LentBody` in http-exchange.ts), which the client
+ * takes one at a time: a chunk given and not taken for `ms` calls `stop` with a retryable timeout,
+ * which aborts the request.
+ */
+export async function* watchLentStall(
+  source: AsyncIterable<Buffer>,
+  ms: number,
+  what: string,
+  stop: (err: Error) => void,
+): AsyncGenerator<Buffer> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    for await (const chunk of source) {
+      timer = setTimeout(() => {
+        stop(new ClientError('timeout', `${what}: the connection took no body bytes for ${ms / 1000} s`, { retryable: true }))
+      }, ms)
+      yield chunk
+      clearTimeout(timer)
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}

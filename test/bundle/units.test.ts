@@ -1,9 +1,10 @@
 // The small pure parts of the bundle reader: magic bytes, source names, and the spool (its bound, and tee).
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { fileChunks, minLentChunk, verifiedChunks } from '../../src/bundle/lent-chunks.js'
 import { sniff } from '../../src/bundle/magic.js'
 import { isFullReference, parseSourceName, renamePath, selected } from '../../src/bundle/naming.js'
 import { ContentMismatchError } from '../../src/bundle/sink.js'
@@ -104,6 +105,50 @@ t.test('tee: an upload reads a blob while it is being written, and a mismatch en
   await (await wrong.spooled).release()
   await spool.close()
   t.same(await readdir(dir), [], 'nothing left behind')
+})
+
+/** Copies of what `chunks` lends (each chunk is valid until the next is asked for), and how it ended. */
+async function taken(chunks: AsyncIterable<Buffer>): Promise<{ bytes: Buffer; sizes: number[]; error?: unknown }> {
+  const copies: Buffer[] = []
+  try {
+    for await (const chunk of chunks) copies.push(Buffer.from(chunk))
+  } catch (error) {
+    return { bytes: Buffer.concat(copies), sizes: copies.map((c) => c.length), error }
+  }
+  return { bytes: Buffer.concat(copies), sizes: copies.map((c) => c.length) }
+}
+
+t.test('lent chunks: a file range in reused buffers, byte-exact; a mismatch ends before the last chunk', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-lent-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const bytes = randomBytes(3 * 1024 * 1024 + 1000)
+  const path = join(dir, 'blob')
+  await writeFile(path, bytes)
+  const range = bytes.subarray(100, bytes.length - 7)
+  const good = await taken(verifiedChunks(fileChunks(path, 100, bytes.length - 7), digestBytes(range), range.length))
+  t.equal(good.error, undefined)
+  t.ok(good.bytes.equals(range), 'the range, byte-exact although its buffers were reused')
+  t.ok(
+    good.sizes.slice(0, -1).every((size) => size >= minLentChunk),
+    'every chunk but the last is large enough to be awaited by the socket',
+  )
+  const bad = await taken(verifiedChunks(fileChunks(path, 0, bytes.length), digestBytes(range), bytes.length))
+  t.type(bad.error, ContentMismatchError)
+  t.ok(bad.bytes.length < bytes.length, `${bad.bytes.length} of ${bytes.length} bytes given: the last chunk was held back`)
+  const short = await taken(verifiedChunks(fileChunks(path, 0, 10), digestBytes(bytes.subarray(0, 10)), 11))
+  t.type(short.error, ContentMismatchError, 'fewer bytes than the size is a mismatch too')
+
+  const spool = new Spool(8 * 1024 * 1024, dir)
+  const tee = spool.tee([bytes.subarray(0, 2_000_000), bytes.subarray(2_000_000)], bytes.length, digestBytes(bytes))
+  const lent = await taken(tee.lend())
+  t.ok(lent.bytes.equals(bytes), 'a spooled blob, lent as it is written, byte-exact')
+  await (await tee.spooled).release()
+  const wrong = spool.tee([bytes], bytes.length, digestBytes(range))
+  const cut = await taken(wrong.lend())
+  t.type(cut.error, ContentMismatchError)
+  t.ok(cut.bytes.length < bytes.length, 'a spooled blob that does not match: its last chunk is never given')
+  await (await wrong.spooled).release()
+  await spool.close()
 })
 
 t.test('names: strategies, max depth, include and exclude globs', async (t) => {

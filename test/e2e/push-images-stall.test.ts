@@ -15,6 +15,7 @@ import { runCli } from '../../src/cli/main.js'
 import { RegistryClient } from '../../src/client/registry-client.js'
 import { Transport } from '../../src/client/transport.js'
 import { fakeIo } from '../cli/fixtures/fake-io.js'
+import { eventually } from '../helpers/eventually.js'
 import { sha256 } from '../helpers/oci-layout.js'
 import { startTestServer } from '../helpers/server.js'
 import { startStallProxy } from '../helpers/stall-proxy.js'
@@ -144,6 +145,27 @@ if (missing.length > 0) {
     t.same(proxy.stalled(), { uploads: 1, downloads: 1 }, 'the manifest download stalled once')
     t.equal(rerun.summary?.bytesPushed, 0, 'its retry read the manifest: the rerun uploads nothing')
     t.equal(rerun.summary?.unchanged, 1)
+  })
+
+  t.test('a plain tar blob whose bytes do not match its name: its last byte never reaches the registry', bound, async (t) => {
+    // The same layout with the layer's bytes changed (same size): read straight from the tar, checked while uploaded.
+    const corrupt = join(work, 'corrupt')
+    await writeLayout(corrupt)
+    await writeFile(join(corrupt, 'blobs', 'sha256', layerHex), Buffer.alloc(layer.length, 7))
+    const corruptTar = join(work, 'corrupt.tar')
+    await run('tar', ['-cf', corruptTar, '-C', corrupt, 'oci-layout', 'blobs', 'index.json'])
+    const proxy = await startStallProxy(server.url, { afterBytes: 0, count: uploadOfLayer })
+    t.teardown(() => proxy.close())
+    const args = ['--source', corruptTar, '--private-registry', `http://${proxy.host}/corrupt`, '--digest-map', join(work, 'corrupt.json')]
+    const pushed = await pushCli(args)
+    t.not(pushed.exit, 0)
+    t.match(JSON.stringify(pushed.summary), `${corruptTar}!/blobs/sha256/${layerHex}`, 'the failure names the file')
+    t.match(JSON.stringify(pushed.summary), 'content does not match its digest')
+    const bodies = await eventually(() => proxy.counted().length > 0 && proxy.counted(), { message: 'the layer upload ended' })
+    t.equal(bodies.length, 1, 'a mismatch is not retried')
+    t.ok(bodies[0]! < layer.length, `the registry got ${bodies[0]} of ${layer.length} bytes: the last was held back`)
+    const tag = await fetch(`${server.url}/v2/corrupt/x/big/manifests/1.0`, { method: 'HEAD' })
+    t.equal(tag.status, 404, 'nothing tagged')
   })
 
   t.test('a stall timeout that is not a positive number is refused', async (t) => {

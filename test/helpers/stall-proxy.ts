@@ -16,6 +16,8 @@ export interface StallProxyOptions {
   upload?: StallRule
   download?: StallRule
   afterBytes: number
+  /** Requests whose body bytes are counted as they pass (`counted()`). */
+  count?: StallRule
 }
 
 export interface StallProxy {
@@ -24,6 +26,8 @@ export interface StallProxy {
   url: string
   /** Transfers stalled so far (each rule stalls once). */
   stalled(): { uploads: number; downloads: number }
+  /** The body bytes each finished request matching `count` carried to the registry. */
+  counted(): number[]
   close(): Promise<void>
 }
 
@@ -31,6 +35,7 @@ export async function startStallProxy(target: string, options: StallProxyOptions
   const to = new URL(target)
   const agent = new Agent({ keepAlive: true })
   const stalled = { uploads: 0, downloads: 0 }
+  const counted: number[] = []
   const matches = (rule: StallRule | undefined, req: IncomingMessage): boolean =>
     rule !== undefined && req.method === rule.method && rule.path.test(req.url ?? '')
 
@@ -39,6 +44,11 @@ export async function startStallProxy(target: string, options: StallProxyOptions
     const stallDownload = !stallUpload && stalled.downloads === 0 && matches(options.download, req)
     if (stallUpload) stalled.uploads++
     if (stallDownload) stalled.downloads++
+    if (matches(options.count, req)) {
+      let bytes = 0
+      req.on('data', (chunk: Buffer) => (bytes += chunk.length))
+      req.once('close', () => counted.push(bytes))
+    }
     const upstream = httpRequest(
       { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host }, agent },
       (answer) => {
@@ -76,6 +86,7 @@ export async function startStallProxy(target: string, options: StallProxyOptions
     host: `127.0.0.1:${port}`,
     url: `http://127.0.0.1:${port}`,
     stalled: () => ({ ...stalled }),
+    counted: () => [...counted],
     async close() {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
