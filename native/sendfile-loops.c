@@ -1,11 +1,13 @@
 // The sendfile(2) helper's loop threads (see sendfile.c for the design): each runs one epoll
-// loop over the sockets of its lanes, gives a writable socket one sendfile() slice per turn,
+// loop over the sockets of its lanes, gives a writable socket one sendfile() slice per turn (a
+// splice lane: up to a slice moved from its source socket through its pipe to its socket),
 // takes commands (send a range, close) from the JavaScript thread through a queue and an
 // eventfd, gives up sends that made no progress for their stallMs, and queues each completion
 // on the environment's thread-safe function.
 #include "sendfile-loops.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -49,6 +51,10 @@ static void close_open_lane(lane_t *lane) {
   pthread_mutex_unlock(&loop->lock);
   close(lane->sock);
   close(lane->file);
+  if (lane->splice) {
+    close(lane->pipe_read);
+    close(lane->pipe_write);
+  }
   atomic_fetch_sub(&loop->lanes, 1);
   atomic_fetch_sub(&loop->state->lanes, 1);
   release(lane);
@@ -57,8 +63,12 @@ static void close_open_lane(lane_t *lane) {
 // Ends the running send; `report` queues its completion for the JavaScript thread.
 static void finish(lane_t *lane, int error, bool report) {
   loop_t *loop = lane->loop;
-  if (lane->registered) epoll_ctl(loop->epoll, EPOLL_CTL_DEL, lane->sock, NULL);
+  if (lane->registered) {
+    epoll_ctl(loop->epoll, EPOLL_CTL_DEL, lane->sock, NULL);
+    if (lane->splice) epoll_ctl(loop->epoll, EPOLL_CTL_DEL, lane->file, NULL);
+  }
   lane->registered = false;
+  lane->ready = false;
   if (lane->prev_active) lane->prev_active->next_active = lane->next_active;
   else loop->active = lane->next_active;
   if (lane->next_active) lane->next_active->prev_active = lane->prev_active;
@@ -92,6 +102,66 @@ static void send_slice(lane_t *lane) {
   }
 }
 
+// Registers a splice lane's two sockets, edge-triggered: every turn moves bytes until both sides
+// would block (or the slice is used up), so an edge on either end is enough to go on.
+static bool register_splice(lane_t *lane) {
+  struct epoll_event out = {.events = EPOLLOUT | EPOLLET, .data.ptr = lane};
+  struct epoll_event in = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = lane};
+  if (epoll_ctl(lane->loop->epoll, EPOLL_CTL_ADD, lane->sock, &out) != 0) return false;
+  if (epoll_ctl(lane->loop->epoll, EPOLL_CTL_ADD, lane->file, &in) != 0) {
+    int error = errno;
+    epoll_ctl(lane->loop->epoll, EPOLL_CTL_DEL, lane->sock, NULL);
+    errno = error;
+    return false;
+  }
+  lane->registered = true;
+  return true;
+}
+
+// One turn of a splice lane: source socket -> pipe -> socket, until both would block, the range
+// is done, or a slice has moved (then `ready` brings it back next turn, after the other lanes).
+static void splice_turn(lane_t *lane) {
+  const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+  int64_t moved = 0;
+  lane->ready = false;
+  for (;;) {
+    bool progress = false;
+    if (lane->unread > 0) {
+      size_t want = lane->unread > SLICE ? SLICE : (size_t)lane->unread;
+      ssize_t n = splice(lane->file, NULL, lane->pipe_write, NULL, want, flags);
+      if (n > 0) {
+        lane->unread -= n;
+        lane->piped += n;
+        progress = true;
+      } else if (n == 0) {
+        return finish(lane, -1, true);
+      } else if (errno != EAGAIN && errno != EINTR) {
+        return finish(lane, errno, true);
+      }
+    }
+    if (lane->piped > 0) {
+      ssize_t n = splice(lane->pipe_read, NULL, lane->sock, NULL, (size_t)lane->piped, flags);
+      if (n > 0) {
+        lane->piped -= n;
+        lane->remaining -= n;
+        lane->sent += n;
+        lane->progress_at = now_ms();
+        moved += n;
+        progress = true;
+        if (lane->remaining == 0) return finish(lane, 0, true);
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        return finish(lane, errno, true);
+      }
+    }
+    if (!progress) break;
+    if (moved >= SLICE) {
+      lane->ready = true;
+      break;
+    }
+  }
+  if (!lane->registered && !register_splice(lane)) return finish(lane, errno, true);
+}
+
 static void start_send(lane_t *lane) {
   loop_t *loop = lane->loop;
   lane->active = true;
@@ -101,7 +171,10 @@ static void start_send(lane_t *lane) {
   if (loop->active) loop->active->prev_active = lane;
   loop->active = lane;
   if (lane->remaining == 0) return finish(lane, 0, true);
-  send_slice(lane);
+  if (!lane->splice) return send_slice(lane);
+  lane->unread = lane->remaining;
+  lane->piped = 0;
+  splice_turn(lane);
 }
 
 static void give_up_stalled(loop_t *loop) {
@@ -117,16 +190,34 @@ static void *run_loop(void *arg) {
   struct epoll_event events[EVENTS];
   int64_t checked_at = now_ms();
   for (;;) {
-    int ready = epoll_wait(loop->epoll, events, EVENTS, loop->active ? STALL_CHECK_MS : -1);
+    // Splice lanes that used up their slice last turn go on first; then nobody waits in epoll.
+    bool busy = false;
+    for (lane_t *lane = loop->active, *next; lane != NULL; lane = next) {
+      next = lane->next_active;
+      if (lane->ready) splice_turn(lane);
+      busy = busy || lane->ready;
+    }
+    int ready = epoll_wait(loop->epoll, events, EVENTS, busy ? 0 : loop->active ? STALL_CHECK_MS : -1);
+    // A splice lane has two sockets, so it can have two events in one batch, and the first may end
+    // its send (then the JavaScript thread may close it): each event holds the lane until the batch is done.
+    for (int i = 0; i < ready; i++) {
+      lane_t *lane = events[i].data.ptr;
+      if (lane != NULL) atomic_fetch_add(&lane->owners, 1);
+    }
     for (int i = 0; i < ready; i++) {
       lane_t *lane = events[i].data.ptr;
       if (lane == NULL) {
         uint64_t count;
         ssize_t got = read(loop->wake, &count, sizeof count);
         (void)got;
+      } else if (lane->active && lane->splice) {
+        if (!lane->ready) splice_turn(lane);
       } else if (lane->active) {
         send_slice(lane);
       }
+    }
+    for (int i = 0; i < ready; i++) {
+      if (events[i].data.ptr != NULL) release(events[i].data.ptr);
     }
     pthread_mutex_lock(&loop->lock);
     lane_t *queue = loop->queue;

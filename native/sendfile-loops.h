@@ -29,18 +29,22 @@ typedef struct loop loop_t;
 
 typedef struct lane {
   loop_t *loop;
-  // The lane's own duplicates, closed with the lane.
+  // The lane's own duplicates, closed with the lane. A splice lane's `file` is its source socket,
+  // and it owns a pipe (source -> pipe -> sock); a sendfile lane's pipe ends are -1.
   int sock, file;
+  int pipe_read, pipe_write;
+  bool splice;
   int64_t stall_ms;
   // The range being sent: set by the JavaScript thread before CMD_SEND is posted, then the loop
   // thread's until the completion is queued; report() reads sent and error.
   off_t offset;
   int64_t remaining, sent;
-  // 0: done; > 0: errno; -1: the file ended before the range did.
+  // 0: done; > 0: errno; -1: the file (or the source socket) ended before the range did.
   int error;
-  // Loop thread only.
+  // Loop thread only. A splice lane's bytes still to take from its source, and in its pipe.
   int64_t progress_at;
-  bool active, registered;
+  int64_t unread, piped;
+  bool active, registered, ready;
   struct lane *prev_active, *next_active;
   // Under loop->lock.
   int commands;
@@ -73,9 +77,9 @@ struct state {
   napi_ref lane_class;
   int max_threads, max_lanes;
   atomic_int lanes;
-  // JavaScript thread only: loops started, and lanes refused.
+  // JavaScript thread only: loops started, lanes refused, and splice lanes opened.
   int threads;
-  double refused;
+  double refused, splices;
   loop_t loops[MAX_THREADS];
 };
 

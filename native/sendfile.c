@@ -19,6 +19,15 @@
 // sends one range per MiB as the file grows, all through the lane it opened first, so a
 // response never has to change paths midway, and nothing after open() can run out of descriptors.
 //
+// Splice lanes. openSplice(socketFd, sourceFd, stallMs) opens a lane whose source is another
+// plain-TCP socket (an S3 GET's, storage/driver/s3-socket-get.ts) rather than a file: send(0,
+// length) moves the next `length` bytes arriving on it to the socket with splice(2), through a
+// pipe the lane owns (1 MiB when the system allows), so a cached pull from a plain-HTTP store
+// never copies its bytes through JavaScript. Both sockets are registered edge-triggered; a turn
+// moves bytes until both sides would block or a slice has moved (then the lane goes on next turn,
+// after the others). The source ending first reports "EOF"; the same lanes, stall, cancel and
+// completion contract as a file's. Node must not read the source socket while the lane is open.
+//
 // Descriptors (the dup/close contract):
 //   - open() dup()s the socket and the file (close-on-exec) and keeps both duplicates until the
 //     lane closes. The helper never uses the caller's numbers after open() returned: Node may
@@ -137,6 +146,7 @@ static napi_value lane_send(napi_env env, napi_callback_info info) {
   if (offset < 0 || length < 0 || kind != napi_function) return throw_error(env, "send: bad arguments");
   if (lane->closed) return throw_error(env, "send: the lane is closed");
   if (lane->busy) return throw_error(env, "send: the previous send has not finished");
+  if (lane->splice && offset != 0) return throw_error(env, "send: a splice lane sends the next bytes of its source (offset 0)");
   CHECK(napi_create_reference(env, argv[2], 1, &lane->callback));
   lane->offset = (off_t)offset;
   lane->remaining = length;
@@ -161,12 +171,46 @@ static napi_value lane_constructor(napi_env env, napi_callback_info info) {
   return self;
 }
 
-// open(socketFd, fileFd, stallMs) -> lane, or undefined when no slot, loop thread or descriptor is available.
-static napi_value open_lane(napi_env env, napi_callback_info info) {
+// The pipe of a splice lane: 1 MiB when the system allows (fewer turns per MiB), else its default.
+#define PIPE_BYTES (1 << 20)
+
+// A lane over duplicates of `sock` and `file` (for a splice lane, the source socket, and a pipe),
+// or NULL when no descriptor is left.
+static lane_t *new_lane(int sock, int file, bool splice) {
+  lane_t *lane = calloc(1, sizeof *lane);
+  if (lane == NULL) return NULL;
+  int pipe_ends[2] = {-1, -1};
+  lane->sock = dup_cloexec(sock);
+  lane->file = lane->sock < 0 ? -1 : dup_cloexec(file);
+  if (lane->file >= 0 && splice && pipe2(pipe_ends, O_NONBLOCK | O_CLOEXEC) == 0) fcntl(pipe_ends[1], F_SETPIPE_SZ, PIPE_BYTES);
+  if (lane->file < 0 || (splice && pipe_ends[0] < 0)) {
+    if (lane->sock >= 0) close(lane->sock);
+    if (lane->file >= 0) close(lane->file);
+    free(lane);
+    return NULL;
+  }
+  lane->splice = splice;
+  lane->pipe_read = pipe_ends[0];
+  lane->pipe_write = pipe_ends[1];
+  return lane;
+}
+
+static void close_descriptors(lane_t *lane) {
+  close(lane->sock);
+  close(lane->file);
+  if (lane->splice) {
+    close(lane->pipe_read);
+    close(lane->pipe_write);
+  }
+}
+
+// open(socketFd, fileFd, stallMs) and openSplice(socketFd, sourceFd, stallMs) -> lane, or undefined
+// when no slot, loop thread or descriptor is available.
+static napi_value open_any(napi_env env, napi_callback_info info, bool splice) {
   size_t argc = 3;
   napi_value argv[3], result;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return throw_error(env, "open(socketFd, fileFd, stallMs)");
+  if (argc < 3) return throw_error(env, splice ? "openSplice(socketFd, sourceFd, stallMs)" : "open(socketFd, fileFd, stallMs)");
   int32_t sock, file;
   int64_t stall_ms;
   CHECK(napi_get_value_int32(env, argv[0], &sock));
@@ -184,14 +228,9 @@ static napi_value open_lane(napi_env env, napi_callback_info info) {
   napi_value lane_class, handle;
   CHECK(napi_get_reference_value(env, state->lane_class, &lane_class));
   CHECK(napi_new_instance(env, lane_class, 0, NULL, &handle));
-  lane_t *lane = calloc(1, sizeof *lane);
-  if (lane == NULL) return throw_error(env, "open: out of memory");
-  lane->sock = dup_cloexec(sock);
-  lane->file = lane->sock < 0 ? -1 : dup_cloexec(file);
-  if (lane->file < 0) {
-    // Out of descriptors: this response goes the other way.
-    if (lane->sock >= 0) close(lane->sock);
-    free(lane);
+  lane_t *lane = new_lane(sock, file, splice);
+  if (lane == NULL) {
+    // Out of descriptors (or memory): this response goes the other way.
     state->refused++;
     return result;
   }
@@ -200,13 +239,21 @@ static napi_value open_lane(napi_env env, napi_callback_info info) {
   atomic_init(&lane->owners, 2);
   if (napi_wrap(env, handle, lane, collect, NULL, NULL) != napi_ok) {
     throw_failure(env, "napi_wrap");
-    close(lane->sock);
-    close(lane->file);
+    close_descriptors(lane);
     free(lane);
     return NULL;
   }
   add_lane(lane);
+  if (splice) state->splices++;
   return handle;
+}
+
+static napi_value open_lane(napi_env env, napi_callback_info info) {
+  return open_any(env, info, false);
+}
+
+static napi_value open_splice(napi_env env, napi_callback_info info) {
+  return open_any(env, info, true);
 }
 
 static napi_value number_property(napi_env env, napi_value object, const char *name, double value) {
@@ -216,7 +263,7 @@ static napi_value number_property(napi_env env, napi_value object, const char *n
   return object;
 }
 
-// stats() -> { threads, lanes, maxThreads, maxLanes, refused }
+// stats() -> { threads, lanes, maxThreads, maxLanes, refused, splices }
 static napi_value stats(napi_env env, napi_callback_info info) {
   state_t *state = state_of(env);
   if (state == NULL) return throw_error(env, "stats: the helper is not initialised");
@@ -226,7 +273,8 @@ static napi_value stats(napi_env env, napi_callback_info info) {
       number_property(env, result, "lanes", atomic_load(&state->lanes)) == NULL ||
       number_property(env, result, "maxThreads", state->max_threads) == NULL ||
       number_property(env, result, "maxLanes", state->max_lanes) == NULL ||
-      number_property(env, result, "refused", state->refused) == NULL)
+      number_property(env, result, "refused", state->refused) == NULL ||
+      number_property(env, result, "splices", state->splices) == NULL)
     return NULL;
   return result;
 }
@@ -310,6 +358,8 @@ NAPI_MODULE_INIT() {
   CHECK(napi_create_reference(env, lane_class, 1, &state->lane_class));
   CHECK(napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_lane, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "open", fn));
+  CHECK(napi_create_function(env, "openSplice", NAPI_AUTO_LENGTH, open_splice, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "openSplice", fn));
   CHECK(napi_create_function(env, "stats", NAPI_AUTO_LENGTH, stats, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "stats", fn));
   CHECK(napi_create_function(env, "configure", NAPI_AUTO_LENGTH, configure, NULL, &fn));

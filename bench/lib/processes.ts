@@ -245,6 +245,8 @@ export interface FerryOptions {
   tls?: ServingCertificate & { http2: boolean }
   /** The `storage` section instead of a filesystem folder in `dir` (the S3 scenario's bucket). */
   storage?: Record<string, unknown>
+  /** The `http` section, e.g. `{ sendfile: false }` (default: none, Ferry's defaults). */
+  http?: Record<string, unknown>
 }
 
 /** A certificate and its key, as PEM files; the certificate is also the CA clients are given. */
@@ -262,7 +264,8 @@ export async function startFerry(options: FerryOptions): Promise<Server> {
     ? { upstreams: [{ name: 'up', url: options.upstream, ...(options.tagTtl ? { tagTtl: options.tagTtl } : {}) }], defaultUpstream: 'up' }
     : { upstreams: [] }
   const tls = options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key, http2: options.tls.http2 } } : {}
-  await writeFile(configFile, stringify({ storage: options.storage ?? { filesystem: { path: storage } }, mirror, ...tls }))
+  const http = options.http ? { http: options.http } : {}
+  await writeFile(configFile, stringify({ storage: options.storage ?? { filesystem: { path: storage } }, mirror, ...tls, ...http }))
   const extra = ferryHasFlag('--htpasswd') ? ['--htpasswd', await htpasswdFile(options.dir)] : []
   // Reads stay anonymous, as containerd's are and as distribution serves them here: the
   // pushed namespaces nodes pull from are opened with --anonymous-pull in such deployments.

@@ -51,7 +51,7 @@ export async function buildDriver(config: Config, metrics?: Metrics, logger?: Lo
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
       const onRequest = (operation: string): void => metrics?.s3Requests.inc({ operation })
-      const driver = await S3Driver.create({ ...config.storage.s3, onRequest })
+      const driver = await S3Driver.create({ ...config.storage.s3, onRequest, socketReads: config.http.sendfile })
       if (driver.conditionalWrites) logger?.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
       else
         logger?.warn(

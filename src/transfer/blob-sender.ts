@@ -3,7 +3,7 @@
 //   a mirror fill still running: its own shared blocks as the upstream's bytes arrive (send-lent.ts),
 //     never read back from the upload file at the disk's pace (#18);
 //   plain HTTP/1.1 + the sendfile(2) helper: the kernel sends a stored file, or a verified fill's
-//     upload file before its commit (send-file.ts);
+//     upload file before its commit, or splices an S3 GET's socket to the client's (send-file.ts);
 //   otherwise a stored file goes out from 1 MiB blocks shared with the concurrent downloads of the
 //     same blob (shared-reads.ts);
 //   anything else (e.g. the memory driver's streams) is piped by fastify.
@@ -12,10 +12,10 @@ import type { FastifyReply } from 'fastify'
 import type { Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import type { Readable } from 'node:stream'
-import { isFileDescriptorSource, isGrowingFileSource, isPositionalSource, isSharedChunkSource } from './body-sources.js'
+import { isFileDescriptorSource, isGrowingFileSource, isPositionalSource, isSharedChunkSource, isSocketSource } from './body-sources.js'
 import { KernelSentBytes } from './kernel-sent.js'
 import type { NativeSendfile } from './native-sendfile.js'
-import { sendFileRange, sendfileSocket, sendGrowingFile, type Kernel } from './send-file.js'
+import { sendFileRange, sendfileSocket, sendGrowingFile, sendSocketBody, type Kernel } from './send-file.js'
 import { sendShared, sendStored } from './send-lent.js'
 import { pipelineDepth } from './pipeline-depth.js'
 import { SharedReads } from './shared-reads.js'
@@ -69,6 +69,8 @@ export class BlobSender {
     // local file, not plain HTTP/1.1) the same bytes through JavaScript.
     const kernel = this.#kernel && sendfileSocket(reply) !== undefined ? this.#kernel : undefined
     if (kernel && isFileDescriptorSource(body) && (await sendFileRange(reply, kernel, body, range.start, range.length))) return
+    // A body on a connection of its own (S3 on plain HTTP): spliced from that socket to the client's.
+    if (kernel && isSocketSource(body) && (await sendSocketBody(reply, kernel, body, range.length))) return
     // A fill still running goes out of its shared blocks as the upstream's bytes arrive: the
     // upload file lags behind the network by the disk's write speed (#18). Once verified, the
     // kernel sends it from the file.

@@ -68,3 +68,25 @@ export interface GrowingFileSource {
 export function isGrowingFileSource(stream: Readable): stream is Readable & GrowingFileSource {
   return typeof (stream as Partial<GrowingFileSource>).sendableFrom === 'function'
 }
+
+/**
+ * A body read from a plain-TCP connection of its own (an S3 GET on a plain-HTTP store), whose
+ * socket the kernel can splice to the client's.
+ */
+export interface SocketSource {
+  /** How long the source may send nothing before a transfer from it is given up (ms). */
+  readonly stallMs: number
+  /**
+   * Hands the connection to `open` (e.g. the helper's openSplice) when nothing was read from the
+   * stream yet and body bytes are left on the socket. Once `open` returned something, Node reads
+   * nothing from the socket any more (the descriptor stays valid until the stream is destroyed):
+   * the result carries the body bytes that came with the response head, then how many follow on
+   * the socket. Undefined (the stream is read as usual) when the connection cannot be taken or
+   * `open` returned undefined.
+   */
+  takeSocket<T>(open: (fd: number) => T | undefined): { taken: T; head: Buffer; length: number } | undefined
+}
+
+export function isSocketSource(stream: Readable): stream is Readable & SocketSource {
+  return typeof (stream as Partial<SocketSource>).takeSocket === 'function'
+}

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
-/** The error a send reports when the file ended before the range (it may still be growing). */
+/** The error a send reports when the file (or a splice lane's source socket) ended before the range (it may still be growing). */
 export const endOfFile = 'EOF'
 
 /**
@@ -30,8 +30,10 @@ export interface SendfileStats {
   lanes: number
   maxThreads: number
   maxLanes: number
-  /** open() calls that returned undefined (the response went through JavaScript). */
+  /** open() and openSplice() calls that returned undefined (the response went through JavaScript). */
   refused: number
+  /** Splice lanes opened since the helper loaded. */
+  splices: number
 }
 
 export interface NativeSendfile {
@@ -41,6 +43,12 @@ export interface NativeSendfile {
    * started or no descriptor is left.
    */
   open(socketFd: number, fileFd: number, stallMs: number): SendfileLane | undefined
+  /**
+   * A lane that splices (splice(2), through a pipe of its own) the bytes arriving on the plain-TCP
+   * socket `sourceFd` to `socketFd`: send(0, length) moves the next `length` bytes. Nobody else may
+   * read `sourceFd` while the lane is open. Undefined as for open().
+   */
+  openSplice(socketFd: number, sourceFd: number, stallMs: number): SendfileLane | undefined
   stats(): SendfileStats
   /** Caps for new lanes, per thread (JavaScript environment) that loaded the helper. */
   configure(limits: { threads?: number; lanes?: number }): SendfileStats

@@ -21,7 +21,7 @@ import type { Socket } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import { TLSSocket } from 'node:tls'
 import type { Readable } from 'node:stream'
-import type { FileDescriptorSource, GrowingFileSource } from './body-sources.js'
+import type { FileDescriptorSource, GrowingFileSource, SocketSource } from './body-sources.js'
 import type { KernelSentBytes } from './kernel-sent.js'
 import { endOfFile, type NativeSendfile, type SendfileLane } from './native-sendfile.js'
 
@@ -89,6 +89,40 @@ export async function sendGrowingFile(reply: FastifyReply, kernel: Kernel, body:
       if (!wasGrowing) throw new ShortBody(`the file ended at ${position} of ${body.end}`)
       if (body.growing) await body.nextChange()
     }
+  })
+  return true
+}
+
+/**
+ * Sends a body that arrives on a socket of its own (an S3 GET on a plain-HTTP store) by splicing
+ * that socket to the reply's, or returns false (nothing sent, the body untouched) when the body
+ * cannot give its socket up or the helper has no lane for it. The body's stallMs bounds a source
+ * that stops sending as the client's idle timeout bounds a client that stops reading.
+ */
+export async function sendSocketBody(reply: FastifyReply, kernel: Kernel, body: Readable & SocketSource, length: number): Promise<boolean> {
+  const socketFd = sendfileSocket(reply)
+  if (socketFd === undefined) return false
+  const clientTimeout = reply.raw.socket?.timeout ?? 0
+  const stall = clientTimeout > 0 ? Math.min(clientTimeout, body.stallMs) : body.stallMs
+  const source = body.takeSocket((fd) => kernel.native.openSplice(socketFd, fd, stall))
+  if (!source) return false
+  const { taken: lane, head } = source
+  if (head.length + source.length !== length) {
+    lane.close()
+    body.destroy()
+    throw new Error(`the store's body has ${head.length + source.length} bytes, not ${length}`)
+  }
+  await sendWith(reply, kernel, lane, body, async (transfer) => {
+    if (head.length > 0) {
+      const socket = reply.raw.socket as Socket
+      socket.write(head)
+      await headersWritten(socket)
+    }
+    const { error, sent } = await transfer(0, source.length)
+    if (error !== null || sent !== source.length)
+      throw new ShortBody(
+        error === endOfFile ? `the store's connection ended after ${head.length + sent} of ${length} bytes` : (error ?? 'short'),
+      )
   })
   return true
 }

@@ -53,7 +53,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const metrics = new Metrics({ processMetrics: false })
   const onRequest = (operation: string): void => metrics.s3Requests.inc({ operation })
   const driver: StorageDriver =
-    storage === 's3' && s3 ? await S3Driver.create({ ...s3.driverOptions(), onRequest }) : new FilesystemDriver(root)
+    storage === 's3' && s3
+      ? await S3Driver.create({ ...s3.driverOptions(), onRequest, socketReads: options.sendfile ?? true })
+      : new FilesystemDriver(root)
   const registry = new LocalRegistry(driver, options.metadataTtlMs === undefined ? {} : { metadataTtlMs: options.metadataTtlMs })
   const app = await buildApp({
     registry,

@@ -25,6 +25,11 @@ export interface S3DriverOptions extends S3Settings {
    * retried; default 10 s. Time a request waits for one of the `maxSockets` sockets is not counted.
    */
   connectTimeoutMs?: number | undefined
+  /**
+   * Whether blob reads on a plain-HTTP endpoint may use connections of the driver's own
+   * (s3-socket-get.ts), whose sockets the blob sender can splice to the client's.
+   */
+  socketReads?: boolean | undefined
   /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
   onRequest?: ((operation: string) => void) | undefined
 }

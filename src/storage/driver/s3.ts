@@ -56,6 +56,7 @@ import {
 import { abortStaleUploads, probeConditionalWrites } from './s3-housekeeping.js'
 import { defaultPartBudget, PartBudget } from './s3-upload.js'
 import { presignGet } from './s3-presign.js'
+import { socketRead, type SocketReadTarget } from './s3-socket-get.js'
 import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
 
 /** CopyObject's limit; larger sources are streamed instead. */
@@ -75,6 +76,8 @@ export class S3Driver implements StorageDriver {
   readonly #bucket: string
   readonly #prefix: string
   readonly #settings: WriteSettings
+  /** How reads go on connections of the driver's own (plain-HTTP endpoints with socketReads), else undefined. */
+  readonly #socketReads: Omit<SocketReadTarget, 'key'> | undefined
 
   constructor(
     private readonly client: S3Client,
@@ -86,6 +89,16 @@ export class S3Driver implements StorageDriver {
     this.#settings = writeSettings(options)
     this.partBudget = partBudget
     this.conditionalWrites = options.conditionalWrites ?? false
+    this.#socketReads =
+      options.socketReads === true && options.endpoint?.startsWith('http:')
+        ? {
+            client,
+            bucket: options.bucket,
+            connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+            idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+            onRequest: options.onRequest,
+          }
+        : undefined
   }
 
   /** A driver for `options`; unless they say, probes whether the store honours conditional writes. */
@@ -162,6 +175,9 @@ export class S3Driver implements StorageDriver {
       if ((await this.stat(path, { fileOnly: true })) === undefined) throw new PathNotFoundError(path)
       return Readable.from([])
     }
+    const own = await this.#socketRead(key, range, signal)
+    if (own === 'missing') throw new PathNotFoundError(path)
+    if (own !== undefined) return own.stream
     let response: GetObjectCommandOutput
     try {
       response = await this.#get(key, range.start, range.end, signal)
@@ -182,6 +198,9 @@ export class S3Driver implements StorageDriver {
     const signal = options?.signal
     signal?.throwIfAborted()
     const key = this.#key(path)
+    const own = await this.#socketRead(key, undefined, signal)
+    if (own === 'missing') return undefined
+    if (own !== undefined) return own
     let response: GetObjectCommandOutput
     try {
       response = await this.#get(key, 0, undefined, signal)
@@ -338,6 +357,19 @@ export class S3Driver implements StorageDriver {
       if (isMissing(err)) return undefined
       throw err
     }
+  }
+
+  /** A read on a connection of the driver's own (s3-socket-get.ts), or undefined: the SDK reads. */
+  async #socketRead(
+    key: string,
+    range: { start: number; end: number | undefined } | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ stream: Readable; size: number } | 'missing' | undefined> {
+    if (this.#socketReads === undefined) return undefined
+    const whole = range === undefined || (range.start === 0 && range.end === undefined)
+    const read = await socketRead({ ...this.#socketReads, key }, whole ? undefined : range, signal)
+    if (read === undefined || read === 'missing') return read
+    return { stream: signal === undefined ? read.body : addAbortSignal(signal, read.body), size: read.size }
   }
 
   #get(key: string, start: number, end: number | undefined, signal: AbortSignal | undefined): Promise<GetObjectCommandOutput> {
