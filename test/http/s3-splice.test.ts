@@ -166,3 +166,46 @@ t.test('without a free lane the GET goes through JavaScript, byte-exact', linuxO
   t.equal(after.splices, before.splices, 'not spliced')
   t.ok(after.refused > before.refused, 'the helper refused the lane')
 })
+
+t.test('at most storage.s3.maxSockets connections of its own: past them, reads go through the SDK', linuxOnly, async (t) => {
+  const native = helper()
+  const onePerStore = {
+    ...s3,
+    endpoint: relay.endpoint,
+    driverOptions: (prefix?: string) => ({ ...s3.driverOptions(prefix), endpoint: relay.endpoint, maxSockets: 1 }),
+  }
+  // The same bucket and keys as `server`: the blob is there.
+  const capped = await startTestServer({ storage: 's3', s3: onePerStore })
+  t.teardown(() => capped.close())
+  const cappedPath = `${capped.url}${path()}`
+  const before = native.stats()
+
+  // A client that reads 1 MiB and then stops holds its connection to the store.
+  const holder = connect(Number(new URL(capped.url).port), '127.0.0.1')
+  holder.on('error', () => undefined)
+  t.teardown(() => void holder.destroy())
+  await once(holder, 'connect')
+  holder.write(`GET ${path()} HTTP/1.1\r\nhost: ${capped.host}\r\n\r\n`)
+  await new Promise<void>((resolve) => {
+    let received = 0
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length
+      if (received < MiB) return
+      holder.pause()
+      holder.removeListener('data', onData)
+      resolve()
+    }
+    holder.on('data', onData)
+  })
+  t.equal(native.stats().splices, before.splices + 1, 'the first GET has the one connection, spliced')
+
+  const second = await fetch(cappedPath)
+  t.equal(digestOf(Buffer.from(await second.arrayBuffer())), blob.digest, 'a second GET meanwhile is whole')
+  t.equal(native.stats().splices, before.splices + 1, 'and went through the SDK, not a connection of its own')
+
+  holder.destroy()
+  await eventually(() => native.stats().lanes === 0, { message: 'the held GET let go of its lane' })
+  const third = await fetch(cappedPath)
+  t.equal(digestOf(Buffer.from(await third.arrayBuffer())), blob.digest, 'a third GET is whole')
+  t.equal(native.stats().splices, before.splices + 2, 'and had the connection again')
+})

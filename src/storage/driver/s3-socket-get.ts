@@ -9,8 +9,8 @@
 // transfer coding. Anything else, or a connection that fails before the head arrived, resolves
 // undefined (404: missing), and the caller asks the SDK as before: nothing has reached a client yet.
 // The connection serves one response (Connection: close); it is closed when the body ends or is
-// destroyed. These connections are not pooled, and storage.s3.maxSockets does not cap them: one
-// per blob download in flight.
+// destroyed. These connections are not pooled: one per blob download in flight, at most
+// storage.s3.maxSockets of them (S3Driver counts them; past that, reads use the SDK's pool).
 import { connect, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { S3Client } from '@aws-sdk/client-s3'

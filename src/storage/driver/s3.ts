@@ -78,6 +78,9 @@ export class S3Driver implements StorageDriver {
   readonly #settings: WriteSettings
   /** How reads go on connections of the driver's own (plain-HTTP endpoints with socketReads), else undefined. */
   readonly #socketReads: Omit<SocketReadTarget, 'key'> | undefined
+  /** The driver's own connections open now; at most maxSockets, past which reads go through the SDK's pool. */
+  #ownConnections = 0
+  readonly #maxOwnConnections: number
 
   constructor(
     private readonly client: S3Client,
@@ -99,6 +102,7 @@ export class S3Driver implements StorageDriver {
             onRequest: options.onRequest,
           }
         : undefined
+    this.#maxOwnConnections = options.maxSockets
   }
 
   /** A driver for `options`; unless they say, probes whether the store honours conditional writes. */
@@ -365,10 +369,23 @@ export class S3Driver implements StorageDriver {
     range: { start: number; end: number | undefined } | undefined,
     signal: AbortSignal | undefined,
   ): Promise<{ stream: Readable; size: number } | 'missing' | undefined> {
-    if (this.#socketReads === undefined) return undefined
+    if (this.#socketReads === undefined || this.#ownConnections >= this.#maxOwnConnections) return undefined
+    this.#ownConnections++
+    const release = (): void => void this.#ownConnections--
     const whole = range === undefined || (range.start === 0 && range.end === undefined)
-    const read = await socketRead({ ...this.#socketReads, key }, whole ? undefined : range, signal)
-    if (read === undefined || read === 'missing') return read
+    let read: Awaited<ReturnType<typeof socketRead>>
+    try {
+      read = await socketRead({ ...this.#socketReads, key }, whole ? undefined : range, signal)
+    } catch (err) {
+      release()
+      throw err
+    }
+    if (read === undefined || read === 'missing') {
+      release()
+      return read
+    }
+    // The body's end, failure or destroy() closes its connection.
+    read.body.once('close', release)
     return { stream: signal === undefined ? read.body : addAbortSignal(signal, read.body), size: read.size }
   }
 
