@@ -36,7 +36,7 @@ export function holdYoungGeneration(execArgv: readonly string[]): ReleaseYoungGe
 /**
  * After every GC: V8 may double the semi-spaces only while the doubled size stays within the
  * bound. A single synchronous burst of allocation can grow them more than once before the
- * observer runs; V8 shrinks them again once allocation has been low for a few seconds, and the
+ * observer runs; V8 shrinks them at a GC that finds allocation low for a few seconds, and the
  * observer, which stays for the process's life, holds them to the bound from there.
  */
 function boundYoungGeneration(boundMiB: number): void {
