@@ -35,9 +35,9 @@ export interface ServeDeps {
 }
 
 // How far `serve` lets each of V8's two semi-spaces grow (V8's own limit: 16 MiB). Under load
-// they grew to 16 MiB and stayed: 32 MiB of every peak and of RSS after it. 4 MiB kept the
-// memory scenario's peak under 150 MiB at no cost visible in the manifest rate (bench/README.md,
-// session 8).
+// they grew to 16 MiB and stayed: 32 MiB of every peak and of RSS after it. 4 MiB took ~25 MiB
+// off the TLS scenario's peaks and brought RSS after fills to ~1.05x its level before, at no
+// cost visible in the manifest rate (bench/README.md, session 8).
 const youngGenerationBoundMiB = 4
 
 // Slack on top of http.shutdownTimeout before giving up on a close() that never settles, so a
