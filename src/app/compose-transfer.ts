@@ -5,7 +5,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { BlobSender } from '../transfer/blob-sender.js'
 import { nativeSendfile } from '../transfer/native-sendfile.js'
 import { BlockBudget, defaultBlockBudgetBytes } from '../transfer/shared-blocks.js'
-import { majorGc, reclaimWhenIdle } from './memory-reclaim.js'
+import { gcThenTrim, majorGc, reclaimWhenIdle } from './memory-reclaim.js'
 
 export interface Transfer {
   budget: BlockBudget
@@ -21,6 +21,7 @@ export function composeTransfer(options: { sendfile: boolean; metrics: Metrics }
   options.metrics.reportBlockMemory(budget)
   const { native, problem } = options.sendfile ? nativeSendfile() : { native: undefined, problem: undefined }
   const gc = majorGc()
-  const stop = gc ? reclaimWhenIdle(budget, gc) : () => {}
+  const trim = native?.trimMemory?.bind(native)
+  const stop = gc ? reclaimWhenIdle(budget, gcThenTrim(gc, trim)) : () => {}
   return { budget, sender: new BlobSender({ budget, sendfile: native }), sendfileProblem: native ? undefined : problem, stop }
 }

@@ -2,6 +2,8 @@
 // fills and downloads are external memory that only a major GC frees, and an idle server runs
 // none: RSS stayed at its peak for as long as nothing else allocated. Once the process-wide block
 // budget has been empty for a moment, one major GC runs (a few ms on Ferry's heap, while idle).
+// Then glibc's malloc keeps most of what the GC freed (20-45 MiB after a fill) for the next
+// allocation: the sendfile helper's trimMemory() hands those free pages back.
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
@@ -19,6 +21,17 @@ export function majorGc(): (() => void) | undefined {
     return typeof gc === 'function' ? (gc as () => void) : undefined
   } catch {
     return undefined
+  }
+}
+
+/** V8 frees a dead buffer's memory on a background thread after the GC: the trim waits for that. */
+export const trimDelayMs = 500
+
+/** One major GC, then, `delayMs` later, `trim` (the C heap's free pages back to the system) if there is one. */
+export function gcThenTrim(gc: () => void, trim: (() => unknown) | undefined, delayMs = trimDelayMs): () => void {
+  return () => {
+    gc()
+    if (trim !== undefined) setTimeout(trim, delayMs).unref()
   }
 }
 

@@ -52,6 +52,11 @@ export interface NativeSendfile {
   stats(): SendfileStats
   /** Caps for new lanes, per thread (JavaScript environment) that loaded the helper. */
   configure(limits: { threads?: number; lanes?: number }): SendfileStats
+  /**
+   * Hands the C heap's free pages back to the system (glibc's malloc_trim); whether any went.
+   * Absent from a helper built before it existed.
+   */
+  trimMemory?(): boolean
 }
 
 /** The package root: the same from src/ under tsx and from dist/. */
