@@ -62,13 +62,13 @@ t.test('the launcher starts serve with the young generation at its initial size'
 t.test('under load serve lets the young generation grow to its bound, not beyond', async (t) => {
   const upstream = await startTestServer()
   t.teardown(() => upstream.close())
-  const size = 64 * MiB
+  const size = 32 * MiB
   const digest = await pushBlob(upstream.url, 'library/big', randomBytes(size))
   const url = await startServe(t, ['--upstream', `up=${upstream.url}`, '--default-upstream', 'up'])
-  // A cold fill followed by 16 clients: enough surviving objects for V8 to grow the semi-spaces
+  // A cold fill followed by 8 clients: enough surviving objects for V8 to grow the semi-spaces
   // to 8 MiB each at least (new space 16 MiB) when nothing bounds them.
   const received = await Promise.all(
-    Array.from({ length: 16 }, async () => {
+    Array.from({ length: 8 }, async () => {
       const response = await fetch(`${url}/v2/library/big/blobs/${digest}`)
       let bytes = 0
       for await (const chunk of response.body!) bytes += (chunk as Uint8Array).length
