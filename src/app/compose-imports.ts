@@ -30,6 +30,7 @@ export function composeImports(deps: ImportsDeps): ImportJobs {
     records: new StoredImportRecords(deps.driver),
     objects: lazyObjectReader(deps.s3),
     retention: deps.retention,
+    onStorageError: (err, digest, status) => logger.error({ err, import: status.id, digest }, 'an imported blob could not be stored'),
     onChange: (status, change) => {
       if (change.bytesRead !== undefined) metrics.importBytes.inc(change.bytesRead)
       if (change.image !== undefined) metrics.importImages.inc({ result: change.image.status })
