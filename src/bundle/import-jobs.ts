@@ -12,7 +12,7 @@
 // names (`?digest=`) or that turns out to match an earlier import's, finds the earlier import.
 import { randomUUID } from 'node:crypto'
 import type { Readable } from 'node:stream'
-import type { Digest } from '../core/digest.js'
+import type { DeferredHashes, Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import {
   isFinished,
@@ -32,6 +32,8 @@ export interface ImportJobsOptions {
   records: ImportRecords
   /** Reads `s3://` sources; absent: they are refused. */
   objects?: ObjectReader | undefined
+  /** Threads the bundle's sha256 is computed on (and, through storage, each blob's); absent: the main thread. */
+  hashes?: DeferredHashes
   /** Told of a blob storage failed to take: the detail for the server's log (the import reports the blob and the reason). */
   onStorageError?: (err: unknown, digest: Digest | undefined, status: ImportStatus) => void
   /** Blob writes in flight at once per import. */
@@ -188,6 +190,7 @@ export class ImportJobs implements ImportService {
       registry: this.#options.registry,
       mayPush,
       earlier: async () => earlierImages(await this.#options.records.list(), status),
+      ...(this.#options.hashes ? { hashes: this.#options.hashes } : {}),
       concurrency: this.#options.concurrency ?? 8,
       saveIntervalMs: this.#options.saveIntervalMs ?? 2000,
       save: (status) => this.#save(status),

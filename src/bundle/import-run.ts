@@ -3,7 +3,7 @@
 // last chunk goes on), pushed through BundlePush into storage (StorageSink), and the state, the
 // images and the errors it ends with written into its status.
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
-import { createDigestHash, digestOfHash, type Digest } from '../core/digest.js'
+import { createDigestHash, digestOfHash, type DeferredHashes, type Digest } from '../core/digest.js'
 import type { ImportedImage, ImportStatus } from '../core/imports.js'
 import type { Registry } from '../core/registry.js'
 import { stagingRepositoryOf } from './import-housekeeping.js'
@@ -20,6 +20,8 @@ export interface ImportRunContext {
   mayPush: (repository: string) => boolean
   /** What earlier imports of this namespace left (images already imported are not written again). */
   earlier: () => Promise<Array<{ repository: string; digest: Digest }>>
+  /** Threads the bundle's sha256 is computed on; absent: the main thread. */
+  hashes?: DeferredHashes
   /** Blob writes in flight at once. */
   concurrency: number
   /** How often progress is saved. */
@@ -65,6 +67,7 @@ export async function runImport(
     (digest) => {
       status.bundleDigest = digest
     },
+    context.hashes,
   )
   let stream: Readable | undefined
   // A cancel or shutdown ends the read at once, even while the sender is between two bytes.
@@ -136,34 +139,54 @@ const readChunk = 1024 * 1024
 /**
  * Counts and hashes the bundle's bytes as they pass, gathered into chunks of about `readChunk`
  * (one copy, far cheaper than the per-chunk work of the tar reader, the hashes and the writes).
- * With `expected`, fails at the end (before any tag) unless they match.
+ * The hash runs on another thread where `threads` are given. With `expected`, fails at the end
+ * (before the last chunk goes on, so before any tag) unless they match.
  */
-function hashing(onBytes: (bytes: number) => void, expected: Digest | undefined, onDigest: (digest: Digest) => void): Transform {
-  const hash = createDigestHash('sha256')
+function hashing(
+  onBytes: (bytes: number) => void,
+  expected: Digest | undefined,
+  onDigest: (digest: Digest) => void,
+  threads: DeferredHashes | undefined,
+): Transform {
+  const deferred = threads?.sha256()
+  const hash = deferred === undefined ? createDigestHash('sha256') : undefined
   let pending: Buffer[] = []
   let length = 0
-  const gathered = (): Buffer => {
+  const gathered = (): { chunk: Buffer; backlog: Promise<void> | undefined } => {
     const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, length)
     pending = []
     length = 0
-    hash.update(chunk)
-    return chunk
+    hash?.update(chunk)
+    return { chunk, backlog: deferred?.update(chunk) }
   }
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       onBytes(chunk.length)
       pending.push(chunk)
       length += chunk.length
-      callback(null, length >= readChunk ? gathered() : undefined)
+      if (length < readChunk) return callback()
+      const { chunk: gather, backlog } = gathered()
+      this.push(gather)
+      if (backlog === undefined) callback()
+      else backlog.then(() => callback(), callback)
     },
     flush(callback: TransformCallback) {
       const last = length > 0 ? gathered() : undefined
-      const digest = digestOfHash('sha256', hash)
-      if (expected !== undefined && digest !== expected) {
-        return callback(new Error(`the bundle's sha256 is ${digest}, not ${expected} as the request said`))
-      }
-      onDigest(digest)
-      callback(null, last)
+      const finishing = (async (): Promise<Digest> => {
+        await last?.backlog
+        return deferred !== undefined ? (`sha256:${await deferred.digest()}` as Digest) : digestOfHash('sha256', hash!)
+      })()
+      finishing.then((digest) => {
+        if (expected !== undefined && digest !== expected) {
+          return callback(new Error(`the bundle's sha256 is ${digest}, not ${expected} as the request said`))
+        }
+        onDigest(digest)
+        callback(null, last?.chunk)
+      }, callback)
+    },
+    destroy(err, callback) {
+      deferred?.dispose()
+      callback(err)
     },
   })
 }

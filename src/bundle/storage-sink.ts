@@ -67,6 +67,26 @@ export class StorageSink implements BundleSink {
 
   async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
     const uploads = this.#repository(repo, true).blobs.uploads
+    if (expected !== undefined && uploads.put !== undefined) {
+      // Straight to the content address with no upload session, hashed on another thread as it
+      // is written, committed only when the digest matches. Storage says so once the last byte is
+      // written; the fsync, rename and link then run while the caller reads the next blob.
+      let verified!: () => void
+      const written = new Promise<void>((resolve) => (verified = resolve))
+      const body = Readable.from(coalesced(stream), { objectMode: false })
+      const options = { ...op(signal), length: size, onVerified: () => verified(), offThread: true }
+      const completing = uploads.put(expected, body, options).catch((err: unknown) => this.#failed(err, expected))
+      const committed = completing.then(() => undefined)
+      committed.catch(() => undefined)
+      try {
+        await Promise.race([written, completing])
+        return { digest: expected, committed }
+      } catch (err) {
+        const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
+        if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
+        throw err
+      }
+    }
     const { id } = await uploads.start(op(signal)).catch((err: unknown) => this.#failed(err, expected))
     const cancelling = async (err: unknown): Promise<never> => {
       await uploads.cancel(id).catch(() => undefined)
@@ -74,9 +94,7 @@ export class StorageSink implements BundleSink {
     }
     try {
       if (expected !== undefined) {
-        // The upload service hashes as it writes: one pass, committed only when the digest matches.
-        // It says so once the last byte is written; the fsync, rename and link then run while the
-        // caller reads the next blob.
+        // A registry without put(): through an upload session, which hashes as it writes.
         let verified!: () => void
         const written = new Promise<void>((resolve) => (verified = resolve))
         const body = Readable.from(coalesced(stream), { objectMode: false })
