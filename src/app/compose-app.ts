@@ -13,6 +13,7 @@ import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
 import { composeImports } from './compose-imports.js'
+import { HashThreads } from '../storage/hash-threads.js'
 import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
 import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
@@ -78,7 +79,9 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     metadataTtlMs: config.cache.metadataTtl,
     ...(redirectMs === undefined ? {} : { redirectSeconds: Math.floor(redirectMs / 1000) }),
   }
-  const registry = new LocalRegistry(driver, storageCaches)
+  // The bulk import's hashes (the bundle's, each blob's) run on these, not on the main thread.
+  const hashes = new HashThreads()
+  const registry = new LocalRegistry(driver, { ...storageCaches, hashes })
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const coordinator = await composeCoordination(config.coordination, logger)
   const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger, coordinator)
@@ -101,7 +104,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const auth = await buildAuth(config.auth, logger, metrics, options.now)
   // Imports write pushed content: the local registry, not the mirror in front of it.
   const retention = { retentionMs: config.imports.retention, keep: config.imports.keep }
-  const imports = composeImports({ registry, driver, s3: config.storage.s3, retention, metrics, logger })
+  const imports = composeImports({ registry, driver, s3: config.storage.s3, retention, metrics, logger, hashes })
 
   const app = await buildApp({
     registry: mirror.registry,
@@ -175,6 +178,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
     async close(timeoutMs) {
       auth.close()
       await imports.close()
+      await hashes.close()
       await mirror.close(timeoutMs)
       await coordinator.close()
       transfer.stop()

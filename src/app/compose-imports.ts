@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import { ImportJobs } from '../bundle/import-jobs.js'
 import type { S3StorageConfig } from '../config/storage-schema.js'
 import { importStates, isFinished, type ImportStatus, type ObjectReader } from '../core/imports.js'
+import type { DeferredHashes } from '../core/digest.js'
 import type { Registry } from '../core/registry.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
@@ -20,6 +21,8 @@ export interface ImportsDeps {
   retention: { retentionMs: number; keep: number }
   metrics: Metrics
   logger: Logger
+  /** Where the import's hashes run (the same threads its registry hashes blobs on). */
+  hashes?: DeferredHashes
 }
 
 export function composeImports(deps: ImportsDeps): ImportJobs {
@@ -30,6 +33,8 @@ export function composeImports(deps: ImportsDeps): ImportJobs {
     records: new StoredImportRecords(deps.driver),
     objects: lazyObjectReader(deps.s3),
     retention: deps.retention,
+    ...(deps.hashes ? { hashes: deps.hashes } : {}),
+    onStorageError: (err, digest, status) => logger.error({ err, import: status.id, digest }, 'an imported blob could not be stored'),
     onChange: (status, change) => {
       if (change.bytesRead !== undefined) metrics.importBytes.inc(change.bytesRead)
       if (change.image !== undefined) metrics.importImages.inc({ result: change.image.status })

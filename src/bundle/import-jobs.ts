@@ -1,7 +1,8 @@
 // Server-side bulk imports: a bundle sent as a request body, or read from an `s3://` object, goes
 // through the same reader, plan and naming as `ferry push images` (importer.ts), into storage
 // through StorageSink: blobs are written as they stream by, manifests after their blobs, indexes
-// after their children, tags last, so an image is tagged whole or not at all.
+// after their children, tags last, so an image is tagged whole or not at all. One import's run is
+// import-run.ts; this file keeps the jobs, their records, resumption and idempotence.
 //
 // Each import's record is kept in storage (ImportRecords) and saved on every change of state and
 // every few seconds of progress. After a restart, an import that was still running is resumed
@@ -10,12 +11,11 @@
 // idempotent on the bundle: the same `s3://` object (same ETag), or a body whose sha256 the client
 // names (`?digest=`) or that turns out to match an earlier import's, finds the earlier import.
 import { randomUUID } from 'node:crypto'
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
-import { createDigestHash, digestOfHash, type Digest } from '../core/digest.js'
+import type { Readable } from 'node:stream'
+import type { DeferredHashes, Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import {
   isFinished,
-  type ImportedImage,
   type ImportRecords,
   type ImportRequest,
   type ImportService,
@@ -24,16 +24,18 @@ import {
   type ObjectReader,
 } from '../core/imports.js'
 import type { Registry } from '../core/registry.js'
-import { earlierImages, pruneRecords, StagingCleaner, stagingRepositoryOf, type RecordRetention } from './import-housekeeping.js'
-import { BundlePush } from './importer.js'
-import type { ImageResult } from './results.js'
-import { StorageSink } from './storage-sink.js'
+import { earlierImages, pruneRecords, StagingCleaner, type RecordRetention } from './import-housekeeping.js'
+import { runImport, type ImportChangeListener } from './import-run.js'
 
 export interface ImportJobsOptions {
   registry: Registry
   records: ImportRecords
   /** Reads `s3://` sources; absent: they are refused. */
   objects?: ObjectReader | undefined
+  /** Threads the bundle's sha256 is computed on (and, through storage, each blob's); absent: the main thread. */
+  hashes?: DeferredHashes
+  /** Told of a blob storage failed to take: the detail for the server's log (the import reports the blob and the reason). */
+  onStorageError?: (err: unknown, digest: Digest | undefined, status: ImportStatus) => void
   /** Blob writes in flight at once per import. */
   concurrency?: number
   /** How often a running import's progress is saved. */
@@ -41,7 +43,7 @@ export interface ImportJobsOptions {
   /** Which finished records are pruned (after each import, at start and when listing); none when absent. */
   retention?: RecordRetention
   /** Told of every change (metrics, the audit line when `status` is finished). */
-  onChange?: (status: ImportStatus, change: { bytesRead?: number; image?: ImportedImage }) => void
+  onChange?: ImportChangeListener
   /** Told of what could not be saved (storage trouble); the import goes on. */
   onError?: (err: unknown, status: ImportStatus) => void
 }
@@ -182,93 +184,27 @@ export class ImportJobs implements ImportService {
   }
 
   async #run(job: Job, open: () => Readable, mayPush: (repo: string) => boolean, expected: Digest | undefined): Promise<void> {
-    const { status, abort } = job
-    const signal = abort.signal
-    let dirty = false
-    const timer = setInterval(() => {
-      if (dirty) void this.#save(status)
-      dirty = false
-    }, this.#options.saveIntervalMs ?? 2000)
-    timer.unref()
-    const sink = new StorageSink(this.#options.registry, { mayPush, staging: stagingRepositoryOf(status.namespace) })
-    const byDestination = new Map<string, ImportedImage>()
-    const counted = hashing(
-      (bytes) => {
-        status.bytesRead += bytes
-        dirty = true
-        this.#options.onChange?.(status, { bytesRead: bytes })
-      },
-      expected,
-      (digest) => {
-        status.bundleDigest = digest
-      },
-    )
-    let stream: Readable | undefined
-    // A cancel or shutdown ends the read at once, even while the sender is between two bytes.
-    const stop = (): void => void counted.destroy(signal.reason as Error)
-    signal.addEventListener('abort', stop, { once: true })
-    try {
-      stream = open()
-      stream.on('error', (err) => counted.destroy(err))
-      // Its error (a short or misnamed bundle) may come before the reader iterates it, which then meets it.
-      counted.on('error', () => undefined)
-      stream.pipe(counted)
-      const push = new BundlePush({
-        source: { stream: counted, label: status.source === 'body' ? 'bundle' : status.source },
-        namespace: status.namespace,
-        sink,
-        earlier: earlierImages(await this.#options.records.list(), status),
-        concurrency: this.#options.concurrency ?? 8,
-        keepGoing: true,
-        signal,
-        onEvent: (event) => {
-          if (event.type === 'read.done') {
-            status.state = 'importing'
-            status.imagesTotal = event.images
-            void this.#save(status)
-            this.#options.onChange?.(status, {})
-          } else if (event.type === 'image.done' || event.type === 'image.failed') {
-            status.imagesDone++
-            dirty = true
-          }
-        },
-      })
-      const report = await push.run()
-      status.bytesWritten = push.stats.bytesPushed
-      for (const image of report.images) {
-        const imported = importedImage(image)
-        byDestination.set(imported.destination, imported)
-        this.#options.onChange?.(status, { image: imported })
-      }
-      status.images = [...byDestination.values()]
-      status.imagesTotal = status.images.length
-      status.imagesDone = status.images.filter((i) => i.status === 'pushed' || i.status === 'unchanged').length
-      if (signal.aborted) throw signal.reason
-      if (report.fatal !== undefined) {
-        status.state = 'failed'
-        status.error = report.fatal
-      } else {
-        const failed = status.images.filter((i) => i.status === 'failed' || i.status === 'skipped').length
-        status.state = failed === 0 ? 'done' : status.imagesDone === 0 ? 'failed' : 'partial'
-      }
-    } catch (err) {
-      stream?.destroy()
-      if (err instanceof Shutdown || signal.reason instanceof Shutdown) {
-        clearInterval(timer)
-        await this.#save(status)
-        return
-      }
-      status.state = signal.aborted && (signal.reason as Error).message === 'cancelled' ? 'cancelled' : 'failed'
-      status.error = signal.aborted ? (signal.reason as Error).message : (err as Error).message
-    } finally {
-      clearInterval(timer)
-      signal.removeEventListener('abort', stop)
-    }
-    if (status.state === 'done') this.#staging.add(status.namespace, sink.staged())
+    const { status } = job
+    const { onChange, onStorageError } = this.#options
+    const staged = await runImport(status, job.abort.signal, open, expected, {
+      registry: this.#options.registry,
+      mayPush,
+      earlier: async () => earlierImages(await this.#options.records.list(), status),
+      ...(this.#options.hashes ? { hashes: this.#options.hashes } : {}),
+      concurrency: this.#options.concurrency ?? 8,
+      saveIntervalMs: this.#options.saveIntervalMs ?? 2000,
+      save: (status) => this.#save(status),
+      ...(onChange ? { onChange } : {}),
+      ...(onStorageError ? { onStorageError: (err: unknown, digest: Digest | undefined) => onStorageError(err, digest, status) } : {}),
+      isShutdown: (reason) => reason instanceof Shutdown,
+    })
+    // A shutdown saved the record as it was: the next start resumes or fails it.
+    if (staged === undefined) return
+    if (status.state === 'done') this.#staging.add(status.namespace, staged)
     await this.#save(status)
     // Finished imports are read back from their records: memory does not grow with their number.
     this.#jobs.delete(status.id)
-    this.#options.onChange?.(status, {})
+    onChange?.(status, {})
     await this.#housekeeping(status)
   }
 
@@ -319,54 +255,6 @@ export class ImportJobs implements ImportService {
     })
     this.#saving.set(status.id, settled)
     return saved
-  }
-}
-
-/** What the bundle is read in: a request body arrives in pieces of 64 KiB or less, and each piece costs every stage after this one. */
-const readChunk = 1024 * 1024
-
-/**
- * Counts and hashes the bundle's bytes as they pass, gathered into chunks of about `readChunk`
- * (one copy, far cheaper than the per-chunk work of the tar reader, the hashes and the writes).
- * With `expected`, fails at the end (before any tag) unless they match.
- */
-function hashing(onBytes: (bytes: number) => void, expected: Digest | undefined, onDigest: (digest: Digest) => void): Transform {
-  const hash = createDigestHash('sha256')
-  let pending: Buffer[] = []
-  let length = 0
-  const gathered = (): Buffer => {
-    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, length)
-    pending = []
-    length = 0
-    hash.update(chunk)
-    return chunk
-  }
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      onBytes(chunk.length)
-      pending.push(chunk)
-      length += chunk.length
-      callback(null, length >= readChunk ? gathered() : undefined)
-    },
-    flush(callback: TransformCallback) {
-      const last = length > 0 ? gathered() : undefined
-      const digest = digestOfHash('sha256', hash)
-      if (expected !== undefined && digest !== expected) {
-        return callback(new Error(`the bundle's sha256 is ${digest}, not ${expected} as the request said`))
-      }
-      onDigest(digest)
-      callback(null, last)
-    },
-  })
-}
-
-function importedImage(image: ImageResult): ImportedImage {
-  return {
-    source: image.source ?? null,
-    destination: image.destination,
-    ...(image.digest !== undefined ? { digest: image.digest } : {}),
-    status: image.status,
-    ...(image.error !== undefined ? { error: image.error } : {}),
   }
 }
 

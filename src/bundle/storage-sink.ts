@@ -1,7 +1,8 @@
 // The bundle sink of a server-side import: blobs and manifests go straight into the registry's
 // storage through the core Registry contract, with no HTTP round-trip per blob. Blobs are
 // written as they stream out of the bundle (writeBlob), verified by the upload service on the
-// way (a mismatch commits nothing); manifests are checked for their references as any push.
+// way (a mismatch commits nothing); manifests are checked for their references as any push. A
+// storage failure is reported with the blob and its reason, never the server's paths.
 import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createDigestHash, digestOfHash, tryParseDigest, type Digest } from '../core/digest.js'
@@ -15,6 +16,8 @@ export interface StorageSinkOptions {
   mayPush?: (repository: string) => boolean
   /** The import's staging repository: the blobs written into it, or found there, are remembered (staged()). */
   staging?: string
+  /** Told of a blob that storage failed to take (the detail for the server's log; the import reports only the blob and the reason). */
+  onStorageError?: (err: unknown, digest: Digest | undefined) => void
 }
 
 export class StorageSink implements BundleSink {
@@ -22,11 +25,13 @@ export class StorageSink implements BundleSink {
   readonly #mayPush: (repository: string) => boolean
   readonly #staging: string | undefined
   readonly #staged = new Set<Digest>()
+  readonly #onStorageError: ((err: unknown, digest: Digest | undefined) => void) | undefined
 
   constructor(registry: Registry, options: StorageSinkOptions = {}) {
     this.#registry = registry
     this.#mayPush = options.mayPush ?? (() => true)
     this.#staging = options.staging
+    this.#onStorageError = options.onStorageError
   }
 
   /** The blobs this import put into (or found in) its staging repository: what emptying it removes. */
@@ -42,12 +47,12 @@ export class StorageSink implements BundleSink {
 
   async putBlob(repo: string, digest: Digest, _size: number, open: () => Readable, signal?: AbortSignal): Promise<void> {
     const uploads = this.#repository(repo, true).blobs.uploads
-    const { id } = await uploads.start(op(signal))
+    const { id } = await uploads.start(op(signal)).catch((err: unknown) => this.#failed(err, digest))
     try {
       await uploads.complete(id, digest, open(), op(signal))
     } catch (err) {
       await uploads.cancel(id).catch(() => undefined)
-      throw err
+      this.#failed(err, digest)
     }
   }
 
@@ -62,16 +67,34 @@ export class StorageSink implements BundleSink {
 
   async #writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
     const uploads = this.#repository(repo, true).blobs.uploads
-    const { id } = await uploads.start(op(signal))
+    if (expected !== undefined && uploads.put !== undefined) {
+      // Straight to the content address with no upload session, hashed on another thread as it
+      // is written, committed only when the digest matches. Storage says so once the last byte is
+      // written; the fsync, rename and link then run while the caller reads the next blob.
+      let verified!: () => void
+      const written = new Promise<void>((resolve) => (verified = resolve))
+      const body = Readable.from(coalesced(stream), { objectMode: false })
+      const options = { ...op(signal), length: size, onVerified: () => verified(), offThread: true }
+      const completing = uploads.put(expected, body, options).catch((err: unknown) => this.#failed(err, expected))
+      const committed = completing.then(() => undefined)
+      committed.catch(() => undefined)
+      try {
+        await Promise.race([written, completing])
+        return { digest: expected, committed }
+      } catch (err) {
+        const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
+        if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
+        throw err
+      }
+    }
+    const { id } = await uploads.start(op(signal)).catch((err: unknown) => this.#failed(err, expected))
     const cancelling = async (err: unknown): Promise<never> => {
       await uploads.cancel(id).catch(() => undefined)
-      throw err
+      return this.#failed(err, expected)
     }
     try {
       if (expected !== undefined) {
-        // The upload service hashes as it writes: one pass, committed only when the digest matches.
-        // It says so once the last byte is written; the fsync, rename and link then run while the
-        // caller reads the next blob.
+        // A registry without put(): through an upload session, which hashes as it writes.
         let verified!: () => void
         const written = new Promise<void>((resolve) => (verified = resolve))
         const body = Readable.from(coalesced(stream), { objectMode: false })
@@ -104,6 +127,17 @@ export class StorageSink implements BundleSink {
     } catch (err) {
       return cancelling(err)
     }
+  }
+
+  /**
+   * A storage failure as the import reports it: the blob and the reason, never the server's paths
+   * (a system error's message names its file; the error itself goes to `onStorageError`, for the
+   * server's log). Any other error (a digest mismatch, a truncated bundle) passes as it is.
+   */
+  #failed(err: unknown, digest: Digest | undefined): never {
+    if (typeof (err as NodeJS.ErrnoException | undefined)?.syscall !== 'string') throw err
+    this.#onStorageError?.(err, digest)
+    throw new Error(`${digest ?? 'the blob'} could not be stored: ${storageReason(err)}`, { cause: err })
   }
 
   async mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean> {
@@ -168,4 +202,20 @@ function mismatchOf(err: RegistryError): Digest | undefined {
   if (detail === undefined || typeof detail === 'string') return undefined
   const actual = detail.actual
   return typeof actual === 'string' ? tryParseDigest(actual) : undefined
+}
+
+/** Why storage failed, in words that name no path (a system error's message names the file). */
+function storageReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code ?? 'unknown'
+  const reasons: Record<string, string> = {
+    ENOSPC: 'the storage is full',
+    EDQUOT: 'the storage quota is used up',
+    EACCES: 'the storage refused the write',
+    EPERM: 'the storage refused the write',
+    EROFS: 'the storage is read-only',
+    ENOTDIR: 'a file in the storage is where a folder must be',
+    EISDIR: 'a folder in the storage is where a file must be',
+    EIO: 'the storage failed to read or write',
+  }
+  return `${reasons[code] ?? 'a storage error'} (${code})`
 }

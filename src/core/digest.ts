@@ -53,3 +53,22 @@ export function digestOfHash(algorithm: DigestAlgorithm, hash: Hash): Digest {
 export function digestBytes(bytes: Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Digest {
   return digestOfHash(algorithm, createHash(algorithm).update(bytes))
 }
+
+/**
+ * A sha256 computed on another thread while the caller goes on (a bulk import, whose main thread
+ * is busy reading the bundle). Chunks are shared, not copied, where they live in shared memory:
+ * a chunk must not change once fed.
+ */
+export interface DeferredHash {
+  /** Feeds a chunk; when a promise comes back, the caller waits for it (the bytes not yet hashed are bounded). */
+  update(chunk: Buffer): Promise<void> | undefined
+  /** The hex digest of every chunk fed; the hash is finished. Rejects when its thread failed. */
+  digest(): Promise<string>
+  /** Drops a hash that will not be finished. */
+  dispose(): void
+}
+
+/** Where DeferredHashes come from. */
+export interface DeferredHashes {
+  sha256(): DeferredHash
+}

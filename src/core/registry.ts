@@ -94,6 +94,12 @@ export interface AppendOptions extends Op {
    * nothing is stored. A mirror fill uses it to stream on to its clients from memory.
    */
   onStorageFull?: (err: Error) => void
+  /**
+   * put() only: the blob goes straight to its content address (no upload session), its sha256
+   * computed on another thread where the registry has some. A bulk import asks for it: its main
+   * thread is busy reading the bundle, and nothing reads an upload session of its blobs.
+   */
+  offThread?: boolean
 }
 
 export interface UploadService {

@@ -3,10 +3,10 @@
 // matching file is committed (fsync + rename); anything else is discarded.
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
-import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, type Digest } from '../core/digest.js'
+import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, type DeferredHashes, type Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import type { ByteRange } from '../core/range.js'
-import { DigestingStream } from './digesting-stream.js'
+import { DeferredDigestingStream, DigestingStream } from './digesting-stream.js'
 import { FileExistsError, type StorageDriver } from './driver/driver.js'
 import { blobDataPath } from './paths.js'
 
@@ -15,6 +15,8 @@ export class BlobStore {
     private readonly driver: StorageDriver,
     /** Whole-blob reads are redirected to a URL of the store valid this long, where the driver can sign one. */
     private readonly redirectSeconds?: number,
+    /** Threads write() may hash on when asked to (a bulk import's blobs). */
+    private readonly hashes?: DeferredHashes,
   ) {}
 
   async size(digest: Digest): Promise<number | undefined> {
@@ -63,20 +65,31 @@ export class BlobStore {
    * Streams `body` into the store under `digest`, verifying digest (and `size` when known) on
    * the way. DIGEST_INVALID / SIZE_INVALID on mismatch, and nothing becomes visible. On S3 this
    * is one multipart upload at the content address, completed only after the digest matched.
-   * `onVerified` runs once every byte is written and matched, before the commit.
+   * `onVerified` runs once every byte is written and matched, before the commit. With `offThread`
+   * (and hash threads given), a sha256 is computed on another thread while the bytes are written.
    */
-  async write(digest: Digest, body: Readable, size?: number, signal?: AbortSignal, onVerified?: () => void): Promise<number> {
+  async write(
+    digest: Digest,
+    body: Readable,
+    size?: number,
+    signal?: AbortSignal,
+    onVerified?: () => void,
+    offThread = false,
+  ): Promise<number> {
     // Two commits of one digest (two replicas filling it, two clients pushing it) both succeed:
     // where the store has conditional writes the second is refused and dropped, else it
     // replaces the first with the same bytes.
     const writer = await this.driver.writer(blobDataPath(digest), { signal, size, ifAbsent: true })
-    const digesting = new DigestingStream(createDigestHash(digestAlgorithm(digest)), size)
+    const algorithm = digestAlgorithm(digest)
+    const threads = offThread && algorithm === 'sha256' ? this.hashes : undefined
+    const deferred = threads !== undefined ? new DeferredDigestingStream(threads.sha256(), size) : undefined
+    const digesting = deferred ?? new DigestingStream(createDigestHash(algorithm), size)
     try {
       await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
       if (size !== undefined && digesting.bytes !== size) {
         throw new RegistryError('SIZE_INVALID', 'content is shorter than declared', { declared: size, received: digesting.bytes })
       }
-      const actual = digestOfHash(digestAlgorithm(digest), digesting.hash)
+      const actual = deferred ? await deferred.digest() : digestOfHash(algorithm, (digesting as DigestingStream).hash)
       if (actual !== digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
       onVerified?.()
       await writer.commit().catch((err: unknown) => {
@@ -84,6 +97,7 @@ export class BlobStore {
       })
       return digesting.bytes
     } catch (err) {
+      deferred?.dispose()
       await writer.cancel().catch(() => {})
       throw err
     }

@@ -1,5 +1,6 @@
 // The storage-backed Registry: what was pushed (or cached by the mirror) on one StorageDriver.
 import { LRUCache } from 'lru-cache'
+import type { DeferredHashes } from '../core/digest.js'
 import { compareLexically, paginate, type Page, type PageResult } from '../core/pagination.js'
 import type { RepositoryName } from '../core/reference.js'
 import type { Op, Registry, Repository } from '../core/registry.js'
@@ -31,6 +32,8 @@ export interface LocalRegistryOptions {
   storagePrefix?: `_${string}`
   /** Whole-blob GETs answer with a URL of the store valid this many seconds (S3: presigned), not the bytes. */
   redirectSeconds?: number
+  /** Threads that blobs put with `offThread` (a bulk import's) are hashed on. */
+  hashes?: DeferredHashes
 }
 
 /** Repository objects kept per registry (each a few small objects). */
@@ -54,7 +57,7 @@ export class LocalRegistry implements Registry {
     private readonly driver: StorageDriver,
     options: LocalRegistryOptions = {},
   ) {
-    this.blobStore = new BlobStore(driver, options.redirectSeconds)
+    this.blobStore = new BlobStore(driver, options.redirectSeconds, options.hashes)
     this.storagePrefix = options.storagePrefix ?? ''
     this.indexes = driver.costlyLists ? new RegistryIndexes(driver, new KeyedLock(), this.storagePrefix) : undefined
     this.metadata = new MetadataCache({ ttlMs: options.metadataTtlMs ?? 5000 })

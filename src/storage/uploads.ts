@@ -116,8 +116,9 @@ export class RepositoryUploads implements UploadService {
   }
 
   async put(digest: Digest, body: Readable, options: AppendOptions = {}): Promise<BlobInfo> {
-    if (this.driver.directWrites) {
-      const size = await this.blobStore.write(digest, body, options.length, options.signal, options.onVerified)
+    if (this.driver.directWrites || options.offThread === true) {
+      const { length, signal, onVerified, offThread } = options
+      const size = await this.blobStore.write(digest, body, length, signal, onVerified, offThread)
       await this.link(digest)
       return { digest, size }
     }

@@ -87,7 +87,8 @@ t.test('a blob whose commit fails while the next is read fails its image only, u
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true })
   await writeFile(join(root, 'blobs', 'sha256', hex(broken.layer).slice(0, 2)), 'in the way')
   const registry = new LocalRegistry(new FilesystemDriver(root))
-  const sink = new StorageSink(registry, { staging: 'site/ferry-bundle-staging' })
+  const logged: unknown[] = []
+  const sink = new StorageSink(registry, { staging: 'site/ferry-bundle-staging', onStorageError: (err) => logged.push(err) })
   const push = new BundlePush({
     source: { stream: Readable.from([await bundle([broken, fine])]), label: 'bundle' },
     namespace: 'site',
@@ -102,6 +103,13 @@ t.test('a blob whose commit fails while the next is read fails its image only, u
   const failed = byName.get('site/team/broken:1.0')
   t.equal(failed?.status, 'failed', 'the image of the blob that was not stored fails')
   t.match(failed?.error, `blobs/sha256/${hex(broken.layer)}`, 'its error names the blob in the bundle')
+  t.match(
+    failed?.error,
+    `${digest(broken.layer)} could not be stored: a file in the storage is where a folder must be (ENOTDIR)`,
+    'and why',
+  )
+  t.notMatch(failed?.error, root, "but not the server's storage paths")
+  t.match(String(logged[0]), root, 'which the server log gets')
   t.equal(byName.get('site/team/fine:1.0')?.status, 'pushed', 'the other image lands')
 
   const tag = (repo: string) => registry.repository(repo as RepositoryName).tags.resolve('1.0')
