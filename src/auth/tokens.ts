@@ -43,7 +43,7 @@ export function sameCredentialVersion(a: string | undefined, b: string | undefin
 }
 
 /** A verified access token: what it says, the key that verified it, and when it expires (ms). */
-interface VerifiedEntry {
+export interface VerifiedEntry {
   token: VerifiedToken
   key: SigningKey
   expiresAt: number
@@ -82,12 +82,21 @@ export class TokenCodec {
 
   /** The token's subject and access; undefined for anything not a valid, current access token of ours. */
   async verifyAccess(token: string): Promise<VerifiedToken | undefined> {
+    return (await this.verifiedAccess(token))?.token
+  }
+
+  /**
+   * verifyAccess with what the answer stands on: a caller that remembers the entry (per
+   * connection) re-checks it with isCurrent() instead of verifying the token again. Undefined
+   * also for a valid token that cannot be remembered (no key or expiry to check it by).
+   */
+  async verifiedAccess(token: string): Promise<VerifiedEntry | undefined> {
     if (token.length > 16_384) return undefined
     // The one-shot hash(): half a createHash() chain's cost, and every bearer request pays it.
     const id = oneShotHash('sha256', token, 'base64url')
     const known = this.verified.get(id)
     if (known) {
-      if (known.expiresAt > this.now() && this.ring.verifying(known.key.kid) === known.key) return known.token
+      if (this.isCurrent(known)) return known
       this.verified.delete(id)
     }
     let key: SigningKey | undefined
@@ -97,8 +106,15 @@ export class TokenCodec {
     if (!access) return undefined
     const verified = { subject: payload.sub ?? '', access, credentialVersion: typeof payload.cv === 'string' ? payload.cv : undefined }
     // jwtVerify required `exp`; the entry is never used at or past it.
-    if (key && typeof payload.exp === 'number') this.verified.set(id, { token: verified, key, expiresAt: payload.exp * 1000 })
-    return verified
+    if (!key || typeof payload.exp !== 'number') return undefined
+    const entry = { token: verified, key, expiresAt: payload.exp * 1000 }
+    this.verified.set(id, entry)
+    return entry
+  }
+
+  /** Whether a verified entry still stands: before its expiry, and its key still verifies. */
+  isCurrent(entry: VerifiedEntry): boolean {
+    return entry.expiresAt > this.now() && this.ring.verifying(entry.key.kid) === entry.key
   }
 
   async verifyRefresh(token: string): Promise<VerifiedToken | undefined> {

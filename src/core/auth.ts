@@ -58,6 +58,11 @@ export interface Credentials {
   authorization: string | undefined
   /** The client's address, for failed-login rate limiting and audit lines. */
   remote: string
+  /**
+   * The connection the request came on (an opaque key): credentials verified on it are
+   * remembered for its next requests, which skip the check while they send the same header.
+   */
+  connection?: object | undefined
 }
 
 export type Authentication =

@@ -2,6 +2,7 @@
 // asking, and the answer when they may not: 401 UNAUTHORIZED with a Bearer challenge pointing at
 // the token service (no credentials, bad credentials, anonymous, or a token lacking the scope),
 // 403 DENIED (an account whose roles do not allow it), 429 TOOMANYREQUESTS (too many failed logins).
+import type { Http2ServerRequest } from 'node:http2'
 import type { FastifyRequest } from 'fastify'
 import type { Action, Authenticator, Authorizer, Decision, Need, Principal } from '../core/auth.js'
 import { RegistryError } from '../core/errors.js'
@@ -38,7 +39,8 @@ export async function admit(
   mirrored?: () => Promise<string | undefined>,
 ): Promise<Principal> {
   const authorization = request.headers.authorization
-  const result = await deps.authenticator.authenticate({ authorization, remote: request.ip })
+  const connection = authorization === undefined ? undefined : connectionOf(request)
+  const result = await deps.authenticator.authenticate({ authorization, remote: request.ip, connection })
   if (result.outcome === 'rate-limited') {
     throw new RegistryError('TOOMANYREQUESTS', 'too many failed logins from this address', undefined, {
       headers: { 'retry-after': String(result.retryAfterSeconds) },
@@ -74,6 +76,13 @@ async function decide(
   if (decision === 'allow' || need.type !== 'repository' || need.action !== 'pull' || mirrored === undefined) return decision
   const upstreamName = await mirrored()
   return upstreamName === undefined ? decision : authorizer.authorize(principal, { ...need, mirrored: upstreamName })
+}
+
+/** The connection a request came on: its socket, or over HTTP/2 its session (streams come and go). */
+function connectionOf(request: FastifyRequest): object | undefined {
+  const raw = request.raw
+  if (raw.httpVersionMajor !== 2) return raw.socket ?? undefined
+  return (raw as unknown as Http2ServerRequest).stream?.session ?? undefined
 }
 
 function describe(need: Need): Record<string, string> {

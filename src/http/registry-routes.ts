@@ -2,7 +2,7 @@
 // (see oci-path.ts), then dispatched by endpoint and method. Bodies are left unread here so
 // uploads stream straight into storage and manifests are read with a bound.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Action, Authenticator, Authorizer, Principal } from '../core/auth.js'
+import type { Action, Authenticator, Authorizer, Need, Principal } from '../core/auth.js'
 import { RegistryError } from '../core/errors.js'
 import type { Notice, Op, Registry, Repository } from '../core/registry.js'
 import type { BlobSender } from '../transfer/blob-sender.js'
@@ -35,10 +35,11 @@ type Dispatch = {
 
 const jsonType = 'application/json; charset=utf-8'
 const emptyObject = Buffer.from('{}')
+const noNeeds: readonly Need[] = Object.freeze([])
 
 const dispatch: Dispatch = {
-  // The same bytes and type fastify's serializer would give `{}`, without its serialization steps.
-  base: { GET: async (ctx) => void ctx.reply.type(jsonType).send(emptyObject), HEAD: async (ctx) => void ctx.reply.send() },
+  // Answered by handle() itself (see answerBase); listed here for the 405's Allow header.
+  base: { GET: async () => undefined, HEAD: async () => undefined },
   catalog: { GET: listCatalog },
   manifest: {
     GET: (ctx, e) => getManifest(ctx, e, false),
@@ -87,6 +88,7 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
         headers: { allow: Object.keys(dispatch[endpoint.kind]).join(', ') },
       })
     }
+    if (endpoint.kind === 'base') return answerBase(request, reply)
     const query = queryStart < 0 ? {} : firstValues(request.query as Record<string, string | string[] | undefined>)
     request.ociAudit = auditOf(endpoint, request.method, query)
     const op: Op = {
@@ -124,6 +126,14 @@ export async function registryRoutes(app: FastifyInstance, deps: RegistryRoutesD
     }
     await handler(ctx, endpoint as never)
     return reply
+  }
+
+  // `GET /v2/` is what clients probe before anything else, and what load balancers poll: it needs
+  // no repository, query, audit or handler context, only the login check (#18).
+  async function answerBase(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    request.principal = await admit(deps, request, noNeeds)
+    // The same bytes and type fastify's serializer would give `{}`, without its serialization steps.
+    return request.method === 'HEAD' ? reply.send() : reply.type(jsonType).send(emptyObject)
   }
 
   /** The upstream-qualified name when the mirror would answer a pull from its upstream. */
