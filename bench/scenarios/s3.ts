@@ -167,38 +167,28 @@ export const s3: Scenario = {
     const size = s.quick ? 32 * MiB : 100 * MiB
     const manyMiB = Number(process.env.BENCH_S3_PULL_MIB ?? (s.quick ? 256 : 1024))
     const store = await startStore(ctx.dir)
+    const storage = {
+      driver: 's3',
+      s3: {
+        bucket: store.bucket,
+        prefix: 'ferry',
+        endpoint: store.endpoint,
+        forcePathStyle: true,
+        accessKeyId: 'S3RVER',
+        secretAccessKey: 'S3RVER',
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+      },
+    }
     const ferry = await startFerry({
       name: 'ferry on s3',
       dir: join(ctx.dir, 'ferry-s3'),
-      storage: {
-        driver: 's3',
-        s3: {
-          bucket: store.bucket,
-          prefix: 'ferry',
-          endpoint: store.endpoint,
-          forcePathStyle: true,
-          accessKeyId: 'S3RVER',
-          secretAccessKey: 'S3RVER',
-          requestChecksumCalculation: 'WHEN_REQUIRED',
-        },
-      },
+      storage,
     })
     // The same bucket and prefix: it serves the blobs the first one stores.
     const ferryJs = await startFerry({
       name: 'ferry on s3, no sendfile',
       dir: join(ctx.dir, 'ferry-s3-js'),
-      storage: {
-        driver: 's3',
-        s3: {
-          bucket: store.bucket,
-          prefix: 'ferry',
-          endpoint: store.endpoint,
-          forcePathStyle: true,
-          accessKeyId: 'S3RVER',
-          secretAccessKey: 'S3RVER',
-          requestChecksumCalculation: 'WHEN_REQUIRED',
-        },
-      },
+      storage,
       http: { sendfile: false },
     })
     const bareOptions: S3DriverOptions = {

@@ -71,21 +71,16 @@ export class StorageSink implements BundleSink {
       // Straight to the content address with no upload session, hashed on another thread as it
       // is written, committed only when the digest matches. Storage says so once the last byte is
       // written; the fsync, rename and link then run while the caller reads the next blob.
-      let verified!: () => void
-      const written = new Promise<void>((resolve) => (verified = resolve))
-      const body = Readable.from(coalesced(stream), { objectMode: false })
-      const options = { ...op(signal), length: size, onVerified: () => verified(), offThread: true }
-      const completing = uploads.put(expected, body, options).catch((err: unknown) => this.#failed(err, expected))
-      const committed = completing.then(() => undefined)
-      committed.catch(() => undefined)
-      try {
-        await Promise.race([written, completing])
-        return { digest: expected, committed }
-      } catch (err) {
-        const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
-        if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
-        throw err
-      }
+      const put = uploads.put.bind(uploads)
+      return verifiedWrite(
+        stream,
+        expected,
+        (body, onVerified) =>
+          put(expected, body, { ...op(signal), length: size, onVerified, offThread: true }).catch((err: unknown) =>
+            this.#failed(err, expected),
+          ),
+        (err) => Promise.reject(err),
+      )
     }
     const { id } = await uploads.start(op(signal)).catch((err: unknown) => this.#failed(err, expected))
     const cancelling = async (err: unknown): Promise<never> => {
@@ -95,20 +90,12 @@ export class StorageSink implements BundleSink {
     try {
       if (expected !== undefined) {
         // A registry without put(): through an upload session, which hashes as it writes.
-        let verified!: () => void
-        const written = new Promise<void>((resolve) => (verified = resolve))
-        const body = Readable.from(coalesced(stream), { objectMode: false })
-        const completing = uploads.complete(id, expected, body, { ...op(signal), length: size, onVerified: () => verified() })
-        const committed = completing.then(() => undefined, cancelling)
-        committed.catch(() => undefined)
-        try {
-          await Promise.race([written, completing])
-          return { digest: expected, committed }
-        } catch (err) {
-          const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
-          if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
-          throw err
-        }
+        return await verifiedWrite(
+          stream,
+          expected,
+          (body, onVerified) => uploads.complete(id, expected, body, { ...op(signal), length: size, onVerified }),
+          cancelling,
+        )
       }
       // A docker-save layer is named by its path: its digest is known once its last byte passed.
       const hash = createDigestHash('sha256')
@@ -171,6 +158,32 @@ export class StorageSink implements BundleSink {
     if (!isRepositoryName(name)) throw new RegistryError('NAME_INVALID', undefined, { name: name.slice(0, 200) })
     if (write && !this.#mayPush(name)) throw new RegistryError('DENIED', `no push right on ${name}`)
     return this.#registry.repository(name as RepositoryName)
+  }
+}
+
+/**
+ * Writes `stream` through `write`, which checks it against `expected` and calls onVerified once the
+ * last byte matched: resolves then, with the commit still running behind as `committed` (failures
+ * of which go through `whenFailed`), or with the digest the bytes had on a mismatch.
+ */
+async function verifiedWrite(
+  stream: Readable,
+  expected: Digest,
+  write: (body: Readable, onVerified: () => void) => Promise<unknown>,
+  whenFailed: (err: unknown) => Promise<never>,
+): Promise<WrittenBlob> {
+  let verified!: () => void
+  const written = new Promise<void>((resolve) => (verified = resolve))
+  const completing = write(Readable.from(coalesced(stream), { objectMode: false }), () => verified())
+  const committed = completing.then(() => undefined, whenFailed)
+  committed.catch(() => undefined)
+  try {
+    await Promise.race([written, completing])
+    return { digest: expected, committed }
+  } catch (err) {
+    const actual = err instanceof RegistryError && err.code === 'DIGEST_INVALID' ? mismatchOf(err) : undefined
+    if (actual !== undefined) return { digest: actual, committed: Promise.resolve() }
+    throw err
   }
 }
 
