@@ -76,7 +76,9 @@ t.test('a cold pull streams the upstream bytes from memory; the cached pull uses
   t.ok(again.equals(blob), 'the cached body is the blob')
   await eventually(async () => (await requests()) > before, { message: 'the cached pull counted' })
   const byKernel = await counterTotal(ferry.url, 'ferry_http_sendfile_bytes_total')
-  // On S3 there is no file to hand the kernel: the cached blob streams from ranged GETs.
-  if (process.env.FERRY_TEST_STORAGE === 's3') t.equal(byKernel, 0, 'S3: no sendfile')
+  // On S3 (a plain-HTTP store here) the kernel splices the store's connection to the client's,
+  // all but the body bytes that came in the same read as the response head (less than 64 KiB).
+  if (process.env.FERRY_TEST_STORAGE === 's3')
+    t.ok(byKernel > blob.length - 64 * 1024 && byKernel <= blob.length, `the kernel spliced ${byKernel} of ${blob.length} B from the store`)
   else t.equal(byKernel, blob.length, 'the cached pull went out through sendfile')
 })
