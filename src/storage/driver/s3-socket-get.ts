@@ -10,12 +10,13 @@
 // undefined (404: missing), and the caller asks the SDK as before: nothing has reached a client yet.
 // The connection serves one response (Connection: close); it is closed when the body ends or is
 // destroyed. These connections are not pooled: one per blob download in flight, at most
-// storage.s3.maxSockets of them (S3Driver counts them; past that, reads use the SDK's pool).
+// storage.s3.maxSockets of them (SocketReads counts them; past that, reads use the SDK's pool).
 import { connect, type Socket } from 'node:net'
-import { Readable } from 'node:stream'
+import { Readable, addAbortSignal } from 'node:stream'
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { SocketSource } from '../../transfer/body-sources.js'
 import { appendMarker } from './s3-append.js'
+import type { S3DriverOptions } from './s3-client.js'
 import { presignGet } from './s3-presign.js'
 
 /** What the head of a response may take, at most. */
@@ -96,6 +97,58 @@ export async function socketRead(
     return undefined
   }
   return { body, size }
+}
+
+/**
+ * A driver's reads on connections of its own: at most `maxSockets` open at once (each released
+ * when its body closes: its end, failure or destroy()), past which read() answers undefined and
+ * the SDK's pool reads.
+ */
+export class SocketReads {
+  #open = 0
+
+  private constructor(
+    private readonly target: Omit<SocketReadTarget, 'key'>,
+    private readonly max: number,
+  ) {}
+
+  /** Reads for a plain-HTTP endpoint with `socketReads` on; undefined otherwise. */
+  static for(client: S3Client, options: S3DriverOptions): SocketReads | undefined {
+    if (options.socketReads !== true || options.endpoint?.startsWith('http:') !== true) return undefined
+    const target = {
+      client,
+      bucket: options.bucket,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      onRequest: options.onRequest,
+    }
+    return new SocketReads(target, options.maxSockets)
+  }
+
+  /** `range` of `key` (the whole object when undefined or from 0 to the end); see socketRead(). */
+  async read(
+    key: string,
+    range: { start: number; end: number | undefined } | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ stream: Readable; size: number } | 'missing' | undefined> {
+    if (this.#open >= this.max) return undefined
+    this.#open++
+    const release = (): void => void this.#open--
+    const whole = range === undefined || (range.start === 0 && range.end === undefined)
+    let read: Awaited<ReturnType<typeof socketRead>>
+    try {
+      read = await socketRead({ ...this.target, key }, whole ? undefined : range, signal)
+    } catch (err) {
+      release()
+      throw err
+    }
+    if (read === undefined || read === 'missing') {
+      release()
+      return read
+    }
+    read.body.once('close', release)
+    return { stream: signal === undefined ? read.body : addAbortSignal(signal, read.body), size: read.size }
+  }
 }
 
 /** Sends GET `url` on a new connection; resolves with the parsed head, or rejects when no head arrived. */

@@ -56,7 +56,7 @@ import {
 import { abortStaleUploads, probeConditionalWrites } from './s3-housekeeping.js'
 import { defaultPartBudget, PartBudget } from './s3-upload.js'
 import { presignGet } from './s3-presign.js'
-import { socketRead, type SocketReadTarget } from './s3-socket-get.js'
+import { SocketReads } from './s3-socket-get.js'
 import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
 
 /** CopyObject's limit; larger sources are streamed instead. */
@@ -76,11 +76,8 @@ export class S3Driver implements StorageDriver {
   readonly #bucket: string
   readonly #prefix: string
   readonly #settings: WriteSettings
-  /** How reads go on connections of the driver's own (plain-HTTP endpoints with socketReads), else undefined. */
-  readonly #socketReads: Omit<SocketReadTarget, 'key'> | undefined
-  /** The driver's own connections open now; at most maxSockets, past which reads go through the SDK's pool. */
-  #ownConnections = 0
-  readonly #maxOwnConnections: number
+  /** Reads on connections of the driver's own (plain-HTTP endpoints with socketReads), else undefined. */
+  readonly #socketReads: SocketReads | undefined
 
   constructor(
     private readonly client: S3Client,
@@ -92,17 +89,7 @@ export class S3Driver implements StorageDriver {
     this.#settings = writeSettings(options)
     this.partBudget = partBudget
     this.conditionalWrites = options.conditionalWrites ?? false
-    this.#socketReads =
-      options.socketReads === true && options.endpoint?.startsWith('http:')
-        ? {
-            client,
-            bucket: options.bucket,
-            connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-            idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
-            onRequest: options.onRequest,
-          }
-        : undefined
-    this.#maxOwnConnections = options.maxSockets
+    this.#socketReads = SocketReads.for(client, options)
   }
 
   /** A driver for `options`; unless they say, probes whether the store honours conditional writes. */
@@ -179,7 +166,7 @@ export class S3Driver implements StorageDriver {
       if ((await this.stat(path, { fileOnly: true })) === undefined) throw new PathNotFoundError(path)
       return Readable.from([])
     }
-    const own = await this.#socketRead(key, range, signal)
+    const own = await this.#socketReads?.read(key, range, signal)
     if (own === 'missing') throw new PathNotFoundError(path)
     if (own !== undefined) return own.stream
     let response: GetObjectCommandOutput
@@ -202,7 +189,7 @@ export class S3Driver implements StorageDriver {
     const signal = options?.signal
     signal?.throwIfAborted()
     const key = this.#key(path)
-    const own = await this.#socketRead(key, undefined, signal)
+    const own = await this.#socketReads?.read(key, undefined, signal)
     if (own === 'missing') return undefined
     if (own !== undefined) return own
     let response: GetObjectCommandOutput
@@ -361,32 +348,6 @@ export class S3Driver implements StorageDriver {
       if (isMissing(err)) return undefined
       throw err
     }
-  }
-
-  /** A read on a connection of the driver's own (s3-socket-get.ts), or undefined: the SDK reads. */
-  async #socketRead(
-    key: string,
-    range: { start: number; end: number | undefined } | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<{ stream: Readable; size: number } | 'missing' | undefined> {
-    if (this.#socketReads === undefined || this.#ownConnections >= this.#maxOwnConnections) return undefined
-    this.#ownConnections++
-    const release = (): void => void this.#ownConnections--
-    const whole = range === undefined || (range.start === 0 && range.end === undefined)
-    let read: Awaited<ReturnType<typeof socketRead>>
-    try {
-      read = await socketRead({ ...this.#socketReads, key }, whole ? undefined : range, signal)
-    } catch (err) {
-      release()
-      throw err
-    }
-    if (read === undefined || read === 'missing') {
-      release()
-      return read
-    }
-    // The body's end, failure or destroy() closes its connection.
-    read.body.once('close', release)
-    return { stream: signal === undefined ? read.body : addAbortSignal(signal, read.body), size: read.size }
   }
 
   #get(key: string, start: number, end: number | undefined, signal: AbortSignal | undefined): Promise<GetObjectCommandOutput> {
