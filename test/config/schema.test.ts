@@ -33,7 +33,7 @@ t.test('defaults', async (t) => {
       uploads: { maxAge: 24 * 3_600_000, purgeInterval: 3_600_000 },
     },
     http: { idleTimeout: 75_000, shutdownTimeout: 30_000, sendfile: true },
-    tls: { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: true },
+    tls: { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: false },
     cache: { manifestMemory: 64 * 1024 * 1024, metadataTtl: 5000, maxSize: undefined, lowWatermark: 0.9, upstreams: [] },
     log: { level: 'info', format: 'auto' },
     auth: {

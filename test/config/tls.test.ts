@@ -7,7 +7,7 @@ import { defaultConfig, toRawConfig } from '../../src/config/schema.js'
 import { fakeIo } from '../cli/fixtures/fake-io.js'
 
 t.test('defaults: plain HTTP, TLS 1.2 floor, HTTP/2 on', async (t) => {
-  t.same(defaultConfig().tls, { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: true })
+  t.same(defaultConfig().tls, { serving: undefined, clientCa: undefined, minVersion: 'TLSv1.2', http2: false })
 })
 
 t.test('a file with cert, key and client CA', async (t) => {
@@ -86,7 +86,7 @@ t.test('--tls-cert, --tls-key and --tls-client-ca override the file', async (t) 
   )
   t.match(
     fake.stdout(),
-    /tls:\n {2}cert: \/flag\.crt\n {2}key: \/flag\.key\n {2}clientCa: \/flag-ca\.crt\n {2}minVersion: TLSv1\.2\n {2}http2: true\n/,
+    /tls:\n {2}cert: \/flag\.crt\n {2}key: \/flag\.key\n {2}clientCa: \/flag-ca\.crt\n {2}minVersion: TLSv1\.2\n {2}http2: false\n/,
   )
 
   const missingKey = fakeIo()

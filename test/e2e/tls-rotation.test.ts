@@ -106,7 +106,7 @@ async function main(t: Test): Promise<void> {
   await link(join(hidden, 'tls.crt'), certFile)
   await link(join(hidden, 'tls.key'), keyFile)
 
-  const config = await writeTlsFerryConfig(work, {})
+  const config = await writeTlsFerryConfig(work, { http2: true })
   const auth = basicAuthorization(config.credentials)
   ferry = await startFerryProcess(['serve', '--config', config.file, '--log-level', 'info', '--tls-cert', certFile, '--tls-key', keyFile])
   const { url, pid } = ferry

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const start = async (name: string, flags: string[]) => {
     const dir = join(work, name)
     await mkdir(dir)
-    const config = await writeTlsFerryConfig(dir, {})
+    const config = await writeTlsFerryConfig(dir, { http2: true })
     const ferry = await startFerryProcess([
       'serve',
       '--config',

@@ -61,7 +61,13 @@ async function main(): Promise<void> {
     const url = new URL(server.url)
     return { server, port: Number(url.port), origin: server.url, logs, auth: basicAuthorization(credentials), credentials }
   }
-  const serving = (cert: IssuedCert, extra: Record<string, unknown> = {}) => ({ cert: cert.certPath, key: cert.keyPath, ...extra })
+  // HTTP/2 on unless a case says otherwise: most cases here check both protocols.
+  const serving = (cert: IssuedCert, extra: Record<string, unknown> = {}) => ({
+    cert: cert.certPath,
+    key: cert.keyPath,
+    http2: true,
+    ...extra,
+  })
 
   t.test('HTTPS: HTTP/2 by ALPN and HTTP/1.1 on the same port', async (t) => {
     const { server, port, origin, logs, auth } = await start(t, serving(a))
@@ -151,10 +157,16 @@ async function main(): Promise<void> {
     t.equal(await blockMemory('peak'), 2 * 1024 * 1024, 'never more than 2 blocks of 1 MiB')
   })
 
-  t.test('tls.http2: false serves HTTP/1.1 only', async (t) => {
-    const { port, origin, auth } = await start(t, serving(a, { http2: false }))
-    t.not((await probe(port, { ...trust, ALPNProtocols: ['h2', 'http/1.1'] })).alpnProtocol, 'h2')
-    t.equal((await httpsRequest(`${origin}/v2/`, { ...trust, headers: auth })).status, 200)
+  t.test('tls.http2: false, and the default, serve HTTP/1.1 only', async (t) => {
+    for (const tls of [serving(a, { http2: false }), { cert: a.certPath, key: a.keyPath }]) {
+      const { port, origin, auth, logs } = await start(t, tls)
+      t.equal((await probe(port, { ...trust, ALPNProtocols: ['h2', 'http/1.1'] })).alpnProtocol, 'http/1.1')
+      t.equal((await httpsRequest(`${origin}/v2/`, { ...trust, headers: auth })).status, 200)
+      t.match(
+        logs.find((l) => l.msg === 'tls enabled'),
+        { http2: false },
+      )
+    }
   })
 
   t.test('TLS 1.2 is the floor by default; minVersion TLSv1.3 refuses 1.2 clients', async (t) => {
