@@ -44,7 +44,8 @@ function usage(): never {
 environment: BENCH_ROUNDS=<n> (default 5), BENCH_QUICK=1 (small blobs, 2 rounds), BENCH_CPU_PROF=<dir>
 (run Ferry with --cpu-prof), BENCH_KEEP=1 (keep the work folder), BENCH_TMPDIR=<dir> (where it goes),
 BENCH_FERRY_DIST=<dist folder> (measure another build of Ferry), BENCH_RESULTS=<file> (JSON output,
-default bench/results/latest.json), BENCH_NODE_ARGS='<flags>' (extra node flags for Ferry and the file server)`)
+default bench/results/latest.json), BENCH_NODE_ARGS='<flags>' (extra node flags for Ferry and the file server),
+BENCH_CACHE_DIR=<dir> (where the bundles scenario keeps its bundles; default bench/.cache)`)
   process.exit(2)
 }
 

@@ -10,15 +10,15 @@
 // (docker-save-real.ts), as such bundles are shipped: xz decodes those at tens to a few hundred
 // MB/s, and the push should hide behind the decoder. Each measurement gets a new Ferry process
 // on empty storage. The push's peak RSS is sampled from /proc; its extra disk is the spool peak
-// it reports.
+// it reports. The bundles are made once and kept between runs (bundle-cache.ts).
 import { spawn } from 'node:child_process'
 import { createReadStream, openSync, closeSync } from 'node:fs'
 import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sampleRss } from '../../test/helpers/rss-sampler.js'
 import { run } from '../../test/helpers/tools.js'
-import { writeBundleLayout, type BundleLayout } from '../lib/bundle-layout.js'
-import { writeDockerSave } from '../lib/docker-save-real.js'
+import { benchBundles } from '../lib/bundle-cache.js'
+import type { BundleLayout } from '../lib/bundle-layout.js'
 import { pushMonolithic } from '../lib/http.js'
 import { benchCredentials, projectRoot, startFerry, type Server } from '../lib/processes.js'
 import type { BenchContext, Scenario, ScenarioResult } from '../lib/scenario.js'
@@ -118,21 +118,12 @@ export const bundles: Scenario = {
     const s = ctx.settings
     const totalBytes = s.bundleBytes
     const imageCount = s.quick ? 3 : 4
-    progress(`bundles: writing a ${fmt(totalBytes / MiB)} MiB layout of ${imageCount} images`)
-    const bundle = await writeBundleLayout(join(ctx.dir, 'layout'), imageCount, 4, totalBytes)
-    const tar = join(ctx.dir, 'bundle.tar')
-    await run('tar', ['-cf', tar, '-C', bundle.dir, 'oci-layout', 'blobs', 'index.json'], { timeoutMs: 600_000 })
-    progress('bundles: compressing with zstd and xz')
-    await run('sh', ['-c', `zstd -q -T0 -3 -c "${tar}" > "${tar}.zst"`], { timeoutMs: 600_000 })
-    await run('sh', ['-c', `xz -q -T0 -0 -c "${tar}" > "${tar}.xz"`], { timeoutMs: 1_200_000 })
-    progress(`bundles: writing a ${fmt(totalBytes / MiB)} MiB docker save of real files, and its .tar.xz`)
-    const save = await writeDockerSave(join(ctx.dir, 'save'), imageCount, 4, totalBytes)
-    const saveXz = join(ctx.dir, 'save.tar.xz')
-    await run('sh', ['-c', `tar -cf - -C "${save.dir}" . | xz -q -T0 -0 -c > "${saveXz}"`], { timeoutMs: 1_200_000 })
+    const made = await benchBundles(imageCount, 4, totalBytes)
+    const { layout: bundle, tar, saveXz, save } = made
     const sizes = {
       tar: (await stat(tar)).size,
-      zst: (await stat(`${tar}.zst`)).size,
-      xz: (await stat(`${tar}.xz`)).size,
+      zst: (await stat(made.zst)).size,
+      xz: (await stat(made.xz)).size,
       saveXz: (await stat(saveXz)).size,
     }
 

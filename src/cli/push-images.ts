@@ -17,6 +17,7 @@ import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
 import { interruptedBySignals, type CliIo } from './io.js'
 import { destinationClient, parseDestination, type Destination, type DestinationAccess } from './push-destination.js'
+import { growOldGenerationInLargeSteps } from './push-heap.js'
 import { PushProgress } from './push-progress.js'
 import { formatReport, formatTable } from './push-report.js'
 
@@ -78,6 +79,7 @@ export function addPushCommand(program: Command, io: CliIo): void {
       'none',
     )
     .action(async (options: PushImagesOptions) => {
+      growOldGenerationInLargeSteps(process.execArgv)
       io.exit(await pushImages(options, io))
     })
 }

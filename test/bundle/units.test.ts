@@ -151,6 +151,27 @@ t.test('lent chunks: a file range in reused buffers, byte-exact; a mismatch ends
   await spool.close()
 })
 
+t.test('tee: an upload that keeps up with the writer is lent whole 1 MiB chunks, not each piece as it lands', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-follow-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const spool = new Spool(8 * 1024 * 1024, dir)
+  const bytes = randomBytes(3 * 1024 * 1024 + 1000)
+  // A decompressor's pipe: 64 KiB at a time, with a turn of the event loop between them.
+  async function* piped(): AsyncGenerator<Buffer> {
+    for (let at = 0; at < bytes.length; at += 64 * 1024) {
+      await new Promise((resolve) => setImmediate(resolve))
+      yield bytes.subarray(at, at + 64 * 1024)
+    }
+  }
+  const tee = spool.tee(piped(), bytes.length, digestBytes(bytes))
+  const lent = await taken(tee.lend())
+  t.equal(lent.error, undefined)
+  t.ok(lent.bytes.equals(bytes), 'byte-exact')
+  t.same(lent.sizes, [1024 * 1024, 1024 * 1024, 1024 * 1024, 1000], 'each upload write is a whole chunk')
+  await (await tee.spooled).release()
+  await spool.close()
+})
+
 t.test('names: strategies, max depth, include and exclude globs', async (t) => {
   t.equal(renamePath('anthos-baremetal-release/foo', 'keep-path'), 'anthos-baremetal-release/foo')
   t.equal(renamePath('anthos-baremetal-release/foo', 'flatten'), 'anthos-baremetal-release-foo')
