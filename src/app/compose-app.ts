@@ -18,6 +18,7 @@ import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
 import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
+import { majorGc } from './memory-reclaim.js'
 import { composeSpool } from './compose-spool.js'
 import { composeTransfer } from './compose-transfer.js'
 import { packageVersion } from './package-version.js'
@@ -43,6 +44,12 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
+/** V8's young-generation GC: the exposed gc (memory-reclaim.ts) asked for a scavenge. */
+function youngGc(): (() => void) | undefined {
+  const gc = majorGc() as ((options: { type: 'minor' }) => void) | undefined
+  return gc === undefined ? undefined : () => gc({ type: 'minor' })
+}
+
 /** The configured storage driver; `metrics` and `logger`, when given, count S3 requests and report the store's capabilities. */
 export async function buildDriver(config: Config, metrics?: Metrics, logger?: Logger): Promise<StorageDriver> {
   switch (config.storage.driver) {
@@ -52,7 +59,7 @@ export async function buildDriver(config: Config, metrics?: Metrics, logger?: Lo
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
       const onRequest = (operation: string): void => metrics?.s3Requests.inc({ operation })
-      const driver = await S3Driver.create({ ...config.storage.s3, onRequest, socketReads: config.http.sendfile })
+      const driver = await S3Driver.create({ ...config.storage.s3, onRequest, socketReads: config.http.sendfile, collectYoung: youngGc() })
       if (driver.conditionalWrites) logger?.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
       else
         logger?.warn(

@@ -30,6 +30,8 @@ export interface S3DriverOptions extends S3Settings {
    * (s3-socket-get.ts), whose sockets the blob sender can splice to the client's.
    */
   socketReads?: boolean | undefined
+  /** V8's young-generation GC, paced by the bytes written (PartBudget.copied in s3-upload.ts); none if undefined. */
+  collectYoung?: (() => void) | undefined
   /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
   onRequest?: ((operation: string) => void) | undefined
 }
