@@ -111,7 +111,7 @@ t.test('a process-wide budget bounds the parts in flight across writers', async 
 
 t.test('writes ask for a young-generation GC every 4 MiB copied into parts, across writers', async (t) => {
   let collections = 0
-  const { driver } = await recordingDriver({ collectYoung: () => collections++ })
+  const { driver } = await recordingDriver({ partMemory: { collectYoung: () => collections++ } })
   const content = pseudoRandom(18 * MiB, 23)
   for (const name of ['young/1', 'young/2']) {
     const writer = await driver.writer(name)
