@@ -18,6 +18,9 @@ import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
 import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
+import { gcThenTrim, majorGc } from './memory-reclaim.js'
+import { nativeSendfile } from '../transfer/native-sendfile.js'
+import type { PartMemory } from '../storage/driver/s3-client.js'
 import { composeSpool } from './compose-spool.js'
 import { composeTransfer } from './compose-transfer.js'
 import { packageVersion } from './package-version.js'
@@ -43,6 +46,18 @@ export interface Composed {
   close(timeoutMs: number): Promise<void>
 }
 
+/**
+ * What the S3 driver's part budget runs for the memory of parts (s3-upload.ts): V8's young-generation
+ * GC as writes go, and, once its spare buffers are dropped, a full GC then the C heap trimmed.
+ */
+function partMemory(sendfile: boolean): PartMemory {
+  const gc = majorGc() as ((options?: { type: 'minor' }) => void) | undefined
+  if (gc === undefined) return {}
+  const native = sendfile ? nativeSendfile().native : undefined
+  const trim = native?.trimMemory?.bind(native)
+  return { collectYoung: () => gc({ type: 'minor' }), reclaim: gcThenTrim(() => gc(), trim) }
+}
+
 /** The configured storage driver; `metrics` and `logger`, when given, count S3 requests and report the store's capabilities. */
 export async function buildDriver(config: Config, metrics?: Metrics, logger?: Logger): Promise<StorageDriver> {
   switch (config.storage.driver) {
@@ -52,7 +67,12 @@ export async function buildDriver(config: Config, metrics?: Metrics, logger?: Lo
       // Imported only when used: the AWS SDK costs ~23 MiB of RSS a filesystem site never needs.
       const { S3Driver } = await import('../storage/driver/s3.js')
       const onRequest = (operation: string): void => metrics?.s3Requests.inc({ operation })
-      const driver = await S3Driver.create({ ...config.storage.s3, onRequest, socketReads: config.http.sendfile })
+      const driver = await S3Driver.create({
+        ...config.storage.s3,
+        onRequest,
+        socketReads: config.http.sendfile,
+        partMemory: partMemory(config.http.sendfile),
+      })
       if (driver.conditionalWrites) logger?.info('S3 store honours conditional writes (If-None-Match: *): a blob is never written twice')
       else
         logger?.warn(

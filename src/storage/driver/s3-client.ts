@@ -30,8 +30,26 @@ export interface S3DriverOptions extends S3Settings {
    * (s3-socket-get.ts), whose sockets the blob sender can splice to the client's.
    */
   socketReads?: boolean | undefined
+  /** V8's GCs for the memory of parts (s3-upload.ts); none if undefined. */
+  partMemory?: PartMemory | undefined
   /** Told the operation name (`PutObject`, `UploadPart`, ...) of every S3 request the driver sends. */
   onRequest?: ((operation: string) => void) | undefined
+}
+
+/** What the process does for the memory of parts (composition passes V8's GCs in); nothing by default. */
+export interface PartMemory {
+  /**
+   * V8's young-generation GC (a scavenge). node:http hands each 64 KiB of a request body to
+   * JavaScript as a Buffer of its own, and V8 counts those against the old generation's room until
+   * a GC frees them; a push allocates so little else that no scavenge came, and the dead Buffers
+   * started a full mark-compact every ~16 MiB (24 in four 100 MiB pushes; GC was 17% of Ferry's
+   * CPU). Asked for every `youngGcEvery` bytes copied into parts (s3-upload.ts): ~1 ms each.
+   */
+  collectYoung?: (() => void) | undefined
+  /** Frees what dropped spare buffers held (a full GC, then the C heap trimmed): run as they are dropped. */
+  reclaim?: (() => void) | undefined
+  /** Milliseconds spare buffers are kept; `spareMs` by default. */
+  keepSparesMs?: number | undefined
 }
 
 /** Headers of every object write (PutObject, CreateMultipartUpload, CopyObject). */

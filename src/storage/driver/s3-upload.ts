@@ -15,7 +15,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3'
 import { FileExistsError } from './driver.js'
-import { isPreconditionFailed, type WriteSettings } from './s3-client.js'
+import { isPreconditionFailed, type PartMemory, type WriteSettings } from './s3-client.js'
 import { Slots } from './slots.js'
 
 const MiB = 1024 * 1024
@@ -36,23 +36,41 @@ export function partSizeFor(size: number | undefined, minimum = partSize): numbe
   return Math.max(minimum, Math.ceil(size / maxParts / MiB) * MiB)
 }
 
-/** How long the buffers of sent parts are kept for the next parts once none is asked for. */
-const spareMs = 2000
+/**
+ * How long the buffers of sent parts are kept for the next parts once none is asked for. A part
+ * allocated anew is 16 MiB more external memory, and the four of an upload started full GCs of the
+ * heap (three per 100 MiB push when pushes were 2 s apart: half of Ferry's CPU left after the
+ * young-generation GCs below), so pushes a few seconds apart (an image's layers, a CI's images)
+ * reuse them.
+ */
+const spareMs = 10_000
+
+/** Bytes copied into parts between two of the young-generation GCs PartBudget.copied() asks for. */
+export const youngGcEvery = 4 * MiB
 
 /** Parts in flight across every upload of a driver: a part waits for a slot before it is sent. */
 export class PartBudget extends Slots {
   readonly #spare: Buffer[] = []
   #dropSpares: NodeJS.Timeout | undefined
+  #sinceYoungGc = 0
 
-  constructor(readonly slots: number) {
+  constructor(
+    readonly slots: number,
+    private readonly memory: PartMemory = {},
+  ) {
     super(slots)
   }
 
-  /**
-   * A buffer for a whole part of `size` bytes, a sent part's when one is spare: each part
-   * allocated anew was 16 MiB more external memory, which V8 answers with full collections of
-   * the whole heap (29% of Ferry's CPU during S3 pushes).
-   */
+  /** Counts bytes copied into parts, and asks for a young-generation GC every `youngGcEvery` of them. */
+  copied(bytes: number): void {
+    if (this.memory.collectYoung === undefined) return
+    this.#sinceYoungGc += bytes
+    if (this.#sinceYoungGc < youngGcEvery) return
+    this.#sinceYoungGc = 0
+    this.memory.collectYoung()
+  }
+
+  /** A buffer for a whole part of `size` bytes, a sent part's when one is spare (see spareMs). */
   partBuffer(size: number): Buffer {
     const index = this.#spare.findIndex((buffer) => buffer.length === size)
     return index === -1 ? Buffer.allocUnsafe(size) : this.#spare.splice(index, 1)[0]!
@@ -60,7 +78,8 @@ export class PartBudget extends Slots {
 
   /**
    * Takes back the buffer of a part whose request is over. At most `slots` are kept, so memory
-   * never exceeds what the parts in flight held, and none once no part has asked for 2 s.
+   * never exceeds what the parts in flight held, and none once no part has been sent for 10 s;
+   * `reclaim` then frees them at once rather than at whatever full GC comes next.
    */
   recycle(buffer: Buffer): void {
     if (this.#spare.length < this.slots) this.#spare.push(buffer)
@@ -71,7 +90,8 @@ export class PartBudget extends Slots {
     this.#dropSpares = setTimeout(() => {
       this.#spare.length = 0
       this.#dropSpares = undefined
-    }, spareMs)
+      this.memory.reclaim?.()
+    }, this.memory.keepSparesMs ?? spareMs)
     this.#dropSpares.unref()
   }
 }
@@ -119,6 +139,7 @@ export class ObjectUpload {
       this.#filled += take
       offset += take
       this.bytes += take
+      this.target.budget.copied(take)
       if (this.#filled === this.#partSize) {
         await this.#sendPart()
         while (this.#inFlight.size >= partsInFlight) await Promise.race(this.#inFlight)

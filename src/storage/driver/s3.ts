@@ -82,7 +82,7 @@ export class S3Driver implements StorageDriver {
   constructor(
     private readonly client: S3Client,
     options: S3DriverOptions,
-    partBudget = new PartBudget(defaultPartBudget),
+    partBudget = new PartBudget(defaultPartBudget, options.partMemory),
   ) {
     this.#bucket = options.bucket
     this.#prefix = options.prefix

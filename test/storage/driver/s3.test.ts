@@ -109,6 +109,21 @@ t.test('a process-wide budget bounds the parts in flight across writers', async 
   t.ok((await driver.getContent('budget/3'))?.equals(content))
 })
 
+t.test('writes ask for a young-generation GC every 4 MiB copied into parts, across writers', async (t) => {
+  let collections = 0
+  const { driver } = await recordingDriver({ partMemory: { collectYoung: () => collections++ } })
+  const content = pseudoRandom(18 * MiB, 23)
+  for (const name of ['young/1', 'young/2']) {
+    const writer = await driver.writer(name)
+    // In 64 KiB chunks, as node:http hands a request body over.
+    const chunks = Array.from({ length: content.length / (64 * 1024) }, (_, i) => content.subarray(i * 64 * 1024, (i + 1) * 64 * 1024))
+    await pipeline(Readable.from(chunks), writer.stream)
+    await writer.commit()
+  }
+  t.equal(collections, 9, '36 MiB written: 9 GCs')
+  t.ok((await driver.getContent('young/2'))?.equals(content), 'the bytes are unchanged')
+})
+
 t.test('a cancelled multipart writer leaves nothing visible', async (t) => {
   const { driver } = await recordingDriver()
   const writer = await driver.writer('dir/cancelled')
