@@ -5,7 +5,7 @@ import type { Metrics } from '../observability/metrics.js'
 import { BlobSender } from '../transfer/blob-sender.js'
 import { nativeSendfile } from '../transfer/native-sendfile.js'
 import { BlockBudget, defaultBlockBudgetBytes } from '../transfer/shared-blocks.js'
-import { gcThenTrim, majorGc, reclaimWhenIdle } from './memory-reclaim.js'
+import { gcThenTrim, majorGc, minorGc, reclaimWhenIdle, scavengeWhileFilling } from './memory-reclaim.js'
 
 export interface Transfer {
   budget: BlockBudget
@@ -22,6 +22,12 @@ export function composeTransfer(options: { sendfile: boolean; metrics: Metrics }
   const { native, problem } = options.sendfile ? nativeSendfile() : { native: undefined, problem: undefined }
   const gc = majorGc()
   const trim = native?.trimMemory?.bind(native)
-  const stop = gc ? reclaimWhenIdle(budget, gcThenTrim(gc, trim)) : () => {}
+  const scavenge = minorGc()
+  const stopReclaim = gc ? reclaimWhenIdle(budget, gcThenTrim(gc, trim)) : () => {}
+  const stopScavenges = scavenge ? scavengeWhileFilling(budget, scavenge) : () => {}
+  const stop = (): void => {
+    stopReclaim()
+    stopScavenges()
+  }
   return { budget, sender: new BlobSender({ budget, sendfile: native }), sendfileProblem: native ? undefined : problem, stop }
 }

@@ -4,6 +4,12 @@
 // budget has been empty for a moment, one major GC runs (a few ms on Ferry's heap, while idle).
 // Then glibc's malloc keeps most of what the GC freed (20-45 MiB after a fill) for the next
 // allocation: the sendfile helper's trimMemory() hands those free pages back.
+//
+// During a fill, each 64 KiB read from the upstream's socket is a new buffer, dead once copied
+// into the fill's blocks and written, yet freed only by a GC: on-heap allocation is too slow to
+// trigger scavenges, so V8 waited for its external-memory limit and ran a major GC every 100-200
+// ms, with 35-40 MiB of dead chunks held between them (peak external 55-58 MiB for 16 MiB of
+// blocks). One scavenge per 8 MiB copied frees them young, at a fraction of the CPU.
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { BlockBudget } from '../transfer/shared-blocks.js'
@@ -21,6 +27,29 @@ export function majorGc(): (() => void) | undefined {
     return typeof gc === 'function' ? (gc as () => void) : undefined
   } catch {
     return undefined
+  }
+}
+
+/** V8's scavenge (a young-generation GC), from the same function; undefined if V8 refuses. */
+export function minorGc(): (() => void) | undefined {
+  const gc = majorGc() as ((options?: { type: 'minor' | 'major' }) => void) | undefined
+  return gc && (() => gc({ type: 'minor' }))
+}
+
+/** How many bytes fills copy between two scavenges: the dead chunks stay within twice that. */
+export const scavengeEveryBytes = 8 * 1024 * 1024
+
+/** Runs `scavenge` each time fills have copied `everyBytes` more into the budget's blocks; returns a stop function. */
+export function scavengeWhileFilling(budget: BlockBudget, scavenge: () => void, everyBytes = scavengeEveryBytes): () => void {
+  let copied = 0
+  budget.onCopied = (bytes) => {
+    copied += bytes
+    if (copied < everyBytes) return
+    copied = 0
+    scavenge()
+  }
+  return () => {
+    budget.onCopied = undefined
   }
 }
 

@@ -14,6 +14,11 @@ export class BlockBudget {
   peak = 0
   /** Told when the last block held is given back (composition reclaims the memory then). */
   onEmpty: (() => void) | undefined
+  /**
+   * Told of each network chunk a fill copies into its blocks (composition collects the dead ones
+   * before they pile up: a chunk is dead once copied and written, but only a GC frees its memory).
+   */
+  onCopied: ((bytes: number) => void) | undefined
   constructor(readonly budget: number) {}
 
   /** Reserves one block's bytes if they fit. */
@@ -68,6 +73,7 @@ export class SharedBlocks {
 
   /** The fill's next bytes: copied into the newest block (kept when the budget allows). */
   append(chunk: Buffer, offset: number): void {
+    this.memory.onCopied?.(chunk.length)
     for (let at = 0; at < chunk.length;) {
       const index = Math.floor((offset + at) / blockSize)
       if (index !== this.liveIndex) this.startLive(index)
