@@ -18,7 +18,7 @@ import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
 import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
-import { gcThenTrim, majorGc } from './memory-reclaim.js'
+import { gcThenTrim, majorGc, minorGc } from './memory-reclaim.js'
 import { nativeSendfile } from '../transfer/native-sendfile.js'
 import type { PartMemory } from '../storage/driver/s3-client.js'
 import { composeSpool } from './compose-spool.js'
@@ -51,11 +51,10 @@ export interface Composed {
  * GC as writes go, and, once its spare buffers are dropped, a full GC then the C heap trimmed.
  */
 function partMemory(sendfile: boolean): PartMemory {
-  const gc = majorGc() as ((options?: { type: 'minor' }) => void) | undefined
+  const gc = majorGc()
   if (gc === undefined) return {}
   const native = sendfile ? nativeSendfile().native : undefined
-  const trim = native?.trimMemory?.bind(native)
-  return { collectYoung: () => gc({ type: 'minor' }), reclaim: gcThenTrim(() => gc(), trim) }
+  return { collectYoung: minorGc(), reclaim: gcThenTrim(gc, native?.trimMemory?.bind(native)) }
 }
 
 /** The configured storage driver; `metrics` and `logger`, when given, count S3 requests and report the store's capabilities. */
