@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { run } from '../../test/helpers/tools.js'
+import { alive } from '../../src/bundle/spool.js'
 import { writeBundleLayout, type BundleLayout } from './bundle-layout.js'
 import { writeDockerSave } from './docker-save-real.js'
 import { projectRoot } from './processes.js'
@@ -118,14 +119,5 @@ async function pruneOthers(root: string, version: string): Promise<void> {
       ? pid !== process.pid && !alive(pid)
       : name.startsWith('bundles-') && !name.startsWith(`bundles-${version}-`)
     if (stale) await rm(join(root, name), { recursive: true, force: true })
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

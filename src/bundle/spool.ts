@@ -318,7 +318,8 @@ async function removeOrphans(parent: string): Promise<void> {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether the process `pid` exists (also as another user's). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
