@@ -29,7 +29,6 @@ import {
   CopyObjectCommand,
   HeadBucketCommand,
   DeleteObjectCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -54,6 +53,7 @@ import {
   type WriteSettings,
 } from './s3-client.js'
 import { abortStaleUploads, probeConditionalWrites } from './s3-housekeeping.js'
+import { deleteKeys, keysUnder, listPages } from './s3-keys.js'
 import { defaultPartBudget, PartBudget } from './s3-upload.js'
 import { presignGet } from './s3-presign.js'
 import { SocketReads } from './s3-socket-get.js'
@@ -61,8 +61,6 @@ import { S3AppendWriter, S3ObjectWriter } from './s3-writer.js'
 
 /** CopyObject's limit; larger sources are streamed instead. */
 const maxCopySize = 5 * 1024 * 1024 * 1024
-/** DeleteObjects takes at most this many keys per request. */
-const deleteBatch = 1000
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3'
@@ -295,7 +293,7 @@ export class S3Driver implements StorageDriver {
     if (segments.length === 0) await this.putContent(to, '')
     else if (segments.length === 1 && size <= maxCopySize) await this.#copy(segments[0]!, target)
     else await this.#stream(from, target)
-    await this.#deleteKeys([source, ...segments])
+    await deleteKeys(this.client, this.#bucket, [source, ...segments])
   }
 
   async delete(path: string, options?: StatOptions): Promise<void> {
@@ -303,8 +301,8 @@ export class S3Driver implements StorageDriver {
     const key = this.#key(path)
     const head = await this.#head(key)
     if (head === undefined && options?.fileOnly) return
-    if (head === undefined) return this.#deleteKeys(await this.#keysUnder(this.#dirPrefix(path)))
-    await this.#deleteKeys([key, ...(isIndex(head.Metadata) ? segmentKeys(key, head.Metadata) : [])])
+    if (head === undefined) return deleteKeys(this.client, this.#bucket, await keysUnder(this.client, this.#bucket, this.#dirPrefix(path)))
+    await deleteKeys(this.client, this.#bucket, [key, ...(isIndex(head.Metadata) ? segmentKeys(key, head.Metadata) : [])])
   }
 
   /** Also accepts '' for the root. */
@@ -312,15 +310,10 @@ export class S3Driver implements StorageDriver {
     if (path !== '') this.#check(path)
     const prefix = this.#dirPrefix(path)
     const names = new Set<string>()
-    let token: string | undefined
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
-      )
+    for await (const page of listPages(this.client, this.#bucket, prefix, '/')) {
       for (const { Prefix } of page.CommonPrefixes ?? []) if (Prefix !== undefined) names.add(Prefix.slice(prefix.length, -1))
       for (const { Key } of page.Contents ?? []) if (Key !== undefined) names.add(Key.slice(prefix.length))
-      token = page.IsTruncated ? page.NextContinuationToken : undefined
-    } while (token !== undefined)
+    }
     names.delete(reservedName)
     names.delete('')
     return [...names].sort()
@@ -375,32 +368,6 @@ export class S3Driver implements StorageDriver {
     } catch (err) {
       await writer.cancel()
       throw err
-    }
-  }
-
-  async #keysUnder(prefix: string): Promise<string[]> {
-    const keys: string[] = []
-    let token: string | undefined
-    do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token }))
-      for (const { Key } of page.Contents ?? []) if (Key !== undefined) keys.push(Key)
-      token = page.IsTruncated ? page.NextContinuationToken : undefined
-    } while (token !== undefined)
-    return keys
-  }
-
-  async #deleteKeys(keys: string[]): Promise<void> {
-    if (keys.length === 1) {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: keys[0] }))
-      return
-    }
-    for (let i = 0; i < keys.length; i += deleteBatch) {
-      const batch = keys.slice(i, i + deleteBatch)
-      const result = await this.client.send(
-        new DeleteObjectsCommand({ Bucket: this.#bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-      )
-      const failed = result.Errors?.[0]
-      if (failed !== undefined) throw new Error(`delete failed for ${failed.Key ?? 'a key'}: ${failed.Code ?? 'unknown error'}`)
     }
   }
 }
