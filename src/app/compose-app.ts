@@ -18,7 +18,7 @@ import { peerRoutes } from '../coordination/peer-routes.js'
 import { composeCoordination } from './compose-coordination.js'
 import { composeLifecycle, type Lifecycle } from './compose-lifecycle.js'
 import { composeMirror } from './compose-mirror.js'
-import { gcThenTrim, majorGc, minorGc } from './memory-reclaim.js'
+import { gcThenTrim, majorGc, minorGc, pacedScavenges, partsScavengeEveryBytes } from './memory-reclaim.js'
 import { nativeSendfile } from '../transfer/native-sendfile.js'
 import type { PartMemory } from '../storage/driver/s3-client.js'
 import { composeSpool } from './compose-spool.js'
@@ -52,9 +52,10 @@ export interface Composed {
  */
 function partMemory(sendfile: boolean): PartMemory {
   const gc = majorGc()
-  if (gc === undefined) return {}
+  const scavenge = minorGc()
+  if (gc === undefined || scavenge === undefined) return {}
   const native = sendfile ? nativeSendfile().native : undefined
-  return { collectYoung: minorGc(), reclaim: gcThenTrim(gc, native?.trimMemory?.bind(native)) }
+  return { onCopied: pacedScavenges(partsScavengeEveryBytes, scavenge), reclaim: gcThenTrim(gc, native?.trimMemory?.bind(native)) }
 }
 
 /** The configured storage driver; `metrics` and `logger`, when given, count S3 requests and report the store's capabilities. */

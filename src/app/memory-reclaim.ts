@@ -39,15 +39,28 @@ export function minorGc(): (() => void) | undefined {
 /** How many bytes fills copy between two scavenges: the dead chunks stay within twice that. */
 export const scavengeEveryBytes = 8 * 1024 * 1024
 
-/** Runs `scavenge` each time fills have copied `everyBytes` more into the budget's blocks; returns a stop function. */
-export function scavengeWhileFilling(budget: BlockBudget, scavenge: () => void, everyBytes = scavengeEveryBytes): () => void {
-  let copied = 0
-  budget.onCopied = (bytes) => {
-    copied += bytes
-    if (copied < everyBytes) return
-    copied = 0
+/**
+ * How many bytes S3 writes copy into parts between two scavenges. node:http hands each 64 KiB of a
+ * request body over as a Buffer of its own, and a push allocates so little else that no scavenge
+ * came: the dead Buffers started a full mark-compact every ~16 MiB (24 in four 100 MiB pushes, GC
+ * 17% of Ferry's CPU). Every 4 MiB was steadier than 2, 8 or 16 (bench/README.md, #14 sixth round).
+ */
+export const partsScavengeEveryBytes = 4 * 1024 * 1024
+
+/** A counter of bytes that runs `scavenge` each time `everyBytes` more have been counted. */
+export function pacedScavenges(everyBytes: number, scavenge: () => void): (bytes: number) => void {
+  let counted = 0
+  return (bytes) => {
+    counted += bytes
+    if (counted < everyBytes) return
+    counted = 0
     scavenge()
   }
+}
+
+/** Runs `scavenge` each time fills have copied `everyBytes` more into the budget's blocks; returns a stop function. */
+export function scavengeWhileFilling(budget: BlockBudget, scavenge: () => void, everyBytes = scavengeEveryBytes): () => void {
+  budget.onCopied = pacedScavenges(everyBytes, scavenge)
   return () => {
     budget.onCopied = undefined
   }

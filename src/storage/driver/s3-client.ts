@@ -39,13 +39,10 @@ export interface S3DriverOptions extends S3Settings {
 /** What the process does for the memory of parts (composition passes V8's GCs in); nothing by default. */
 export interface PartMemory {
   /**
-   * V8's young-generation GC (a scavenge). node:http hands each 64 KiB of a request body to
-   * JavaScript as a Buffer of its own, and V8 counts those against the old generation's room until
-   * a GC frees them; a push allocates so little else that no scavenge came, and the dead Buffers
-   * started a full mark-compact every ~16 MiB (24 in four 100 MiB pushes; GC was 17% of Ferry's
-   * CPU). Asked for every `youngGcEvery` bytes copied into parts (s3-upload.ts): ~1 ms each.
+   * Told of each chunk of a write copied into a part: the request body's chunk is dead from then
+   * on, and composition paces V8's young-generation GCs by these bytes (app/memory-reclaim.ts).
    */
-  collectYoung?: (() => void) | undefined
+  onCopied?: ((bytes: number) => void) | undefined
   /** Frees what dropped spare buffers held (a full GC, then the C heap trimmed): run as they are dropped. */
   reclaim?: (() => void) | undefined
   /** Milliseconds spare buffers are kept; `spareMs` by default. */

@@ -40,19 +40,15 @@ export function partSizeFor(size: number | undefined, minimum = partSize): numbe
  * How long the buffers of sent parts are kept for the next parts once none is asked for. A part
  * allocated anew is 16 MiB more external memory, and the four of an upload started full GCs of the
  * heap (three per 100 MiB push when pushes were 2 s apart: half of Ferry's CPU left after the
- * young-generation GCs below), so pushes a few seconds apart (an image's layers, a CI's images)
+ * paced young-generation GCs), so pushes a few seconds apart (an image's layers, a CI's images)
  * reuse them.
  */
 const spareMs = 10_000
-
-/** Bytes copied into parts between two of the young-generation GCs PartBudget.copied() asks for. */
-export const youngGcEvery = 4 * MiB
 
 /** Parts in flight across every upload of a driver: a part waits for a slot before it is sent. */
 export class PartBudget extends Slots {
   readonly #spare: Buffer[] = []
   #dropSpares: NodeJS.Timeout | undefined
-  #sinceYoungGc = 0
 
   constructor(
     readonly slots: number,
@@ -61,13 +57,9 @@ export class PartBudget extends Slots {
     super(slots)
   }
 
-  /** Counts bytes copied into parts, and asks for a young-generation GC every `youngGcEvery` of them. */
+  /** Bytes of a write copied into a part, for `PartMemory.onCopied`. */
   copied(bytes: number): void {
-    if (this.memory.collectYoung === undefined) return
-    this.#sinceYoungGc += bytes
-    if (this.#sinceYoungGc < youngGcEvery) return
-    this.#sinceYoungGc = 0
-    this.memory.collectYoung()
+    this.memory.onCopied?.(bytes)
   }
 
   /** A buffer for a whole part of `size` bytes, a sent part's when one is spare (see spareMs). */

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import t from 'tap'
 import type { S3Client } from '@aws-sdk/client-s3'
+import { pacedScavenges, partsScavengeEveryBytes } from '../../../src/app/memory-reclaim.js'
 import { createS3Client, type S3DriverOptions } from '../../../src/storage/driver/s3-client.js'
 import { S3Driver } from '../../../src/storage/driver/s3.js'
 import { PartBudget, partSizeFor } from '../../../src/storage/driver/s3-upload.js'
@@ -111,7 +112,7 @@ t.test('a process-wide budget bounds the parts in flight across writers', async 
 
 t.test('writes ask for a young-generation GC every 4 MiB copied into parts, across writers', async (t) => {
   let collections = 0
-  const { driver } = await recordingDriver({ partMemory: { collectYoung: () => collections++ } })
+  const { driver } = await recordingDriver({ partMemory: { onCopied: pacedScavenges(partsScavengeEveryBytes, () => collections++) } })
   const content = pseudoRandom(18 * MiB, 23)
   for (const name of ['young/1', 'young/2']) {
     const writer = await driver.writer(name)
