@@ -9,6 +9,7 @@
 // GC. A node command line that sets it itself is left alone.
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { getHeapStatistics, setFlagsFromString } from 'node:v8'
+import { commandLineSets } from './young-generation.js'
 
 const flag = '--heap-growing-percent'
 /** Garbage let into the old generation between full GCs. */
@@ -25,7 +26,7 @@ export function growingPercent(live: number): number {
 
 /** Lets the old generation grow in large steps for the rest of the process; false when the command line chose. */
 export function growOldGenerationInLargeSteps(execArgv: readonly string[]): boolean {
-  if (execArgv.some((arg) => arg.replaceAll('_', '-').startsWith(flag))) return false
+  if (commandLineSets(execArgv, flag)) return false
   // Once per process (tests run several pushes in one).
   if (steering) return true
   steering = true

@@ -22,7 +22,7 @@ export type ReleaseYoungGeneration = (boundMiB?: number) => void
  * Undefined when the node command line sets the factor itself: that choice is left alone.
  */
 export function holdYoungGeneration(execArgv: readonly string[]): ReleaseYoungGeneration | undefined {
-  if (execArgv.some((arg) => arg.replaceAll('_', '-').startsWith(flag))) return undefined
+  if (commandLineSets(execArgv, flag)) return undefined
   setGrowth(1)
   let released = false
   return (boundMiB) => {
@@ -50,6 +50,11 @@ function boundYoungGeneration(boundMiB: number): void {
   }
   steer()
   new PerformanceObserver(steer).observe({ entryTypes: ['gc'] })
+}
+
+/** Whether node's command line sets the V8 flag `flag` (either spelling): a choice Ferry leaves alone. */
+export function commandLineSets(execArgv: readonly string[], flag: string): boolean {
+  return execArgv.some((arg) => arg.replaceAll('_', '-').startsWith(flag))
 }
 
 function newSpaceSize(): number {
