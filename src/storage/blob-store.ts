@@ -1,12 +1,13 @@
 // The global content-addressed store. Every byte that reaches a content address here was
 // verified against it first: writers stream into a temp file while hashing, and only a
 // matching file is committed (fsync + rename); anything else is discarded.
+import type { Hash } from 'node:crypto'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
 import { createDigestHash, digestAlgorithm, digestBytes, digestOfHash, type DeferredHashes, type Digest } from '../core/digest.js'
 import { RegistryError } from '../core/errors.js'
 import type { ByteRange } from '../core/range.js'
-import { DeferredDigestingStream, DigestingStream } from './digesting-stream.js'
+import { DigestingStream } from './digesting-stream.js'
 import { FileExistsError, type StorageDriver } from './driver/driver.js'
 import { blobDataPath } from './paths.js'
 
@@ -81,15 +82,15 @@ export class BlobStore {
     // replaces the first with the same bytes.
     const writer = await this.driver.writer(blobDataPath(digest), { signal, size, ifAbsent: true })
     const algorithm = digestAlgorithm(digest)
-    const threads = offThread && algorithm === 'sha256' ? this.hashes : undefined
-    const deferred = threads !== undefined ? new DeferredDigestingStream(threads.sha256(), size) : undefined
-    const digesting = deferred ?? new DigestingStream(createDigestHash(algorithm), size)
+    const deferred = offThread && algorithm === 'sha256' ? this.hashes?.sha256() : undefined
+    const hash = deferred ?? createDigestHash(algorithm)
+    const digesting = new DigestingStream(hash, size)
     try {
       await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
       if (size !== undefined && digesting.bytes !== size) {
         throw new RegistryError('SIZE_INVALID', 'content is shorter than declared', { declared: size, received: digesting.bytes })
       }
-      const actual = deferred ? await deferred.digest() : digestOfHash(algorithm, (digesting as DigestingStream).hash)
+      const actual = deferred ? (`sha256:${await deferred.digest()}` as Digest) : digestOfHash(algorithm, hash as Hash)
       if (actual !== digest) throw new RegistryError('DIGEST_INVALID', undefined, { expected: digest, actual })
       onVerified?.()
       await writer.commit().catch((err: unknown) => {
