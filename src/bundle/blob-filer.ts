@@ -1,9 +1,11 @@
 // Where the blobs a bundle reader meets go (collector.ts finds them): small JSON documents into
 // memory; other blobs straight to the staging repository (a file that can be read again is
-// uploaded from where it lies), through the spool (tee: the upload follows the spool file as it
-// is written), into local storage (`ingest`, a server import), or only hashed (a dry run, a blob
+// uploaded from where it lies), streamed into the sink as they pass (`ingest`: a server import's
+// local storage, or a registry's PUT for a blob the bundle names by digest), through the spool
+// (tee: the upload follows the spool file as it is written), or only hashed (a dry run, a blob
 // the destination has). Plain docker-save layers can be compressed on the way (--layer-compression).
-// Every blob is checked against the digest the bundle names; a mismatch is filed as a problem.
+// Every blob is checked against the digest the bundle names (here, or by the registry it streams
+// to); a mismatch is filed as a problem.
 import { Readable } from 'node:stream'
 import { digestBytes, tryParseDigest, type Digest } from '../core/digest.js'
 import { maxManifestBytes } from '../core/manifest.js'
@@ -36,6 +38,11 @@ export interface BlobFilerOptions {
   stage?: Stage
   /** Takes the place of the spool and `stage` when set. */
   ingest?: Ingest
+  /**
+   * Ingest only blobs whose digest the bundle names (a registry's upload carries it up front); a
+   * layer named by its path goes through the spool.
+   */
+  ingestNamedOnly?: boolean
   /** Whether a blob whose digest the bundle names is in the staging repository already. */
   isStaged?: (digest: Digest) => Promise<boolean>
   spool: Spool
@@ -82,13 +89,9 @@ export class BlobFiler {
     }
     const record: BlobRecord = { digest: expectedDigest ?? ('' as Digest), size: entry.size, origin }
     if (compression === 'tar' || isCompression(compression)) record.compression = compression === 'tar' ? undefined : compression
-    const { layerCompression } = this.#options
-    if (
-      expectedDigest === undefined &&
-      !isCompression(compression) &&
-      layerCompression !== undefined &&
-      this.#options.ingest === undefined
-    ) {
+    const { layerCompression, ingestNamedOnly } = this.#options
+    const ingest = expectedDigest === undefined && ingestNamedOnly === true ? undefined : this.#options.ingest
+    if (expectedDigest === undefined && !isCompression(compression) && layerCompression !== undefined && ingest === undefined) {
       return this.#readCompressed(entry, stream, record, layerCompression)
     }
     if (entry.file !== undefined) {
@@ -102,7 +105,6 @@ export class BlobFiler {
       this.#remember(record)
       return record.digest
     }
-    const ingest = this.#options.ingest
     if (ingest !== undefined) {
       const staged = expectedDigest !== undefined && (await this.#options.isStaged?.(expectedDigest)) === true
       const digest = staged ? (await digestOf(stream)).digest : await ingest({ stream, size: entry.size, expected: expectedDigest, origin })

@@ -3,14 +3,18 @@
 //
 // Design. A compressed bundle cannot be seeked, and a docker save writes manifest.json last, so
 // which image a blob belongs to is often unknown while the blob streams by. Rather than extract
-// the bundle (disk as large as the bundle) or read it twice, every blob is uploaded as it passes,
-// once per digest, into a staging repository of the namespace (staging.ts): written to a temp
-// file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk, so the archive keeps
-// streaming while up to --concurrency uploads run, and a failed upload can be sent again; uploads
-// read the file as it is written, so several overlap the reading), checked against its digest,
-// uploaded, deleted. Only small JSON documents (manifests, indexes, configs, index.json,
-// manifest.json) stay in memory. A folder, or a plain tar file (read by position, tar-file.ts),
-// needs none of this: its blobs are uploaded from where they lie once their image is pushed.
+// the bundle (disk as large as the bundle), every blob is uploaded as it passes, once per digest,
+// into a staging repository of the namespace (staging.ts). A blob the bundle names by digest (OCI
+// layouts, Docker 25+ saves, Zarf, Hauler) streams straight from the decompressor into one PUT
+// (the sink's writeBlob): no disk, one copy, the registry checks the digest. Its bytes are gone
+// once sent, so a PUT that fails is not retried in place: once the archive has ended, the bundle
+// file is read a second time and only those blobs are sent, through the spool (#readAgain). A
+// layer named by its path (a legacy docker save) needs its digest before its PUT: it is written
+// to a temp file while hashed (spool.ts: at most 64 MiB plus the largest blob on disk; uploads
+// read the file as it is written and a failed one is sent again), uploaded, deleted. Only small
+// JSON documents (manifests, indexes, configs, index.json, manifest.json) stay in memory. A
+// folder, or a plain tar file (read by position, tar-file.ts), needs none of this: its blobs are
+// uploaded from where they lie once their image is pushed.
 // Once the archive has ended, the images are known (plan.ts); each is pushed in order
 // (image-pusher.ts): blobs mounted from the staging repository, then its manifests, the tag last. An image with a missing, corrupt or mismatching blob (or from an
 // archive that could not be read to its end) is never tagged; the others are.
@@ -30,7 +34,7 @@ import { repositoryIn, type PushContext } from './push-context.js'
 import { recallEarlier, type EarlierImage } from './recall.js'
 import { initialPushStats, type ImageProgress, type ImageResult, type PushEvent, type PushReport, type PushStats } from './results.js'
 import { FatalSinkError, type BundleSink } from './sink.js'
-import { Spool, defaultSpoolBudget } from './spool.js'
+import { Spool, defaultSpoolBudget, removeOrphanSpools } from './spool.js'
 import { Staging } from './staging.js'
 
 export { stagingRepository } from './staging.js'
@@ -97,6 +101,7 @@ export class BundlePush {
 
   async run(): Promise<PushReport> {
     if (this.#options.sink !== undefined) await recallEarlier(this.#context, this.#options.earlier ?? [], this.#options.concurrency)
+    await removeOrphanSpools(this.#options.spoolDir)
     const spool = new Spool(this.#options.spoolBudget ?? defaultSpoolBudget, this.#options.spoolDir)
     let fatal: Error | undefined
     const staging = this.#staging
@@ -110,9 +115,11 @@ export class BundlePush {
       },
       ...(this.#options.sink ? { stage: (blob) => staging.upload(blob), isStaged: (digest) => staging.has(digest) } : {}),
       ...(this.#options.sink?.writeBlob ? { ingest: (blob) => staging.ingest(blob) } : {}),
+      ...(this.#options.sink?.writeBlobNeedsDigest === true ? { ingestNamedOnly: true } : {}),
     })
     try {
       await collector.read(this.#options.source)
+      await this.#readAgain(spool)
     } catch (err) {
       fatal = this.#fatalReason ?? (err as Error)
     } finally {
@@ -148,6 +155,32 @@ export class BundlePush {
       this.stats.spoolPeak = spool.peak
       await spool.close()
       this.stats.phase = 'done'
+    }
+  }
+
+  /**
+   * Sends the blobs whose streamed upload failed (staging.replays) from a second reading of the
+   * bundle file, through the spool, whose uploads are retried. Only those blobs are written; the
+   * rest of the bundle is read and dropped. A bundle that streamed in cannot be read again: the
+   * images of those blobs fail, and a rerun sends them.
+   */
+  async #readAgain(spool: Spool): Promise<void> {
+    const staging = this.#staging
+    await staging.settled()
+    const wanted = staging.replays
+    const source = this.#options.source
+    if (wanted.size === 0 || typeof source !== 'string') return
+    this.#options.onEvent?.({ type: 'read.again', blobs: wanted.size })
+    const again = new Collector({
+      spool,
+      signal: this.#context.signal,
+      stage: (blob) => staging.replay(blob),
+      isStaged: async (digest) => !wanted.has(digest),
+    })
+    try {
+      await again.read(source)
+    } finally {
+      await again.settled()
     }
   }
 

@@ -12,7 +12,7 @@ import { ClientError } from '../client/client-error.js'
 import type { ClientResponse } from '../client/http-exchange.js'
 import type { RegistryClient } from '../client/registry-client.js'
 import { backoffDelay, retryPolicy, type RetryOptions, type RetryPolicy } from '../client/retry.js'
-import { ContentMismatchError, FatalSinkError, type BundleSink } from './sink.js'
+import { ContentMismatchError, FatalSinkError, StreamedOnceError, type BundleSink, type WrittenBlob } from './sink.js'
 
 class StatusError extends Error {
   constructor(
@@ -27,6 +27,7 @@ class StatusError extends Error {
 const maxErrorBody = 64 * 1024
 
 export class RegistrySink implements BundleSink {
+  readonly writeBlobNeedsDigest = true
   readonly #client: RegistryClient
   readonly #retry: RetryPolicy
 
@@ -107,6 +108,51 @@ export class RegistrySink implements BundleSink {
       const failure = await this.#failure(response, `PUT ${repo} blob ${digest}`)
       throw mismatch ?? failure
     })
+  }
+
+  /**
+   * Streams a blob the bundle names by digest to the registry as its bytes pass, read once: POST,
+   * then one PUT `?digest=` carrying them (the registry checks the digest before it commits).
+   * Resolves once every byte has passed, with `committed` the PUT's answer. A PUT that fails
+   * cannot be sent again, the bytes having gone: `committed` then rejects with a StreamedOnceError
+   * (the rest of the blob is read and dropped, so the bundle reads on), and the caller sends the
+   * blob again from another reading of the bundle. A 400 DIGEST_INVALID becomes ContentMismatchError.
+   */
+  async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
+    if (expected === undefined) throw new Error(`a blob streamed to ${this.#client.url.host} needs its digest`)
+    const location = await this.#retrying(signal, () => this.#startUpload(repo, signal))
+    location.searchParams.set('digest', expected)
+    const source = new StreamedOnce(stream)
+    const put = this.#client
+      .request({
+        method: 'PUT',
+        path: `${location.pathname}${location.search}`,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body: () => source.body(),
+        scope: push(repo),
+        ...opt(signal),
+      })
+      .then(async (response) => {
+        if (response.status === 201) return void (await response.dump())
+        const failure = await this.#failure(response, `PUT ${repo} blob ${expected}`)
+        if (failure instanceof StatusError && response.status === 400 && /DIGEST_INVALID|SIZE_INVALID/.test(failure.message)) {
+          throw new ContentMismatchError(`content does not match its digest ${expected} (${failure.message})`)
+        }
+        throw failure
+      })
+    const committed = put.catch((err: unknown) => {
+      if (source.failure !== undefined) throw source.failure
+      // A definite answer (a mismatch, 403, refused credentials) is final; a failed or cut request is sent again.
+      if (signal?.aborted || err instanceof ContentMismatchError || (err instanceof StatusError && !transient(err))) throw err
+      const fatal = this.#fatal(err)
+      if (fatal instanceof FatalSinkError) throw fatal
+      throw new StreamedOnceError(`${(err as Error).message} (the blob is read from the bundle again)`, { cause: err })
+    })
+    committed.catch(() => undefined)
+    // The bytes have passed once the PUT took them all, or once it failed and the rest was dropped.
+    await Promise.race([source.passed, put.catch(() => source.drain())])
+    if (source.failure !== undefined) throw source.failure
+    return { digest: expected, committed }
   }
 
   mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean> {
@@ -276,6 +322,55 @@ export class RegistrySink implements BundleSink {
  */
 function unsure(status: number): boolean {
   return status === 429 || status >= 500
+}
+
+/**
+ * A blob's bytes as one request body, read once. A second body (the client retrying, or
+ * answering a 401) fails at once: those bytes are gone. `drain` reads what the request left;
+ * `failure` is the stream's own error (a corrupt or truncated bundle), which is the reader's.
+ */
+class StreamedOnce {
+  readonly #stream: Readable
+  #taken = false
+  #ended = false
+  failure: Error | undefined
+  readonly passed: Promise<void>
+  #pass!: () => void
+
+  constructor(stream: Readable) {
+    this.#stream = stream
+    this.passed = new Promise((resolve) => (this.#pass = resolve))
+  }
+
+  body(): AsyncIterable<Buffer> {
+    if (this.#taken) throw new StreamedOnceError('the blob went by in the bundle once and cannot be sent again from there')
+    this.#taken = true
+    return this.#chunks()
+  }
+
+  async *#chunks(): AsyncGenerator<Buffer> {
+    try {
+      // Not destroyed when the request stops taking chunks: drain() reads the rest.
+      for await (const chunk of this.#stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer
+      this.#ended = true
+      this.#pass()
+    } catch (err) {
+      this.failure = err as Error
+      this.#pass()
+      throw err
+    }
+  }
+
+  async drain(): Promise<void> {
+    if (this.#ended || this.failure !== undefined) return
+    try {
+      for await (const chunk of this.#stream.iterator({ destroyOnReturn: false })) void chunk
+    } catch (err) {
+      this.failure = err as Error
+    }
+    this.#ended = true
+    this.#pass()
+  }
 }
 
 /** `chunks` as they are, telling `onError` what ended them. */

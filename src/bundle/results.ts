@@ -16,6 +16,8 @@ export interface ImageResult {
 
 export type PushEvent =
   | { type: 'read.done'; bytes: number; images: number }
+  /** Blobs whose streamed upload failed are sent again from a second reading of the bundle file. */
+  | { type: 'read.again'; blobs: number }
   | { type: 'image.start'; source: string | undefined; destination: string }
   /** A blob finished uploading; `bytesPushed` is the run's total so far (it only grows). */
   | { type: 'blob.progress'; digest: Digest; size: number; bytesPushed: number }

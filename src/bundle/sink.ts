@@ -28,6 +28,8 @@ export interface BundleSink {
    * reads on while a blob commits.
    */
   writeBlob?(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob>
+  /** writeBlob takes only blobs whose digest the bundle names (a registry's upload carries it up front). */
+  readonly writeBlobNeedsDigest?: boolean
   /** Links a blob `from` another repository; false when the destination would not (it then has nothing new). */
   mountBlob(repo: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean>
   /** The digest `reference` (a tag or digest) resolves to in `repo`, undefined when absent. */
@@ -62,5 +64,13 @@ export class ContentMismatchError extends Error {
   constructor(message: string) {
     super(message)
     this.name = 'ContentMismatchError'
+  }
+}
+
+/** A streamed upload (writeBlob) that failed with its bytes gone: the blob must be read from the bundle again. */
+export class StreamedOnceError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StreamedOnceError'
   }
 }

@@ -145,7 +145,6 @@ export class Spool {
     this.#used += size
     this.peak = Math.max(this.peak, this.#used)
     if (this.#dir === undefined) {
-      await removeOrphans(this.#parent)
       this.#dir = await mkdtemp(join(this.#parent, `ferry-push-${process.pid}-`))
     }
     const path = join(this.#dir, `blob-${this.#sequence++}`)
@@ -303,8 +302,8 @@ export function verified(open: () => Readable, digest: Digest, size: number): Re
   return source.pipe(check)
 }
 
-/** Spool folders of runs that were killed (SIGKILL leaves them): named after a process that is gone. */
-async function removeOrphans(parent: string): Promise<void> {
+/** Removes the spool folders of runs that were killed (SIGKILL leaves them): named after a process that is gone. */
+export async function removeOrphanSpools(parent: string = tmpdir()): Promise<void> {
   let names: string[]
   try {
     names = await readdir(parent)

@@ -9,6 +9,7 @@ import type { Digest } from '../core/digest.js'
 import { bundleStagingRepository } from '../core/imports.js'
 import { countPushed, repositoryIn, type PushContext } from './push-context.js'
 import type { ImageResult, StagingOutcome } from './results.js'
+import { StreamedOnceError } from './sink.js'
 
 export const stagingRepository = bundleStagingRepository
 
@@ -22,6 +23,8 @@ export class Staging {
   readonly #held = new Set<Digest>()
   /** Commits of ingested blobs still running, each settling either way. */
   readonly #committing = new Set<Promise<void>>()
+  /** Streamed blobs whose upload failed with the bytes gone (StreamedOnceError): their origins, for a second reading. */
+  readonly #replays = new Map<Digest, string>()
 
   constructor(context: PushContext, namespace: string) {
     this.#context = context
@@ -89,12 +92,14 @@ export class Staging {
       if (blob.expected !== undefined && digest !== blob.expected) return digest
       const home = committed.then(
         () => {
-          context.stats.blobsPushed++
-          context.stats.bytesPushed += blob.size
+          // A server import unlinks its staged blobs itself (import-housekeeping.ts).
+          if (context.sink.deleteBlob !== undefined) this.#held.add(digest)
+          countPushed(context, digest, blob.size)
           return this.repository
         },
         (err: unknown) => {
           context.fail(err)
+          if (err instanceof StreamedOnceError) this.#replays.set(digest, blob.origin)
           throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
         },
       )
@@ -108,8 +113,25 @@ export class Staging {
       return digest
     } catch (err) {
       context.fail(err)
+      // The bundle itself broke (corrupt, truncated): its own message names it.
+      if (err === blob.stream.errored) throw err
       throw new Error(`${blob.origin}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /** Blobs to send again from a second reading of the bundle (after settled()): digest → origin. */
+  get replays(): ReadonlyMap<Digest, string> {
+    return this.#replays
+  }
+
+  /** Uploads a blob of the second reading (`upload`), its home then what that gave, either way. */
+  async replay(blob: Parameters<Staging['upload']>[0]): Promise<void> {
+    this.#replays.delete(blob.digest)
+    const uploading = this.upload(blob)
+    const home = uploading.then(() => this.repository)
+    home.catch(() => undefined)
+    this.#context.homes.set(blob.digest, home)
+    await uploading
   }
 
   /** Waits until every blob ingest() took has been committed, or failed to. */

@@ -125,7 +125,8 @@ export async function pushImages(options: PushImagesOptions, io: CliIo): Promise
         if (event.type === 'read.done') progress.imagesTotal = event.images
         if (event.type === 'image.done' || event.type === 'image.failed') progress.imagesDone++
         // Lines printed above the progress block, which is drawn again below them.
-        const prints = event.type === 'read.done' || event.type === 'image.done' || event.type === 'image.failed'
+        const prints =
+          event.type === 'read.done' || event.type === 'read.again' || event.type === 'image.done' || event.type === 'image.failed'
         if (prints) progress.clear()
         onEvent(event, destination, options, io, emit)
         if (prints) progress.resume()
@@ -164,6 +165,7 @@ function onEvent(
   emit({ ...event, ...(full !== undefined ? { destination: full } : {}) })
   if (options.json) return
   if (event.type === 'read.done') io.stderr.write(`read the bundle: ${event.images} image(s)\n`)
+  if (event.type === 'read.again') io.stderr.write(`reading the bundle again for ${event.blobs} blob(s) whose upload failed\n`)
   if (event.type === 'image.done') {
     io.stdout.write(`${event.unchanged ? 'unchanged' : 'pushed'}  ${event.source ?? '(no name)'} → ${full}@${event.digest}\n`)
   }

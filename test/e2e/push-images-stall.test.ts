@@ -4,6 +4,9 @@
 // headers timeout (120 s) would end a stalled upload too, far later: these runs must finish well
 // before it. An image's bytes in place never go back while its upload is cut and sent again.
 import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
+import { createGzip } from 'node:zlib'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -68,7 +71,16 @@ async function pushCli(args: string[], env: Record<string, string> = {}) {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .find((e) => e.type === 'summary')
-  return { exit: fake.exits[0] ?? -1, stderr: fake.stderr(), summary }
+  const events = fake
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+  return { exit: fake.exits[0] ?? -1, stderr: fake.stderr(), summary, events }
+}
+
+async function gzipFile(from: string, to: string): Promise<void> {
+  await pipeline(createReadStream(from), createGzip(), createWriteStream(to))
 }
 
 const missing = missingTools('tar')
@@ -167,6 +179,56 @@ if (missing.length > 0) {
     const tag = await fetch(`${server.url}/v2/corrupt/x/big/manifests/1.0`, { method: 'HEAD' })
     t.equal(tag.status, 404, 'nothing tagged')
   })
+
+  // A compressed bundle cannot be seeked: its blobs are uploaded as they stream out of it, read once.
+  t.test('a streamed blob whose upload stalls is read from the bundle again and sent; the run exits 0', bound, async (t) => {
+    const gz = join(work, 'bundle.tar.gz')
+    await gzipFile(tar, gz)
+    const proxy = await startStallProxy(server.url, { upload: uploadOfLayer, afterBytes: MiB })
+    t.teardown(() => proxy.close())
+    const args = ['--source', gz, '--private-registry', `http://${proxy.host}/streamed`, '--digest-map', join(work, 'streamed.json')]
+    const pushed = await pushCli([...args, '--stall-timeout', '1'])
+    t.equal(pushed.exit, 0, pushed.stderr)
+    t.same(proxy.stalled(), { uploads: 1, downloads: 0 }, 'the layer upload stalled once')
+    t.same(
+      pushed.events.filter((e) => e.type === 'read.again'),
+      [{ type: 'read.again', blobs: 1 }],
+      'the bundle was read again for that one blob',
+    )
+    t.equal(pushed.summary?.pushed, 1)
+    const blob = await fetch(`${server.url}/v2/streamed/x/big/blobs/sha256:${layerHex}`)
+    t.equal(blob.status, 200)
+    t.equal(sha256(Buffer.from(await blob.arrayBuffer())), `sha256:${layerHex}`, 'the layer landed whole')
+    const tag = await fetch(`${server.url}/v2/streamed/x/big/manifests/1.0`, { method: 'HEAD' })
+    t.equal(tag.status, 200, 'and the image is tagged')
+  })
+
+  t.test(
+    'a streamed blob whose bytes do not match its name: the registry refuses it; file and image named, nothing tagged',
+    bound,
+    async (t) => {
+      const corrupt = join(work, 'corrupt-streamed')
+      await writeLayout(corrupt)
+      await writeFile(join(corrupt, 'blobs', 'sha256', layerHex), Buffer.alloc(layer.length, 9))
+      const corruptTar = join(work, 'corrupt-streamed.tar')
+      await run('tar', ['-cf', corruptTar, '-C', corrupt, 'oci-layout', 'blobs', 'index.json'])
+      const gz = `${corruptTar}.gz`
+      await gzipFile(corruptTar, gz)
+      const args = ['--source', gz, '--private-registry', `http://${server.host}/corrupt-streamed`, '--digest-map', join(work, 'cs.json')]
+      const pushed = await pushCli(args)
+      t.not(pushed.exit, 0)
+      t.match(pushed.summary?.failures, [
+        { source, error: new RegExp(`${gz}!/blobs/sha256/${layerHex}.*content does not match its digest`) },
+      ])
+      t.same(
+        pushed.events.filter((e) => e.type === 'read.again'),
+        [],
+        'a mismatch is final: the bundle is not read again',
+      )
+      const tag = await fetch(`${server.url}/v2/corrupt-streamed/x/big/manifests/1.0`, { method: 'HEAD' })
+      t.equal(tag.status, 404, 'nothing tagged')
+    },
+  )
 
   t.test('a stall timeout that is not a positive number is refused', async (t) => {
     const flag = await pushCli(['--source', tar, '--private-registry', `http://${server.host}/x`, '--stall-timeout', '0'])
