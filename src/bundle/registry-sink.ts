@@ -150,7 +150,8 @@ export class RegistrySink implements BundleSink {
     })
     committed.catch(() => undefined)
     // The bytes have passed once the PUT took them all, or once it failed and the rest was dropped.
-    await Promise.race([source.passed, put.catch(() => source.drain())])
+    // (Not after a cancel: the run is ending.)
+    await Promise.race([source.passed, put.catch(() => (signal?.aborted ? undefined : source.drain()))])
     if (source.failure !== undefined) throw source.failure
     return { digest: expected, committed }
   }
