@@ -88,6 +88,8 @@ export interface ComposeOptions {
   serverOptions?: AppServerOptions | undefined
   /** The clock of tag freshness and token expiry; tests inject one to step past a TTL without waiting. */
   now?: () => number
+  /** Told of the bytes pushed blobs bring in (uploads and imports), as they arrive. */
+  onBytesIn?: ((bytes: number) => void) | undefined
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
@@ -101,7 +103,7 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   }
   // The bulk import's hashes (the bundle's, each blob's) run on these, not on the main thread.
   const hashes = new HashThreads()
-  const registry = new LocalRegistry(driver, { ...storageCaches, hashes })
+  const registry = new LocalRegistry(driver, { ...storageCaches, hashes, ...(options.onBytesIn ? { onBytesIn: options.onBytesIn } : {}) })
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const coordinator = await composeCoordination(config.coordination, logger)
   const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger, coordinator)

@@ -30,14 +30,18 @@ interface ServingTls {
   serverOptions: AppServerOptions
 }
 
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  hooks: { onBytesIn?: (bytes: number) => void } = {},
+): Promise<RunningServer> {
   if (config.storage.driver === 'filesystem') await prepareStorageFolder(config.storage.filesystem.path)
   // Checked before anything else starts: a bad certificate fails start-up naming key and file.
   const tls = await loadServingTls(config).catch((err: unknown) => {
     if (err instanceof TlsFileError) throw new StartupError(err.configKey, `cannot serve HTTPS: ${err.message}`, { cause: err })
     throw err
   })
-  const composed = await compose(config, logger, { serverOptions: tls?.serverOptions })
+  const composed = await compose(config, logger, { serverOptions: tls?.serverOptions, onBytesIn: hooks.onBytesIn })
   const { app } = composed
   app.server.keepAliveTimeout = config.http.idleTimeout
   // Idle sockets (a stalled client mid-upload included) are cut after the same idle time;

@@ -17,7 +17,7 @@ import { nameStrategies, type NameStrategy } from '../bundle/naming.js'
 import { parsePlatform, type Platform } from '../bundle/plan.js'
 import { interruptedBySignals, type CliIo } from './io.js'
 import { destinationClient, parseDestination, type Destination, type DestinationAccess } from './push-destination.js'
-import { growOldGenerationInLargeSteps } from './push-heap.js'
+import { growOldGenerationInLargeSteps, oldGenerationRoom } from './old-generation.js'
 import { PushProgress } from './push-progress.js'
 import { formatReport, formatTable } from './push-report.js'
 
@@ -79,7 +79,7 @@ export function addPushCommand(program: Command, io: CliIo): void {
       'none',
     )
     .action(async (options: PushImagesOptions) => {
-      growOldGenerationInLargeSteps(process.execArgv)
+      growOldGenerationInLargeSteps(process.execArgv, oldGenerationRoom.push)
       io.exit(await pushImages(options, io))
     })
 }

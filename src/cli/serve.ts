@@ -9,9 +9,16 @@ import { StartupError } from '../core/startup-error.js'
 import { watchFile } from '../reload/file-watch.js'
 import { logOutput } from '../observability/log-output.js'
 import { createLogger } from '../observability/logger.js'
+import { growOldGenerationWhileReceiving, oldGenerationRoom } from './old-generation.js'
 import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
+
+/** What `serve` hands the server besides its config. */
+export interface ServerHooks {
+  /** Told of the bytes pushed blobs bring in, as they arrive (old-generation.ts). */
+  onBytesIn?: (bytes: number) => void
+}
 
 export interface RunningServer {
   url: string
@@ -21,7 +28,7 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-export type StartServer = (config: Config, logger: Logger) => Promise<RunningServer>
+export type StartServer = (config: Config, logger: Logger, hooks?: ServerHooks) => Promise<RunningServer>
 
 export interface ServeDeps {
   /** Replaces the real server in tests. */
@@ -90,7 +97,8 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   let server: RunningServer
   try {
     const startServer = deps.startServer ?? (await loadStartServer())
-    server = await startServer(config, logger)
+    const onBytesIn = growOldGenerationWhileReceiving(process.execArgv, oldGenerationRoom.serve)
+    server = await startServer(config, logger, onBytesIn ? { onBytesIn } : {})
   } catch (err) {
     reportStartupFailure(err, logger, io)
     io.exit(1)

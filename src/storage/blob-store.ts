@@ -11,14 +11,28 @@ import { DigestingStream } from './digesting-stream.js'
 import { FileExistsError, type StorageDriver } from './driver/driver.js'
 import { blobDataPath } from './paths.js'
 
+export interface BlobStoreOptions {
+  /** Whole-blob reads are redirected to a URL of the store valid this long, where the driver can sign one. */
+  redirectSeconds?: number | undefined
+  /** Threads write() may hash on when asked to (a bulk import's blobs). */
+  hashes?: DeferredHashes | undefined
+  /** Told of the bytes every write takes in, as they pass. */
+  onBytesIn?: ((bytes: number) => void) | undefined
+}
+
 export class BlobStore {
+  private readonly redirectSeconds: number | undefined
+  private readonly hashes: DeferredHashes | undefined
+  readonly onBytesIn: ((bytes: number) => void) | undefined
+
   constructor(
     private readonly driver: StorageDriver,
-    /** Whole-blob reads are redirected to a URL of the store valid this long, where the driver can sign one. */
-    private readonly redirectSeconds?: number,
-    /** Threads write() may hash on when asked to (a bulk import's blobs). */
-    private readonly hashes?: DeferredHashes,
-  ) {}
+    options: BlobStoreOptions = {},
+  ) {
+    this.redirectSeconds = options.redirectSeconds
+    this.hashes = options.hashes
+    this.onBytesIn = options.onBytesIn
+  }
 
   async size(digest: Digest): Promise<number | undefined> {
     const info = await this.driver.stat(blobDataPath(digest), { fileOnly: true })
@@ -84,7 +98,7 @@ export class BlobStore {
     const algorithm = digestAlgorithm(digest)
     const deferred = offThread && algorithm === 'sha256' ? this.hashes?.sha256() : undefined
     const hash = deferred ?? createDigestHash(algorithm)
-    const digesting = new DigestingStream(hash, size)
+    const digesting = new DigestingStream(hash, size, this.onBytesIn)
     try {
       await pipeline(body, digesting, writer.stream, signal ? { signal } : {})
       if (size !== undefined && digesting.bytes !== size) {

@@ -34,6 +34,8 @@ export interface LocalRegistryOptions {
   redirectSeconds?: number
   /** Threads that blobs put with `offThread` (a bulk import's) are hashed on. */
   hashes?: DeferredHashes
+  /** Told of the bytes every blob write and upload takes in, as they pass (composition paces the GC on it). */
+  onBytesIn?: (bytes: number) => void
 }
 
 /** Repository objects kept per registry (each a few small objects). */
@@ -57,7 +59,11 @@ export class LocalRegistry implements Registry {
     private readonly driver: StorageDriver,
     options: LocalRegistryOptions = {},
   ) {
-    this.blobStore = new BlobStore(driver, options.redirectSeconds, options.hashes)
+    this.blobStore = new BlobStore(driver, {
+      redirectSeconds: options.redirectSeconds,
+      hashes: options.hashes,
+      onBytesIn: options.onBytesIn,
+    })
     this.storagePrefix = options.storagePrefix ?? ''
     this.indexes = driver.costlyLists ? new RegistryIndexes(driver, new KeyedLock(), this.storagePrefix) : undefined
     this.metadata = new MetadataCache({ ttlMs: options.metadataTtlMs ?? 5000 })

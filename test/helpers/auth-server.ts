@@ -26,6 +26,8 @@ export interface AuthServerOptions {
   now?: () => number
   /** Last changes to the config before it is composed. */
   configure?: (config: Config) => void
+  /** Told of the bytes pushed blobs bring in (ComposeOptions.onBytesIn). */
+  onBytesIn?: (bytes: number) => void
 }
 
 export async function startAuthServer(t: Test, options: AuthServerOptions = {}): Promise<AuthServer> {
@@ -39,6 +41,7 @@ export async function startAuthServer(t: Test, options: AuthServerOptions = {}):
       ...(options.logLevel ? { logLevel: options.logLevel } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.configure ? { configure: options.configure } : {}),
+      ...(options.onBytesIn ? { onBytesIn: options.onBytesIn } : {}),
     },
   )
   t.teardown(async () => {

@@ -41,6 +41,8 @@ export interface MirrorServerOptions {
   now?: () => number
   /** Last changes to the config before it is composed (cache quota, maintenance settings, …). */
   configure?: (config: Config) => void
+  /** Told of the bytes pushed blobs bring in (ComposeOptions.onBytesIn). */
+  onBytesIn?: (bytes: number) => void
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
@@ -56,7 +58,10 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   const logs: string[] = []
   // The production logger options (redaction included), so tests see what operators see.
   const logger = createLogger(options.logLevel ?? 'info', { write: (line: string) => void logs.push(line) })
-  const composed = await compose(config, logger, options.now ? { now: options.now } : {})
+  const composed = await compose(config, logger, {
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.onBytesIn ? { onBytesIn: options.onBytesIn } : {}),
+  })
   await composed.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = composed.app.server.address() as AddressInfo
   return {

@@ -37,7 +37,7 @@ t.test('a blob hashed on the thread is stored only when it matches', async (t) =
     await threads.close()
     await rm(root, { recursive: true, force: true })
   })
-  const store = new BlobStore(new FilesystemDriver(root), undefined, threads)
+  const store = new BlobStore(new FilesystemDriver(root), { hashes: threads })
   const bytes = randomBytes(2 * 1024 * 1024 + 3)
   const digest = `sha256:${sha256([bytes])}` as Digest
   let verified = false
