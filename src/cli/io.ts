@@ -2,7 +2,7 @@
 // only through CliIo, so tests run them in-process with fakes; processIo() is the real thing.
 import type { DestinationStream } from 'pino'
 import type { LogSink } from '../observability/log-output.js'
-import { ConfigError } from '../config/load.js'
+import { ConfigError } from '../config/errors.js'
 
 export interface Output {
   write(chunk: string): unknown

@@ -32,7 +32,7 @@ t.test('an unknown command is a usage error with a suggestion', async (t) => {
 })
 
 t.test('buildProgram lists the commands', async (t) => {
-  const names = buildProgram(fakeIo().io).commands.map((c) => c.name())
+  const names = (await buildProgram(fakeIo().io)).commands.map((c) => c.name())
   t.same(names.sort(), [
     'bundle',
     'config',
@@ -47,4 +47,15 @@ t.test('buildProgram lists the commands', async (t) => {
     'serve',
     'storage',
   ])
+})
+
+t.test('a command named first loads only its own module; anything else loads them all', async (t) => {
+  const names = async (args: string[]): Promise<string[]> => (await buildProgram(fakeIo().io, {}, args)).commands.map((c) => c.name())
+  t.same(await names(['healthcheck', '--url', 'http://x']), ['healthcheck'])
+  t.same(await names(['push', 'images', '--source', 'b.tar']), ['push'])
+  t.same(await names(['storage', 'du']), ['gc', 'scrub', 'storage'])
+  t.equal((await names(['--help'])).length, 12)
+  t.equal((await names(['--listen', '127.0.0.1:5000'])).length, 12, "serve's flags alone: serve is the default command")
+  t.equal((await names(['confg'])).length, 12, 'a typo: every name, for the suggestion')
+  t.same(await names(['--version']), [])
 })

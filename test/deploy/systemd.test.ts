@@ -51,7 +51,7 @@ t.test('the unit runs ferry serve with its config, as a dedicated user, reloadin
   t.equal(program, 'ferry', 'the npm package bin')
   t.equal(command, 'serve')
   // The flags as `ferry serve` parses them: an unknown one would make commander fail.
-  const serve = buildProgram(fakeIo().io).commands.find((c) => c.name() === 'serve')!
+  const serve = (await buildProgram(fakeIo().io)).commands.find((c) => c.name() === 'serve')!
   const parsed = serve.parseOptions(args)
   t.same(parsed.unknown, [], 'every flag is one serve knows')
   t.same(args, ['--config', '/etc/ferry/ferry.yaml'])
