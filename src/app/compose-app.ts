@@ -88,7 +88,7 @@ export interface ComposeOptions {
   serverOptions?: AppServerOptions | undefined
   /** The clock of tag freshness and token expiry; tests inject one to step past a TTL without waiting. */
   now?: () => number
-  /** Told of the bytes pushed blobs bring in (uploads and imports), as they arrive. */
+  /** Told of the bytes uploads of pushed blobs bring in (not a bulk import's), as they arrive. */
   onBytesIn?: ((bytes: number) => void) | undefined
 }
 

@@ -16,7 +16,7 @@ import { reportingConfigErrors, type CliIo } from './io.js'
 
 /** What `serve` hands the server besides its config. */
 export interface ServerHooks {
-  /** Told of the bytes pushed blobs bring in, as they arrive (old-generation.ts). */
+  /** Told of the bytes uploads of pushed blobs bring in, as they arrive (old-generation.ts). */
   onBytesIn?: (bytes: number) => void
 }
 

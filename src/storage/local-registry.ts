@@ -34,7 +34,7 @@ export interface LocalRegistryOptions {
   redirectSeconds?: number
   /** Threads that blobs put with `offThread` (a bulk import's) are hashed on. */
   hashes?: DeferredHashes
-  /** Told of the bytes every blob write and upload takes in, as they pass (composition paces the GC on it). */
+  /** Told of the bytes uploads take in, as they pass; not of a bulk import's (serve steers V8's heap on it). */
   onBytesIn?: (bytes: number) => void
 }
 
