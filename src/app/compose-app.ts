@@ -12,6 +12,7 @@ import type { StatusFacts } from '../observability/status-report.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
 import { FilesystemDriver } from '../storage/driver/filesystem.js'
 import { LocalRegistry } from '../storage/local-registry.js'
+import type { UploadWatch } from '../storage/digesting-stream.js'
 import { composeImports } from './compose-imports.js'
 import { HashThreads } from '../storage/hash-threads.js'
 import { peerRoutes } from '../coordination/peer-routes.js'
@@ -88,8 +89,8 @@ export interface ComposeOptions {
   serverOptions?: AppServerOptions | undefined
   /** The clock of tag freshness and token expiry; tests inject one to step past a TTL without waiting. */
   now?: () => number
-  /** Told of the bytes uploads of pushed blobs bring in (not a bulk import's), as they arrive. */
-  onBytesIn?: ((bytes: number) => void) | undefined
+  /** Told when uploads of pushed blobs start and end taking bytes in (not a bulk import's). */
+  uploadWatch?: UploadWatch | undefined
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
@@ -103,7 +104,11 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   }
   // The bulk import's hashes (the bundle's, each blob's) run on these, not on the main thread.
   const hashes = new HashThreads()
-  const registry = new LocalRegistry(driver, { ...storageCaches, hashes, ...(options.onBytesIn ? { onBytesIn: options.onBytesIn } : {}) })
+  const registry = new LocalRegistry(driver, {
+    ...storageCaches,
+    hashes,
+    ...(options.uploadWatch ? { uploadWatch: options.uploadWatch } : {}),
+  })
   const cache = new LocalRegistry(driver, { ...storageCaches, storagePrefix: '_cache' })
   const coordinator = await composeCoordination(config.coordination, logger)
   const lifecycle = composeLifecycle(config, driver, { registry, cache }, metrics, logger, coordinator)

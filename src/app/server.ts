@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import type { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import { compose } from './compose-app.js'
+import type { UploadWatch } from '../storage/digesting-stream.js'
 import type { Config } from '../config/schema.js'
 import { StartupError, describeSystemError } from '../core/startup-error.js'
 import { trackConnections } from './connection-tracker.js'
@@ -30,18 +31,14 @@ interface ServingTls {
   serverOptions: AppServerOptions
 }
 
-export async function startServer(
-  config: Config,
-  logger: Logger,
-  hooks: { onBytesIn?: (bytes: number) => void } = {},
-): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, hooks: { uploadWatch?: UploadWatch } = {}): Promise<RunningServer> {
   if (config.storage.driver === 'filesystem') await prepareStorageFolder(config.storage.filesystem.path)
   // Checked before anything else starts: a bad certificate fails start-up naming key and file.
   const tls = await loadServingTls(config).catch((err: unknown) => {
     if (err instanceof TlsFileError) throw new StartupError(err.configKey, `cannot serve HTTPS: ${err.message}`, { cause: err })
     throw err
   })
-  const composed = await compose(config, logger, { serverOptions: tls?.serverOptions, onBytesIn: hooks.onBytesIn })
+  const composed = await compose(config, logger, { serverOptions: tls?.serverOptions, uploadWatch: hooks.uploadWatch })
   const { app } = composed
   app.server.keepAliveTimeout = config.http.idleTimeout
   // Idle sockets (a stalled client mid-upload included) are cut after the same idle time;

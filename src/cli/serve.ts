@@ -9,15 +9,15 @@ import { StartupError } from '../core/startup-error.js'
 import { watchFile } from '../reload/file-watch.js'
 import { logOutput } from '../observability/log-output.js'
 import { createLogger } from '../observability/logger.js'
-import { growOldGenerationWhileReceiving, oldGenerationRoom } from './old-generation.js'
+import { growOldGenerationWhileUploading } from './old-generation.js'
 import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
 
 /** What `serve` hands the server besides its config. */
 export interface ServerHooks {
-  /** Told of the bytes uploads of pushed blobs bring in, as they arrive (old-generation.ts). */
-  onBytesIn?: (bytes: number) => void
+  /** Told when uploads of pushed blobs start and end taking bytes in (old-generation.ts). */
+  uploadWatch?: { begin(): void; end(): void }
 }
 
 export interface RunningServer {
@@ -97,8 +97,8 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   let server: RunningServer
   try {
     const startServer = deps.startServer ?? (await loadStartServer())
-    const onBytesIn = growOldGenerationWhileReceiving(process.execArgv, oldGenerationRoom.serve)
-    server = await startServer(config, logger, onBytesIn ? { onBytesIn } : {})
+    const uploadWatch = growOldGenerationWhileUploading(process.execArgv)
+    server = await startServer(config, logger, uploadWatch ? { uploadWatch } : {})
   } catch (err) {
     reportStartupFailure(err, logger, io)
     io.exit(1)

@@ -15,6 +15,7 @@ import { uploadDataPath, uploadPath, uploadsPath } from './paths.js'
 import { walkRepositories } from './repository-walk.js'
 import { RepositoryTags } from './tags.js'
 import { UploadState } from './uploads.js'
+import type { UploadWatch } from './digesting-stream.js'
 
 export interface LocalRegistryOptions {
   /** Bytes of manifest content kept in memory (content by digest never changes). */
@@ -34,8 +35,8 @@ export interface LocalRegistryOptions {
   redirectSeconds?: number
   /** Threads that blobs put with `offThread` (a bulk import's) are hashed on. */
   hashes?: DeferredHashes
-  /** Told of the bytes uploads take in, as they pass; not of a bulk import's (serve steers V8's heap on it). */
-  onBytesIn?: (bytes: number) => void
+  /** Told when uploads start and end taking bytes in; not a bulk import's (serve steers V8's heap on it). */
+  uploadWatch?: UploadWatch
 }
 
 /** Repository objects kept per registry (each a few small objects). */
@@ -62,7 +63,7 @@ export class LocalRegistry implements Registry {
     this.blobStore = new BlobStore(driver, {
       redirectSeconds: options.redirectSeconds,
       hashes: options.hashes,
-      onBytesIn: options.onBytesIn,
+      uploadWatch: options.uploadWatch,
     })
     this.storagePrefix = options.storagePrefix ?? ''
     this.indexes = driver.costlyLists ? new RegistryIndexes(driver, new KeyedLock(), this.storagePrefix) : undefined

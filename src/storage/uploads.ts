@@ -200,7 +200,7 @@ export class RepositoryUploads implements UploadService {
     const running = await this.runningHash(id, size)
     this.state.hashes.delete(id) // re-added only if every byte below lands
     const writer = await this.driver.writer(uploadDataPath(this.name, id), { append: true, signal: options.signal })
-    const digesting = new DigestingStream(running.hash, options.length, this.blobStore.onBytesIn)
+    const digesting = new DigestingStream(running.hash, options.length, this.blobStore.uploadWatch)
     // A fill asks to be told of a full volume and to have its body hashed to the end regardless.
     const sink = options.onStorageFull ? new SpaceTolerantSink(writer.stream, options.onStorageFull) : undefined
     try {

@@ -26,8 +26,8 @@ export interface AuthServerOptions {
   now?: () => number
   /** Last changes to the config before it is composed. */
   configure?: (config: Config) => void
-  /** Told of the bytes pushed blobs bring in (ComposeOptions.onBytesIn). */
-  onBytesIn?: (bytes: number) => void
+  /** Told when uploads start and end taking bytes in (ComposeOptions.uploadWatch). */
+  uploadWatch?: { begin(): void; end(): void }
 }
 
 export async function startAuthServer(t: Test, options: AuthServerOptions = {}): Promise<AuthServer> {
@@ -41,7 +41,7 @@ export async function startAuthServer(t: Test, options: AuthServerOptions = {}):
       ...(options.logLevel ? { logLevel: options.logLevel } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.configure ? { configure: options.configure } : {}),
-      ...(options.onBytesIn ? { onBytesIn: options.onBytesIn } : {}),
+      ...(options.uploadWatch ? { uploadWatch: options.uploadWatch } : {}),
     },
   )
   t.teardown(async () => {

@@ -41,8 +41,8 @@ export interface MirrorServerOptions {
   now?: () => number
   /** Last changes to the config before it is composed (cache quota, maintenance settings, …). */
   configure?: (config: Config) => void
-  /** Told of the bytes pushed blobs bring in (ComposeOptions.onBytesIn). */
-  onBytesIn?: (bytes: number) => void
+  /** Told when uploads start and end taking bytes in (ComposeOptions.uploadWatch). */
+  uploadWatch?: { begin(): void; end(): void }
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
@@ -60,7 +60,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   const logger = createLogger(options.logLevel ?? 'info', { write: (line: string) => void logs.push(line) })
   const composed = await compose(config, logger, {
     ...(options.now ? { now: options.now } : {}),
-    ...(options.onBytesIn ? { onBytesIn: options.onBytesIn } : {}),
+    ...(options.uploadWatch ? { uploadWatch: options.uploadWatch } : {}),
   })
   await composed.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = composed.app.server.address() as AddressInfo

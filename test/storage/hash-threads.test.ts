@@ -37,18 +37,19 @@ t.test('a blob hashed on the thread is stored only when it matches', async (t) =
     await threads.close()
     await rm(root, { recursive: true, force: true })
   })
-  let told = 0
-  const store = new BlobStore(new FilesystemDriver(root), { hashes: threads, onBytesIn: (bytes) => (told += bytes) })
+  const told: string[] = []
+  const uploadWatch = { begin: () => void told.push('begin'), end: () => void told.push('end') }
+  const store = new BlobStore(new FilesystemDriver(root), { hashes: threads, uploadWatch })
   const bytes = randomBytes(2 * 1024 * 1024 + 3)
   const digest = `sha256:${sha256([bytes])}` as Digest
   let verified = false
   t.equal(await store.write(digest, Readable.from([bytes]), bytes.length, undefined, () => (verified = true), true), bytes.length)
   t.ok(verified, 'told once verified')
   t.equal(await store.size(digest), bytes.length, 'stored')
-  t.equal(told, 0, "a bulk import's bytes are not told to onBytesIn")
+  t.same(told, [], 'a bulk import is not an upload to uploadWatch')
   const again = randomBytes(1024 * 1024)
   await store.write(`sha256:${sha256([again])}` as Digest, Readable.from([again]), again.length)
-  t.equal(told, again.length, 'an upload written straight to its content address (S3) is')
+  t.same(told, ['begin', 'end'], 'an upload written straight to its content address (S3) is')
 
   const other = `sha256:${sha256([Buffer.from('other')])}` as Digest
   await t.rejects(store.write(other, Readable.from([bytes]), bytes.length, undefined, undefined, true), { code: 'DIGEST_INVALID' })
