@@ -31,7 +31,13 @@ interface ServingTls {
   serverOptions: AppServerOptions
 }
 
-export async function startServer(config: Config, logger: Logger, hooks: { uploadWatch?: UploadWatch } = {}): Promise<RunningServer> {
+/** What `serve` hands the server besides its config. */
+export interface ServerHooks {
+  /** Told when uploads of pushed blobs start and end taking bytes in (cli/old-generation.ts). */
+  uploadWatch?: UploadWatch
+}
+
+export async function startServer(config: Config, logger: Logger, hooks: ServerHooks = {}): Promise<RunningServer> {
   if (config.storage.driver === 'filesystem') await prepareStorageFolder(config.storage.filesystem.path)
   // Checked before anything else starts: a bad certificate fails start-up naming key and file.
   const tls = await loadServingTls(config).catch((err: unknown) => {

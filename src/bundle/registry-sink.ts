@@ -13,11 +13,14 @@ import type { ClientResponse } from '../client/http-exchange.js'
 import type { RegistryClient } from '../client/registry-client.js'
 import { backoffDelay, retryPolicy, type RetryOptions, type RetryPolicy } from '../client/retry.js'
 import { ContentMismatchError, FatalSinkError, StreamedOnceError, type BundleSink, type WrittenBlob } from './sink.js'
+import { StreamedOnce } from './streamed-once.js'
 
 class StatusError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    /** The OCI error codes of the answer's body. */
+    readonly codes: readonly string[] = [],
   ) {
     super(message)
     this.name = 'StatusError'
@@ -135,7 +138,7 @@ export class RegistrySink implements BundleSink {
       .then(async (response) => {
         if (response.status === 201) return void (await response.dump())
         const failure = await this.#failure(response, `PUT ${repo} blob ${expected}`)
-        if (failure instanceof StatusError && response.status === 400 && /DIGEST_INVALID|SIZE_INVALID/.test(failure.message)) {
+        if (failure instanceof StatusError && failure.codes.some((code) => code === 'DIGEST_INVALID' || code === 'SIZE_INVALID')) {
           throw new ContentMismatchError(`content does not match its digest ${expected} (${failure.message})`)
         }
         throw failure
@@ -281,17 +284,18 @@ export class RegistrySink implements BundleSink {
 
   /** An error for an unexpected answer: OCI error codes quoted; 401 ends the run. */
   async #failure(response: ClientResponse, what: string): Promise<Error> {
-    let detail = ''
+    let errors: Array<{ code?: string; message?: string }> = []
     try {
       const body = (await response.read(maxErrorBody)).toString('utf8')
-      const errors = (JSON.parse(body) as { errors?: Array<{ code?: string; message?: string }> }).errors ?? []
-      detail = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ')
+      errors = (JSON.parse(body) as { errors?: typeof errors }).errors ?? []
     } catch {
       await response.dump()
     }
+    const detail = errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ')
     const message = `${what}: ${response.status}${detail ? ` ${detail}` : ''}`
     if (response.status === 401) return new FatalSinkError(`${this.#client.url.host} refused the credentials (${message})`)
-    return new StatusError(message, response.status)
+    const codes = errors.flatMap((e) => (typeof e.code === 'string' ? [e.code] : []))
+    return new StatusError(message, response.status, codes)
   }
 
   /** Client failures other than a connection that failed or timed out (auth, TLS, protocol) end the run. */
@@ -323,55 +327,6 @@ export class RegistrySink implements BundleSink {
  */
 function unsure(status: number): boolean {
   return status === 429 || status >= 500
-}
-
-/**
- * A blob's bytes as one request body, read once. A second body (the client retrying, or
- * answering a 401) fails at once: those bytes are gone. `drain` reads what the request left;
- * `failure` is the stream's own error (a corrupt or truncated bundle), which is the reader's.
- */
-class StreamedOnce {
-  readonly #stream: Readable
-  #taken = false
-  #ended = false
-  failure: Error | undefined
-  readonly passed: Promise<void>
-  #pass!: () => void
-
-  constructor(stream: Readable) {
-    this.#stream = stream
-    this.passed = new Promise((resolve) => (this.#pass = resolve))
-  }
-
-  body(): AsyncIterable<Buffer> {
-    if (this.#taken) throw new StreamedOnceError('the blob went by in the bundle once and cannot be sent again from there')
-    this.#taken = true
-    return this.#chunks()
-  }
-
-  async *#chunks(): AsyncGenerator<Buffer> {
-    try {
-      // Not destroyed when the request stops taking chunks: drain() reads the rest.
-      for await (const chunk of this.#stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer
-      this.#ended = true
-      this.#pass()
-    } catch (err) {
-      this.failure = err as Error
-      this.#pass()
-      throw err
-    }
-  }
-
-  async drain(): Promise<void> {
-    if (this.#ended || this.failure !== undefined) return
-    try {
-      for await (const chunk of this.#stream.iterator({ destroyOnReturn: false })) void chunk
-    } catch (err) {
-      this.failure = err as Error
-    }
-    this.#ended = true
-    this.#pass()
-  }
 }
 
 /** `chunks` as they are, telling `onError` what ended them. */

@@ -126,7 +126,6 @@ export class Staging {
 
   /** Uploads a blob of the second reading (`upload`), its home then what that gave, either way. */
   async replay(blob: Parameters<Staging['upload']>[0]): Promise<void> {
-    this.#replays.delete(blob.digest)
     const uploading = this.upload(blob)
     const home = uploading.then(() => this.repository)
     home.catch(() => undefined)

@@ -16,6 +16,7 @@
 // line that sets it itself is left alone.
 import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks'
 import { getHeapStatistics, setFlagsFromString } from 'node:v8'
+import type { UploadWatch } from '../storage/digesting-stream.js'
 import { commandLineSets } from './young-generation.js'
 
 const flag = '--heap-growing-percent'
@@ -33,8 +34,8 @@ const maxPercent = 300
 const minPercent = 10
 let steering = false
 
-/** How long after the last pushed byte `serve` goes back to V8's own factor. */
-export const receivingIdleMs = 2_000
+/** How long after the last upload ended `serve` goes back to V8's own factor. */
+export const uploadsIdleMs = 2_000
 
 /** The factor, as a percent over 1, that gives `live` bytes `roomBytes` of room, within the bounds. */
 export function growingPercent(live: number, roomBytes: number): number {
@@ -74,18 +75,18 @@ export const concurrentUploads = 2
 export function growOldGenerationWhileUploading(
   execArgv: readonly string[],
   percent: number = serveGrowingPercent,
-  idleMs: number = receivingIdleMs,
+  idleMs: number = uploadsIdleMs,
   setPercent: (percent: number) => void = (percent) => setFlagsFromString(`${flag}=${percent}`),
-): { begin(): void; end(): void } | undefined {
+): UploadWatch | undefined {
   if (commandLineSets(execArgv, flag)) return undefined
   let active = 0
   let widened = false
-  let fewerSince = 0
+  let idleSince = 0
   let timer: NodeJS.Timeout | undefined
   const settle = (): void => {
     timer = undefined
     if (active > 0) return
-    const waited = performance.now() - fewerSince
+    const waited = performance.now() - idleSince
     if (waited < idleMs) {
       timer = setTimeout(settle, idleMs - waited)
       timer.unref()
@@ -106,7 +107,7 @@ export function growOldGenerationWhileUploading(
       // Blobs of one push follow each other, at times one at a time: the room stays until no
       // upload has run for the idle time (V8 applies a change only at its next full GC).
       if (!widened || active > 0) return
-      fewerSince = performance.now()
+      idleSince = performance.now()
       if (timer === undefined) {
         timer = setTimeout(settle, idleMs)
         timer.unref()

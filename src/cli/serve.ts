@@ -9,16 +9,11 @@ import { StartupError } from '../core/startup-error.js'
 import { watchFile } from '../reload/file-watch.js'
 import { logOutput } from '../observability/log-output.js'
 import { createLogger } from '../observability/logger.js'
+import type { ServerHooks } from '../app/server.js'
 import { growOldGenerationWhileUploading } from './old-generation.js'
 import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
-
-/** What `serve` hands the server besides its config. */
-export interface ServerHooks {
-  /** Told when uploads of pushed blobs start and end taking bytes in (old-generation.ts). */
-  uploadWatch?: { begin(): void; end(): void }
-}
 
 export interface RunningServer {
   url: string

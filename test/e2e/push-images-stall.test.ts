@@ -65,17 +65,12 @@ async function writeLayout(dir: string): Promise<void> {
 async function pushCli(args: string[], env: Record<string, string> = {}) {
   const fake = fakeIo(env)
   await runCli(['node', 'ferry', 'push', 'images', '--need-credential=false', '--json', ...args], fake.io)
-  const summary = fake
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .find((e) => e.type === 'summary')
   const events = fake
     .stdout()
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
+  const summary = events.find((e) => e.type === 'summary')
   return { exit: fake.exits[0] ?? -1, stderr: fake.stderr(), summary, events }
 }
 

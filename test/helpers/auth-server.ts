@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import type { UploadWatch } from '../../src/storage/digesting-stream.js'
 import type { AuthConfig, Config } from '../../src/config/schema.js'
 import { writeHtpasswd } from './htpasswd.js'
 import { startMirrorServer, type MirrorServer } from './mirror-server.js'
@@ -27,7 +28,7 @@ export interface AuthServerOptions {
   /** Last changes to the config before it is composed. */
   configure?: (config: Config) => void
   /** Told when uploads start and end taking bytes in (ComposeOptions.uploadWatch). */
-  uploadWatch?: { begin(): void; end(): void }
+  uploadWatch?: UploadWatch
 }
 
 export async function startAuthServer(t: Test, options: AuthServerOptions = {}): Promise<AuthServer> {

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
+import type { UploadWatch } from '../../src/storage/digesting-stream.js'
 import { compose, type Composed } from '../../src/app/compose-app.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { defaultConfig, type AuthConfig, type Config, type UpstreamConfig } from '../../src/config/schema.js'
@@ -42,7 +43,7 @@ export interface MirrorServerOptions {
   /** Last changes to the config before it is composed (cache quota, maintenance settings, …). */
   configure?: (config: Config) => void
   /** Told when uploads start and end taking bytes in (ComposeOptions.uploadWatch). */
-  uploadWatch?: { begin(): void; end(): void }
+  uploadWatch?: UploadWatch
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
