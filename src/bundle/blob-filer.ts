@@ -13,7 +13,7 @@ import type { BlobRecord, BundleContent } from './content.js'
 import { reopenEntry, type Entry } from './entries.js'
 import { peek } from './head-stream.js'
 import { compressLayer } from './layer-compression.js'
-import { fileChunks, verifiedChunks } from './lent-chunks.js'
+import { fileChunks } from './lent-chunks.js'
 import { isCompression, sniff, sniffLength } from './magic.js'
 import { digestOf, transformedDigestOf, verified, type SpooledBlob, type Spool } from './spool.js'
 
@@ -101,7 +101,9 @@ export class BlobFiler {
       const digest = record.digest
       record.open = () => verified(() => reopenEntry(entry), digest, record.size)
       const { start, end } = entry.range ?? { start: 0, end: entry.size }
-      record.lend = () => verifiedChunks(fileChunks(entry.file!, start, end), digest, record.size)
+      // Checked by the registry the PUT goes to, as a streamed blob is: hashing here too cost the
+      // CLI 0.7 CPU s per GiB on the cores the registry needs (bench/README.md, #15 eighth round).
+      record.lend = () => fileChunks(entry.file!, start, end)
       this.#remember(record)
       return record.digest
     }

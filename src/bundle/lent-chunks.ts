@@ -3,11 +3,8 @@
 // their chunks instead: each chunk is valid only until the next is asked for, which is when the
 // HTTP client has written it (client/http-exchange.ts, `LentBody`). Chunks smaller than
 // `minLentChunk` may still sit in the socket's buffer when the next is asked for, so those are
-// copies. The blob's digest is checked before its last chunk goes: a blob whose bytes do not match
-// ends with ContentMismatchError, and the registry never sees its last byte.
+// copies. A file range's bytes are not hashed here: the registry checks them (PUT `?digest=`).
 import { open } from 'node:fs/promises'
-import { createDigestHash, digestOfHash, type Digest } from '../core/digest.js'
-import { ContentMismatchError } from './sink.js'
 
 const chunkBytes = 1024 * 1024
 /** A write of at least the socket's high-water mark (64 KiB) is awaited before the next chunk is asked for. */
@@ -40,30 +37,6 @@ export async function* fileChunks(path: string, start: number, end: number): Asy
   } finally {
     await handle.close()
   }
-}
-
-/** `source` hashed as it passes; its last chunk is given only once the bytes are `size` bytes hashing to `digest`. */
-export async function* verifiedChunks(source: AsyncIterable<Buffer>, digest: Digest, size: number): AsyncGenerator<Buffer> {
-  const hash = createDigestHash('sha256')
-  let seen = 0
-  let actual: Digest | undefined
-  const mismatch = (): ContentMismatchError => {
-    actual ??= digestOfHash('sha256', hash)
-    return new ContentMismatchError(`content does not match its digest ${digest} (${seen} bytes hash to ${actual})`)
-  }
-  for await (const chunk of source) {
-    if (actual !== undefined) {
-      seen += chunk.length
-      throw new ContentMismatchError(`content does not match its digest ${digest} (more than ${size} bytes)`)
-    }
-    hash.update(chunk)
-    seen += chunk.length
-    if (seen > size) throw mismatch()
-    if (seen === size && (actual = digestOfHash('sha256', hash)) !== digest) throw mismatch()
-    yield chunk
-  }
-  // An empty blob, or one that ended short: checked here.
-  if (seen !== size || (actual ??= digestOfHash('sha256', hash)) !== digest) throw mismatch()
 }
 
 /** `source` as it is taken, telling `onSent` the bytes taken so far. */

@@ -108,8 +108,7 @@ export class RegistrySink implements BundleSink {
         throw mismatch ?? err
       }
       if (response.status === 201 && mismatch === undefined) return void (await response.dump())
-      const failure = await this.#failure(response, `PUT ${repo} blob ${digest}`)
-      throw mismatch ?? failure
+      throw mismatch ?? refusedContent(await this.#failure(response, `PUT ${repo} blob ${digest}`), digest)
     })
   }
 
@@ -119,7 +118,8 @@ export class RegistrySink implements BundleSink {
    * Resolves once every byte has passed, with `committed` the PUT's answer. A PUT that fails
    * cannot be sent again, the bytes having gone: `committed` then rejects with a StreamedOnceError
    * (the rest of the blob is read and dropped, so the bundle reads on), and the caller sends the
-   * blob again from another reading of the bundle. A 400 DIGEST_INVALID becomes ContentMismatchError.
+   * blob again from another reading of the bundle. A 400 DIGEST_INVALID becomes ContentMismatchError
+   * (refusedContent).
    */
   async writeBlob(repo: string, stream: Readable, size: number, expected: Digest | undefined, signal?: AbortSignal): Promise<WrittenBlob> {
     if (expected === undefined) throw new Error(`a blob streamed to ${this.#client.url.host} needs its digest`)
@@ -137,11 +137,7 @@ export class RegistrySink implements BundleSink {
       })
       .then(async (response) => {
         if (response.status === 201) return void (await response.dump())
-        const failure = await this.#failure(response, `PUT ${repo} blob ${expected}`)
-        if (failure instanceof StatusError && failure.codes.some((code) => code === 'DIGEST_INVALID' || code === 'SIZE_INVALID')) {
-          throw new ContentMismatchError(`content does not match its digest ${expected} (${failure.message})`)
-        }
-        throw failure
+        throw refusedContent(await this.#failure(response, `PUT ${repo} blob ${expected}`), expected)
       })
     const committed = put.catch((err: unknown) => {
       if (source.failure !== undefined) throw source.failure
@@ -354,4 +350,12 @@ function push(repo: string): string {
 
 function opt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {}
+}
+
+/** A PUT's failure; the registry's DIGEST_INVALID or SIZE_INVALID (the bytes are not the blob) as ContentMismatchError, which is final. */
+function refusedContent(failure: Error, digest: Digest): Error {
+  if (failure instanceof StatusError && failure.codes.some((code) => code === 'DIGEST_INVALID' || code === 'SIZE_INVALID')) {
+    return new ContentMismatchError(`content does not match its digest ${digest} (${failure.message})`)
+  }
+  return failure
 }

@@ -10,7 +10,8 @@ export interface BundleSink {
    * Uploads a blob. `open` gives its bytes and may be called again for a retry. Rejects when the
    * bytes do not hash to `digest` (nothing is then committed) or the upload failed for good.
    * `lend`, when given, gives the same bytes in reused buffers (lent-chunks.ts), for a sink whose
-   * client takes them one at a time; a sink may ignore it.
+   * client takes them one at a time; a sink may ignore it. They are not checked on the way: a sink
+   * that takes them must have its destination check the digest (a registry's PUT `?digest=`).
    */
   putBlob(
     repo: string,

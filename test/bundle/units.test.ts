@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { fileChunks, minLentChunk, verifiedChunks } from '../../src/bundle/lent-chunks.js'
+import { fileChunks, minLentChunk } from '../../src/bundle/lent-chunks.js'
 import { sniff } from '../../src/bundle/magic.js'
 import { isFullReference, parseSourceName, renamePath, selected } from '../../src/bundle/naming.js'
 import { ContentMismatchError } from '../../src/bundle/sink.js'
@@ -118,25 +118,22 @@ async function taken(chunks: AsyncIterable<Buffer>): Promise<{ bytes: Buffer; si
   return { bytes: Buffer.concat(copies), sizes: copies.map((c) => c.length) }
 }
 
-t.test('lent chunks: a file range in reused buffers, byte-exact; a mismatch ends before the last chunk', async (t) => {
+t.test('lent chunks: a file range in reused buffers, byte-exact; a spooled mismatch ends before the last chunk', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ferry-lent-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const bytes = randomBytes(3 * 1024 * 1024 + 1000)
   const path = join(dir, 'blob')
   await writeFile(path, bytes)
   const range = bytes.subarray(100, bytes.length - 7)
-  const good = await taken(verifiedChunks(fileChunks(path, 100, bytes.length - 7), digestBytes(range), range.length))
+  const good = await taken(fileChunks(path, 100, bytes.length - 7))
   t.equal(good.error, undefined)
   t.ok(good.bytes.equals(range), 'the range, byte-exact although its buffers were reused')
   t.ok(
     good.sizes.slice(0, -1).every((size) => size >= minLentChunk),
     'every chunk but the last is large enough to be awaited by the socket',
   )
-  const bad = await taken(verifiedChunks(fileChunks(path, 0, bytes.length), digestBytes(range), bytes.length))
-  t.type(bad.error, ContentMismatchError)
-  t.ok(bad.bytes.length < bytes.length, `${bad.bytes.length} of ${bytes.length} bytes given: the last chunk was held back`)
-  const short = await taken(verifiedChunks(fileChunks(path, 0, 10), digestBytes(bytes.subarray(0, 10)), 11))
-  t.type(short.error, ContentMismatchError, 'fewer bytes than the size is a mismatch too')
+  const cutShort = await taken(fileChunks(path, 0, bytes.length + 10))
+  t.match(String(cutShort.error), 'the file ended at byte', 'a file shorter than its range ends with an error')
 
   const spool = new Spool(8 * 1024 * 1024, dir)
   const tee = spool.tee([bytes.subarray(0, 2_000_000), bytes.subarray(2_000_000)], bytes.length, digestBytes(bytes))

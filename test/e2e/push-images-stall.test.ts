@@ -154,8 +154,8 @@ if (missing.length > 0) {
     t.equal(rerun.summary?.unchanged, 1)
   })
 
-  t.test('a plain tar blob whose bytes do not match its name: its last byte never reaches the registry', bound, async (t) => {
-    // The same layout with the layer's bytes changed (same size): read straight from the tar, checked while uploaded.
+  t.test('a plain tar blob whose bytes do not match its name: the registry refuses it once, nothing is tagged', bound, async (t) => {
+    // The same layout with the layer's bytes changed (same size): read straight from the tar, checked by the registry.
     const corrupt = join(work, 'corrupt')
     await writeLayout(corrupt)
     await writeFile(join(corrupt, 'blobs', 'sha256', layerHex), Buffer.alloc(layer.length, 7))
@@ -167,10 +167,9 @@ if (missing.length > 0) {
     const pushed = await pushCli(args)
     t.not(pushed.exit, 0)
     t.match(JSON.stringify(pushed.summary), `${corruptTar}!/blobs/sha256/${layerHex}`, 'the failure names the file')
-    t.match(JSON.stringify(pushed.summary), 'content does not match its digest')
+    t.match(JSON.stringify(pushed.summary), /content does not match its digest .*DIGEST_INVALID/)
     const bodies = await eventually(() => proxy.counted().length > 0 && proxy.counted(), { message: 'the layer upload ended' })
-    t.equal(bodies.length, 1, 'a mismatch is not retried')
-    t.ok(bodies[0]! < layer.length, `the registry got ${bodies[0]} of ${layer.length} bytes: the last was held back`)
+    t.same(bodies, [layer.length], 'the registry got the bytes once and refused them: a mismatch is not retried')
     const tag = await fetch(`${server.url}/v2/corrupt/x/big/manifests/1.0`, { method: 'HEAD' })
     t.equal(tag.status, 404, 'nothing tagged')
   })
