@@ -91,6 +91,8 @@ export interface ComposeOptions {
   now?: () => number
   /** Told when uploads of pushed blobs start and end taking bytes in (not a bulk import's). */
   uploadWatch?: UploadWatch | undefined
+  /** Told when bulk imports start and end. */
+  importWatch?: UploadWatch | undefined
 }
 
 export async function compose(config: Config, logger: Logger, options: ComposeOptions = {}): Promise<Composed> {
@@ -131,7 +133,16 @@ export async function compose(config: Config, logger: Logger, options: ComposeOp
   const auth = await buildAuth(config.auth, logger, metrics, options.now)
   // Imports write pushed content: the local registry, not the mirror in front of it.
   const retention = { retentionMs: config.imports.retention, keep: config.imports.keep }
-  const imports = composeImports({ registry, driver, s3: config.storage.s3, retention, metrics, logger, hashes })
+  const imports = composeImports({
+    registry,
+    driver,
+    s3: config.storage.s3,
+    retention,
+    metrics,
+    logger,
+    hashes,
+    watch: options.importWatch,
+  })
 
   const app = await buildApp({
     registry: mirror.registry,

@@ -11,6 +11,7 @@ import type { DeferredHashes } from '../core/digest.js'
 import type { Registry } from '../core/registry.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { StorageDriver } from '../storage/driver/driver.js'
+import type { UploadWatch } from '../storage/digesting-stream.js'
 import { StoredImportRecords } from '../storage/import-records.js'
 
 export interface ImportsDeps {
@@ -23,6 +24,8 @@ export interface ImportsDeps {
   logger: Logger
   /** Where the import's hashes run (the same threads its registry hashes blobs on). */
   hashes?: DeferredHashes
+  /** Told when an import starts and ends (cli/old-generation.ts). */
+  watch?: UploadWatch | undefined
 }
 
 export function composeImports(deps: ImportsDeps): ImportJobs {
@@ -34,6 +37,7 @@ export function composeImports(deps: ImportsDeps): ImportJobs {
     objects: lazyObjectReader(deps.s3),
     retention: deps.retention,
     ...(deps.hashes ? { hashes: deps.hashes } : {}),
+    ...(deps.watch ? { watch: deps.watch } : {}),
     onStorageError: (err, digest, status) => logger.error({ err, import: status.id, digest }, 'an imported blob could not be stored'),
     onChange: (status, change) => {
       if (change.bytesRead !== undefined) metrics.importBytes.inc(change.bytesRead)

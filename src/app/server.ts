@@ -35,6 +35,8 @@ interface ServingTls {
 export interface ServerHooks {
   /** Told when uploads of pushed blobs start and end taking bytes in (cli/old-generation.ts). */
   uploadWatch?: UploadWatch
+  /** Told when bulk imports start and end (cli/old-generation.ts). */
+  importWatch?: UploadWatch
 }
 
 export async function startServer(config: Config, logger: Logger, hooks: ServerHooks = {}): Promise<RunningServer> {
@@ -44,7 +46,11 @@ export async function startServer(config: Config, logger: Logger, hooks: ServerH
     if (err instanceof TlsFileError) throw new StartupError(err.configKey, `cannot serve HTTPS: ${err.message}`, { cause: err })
     throw err
   })
-  const composed = await compose(config, logger, { serverOptions: tls?.serverOptions, uploadWatch: hooks.uploadWatch })
+  const composed = await compose(config, logger, {
+    serverOptions: tls?.serverOptions,
+    uploadWatch: hooks.uploadWatch,
+    importWatch: hooks.importWatch,
+  })
   const { app } = composed
   app.server.keepAliveTimeout = config.http.idleTimeout
   // Idle sockets (a stalled client mid-upload included) are cut after the same idle time;

@@ -46,6 +46,8 @@ export interface ImportJobsOptions {
   onChange?: ImportChangeListener
   /** Told of what could not be saved (storage trouble); the import goes on. */
   onError?: (err: unknown, status: ImportStatus) => void
+  /** Told when an import starts running and when it has ended (serve steers V8's heap meanwhile). */
+  watch?: { begin(): void; end(): void }
 }
 
 interface Job {
@@ -185,7 +187,8 @@ export class ImportJobs implements ImportService {
 
   async #run(job: Job, open: () => Readable, mayPush: (repo: string) => boolean, expected: Digest | undefined): Promise<void> {
     const { status } = job
-    const { onChange, onStorageError } = this.#options
+    const { onChange, onStorageError, watch } = this.#options
+    watch?.begin()
     const staged = await runImport(status, job.abort.signal, open, expected, {
       registry: this.#options.registry,
       mayPush,
@@ -197,7 +200,7 @@ export class ImportJobs implements ImportService {
       ...(onChange ? { onChange } : {}),
       ...(onStorageError ? { onStorageError: (err: unknown, digest: Digest | undefined) => onStorageError(err, digest, status) } : {}),
       isShutdown: (reason) => reason instanceof Shutdown,
-    })
+    }).finally(() => watch?.end())
     // A shutdown saved the record as it was: the next start resumes or fails it.
     if (staged === undefined) return
     if (status.state === 'done') this.#staging.add(status.namespace, staged)

@@ -9,7 +9,7 @@
 //   3.2-4.3 s. With a factor of 2.5 (--heap-growing-percent=150) it ran 3-4, 1.9-2.1 s; the push took 3.6-4.1 s instead of
 //   4.7-5.3 (bench/README.md, #15 seventh round). But one upload alone cost more CPU with it (3.0 s per GiB against 2.1), and so did a bulk import, and always on it raised the
 //   memory bench's peak (fills, fan-out, downloads) from 131 to 147 MiB (bound 150): the room is
-//   given only while two or more uploads run at once.
+//   given only while two or more uploads run at once. A bulk import gets more (importGrowingPercent).
 // The room is fixed rather than a factor so that a larger heap (a bundle of many images, a
 // server with many tags cached) does not get a limit it cannot afford. V8 reads the factor at
 // every GC, so it is set when the command runs and steered after each full GC. A node command
@@ -28,7 +28,7 @@ export const oldGenerationRoom = { push: 48 * MB } as const
  * 1.7-fold left the full GCs as they were: they come from V8's global limit (the heap plus the body
  * chunks' external memory), which the factor scales too.
  */
-export const serveGrowingPercent = 150
+export const uploadGrowingPercent = 150
 /** At most fourfold, and at least V8's own smallest step (1.1). */
 const maxPercent = 300
 const minPercent = 10
@@ -68,50 +68,96 @@ export function growOldGenerationInLargeSteps(execArgv: readonly string[], roomB
 export const concurrentUploads = 2
 
 /**
- * For `serve`: the room once `concurrentUploads` or more uploads take bytes in at once, V8's own
- * factor (0: none set) again once none has for `idleMs`. Returns what uploads tell when they start and
- * end; undefined when the command line chose the factor.
+ * `serve`'s factor while a bulk import runs: 4-fold. At V8's own factor a 1.1 GiB import ran
+ * either 2 mark-compacts or 40-80 (each every ~40 ms at a 20 MB heap, the user CPU doubled),
+ * in no pattern: once a full GC ran while the process was busy, V8 chose a small factor, and the
+ * 1 MiB chunks in flight to the disk and the hash threads, promoted by the scavenges, used that
+ * room up at once. 2.5-fold still ran 26-28; 4- and 7-fold ran 2 in every round (bench/README.md,
+ * #15 eighth round).
  */
-export function growOldGenerationWhileUploading(
-  execArgv: readonly string[],
-  percent: number = serveGrowingPercent,
-  idleMs: number = uploadsIdleMs,
-  setPercent: (percent: number) => void = (percent) => setFlagsFromString(`${flag}=${percent}`),
-): UploadWatch | undefined {
+export const importGrowingPercent = 300
+
+export interface WriteWatches {
+  /** Uploads of pushed blobs (a bulk import's writes are not counted). */
+  uploads: UploadWatch
+  /** Bulk imports, from start to end. */
+  imports: UploadWatch
+}
+
+export interface WriteRoomOptions {
+  uploadPercent?: number
+  importPercent?: number
+  idleMs?: number
+  setPercent?: (percent: number) => void
+}
+
+/**
+ * For `serve`: the room once `concurrentUploads` or more uploads take bytes in at once, more while
+ * an import runs; V8's own factor (0: none set) again once nothing has run for `idleMs`. Returns
+ * what uploads and imports tell when they start and end; undefined when the command line chose the factor.
+ */
+export function growOldGenerationWhileWriting(execArgv: readonly string[], options: WriteRoomOptions = {}): WriteWatches | undefined {
   if (commandLineSets(execArgv, flag)) return undefined
-  let active = 0
-  let widened = false
+  const {
+    uploadPercent = uploadGrowingPercent,
+    importPercent = importGrowingPercent,
+    idleMs = uploadsIdleMs,
+    setPercent = (percent: number) => setFlagsFromString(`${flag}=${percent}`),
+  } = options
+  let uploads = 0
+  let imports = 0
+  /** The factor set since the last idle time (0: V8's own). */
+  let applied = 0
   let idleSince = 0
   let timer: NodeJS.Timeout | undefined
+  const raise = (): void => {
+    const wanted = imports > 0 ? importPercent : uploads >= concurrentUploads ? uploadPercent : 0
+    if (wanted <= applied) return
+    applied = wanted
+    setPercent(wanted)
+  }
   const settle = (): void => {
     timer = undefined
-    if (active > 0) return
+    if (uploads + imports > 0) return
     const waited = performance.now() - idleSince
     if (waited < idleMs) {
       timer = setTimeout(settle, idleMs - waited)
       timer.unref()
       return
     }
-    widened = false
+    applied = 0
     setPercent(0)
   }
+  // Blobs of one push follow each other, at times one at a time: the room stays until nothing has
+  // run for the idle time (V8 applies a change only at its next full GC).
+  const ended = (): void => {
+    if (applied === 0 || uploads + imports > 0) return
+    idleSince = performance.now()
+    if (timer === undefined) {
+      timer = setTimeout(settle, idleMs)
+      timer.unref()
+    }
+  }
   return {
-    begin() {
-      active++
-      if (active < concurrentUploads || widened) return
-      widened = true
-      setPercent(percent)
+    uploads: {
+      begin() {
+        uploads++
+        raise()
+      },
+      end() {
+        uploads = Math.max(0, uploads - 1)
+        ended()
+      },
     },
-    end() {
-      active = Math.max(0, active - 1)
-      // Blobs of one push follow each other, at times one at a time: the room stays until no
-      // upload has run for the idle time (V8 applies a change only at its next full GC).
-      if (!widened || active > 0) return
-      idleSince = performance.now()
-      if (timer === undefined) {
-        timer = setTimeout(settle, idleMs)
-        timer.unref()
-      }
+    imports: {
+      begin() {
+        imports++
+        raise()
+      },
+      end() {
+        imports = Math.max(0, imports - 1)
+        ended()
+      },
     },
   }
 }

@@ -10,7 +10,7 @@ import { watchFile } from '../reload/file-watch.js'
 import { logOutput } from '../observability/log-output.js'
 import { createLogger } from '../observability/logger.js'
 import type { ServerHooks } from '../app/server.js'
-import { growOldGenerationWhileUploading } from './old-generation.js'
+import { growOldGenerationWhileWriting } from './old-generation.js'
 import { addConfigFlags, configFile, flagOfSetting, overridesFrom, type ConfigFlags } from './config-flags.js'
 import { proxyDefaultsFromEnv } from './proxy-env.js'
 import { reportingConfigErrors, type CliIo } from './io.js'
@@ -92,8 +92,8 @@ async function serve(config: Config, logger: Logger, io: CliIo, deps: ServeDeps,
   let server: RunningServer
   try {
     const startServer = deps.startServer ?? (await loadStartServer())
-    const uploadWatch = growOldGenerationWhileUploading(process.execArgv)
-    server = await startServer(config, logger, uploadWatch ? { uploadWatch } : {})
+    const watches = growOldGenerationWhileWriting(process.execArgv)
+    server = await startServer(config, logger, watches ? { uploadWatch: watches.uploads, importWatch: watches.imports } : {})
   } catch (err) {
     reportStartupFailure(err, logger, io)
     io.exit(1)

@@ -1,9 +1,14 @@
 // Uploads tell ComposeOptions.uploadWatch when they start and end taking bytes in (serve gives
 // V8's old generation room while two or more run at once, cli/old-generation.ts): a monolithic
-// upload, each PATCH of a chunked one, failed ones too, and nothing for a pull.
+// upload, each PATCH of a chunked one, failed ones too, and nothing for a pull. A bulk import tells
+// ComposeOptions.importWatch instead, once from its start to its end (serve gives it more room).
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
 import { startAuthServer } from '../helpers/auth-server.js'
+import { blobPath, ociMediaTypes, writeBlob } from '../helpers/oci-layout.js'
+import { run } from '../helpers/tools.js'
 
 const MiB = 1024 * 1024
 const authorization = `Basic ${Buffer.from('pusher:pusher-pw').toString('base64')}`
@@ -68,4 +73,42 @@ t.test('uploads begin and end once each, whatever their outcome; downloads are n
   const pulled = await fetch(`${server.url}/v2/watch/me/blobs/${digest}`, { headers: { authorization } })
   t.equal(Buffer.from(await pulled.arrayBuffer()).length, blobs[0]!.length)
   t.equal(begun, before, 'a download: none')
+})
+
+t.test('a bulk import tells importWatch once, from its start to its end, and is no upload', async (t) => {
+  const told: string[] = []
+  const watch = (name: string) => ({ begin: () => void told.push(`${name} begin`), end: () => void told.push(`${name} end`) })
+  const server = await startAuthServer(t, {
+    users: { pusher: 'pusher-pw' },
+    auth: { roles: [{ subjects: ['pusher'], namespaces: ['**'], role: 'admin' }] },
+    uploadWatch: watch('upload'),
+    importWatch: watch('import'),
+  })
+  const layout = join(server.dir, 'layout')
+  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true })
+  const layer = await writeBlob(layout, 'application/vnd.oci.image.layer.v1.tar', randomBytes(3 * MiB))
+  const config = await writeBlob(layout, ociMediaTypes.config, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux' })))
+  const manifest = await writeBlob(
+    layout,
+    ociMediaTypes.manifest,
+    Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: ociMediaTypes.manifest, config, layers: [layer] })),
+  )
+  await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }))
+  const ref = { [ociMediaTypes.refName]: 'example.com/watched/app:1.0' }
+  await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifest, annotations: ref }] }))
+  const bundle = join(server.dir, 'bundle.tar')
+  await run('tar', ['-cf', bundle, '-C', layout, 'oci-layout', 'index.json', 'blobs'])
+  t.ok((await readFile(blobPath(layout, layer.digest))).length === 3 * MiB)
+
+  const response = await fetch(`${server.url}/ferry/v1/imports?namespace=site`, {
+    method: 'POST',
+    headers: { authorization, 'content-type': 'application/octet-stream' },
+    body: await readFile(bundle),
+  })
+  const status = (await response.json()) as { state?: string }
+  t.equal(response.status, 202)
+  t.equal(status.state, 'done')
+  t.same(told, ['import begin', 'import end'], 'one import, and its blob writes are not uploads')
+  const tagged = await fetch(`${server.url}/v2/site/watched/app/manifests/1.0`, { method: 'HEAD', headers: { authorization } })
+  t.equal(tagged.status, 200, 'the image landed')
 })

@@ -6,7 +6,13 @@ import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { growingPercent, growOldGenerationWhileUploading, oldGenerationRoom, serveGrowingPercent } from '../../src/cli/old-generation.js'
+import {
+  growingPercent,
+  growOldGenerationWhileWriting,
+  importGrowingPercent,
+  oldGenerationRoom,
+  uploadGrowingPercent,
+} from '../../src/cli/old-generation.js'
 
 const heap = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'old-generation.js')
 
@@ -38,12 +44,12 @@ t.test('a push gets 48 MB past what survived, fourfold at most', async (t) => {
 
 t.test('serve: the room once two or more uploads run at once, V8 own factor again once none has for a while', async (t) => {
   const set: number[] = []
-  const watch = growOldGenerationWhileUploading([], serveGrowingPercent, 150, (percent) => set.push(percent))!
+  const watch = growOldGenerationWhileWriting([], { idleMs: 150, setPercent: (percent) => set.push(percent) })!.uploads
   watch.begin()
   t.same(set, [], 'one upload alone: V8 own factor')
   watch.begin()
   t.equal(set.length, 1, 'widened when a second one starts')
-  t.equal(set[0], serveGrowingPercent)
+  t.equal(set[0], uploadGrowingPercent)
   // One push's blobs follow each other, at times one at a time.
   for (let i = 0; i < 4; i++) {
     watch.end()
@@ -65,6 +71,34 @@ t.test('serve: the room once two or more uploads run at once, V8 own factor agai
   t.same(set.slice(3), [0])
 })
 
+t.test('serve: more room while a bulk import runs, kept until nothing has run for a while', async (t) => {
+  const set: number[] = []
+  const { uploads, imports } = growOldGenerationWhileWriting([], { idleMs: 150, setPercent: (percent) => set.push(percent) })!
+  t.ok(importGrowingPercent > uploadGrowingPercent)
+  imports.begin()
+  t.same(set, [importGrowingPercent], 'an import alone gets it at once')
+  uploads.begin()
+  uploads.begin()
+  t.same(set, [importGrowingPercent], 'uploads beside it ask for less: unchanged')
+  imports.end()
+  await sleep(300)
+  t.same(set, [importGrowingPercent], 'kept while the uploads go on')
+  uploads.end()
+  uploads.end()
+  await sleep(400)
+  t.same(set, [importGrowingPercent, 0], 'V8 own factor once nothing ran for the idle time')
+
+  uploads.begin()
+  uploads.begin()
+  imports.begin()
+  t.same(set.slice(2), [uploadGrowingPercent, importGrowingPercent], 'raised from the uploads room when an import starts')
+  imports.end()
+  uploads.end()
+  uploads.end()
+  await sleep(400)
+  t.same(set.slice(4), [0])
+})
+
 t.test('serve: a factor the node command line chose is kept', async (t) => {
-  t.equal(growOldGenerationWhileUploading(['--heap-growing-percent=50']), undefined)
+  t.equal(growOldGenerationWhileWriting(['--heap-growing-percent=50']), undefined)
 })

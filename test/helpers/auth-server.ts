@@ -29,6 +29,8 @@ export interface AuthServerOptions {
   configure?: (config: Config) => void
   /** Told when uploads start and end taking bytes in (ComposeOptions.uploadWatch). */
   uploadWatch?: UploadWatch
+  /** Told when bulk imports start and end (ComposeOptions.importWatch). */
+  importWatch?: UploadWatch
 }
 
 export async function startAuthServer(t: Test, options: AuthServerOptions = {}): Promise<AuthServer> {
@@ -43,6 +45,7 @@ export async function startAuthServer(t: Test, options: AuthServerOptions = {}):
       ...(options.now ? { now: options.now } : {}),
       ...(options.configure ? { configure: options.configure } : {}),
       ...(options.uploadWatch ? { uploadWatch: options.uploadWatch } : {}),
+      ...(options.importWatch ? { importWatch: options.importWatch } : {}),
     },
   )
   t.teardown(async () => {

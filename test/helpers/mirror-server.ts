@@ -44,6 +44,8 @@ export interface MirrorServerOptions {
   configure?: (config: Config) => void
   /** Told when uploads start and end taking bytes in (ComposeOptions.uploadWatch). */
   uploadWatch?: UploadWatch
+  /** Told when bulk imports start and end (ComposeOptions.importWatch). */
+  importWatch?: UploadWatch
 }
 
 export async function startMirrorServer(mirror: Partial<Config['mirror']>, options: MirrorServerOptions = {}): Promise<MirrorServer> {
@@ -62,6 +64,7 @@ export async function startMirrorServer(mirror: Partial<Config['mirror']>, optio
   const composed = await compose(config, logger, {
     ...(options.now ? { now: options.now } : {}),
     ...(options.uploadWatch ? { uploadWatch: options.uploadWatch } : {}),
+    ...(options.importWatch ? { importWatch: options.importWatch } : {}),
   })
   await composed.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = composed.app.server.address() as AddressInfo
