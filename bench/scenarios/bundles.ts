@@ -128,7 +128,10 @@ export const bundles: Scenario = {
     }
 
     const realXzPush = 'ferry push docker save .tar.xz (real files)'
+    // The target's baseline is the command as the issue writes it; this machine's xz (5.4) then
+    // decodes on one thread. With -T0 it decodes on every core, the push's own decoder: beside it.
     const realXz = 'xz -dc > /dev/null, docker save .tar.xz'
+    const realXzThreads = 'xz -dc -T0 > /dev/null, docker save .tar.xz'
     type Target = { name: string; measure: (server: Server, round: number, dir: string) => Promise<void> }
     const samples = new Samples()
     const push = (name: string, source: string): Target => ({
@@ -157,16 +160,22 @@ export const bundles: Scenario = {
         },
       },
       {
-        name: 'xz -dc > /dev/null',
+        name: 'xz -dc -T0 > /dev/null',
         async measure() {
-          samples.add('xz -dc > /dev/null', 'seconds', await timed(`xz -dc -T0 "${tar}.xz" > /dev/null`))
+          samples.add('xz -dc -T0 > /dev/null', 'seconds', await timed(`xz -dc -T0 "${tar}.xz" > /dev/null`))
         },
       },
       push(realXzPush, saveXz),
       {
         name: realXz,
         async measure() {
-          samples.add(realXz, 'seconds', await timed(`xz -dc -T0 "${saveXz}" > /dev/null`))
+          samples.add(realXz, 'seconds', await timed(`xz -dc "${saveXz}" > /dev/null`))
+        },
+      },
+      {
+        name: realXzThreads,
+        async measure() {
+          samples.add(realXzThreads, 'seconds', await timed(`xz -dc -T0 "${saveXz}" > /dev/null`))
         },
       },
     ]
@@ -224,10 +233,13 @@ export const bundles: Scenario = {
         measured: `${fmt(rate('ferry push .tar') / rawRate, 2)}× / ${fmt(rate('ferry push .tar.zst') / rawRate, 2)}×`,
       },
       {
-        // The layers real docker saves carry, which xz compresses; the incompressible bundle's ratio is reported beside it.
-        target: 'bundle push of .tar.xz ≤ 1.15× xz -dc (docker save of real files; incompressible OCI layout beside it)',
+        // The layers real docker saves carry, which xz compresses; against `xz -dc -T0`, and the
+        // incompressible bundle's ratio, beside it.
+        target: 'bundle push of .tar.xz ≤ 1.15× xz -dc (docker save of real files; -T0 and the incompressible OCI layout beside it)',
         holds: m(realXzPush) <= 1.15 * m(realXz),
-        measured: `${fmt(m(realXzPush) / m(realXz), 2)}× (incompressible: ${fmt(m('ferry push .tar.xz') / m('xz -dc > /dev/null'), 2)}×)`,
+        measured:
+          `${fmt(m(realXzPush) / m(realXz), 2)}× (-T0: ${fmt(m(realXzPush) / m(realXzThreads), 2)}×; ` +
+          `incompressible, -T0: ${fmt(m('ferry push .tar.xz') / m('xz -dc -T0 > /dev/null'), 2)}×)`,
       },
       {
         target: `bundle push peak RSS ≤ ${rssBound} MiB, extra disk ≤ 64 MiB + largest blob (${fmt(diskBound)} MiB)`,
