@@ -7,7 +7,7 @@
 // - `serve`: ~22 MB alive; receiving a 1.1 GiB `push images` (8 uploads at once: request
 //   objects, body chunks in flight to the disk) ran 42-53 mark-compacts, and Ferry's user CPU was
 //   3.2-4.3 s. With a factor of 2.5 (--heap-growing-percent=150) it ran 3-4, 1.9-2.1 s; the push took 3.6-4.1 s instead of
-//   4.7-5.3 (bench/README.md, #15 seventh round). But one upload alone cost more CPU with it (3.0 s per GiB against 2.1), and so did a bulk import, and always on it raised the
+//   4.7-5.3 (bench/README.md, #15 seventh round). But one upload alone cost more CPU with it (3.0 s per GiB against 2.1), and so did a bulk import at that factor, and always on it raised the
 //   memory bench's peak (fills, fan-out, downloads) from 131 to 147 MiB (bound 150): the room is
 //   given only while two or more uploads run at once. A bulk import gets more (importGrowingPercent).
 // The room is fixed rather than a factor so that a larger heap (a bundle of many images, a
@@ -69,7 +69,7 @@ export const concurrentUploads = 2
 
 /**
  * `serve`'s factor while a bulk import runs: 4-fold. At V8's own factor a 1.1 GiB import ran
- * either 2 mark-compacts or 40-80 (each every ~40 ms at a 20 MB heap, the user CPU doubled),
+ * either 2 mark-compacts or 22-80 (each every ~40 ms at a 20 MB heap, the user CPU doubled),
  * in no pattern: once a full GC ran while the process was busy, V8 chose a small factor, and the
  * 1 MiB chunks in flight to the disk and the hash threads, promoted by the scavenges, used that
  * room up at once. 2.5-fold still ran 26-28; 4- and 7-fold ran 2 in every round (bench/README.md,
