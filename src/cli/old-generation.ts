@@ -6,10 +6,12 @@
 //   With what survived plus 48 MB it ran 3-4, and its peak RSS rose by 10-20 MiB (bound 200).
 // - `serve`: ~22 MB alive; receiving a 1.1 GiB `push images` (8 uploads at once: request
 //   objects, body chunks in flight to the disk) ran 42-53 mark-compacts, and Ferry's user CPU was
-//   3.2-4.3 s. With a factor of 2.5 (--heap-growing-percent=150) it ran 3-4, 1.9-2.1 s; the push took 3.6-4.1 s instead of
-//   4.7-5.3 (bench/README.md, #15 seventh round). But one upload alone cost more CPU with it (3.0 s per GiB against 2.1), and so did a bulk import at that factor, and always on it raised the
-//   memory bench's peak (fills, fan-out, downloads) from 131 to 147 MiB (bound 150): the room is
-//   given only while two or more uploads run at once. A bulk import gets more (importGrowingPercent).
+//   3.2-4.3 s. With a factor of 2.5 (--heap-growing-percent=150) it ran 3-4, 1.9-2.1 s; the push
+//   took 3.6-4.1 s instead of 4.7-5.3 (bench/README.md, #15 seventh round). But one upload alone
+//   cost more CPU with it (3.0 s per GiB against 2.1), and so did a bulk import at that factor,
+//   and always on it raised the memory bench's peak (fills, fan-out, downloads) from 131 to 147
+//   MiB (bound 150): the room is given only while two or more uploads run at once. A bulk import
+//   gets a larger factor of its own (importGrowingPercent).
 // The room is fixed rather than a factor so that a larger heap (a bundle of many images, a
 // server with many tags cached) does not get a limit it cannot afford. V8 reads the factor at
 // every GC, so it is set when the command runs and steered after each full GC. A node command
