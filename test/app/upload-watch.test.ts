@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { startAuthServer } from '../helpers/auth-server.js'
-import { blobPath, ociMediaTypes, writeBlob } from '../helpers/oci-layout.js'
+import { ociMediaTypes, writeBlob } from '../helpers/oci-layout.js'
 import { run } from '../helpers/tools.js'
 
 const MiB = 1024 * 1024
@@ -98,7 +98,6 @@ t.test('a bulk import tells importWatch once, from its start to its end, and is 
   await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifest, annotations: ref }] }))
   const bundle = join(server.dir, 'bundle.tar')
   await run('tar', ['-cf', bundle, '-C', layout, 'oci-layout', 'index.json', 'blobs'])
-  t.ok((await readFile(blobPath(layout, layer.digest))).length === 3 * MiB)
 
   const response = await fetch(`${server.url}/ferry/v1/imports?namespace=site`, {
     method: 'POST',
