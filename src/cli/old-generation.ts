@@ -106,21 +106,20 @@ export function growOldGenerationWhileWriting(execArgv: readonly string[], optio
     idleMs = uploadsIdleMs,
     setPercent = (percent: number) => setFlagsFromString(`${flag}=${percent}`),
   } = options
-  let uploads = 0
-  let imports = 0
+  const running = { uploads: 0, imports: 0 }
   /** The factor set since the last idle time (0: V8's own). */
   let applied = 0
   let idleSince = 0
   let timer: NodeJS.Timeout | undefined
   const raise = (): void => {
-    const wanted = imports > 0 ? importPercent : uploads >= concurrentUploads ? uploadPercent : 0
+    const wanted = running.imports > 0 ? importPercent : running.uploads >= concurrentUploads ? uploadPercent : 0
     if (wanted <= applied) return
     applied = wanted
     setPercent(wanted)
   }
   const settle = (): void => {
     timer = undefined
-    if (uploads + imports > 0) return
+    if (running.uploads + running.imports > 0) return
     const waited = performance.now() - idleSince
     if (waited < idleMs) {
       timer = setTimeout(settle, idleMs - waited)
@@ -133,33 +132,22 @@ export function growOldGenerationWhileWriting(execArgv: readonly string[], optio
   // Blobs of one push follow each other, at times one at a time: the room stays until nothing has
   // run for the idle time (V8 applies a change only at its next full GC).
   const ended = (): void => {
-    if (applied === 0 || uploads + imports > 0) return
+    if (applied === 0 || running.uploads + running.imports > 0) return
     idleSince = performance.now()
     if (timer === undefined) {
       timer = setTimeout(settle, idleMs)
       timer.unref()
     }
   }
-  return {
-    uploads: {
-      begin() {
-        uploads++
-        raise()
-      },
-      end() {
-        uploads = Math.max(0, uploads - 1)
-        ended()
-      },
+  const watching = (kind: keyof typeof running): UploadWatch => ({
+    begin() {
+      running[kind]++
+      raise()
     },
-    imports: {
-      begin() {
-        imports++
-        raise()
-      },
-      end() {
-        imports = Math.max(0, imports - 1)
-        ended()
-      },
+    end() {
+      running[kind] = Math.max(0, running[kind] - 1)
+      ended()
     },
-  }
+  })
+  return { uploads: watching('uploads'), imports: watching('imports') }
 }
