@@ -4,8 +4,9 @@
 // line that sets the factor itself keeps its choice.
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { eventually } from '../helpers/eventually.js'
 import {
   growingPercent,
   growOldGenerationWhileWriting,
@@ -60,14 +61,14 @@ t.test('serve: the room once two or more uploads run at once, V8 own factor agai
   await sleep(300)
   t.same(set.slice(1), [], 'still widened while one upload goes on')
   watch.end()
-  await sleep(400)
+  await eventually(() => set.length === 2, { message: 'the factor reset' })
   t.same(set.slice(1), [0], 'back to V8 own factor once none ran for the idle time')
   watch.begin()
   watch.begin()
   t.equal(set.length, 3, 'and widened again by the next push')
   watch.end()
   watch.end()
-  await sleep(400)
+  await eventually(() => set.length === 4, { message: 'the factor reset' })
   t.same(set.slice(3), [0])
 })
 
@@ -85,7 +86,7 @@ t.test('serve: more room while a bulk import runs, kept until nothing has run fo
   t.same(set, [importGrowingPercent], 'kept while the uploads go on')
   uploads.end()
   uploads.end()
-  await sleep(400)
+  await eventually(() => set.length === 2, { message: 'the factor reset' })
   t.same(set, [importGrowingPercent, 0], 'V8 own factor once nothing ran for the idle time')
 
   uploads.begin()
@@ -95,7 +96,7 @@ t.test('serve: more room while a bulk import runs, kept until nothing has run fo
   imports.end()
   uploads.end()
   uploads.end()
-  await sleep(400)
+  await eventually(() => set.length === 5, { message: 'the factor reset' })
   t.same(set.slice(4), [0])
 })
 
