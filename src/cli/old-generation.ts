@@ -36,8 +36,8 @@ const maxPercent = 300
 const minPercent = 10
 let steering = false
 
-/** How long after the last upload ended `serve` goes back to V8's own factor. */
-export const uploadsIdleMs = 2_000
+/** How long after the last upload or import ended `serve` goes back to V8's own factor. */
+export const writesIdleMs = 2_000
 
 /** The factor, as a percent over 1, that gives `live` bytes `roomBytes` of room, within the bounds. */
 export function growingPercent(live: number, roomBytes: number): number {
@@ -103,7 +103,7 @@ export function growOldGenerationWhileWriting(execArgv: readonly string[], optio
   const {
     uploadPercent = uploadGrowingPercent,
     importPercent = importGrowingPercent,
-    idleMs = uploadsIdleMs,
+    idleMs = writesIdleMs,
     setPercent = (percent: number) => setFlagsFromString(`${flag}=${percent}`),
   } = options
   const running = { uploads: 0, imports: 0 }
