@@ -250,3 +250,20 @@ t.test('streams a 128 MiB file up and down without buffering it', async (t) => {
   // s3rver runs in this process too, so this bounds the driver and the server together.
   t.comment(`RSS growth while streaming 128 MiB through S3: ${((peak - baseline) / MiB).toFixed(1)} MiB`)
 })
+
+t.test('a folder of more than a thousand keys lists and deletes on every page', async (t) => {
+  const { driver, sent } = await recordingDriver()
+  const names = Array.from({ length: 1003 }, (_, i) => `k${String(i).padStart(4, '0')}`)
+  for (let i = 0; i < names.length; i += 50)
+    await Promise.all(names.slice(i, i + 50).map((name) => driver.putContent(`many/${name}`, name)))
+  await Promise.all(['many/m/a', 'many/m/b', 'many/m/c/d'].map((path) => driver.putContent(path, path)))
+  sent.length = 0
+  t.same(await driver.list('many'), [...names, 'm'], 'every key and the folder, from two pages')
+  t.same(
+    sent.filter((name) => name === 'ListObjectsV2'),
+    ['ListObjectsV2', 'ListObjectsV2'],
+  )
+  await driver.delete('many')
+  t.same(await driver.list('many'), [])
+  t.equal(await driver.stat('many'), undefined, 'nothing left')
+})
