@@ -69,6 +69,14 @@ function storeOf(server: S3rver): Store {
   return (server as unknown as { store: Store }).store
 }
 
+/** Writes `keys` through the store (its corrected putObject), as PutObject would, each object holding its key. */
+export async function seedObjects(server: S3rver, bucket: string, keys: string[]): Promise<void> {
+  const store = storeOf(server)
+  const metadata = { 'content-type': 'application/octet-stream' }
+  for (let i = 0; i < keys.length; i += 64)
+    await Promise.all(keys.slice(i, i + 64).map((key) => store.putObject({ bucket, key, content: Buffer.from(key), metadata })))
+}
+
 /**
  * Writes go to a temporary file outside the bucket's folders and are renamed into place. s3rver's
  * deletes remove folders they leave empty, so a folder made for a write can vanish before the
