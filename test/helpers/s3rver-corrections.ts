@@ -166,6 +166,9 @@ function reportInternalErrors(server: S3rver): void {
   const app = server as unknown as NodeJS.EventEmitter
   app.on('error', (err: unknown, ctx?: { method?: string; url?: string }) => {
     if (err instanceof s3Error) return
+    // A client that went away mid-answer (Ferry cancelling a read it no longer needs) got no 500.
+    const { code, headerSent } = err as { code?: string; headerSent?: boolean }
+    if (headerSent || code === 'ECONNRESET' || code === 'EPIPE') return
     const line = `s3rver: 500 for ${ctx?.method} ${ctx?.url}: ${err instanceof Error ? err.stack : String(err)}\n`
     if (process.env.S3RVER_ERROR_LOG) appendFileSync(process.env.S3RVER_ERROR_LOG, line)
     else process.stderr.write(line)
