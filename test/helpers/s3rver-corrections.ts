@@ -175,10 +175,10 @@ function reportInternalErrors(server: S3rver): void {
   })
 }
 
-/** A ListObjectsV2 page in the making: whether s3rver found more keys than it may answer. */
+/** A ListObjectsV2 page in the making: whether more entries follow, and the last one it holds. */
 interface Page {
   truncated: boolean
-  lastKey: string
+  lastEntry: string
 }
 const pages = new AsyncLocalStorage<Page>()
 
@@ -190,7 +190,7 @@ const bucketController = require('s3rver/lib/controllers/bucket.js') as { getBuc
 const encryptedGetBucket = bucketController.getBucket
 
 /**
- * ListObjectsV2 pages continue from a token that is the page's last key in base64url. s3rver's
+ * ListObjectsV2 pages continue from a token that is the page's last entry (key or common prefix) in base64url. s3rver's
  * controller is one per process, so this applies to every server (and only changes truncated
  * pages and the requests that follow them).
  */
@@ -201,12 +201,12 @@ bucketController.getBucket = async (ctx) => {
     const { 'continuation-token': _token, ...rest } = ctx.query
     ctx.query = { ...rest, 'start-after': Buffer.from(token, 'base64url').toString() }
   }
-  const page: Page = { truncated: false, lastKey: '' }
+  const page: Page = { truncated: false, lastEntry: '' }
   await pages.run(page, () => encryptedGetBucket(ctx))
   const result = ctx.body.ListBucketResult
   if (typeof token === 'string') Object.assign(result, { ContinuationToken: token, StartAfter: undefined })
   if (page.truncated) {
-    Object.assign(result, { IsTruncated: true, NextContinuationToken: Buffer.from(page.lastKey).toString('base64url') })
+    Object.assign(result, { IsTruncated: true, NextContinuationToken: Buffer.from(page.lastEntry).toString('base64url') })
   }
 }
 
@@ -251,7 +251,7 @@ function correctListings(server: S3rver): void {
     // A ListObjectsV2 page: s3rver must not see it truncated, or it mints its DES token.
     if (page === undefined || !result.isTruncated || lastEntry === undefined) return result
     page.truncated = true
-    page.lastKey = lastEntry
+    page.lastEntry = lastEntry
     return { ...result, isTruncated: false }
   }
 }
