@@ -255,7 +255,7 @@ t.test('a folder of more than a thousand keys lists and deletes on every page', 
   const prefix = freshPrefix()
   const { driver, sent } = await recordingDriver({ prefix })
   const names = Array.from({ length: 1003 }, (_, i) => `k${String(i).padStart(4, '0')}`)
-  const folder = (names: string[]) => names.map((name) => `${prefix}/many/${name}`)
+  const folder = (paths: string[]) => paths.map((path) => `${prefix}/many/${path}`)
   await s3.seed(folder([...names, 'm/a', 'm/b', 'm/c/d']))
   sent.length = 0
   t.same(await driver.list('many'), [...names, 'm'], 'every key and the folder, from two pages')
